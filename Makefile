@@ -1,0 +1,63 @@
+# Sotto: `make demo` runs the main job, `make test` runs every check.
+# Both set up the toolchain first (.venv with the pinned Python packages,
+# node_modules with the pinned MicroPython VM); nothing else is assumed.
+
+PYTHON  ?= python3
+VENV    := .venv
+PY      := $(VENV)/bin/python
+NODE    ?= node
+NPM     ?= npm
+
+.PHONY: setup test lint compile typecheck pytest vmtest demo bench vectors clean help
+
+help:
+	@echo "make demo    - a simulated officer raises an alert; the receiver shows it verified"
+	@echo "make test    - lint, mpy-cross, type check, pytest (CPython) and the MicroPython VM lane"
+	@echo "make bench   - benchmarks with same-run baselines; writes build/bench.json"
+	@echo "make vectors - regenerate tests/vectors/ by running the firmware in the MicroPython VM"
+	@echo "make lint    - ruff"
+	@echo "make setup   - create .venv and install the pinned Python and npm packages"
+
+setup: $(VENV)/.installed node_modules/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.10 or newer" >&2; exit 1; }
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || { echo "error: could not create $(VENV); on Debian install python3-venv" >&2; exit 1; }
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade "pip>=23"
+	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	@touch $@
+
+node_modules/.installed: package.json package-lock.json
+	@command -v $(NODE) >/dev/null || { echo "error: node not found; install Node.js 18 or newer" >&2; exit 1; }
+	$(NPM) ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+test: setup
+	$(MAKE) --no-print-directory lint compile typecheck pytest vmtest
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+compile: setup
+	$(PY) -m host_tools.firmware_build --out build/mpy
+
+typecheck: setup
+	$(PY) tools/typecheck_firmware.py
+
+pytest: setup
+	$(PY) -m pytest -q
+
+vmtest: setup
+	$(NODE) tools/vm/test.mjs tests/firmware
+
+demo: setup
+	$(PY) -m simulator.demo
+
+bench: setup
+	$(PY) bench/run.py
+
+vectors: setup
+	$(PY) tools/make_vectors.py
+
+clean:
+	rm -rf build .pytest_cache .ruff_cache

@@ -1,0 +1,54 @@
+"""Shared pieces of `make bench`: rows, ratios and the VM runner.
+
+Every figure is printed next to a baseline measured in the same run (or a fixed
+limit), as a ratio oriented so that above 1 means better than the baseline.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from host_tools.vm import run_source
+
+
+@dataclass
+class Row:
+    name: str
+    value: float
+    unit: str
+    baseline: float | None = None
+    ratio: float | None = None
+    target: str = ""
+    note: str = ""
+
+    def to_json(self) -> dict[str, object]:
+        return {"value": self.value, "unit": self.unit, "baseline": self.baseline,
+                "ratio": self.ratio, "target": self.target, "note": self.note}
+
+
+def lower_is_better(name: str, value: float, unit: str, baseline: float, **kw: str) -> Row:
+    """A cost (time, bytes): ratio = baseline / value."""
+    return Row(name, value, unit, baseline, baseline / value if value else None, **kw)
+
+
+def higher_is_better(name: str, value: float, unit: str, baseline: float, **kw: str) -> Row:
+    """A rate (frames/s, x real time): ratio = value / baseline."""
+    return Row(name, value, unit, baseline, value / baseline if baseline else None, **kw)
+
+
+def best_of(fn: Callable[[], object], repeat: int = 5, number: int = 1) -> float:
+    """Best wall time per call, in seconds (least disturbed by a noisy machine)."""
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        for _ in range(number):
+            fn()
+        best = min(best, (time.perf_counter() - t0) / number)
+    return best
+
+
+def vm(source: str, **kw: object) -> str:
+    """Run MicroPython source in the VM and return its stdout."""
+    return run_source(source, **kw)  # type: ignore[arg-type]

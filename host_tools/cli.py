@@ -1,0 +1,62 @@
+"""`sotto`: the command line. Thin handlers over library functions.
+
+Each command group lives in its own module under host_tools/commands/ and
+exposes `register(subparsers)`; its handlers return an exit status. Expected
+failures (SottoError) print one line to stderr and exit non-zero; bugs keep
+their traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from host_tools import __version__
+from host_tools.errors import SottoError
+
+# Order here is the order in `sotto --help`.
+COMMAND_MODULES: list[str] = [
+]
+
+DESCRIPTION = """\
+Sotto: tools for the discreet lone-worker alarm.
+
+Technicians flash and provision devices, the monitoring centre runs the receiver
+and handles alerts, QA runs the simulator. Run `sotto COMMAND --help` for the
+options of each command."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sotto",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"sotto {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = getattr(args, "func", None)
+    if handler is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(handler(args) or 0)
+    except SottoError as e:
+        print(f"sotto: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("sotto: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

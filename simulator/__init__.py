@@ -1,0 +1,1 @@
+"""Sotto desktop simulator: virtual hardware, virtual modem, scenarios, fleets."""

@@ -1,0 +1,40 @@
+# Helpers shared by firmware tests. Runs under CPython (pytest) and inside the
+# MicroPython VM (tools/vm/test.mjs), so it uses only what both have.
+import os
+
+_counter = [0]
+
+
+def tmpdir(prefix="t"):
+    """A fresh, empty directory: under /tmp in the VM, a tempfile dir in CPython."""
+    try:
+        import tempfile  # CPython only
+
+        return tempfile.mkdtemp(prefix="sotto-" + prefix + "-")
+    except ImportError:
+        pass
+    _counter[0] += 1
+    base = "/tmp"
+    try:
+        os.mkdir(base)
+    except OSError:
+        pass
+    path = "%s/%s%d" % (base, prefix, _counter[0])
+    os.mkdir(path)
+    return path
+
+
+def raises(exc_type, func, *args, **kwargs):
+    """Call func and return the exception it raised; fail if it raised nothing."""
+    try:
+        func(*args, **kwargs)
+    except exc_type as e:
+        return e
+    raise AssertionError("expected %s" % exc_type.__name__)
+
+
+def unhex(text):
+    """bytes.fromhex that also accepts whitespace, in both interpreters."""
+    import binascii
+
+    return binascii.unhexlify("".join(text.split()))
