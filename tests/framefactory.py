@@ -141,3 +141,31 @@ class DeviceSim:
         if dropped is not None:
             fields[19] = dropped
         return self._emit(fields, in_alert=False)
+
+
+# Helpers added for the host frame tests (tests/test_host_frames.py); the
+# classes and functions above keep their behaviour.
+
+
+def check_in(device: DeviceSim, loc: bytes | None = None, battery: int = 80) -> bytes:
+    """A check-in frame from `device` (not part of an alert; carries the position if known)."""
+    fields = device._common(CHECK_IN, False)
+    fields[7] = battery
+    if loc is not None:
+        fields[6] = loc
+    return device._emit(fields, in_alert=False)
+
+
+def resign(device: DeviceSim, payload: dict[int, Any], audio: bytes | None = None, alg: int = -8,
+           kid: bytes | None = None) -> bytes:
+    """Wire bytes of an arbitrary payload, correctly signed by `device`: for frames
+    whose signature is fine but whose content is not."""
+    cose = sign1(device.key, device.kid if kid is None else kid, payload, alg)
+    return b"\x82" + cose + canonical(audio) if audio is not None else cose
+
+
+def sign1_raw(key: Ed25519PrivateKey, protected: bytes, payload_bytes: bytes) -> bytes:
+    """Tagged COSE_Sign1 over exactly these protected and payload bytes (which
+    need not be deterministic CBOR): for frames that are signed but badly encoded."""
+    to_sign = canonical(["Signature1", protected, b"", payload_bytes])
+    return canonical(cbor2.CBORTag(18, [protected, {}, payload_bytes, key.sign(to_sign)]))

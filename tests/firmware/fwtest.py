@@ -38,3 +38,15 @@ def unhex(text):
     import binascii
 
     return binascii.unhexlify("".join(text.split()))
+
+
+def data_path(relative):
+    """Path of a file under tests/data/: /testdata/... in the VM (the runner
+    copies tests/data there), the repository's tests/data/... under CPython."""
+    try:
+        os.stat("/testdata")
+        return "/testdata/" + relative
+    except OSError:
+        pass
+    here = __file__.rsplit("/", 1)[0]
+    return here + "/../data/" + relative

@@ -49,6 +49,9 @@ async function runOne(file) {
   const mp = await startVM({ stdout: (l) => lines.push(l), stderr: (l) => lines.push(l) });
   putFirmware(mp, repoRoot);
   putTree(mp, path.dirname(file), "/tests", { all: true });
+  // Data files shared with the host tests (tests/data/...) appear at /testdata/...
+  const dataDir = path.join(path.dirname(file), "..", "data");
+  if (fs.existsSync(dataDir)) putTree(mp, dataDir, "/testdata", { all: true });
   const moduleName = path.basename(file, ".py");
   const failure = runPythonCatching(mp, harness(moduleName));
   if (failure) lines.push(failure, `${MARK}IMPORT-FAIL ${moduleName}`);
