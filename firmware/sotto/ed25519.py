@@ -1,0 +1,49 @@
+# Ed25519 signatures (RFC 8032 §5.1) in plain MicroPython.
+#
+# SigningKey does the per-key work once (at boot): the expanded secret scalar,
+# the nonce prefix and the public key. sign() then costs two SHA-512 passes, one
+# fixed-base comb multiplication (sotto.edwards) and one field inversion.
+# The secret never appears in a repr, a log line or an error message.
+from sotto import edwards, sha512
+
+_L = edwards.L
+
+
+class SigningKey:
+    def __init__(self, seed):
+        if len(seed) != 32:
+            raise ValueError("Ed25519 seed must be 32 bytes, got %d" % len(seed))
+        h = sha512.digest(seed)
+        a = int.from_bytes(h[:32], "little")
+        a = (a & ((1 << 254) - 8)) | (1 << 254)  # clamp (RFC 8032 §5.1.5)
+        # s*B and S = r + k*s mod L only depend on s mod L (B has order L)
+        self._s = a % _L
+        self._prefix = h[32:]
+        self.public_key = edwards.encode(edwards.mul_base(self._s))
+
+    def sign(self, msg):
+        """The 64-byte signature of msg (bytes-like)."""
+        r = int.from_bytes(sha512.digest(self._prefix, msg), "little") % _L
+        rb = edwards.encode(edwards.mul_base(r))
+        k = int.from_bytes(sha512.digest(rb, self.public_key, msg), "little") % _L
+        return rb + ((r + k * self._s) % _L).to_bytes(32, "little")
+
+    def __repr__(self):
+        return "SigningKey(public_key=%s)" % self.public_key.hex()
+
+
+def verify(public_key, msg, sig):
+    """True only for a valid signature (RFC 8032 §5.1.7, cofactorless, strict:
+    non-canonical R, S >= L or a bad public key fail)."""
+    if len(public_key) != 32 or len(sig) != 64:
+        return False
+    a = edwards.decode(bytes(public_key))
+    if a is None:
+        return False
+    rb = bytes(sig[:32])
+    s = int.from_bytes(sig[32:], "little")
+    if s >= _L:
+        return False
+    k = int.from_bytes(sha512.digest(rb, public_key, msg), "little") % _L
+    q = edwards.add(edwards.mul_base(s), edwards.neg(edwards.mul(k, a)))
+    return edwards.encode(q) == rb

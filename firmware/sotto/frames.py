@@ -1,0 +1,265 @@
+# Sotto frame payloads (docs/frames.md, version 1): field keys, frame types,
+# the per-type schema, signing, hash-chain links and the packed location.
+#
+# FrameSigner.sign(fields) is the hot path of an alert: the alert-start frame
+# is built and signed at once on trigger, so the key's expensive work is done
+# when the signer is made (at boot) and a payload costs one small CBOR map and
+# one Ed25519 signature. verify() (tests, diagnostics) is strict and fails
+# closed with a FrameError carrying a reason code of docs/frames.md.
+import hashlib
+import struct
+
+from micropython import const
+
+from sotto import cbor, cose
+
+VERSION = const(1)
+
+# payload keys
+K_V = const(0)
+K_T = const(1)
+K_SID = const(2)
+K_SEQ = const(3)
+K_TIME = const(4)
+K_UP = const(5)
+K_LOC = const(6)
+K_BATT = const(7)
+K_PREV = const(8)
+K_TRIG = const(9)
+K_FLAGS = const(10)
+K_CODEC = const(11)
+K_RATE = const(12)
+K_OFF = const(13)
+K_ADIG = const(14)
+K_AST = const(15)
+K_NS = const(16)
+K_HB = const(17)
+K_ST = const(18)
+K_DROP = const(19)
+K_WHY = const(20)
+
+# frame types (t)
+ALERT_START = const(1)
+LOCATION = const(2)
+AUDIO = const(3)
+CANCEL = const(4)
+DURESS = const(5)
+END = const(6)
+HEARTBEAT = const(7)
+CHECK_IN = const(8)
+STATUS = const(9)
+ALERT_TYPES = (ALERT_START, LOCATION, AUDIO, CANCEL, DURESS, END)
+
+# flags bits, location sources, codec, trig, status and end reasons
+FLAG_DURESS = const(1)
+FLAG_MINIMAL = const(2)
+FLAG_RESERVE = const(4)
+SRC_GNSS = const(1)
+SRC_CELL = const(2)
+SRC_LAST_KNOWN = const(3)
+CODEC_IMA_ADPCM = const(1)
+TRIG_HOLD = const(1)
+TRIG_PRESSES = const(2)
+ST_BATT_LOW = const(1)
+ST_BATT_CRITICAL = const(2)
+ST_BATT_RESERVE = const(3)
+ST_BOOT_LOOP = const(4)
+ST_QUEUE_FULL = const(5)
+ST_STARTED = const(6)
+WHY_DEVICE = const(1)
+WHY_CENTRE = const(2)
+WHY_MAX_DURATION = const(3)
+WHY_BATTERY = const(4)
+
+LOC_BYTES = const(13)
+LINK_BYTES = const(8)
+SMS_MAX_BYTES = const(140)
+_U32 = const(0xFFFFFFFF)
+
+
+def _bits(*keys):
+    m = 0
+    for k in keys:
+        m |= 1 << k
+    return m
+
+
+_COMMON = _bits(K_V, K_T, K_SEQ, K_TIME, K_UP)
+_IN_ALERT = _COMMON | _bits(K_SID)
+# (required, optional) keys per frame type; flags are optional everywhere
+_SCHEMA = {
+    ALERT_START: (_IN_ALERT | _bits(K_BATT, K_TRIG), _bits(K_LOC)),
+    LOCATION: (_IN_ALERT | _bits(K_LOC, K_PREV), 0),
+    AUDIO: (_IN_ALERT | _bits(K_PREV, K_CODEC, K_RATE, K_OFF, K_ADIG, K_AST, K_NS), 0),
+    CANCEL: (_IN_ALERT | _bits(K_PREV), _bits(K_BATT)),
+    DURESS: (_IN_ALERT | _bits(K_PREV), _bits(K_LOC, K_BATT)),
+    END: (_IN_ALERT | _bits(K_PREV, K_WHY), _bits(K_BATT)),
+    HEARTBEAT: (_COMMON | _bits(K_BATT, K_HB), 0),
+    CHECK_IN: (_COMMON | _bits(K_BATT), _bits(K_LOC)),
+    STATUS: (_COMMON | _bits(K_BATT, K_ST), _bits(K_DROP)),
+}
+# value ranges of the integer fields: key -> (min, max); None: no upper bound
+_RANGE = {
+    K_V: (0, None), K_T: (0, None), K_SID: (1, 65535), K_SEQ: (1, _U32), K_TIME: (0, None),
+    K_UP: (0, _U32), K_BATT: (0, 100), K_TRIG: (1, 2), K_FLAGS: (0, None),
+    K_CODEC: (1, 1), K_RATE: (1, None), K_OFF: (0, None), K_NS: (0, None), K_HB: (0, None),
+    K_ST: (1, 6), K_DROP: (0, None), K_WHY: (1, 4),
+}
+_BYTES = {K_LOC: LOC_BYTES, K_PREV: LINK_BYTES, K_ADIG: 32}
+
+
+class FrameError(ValueError):
+    """A frame that cannot be made or does not verify: `code` is a reason
+    code of docs/frames.md ("bad-field", "bad-signature", ...)."""
+
+    def __init__(self, code, msg):
+        super().__init__(msg)
+        self.code = code
+
+
+def check_fields(fields):
+    """Check a payload map (with `v`) against docs/frames.md; raise FrameError."""
+    if fields.get(K_V) != VERSION:
+        raise FrameError("unsupported-version", "v is %r, not %d" % (fields.get(K_V), VERSION))
+    t = fields.get(K_T)
+    schema = _SCHEMA.get(t) if type(t) is int else None
+    if schema is None:
+        raise FrameError("unknown-frame-type", "t is %r" % (t,))
+    required, optional = schema
+    have = 0
+    for k, v in fields.items():
+        if type(k) is not int or not 0 <= k <= K_WHY:
+            raise FrameError("bad-field", "key %r not allowed" % (k,))
+        have |= 1 << k
+        if k in _BYTES:
+            if not isinstance(v, bytes) or len(v) != _BYTES[k]:
+                raise FrameError("bad-field", "key %d must be %d bytes" % (k, _BYTES[k]))
+            if k == K_LOC:
+                unpack_location(v)
+        elif k == K_AST:
+            if not (isinstance(v, (list, tuple)) and len(v) == 2 and type(v[0]) is int
+                    and type(v[1]) is int and -32768 <= v[0] <= 32767 and 0 <= v[1] <= 88):
+                raise FrameError("bad-field", "ast must be [predictor, step index]")
+        else:
+            lo, hi = _RANGE[k]
+            if type(v) is not int or v < lo or (hi is not None and v > hi):
+                raise FrameError("bad-field", "key %d: %r out of range" % (k, v))
+    extra = have & ~(required | optional | (1 << K_FLAGS))
+    if extra:
+        raise FrameError("bad-field", "keys %s not allowed in type %d" % (_keys(extra), t))
+    missing = required & ~have
+    if missing:
+        raise FrameError("missing-field", "type %d lacks keys %s" % (t, _keys(missing)))
+    if K_DROP in fields and fields[K_ST] != ST_QUEUE_FULL:
+        raise FrameError("bad-field", "drop is only sent with st=%d" % ST_QUEUE_FULL)
+
+
+def _keys(mask):
+    return [k for k in range(K_WHY + 1) if mask & (1 << k)]
+
+
+class FrameSigner:
+    """Signs frames as one device: kid8 (the 8-byte device id) and an
+    ed25519.SigningKey (made once at boot)."""
+
+    def __init__(self, kid8, signing_key):
+        self._cose = cose.Signer(kid8, signing_key)
+        self.kid = self._cose.kid
+
+    def sign(self, fields, audio=None):
+        """Wire bytes of a frame: fields is the payload map without `v`
+        (flags 0 is dropped). Audio frames pass their audio bytes: the
+        signer adds `adig` and returns [COSE_Sign1, audio]."""
+        if K_V in fields or K_ADIG in fields:
+            raise FrameError("bad-field", "v and adig are set by the signer")
+        payload = dict(fields)
+        payload[K_V] = VERSION
+        if payload.get(K_FLAGS) == 0:
+            del payload[K_FLAGS]
+        is_audio = payload.get(K_T) == AUDIO
+        if is_audio:
+            if audio is None:
+                raise FrameError("audio-missing", "an audio frame needs its audio bytes")
+            payload[K_ADIG] = hashlib.sha256(audio).digest()
+        elif audio is not None:
+            raise FrameError("audio-unexpected", "only audio frames carry audio")
+        check_fields(payload)
+        signed = self._cose.sign(cbor.encode(payload))
+        if is_audio:
+            return b"\x82" + signed + cbor.head(2, len(audio)) + bytes(audio)
+        return signed
+
+
+def split(wire):
+    """(decoded COSE_Sign1 item, its bytes, audio or None) of a frame on the
+    wire. Raises FrameError (malformed-cbor, not-cose-sign1)."""
+    try:
+        if wire and wire[0] == 0x82:  # [COSE_Sign1, audio]
+            item, end = cbor.decode_item(wire, 1)
+            audio = cbor.decode(memoryview(wire)[end:])
+            if not isinstance(audio, bytes):
+                raise FrameError("not-cose-sign1", "audio frame's second element is not bytes")
+            return item, bytes(wire[1:end]), audio
+        return cbor.decode(wire), bytes(wire), None
+    except cbor.CBORError as e:
+        raise FrameError("malformed-cbor", str(e)) from None
+
+
+def chain_link(wire):
+    """The `prev` of the next frame of the same alert: the first 8 bytes of
+    SHA-256 over this frame's tagged COSE_Sign1 (audio frames: that part)."""
+    if wire and wire[0] == 0x82:
+        _, cose_bytes, _ = split(wire)
+    else:
+        cose_bytes = wire
+    return hashlib.sha256(cose_bytes).digest()[:LINK_BYTES]
+
+
+def verify(wire, public_key):
+    """(kid, fields, audio) of a frame whose signature, schema and audio digest
+    are all good; FrameError with the reason otherwise."""
+    item, _, audio = split(wire)
+    try:
+        kid, payload = cose.verify(item, public_key)
+    except cose.COSEError as e:
+        raise FrameError(e.code, str(e)) from None
+    try:
+        fields = cbor.decode(payload)
+    except cbor.CBORError as e:
+        raise FrameError("malformed-cbor", "payload: %s" % e) from None
+    if not isinstance(fields, dict):
+        raise FrameError("bad-field", "payload is not a map")
+    check_fields(fields)
+    if fields[K_T] == AUDIO:
+        if audio is None:
+            raise FrameError("audio-missing", "audio frame without its audio bytes")
+        if hashlib.sha256(audio).digest() != fields[K_ADIG]:
+            raise FrameError("audio-digest-mismatch", "audio does not match adig")
+    elif audio is not None:
+        raise FrameError("audio-unexpected", "audio beside a frame of type %d" % fields[K_T])
+    return kid, fields, audio
+
+
+def pack_location(lat_e7, lon_e7, acc_m, age_s, source):
+    """The 13-byte `loc`. Accuracy and age are clamped to 0..65535 (65535
+    means that much or worse); latitude, longitude or source out of range
+    raise ValueError (a wrong position is worse than none)."""
+    if not -900000000 <= lat_e7 <= 900000000 or not -1800000000 <= lon_e7 <= 1800000000:
+        raise ValueError("position out of range")
+    if source not in (SRC_GNSS, SRC_CELL, SRC_LAST_KNOWN):
+        raise ValueError("location source %r" % (source,))
+    acc_m = 0 if acc_m < 0 else (65535 if acc_m > 65535 else acc_m)
+    age_s = 0 if age_s < 0 else (65535 if age_s > 65535 else age_s)
+    return struct.pack(">iiHHB", lat_e7, lon_e7, acc_m, age_s, source)
+
+
+def unpack_location(loc):
+    """(lat_e7, lon_e7, acc_m, age_s, source) of a 13-byte `loc`; FrameError
+    (bad-field) if it is not one."""
+    if len(loc) != LOC_BYTES:
+        raise FrameError("bad-field", "loc is %d bytes, not %d" % (len(loc), LOC_BYTES))
+    lat, lon, acc, age, src = struct.unpack(">iiHHB", loc)
+    if not -900000000 <= lat <= 900000000 or not -1800000000 <= lon <= 1800000000 \
+            or src not in (SRC_GNSS, SRC_CELL, SRC_LAST_KNOWN):
+        raise FrameError("bad-field", "loc out of range")
+    return lat, lon, acc, age, src
