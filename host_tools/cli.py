@@ -20,6 +20,11 @@ from host_tools.errors import SottoError
 # Order here is the order in `sotto --help`.
 COMMAND_MODULES: list[str] = [
     "host_tools.commands.frame",
+    "host_tools.commands.devices",
+    "host_tools.commands.receive",
+    "host_tools.commands.alerts",
+    "host_tools.commands.evidence",
+    "host_tools.commands.purge",
 ]
 
 DESCRIPTION = """\

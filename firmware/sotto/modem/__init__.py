@@ -1,0 +1,42 @@
+# Cellular: how frames leave the device.
+#
+#   at        AT engine over the modem UART (one command in flight, URCs, errors)
+#   simcom    SIMCom A7670 / SIM7600-class driver (power, SIM, registration,
+#             PDP, TLS/TCP through the module's CCH client, SMS in PDU mode)
+#   http      HTTP/1.1 POST /v1/frames head and the response parser
+#   pdu       SMS-SUBMIT PDU encoder (8-bit data) and decoder
+#   base, cch the driver's command execution and URCs, and its data connection
+#   delivery  the delivery task: batches, acknowledgement
+#   ladder    backoff and the recovery ladder
+#   fallback  the SMS fallback
+#   rejects   frames the receiver rejected, kept on flash for the device log
+#
+# Nothing here touches hardware at import: the UART, the PWRKEY line and the RNG
+# are passed in (see build()). docs/modem.md has the dialogue and the policy.
+
+
+def build(hal, sched, queue, settings, alert_live=None, on_time=None, on_closed=None,
+          on_rejected=None):
+    """Wire the modem stack to a HAL; returns the Delivery (spawn its .task).
+
+    settings (a dict, usually the "modem" part of the device configuration):
+      host, port (443), tls (True), apn (""), ca_cert (certificate name on the
+      module; None: no server check), sms_number (None: no SMS fallback),
+      sms_after_s (30), sms_every_s (60), rejects_path (<storage_root>/rejected.log)
+    """
+    from sotto.modem.at import AtEngine
+    from sotto.modem.delivery import Delivery
+    from sotto.modem.rejects import RejectLog
+    from sotto.modem.simcom import Simcom
+
+    engine = AtEngine(hal.modem_uart, sched)
+    modem = Simcom(engine, pwrkey=hal.modem_pwrkey, apn=settings.get("apn", ""),
+                   ca_cert=settings.get("ca_cert"))
+    rejects = RejectLog(settings.get("rejects_path") or hal.storage_root + "/rejected.log")
+    d = Delivery(modem, queue, sched, settings["host"], settings.get("port", 443),
+                 tls=settings.get("tls", True), sms_number=settings.get("sms_number"),
+                 random_bytes=hal.random_bytes, alert_live=alert_live, rejects=rejects,
+                 on_time=on_time, on_closed=on_closed, on_rejected=on_rejected)
+    d.sms.after_ms = int(settings.get("sms_after_s", 30)) * 1000
+    d.sms.every_ms = int(settings.get("sms_every_s", 60)) * 1000
+    return d

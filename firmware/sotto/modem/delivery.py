@@ -1,0 +1,285 @@
+# Delivery: frames leave the queue only when the receiver acknowledged them.
+#
+# One generator task (Delivery.task) owns the modem: keeps it up, registered
+# and its PDP context active while idle; posts the queue's frames (alert-start
+# alone and first, then batches) as HTTP/1.1 POST /v1/frames and applies the
+# answer: accepted / duplicate -> queue.ack; rejected -> the reject log, then
+# off the queue. Failures go to the ladder (sotto.modem.ladder: backoff and
+# recovery), a live alert with data down to the SMS fallback
+# (sotto.modem.fallback). docs/modem.md describes the policy.
+import sotto.modem.ladder as ld
+from sotto.log import Logger
+from sotto.modem import at as _at
+from sotto.modem import http
+from sotto.modem.at import ModemError
+from sotto.modem.cch import SEND_MAX
+from sotto.modem.fallback import T_ALERT_START, T_LOCATION, SmsFallback, frame_info
+from sotto.ticks import ticks_add, ticks_diff
+
+_log = Logger("delivery")
+
+
+class Delivery:
+    batch_frames = 16
+    batch_bytes = 8192
+    response_ms = 20000  # from the last byte sent to the whole answer
+    linger_ms = 20000  # keep an idle connection this long, then close it
+    poll_ms = 20
+    idle_poll_ms = 50
+
+    def __init__(self, modem, queue, sched, host, port=443, tls=True, sms_number=None,
+                 random_bytes=None, alert_live=None, rejects=None,
+                 on_time=None, on_closed=None, on_rejected=None):
+        self.modem = modem
+        self.queue = queue
+        self.sched = sched
+        self.host = host
+        self.port = port
+        self.tls = tls
+        self.random_bytes = random_bytes
+        self.alert_live = alert_live
+        self.rejects = rejects
+        self.on_time = on_time
+        self.on_closed = on_closed
+        self.on_rejected = on_rejected
+        self.tx = bytearray(SEND_MAX)
+        self.resp = http.Response(1024, 4096)
+        self.ladder = ld.Ladder(random_bytes)
+        self.sms = SmsFallback(modem, queue, sms_number)
+        self.down_since = None  # ticks since when frames wait without a successful post
+        self.next_try = None  # no attempt before these ticks (backoff)
+        self.solo = 0  # send this many batches one frame at a time (isolating a refused frame)
+        self.last_post = 0
+        self.sim_checked = False
+        self.must_close = False
+        # counters
+        self.posts = 0
+        self.acked = 0
+        self.duplicates = 0
+        self.rejected = 0
+        self.bad_answers = 0
+        self.attempts = 0
+        self.failed = 0
+        self.bytes_sent = 0
+        self.delivered_ms = None  # ticks of the last successful post
+
+    # -- the task -------------------------------------------------------------
+    def task(self):
+        while True:
+            now = self.sched.now_ms
+            if not len(self.queue):
+                self.down_since = None
+                yield from self._idle()
+                continue
+            if self.down_since is None:
+                self.down_since = now
+            if self.sms.due(now, self.down_since, self._alert()):
+                yield from self.sms.send(now)
+            if self.next_try is not None and ticks_diff(self.next_try, self.sched.now_ms) > 0:
+                yield from self.modem.at.wait(min(ticks_diff(self.next_try, self.sched.now_ms), 1000))
+                continue
+            yield from self._attempt(True)
+
+    def _idle(self):
+        m = self.modem
+        if self.next_try is not None and ticks_diff(self.next_try, self.sched.now_ms) > 0:
+            yield from m.at.wait(self.idle_poll_ms)
+            return
+        if not (m.ready and m.sim_ready and m.started and m.is_registered()):
+            yield from self._attempt(False)  # keep the modem warm: up, registered, PDP active
+            yield from m.at.wait(self.idle_poll_ms)
+            return
+        if m.connected and ticks_diff(self.sched.now_ms, self.last_post) >= self.linger_ms:
+            yield from m.close()
+        if m.sms_to_delete:
+            yield from m.housekeeping()
+        yield from m.at.wait(self.idle_poll_ms)
+
+    def _attempt(self, post):
+        self.attempts += 1
+        phase = 0
+        try:
+            yield from self._prepare()
+            phase = 1
+            if post and len(self.queue):
+                yield from self._post()
+        except ModemError as e:
+            self._failed(e, phase)
+            return
+        except http.HttpError as e:
+            self._failed(e, 2)
+            return
+        self._succeeded(post)
+
+    # -- preparing the modem --------------------------------------------------
+    def _prepare(self):
+        m = self.modem
+        action = self.ladder.take()
+        if action == ld.PROBE and not (yield from m.probe()):
+            action = ld.POWER_HUNG
+        if action == ld.POWER or action == ld.POWER_HUNG:
+            self.sim_checked = False
+            self.must_close = False
+            yield from m.power_cycle(answering=action == ld.POWER)
+        elif action == ld.CFUN and m.ready:
+            self.must_close = False
+            yield from m.reset_function()
+        if self.must_close and m.ready:
+            self.must_close = False
+            yield from m.close(force=True)  # a connection left in an unknown state
+        if not m.ready:
+            self.sim_checked = False
+            yield from m.start()
+        if not self.sim_checked or not m.sim_ready:
+            yield from m.check_sim()
+            self.sim_checked = True
+            rssi = yield from m.signal()  # for the log: coverage problems show here first
+            _log.i("SIM ready, signal %d (0..31, 99 unknown)", rssi)
+        if not m.is_registered() and not (yield from m.registration()):
+            raise ModemError(0, _at.DENIED if m.is_denied() else _at.NOT_REGISTERED, "registration")
+        if not m.started:
+            yield from m.start_data()
+
+    # -- one POST ---------------------------------------------------------------
+    def _post(self):
+        m = self.modem
+        q = self.queue
+        batch = q.batch(1 if self.solo else self.batch_frames, self.batch_bytes)
+        if not batch:
+            batch = q.batch(1, 1 << 20)  # one frame larger than a batch still goes
+            if not batch:  # the queue counts frames it will not give: do not spin
+                _log.e("queue holds %d frames but gives none", len(q))
+                yield from m.at.wait(1000)
+                return
+        if len(batch) > 1 and frame_info(batch[0][1])[0] == T_ALERT_START:
+            batch = batch[:1]  # the alert-start goes alone and first
+        if not m.connected:
+            yield from m.open(self.host, self.port, self.tls)
+        body_len = 0
+        parts = [b""]
+        for _seq, wire in batch:
+            body_len += len(wire)
+            parts.append(wire)
+        parts[0] = http.request_head(self.host, self.port, body_len, self.tls)
+        self.resp.reset()
+        m.rx_n = 0
+        yield from m.send(parts, self.tx)
+        self.bytes_sent += len(parts[0]) + body_len
+        self.posts += 1
+        self.last_post = self.sched.now_ms
+        yield from self._read_response()
+        if self.solo:
+            self.solo -= 1
+        status = self.resp.status
+        if self.resp.close:
+            yield from m.close()
+        if status == 200:
+            self._apply(batch, http.parse_ack(self.resp.body, len(batch)))
+        elif status in (400, 413):
+            self._refused(batch, status)
+        else:
+            raise http.HttpError(http.BAD_ANSWER, "HTTP %d" % status)
+
+    def _read_response(self):
+        m = self.modem
+        resp = self.resp
+        deadline = ticks_add(self.sched.now_ms, self.response_ms)
+        while True:
+            if m.rx_n and resp.feed(m.consume()):
+                return
+            if m.rx_event:
+                yield from m.recv()
+                continue
+            if not m.connected:
+                try:
+                    resp.closed()
+                    return
+                except http.HttpError:
+                    raise ModemError(0, _at.CLOSED, "response") from None
+            if ticks_diff(self.sched.now_ms, deadline) >= 0:
+                raise ModemError(0, _at.CLOSED, "response timeout")
+            yield from m.at.wait(self.poll_ms)
+
+    def _apply(self, batch, answer):
+        results, time_s, closed = answer
+        for i in range(len(batch)):
+            seq = results[i][1]
+            if seq is not None and seq != batch[i][0]:
+                raise http.HttpError(http.BAD_ANSWER, "answer %d is for seq %d, not %d"
+                                     % (i, seq, batch[i][0]))
+        acks = []
+        for i in range(len(batch)):
+            status, _seq, reason = results[i]
+            if status == http.REJECTED:
+                self._reject(batch[i][0], reason, batch[i][1])
+            else:
+                if status == http.DUPLICATE:
+                    self.duplicates += 1
+                acks.append(batch[i][0])
+        if acks:
+            self.queue.ack(acks)
+            self.acked += len(acks)
+        if time_s and self.on_time:
+            self.on_time(time_s)
+        if closed and self.on_closed:
+            self.on_closed(closed)
+
+    def _reject(self, seq, reason, wire):
+        self.rejected += 1
+        _log.e("frame seq %d rejected by the receiver: %s", seq, reason)
+        if self.rejects is not None:
+            self.rejects.add(seq, reason, wire)  # durable before the queue lets it go
+        self.queue.ack([seq])
+        if self.on_rejected:
+            self.on_rejected(seq, reason)
+
+    def _refused(self, batch, status):
+        # HTTP 400/413: the whole request was refused. Find the culprit by sending
+        # one frame at a time; a single frame is dropped only when our receiver
+        # said why (a reason code in its CBOR answer) - a proxy's error page keeps it.
+        reason = http.error_reason(self.resp.body)
+        if len(batch) > 1:
+            self.solo = len(batch)
+            _log.w("HTTP %d for %d frames: sending them one by one", status, len(batch))
+            return
+        if reason is None:
+            raise http.HttpError(http.BAD_ANSWER, "HTTP %d without a reason" % status)
+        self._reject(batch[0][0], reason, batch[0][1])
+
+    # -- outcomes -------------------------------------------------------------
+    def _succeeded(self, post):
+        self.ladder.succeeded()
+        self.next_try = None
+        if post:
+            self.down_since = None
+            self.delivered_ms = self.sched.now_ms
+
+    def _failed(self, e, phase):
+        self.failed += 1
+        if isinstance(e, http.HttpError) and e.code == http.BAD_ANSWER:
+            self.bad_answers += 1
+        now = self.sched.now_ms
+        cls, delay = self.ladder.failed(e, phase, now, self._alert())
+        self.next_try = ticks_add(now, delay)
+        if cls == ld.SEARCHING:
+            return
+        if cls == ld.NETWORK:
+            self.modem.reg_eps = self.modem.reg_cs = -1  # ask the network again next time
+        if phase > 0 and cls != ld.MODEM:
+            self.must_close = True  # the connection's state is unknown: close it first
+        _log.w("attempt failed (%s, class %d); ladder %d; next in %d ms", e, cls, self.ladder.pending, delay)
+
+    def _alert(self):
+        if self.alert_live is not None:
+            return bool(self.alert_live())
+        # without a session to ask: undelivered alert frames mean an alert
+        q = self.queue
+        return q.newest(T_ALERT_START) is not None or q.newest(T_LOCATION) is not None
+
+    def stats(self):
+        s = {"posts": self.posts, "acked": self.acked, "duplicates": self.duplicates,
+             "rejected": self.rejected, "bad_answers": self.bad_answers, "attempts": self.attempts,
+             "failed": self.failed, "sms_sent": self.sms.sent, "sms_failed": self.sms.failed,
+             "bytes_sent": self.bytes_sent}
+        s.update(self.modem.stats())
+        return s

@@ -1,0 +1,286 @@
+"""`sotto alerts list|show|ack|close|export|audit`: what monitoring-centre operators do.
+
+Thin handlers over host_tools.receiver.alerts and .evidence. Showing an alert
+(its location and track) and exporting it (its audio) are written to the audit
+log with the operator's name first: --operator, else $SOTTO_OPERATOR, else the
+login name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from host_tools.frames import SOURCE_NAMES
+from host_tools.receiver import audit
+from host_tools.receiver.alerts import (
+    DEFAULT_GRACE_S,
+    AlertDetail,
+    AlertSummary,
+    acknowledge,
+    close,
+    duration_text,
+    overview,
+    show_alert,
+    utc_text,
+)
+from host_tools.receiver.evidence import export_alert
+from host_tools.receiver.store import alert_code, open_db, parse_alert_id
+from host_tools.registry import add_db_option, resolve_db_path
+
+ALERTS_HELP = """\
+Alerts from the devices, for the monitoring centre.
+
+An alert is every frame of one alert session of one device. `list` shows the
+open ones (duress first) and the devices whose heartbeat is overdue; `show`
+gives one alert in full (audited: it shows where the officer is); `ack` says an
+operator is handling it; `close` ends it with an outcome (the device is told
+and sends its end frame); `export` writes an evidence bundle anyone can check
+with `sotto evidence verify`."""
+
+TRACK_ROWS = 10
+
+
+def register(subparsers: Any) -> None:
+    """Add `sotto alerts` and its subcommands to the CLI."""
+    fmt = argparse.RawDescriptionHelpFormatter
+    parser = subparsers.add_parser("alerts", help="list, show, acknowledge, close and export alerts",
+                                   description=ALERTS_HELP, formatter_class=fmt)
+    parser.set_defaults(func=lambda args: _no_subcommand(parser))
+    sub = parser.add_subparsers(dest="alerts_command", metavar="SUBCOMMAND", title="subcommands")
+
+    lst = sub.add_parser("list", help="open alerts and silent devices",
+                         description="Open and acknowledged alerts, most urgent first (duress, then open), "
+                                     "and the devices whose heartbeat is overdue. No location is shown here.")
+    lst.add_argument("--all", action="store_true", help="include closed alerts")
+    lst.add_argument("--grace", type=float, default=DEFAULT_GRACE_S, metavar="SECONDS",
+                     help=f"how late a heartbeat may be before a device counts as silent "
+                          f"(default {DEFAULT_GRACE_S})")
+    lst.add_argument("--json", action="store_true", help="print JSON for tools")
+    add_db_option(lst)
+    lst.set_defaults(func=cmd_list)
+
+    show = sub.add_parser("show", help="one alert in full (audited)",
+                          description="Officer, device, start time, trigger, duress, the latest location "
+                                      "with its age and accuracy, the track, audio received and the hash "
+                                      "chain. The access is written to the audit log.")
+    show.add_argument("alert", metavar="ID", help="alert id, e.g. A12")
+    show.add_argument("--operator", metavar="NAME", help=f"who is looking (default ${audit.ENV_OPERATOR} "
+                                                         "or the login name)")
+    show.add_argument("--full-track", action="store_true",
+                      help=f"print every position, not the last {TRACK_ROWS}")
+    show.add_argument("--json", action="store_true", help="print JSON for tools")
+    add_db_option(show)
+    show.set_defaults(func=cmd_show)
+
+    ack = sub.add_parser("ack", help="acknowledge: an operator is handling it",
+                         description="Mark the alert as being handled by NAME (audited).")
+    ack.add_argument("alert", metavar="ID")
+    ack.add_argument("--operator", required=True, metavar="NAME")
+    add_db_option(ack)
+    ack.set_defaults(func=cmd_ack)
+
+    cls = sub.add_parser("close", help="close with an outcome",
+                         description="Close the alert with its outcome (audited). The device learns it in "
+                                     "its next answer and sends its end frame.")
+    cls.add_argument("alert", metavar="ID")
+    cls.add_argument("--operator", required=True, metavar="NAME")
+    cls.add_argument("--outcome", required=True, metavar="TEXT", help="what happened, e.g. 'officer safe'")
+    add_db_option(cls)
+    cls.set_defaults(func=cmd_close)
+
+    exp = sub.add_parser("export", help="write an evidence bundle (audited)",
+                         description="Write the alert's evidence to DIR (new or empty): the frames exactly "
+                                     "as received, the audio as WAV, the track as GeoJSON, a verification "
+                                     "report (JSON and HTML) with the device's public key, and a manifest "
+                                     "of SHA-256s. Check it with `sotto evidence verify DIR`.")
+    exp.add_argument("alert", metavar="ID")
+    exp.add_argument("--out", required=True, metavar="DIR", help="folder to create")
+    exp.add_argument("--operator", metavar="NAME", help="who exports (default $SOTTO_OPERATOR or login name)")
+    add_db_option(exp)
+    exp.set_defaults(func=cmd_export)
+
+    aud = sub.add_parser("audit", help="the audit log (who accessed what, when)",
+                         description="Print the audit log: every view, export, acknowledgement, closure "
+                                     "and purge, oldest first.")
+    aud.add_argument("alert", metavar="ID", nargs="?", help="only this alert")
+    aud.add_argument("--limit", type=int, metavar="N", help="only the newest N entries")
+    aud.add_argument("--json", action="store_true", help="print JSON for tools")
+    add_db_option(aud)
+    aud.set_defaults(func=cmd_audit)
+
+
+def _no_subcommand(parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stderr)
+    return 2
+
+
+def _state_text(a: AlertSummary) -> str:
+    text = a.state.upper()
+    return "DURESS " + text if a.duress else text
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    """`sotto alerts list [--all] [--json]`."""
+    conn = open_db(resolve_db_path(args.db))
+    try:
+        ov = overview(conn, include_closed=args.all, grace_s=args.grace)
+    finally:
+        conn.close()
+    if args.json:
+        print(json.dumps(ov.to_json(), indent=2))
+        return 0
+    if ov.alerts:
+        rows = [("ALERT", "STATE", "OFFICER", "DEVICE", "STARTED (UTC)", "TRIGGER", "CHAIN", "AUDIO",
+                 "ENDED")]
+        for a in ov.alerts:
+            rows.append((a.code, _state_text(a), a.officer or "-", a.device, utc_text(a.start_time)[:19],
+                         a.trigger_name if a.trigger else "?", a.chain.state, f"{a.audio_seconds:.1f} s",
+                         "cancelled" if a.end_type == 4 else "ended" if a.end_type == 6 else "-"))
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        for row in rows:
+            print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    else:
+        print("no alerts" if args.all else "no open alerts")
+    if ov.silent:
+        print(f"\nsilent devices (heartbeat overdue, grace {duration_text(ov.grace_s)}):")
+        for s in ov.silent:
+            print(f"  {s.device}  {s.officer or '-'}  last heard {utc_text(s.last_seen_at)} "
+                  f"({duration_text(ov.now - s.last_seen_at)} ago), "
+                  f"heartbeat every {duration_text(s.heartbeat_s)}"
+                  + (f", battery {s.battery} %" if s.battery is not None else ""))
+    return 0
+
+
+def _show_lines(d: AlertDetail, full_track: bool) -> list[str]:
+    a = d.alert
+    rows: list[tuple[str, str]] = [
+        ("alert", f"{a.code}  {_state_text(a)}"),
+        ("officer", a.officer or "(none registered)"),
+        ("device", f"{a.device}, alert session {a.sid}"),
+        ("started", f"{utc_text(a.start_time)} ({duration_text(d.now - a.start_time)} ago, "
+                    f"{'device clock' if a.started_at else 'first received; device time unknown'})"),
+        ("trigger", a.trigger_name),
+        ("duress", f"YES: the officer made a duress cancel ({utc_text(a.duress_at)}); the alert stays live"
+         if a.duress else "no"),
+    ]
+    loc = d.location
+    if loc is not None:
+        rows.append(("location", f"{loc.lat:.7f}, {loc.lon:.7f}  ±{loc.accuracy_m} m"
+                                 f"{' or worse' if loc.accuracy_m == 0xFFFF else ''}, "
+                                 f"fix {duration_text(d.now - loc.fix_time)} old, "
+                                 f"{SOURCE_NAMES.get(loc.source, '?')} (seq {loc.seq})"))
+    else:
+        rows.append(("location", "none received" + (" (purged)" if a.purged_at else "")))
+    rows.append(("audio", f"{a.audio_seconds:.1f} s received in {a.audio_frames} chunks"
+                 + (" (purged)" if a.purged_at else "")))
+    rows.append(("chain", a.chain.summary))
+    rows.append(("frames", f"{a.frames} ("
+                 + ", ".join(f"{n} {t}" for t, n in d.frame_counts.items())
+                 + (f"; {d.sms_frames} by SMS" if d.sms_frames else "") + ")"))
+    if a.battery is not None:
+        rows.append(("battery", f"{a.battery} %"))
+    if a.ended_text:
+        rows.append(("on the device", a.ended_text))
+    if a.acked_by:
+        rows.append(("acknowledged", f"by {a.acked_by}, {utc_text(a.acked_at)}"))
+    if a.closed_by:
+        rows.append(("closed", f"by {a.closed_by}, {utc_text(a.closed_at)}: {a.outcome}"))
+    if d.last_seen_at:
+        rows.append(("last heard",
+                     f"{utc_text(d.last_seen_at)} ({duration_text(d.now - d.last_seen_at)} ago)"))
+    if d.rejected_since_start:
+        rows.append(("rejected", ", ".join(f"{n} {r}" for r, n in d.rejected_since_start.items())
+                     + " (frames from this device since the alert began)"))
+    if a.seq_reused:
+        rows.append(("warning",
+                     f"{a.seq_reused} frames reuse a sequence number (device counters went back?)"))
+    width = max(len(k) for k, _ in rows)
+    lines = [f"{k.ljust(width)}  {v}" for k, v in rows]
+    if d.track:
+        shown = d.track if full_track else d.track[-TRACK_ROWS:]
+        lines.append("")
+        more = f", last {len(shown)}; --full-track for all" if len(shown) < len(d.track) else ""
+        lines.append(f"track ({len(d.track)} positions{more}):")
+        for p in shown:
+            lines.append(f"  seq {p.seq:<6} {utc_text(p.fix_time)[:19]}  {p.lat:.7f}, {p.lon:.7f}  "
+                         f"±{p.accuracy_m} m  {p.source_name}")
+    return lines
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    """`sotto alerts show ID [--operator NAME] [--json]`."""
+    alert_id = parse_alert_id(args.alert)
+    operator = audit.operator_name(args.operator)
+    conn = open_db(resolve_db_path(args.db))
+    try:
+        detail = show_alert(conn, alert_id, operator=operator)
+    finally:
+        conn.close()
+    if args.json:
+        print(json.dumps(detail.to_json(), indent=2))
+    else:
+        print("\n".join(_show_lines(detail, args.full_track)))
+    return 0
+
+
+def cmd_ack(args: argparse.Namespace) -> int:
+    """`sotto alerts ack ID --operator NAME`."""
+    alert_id = parse_alert_id(args.alert)
+    conn = open_db(resolve_db_path(args.db))
+    try:
+        a = acknowledge(conn, alert_id, operator=args.operator)
+    finally:
+        conn.close()
+    print(f"{a.code} acknowledged by {a.acked_by}")
+    return 0
+
+
+def cmd_close(args: argparse.Namespace) -> int:
+    """`sotto alerts close ID --operator NAME --outcome TEXT`."""
+    alert_id = parse_alert_id(args.alert)
+    conn = open_db(resolve_db_path(args.db))
+    try:
+        a = close(conn, alert_id, operator=args.operator, outcome=args.outcome)
+    finally:
+        conn.close()
+    note = "" if a.end_type else "; the device is told in its next answer and sends its end frame"
+    print(f"{a.code} closed by {a.closed_by}: {a.outcome}{note}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """`sotto alerts export ID --out DIR`."""
+    alert_id = parse_alert_id(args.alert)
+    operator = audit.operator_name(args.operator)
+    conn = open_db(resolve_db_path(args.db))
+    try:
+        result = export_alert(conn, alert_id, args.out, operator=operator)
+    finally:
+        conn.close()
+    print(f"exported {alert_code(alert_id)} to {result.path}: {result.frames} frames, "
+          f"{result.audio_seconds:.1f} s audio; chain {result.chain}")
+    print(f"bundle digest (SHA-256 of manifest.json): {result.manifest_sha256} (recorded in the audit log)")
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    """`sotto alerts audit [ID] [--json]`."""
+    alert_id = parse_alert_id(args.alert) if args.alert else None
+    conn = open_db(resolve_db_path(args.db))
+    try:
+        rows = audit.entries(conn, alert_id=alert_id, limit=args.limit)
+    finally:
+        conn.close()
+    if args.json:
+        print(json.dumps([r.to_json() for r in rows], indent=2))
+        return 0
+    if not rows:
+        print("the audit log is empty" if alert_id is None
+              else f"no audit entries for {alert_code(alert_id)}")
+    for r in rows:
+        what = alert_code(r.alert_id) if r.alert_id else "-"
+        print(f"{utc_text(r.at)}  {r.operator}  {r.action}  {what}" + (f"  {r.detail}" if r.detail else ""))
+    return 0

@@ -1,0 +1,488 @@
+"""Alerts as operators see them: list, show, acknowledge, close; silent devices.
+
+    alerts = list_alerts(conn)                       # open and acknowledged (include_closed for all)
+    detail = show_alert(conn, 12, operator="Bob")    # audited: it shows location and track
+    acknowledge(conn, 12, operator="Bob")
+    close(conn, 12, operator="Bob", outcome="officer safe, police attended")
+    silent_devices(conn)                             # heartbeat overdue (interval + grace)
+
+Chain status, from the counters ingest keeps and a few indexed queries:
+- `complete`: one unbroken line of frames from the alert-start to a cancel or end frame;
+- `open`: unbroken from the alert-start so far, the device has not ended the alert;
+- `gap`: frames are missing (the alert-start, or frames before the ones listed);
+  they may still arrive (out of order, by SMS, after coverage returns);
+- `broken`: two frames claim the same predecessor, more than one alert-start, or
+  frames after the end frame: the chain cannot be one line.
+"""
+
+from __future__ import annotations
+
+import datetime
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from host_tools.errors import SottoError, UsageError
+from host_tools.frames import END_REASON_NAMES, SOURCE_NAMES, TRIGGER_NAMES, FrameType
+from host_tools.ids import format_device_id
+from host_tools.receiver import audit
+from host_tools.receiver.store import alert_code
+from host_tools.registry import write_transaction
+
+DEFAULT_GRACE_S = 300          # a heartbeat may be this late before the device counts as silent
+MAX_OUTCOME_CHARS = 2000
+COMPLETE, OPEN, GAP, BROKEN = "complete", "open", "gap", "broken"
+
+
+class AlertNotFoundError(SottoError, LookupError):
+    """No alert with that id."""
+
+
+class AlertStateError(SottoError, ValueError):
+    """The alert is not in a state that allows this (already closed, ...)."""
+
+
+# --------------------------------------------------------------------------
+# Formatting for people.
+
+
+def utc_text(epoch: float | None) -> str:
+    """`2026-09-21 14:03:05 UTC`, or `unknown`."""
+    if not epoch:
+        return "unknown"
+    try:
+        when = datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc)
+    except (OverflowError, ValueError, OSError):
+        return f"epoch {epoch}"
+    return when.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def iso_utc(epoch: float | None) -> str | None:
+    """ISO 8601 in UTC (`2026-09-21T14:03:05Z`) for JSON, or None."""
+    if not epoch:
+        return None
+    try:
+        return (datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc)
+                .isoformat(timespec="seconds").replace("+00:00", "Z"))
+    except (OverflowError, ValueError, OSError):
+        return None
+
+
+def duration_text(seconds: float) -> str:
+    """`45 s`, `3 min 20 s`, `2 h 5 min`, `3 d 4 h`."""
+    s = int(round(max(seconds, 0)))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60} s" if s % 60 else f"{s // 60} min"
+    if s < 86400:
+        return f"{s // 3600} h {s % 3600 // 60} min"
+    return f"{s // 86400} d {s % 86400 // 3600} h"
+
+
+# --------------------------------------------------------------------------
+# Records.
+
+
+@dataclass(frozen=True)
+class ChainStatus:
+    """The hash chain of one alert (see module doc)."""
+
+    state: str
+    summary: str
+    problems: tuple[str, ...] = ()
+    gap_before: tuple[int, ...] = ()     # seqs of frames whose predecessor is missing
+
+    def to_json(self) -> dict[str, Any]:
+        return {"state": self.state, "summary": self.summary, "problems": list(self.problems),
+                "gap_before_seq": list(self.gap_before)}
+
+
+@dataclass(frozen=True)
+class AlertSummary:
+    """One alert, without location or audio content (listing needs no audit)."""
+
+    alert_id: int
+    device_id: bytes
+    key_id: int
+    sid: int
+    officer: str | None
+    state: str
+    started_at: int | None          # the device's clock at alert-start (epoch s)
+    first_received_at: float
+    last_received_at: float
+    trigger: int | None
+    duress: bool
+    duress_at: float | None
+    frames: int
+    audio_frames: int
+    audio_samples: int
+    audio_rate: int | None
+    battery: int | None
+    end_type: int | None
+    end_why: int | None
+    ended_at: float | None
+    acked_by: str | None
+    acked_at: float | None
+    closed_by: str | None
+    closed_at: float | None
+    outcome: str | None
+    seq_reused: int
+    purged_at: float | None
+    chain: ChainStatus
+
+    @property
+    def code(self) -> str:
+        return alert_code(self.alert_id)
+
+    @property
+    def device(self) -> str:
+        return format_device_id(self.device_id)
+
+    @property
+    def start_time(self) -> float:
+        """When the alert began: the device's clock, else when the receiver first heard of it."""
+        return float(self.started_at or self.first_received_at)
+
+    @property
+    def audio_seconds(self) -> float:
+        return self.audio_samples / self.audio_rate if self.audio_rate else 0.0
+
+    @property
+    def trigger_name(self) -> str:
+        if self.trigger is None:
+            return "unknown (alert-start not received)"
+        return TRIGGER_NAMES.get(self.trigger, str(self.trigger))
+
+    @property
+    def ended_text(self) -> str | None:
+        """What the device said about the end, if anything."""
+        if self.end_type == FrameType.CANCEL:
+            return "cancelled by the officer (false alarm)"
+        if self.end_type == FrameType.END:
+            return "ended: " + END_REASON_NAMES.get(self.end_why or 0, f"reason {self.end_why}")
+        return None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.code, "number": self.alert_id, "device": self.device, "session": self.sid,
+            "officer": self.officer, "state": self.state, "duress": self.duress,
+            "started": iso_utc(self.start_time), "started_epoch": self.start_time,
+            "start_time_source": "device" if self.started_at else "receiver",
+            "first_received": iso_utc(self.first_received_at),
+            "last_received": iso_utc(self.last_received_at),
+            "trigger": TRIGGER_NAMES.get(self.trigger or 0) if self.trigger else None,
+            "frames": self.frames, "audio_seconds": round(self.audio_seconds, 3), "battery": self.battery,
+            "ended_on_device": self.ended_text, "acknowledged_by": self.acked_by,
+            "acknowledged": iso_utc(self.acked_at), "closed_by": self.closed_by,
+            "closed": iso_utc(self.closed_at),
+            "outcome": self.outcome, "chain": self.chain.to_json(), "seq_reused": self.seq_reused,
+            "purged": iso_utc(self.purged_at),
+        }
+
+
+@dataclass(frozen=True)
+class TrackPoint:
+    """One position of an alert's track."""
+
+    seq: int
+    frame_type: int
+    time: int                 # the frame's time (device clock), 0 unknown
+    received_at: float
+    lat_e7: int
+    lon_e7: int
+    accuracy_m: int
+    age_s: int                # fix age when the frame was made
+    source: int
+
+    @property
+    def lat(self) -> float:
+        return self.lat_e7 / 1e7
+
+    @property
+    def lon(self) -> float:
+        return self.lon_e7 / 1e7
+
+    @property
+    def fix_time(self) -> float:
+        """When the fix was taken (the frame's time minus the fix age; receive time if unknown)."""
+        return (self.time or self.received_at) - self.age_s
+
+    @property
+    def source_name(self) -> str:
+        return SOURCE_NAMES.get(self.source, str(self.source))
+
+    def to_json(self, now: float) -> dict[str, Any]:
+        return {"seq": self.seq, "type": FrameType(self.frame_type).label, "lat": self.lat, "lon": self.lon,
+                "lat_e7": self.lat_e7, "lon_e7": self.lon_e7, "accuracy_m": self.accuracy_m,
+                "fix_age_s": self.age_s, "source": self.source_name, "fix_time": iso_utc(self.fix_time),
+                "age_now_s": round(now - self.fix_time), "frame_time": iso_utc(self.time),
+                "received": iso_utc(self.received_at)}
+
+
+@dataclass(frozen=True)
+class AlertDetail:
+    """What `sotto alerts show` prints (audited: it includes location)."""
+
+    alert: AlertSummary
+    track: list[TrackPoint]
+    frame_counts: dict[str, int]
+    rejected_since_start: dict[str, int]
+    last_seen_at: float | None
+    now: float
+    audit_id: int = 0
+    sms_frames: int = 0
+
+    @property
+    def location(self) -> TrackPoint | None:
+        """The latest position (by sequence number)."""
+        return self.track[-1] if self.track else None
+
+    def to_json(self) -> dict[str, Any]:
+        out = self.alert.to_json()
+        loc = self.location
+        out["location"] = loc.to_json(self.now) if loc else None
+        out["track"] = [p.to_json(self.now) for p in self.track]
+        out["frame_counts"] = self.frame_counts
+        out["frames_by_sms"] = self.sms_frames
+        out["rejected_from_device_since_start"] = self.rejected_since_start
+        out["device_last_seen"] = iso_utc(self.last_seen_at)
+        return out
+
+
+@dataclass(frozen=True)
+class SilentDevice:
+    """A device whose heartbeat is overdue."""
+
+    device_id: bytes
+    officer: str | None
+    last_seen_at: float
+    heartbeat_s: int
+    overdue_s: float
+    battery: int | None
+
+    @property
+    def device(self) -> str:
+        return format_device_id(self.device_id)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"device": self.device, "officer": self.officer, "last_seen": iso_utc(self.last_seen_at),
+                "heartbeat_s": self.heartbeat_s, "overdue_s": round(self.overdue_s), "battery": self.battery}
+
+
+# --------------------------------------------------------------------------
+# Reading.
+
+_ALERT_COLUMNS = ("alert_id, device_id, key_id, sid, officer, state, started_at, first_received_at, "
+                  "last_received_at, trigger, duress, duress_at, frames, audio_frames, audio_samples, "
+                  "audio_rate, "
+                  "battery, end_type, end_why, ended_at, acked_by, acked_at, closed_by, closed_at, outcome, "
+                  "seq_reused, purged_at, starts, dangling, forks")
+
+
+def chain_status(conn: sqlite3.Connection, alert_id: int, starts: int, dangling: int, forks: int,
+                 frames: int) -> ChainStatus:
+    """The chain state of one alert (see module doc)."""
+    broken: list[str] = []
+    gaps: list[str] = []
+    gap_before: list[int] = []
+    if starts > 1:
+        broken.append(f"{starts} alert-start frames in one alert")
+    if forks:
+        claims: dict[bytes, list[int]] = {}
+        for prev, seq in conn.execute(
+                "SELECT prev, seq FROM frames WHERE alert_id = ? AND prev IN (SELECT prev FROM frames "
+                "WHERE alert_id = ? AND prev IS NOT NULL GROUP BY prev HAVING count(*) > 1) ORDER BY seq",
+                (alert_id, alert_id)):
+            claims.setdefault(bytes(prev), []).append(seq)
+        for seqs in sorted(claims.values()):
+            broken.append(f"frames seq {', '.join(map(str, seqs))} all claim the same previous frame")
+    after_end = conn.execute(
+        "SELECT f.seq FROM frames e JOIN frames f ON f.alert_id = e.alert_id AND f.prev = e.link "
+        "WHERE e.alert_id = ? AND e.type = ? ORDER BY f.seq", (alert_id, int(FrameType.END))).fetchall()
+    if after_end:
+        broken.append(f"frame seq {', '.join(str(r[0]) for r in after_end)} came after the end frame")
+    if starts == 0:
+        gaps.append("the alert-start frame has not arrived")
+    if dangling > 0:
+        for (seq,) in conn.execute(
+                "SELECT f.seq FROM frames f WHERE f.alert_id = ? AND f.prev IS NOT NULL AND NOT EXISTS "
+                "(SELECT 1 FROM frames g WHERE g.alert_id = f.alert_id AND g.link = f.prev) ORDER BY f.seq",
+                (alert_id,)):
+            gap_before.append(int(seq))
+            before = conn.execute("SELECT max(seq) FROM frames WHERE alert_id = ? AND seq < ?",
+                                  (alert_id, seq)).fetchone()[0]
+            held = f" (the frame before it that arrived is seq {before})" if before is not None else ""
+            gaps.append(f"frames missing before seq {seq}{held}")
+    if broken:
+        return ChainStatus(BROKEN, "broken: " + "; ".join(broken), tuple(broken + gaps), tuple(gap_before))
+    if gaps:
+        return ChainStatus(GAP, "gap: " + "; ".join(gaps), tuple(gaps), tuple(gap_before))
+    tails = conn.execute(
+        "SELECT f.type, f.seq FROM frames f WHERE f.alert_id = ? AND NOT EXISTS "
+        "(SELECT 1 FROM frames g WHERE g.alert_id = f.alert_id AND g.prev = f.link)", (alert_id,)).fetchall()
+    if len(tails) == 1 and tails[0][0] in (FrameType.CANCEL, FrameType.END):
+        return ChainStatus(COMPLETE, f"complete: {frames} frames, one unbroken chain from alert-start to "
+                           f"{FrameType(tails[0][0]).label}")
+    return ChainStatus(OPEN, f"unbroken so far: {frames} frames from alert-start, no end frame yet")
+
+
+def _summary(conn: sqlite3.Connection, row: tuple[Any, ...]) -> AlertSummary:
+    *fields, starts, dangling, forks = row
+    chain = chain_status(conn, row[0], starts, dangling, forks, row[12])
+    values = list(fields)
+    values[1] = bytes(values[1])
+    values[10] = bool(values[10])
+    return AlertSummary(*values, chain=chain)  # type: ignore[arg-type]
+
+
+def get_alert(conn: sqlite3.Connection, alert_id: int) -> AlertSummary:
+    """One alert; AlertNotFoundError when there is none with that id."""
+    row = conn.execute(f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE alert_id = ?", (alert_id,)).fetchone()
+    if row is None:
+        raise AlertNotFoundError(f"no alert {alert_code(alert_id)} "
+                                 "(`sotto alerts list --all` shows them all)")
+    return _summary(conn, row)
+
+
+def list_alerts(conn: sqlite3.Connection, *, include_closed: bool = False, limit: int | None = None
+                ) -> list[AlertSummary]:
+    """Alerts, most urgent first: duress, then open, then acknowledged (newest
+    first within each), then (include_closed) closed ones, newest first."""
+    where = "" if include_closed else "WHERE state != 'closed'"
+    order = ("CASE state WHEN 'closed' THEN 2 ELSE 0 END, duress DESC, "
+             "CASE state WHEN 'open' THEN 0 ELSE 1 END, coalesce(started_at, first_received_at) DESC")
+    sql = f"SELECT {_ALERT_COLUMNS} FROM alerts {where} ORDER BY {order}"
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    return [_summary(conn, row) for row in conn.execute(sql).fetchall()]
+
+
+def track(conn: sqlite3.Connection, alert_id: int) -> list[TrackPoint]:
+    """The alert's positions in sequence order (none once purged)."""
+    return [TrackPoint(*r) for r in conn.execute(
+        "SELECT seq, type, time, received_at, lat_e7, lon_e7, acc_m, age_s, src FROM frames "
+        "WHERE alert_id = ? AND lat_e7 IS NOT NULL ORDER BY seq", (alert_id,))]
+
+
+def show_alert(conn: sqlite3.Connection, alert_id: int, *, operator: str,
+               now: float | None = None) -> AlertDetail:
+    """Everything about one alert, including its location and track. The access
+    is written to the audit log first; without that record nothing is shown."""
+    now = time.time() if now is None else now
+    summary = get_alert(conn, alert_id)
+    audit_id = audit.record(conn, operator, "view", alert_id=alert_id, device_id=summary.device_id,
+                            detail="alerts show: location, track, audio summary", at=now)
+    points = track(conn, alert_id)
+    counts = {FrameType(t).label: n for t, n in conn.execute(
+        "SELECT type, count(*) FROM frames WHERE alert_id = ? GROUP BY type ORDER BY type", (alert_id,))}
+    sms = conn.execute("SELECT count(*) FROM frames WHERE alert_id = ? AND via = 'sms'",
+                       (alert_id,)).fetchone()[0]
+    rejected = {r: n for r, n in conn.execute(
+        "SELECT reason, count(*) FROM rejections WHERE device_id = ? AND at >= ? "
+        "GROUP BY reason ORDER BY reason",
+        (summary.device_id, summary.first_received_at))}
+    seen = conn.execute("SELECT last_seen_at FROM device_state WHERE device_id = ?",
+                        (summary.device_id,)).fetchone()
+    return AlertDetail(summary, points, counts, rejected, seen[0] if seen else None, now, audit_id, sms)
+
+
+def silent_devices(conn: sqlite3.Connection, *, now: float | None = None, grace_s: float = DEFAULT_GRACE_S
+                   ) -> list[SilentDevice]:
+    """Devices with an active key that sent a heartbeat interval, and from which
+    nothing has arrived for longer than that interval plus grace_s."""
+    now = time.time() if now is None else now
+    rows = conn.execute(
+        "SELECT s.device_id, d.officer, s.last_seen_at, s.heartbeat_s, s.battery FROM device_state s "
+        "JOIN devices d ON d.device_id = s.device_id "
+        "WHERE s.heartbeat_s IS NOT NULL AND s.last_seen_at + s.heartbeat_s + ? < ? "
+        "AND EXISTS (SELECT 1 FROM device_keys k WHERE k.device_id = s.device_id AND k.revoked_at IS NULL) "
+        "ORDER BY s.last_seen_at", (grace_s, now)).fetchall()
+    return [SilentDevice(bytes(r[0]), r[1], r[2], r[3], now - r[2] - r[3], r[4]) for r in rows]
+
+
+# --------------------------------------------------------------------------
+# Acting.
+
+
+def _check_outcome(outcome: str) -> str:
+    text = " ".join(str(outcome).split())
+    if not text:
+        raise UsageError("say how the alert ended: --outcome TEXT (e.g. 'officer safe, false alarm')")
+    if len(text) > MAX_OUTCOME_CHARS:
+        raise UsageError(f"the outcome is {len(text)} characters; at most {MAX_OUTCOME_CHARS}")
+    return text
+
+
+def acknowledge(conn: sqlite3.Connection, alert_id: int, *, operator: str, now: float | None = None
+                ) -> AlertSummary:
+    """Mark the alert as being handled by `operator` (audited)."""
+    now = time.time() if now is None else now
+    operator = audit.check_operator(operator)
+    with write_transaction(conn):
+        row = conn.execute("SELECT state, acked_by, acked_at, closed_by, closed_at, device_id FROM alerts "
+                           "WHERE alert_id = ?", (alert_id,)).fetchone()
+        if row is None:
+            raise AlertNotFoundError(f"no alert {alert_code(alert_id)}")
+        state, acked_by, acked_at, closed_by, closed_at, device_id = row
+        if state == "closed":
+            raise AlertStateError(f"{alert_code(alert_id)} is already closed (by {closed_by}, "
+                                  f"{utc_text(closed_at)})")
+        if state == "acknowledged":
+            raise AlertStateError(f"{alert_code(alert_id)} was already acknowledged by {acked_by} "
+                                  f"({utc_text(acked_at)})")
+        conn.execute("UPDATE alerts SET state = 'acknowledged', acked_by = ?, acked_at = ? "
+                     "WHERE alert_id = ?",
+                     (operator, now, alert_id))
+        audit.record(conn, operator, "acknowledge", alert_id=alert_id, device_id=bytes(device_id), at=now,
+                     in_transaction=True)
+    return get_alert(conn, alert_id)
+
+
+def close(conn: sqlite3.Connection, alert_id: int, *, operator: str, outcome: str, now: float | None = None
+          ) -> AlertSummary:
+    """Close the alert with its outcome (audited). The device learns it from the
+    `closed` list of its next answer and sends its end frame."""
+    now = time.time() if now is None else now
+    operator = audit.check_operator(operator)
+    text = _check_outcome(outcome)
+    with write_transaction(conn):
+        row = conn.execute("SELECT state, closed_by, closed_at, device_id FROM alerts WHERE alert_id = ?",
+                           (alert_id,)).fetchone()
+        if row is None:
+            raise AlertNotFoundError(f"no alert {alert_code(alert_id)}")
+        state, closed_by, closed_at, device_id = row
+        if state == "closed":
+            raise AlertStateError(f"{alert_code(alert_id)} is already closed (by {closed_by}, "
+                                  f"{utc_text(closed_at)})")
+        conn.execute("UPDATE alerts SET state = 'closed', closed_by = ?, closed_at = ?, outcome = ?, "
+                     "acked_by = coalesce(acked_by, ?), acked_at = coalesce(acked_at, ?) WHERE alert_id = ?",
+                     (operator, now, text, operator, now, alert_id))
+        audit.record(conn, operator, "close", alert_id=alert_id, device_id=bytes(device_id), at=now,
+                     detail=f"outcome: {text}", in_transaction=True)
+    return get_alert(conn, alert_id)
+
+
+@dataclass
+class Overview:
+    """`sotto alerts list`: the alerts and the silent devices, at one moment."""
+
+    alerts: list[AlertSummary]
+    silent: list[SilentDevice]
+    now: float
+    grace_s: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"time": iso_utc(self.now), "alerts": [a.to_json() for a in self.alerts],
+                "silent_devices": [s.to_json() for s in self.silent], "grace_s": self.grace_s}
+
+
+def overview(conn: sqlite3.Connection, *, include_closed: bool = False, now: float | None = None,
+             grace_s: float = DEFAULT_GRACE_S) -> Overview:
+    """The alerts (not closed, unless include_closed) and the silent devices."""
+    now = time.time() if now is None else now
+    return Overview(list_alerts(conn, include_closed=include_closed),
+                    silent_devices(conn, now=now, grace_s=grace_s),
+                    now, grace_s)

@@ -1,0 +1,593 @@
+"""The HTTP side of `sotto receive` (standard library http.server, one thread per connection).
+
+    POST /v1/frames   body application/cbor-seq: frames -> CBOR answer (docs/frames.md)
+    POST /v1/sms      the SMS gateway's webhook: JSON {sender, time, payload (hex or base64)}
+    GET  /v1/health   JSON {"status": "ok", ...}; 503 when storage is failing
+
+Every answer carries a reason: HTTP errors have a body {"reason": CODE, "detail":
+TEXT} (CBOR on /v1/frames, where the device reads it; JSON elsewhere):
+
+    400 malformed-cbor / bad-request / bad-content-length   413 too-large
+    404 not-found   405 method-not-allowed   411 length-required
+    415 unsupported-media-type   431 headers-too-large   503 storage-unavailable / busy
+
+Slow or hostile clients only hold their own thread: every read has a timeout
+(io_timeout_s), a request cycle has an absolute deadline (request_deadline_s,
+enforced by a reaper that shuts such sockets down), bodies over max_body_bytes
+are refused before they are read, connections are capped (max_connections),
+and TLS handshakes happen in the connection's thread, never in the accept loop.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import errno
+import http.server
+import json
+import logging
+import os
+import signal
+import socket
+import socketserver
+import ssl
+import string
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import cbor2
+
+from host_tools import __version__
+from host_tools.errors import SottoError, UsageError
+from host_tools.frames import FrameError, Reason, split_sequence
+from host_tools.ids import format_device_id
+from host_tools.receiver.ingest import REJECTED, Receiver, Result, StorageUnavailable
+
+log = logging.getLogger("sotto.receiver")
+
+CBOR_SEQ = "application/cbor-seq"
+FRAME_TYPES = (CBOR_SEQ, "application/cbor")
+JSON = "application/json"
+PATH_FRAMES, PATH_SMS, PATH_HEALTH = "/v1/frames", "/v1/sms", "/v1/health"
+_HEX = frozenset(string.hexdigits)
+
+_REASONS = {400: "bad-request", 404: "not-found", 405: "method-not-allowed", 408: "request-timeout",
+            411: "length-required", 413: "too-large", 414: "uri-too-long", 415: "unsupported-media-type",
+            431: "headers-too-large", 500: "internal-error", 501: "method-not-allowed",
+            503: "storage-unavailable", 505: "http-version-not-supported"}
+
+
+class ServerError(SottoError, OSError):
+    """The server cannot start (port in use, bad TLS files, database locked)."""
+
+
+@dataclass
+class ServerConfig:
+    """Tunables of the HTTP server (defaults suit a monitoring centre)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    max_body_bytes: int = 1024 * 1024      # a device posts at most 8 KB; backlogs stay far below
+    max_frames: int = 512                  # per request
+    max_sms_bytes: int = 16 * 1024
+    io_timeout_s: float = 30.0             # a read that waits longer closes the connection
+    request_deadline_s: float = 60.0       # a whole request cycle (incl. keep-alive wait)
+    max_connections: int = 4096
+    listen_backlog: int = 1024
+    verify_helper: bool = (os.cpu_count() or 1) > 1   # verify on a second core too
+
+
+class _HTTPError(Exception):
+    def __init__(self, status: int, reason: str, detail: str, close: bool = False) -> None:
+        super().__init__(detail)
+        self.status, self.reason, self.detail, self.close = status, reason, detail, close
+
+
+def _decode_sms_payload(text: str) -> bytes:
+    """Hex (even length, hex digits only, whitespace ignored) or base64."""
+    compact = "".join(text.split())
+    if not compact:
+        raise ValueError("the payload is empty")
+    if len(compact) % 2 == 0 and all(c in _HEX for c in compact):
+        return bytes.fromhex(compact)
+    try:
+        return base64.b64decode(compact, validate=True)
+    except (binascii.Error, ValueError):
+        pass
+    try:
+        return base64.urlsafe_b64decode(compact + "=" * (-len(compact) % 4))
+    except (binascii.Error, ValueError):
+        raise ValueError("the payload is neither hex nor base64") from None
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = f"sotto-receiver/{__version__}"
+    sys_version = ""
+    disable_nagle_algorithm = True
+    wbufsize = 64 * 1024          # headers and body leave in one segment
+    server: ReceiverHTTPServer
+
+    # -- plumbing ----------------------------------------------------------------
+    def version_string(self) -> str:
+        return self.server_version
+
+    def setup(self) -> None:
+        self.timeout = self.server.config.io_timeout_s
+        super().setup()
+
+    def handle_one_request(self) -> None:
+        self.server.conns.arm(self.connection, self.server.config.request_deadline_s)
+        super().handle_one_request()
+        if self.server.stopping:
+            self.close_connection = True
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (http.server's signature)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s %s", self.client_address[0], format % args)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """http.server's own errors (bad request line, headers too large, unknown
+        method) with a reason code in a JSON body instead of an HTML page."""
+        if code == 501:
+            code = 405
+        if self.request_version == "HTTP/0.9":
+            self.request_version = "HTTP/1.0"   # an unparsable request line: answer with a status line
+        detail = message or (self.responses.get(code, ("",))[0])
+        with contextlib.suppress(OSError):
+            self._answer(code, JSON, json.dumps({"reason": _REASONS.get(code, "bad-request"),
+                                                 "detail": detail}).encode(), close=True)
+
+    def _answer(self, status: int, ctype: str, body: bytes, *, close: bool = False) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        if close or self.server.stopping:
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _error(self, path: str, e: _HTTPError) -> None:
+        body: dict[str, Any] = {"reason": e.reason, "detail": e.detail}
+        if path == PATH_FRAMES:
+            self._answer(e.status, "application/cbor", cbor2.dumps(body, canonical=True), close=e.close)
+        else:
+            self._answer(e.status, JSON, json.dumps(body).encode(), close=e.close)
+        self.server.count_error(e.reason)
+
+    def _read_body(self, limit: int) -> bytes:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            raise _HTTPError(411, "length-required", "send the body with a Content-Length, not chunked",
+                             close=True)
+        values = self.headers.get_all("Content-Length") or []
+        if not values:
+            raise _HTTPError(411, "length-required", "a Content-Length header is required", close=True)
+        if len(set(v.strip() for v in values)) > 1:
+            raise _HTTPError(400, "bad-content-length", "conflicting Content-Length headers", close=True)
+        text = values[0].strip()
+        if not text.isdigit() or len(text) > 18:
+            raise _HTTPError(400, "bad-content-length", f"Content-Length {text[:20]!r} is not a byte count",
+                             close=True)
+        length = int(text)
+        if length > limit:
+            raise _HTTPError(413, "too-large", f"a body of {length} bytes; at most {limit} per request",
+                             close=True)
+        body = self.rfile.read(length)
+        if len(body) != length:
+            raise ConnectionError("the client went away in the middle of its body")
+        return body
+
+    def _check_type(self, allowed: tuple[str, ...]) -> None:
+        ctype = self.headers.get_content_type() if self.headers.get("Content-Type") else "(none)"
+        if ctype not in allowed:
+            raise _HTTPError(415, "unsupported-media-type",
+                             f"Content-Type {ctype}; this endpoint takes {' or '.join(allowed)}", close=True)
+
+    # -- methods -------------------------------------------------------------------
+    def do_POST(self) -> None:
+        path = urlsplit(self.path).path
+        try:
+            if path == PATH_FRAMES:
+                self._post_frames()
+            elif path == PATH_SMS:
+                self._post_sms()
+            elif path == PATH_HEALTH:
+                raise _HTTPError(405, "method-not-allowed", f"{path} takes GET", close=True)
+            else:
+                raise _HTTPError(404, "not-found", f"no such endpoint {path[:80]!r}", close=True)
+        except _HTTPError as e:
+            self._error(path, e)
+        except TimeoutError:
+            self.server.count_error("request-timeout")
+            with contextlib.suppress(OSError):
+                self._error(path, _HTTPError(408, "request-timeout", "the request came too slowly",
+                                             close=True))
+            self.close_connection = True
+        except (ConnectionError, OSError) as e:
+            log.debug("connection from %s lost: %s", self.client_address[0], e)
+            self.close_connection = True
+        except Exception as e:  # a bug: answer, log the traceback, keep serving
+            log.exception("internal error on POST %s", path)
+            self.server.count_error("internal-error", bug=True)
+            self._error(path, _HTTPError(500, "internal-error", f"{type(e).__name__}", close=True))
+
+    def do_GET(self) -> None:
+        path = urlsplit(self.path).path
+        if path == PATH_HEALTH:
+            self._health()
+        elif path in (PATH_FRAMES, PATH_SMS):
+            self._error(path, _HTTPError(405, "method-not-allowed", f"{path} takes POST"))
+        else:
+            self._error(path, _HTTPError(404, "not-found", f"no such endpoint {path[:80]!r}"))
+
+    def do_HEAD(self) -> None:
+        self.do_GET()
+
+    def _other(self) -> None:
+        path = urlsplit(self.path).path
+        status = 405 if path in (PATH_FRAMES, PATH_SMS, PATH_HEALTH) else 404
+        self._error(path, _HTTPError(status, _REASONS[status], f"{self.command} {path[:80]!r}", close=True))
+
+    do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_TRACE = do_CONNECT = _other
+
+    # -- endpoints -----------------------------------------------------------------
+    def _post_frames(self) -> None:
+        self._check_type(FRAME_TYPES)
+        body = self._read_body(self.server.config.max_body_bytes)
+        try:
+            wires = split_sequence(body)
+        except FrameError as e:
+            raise _HTTPError(400, e.reason.value, e.detail) from None
+        if not wires:
+            raise _HTTPError(400, Reason.MALFORMED_CBOR.value, "an empty body: no frames")
+        limit = self.server.config.max_frames
+        if len(wires) > limit:
+            raise _HTTPError(413, Reason.TOO_LARGE.value, f"{len(wires)} frames; at most {limit} per request")
+        try:
+            answer = self.server.receiver.ingest(wires, via="http", peer=self.client_address[0])
+        except StorageUnavailable as e:
+            raise _HTTPError(503, "storage-unavailable",
+                             f"{e}; nothing was stored, send again later") from None
+        self._answer(200, "application/cbor", answer.to_cbor())
+
+    def _post_sms(self) -> None:
+        self._check_type((JSON,))
+        body = self._read_body(self.server.config.max_sms_bytes)
+        try:
+            msg = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as e:
+            raise _HTTPError(400, "bad-request", f"the body is not JSON: {e}") from None
+        if not isinstance(msg, dict):
+            raise _HTTPError(400, "bad-request", "the body must be a JSON object {sender, time, payload}")
+        sender, sent, payload = msg.get("sender"), msg.get("time"), msg.get("payload")
+        if not isinstance(payload, str):
+            raise _HTTPError(400, "bad-request", "payload must be a string of hex or base64")
+        if sender is not None and (not isinstance(sender, str) or len(sender) > 64):
+            raise _HTTPError(400, "bad-request", "sender must be the sender's number (a short string)")
+        if sent is not None and (not isinstance(sent, int) or isinstance(sent, bool) or sent < 0):
+            raise _HTTPError(400, "bad-request", "time must be epoch seconds (an integer)")
+        try:
+            data = _decode_sms_payload(payload)
+        except ValueError as e:
+            raise _HTTPError(400, "bad-request", str(e)) from None
+        try:
+            wires = split_sequence(data)
+        except FrameError as e:
+            wires, split_error = [], e
+        else:
+            split_error = None
+        if len(wires) != 1:
+            why = split_error.detail if split_error else f"an SMS carries one frame, this one {len(wires)}"
+            result = Result(REJECTED, None, None, Reason.MALFORMED_CBOR.value, why)
+            self._answer(200, JSON, json.dumps(_sms_result(result, int(time.time()))).encode())
+            return
+        try:
+            answer = self.server.receiver.ingest(wires, via="sms", peer=sender)
+        except StorageUnavailable as e:
+            raise _HTTPError(503, "storage-unavailable",
+                             f"{e}; nothing was stored, send again later") from None
+        self._answer(200, JSON, json.dumps(_sms_result(answer.results[0], answer.time)).encode())
+
+    def _health(self) -> None:
+        receiver = self.server.receiver
+        if receiver.healthy:
+            body = {"status": "ok", "time": int(time.time()), "version": __version__}
+            self._answer(200, JSON, json.dumps(body).encode())
+        else:
+            why = receiver.writer.last_error or "the storage writer stopped"
+            body = {"status": "unavailable", "reason": "storage-unavailable", "detail": why,
+                    "time": int(time.time())}
+            self._answer(503, JSON, json.dumps(body).encode())
+
+
+def _sms_result(result: Result, now: int) -> dict[str, Any]:
+    out: dict[str, Any] = {"status": result.status,
+                           "device": format_device_id(result.device) if result.device else None,
+                           "seq": result.seq, "time": now}
+    if result.reason:
+        out["reason"] = result.reason
+        out["detail"] = result.detail
+    return out
+
+
+class _Connections:
+    """Open connections with their deadlines; a reaper shuts overdue ones down."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.deadlines: dict[socket.socket, float] = {}
+        self.reaped = 0
+
+    def add(self, sock: socket.socket, seconds: float) -> None:
+        with self.lock:
+            self.deadlines[sock] = time.monotonic() + seconds
+
+    def arm(self, sock: socket.socket, seconds: float) -> None:
+        with self.lock:
+            if sock in self.deadlines:
+                self.deadlines[sock] = time.monotonic() + seconds
+
+    def remove(self, sock: socket.socket) -> None:
+        with self.lock:
+            self.deadlines.pop(sock, None)
+
+    def __len__(self) -> int:
+        return len(self.deadlines)
+
+    def reap(self) -> int:
+        now = time.monotonic()
+        with self.lock:
+            overdue = [s for s, t in self.deadlines.items() if t < now]
+            for s in overdue:
+                self.deadlines[s] = now + 3600   # once
+        for s in overdue:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+        self.reaped += len(overdue)
+        return len(overdue)
+
+
+class ReceiverHTTPServer(http.server.ThreadingHTTPServer):
+    """ThreadingHTTPServer with the limits of ServerConfig and optional TLS."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+    block_on_close = False
+
+    def __init__(self, receiver: Receiver, config: ServerConfig) -> None:
+        self.receiver = receiver
+        self.config = config
+        self.request_queue_size = config.listen_backlog
+        self.conns = _Connections()
+        self.stopping = False
+        self.errors: dict[str, int] = {}
+        self.bugs = 0
+        self._err_lock = threading.Lock()
+        self.ssl_context: ssl.SSLContext | None = None
+        if config.tls_cert or config.tls_key:
+            self.ssl_context = _tls_context(config.tls_cert, config.tls_key)
+        if ":" in config.host:
+            self.address_family = socket.AF_INET6
+        try:
+            super().__init__((config.host, config.port), _Handler)
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                raise ServerError(f"port {config.port} on {config.host} is in use: another receiver? "
+                                  "choose another with --port") from None
+            raise ServerError(f"cannot listen on {config.host}:{config.port}: {e.strerror or e}") from None
+        self._reaper = threading.Thread(target=self._reap_loop, name="sotto-reaper", daemon=True)
+        self._reaper.start()
+
+    def server_bind(self) -> None:
+        # http.server's version also looks up the host's FQDN, which can stall on DNS.
+        socketserver.TCPServer.server_bind(self)
+        self.server_name = str(self.server_address[0])
+        self.server_port = int(self.server_address[1])
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        shown = f"[{host}]" if ":" in str(host) else str(host)
+        return f"{'https' if self.ssl_context else 'http'}://{shown}:{port}"
+
+    def count_error(self, reason: str, bug: bool = False) -> None:
+        with self._err_lock:
+            self.errors[reason] = self.errors.get(reason, 0) + 1
+            if bug:
+                self.bugs += 1
+
+    def _reap_loop(self) -> None:
+        while not self.stopping:
+            time.sleep(0.5)
+            self.conns.reap()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if len(self.conns) >= self.config.max_connections:
+            body = json.dumps({"reason": "busy",
+                               "detail": "too many connections; try again shortly"}).encode()
+            with contextlib.suppress(OSError):
+                request.settimeout(1.0)
+                request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                                b"Content-Length: %d\r\nConnection: close\r\nRetry-After: 5\r\n\r\n%s"
+                                % (len(body), body))
+            self.shutdown_request(request)
+            self.count_error("busy")
+            return
+        self.conns.add(request, self.config.request_deadline_s)
+        super().process_request(request, client_address)
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        """In the connection's own thread: the TLS handshake, then HTTP."""
+        raw = request
+        try:
+            if self.ssl_context is not None:
+                raw.settimeout(self.config.io_timeout_s)
+                request = self.ssl_context.wrap_socket(raw, server_side=True, do_handshake_on_connect=False)
+                self.conns.remove(raw)
+                self.conns.add(request, self.config.request_deadline_s)
+                try:
+                    request.do_handshake()
+                except (ssl.SSLError, OSError) as e:
+                    log.debug("TLS handshake with %s failed: %s", client_address[0], e)
+                    self.count_error("tls-handshake")
+                    return
+            self.RequestHandlerClass(request, client_address, self)
+        finally:
+            self.conns.remove(request)
+            self.conns.remove(raw)
+            if request is not raw:
+                with contextlib.suppress(OSError):
+                    request.close()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A connection's thread failed outside our handlers: log it, keep serving."""
+        import sys
+
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (ConnectionError, TimeoutError, ssl.SSLError)):
+            log.debug("connection from %s ended: %s", client_address[0], exc)
+            return
+        self.count_error("internal-error", bug=True)
+        log.exception("unexpected error on a connection from %s", client_address[0])
+
+    def stop(self, grace_s: float = 5.0) -> None:
+        """Stop accepting, let requests in progress finish (up to grace_s)."""
+        self.stopping = True
+        self.shutdown()
+        self.server_close()
+        deadline = time.monotonic() + grace_s
+        while len(self.conns) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+
+def _tls_context(cert: str | None, key: str | None) -> ssl.SSLContext:
+    if not cert or not key:
+        raise UsageError("TLS needs both --tls-cert and --tls-key")
+    for name, path in (("certificate", cert), ("key", key)):
+        if not Path(path).is_file():
+            raise UsageError(f"TLS {name} file {path} does not exist")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        ctx.load_cert_chain(cert, key)
+    except (ssl.SSLError, OSError) as e:
+        raise UsageError(f"cannot load the TLS certificate {cert} with key {key}: {e}") from None
+    return ctx
+
+
+# --------------------------------------------------------------------------
+# Running `sotto receive`.
+
+
+class _DbLock:
+    """One receiver per database: an exclusive lock on DB + '-receiver.lock'."""
+
+    def __init__(self, db_path: Path) -> None:
+        import fcntl
+
+        self.path = db_path.with_name(db_path.name + "-receiver.lock")
+        db_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            other = os.pread(self.fd, 32, 0).decode("ascii", "replace").strip()
+            os.close(self.fd)
+            raise ServerError(f"another `sotto receive` (pid {other or '?'}) is using {db_path}; "
+                              "stop it first, or give another --db") from None
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, str(os.getpid()).encode(), 0)
+
+    def release(self) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self.fd)
+
+
+def serve(db_path: Path, config: ServerConfig, *, announce: Callable[[str], None] = print,
+          stop_event: threading.Event | None = None) -> int:
+    """Run the receiver until SIGINT/SIGTERM (or stop_event): the blocking body of
+    `sotto receive`. `announce` gets one line once it listens: `listening on URL ...`."""
+    lock = _DbLock(db_path)
+    receiver = None
+    server = None
+    try:
+        receiver = Receiver(db_path, verify_helper=config.verify_helper)
+        server = ReceiverHTTPServer(receiver, config)
+        if config.host not in ("127.0.0.1", "::1", "localhost") and server.ssl_context is None:
+            log.warning("serving without TLS on %s: location and audio would cross the network in clear; "
+                        "use --tls-cert/--tls-key, or a TLS proxy in front", config.host)
+        announce(f"listening on {server.url} (database {db_path})")
+        log.info("receiver %s started: %d devices registered, pid %d", __version__,
+                 len(receiver.writer.keys), os.getpid())
+        srv = server
+
+        def stop(*_: Any) -> None:
+            threading.Thread(target=srv.stop, name="sotto-stop", daemon=True).start()
+
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, stop)
+            signal.signal(signal.SIGINT, stop)
+        if stop_event is not None:
+            threading.Thread(target=lambda: (stop_event.wait(), stop()), daemon=True).start()
+        server.serve_forever(poll_interval=0.2)
+        deadline = time.monotonic() + 5
+        while len(srv.conns) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        log.info("receiver stopping: finishing what is queued")
+        return 0
+    finally:
+        if server is not None:
+            server.stopping = True
+            server.server_close()
+        if receiver is not None:
+            receiver.close()
+        lock.release()
+
+
+@dataclass
+class RunningServer:
+    """A receiver serving HTTP in a background thread (tests, the simulator, benchmarks)."""
+
+    receiver: Receiver
+    server: ReceiverHTTPServer
+    thread: threading.Thread
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def port(self) -> int:
+        return int(self.server.server_address[1])
+
+    def stop(self) -> None:
+        self.server.stop()
+        self.thread.join(10)
+        self.receiver.close()
+
+
+def start_in_thread(db_path: str | os.PathLike[str], config: ServerConfig | None = None,
+                    receiver: Receiver | None = None) -> RunningServer:
+    """Start a receiver (port 0 = any free port) in this process; stop() it when done."""
+    config = config or ServerConfig(port=0, verify_helper=False)
+    receiver = receiver or Receiver(db_path, verify_helper=config.verify_helper)
+    try:
+        server = ReceiverHTTPServer(receiver, config)
+    except BaseException:
+        receiver.close()
+        raise
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
+                              name="sotto-http", daemon=True)
+    thread.start()
+    return RunningServer(receiver, server, thread)

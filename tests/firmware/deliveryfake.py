@@ -1,0 +1,325 @@
+# Doubles for the delivery tests, in both interpreters: a queue with the
+# documented FrameQueue API (docs/architecture.md) that fails the test on a
+# double acknowledgement, a modem double with the Simcom driver's interface
+# whose "network" is a function, and a receiver double that answers like
+# docs/frames.md. Frames are CBOR-shaped like real ones (tag 18, payload map)
+# but not signed: delivery never looks at signatures.
+from sotto import cbor
+from sotto.modem import at as _at
+from sotto.modem.at import ModemError
+from sotto.ticks import ticks_add, ticks_diff
+
+ALERT_START, LOCATION, AUDIO, CANCEL, DURESS, END, HEARTBEAT = 1, 2, 3, 4, 5, 6, 7
+
+
+def frame(ftype, seq, sid=1, loc=True, pad=0):
+    payload = {0: 1, 1: ftype, 3: seq, 4: 1790000000 + seq, 5: seq * 1000}
+    if ftype <= END:
+        payload[2] = sid
+    if loc and ftype in (ALERT_START, LOCATION, DURESS):
+        payload[6] = bytes(13)
+    if ftype == AUDIO:
+        cose = cbor.encode(cbor.Tag(18, [cbor.encode({1: -8, 4: b"TEST-001"}), {}, cbor.encode(payload),
+                                         bytes(64)]))
+        return cbor.encode([cbor.Tag(18, cbor.decode(cose).value), bytes(pad or 400)])
+    return cbor.encode(cbor.Tag(18, [cbor.encode({1: -8, 4: b"TEST-001"}), {}, cbor.encode(payload),
+                                     bytes(64 + pad)]))
+
+
+class FakeQueue:
+    def __init__(self):
+        self.items = []  # [(seq, ftype, wire)]
+        self.acked = []
+
+    def push(self, wire, ftype, seq):
+        self.items.append((seq, ftype, wire))
+
+    def __len__(self):
+        return len(self.items)
+
+    def batch(self, max_frames, max_bytes):
+        order = [i for i in self.items if i[1] == ALERT_START] + \
+                sorted([i for i in self.items if i[1] != ALERT_START])
+        out = []
+        size = 0
+        for seq, _t, wire in order:
+            if len(out) >= max_frames or (out and size + len(wire) > max_bytes):
+                break
+            out.append((seq, wire))
+            size += len(wire)
+        return out
+
+    def ack(self, seqs):
+        for s in seqs:
+            assert s not in self.acked, "seq %d acknowledged twice" % s
+            assert any(i[0] == s for i in self.items), "seq %d is not queued" % s
+            self.acked.append(s)
+        self.items = [i for i in self.items if i[0] not in seqs]
+
+    def newest(self, ftype):
+        best = None
+        for seq, t, wire in self.items:
+            if t == ftype and (best is None or seq > best[0]):
+                best = (seq, wire)
+        return best[1] if best else None
+
+
+class FakeAt:
+    def __init__(self, clock):
+        self.clock = clock
+
+    def wait(self, ms):
+        yield ms
+
+    def stats(self):
+        return {}
+
+
+class FakeServer:
+    """Answers a POST like the receiver: stores seqs, duplicates, rejects `bad`."""
+
+    def __init__(self, queue):
+        self.queue = queue
+        self.stored = set()
+        self.bad = {}  # seq -> reason
+        self.requests = []
+        self.status = 200
+        self.time_s = 1790000000
+        self.closed = []
+        self.close_after = False
+        self.answer_override = None
+
+    def __call__(self, request):
+        head_end = request.find(b"\r\n\r\n") + 4
+        head, body = request[:head_end], request[head_end:]
+        assert head.startswith(b"POST /v1/frames HTTP/1.1\r\n")
+        assert b"Content-Type: application/cbor-seq\r\n" in head
+        assert (b"Content-Length: %d\r\n" % len(body)) in head
+        wires = {}
+        for seq, _t, wire in self.queue.items:
+            wires[wire] = seq
+        seqs = []
+        i = 0
+        while i < len(body):
+            for wire, seq in wires.items():
+                if body.startswith(wire, i):
+                    seqs.append(seq)
+                    i += len(wire)
+                    break
+            else:
+                raise AssertionError("body is not a sequence of queued frames")
+        self.requests.append(seqs)
+        if self.status != 200:
+            reason = self.bad.get(seqs[0]) if len(seqs) == 1 else None
+            body = cbor.encode({"reason": reason}) if reason else b"<html>no</html>"
+            return self._http(self.status, body)
+        results = []
+        for s in seqs:
+            if s in self.bad:
+                results.append({"status": "rejected", "device": b"TEST-001", "seq": s, "reason": self.bad[s]})
+            elif s in self.stored:
+                results.append({"status": "duplicate", "device": b"TEST-001", "seq": s})
+            else:
+                self.stored.add(s)
+                results.append({"status": "accepted", "device": b"TEST-001", "seq": s})
+        answer = {"results": results, "time": self.time_s}
+        if self.closed:
+            answer["closed"] = list(self.closed)
+        if self.answer_override is not None:
+            answer = self.answer_override(answer)
+        return self._http(200, cbor.encode(answer))
+
+    def _http(self, status, body):
+        head = (b"HTTP/1.1 %d X\r\nContent-Type: application/cbor\r\nContent-Length: %d\r\n"
+                % (status, len(body)))
+        if self.close_after:
+            head += b"Connection: close\r\n"
+        return head + b"\r\n" + body
+
+
+class FakeModem:
+    """The Simcom interface; `server(request) -> response bytes` is the network.
+    fail[name] is a list of ModemErrors the next calls of that method raise."""
+
+    def __init__(self, clock, server, rtt_ms=100):
+        self.clock = clock
+        self.at = FakeAt(clock)
+        self.server = server
+        self.rtt_ms = rtt_ms
+        self.ready = False
+        self.sim_ready = False
+        self.started = False
+        self.connected = False
+        self.reg_eps = self.reg_cs = -1
+        self.registered = True
+        self.denied = False
+        self.alive = True
+        self.rx = bytearray(4096)
+        self.rx_n = 0
+        self.rx_event = False
+        self.sms_to_delete = []
+        self.fail = {}
+        self.calls = []
+        self.sms = []  # (t, number, data)
+        self.pending = None  # (due, bytes)
+        self.drop_response = False
+        self.retries = self.cfun_resets = self.power_cycles = 0
+        self.opens = 0
+
+    def _call(self, name):
+        self.calls.append((self.clock.now_ms, name))
+        if not self.alive and name not in ("power_cycle",):
+            raise ModemError(0, _at.TIMEOUT, name)
+        errs = self.fail.get(name)
+        if errs:
+            raise errs.pop(0)
+
+    def probe(self):
+        self.calls.append((self.clock.now_ms, "probe"))
+        yield 10
+        return self.alive
+
+    def start(self):
+        self._call("start")
+        yield 50
+        self.ready = self.sim_ready = True
+
+    def check_sim(self):
+        self._call("check_sim")
+        yield 10
+
+    def signal(self):
+        self._call("signal")
+        yield 10
+        return 20
+
+    def registration(self):
+        self._call("registration")
+        yield 20
+        self.reg_eps = 1 if self.registered else (3 if self.denied else 2)
+        return self.registered
+
+    def is_registered(self):
+        return self.reg_eps in (1, 5)
+
+    def is_denied(self):
+        return self.reg_eps == 3
+
+    def start_data(self):
+        self._call("start_data")
+        yield 50
+        self.started = True
+
+    def open(self, host, port, tls=True):
+        self._call("open")
+        yield 300
+        self.connected = True
+        self.opens += 1
+        self.rx_n = 0
+
+    def send(self, parts, tx):
+        self._call("send")
+        if not self.connected:
+            raise ModemError(0, _at.CLOSED, "send")
+        request = b"".join(bytes(p) for p in parts)
+        yield 20 + len(request) // 12
+        response = self.server(request)
+        if response is not None:
+            self.pending = (ticks_add(self.clock.now_ms, self.rtt_ms), response)
+
+    def _deliver(self):
+        if self.pending and ticks_diff(self.clock.now_ms, self.pending[0]) >= 0:
+            data = self.pending[1]
+            self.pending = None
+            if self.drop_response:
+                self.drop_response = False
+                self.connected = False
+                return
+            self.rx[self.rx_n:self.rx_n + len(data)] = data
+            self.rx_n += len(data)
+            if b"Connection: close" in data:
+                self.connected = False
+
+    def recv(self):
+        self._call("recv")
+        yield 10
+        self.rx_event = False
+
+    def consume(self):
+        mv = bytes(self.rx[:self.rx_n])
+        self.rx_n = 0
+        return mv
+
+    def close(self, force=False):
+        self.calls.append((self.clock.now_ms, "close"))
+        self.connected = False
+        self.pending = None
+        yield 20
+
+    def send_sms(self, number, data):
+        self._call("send_sms")
+        yield 2500
+        self.sms.append((self.clock.now_ms, number, bytes(data)))
+        return len(self.sms)
+
+    def housekeeping(self):
+        yield 1
+
+    def reset_function(self):
+        self._call("reset_function")
+        self.cfun_resets += 1
+        self.started = self.connected = False
+        self.reg_eps = -1
+        yield 1000
+
+    def power_cycle(self, answering=True):
+        self.calls.append((self.clock.now_ms, "power_cycle" if answering else "power_cycle_hung"))
+        self.power_cycles += 1
+        self.alive = True
+        self.started = self.connected = False
+        self.reg_eps = -1
+        yield 15000
+        self.ready = self.sim_ready = True
+
+    def stats(self):
+        return {"retries": self.retries, "cfun_resets": self.cfun_resets, "power_cycles": self.power_cycles}
+
+    def names(self):
+        return [n for _t, n in self.calls]
+
+
+class Runner:
+    """Steps the delivery task on the test clock with the modem double."""
+
+    def __init__(self, clock, delivery, modem):
+        self.clock = clock
+        self.modem = modem
+        self.task = delivery.task()
+
+    def until(self, cond, limit_ms=600000):
+        spent = 0
+        while not cond():
+            self.modem._deliver()
+            wait = next(self.task) or 1
+            self.clock.now_ms = ticks_add(self.clock.now_ms, wait)  # wraps like time.ticks_ms()
+            spent += wait
+            if spent > limit_ms:
+                raise AssertionError("not done after %d ms" % limit_ms)
+
+    def for_ms(self, ms):
+        end = ticks_add(self.clock.now_ms, ms)
+        self.until(lambda: ticks_diff(self.clock.now_ms, end) >= 0, ms + 60000)
+
+
+def seeded_random(seed=12345):
+    """random_bytes(n) of a small LCG: the HAL RNG, repeatable in tests."""
+    state = [seed]
+
+    def random_bytes(n):
+        out = bytearray(n)
+        for i in range(n):
+            state[0] = (state[0] * 1103515245 + 12345) & 0x7FFFFFFF
+            out[i] = (state[0] >> 16) & 0xFF
+        return bytes(out)
+
+    return random_bytes

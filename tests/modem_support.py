@@ -1,0 +1,324 @@
+"""Host-side helpers for the cellular tests: a test PKI, a small receiver double
+that answers as docs/frames.md says (verifying with cbor2 + cryptography, code
+nobody in the firmware wrote), the real receiver as a subprocess, and a loop
+that runs firmware tasks against the virtual modem on a simulated clock."""
+
+from __future__ import annotations
+
+import datetime
+import http.server
+import io
+import ipaddress
+import json
+import os
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cbor2
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.x509.oid import NameOID
+
+REPO = Path(__file__).resolve().parent.parent
+RECEIVER_NAME = "receiver.sotto.test"
+
+
+# -- a test PKI ---------------------------------------------------------------------
+@dataclass
+class TestPki:
+    ca_pem: str
+    cert_file: str
+    key_file: str
+
+
+def make_pki(directory: str, names: tuple[str, ...] = (RECEIVER_NAME, "localhost")) -> TestPki:
+    """A CA and a server certificate for `names` and 127.0.0.1, written to directory."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Sotto test CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
+          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+          .not_valid_before(now - datetime.timedelta(days=1))
+          .not_valid_after(now + datetime.timedelta(days=30))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False),
+                         critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    key = ec.generate_private_key(ec.SECP256R1())
+    sans: list[x509.GeneralName] = [x509.DNSName(n) for n in names]
+    sans.append(x509.IPAddress(ipaddress.ip_address("127.0.0.1")))
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
+            .issuer_name(ca_name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=30))
+            .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    cert_file = os.path.join(directory, "server.pem")
+    key_file = os.path.join(directory, "server.key")
+    with open(cert_file, "wb") as f:
+        f.write(cert.public_bytes(serialization.Encoding.PEM))
+    with open(key_file, "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption()))
+    return TestPki(ca.public_bytes(serialization.Encoding.PEM).decode(), cert_file, key_file)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# -- the receiver double ---------------------------------------------------------------
+def split_sequence(body: bytes) -> list[bytes]:
+    """The exact bytes of each item of a CBOR sequence (RFC 8742)."""
+    fp = io.BytesIO(body)
+    dec = cbor2.CBORDecoder(fp)
+    out = []
+    while fp.tell() < len(body):
+        start = fp.tell()
+        dec.decode()
+        out.append(body[start:fp.tell()])
+    return out
+
+
+def verify(wire: bytes, keys: dict[bytes, bytes]) -> tuple[str, bytes | None, int | None, str | None]:
+    """(status, kid, seq, reason) for one frame, verified with cryptography."""
+    try:
+        item = cbor2.loads(wire)
+    except Exception:
+        return "rejected", None, None, "malformed-cbor"
+    audio = None
+    if isinstance(item, list) and len(item) == 2:
+        item, audio = item
+    if not isinstance(item, cbor2.CBORTag) or item.tag != 18:
+        return "rejected", None, None, "not-cose-sign1"
+    protected, _unprotected, payload, signature = item.value
+    header = cbor2.loads(protected)
+    kid = header.get(4)
+    fields = cbor2.loads(payload)
+    seq = fields.get(3)
+    key = keys.get(kid)
+    if key is None:
+        return "rejected", kid, seq, "unknown-device"
+    to_sign = cbor2.dumps(["Signature1", protected, b"", payload])
+    try:
+        Ed25519PublicKey.from_public_bytes(key).verify(signature, to_sign)
+    except Exception:
+        return "rejected", kid, seq, "bad-signature"
+    if audio is not None:
+        import hashlib
+
+        if hashlib.sha256(audio).digest() != fields.get(14):
+            return "rejected", kid, seq, "audio-digest-mismatch"
+    return "accepted", kid, seq, None
+
+
+@dataclass
+class ReceiverDouble:
+    """POST /v1/frames and /v1/sms as docs/frames.md says, in a thread.
+
+    Stores (kid, seq) -> frame; answers accepted / duplicate / rejected with reason.
+    `hold` (a threading.Event) makes it stall before answering, `fail_status` answers
+    every POST with that HTTP status instead.
+    """
+
+    keys: dict[bytes, bytes]
+    tls: TestPki | None = None
+    closed: list[int] = field(default_factory=list)
+    time_s: int = 1_790_000_000
+    stored: dict[tuple[bytes, int], bytes] = field(default_factory=dict)
+    requests: list[bytes] = field(default_factory=list)
+    answers: list[dict[str, Any]] = field(default_factory=list)
+    sms: list[dict[str, Any]] = field(default_factory=list)
+    fail_status: int | None = None
+    keep_alive: bool = True
+
+    def __post_init__(self) -> None:
+        double = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                n = int(self.headers.get("Content-Length", "0"))
+                body = self.rfile.read(n)
+                if self.path == "/v1/sms":
+                    msg = json.loads(body)
+                    double.sms.append(msg)
+                    wire = bytes.fromhex(msg["payload"])
+                    status, kid, seq, reason = verify(wire, double.keys)
+                    if status == "accepted" and (kid, seq) in double.stored:
+                        status = "duplicate"
+                    if status == "accepted":
+                        double.stored[(kid, seq)] = wire
+                    self._answer(200, json.dumps({"status": status, "reason": reason}).encode(),
+                                 "application/json")
+                    return
+                double.requests.append(body)
+                if double.fail_status:
+                    self._answer(double.fail_status, cbor2.dumps({"reason": "test"}), "application/cbor")
+                    return
+                try:
+                    frames = split_sequence(body)
+                except Exception:
+                    self._answer(400, cbor2.dumps({"reason": "malformed-cbor"}), "application/cbor")
+                    return
+                results = []
+                for wire in frames:
+                    status, kid, seq, reason = verify(wire, double.keys)
+                    if status == "accepted" and kid is not None and seq is not None:
+                        if (kid, seq) in double.stored:
+                            status = "duplicate"
+                        else:
+                            double.stored[(kid, seq)] = wire
+                    r: dict[str, Any] = {"status": status, "device": kid, "seq": seq}
+                    if reason:
+                        r["reason"] = reason
+                    results.append(r)
+                answer: dict[str, Any] = {"results": results, "time": double.time_s}
+                if double.closed:
+                    answer["closed"] = list(double.closed)
+                double.answers.append(answer)
+                self._answer(200, cbor2.dumps(answer, canonical=True), "application/cbor")
+
+            def _answer(self, status: int, body: bytes, ctype: str) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                if not double.keep_alive:
+                    self.send_header("Connection", "close")
+                    self.close_connection = True
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        if self.tls is not None:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(self.tls.cert_file, self.tls.key_file)
+            self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
+        self.port = int(self.server.server_address[1])
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+
+    @property
+    def sms_url(self) -> str:
+        scheme = "https" if self.tls is not None else "http"
+        return f"{scheme}://127.0.0.1:{self.port}/v1/sms"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+# -- the real receiver ----------------------------------------------------------------------
+def real_receiver_available() -> bool:
+    """True once `sotto receive` exists in the tree."""
+    try:
+        import host_tools.cli as cli
+
+        return any("receive" in m for m in cli.COMMAND_MODULES)
+    except Exception:
+        return False
+
+
+# -- running firmware tasks against the virtual modem -------------------------------------------
+def run_until(sched: Any, vm: Any, done: Callable[[], bool], limit_ms: int,
+              tick: Callable[[int], None] | None = None) -> int:
+    """Step the scheduler and the modem on one simulated clock until done();
+    returns the time. Jumps from event to event; raises if limit_ms passes."""
+    t = sched.now_ms
+    end = t + limit_ms
+    while not done():
+        vm.advance(t)
+        if tick is not None:
+            tick(t)
+        wait = sched.step(t)
+        if done():
+            break
+        nxt = vm.next_event_ms()
+        t_next = t + max(1, wait)
+        if nxt is not None and t < nxt < t_next:
+            t_next = nxt
+        t = t_next
+        if t > end:
+            raise AssertionError(f"not done after {limit_ms} ms of simulated time")
+    return t
+
+
+def wait_port(port: int, timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on port {port}")
+
+
+def tempdir() -> str:
+    return tempfile.mkdtemp(prefix="sotto-modem-")
+
+
+
+class RealReceiver:
+    """`sotto receive` as a subprocess on a free loopback port, with a temporary
+    database in which `devices` (kid -> public key) are registered."""
+
+    def __init__(self, directory: str, devices: dict[bytes, bytes], tls: TestPki | None = None) -> None:
+        self.db = os.path.join(directory, "receiver.db")
+        for kid, key in devices.items():
+            self.cli("devices", "add", kid.decode(), "--pubkey", key.hex(), "--db", self.db)
+        cmd = [sys.executable, "-m", "host_tools.cli", "receive", "--db", self.db, "--host", "127.0.0.1",
+               "--port", "0", "-q"]
+        if tls is not None:
+            cmd += ["--tls-cert", tls.cert_file, "--tls-key", tls.key_file]
+        self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline() if self.proc.stdout else ""
+        if not line.startswith("listening on "):
+            self.proc.kill()
+            err = self.proc.stderr.read() if self.proc.stderr else ""
+            raise RuntimeError(f"sotto receive did not start: {line!r} {err}")
+        url = line.split()[2]
+        self.port = int(url.rsplit(":", 1)[1].split("/")[0])
+        self.scheme = url.split(":", 1)[0]
+
+    @property
+    def sms_url(self) -> str:
+        return f"{self.scheme}://127.0.0.1:{self.port}/v1/sms"
+
+    def cli(self, *args: str) -> str:
+        """Run a `sotto` command; return its standard output."""
+        proc = subprocess.run([sys.executable, "-m", "host_tools.cli", *args], cwd=REPO,
+                              capture_output=True, text=True, timeout=60)
+        if proc.returncode != 0:
+            raise RuntimeError(f"sotto {' '.join(args)} failed: {proc.stderr.strip()}")
+        return proc.stdout
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()

@@ -1,0 +1,94 @@
+"""Shared pieces of the receiver tests: devices, clocks, a receiver, an HTTP server."""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import cbor2
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))   # tests/: framefactory
+
+import framefactory as ff  # noqa: E402
+
+from host_tools.receiver.ingest import Receiver  # noqa: E402
+from host_tools.receiver.server import RunningServer, ServerConfig, start_in_thread  # noqa: E402
+from host_tools.registry import Registry  # noqa: E402
+
+NOW = 1_790_000_500           # the receiver's clock in tests: after DeviceSim's frame times
+LOC = ff.pack_location(515007292, -1246254, 8, 1, ff.SRC_GNSS)
+
+
+def device(name: bytes = b"SOTTO-42", t0: int = 1_790_000_000) -> ff.DeviceSim:
+    """A simulated device with its own key (seed derived from the name)."""
+    return ff.DeviceSim(kid=name, seed=hashlib.sha256(b"seed " + name).digest(), time=t0)
+
+
+def loc(i: int = 0, acc_m: int = 8) -> bytes:
+    return ff.pack_location(515007292 + 150 * i, -1246254 + 230 * i, acc_m, 1, ff.SRC_GNSS)
+
+
+class Clock:
+    """A clock tests move by hand."""
+
+    def __init__(self, t: float = NOW) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "receiver.db"
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def dev(db: Path) -> ff.DeviceSim:
+    """SOTTO-42, registered."""
+    d = device()
+    with Registry(db) as reg:
+        reg.add(d.kid, d.public_key, officer="J. Smith")
+    return d
+
+
+@pytest.fixture
+def receiver(db: Path, clock: Clock, dev: ff.DeviceSim) -> Iterator[Receiver]:
+    r = Receiver(db, clock=clock)
+    yield r
+    r.close()
+
+
+@pytest.fixture
+def server(db: Path, dev: ff.DeviceSim) -> Iterator[RunningServer]:
+    rs = start_in_thread(db, ServerConfig(port=0, io_timeout_s=5, request_deadline_s=10))
+    yield rs
+    rs.stop()
+
+
+def post(port: int, body: bytes, ctype: str = "application/cbor-seq", path: str = "/v1/frames",
+         headers: dict[str, str] | None = None, method: str = "POST") -> tuple[int, dict[str, str], bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request(method, path, body, {"Content-Type": ctype, **(headers or {})})
+        resp = conn.getresponse()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+    finally:
+        conn.close()
+
+
+def statuses(answer: Any) -> list[str]:
+    """["accepted", "duplicate", ...] from an Answer or a CBOR answer body."""
+    if isinstance(answer, bytes):
+        return [r["status"] for r in cbor2.loads(answer)["results"]]
+    return [r.status for r in answer.results]
