@@ -1,0 +1,203 @@
+# Device: every part of the firmware wired to a HAL.
+#
+# boot() loads the configuration and the key, recovers the queue and the
+# counters and counts boots; step(now_ms) runs one pass of everything and
+# returns how long the caller may sleep. main.py calls it in a loop on the
+# device; the simulator calls it with its virtual clock; tests call it
+# directly.
+#
+# Robustness: a part that raises is logged and the pass goes on (the parts
+# are state machines, so the next pass simply retries); the delivery task is
+# restarted by the scheduler. A boot counter that reaches BOOT_LOOP_LIMIT
+# without STABLE_MS of uptime in between puts the device in minimal mode:
+# alerts and locations only, frames flagged.
+import struct
+
+from micropython import const
+
+from sotto import config as config_mod
+from sotto import frames, identity, modem, trigger
+from sotto.audio import Audio
+from sotto.clock import Clock
+from sotto.counters import Counters
+from sotto.gnss import Gnss
+from sotto.haptic import Haptic
+from sotto.log import Logger
+from sotto.power import Power
+from sotto.queue import FrameQueue
+from sotto.sched import Scheduler
+from sotto.session import Session
+from sotto.storage import Storage
+from sotto.ticks import ticks_add, ticks_diff
+from sotto.trigger import Trigger
+
+BOOTS = "boots"
+BOOT_LOOP_LIMIT = const(5)
+STABLE_MS = const(120000)
+SAVE_FIX_MS = const(60000)
+GNSS_READ = const(128)
+
+_log = Logger("app")
+
+
+class Device:
+    def __init__(self, hal, config=None):
+        self.hal = hal
+        self._config = config
+        self.cfg = None
+        self.ready = False
+        self.error = None  # why the device cannot run (ConfigError, IdentityError)
+        self.minimal = False
+        self.faults = {}  # part name -> exceptions caught
+        self.frames_made = 0
+        self._now = 0
+        self._drops_reported = 0
+
+    # -- boot ---------------------------------------------------------------------------
+    def boot(self, now_ms):
+        hal = self.hal
+        self.t_boot = now_ms
+        self.storage = st = Storage(hal.storage_root)
+        self.boots = self._count_boot()
+        self.minimal = self.boots >= BOOT_LOOP_LIMIT
+        try:
+            cfg = config_mod.validate(self._config) if self._config is not None else config_mod.load(st)
+            key = identity.load(st)
+        except (config_mod.ConfigError, identity.IdentityError) as e:
+            self.error = e
+            _log.e("cannot run: %s", e)
+            return False
+        self.cfg = cfg
+        self.queue = FrameQueue(st, cfg["queue_max_bytes"])
+        kept = self.queue.recover()
+        self.counters = Counters(st)
+        self.counters.load(floor_seq=self.queue.max_seq())
+        self.signer = frames.FrameSigner(cfg["device_id"], key)
+        del key
+        self.gnss = Gnss(st)
+        self.clock = Clock(self.gnss)
+        self.trigger = Trigger(cfg["trigger"])
+        self.haptic = Haptic(hal.haptic, enabled=cfg["trigger"]["haptic"])
+        a = cfg["audio"]
+        self.audio = Audio(hal, a["rate_hz"], a["chunk_ms"])
+        self.power = Power(cfg, hal.battery_mv, self._emit, now_ms)
+        self.power.enabled = not self.minimal
+        self.session = Session(cfg, self._emit, self.gnss, self.audio, self.haptic,
+                               gnss_power=hal.gnss_power, minimal=self.minimal)
+        self.session.set_battery(lambda: self.power.pct)
+        self.session.utc_s = self.clock.utc_s
+        self.sched = Scheduler()
+        self.delivery = modem.build(
+            hal, self.sched, self.queue, config_mod.modem_settings(cfg),
+            alert_live=lambda: self.session.live,
+            on_time=lambda epoch_s: self.clock.set_network(epoch_s, self._now),
+            on_closed=lambda sids: self.session.closed_by_centre(sids, self._now),
+            on_rejected=self._rejected)
+        self.sched.spawn("delivery", self.delivery.task)
+        self._now = now_ms
+        self._next_save = ticks_add(now_ms, SAVE_FIX_MS)
+        self._stable = False
+        hal.gnss_power(False)
+        self.ready = True
+        _log.i("device %s up: boot %d, %d frames waiting%s", cfg["device_id"].hex(), self.boots,
+               kept, ", MINIMAL MODE (boot loop)" if self.minimal else "")
+        st_code = frames.ST_BOOT_LOOP if self.minimal else frames.ST_STARTED
+        self._emit(now_ms, frames.STATUS, {frames.K_BATT: self.power.pct, frames.K_ST: st_code})
+        return True
+
+    def _count_boot(self):
+        raw = self.storage.read(BOOTS)
+        n = struct.unpack(">I", raw)[0] if raw is not None and len(raw) == 4 else 0
+        try:
+            self.storage.write_atomic(BOOTS, struct.pack(">I", n + 1))
+        except OSError as e:
+            _log.e("cannot count boots: %s", e)
+        return n + 1
+
+    # -- frames -----------------------------------------------------------------------------
+    def _emit(self, now_ms, ftype, fields, audio=None):
+        """Sign a frame and queue it (durable when this returns)."""
+        fields[frames.K_T] = ftype
+        fields[frames.K_SEQ] = seq = self.counters.next_seq()
+        fields[frames.K_TIME] = self.clock.utc_s(now_ms)
+        fields[frames.K_UP] = ticks_diff(now_ms, self.t_boot) & 0xFFFFFFFF
+        flags = fields.get(frames.K_FLAGS, 0)
+        if self.minimal:
+            flags |= frames.FLAG_MINIMAL
+        if self.power.reserve:
+            flags |= frames.FLAG_RESERVE
+        if flags:
+            fields[frames.K_FLAGS] = flags
+        wire = self.signer.sign(fields, audio)
+        self.queue.push(wire, ftype, seq)
+        self.frames_made += 1
+        return wire
+
+    def _rejected(self, seq, reason):
+        _log.e("receiver rejected frame %d: %s", seq, reason)
+
+    # -- one pass ------------------------------------------------------------------------
+    def step(self, now_ms):
+        if not self.ready:
+            return 1000
+        self._now = now_ms
+        hal = self.hal
+        wait = 60000
+        try:
+            for t, pressed in hal.button_edges():
+                self.trigger.edge(t, pressed)
+            while True:
+                ev = self.trigger.poll(now_ms)
+                if ev == trigger.NONE:
+                    break
+                self.session.event(ev, now_ms, self.counters.next_sid)
+            wait = min(wait, self.trigger.next_ms(now_ms))
+        except Exception as e:  # noqa: BLE001 - keep the device alive, count it
+            self._fault("trigger", e)
+        try:
+            uart = hal.gnss_uart
+            while uart.any():
+                data = uart.read(GNSS_READ)
+                if not data:
+                    break
+                self.gnss.feed(data, now_ms)
+        except Exception as e:  # noqa: BLE001
+            self._fault("gnss", e)
+        for name, part in (("session", self.session), ("power", self.power), ("haptic", self.haptic)):
+            try:
+                wait = min(wait, part.step(now_ms))
+            except Exception as e:  # noqa: BLE001
+                self._fault(name, e)
+                wait = min(wait, 100)
+        wait = min(wait, self.sched.step(now_ms))
+        self._housekeeping(now_ms)
+        return wait if wait > 0 else 0
+
+    def _housekeeping(self, now_ms):
+        q = self.queue
+        if q.dropped > self._drops_reported:
+            self._drops_reported = q.dropped
+            try:
+                self._emit(now_ms, frames.STATUS, {frames.K_BATT: self.power.pct,
+                                                   frames.K_ST: frames.ST_QUEUE_FULL,
+                                                   frames.K_DROP: q.dropped})
+            except OSError as e:
+                self._fault("status", e)
+        if not self._stable and ticks_diff(now_ms, self.t_boot) >= STABLE_MS:
+            self._stable = True
+            try:
+                self.storage.write_atomic(BOOTS, struct.pack(">I", 0))
+            except OSError as e:
+                self._fault("boots", e)
+        if ticks_diff(now_ms, self._next_save) >= 0:
+            self._next_save = ticks_add(now_ms, SAVE_FIX_MS)
+            try:
+                self.gnss.save(now_ms, self.clock.utc_s(now_ms))
+                if not self.session.live:
+                    self.counters.top_up()
+            except Exception as e:  # noqa: BLE001
+                self._fault("save", e)
+
+    def _fault(self, name, e):
+        self.faults[name] = self.faults.get(name, 0) + 1
+        _log.e("%s failed: %r", name, e)

@@ -1,0 +1,80 @@
+# The microphone pipeline: I2S words from the INMP441, 16-bit, 8 kHz mono,
+# IMA-ADPCM in chunks (default 1 s).
+#
+# All buffers are made once here: the capture buffer (reused on every read)
+# and the chunk's ADPCM buffer. poll() drains whatever the I2S driver has and
+# returns a finished chunk as (data, samples, predictor, step_index), where
+# predictor and step index are the codec state *before* the chunk's first
+# sample (frame key `ast`). Only the finished chunk is copied out (bytes), once
+# per chunk, because the frame signer keeps it.
+from micropython import const
+
+from sotto import adpcm
+
+READ_SAMPLES = const(256)  # per I2S read: 1 KB of 32-bit words
+
+
+class Audio:
+    def __init__(self, hal, rate_hz=8000, chunk_ms=1000):
+        self.hal = hal
+        self.rate_hz = rate_hz
+        self.chunk_samples = rate_hz * chunk_ms // 1000
+        self._raw = bytearray(READ_SAMPLES * 4)
+        self._out = bytearray((self.chunk_samples + 1) // 2)
+        self._pos = 0
+        self._samples = 0  # samples in the chunk being filled
+        self._state = adpcm.State()
+        self._chunk_state = (0, 0)
+        self.running = False
+        self.total_samples = 0  # since start(): the next chunk's offset (`off`)
+        self.overruns = 0
+
+    def start(self, now_ms=0):
+        self._state = adpcm.State()
+        self._chunk_state = (0, 0)
+        self._pos = 0
+        self._samples = 0
+        self.total_samples = 0
+        self.hal.mic_start(self.rate_hz)
+        self.running = True
+
+    def stop(self):
+        if self.running:
+            self.hal.mic_stop()
+            self.running = False
+
+    def poll(self, now_ms=0):
+        """A finished chunk, or None. Call often enough that the driver's own
+        buffer does not overflow (the HAL counts overruns)."""
+        if not self.running:
+            return None
+        hal = self.hal
+        raw = self._raw
+        while True:
+            room = (self.chunk_samples - self._samples) * 4
+            want = raw if room >= len(raw) else memoryview(raw)[:room]
+            n = hal.mic_readinto(want)
+            if not n:
+                return None
+            n &= ~3
+            if self._samples == 0:
+                self._chunk_state = self._state.snapshot()
+            self._pos = adpcm.encode_i2s32(raw, n, self._out, self._pos, self._state)
+            self._samples += n >> 2
+            if self._samples >= self.chunk_samples:
+                return self._take()
+
+    def flush(self):
+        """The partial chunk at the end of a clip, or None."""
+        if not self._samples:
+            return None
+        return self._take()
+
+    def _take(self):
+        self._pos = adpcm.flush(self._out, self._pos, self._state)
+        data = bytes(memoryview(self._out)[:self._pos])
+        chunk = (data, self._samples, self._chunk_state[0], self._chunk_state[1])
+        self.total_samples += self._samples
+        self._samples = 0
+        self._pos = 0
+        return chunk

@@ -1,0 +1,199 @@
+# The device configuration: /data/config.json, written by `sotto provision`,
+# checked here at every boot. Missing or wrong fields give a ConfigError that
+# names the field and says what to do; everything optional has a default.
+# `sotto provision` runs validate() on the device itself, so host and device
+# apply the very same rules.
+import json
+
+CONFIG = "config.json"
+
+DEFAULTS = {
+    "officer": None,
+    "board": "sotto-ref-s3",
+    "sms_number": None,
+    "ca_cert": None,
+    "trigger": {
+        "alert": {"hold_ms": 3000},
+        "cancel": {"presses": 3, "window_ms": 2000},
+        "duress": {"presses": 5, "window_ms": 2500},
+        "cancel_window_s": 120,
+        "debounce_ms": 20,
+        "haptic": True,
+    },
+    "audio": {"clip_s": 30, "chunk_ms": 1000, "rate_hz": 8000},
+    "location_every_s": 15,
+    "gnss_keep_on_s": 600,
+    "alert_max_s": 3600,
+    "heartbeat_every_s": 900,
+    "battery": {"low_pct": 20, "critical_pct": 10, "reserve_pct": 5},
+    "delivery": {"sms_after_s": 30, "sms_every_s": 120},
+    "queue_max_bytes": 262144,
+}
+REQUIRED = ("device_id", "receiver", "apn")
+# integer fields: (min, max)
+_RANGES = {
+    "trigger.cancel_window_s": (5, 3600), "trigger.debounce_ms": (5, 200),
+    "audio.clip_s": (0, 600), "audio.chunk_ms": (250, 2000), "audio.rate_hz": (8000, 8000),
+    "location_every_s": (5, 3600), "gnss_keep_on_s": (0, 86400), "alert_max_s": (60, 86400),
+    "heartbeat_every_s": (60, 86400), "battery.low_pct": (1, 100),
+    "battery.critical_pct": (1, 100), "battery.reserve_pct": (0, 100),
+    "delivery.sms_after_s": (5, 3600), "delivery.sms_every_s": (30, 86400),
+    "queue_max_bytes": (32768, 4194304),
+}
+_PATTERN_RANGES = {"hold_ms": (500, 20000), "presses": (2, 10), "window_ms": (300, 10000)}
+
+
+class ConfigError(ValueError):
+    """A configuration the device cannot run with. `field` is the dotted name,
+    `reason` one of missing, type, range, unknown-field, corrupt."""
+
+    def __init__(self, field, reason, msg):
+        super().__init__("config %s: %s (run `sotto provision` again to fix it)" % (field, msg))
+        self.field = field
+        self.reason = reason
+
+
+def load(storage):
+    """The validated configuration from flash, with defaults filled in."""
+    raw = storage.read(CONFIG)
+    if raw is None:
+        raise ConfigError(CONFIG, "missing", "no configuration on the device")
+    try:
+        obj = json.loads(raw)
+    except ValueError:
+        raise ConfigError(CONFIG, "corrupt", "not valid JSON") from None
+    return validate(obj)
+
+
+def validate(obj):
+    if not isinstance(obj, dict):
+        raise ConfigError(CONFIG, "type", "must be a JSON object")
+    for name in REQUIRED:
+        if name not in obj or obj[name] in (None, ""):
+            raise ConfigError(name, "missing", "required and not set")
+    cfg = _merge(DEFAULTS, obj, "")
+    cfg["device_id"] = _device_id(obj["device_id"])
+    cfg["receiver"], cfg["server"] = obj["receiver"], _receiver(obj["receiver"])
+    for name in ("apn",):
+        if not isinstance(obj[name], str):
+            raise ConfigError(name, "type", "must be text")
+    for name in ("officer", "sms_number", "ca_cert"):
+        if cfg[name] is not None and not isinstance(cfg[name], str):
+            raise ConfigError(name, "type", "must be text or null")
+    n = cfg["sms_number"]
+    if n is not None and not (n[:1] == "+" and 6 <= len(n) <= 16 and n[1:].isdigit()):
+        raise ConfigError("sms_number", "range", "must be international, e.g. +447700900123")
+    for dotted, (lo, hi) in _RANGES.items():
+        _int_in(cfg, dotted, lo, hi)
+    _patterns(cfg["trigger"])
+    b = cfg["battery"]
+    if not b["reserve_pct"] < b["critical_pct"] < b["low_pct"]:
+        raise ConfigError("battery", "range", "need reserve_pct < critical_pct < low_pct")
+    return cfg
+
+
+def _merge(defaults, given, prefix):
+    out = {}
+    for k in given:
+        if k not in defaults and not (prefix == "" and k in REQUIRED):
+            raise ConfigError(prefix + k, "unknown-field", "not a setting (misspelt?)")
+    for k, d in defaults.items():
+        v = given.get(k, d)
+        if isinstance(d, dict):
+            if not isinstance(v, dict):
+                raise ConfigError(prefix + k, "type", "must be an object")
+            # trigger patterns are replaced whole: a hold merged into a burst is nonsense
+            out[k] = _merge_trigger(d, v) if k == "trigger" else _merge(d, v, prefix + k + ".")
+        else:
+            out[k] = v
+    for k in REQUIRED:
+        if prefix == "" and k in given:
+            out[k] = given[k]
+    return out
+
+
+def _merge_trigger(d, v):
+    out = {}
+    for k in v:
+        if k not in d:
+            raise ConfigError("trigger." + k, "unknown-field", "not a setting (misspelt?)")
+    for k in d:
+        out[k] = v.get(k, d[k])
+    return out
+
+
+def _int_in(cfg, dotted, lo, hi, prefix=""):
+    parts = dotted.split(".")
+    dotted = prefix + dotted
+    node = cfg
+    for p in parts[:-1]:
+        node = node[p]
+    v = node[parts[-1]]
+    if type(v) is not int:
+        raise ConfigError(dotted, "type", "must be a whole number, not %r" % (v,))
+    if not lo <= v <= hi:
+        raise ConfigError(dotted, "range", "%d is outside %d..%d" % (v, lo, hi))
+
+
+def _patterns(trig):
+    if not isinstance(trig["haptic"], bool):
+        raise ConfigError("trigger.haptic", "type", "must be true or false")
+    seen = []
+    for key in ("alert", "cancel", "duress"):
+        p = trig[key]
+        name = "trigger." + key
+        if not isinstance(p, dict):
+            raise ConfigError(name, "type", 'must be {"hold_ms": T} or {"presses": N, "window_ms": W}')
+        kind = ("hold_ms",) if "hold_ms" in p else ("presses", "window_ms")
+        if sorted(p) != sorted(kind):
+            raise ConfigError(name, "type", 'must be {"hold_ms": T} or {"presses": N, "window_ms": W}')
+        for k in kind:
+            lo, hi = _PATTERN_RANGES[k]
+            _int_in(trig, key + "." + k, lo, hi, "trigger.")
+        sig = "hold" if "hold_ms" in p else p["presses"]
+        if sig in seen:
+            raise ConfigError(name, "range", "cannot be told apart from another pattern")
+        seen.append(sig)
+
+
+def _device_id(v):
+    if not isinstance(v, str) or len(v) != 16:
+        raise ConfigError("device_id", "type", "must be 16 hex digits")
+    try:
+        return bytes.fromhex(v)
+    except ValueError:
+        raise ConfigError("device_id", "type", "must be 16 hex digits") from None
+
+
+def _receiver(url):
+    """(host, port, tls) of "https://host[:port]" or "http://host:port"."""
+    if not isinstance(url, str):
+        raise ConfigError("receiver", "type", "must be a URL like https://alerts.example.org")
+    if url.startswith("https://"):
+        rest, tls, port = url[8:], True, 443
+    elif url.startswith("http://"):
+        rest, tls, port = url[7:], False, 80
+    else:
+        raise ConfigError("receiver", "type", "must start with https:// or http://")
+    rest = rest.split("/", 1)[0]
+    if ":" in rest:
+        host, p = rest.rsplit(":", 1)
+        if not p.isdigit() or not 0 < int(p) < 65536:
+            raise ConfigError("receiver", "range", "port must be 1..65535")
+        port = int(p)
+    else:
+        host = rest
+    if not host:
+        raise ConfigError("receiver", "missing", "no host in the URL")
+    return {"host": host, "port": port, "tls": tls}
+
+
+def modem_settings(cfg):
+    """The settings sotto.modem.build() takes, from a validated config."""
+    s = dict(cfg["server"])
+    s["apn"] = cfg["apn"]
+    s["ca_cert"] = cfg["ca_cert"]
+    s["sms_number"] = cfg["sms_number"]
+    s["sms_after_s"] = cfg["delivery"]["sms_after_s"]
+    s["sms_every_s"] = cfg["delivery"]["sms_every_s"]
+    return s

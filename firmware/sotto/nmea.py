@@ -1,0 +1,199 @@
+# NMEA 0183 from the GNSS UART: RMC and GGA from any talker ($GP, $GN, $GL,
+# $GA, $BD, ...), checksums validated.
+#
+# feed() takes whatever the UART gave (any chunking) and copies bytes into one
+# pre-allocated line buffer: nothing is allocated per character. Each complete
+# line is checked and parsed once. A truncated, garbled, over-long or unknown
+# line is counted and dropped; nothing here raises on bad input.
+#
+# Coordinates become integers in 1e-7 degrees with integer arithmetic only, so
+# CPython and MicroPython give the same numbers.
+from micropython import const
+
+LINE_MAX = const(96)  # NMEA says 82 characters; some receivers send a little more
+
+RMC = const(1)
+GGA = const(2)
+OTHER = const(3)  # a valid sentence we do not use (GSA, GSV, VTG, TXT, ...)
+
+# stats slots
+S_SENTENCES = const(0)
+S_BAD_CHECKSUM = const(1)
+S_GARBLED = const(2)
+S_UNKNOWN = const(3)
+S_OVERFLOW = const(4)
+S_NOISE = const(5)
+STAT_NAMES = ("sentences", "bad_checksum", "garbled", "unknown", "overflow", "noise")
+
+
+
+def _hexval(c):
+    if 48 <= c <= 57:
+        return c - 48
+    if 65 <= c <= 70:
+        return c - 55
+    if 97 <= c <= 102:
+        return c - 87
+    return -1
+
+
+def _decimal(field, places):
+    """An unsigned decimal field as an int scaled by 10**places (truncated);
+    -1 when it is not one."""
+    if not field:
+        return -1
+    whole = 0
+    frac = 0
+    n = 0
+    seen_dot = False
+    for c in field:
+        if c == 46 and not seen_dot:  # "."
+            seen_dot = True
+            continue
+        if not 48 <= c <= 57:
+            return -1
+        if seen_dot:
+            if n < places:
+                frac = frac * 10 + c - 48
+                n += 1
+        else:
+            whole = whole * 10 + c - 48
+    while n < places:
+        frac *= 10
+        n += 1
+    return whole * 10 ** places + frac
+
+
+def coordinate_e7(field, hemi, deg_digits):
+    """ddmm.mmmm / dddmm.mmmm with N/S/E/W into 1e-7 degrees; None if invalid."""
+    if len(field) < deg_digits + 2 or field[deg_digits + 2:deg_digits + 3] not in (b".", b""):
+        return None
+    deg = _decimal(field[:deg_digits], 0)
+    minutes_e5 = _decimal(field[deg_digits:], 5)
+    if deg < 0 or minutes_e5 < 0 or minutes_e5 >= 6000000:
+        return None
+    # minutes / 60 in 1e-7 degrees, rounded: minutes_e5 * 100 / 60
+    value = deg * 10000000 + (minutes_e5 * 10 + 3) // 6
+    limit = 900000000 if deg_digits == 2 else 1800000000
+    if value > limit:
+        return None
+    if hemi in (b"S", b"W"):
+        return -value
+    if hemi in (b"N", b"E"):
+        return value
+    return None
+
+
+def days_from_civil(y, m, d):
+    """Days since 1970-01-01 of a Gregorian date (H. Hinnant's algorithm)."""
+    y -= m <= 2
+    era = (y if y >= 0 else y - 399) // 400
+    yoe = y - era * 400
+    doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 719468
+
+
+def utc_seconds(date_field, time_field):
+    """Epoch seconds from RMC's ddmmyy and hhmmss(.ss); None if invalid."""
+    if len(date_field) != 6 or len(time_field) < 6:
+        return None
+    d = _decimal(date_field[0:2], 0)
+    m = _decimal(date_field[2:4], 0)
+    y = _decimal(date_field[4:6], 0)
+    s = time_of_day(time_field)
+    if d < 1 or d > 31 or m < 1 or m > 12 or y < 0 or s is None:
+        return None
+    year = 2000 + y if y < 80 else 1900 + y  # two digits: GNSS began in 1980
+    return days_from_civil(year, m, d) * 86400 + s
+
+
+def time_of_day(field):
+    if len(field) < 6:
+        return None
+    hh = _decimal(field[0:2], 0)
+    mm = _decimal(field[2:4], 0)
+    ss = _decimal(field[4:6], 0)
+    if hh < 0 or hh > 23 or mm < 0 or mm > 59 or ss < 0 or ss > 60:
+        return None
+    return hh * 3600 + mm * 60 + ss
+
+
+class NmeaReader:
+    """Collects lines from UART bytes and hands each valid sentence's fields
+    (a list of bytes, without talker prefix) to on_sentence(kind, fields)."""
+
+    def __init__(self, on_sentence):
+        self._buf = bytearray(LINE_MAX)
+        self._mv = memoryview(self._buf)
+        self._n = -1  # -1: outside a line (waiting for "$")
+        self._on = on_sentence
+        self.stats = [0] * len(STAT_NAMES)
+
+    def feed(self, data):
+        buf = self._buf
+        n = self._n
+        for c in data:
+            if c == 36:  # "$" starts a line (and ends a truncated one)
+                if n > 0:
+                    self.stats[S_GARBLED] += 1
+                n = 0
+            elif n < 0:
+                if c not in (10, 13):
+                    self.stats[S_NOISE] += 1
+            elif c == 10 or c == 13:
+                if n > 0:
+                    self._line(n)
+                n = -1
+            elif n >= LINE_MAX:
+                self.stats[S_OVERFLOW] += 1
+                n = -1
+            elif c < 32 or c > 126:
+                self.stats[S_GARBLED] += 1
+                n = -1
+            else:
+                buf[n] = c
+                n += 1
+        self._n = n
+
+    def _line(self, n):
+        buf = self._buf
+        star = n - 3
+        if star < 1 or buf[star] != 42:  # "*hh" at the end
+            self.stats[S_GARBLED] += 1
+            return
+        want = (_hexval(buf[star + 1]) << 4) | _hexval(buf[star + 2])
+        if _hexval(buf[star + 1]) < 0 or _hexval(buf[star + 2]) < 0:
+            self.stats[S_GARBLED] += 1
+            return
+        x = 0
+        for i in range(star):
+            x ^= buf[i]
+        if x != want:
+            self.stats[S_BAD_CHECKSUM] += 1
+            return
+        fields = bytes(self._mv[:star]).split(b",")
+        head = fields[0]
+        if len(head) < 5:
+            self.stats[S_GARBLED] += 1
+            return
+        kind = head[-3:]
+        self.stats[S_SENTENCES] += 1
+        if kind == b"RMC":
+            self._dispatch(RMC, fields)
+        elif kind == b"GGA":
+            self._dispatch(GGA, fields)
+        elif head[0:1] == b"P" or kind in (b"GSA", b"GSV", b"VTG", b"GLL", b"TXT", b"ZDA"):
+            self._on(OTHER, fields)
+        else:
+            self.stats[S_UNKNOWN] += 1
+
+    def _dispatch(self, kind, fields):
+        if not self._on(kind, fields):
+            self.stats[S_GARBLED] += 1
+
+    def stats_dict(self):
+        d = {}
+        for i in range(len(STAT_NAMES)):
+            d[STAT_NAMES[i]] = self.stats[i]
+        return d

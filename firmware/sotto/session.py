@@ -1,0 +1,191 @@
+# The alert session: which frames, when.
+#
+# On the alert pattern the alert-start frame, with the best known location,
+# is signed and queued at once, before anything else. Then, while the alert
+# lives: audio chunks up to the clip length and a location frame every
+# location_every_s. A cancel within the cancel window ends the alert (cancel
+# frame); a duress cancel gets the same haptic answer but keeps the alert
+# live and flags every later frame. The alert ends with an end frame when the
+# centre closes it or it reaches alert_max_s. Every frame after alert-start
+# carries the chain link of the one before it.
+from micropython import const
+
+from sotto import frames, trigger
+from sotto.log import Logger
+from sotto.ticks import ticks_add, ticks_diff
+
+IDLE_MS = const(60000)
+AUDIO_POLL_MS = const(20)
+
+_log = Logger("session")
+
+
+class Session:
+    def __init__(self, cfg, emit, gnss, audio, haptic, gnss_power=None, flags=0, minimal=False):
+        """emit(now_ms, ftype, fields, audio=None) -> wire: signs and queues a
+        frame (seq, time and uptime are added there)."""
+        trig = cfg["trigger"]
+        self.cancel_window_ms = trig["cancel_window_s"] * 1000
+        self.trig_kind = frames.TRIG_HOLD if "hold_ms" in trig["alert"] else frames.TRIG_PRESSES
+        self.location_ms = cfg["location_every_s"] * 1000
+        self.keep_gnss_ms = cfg["gnss_keep_on_s"] * 1000
+        self.max_ms = cfg["alert_max_s"] * 1000
+        self.clip_samples = cfg["audio"]["clip_s"] * cfg["audio"]["rate_hz"]
+        self.rate_hz = cfg["audio"]["rate_hz"]
+        self._emit = emit
+        self.gnss = gnss
+        self.audio = audio
+        self.haptic = haptic
+        self._gnss_power = gnss_power
+        self.base_flags = flags  # FLAG_MINIMAL / FLAG_RESERVE, set by the device
+        self.minimal = minimal  # boot-loop mode: alert, location and cancel only
+        self.sid = 0
+        self.live = False
+        self.duress = False
+        self.alerts = 0
+        self.ignored = 0  # patterns that meant nothing at the time
+        self._prev = b""
+        self._t0 = 0
+        self._next_loc = 0
+        self._gnss_until = None
+        self._audio_on = False
+        self._battery = None  # battery_pct() for alert-start and closing frames
+        self.utc_s = None  # clock.utc_s, to date a last-known position
+
+    def set_battery(self, fn):
+        self._battery = fn
+
+    # -- events --------------------------------------------------------------------
+    def event(self, ev, now_ms, next_sid):
+        """A recognised pattern. next_sid() gives a fresh alert id."""
+        if ev == trigger.ALERT:
+            if self.live:
+                self.ignored += 1
+                return
+            self._start(now_ms, next_sid())
+        elif ev in (trigger.CANCEL, trigger.DURESS):
+            if not self.live or ticks_diff(now_ms, self._t0) > self.cancel_window_ms or self.duress:
+                self.ignored += 1
+                if self.live and self.duress:
+                    self.haptic.confirm(now_ms)  # same answer as before: nothing to see
+                return
+            self.haptic.confirm(now_ms)
+            if ev == trigger.CANCEL:
+                self._frame(now_ms, frames.CANCEL, {frames.K_BATT: self._batt()})
+                self._finish(now_ms)
+            else:
+                self.duress = True
+                f = {frames.K_BATT: self._batt()}
+                self._add_location(f, now_ms)
+                self._frame(now_ms, frames.DURESS, f)
+
+    def closed_by_centre(self, sids, now_ms):
+        if self.live and self.sid in sids:
+            self.end(now_ms, frames.WHY_CENTRE)
+
+    def end(self, now_ms, why):
+        if self.live:
+            self._frame(now_ms, frames.END, {frames.K_WHY: why, frames.K_BATT: self._batt()})
+            self._finish(now_ms)
+
+    def _start(self, now_ms, sid):
+        self.sid = sid
+        self.live = True
+        self.duress = False
+        self.alerts += 1
+        self._t0 = now_ms
+        self._prev = b""
+        f = {frames.K_BATT: self._batt(), frames.K_TRIG: self.trig_kind}
+        self._add_location(f, now_ms)
+        self._frame(now_ms, frames.ALERT_START, f)  # first, at once
+        self.haptic.confirm(now_ms)
+        self._power_gnss(True)
+        self._gnss_until = ticks_add(now_ms, self.keep_gnss_ms)
+        self._next_loc = ticks_add(now_ms, self.location_ms)
+        if self.clip_samples and not self.minimal and self.audio is not None:
+            self.audio.start(now_ms)
+            self._audio_on = True
+        _log.i("alert %d raised", sid)
+
+    def _finish(self, now_ms):
+        self._stop_audio(now_ms, send=False)
+        self.live = False
+        _log.i("alert %d over", self.sid)
+
+    # -- time ----------------------------------------------------------------------
+    def step(self, now_ms):
+        """Run due work; returns ms until the session needs to run again."""
+        if not self.live:
+            if self._gnss_until is not None and ticks_diff(now_ms, self._gnss_until) >= 0:
+                self._gnss_until = None
+                self._power_gnss(False)
+            return IDLE_MS if self._gnss_until is None else ticks_diff(self._gnss_until, now_ms)
+        if ticks_diff(now_ms, self._t0) >= self.max_ms:
+            self.end(now_ms, frames.WHY_MAX_DURATION)
+            return self.step(now_ms)
+        if self._audio_on:
+            self._poll_audio(now_ms)
+        if ticks_diff(now_ms, self._next_loc) >= 0:
+            self._next_loc = ticks_add(self._next_loc, self.location_ms)
+            if ticks_diff(now_ms, self._next_loc) >= 0:
+                self._next_loc = ticks_add(now_ms, self.location_ms)  # a long stall: no burst
+            f = {}  # type: dict
+            if self._add_location(f, now_ms):
+                self._frame(now_ms, frames.LOCATION, f)
+        self._gnss_until = ticks_add(now_ms, self.keep_gnss_ms)  # on while live
+        wait = ticks_diff(self._next_loc, now_ms)
+        return min(wait, AUDIO_POLL_MS) if self._audio_on else wait
+
+    def _poll_audio(self, now_ms):
+        while self._audio_on:
+            chunk = self.audio.poll(now_ms)
+            if chunk is None:
+                return
+            self._audio_frame(now_ms, chunk)
+            if self.audio.total_samples >= self.clip_samples:
+                self._stop_audio(now_ms, send=False)
+
+    def _stop_audio(self, now_ms, send=True):
+        if not self._audio_on:
+            return
+        self._audio_on = False
+        if send:
+            chunk = self.audio.flush()
+            if chunk is not None:
+                self._audio_frame(now_ms, chunk)
+        self.audio.stop()
+
+    def _audio_frame(self, now_ms, chunk):
+        data, samples, predictor, index = chunk
+        off = self.audio.total_samples - samples
+        f = {frames.K_CODEC: frames.CODEC_IMA_ADPCM, frames.K_RATE: self.rate_hz,
+             frames.K_OFF: off, frames.K_AST: [predictor, index], frames.K_NS: samples}
+        self._frame(now_ms, frames.AUDIO, f, data)
+
+    # -- frames --------------------------------------------------------------------
+    def _frame(self, now_ms, ftype, fields, audio=None):
+        fields[frames.K_SID] = self.sid
+        flags = self.base_flags | (frames.FLAG_DURESS if self.duress else 0)
+        if flags:
+            fields[frames.K_FLAGS] = flags
+        if self._prev:
+            fields[frames.K_PREV] = self._prev
+        wire = self._emit(now_ms, ftype, fields, audio)
+        self._prev = frames.chain_link(wire)
+        return wire
+
+    def _add_location(self, fields, now_ms):
+        if self.gnss is None:
+            return False
+        fix = self.gnss.fix(now_ms, self.utc_s(now_ms) if self.utc_s is not None else None)
+        if fix is None:
+            return False
+        fields[frames.K_LOC] = frames.pack_location(*fix)
+        return True
+
+    def _batt(self):
+        return self._battery() if self._battery is not None else 0
+
+    def _power_gnss(self, on):
+        if self._gnss_power is not None:
+            self._gnss_power(on)
