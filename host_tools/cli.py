@@ -25,6 +25,7 @@ COMMAND_MODULES: list[str] = [
     "host_tools.commands.alerts",
     "host_tools.commands.evidence",
     "host_tools.commands.purge",
+    "host_tools.commands.sim",
 ]
 
 DESCRIPTION = """\

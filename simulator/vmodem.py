@@ -149,6 +149,8 @@ class _Conn:
     answer: bytearray = field(default_factory=bytearray)  # plaintext since the last request
     request: bytearray = field(default_factory=bytearray)  # plaintext of the request being sent
     wait_s: float = 0.0  # how long to block for the answer once it is due
+    sent_wall: float = 0.0  # wall time the last request's last byte went out
+    ready_wall: float = 0.0  # wall time its answer was first seen waiting (stamp_ready)
 
 
 class VirtualModem:
@@ -192,6 +194,7 @@ class VirtualModem:
         self.power_offs = 0
         self.sms_sent = 0
         self.connections = 0
+        self.answer_wall_ms: list[float] = []  # per HTTP request: wall time from its last byte to the answer
         self._events: list[tuple[float, int, Callable[..., None], tuple[Any, ...]]] = []
         self._seq = 0
         self._out: list[tuple[float, bytes]] = []
@@ -218,6 +221,11 @@ class VirtualModem:
                 self._boot()
             elif self.power != "off" and held >= 2500:
                 self._power_off()
+
+    def cut_power(self) -> None:
+        """The device lost power: the module is off at once and says nothing more."""
+        self._power_off()
+        self._out.clear()
 
     def advance(self, now_ms: int) -> None:
         """Move the modem's clock to now_ms: run what is due, pump the sockets."""
@@ -703,6 +711,8 @@ class VirtualModem:
             if complete is not False:
                 # a whole request is out (or not HTTP): its answer is worth waiting for
                 conn.outstanding = True
+                conn.sent_wall = time.monotonic()
+                conn.ready_wall = 0.0
                 conn.wait_s = self.io_wait_s if complete else min(self.io_wait_s, 0.2)
                 conn.request.clear()
                 conn.answer.clear()
@@ -738,7 +748,7 @@ class VirtualModem:
         while True:
             left = deadline - time.monotonic()
             try:
-                ready, _, _ = select.select([conn.sock], [], [], max(0.0, left))
+                ready = _readable(conn.sock, max(0.0, left))
             except (OSError, ValueError):
                 conn.eof = True
                 break
@@ -757,11 +767,16 @@ class VirtualModem:
             self._air("down", "data" if got else "tls", len(raw), got, conn.peer)
             plain += got
             conn.answer += got
-            if got and wait_s:
+            if got and conn.outstanding:
                 complete = _http_complete(conn.answer, b"HTTP/1.")
                 if complete:
+                    # the whole answer is in, even if it came before the modelled
+                    # round trip was over: nothing more to wait for
+                    seen = conn.ready_wall or time.monotonic()
+                    self.answer_wall_ms.append((seen - conn.sent_wall) * 1000)
+                    conn.outstanding = False
                     break
-                if complete is None:  # not HTTP: take what came, after a short quiet time
+                if complete is None and wait_s:  # not HTTP: take what came, after a short quiet time
                     deadline = min(deadline, time.monotonic() + 0.05)
         if wait_s and (plain or not conn.eof):
             # the answer is in (or the receiver stays silent): stop blocking for it
@@ -848,6 +863,36 @@ class VirtualModem:
         self.sms_sent += 1
         self._mr = (self._mr + 1) % 256
         self._answer(f"+CMGS: {self._mr}", delay=self.timing.sms_ms)
+
+
+def _readable(sock: socket.socket, timeout_s: float) -> bool:
+    """select() for one socket, with poll (select fails above fd 1024, which a fleet passes)."""
+    p = select.poll()
+    p.register(sock.fileno(), select.POLLIN)
+    return bool(p.poll(int(timeout_s * 1000 + 0.999)))
+
+
+def stamp_ready(modems: list[VirtualModem]) -> None:
+    """Note the wall time at which answers become readable on any of these
+    modems' connections, without reading them. A simulator stepping many
+    devices in turn calls this often, so a device's measured answer time is the
+    receiver's, not the time the simulator took to get round to that device."""
+    waiting = {}
+    poller = select.poll()  # poll, not select: a fleet has more than 1024 sockets
+    for m in modems:
+        for conn in m._conns.values():
+            if conn.outstanding and not conn.ready_wall and not conn.closed:
+                try:
+                    fd = conn.sock.fileno()
+                except OSError:
+                    continue
+                waiting[fd] = conn
+                poller.register(fd, select.POLLIN)
+    if not waiting:
+        return
+    now = time.monotonic()
+    for fd, _ev in poller.poll(0):
+        waiting[fd].ready_wall = now
 
 
 class _NoCert(Exception):

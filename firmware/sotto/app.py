@@ -83,7 +83,7 @@ class Device:
         self.power = Power(cfg, hal.battery_mv, self._emit, now_ms)
         self.power.enabled = not self.minimal
         self.session = Session(cfg, self._emit, self.gnss, self.audio, self.haptic,
-                               gnss_power=hal.gnss_power, minimal=self.minimal)
+                               gnss_power=hal.gnss_power, minimal=self.minimal, storage=st)
         self.session.set_battery(lambda: self.power.pct)
         self.session.utc_s = self.clock.utc_s
         self.sched = Scheduler()
@@ -103,6 +103,7 @@ class Device:
                kept, ", MINIMAL MODE (boot loop)" if self.minimal else "")
         st_code = frames.ST_BOOT_LOOP if self.minimal else frames.ST_STARTED
         self._emit(now_ms, frames.STATUS, {frames.K_BATT: self.power.pct, frames.K_ST: st_code})
+        self.session.resume(now_ms)
         return True
 
     def _count_boot(self):

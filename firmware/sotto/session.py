@@ -8,12 +8,17 @@
 # live and flags every later frame. The alert ends with an end frame when the
 # centre closes it or it reaches alert_max_s. Every frame after alert-start
 # carries the chain link of the one before it.
+import struct
+
+from binascii import crc32
 from micropython import const
 
 from sotto import frames, trigger
 from sotto.log import Logger
 from sotto.ticks import ticks_add, ticks_diff
 
+STATE = "alert"  # the live alert, so that it survives a power cut or a reset
+_STATE_FMT = ">HB8sI"  # sid, duress, prev link, ms since the alert began
 IDLE_MS = const(60000)
 AUDIO_POLL_MS = const(20)
 
@@ -21,7 +26,8 @@ _log = Logger("session")
 
 
 class Session:
-    def __init__(self, cfg, emit, gnss, audio, haptic, gnss_power=None, flags=0, minimal=False):
+    def __init__(self, cfg, emit, gnss, audio, haptic, gnss_power=None, flags=0, minimal=False,
+                 storage=None):
         """emit(now_ms, ftype, fields, audio=None) -> wire: signs and queues a
         frame (seq, time and uptime are added there)."""
         trig = cfg["trigger"]
@@ -49,6 +55,8 @@ class Session:
         self._next_loc = 0
         self._gnss_until = None
         self._audio_on = False
+        self.storage = storage  # where the live alert's state is kept (None: RAM only)
+        self.resumed = False
         self._battery = None  # battery_pct() for alert-start and closing frames
         self.utc_s = None  # clock.utc_s, to date a last-known position
 
@@ -110,6 +118,8 @@ class Session:
     def _finish(self, now_ms):
         self._stop_audio(now_ms, send=False)
         self.live = False
+        if self.storage is not None:
+            self.storage.remove(STATE)
         _log.i("alert %d over", self.sid)
 
     # -- time ----------------------------------------------------------------------
@@ -172,7 +182,43 @@ class Session:
             fields[frames.K_PREV] = self._prev
         wire = self._emit(now_ms, ftype, fields, audio)
         self._prev = frames.chain_link(wire)
+        if self.live and self.storage is not None:
+            self._persist(now_ms)
         return wire
+
+    def _persist(self, now_ms):
+        body = struct.pack(_STATE_FMT, self.sid, 1 if self.duress else 0, self._prev,
+                           ticks_diff(now_ms, self._t0) & 0xFFFFFFFF)
+        try:
+            self.storage.write_atomic(STATE, body + struct.pack(">I", crc32(body) & 0xFFFFFFFF))
+        except OSError as e:
+            _log.e("cannot keep the alert's state: %s", e)
+
+    def resume(self, now_ms):
+        """At boot: carry on with an alert that was live when the power went.
+        Same alert id, the chain continues; locations resume (audio does not:
+        the clip belongs to the moment of the trigger). Returns True if resumed."""
+        if self.storage is None:
+            return False
+        raw = self.storage.read(STATE)
+        size = struct.calcsize(_STATE_FMT)
+        if raw is None or len(raw) != size + 4:
+            return False
+        if struct.unpack(">I", raw[size:])[0] != crc32(raw[:size]) & 0xFFFFFFFF:
+            _log.e("alert state damaged; not resumed")
+            return False
+        sid, duress, prev, elapsed_ms = struct.unpack(_STATE_FMT, raw[:size])
+        self.sid = sid
+        self.duress = bool(duress)
+        self._prev = prev
+        self.live = True
+        self.resumed = True
+        self._t0 = ticks_add(now_ms, -elapsed_ms)
+        self._power_gnss(True)
+        self._gnss_until = ticks_add(now_ms, self.keep_gnss_ms)
+        self._next_loc = now_ms  # a position at once: where is the officer now?
+        _log.i("alert %d resumed after a restart", sid)
+        return True
 
     def _add_location(self, fields, now_ms):
         if self.gnss is None:

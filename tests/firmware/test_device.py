@@ -246,3 +246,25 @@ def test_a_part_that_raises_is_logged_and_the_device_goes_on():
     r.run(8000)
     assert r.dev.faults["power"] == calls[0] > 0
     assert r.of(frames.ALERT_START) and r.of(frames.AUDIO)  # the alert is unaffected
+
+
+def test_an_alert_live_at_a_power_cut_carries_on_after_it():
+    r = Rig()
+    r.hal.press(1000, 3200)
+    r.run(20000)
+    before = [x for x in r.frames() if frames.K_SID in x[1]]
+    sid = before[0][1][frames.K_SID]
+    r.boot()  # the power came back: RAM is gone, the flash is not
+    assert r.dev.session.live and r.dev.session.sid == sid
+    r.run(r.t + 20000)
+    alert = [x for x in r.frames() if frames.K_SID in x[1]]
+    assert len(alert) > len(before) and all(x[1][frames.K_SID] == sid for x in alert)
+    for prev, cur in zip(alert, alert[1:]):
+        assert cur[1][frames.K_PREV] == frames.chain_link(prev[3])  # the chain runs through the cut
+    assert [x for x in alert[len(before):] if x[1][frames.K_T] == frames.LOCATION]
+    for i in range(3):
+        r.hal.press(r.t + 100 + 300 * i, 100)
+    r.run(r.t + 5000)
+    assert r.of(frames.CANCEL)
+    r.boot()
+    assert not r.dev.session.live  # an alert that ended stays ended

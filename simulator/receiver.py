@@ -1,0 +1,71 @@
+"""A real receiver (`sotto receive`) as a subprocess on a free loopback port,
+with TLS from a throwaway PKI, for scenarios, fleets and the demo."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from host_tools.errors import SottoError
+from host_tools.registry import Registry
+from simulator.pki import RECEIVER_NAME, TestPki, make_pki
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+class ReceiverStartError(SottoError, RuntimeError):
+    """`sotto receive` did not come up."""
+
+
+class ReceiverProcess:
+    def __init__(self, directory: str | Path, tls: bool = True, db: str | Path | None = None) -> None:
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.db = Path(db) if db else self.dir / "receiver.db"
+        self.pki: TestPki | None = make_pki(str(self.dir)) if tls else None
+        Registry(self.db).close()  # create the database before the server opens it
+        cmd = [sys.executable, "-m", "host_tools.cli", "receive", "--db", str(self.db),
+               "--host", "127.0.0.1", "--port", "0", "-q"]
+        if self.pki is not None:
+            cmd += ["--tls-cert", self.pki.cert_file, "--tls-key", self.pki.key_file]
+        self.log_path = self.dir / "receiver.log"
+        self._log = open(self.log_path, "w")  # noqa: SIM115 - kept open while the process runs
+        env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=self._log, text=True,
+                                     env=env)
+        line = self.proc.stdout.readline() if self.proc.stdout else ""
+        if not line.startswith("listening on "):
+            self.stop()
+            raise ReceiverStartError(f"sotto receive did not start ({line.strip()!r}); see {self.log_path}")
+        self.url = line.split()[2]
+        self.port = int(self.url.rsplit(":", 1)[1].split("/")[0])
+        self.host = RECEIVER_NAME if self.pki else "127.0.0.1"
+
+    @property
+    def sms_url(self) -> str:
+        scheme = "https" if self.pki else "http"
+        return f"{scheme}://127.0.0.1:{self.port}/v1/sms"
+
+    def register(self, device_id: bytes, public_key: bytes, officer: str | None) -> None:
+        with Registry(self.db) as reg:
+            reg.add(device_id, public_key, officer=officer, by="simulator")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc.stdout:
+            self.proc.stdout.close()
+        self._log.close()
+
+    def __enter__(self) -> ReceiverProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

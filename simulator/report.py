@@ -1,0 +1,150 @@
+"""What a scenario run shows a person: a readable timeline (text), the same
+timeline as a picture (SVG), the frames, and the receiver's view."""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+from sotto import frames as ff
+
+from host_tools.ids import format_device_id
+from host_tools.receiver import alerts, store
+from simulator.device import TYPE_NAMES
+
+LANES = ("scenario", "trigger", "frames", "delivery", "sms", "faults")
+COLOURS = {ff.ALERT_START: "#d62728", ff.LOCATION: "#1f77b4", ff.AUDIO: "#9467bd", ff.CANCEL: "#2ca02c",
+           ff.DURESS: "#ff7f0e", ff.END: "#2ca02c", ff.HEARTBEAT: "#7f7f7f", ff.STATUS: "#8c564b",
+           ff.CHECK_IN: "#17becf"}
+
+
+def clock(t_ms: int) -> str:
+    s = t_ms // 1000
+    return f"{s // 3600:d}:{s // 60 % 60:02d}:{s % 60:02d}.{t_ms % 1000 // 100}"
+
+
+def timeline_lines(result: Any, verbose: bool = False) -> list[str]:
+    """The run as lines of text, in time order."""
+    dev = result.device
+    rows: list[tuple[int, int, str]] = []
+    for t, kind, text in dev.timeline:
+        keep = any(k in text for k in (" E: ", "raised", "over", "SMS", "MINIMAL"))
+        if kind == "log" and not verbose and not keep:
+            continue
+        if kind == "frame" and not verbose and "heartbeat" in text:
+            continue
+        rows.append((t, 0, f"{kind:<8} {text}"))
+    audio = [t for t, _, ftype, _ in dev.made if ftype == ff.AUDIO]
+    if audio:
+        rows.append((audio[0], 1, f"{'frame':<8} audio chunks: {len(audio)} queued from {clock(audio[0])} "
+                     f"to {clock(audio[-1])}"))
+    for rec in dev.smsc.records:
+        fate = f", delivered at {clock(rec.delivered_ms)}" if rec.delivered_ms else ", not delivered"
+        rows.append((rec.submitted_ms, 2, f"{'sms':<8} {len(rec.payload)}-byte frame to {rec.number}{fate}"))
+    if dev.acked:
+        first = dev.acked[0]
+        rows.append((first[0], 3, f"{'receiver':<8} first acknowledgement (seq {first[1]}); "
+                     f"{len(dev.acked)} frames acknowledged in all"))
+    for t, on in dev.hal.haptic_log:
+        if on and verbose:
+            rows.append((t, 4, f"{'haptic':<8} pulse"))
+    rows.sort(key=lambda r: (r[0], r[1]))  # stable: same-time entries keep their order
+    return [f"{clock(t)}  {text}" for t, _, text in rows]
+
+
+def receiver_view(db: Path, device_id: bytes) -> list[dict[str, Any]]:
+    conn = store.open_db(db)
+    try:
+        out = []
+        for a in alerts.list_alerts(conn, include_closed=True):
+            if a.device_id != device_id:
+                continue
+            d = a.to_json()
+            pts = alerts.track(conn, a.alert_id)
+            d["track"] = [{"seq": p.seq, "lat": p.lat, "lon": p.lon, "accuracy_m": p.accuracy_m,
+                           "fix_age_s": p.age_s, "source": p.source_name} for p in pts]
+            out.append(d)
+        return out
+    finally:
+        conn.close()
+
+
+def svg_timeline(result: Any, width: int = 1000) -> str:
+    """The run as a picture: one lane each for what the scenario did, the
+    button, the frames made (by type), acknowledgements, SMS and faults."""
+    dev = result.device
+    end = max(result.scenario.duration_ms, 1)
+    left, right, lane_h, top = 90, 20, 34, 40
+    span = width - left - right
+    height = top + lane_h * len(LANES) + 40
+
+    def x(t: int) -> float:
+        return left + span * min(max(t, 0), end) / end
+
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+             f'font-family="sans-serif" font-size="11">',
+             f'<text x="{left}" y="20" font-size="14" font-weight="bold">'
+             f'{html.escape(result.scenario.name)}</text>']
+    for i, lane in enumerate(LANES):
+        y = top + i * lane_h
+        parts.append(f'<text x="5" y="{y + 20}">{lane}</text>')
+        parts.append(f'<line x1="{left}" y1="{y + lane_h - 2}" x2="{width - right}" y2="{y + lane_h - 2}" '
+                     'stroke="#ddd"/>')
+    for k in range(11):
+        t = end * k // 10
+        parts.append(f'<text x="{x(t):.1f}" y="{height - 12}" text-anchor="middle">{t // 1000}s</text>')
+
+    def mark(lane: str, t: int, colour: str, label: str = "", w: float = 2) -> None:
+        y = top + LANES.index(lane) * lane_h
+        parts.append(f'<rect x="{x(t):.1f}" y="{y + 6}" width="{w}" height="{lane_h - 12}" fill="{colour}">'
+                     f'<title>{html.escape(clock(t) + " " + label)}</title></rect>')
+
+    for t, kind, text in dev.timeline:
+        if kind == "scenario":
+            mark("scenario", t, "#000", text)
+            y = top + 4
+            parts.append(f'<text x="{x(t) + 3:.1f}" y="{y + 22}" font-size="9">'
+                         f'{html.escape(text[:24])}</text>')
+        elif kind == "fault":
+            mark("faults", t, "#e377c2", text, 4)
+    for t, on in dev.hal.haptic_log:
+        if on:
+            mark("trigger", t, "#bcbd22", "haptic answer")
+    for t, seq, ftype, _ in dev.made:
+        mark("frames", t, COLOURS.get(ftype, "#333"), f"{TYPE_NAMES.get(ftype, ftype)} #{seq}")
+    for t, seq in dev.acked:
+        mark("delivery", t, "#2ca02c", f"acknowledged #{seq}", 1.5)
+    for rec in dev.smsc.records:
+        mark("sms", rec.submitted_ms, "#ff7f0e", "SMS sent", 4)
+        if rec.delivered_ms:
+            mark("sms", rec.delivered_ms, "#2ca02c", "SMS delivered to the receiver", 4)
+    y = height - 30
+    lx = left
+    for ftype, colour in COLOURS.items():
+        parts.append(f'<rect x="{lx}" y="{y - 8}" width="8" height="8" fill="{colour}"/>'
+                     f'<text x="{lx + 11}" y="{y}">{TYPE_NAMES[ftype]}</text>')
+        lx += 90
+    parts.append("</svg>")
+    return "\n".join(parts)
+
+
+def write_report(result: Any, out: str | Path) -> Path:
+    """timeline.txt, timeline.svg, frames.jsonl, receiver.json, checks.txt in out/."""
+    d = Path(out)
+    d.mkdir(parents=True, exist_ok=True)
+    dev = result.device
+    (d / "timeline.txt").write_text("\n".join(timeline_lines(result, verbose=True)) + "\n")
+    (d / "timeline.svg").write_text(svg_timeline(result))
+    with open(d / "frames.jsonl", "w") as f:
+        acked = {s: t for t, s in dev.acked}
+        for t, seq, ftype, wire in dev.made:
+            row = {"t_ms": t, "seq": seq, "type": TYPE_NAMES.get(ftype, ftype), "bytes": len(wire),
+                   "acknowledged_ms": acked.get(seq), "wire_hex": wire.hex()}
+            f.write(json.dumps(row) + "\n")
+    view = {"device": format_device_id(dev.spec.device_id), "alerts": receiver_view(result.receiver.db,
+                                                                                      dev.spec.device_id)}
+    (d / "receiver.json").write_text(json.dumps(view, indent=2) + "\n")
+    (d / "checks.txt").write_text("\n".join(c.line() for c in result.checks) + "\n")
+    return d

@@ -1,0 +1,179 @@
+"""Run a scenario: a receiver, a virtual device, the timeline of events.
+
+    result = run_scenario(load("scenarios/covert_sos.toml"), workdir)
+    result.failures     # expectations that did not hold, named
+
+The receiver is a real `sotto receive` process on loopback (TLS with a
+throwaway CA); pass one in to share it (fleets, the demo).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sotto import config as fw_config
+
+from host_tools.receiver import alerts, store
+from simulator.clock import VirtualClock
+from simulator.device import DeviceSpec, VirtualDevice
+from simulator.expect import Check, evaluate
+from simulator.receiver import ReceiverProcess
+from simulator.scenario import Event, Scenario
+
+
+@dataclass
+class RunResult:
+    scenario: Scenario
+    device: VirtualDevice
+    receiver: Any
+    checks: list[Check] = field(default_factory=list)
+    wall_s: float = 0.0
+    sim_s: float = 0.0
+
+    @property
+    def failures(self) -> list[Check]:
+        return [c for c in self.checks if not c.ok]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+def pattern_presses(device: VirtualDevice, at_ms: int, pattern: dict[str, int]) -> None:
+    """Press the button the way a configured pattern wants it."""
+    if "hold_ms" in pattern:
+        device.button.press(at_ms, pattern["hold_ms"] + 300)
+    else:
+        n = pattern["presses"]
+        gap = min(350, pattern["window_ms"] // n)
+        device.button.presses(at_ms, n, gap_ms=gap, hold_ms=min(150, gap // 2))
+
+
+class Runner:
+    """Steps devices and scenario events on one virtual clock."""
+
+    def __init__(self, clock: VirtualClock) -> None:
+        self.clock = clock
+        self.devices: list[VirtualDevice] = []
+        self.due: dict[int, int] = {}
+        self.events: list[tuple[int, int, VirtualDevice, Event]] = []
+        self._n = 0
+        self.on_iteration: Any = None  # called once per loop pass (fleets stamp answer times)
+
+    def add(self, device: VirtualDevice) -> None:
+        self.devices.append(device)
+        self.due[id(device)] = self.clock.now_ms
+
+    def schedule(self, device: VirtualDevice, event: Event) -> None:
+        self._n += 1
+        self.events.append((event.at_ms, self._n, device, event))
+        self.events.sort(key=lambda e: (e[0], e[1]))
+
+    def run_until(self, end_ms: int) -> None:
+        while True:
+            t_next = min([self.due[id(d)] for d in self.devices] + [e[0] for e in self.events[:1]])
+            if t_next > end_ms:
+                self.clock.advance_to(end_ms)
+                return
+            self.clock.advance_to(max(t_next, self.clock.now_ms))
+            while self.events and self.events[0][0] <= self.clock.now_ms:
+                _, _, dev, ev = self.events.pop(0)
+                self.apply(dev, ev)
+            for d in self.devices:
+                if self.due[id(d)] <= self.clock.now_ms:
+                    self.due[id(d)] = d.step()
+                    if self.on_iteration is not None:
+                        self.on_iteration()
+
+    def apply(self, dev: VirtualDevice, ev: Event) -> None:
+        now = self.clock.now_ms
+        a = ev.args
+        dev.note("scenario", ev.describe())
+        trig = fw_config.validate(dev.config_json())["trigger"]
+        if ev.action == "sos":
+            pattern_presses(dev, now, trig["alert"])
+        elif ev.action in ("cancel", "duress"):
+            pattern_presses(dev, now, trig[ev.action])
+        elif ev.action == "press":
+            dev.button.press(now, a.get("hold_ms", 150))
+        elif ev.action == "presses":
+            dev.button.presses(now, a.get("count", 3), a.get("gap_ms", 300), a.get("hold_ms", 120))
+        elif ev.action == "coverage":
+            dev.modem.set_fault("no_coverage", not a.get("on", True))
+        elif ev.action == "data":
+            dev.modem.set_fault("data_down", not a.get("on", True))
+        elif ev.action == "modem":
+            dev.modem.set_fault(a["fault"], a.get("value", True))
+        elif ev.action == "gnss_signal":
+            dev.gnss.signal = bool(a.get("on", True))
+        elif ev.action == "gnss_accuracy":
+            dev.gnss.hdop = float(a["hdop"])
+        elif ev.action == "battery":
+            dev.battery.pct = float(a["pct"])
+        elif ev.action == "power_cut":
+            dev.power_cut()
+            self.schedule(dev, Event(now + int(a.get("off_s", 5) * 1000), "_power_on", {}))
+        elif ev.action in ("_power_on", "reboot"):
+            dev.device = None
+            dev.boot()
+            self.due[id(dev)] = now
+        elif ev.action in ("ack_alert", "close_alert"):
+            self._operator(dev, ev.action, a.get("operator", "qa-operator"),
+                           a.get("outcome", "officer safe; closed by the scenario"))
+
+    def _operator(self, dev: VirtualDevice, action: str, operator: str, outcome: str) -> None:
+        """What a monitoring-centre operator does, through the receiver's own functions."""
+        conn = store.open_db(dev.receiver.db)
+        try:
+            for al in alerts.list_alerts(conn):
+                if al.device_id != dev.spec.device_id:
+                    continue
+                if action == "ack_alert":
+                    alerts.acknowledge(conn, al.alert_id, operator=operator)
+                    dev.note("centre", f"{al.code} acknowledged by {operator}")
+                else:
+                    alerts.close(conn, al.alert_id, operator=operator, outcome=outcome)
+                    dev.note("centre", f"{al.code} closed by {operator}: {outcome}")
+        finally:
+            conn.close()
+
+
+def device_spec(sc: Scenario) -> DeviceSpec:
+    return DeviceSpec(device_id=sc.device_id, officer=sc.officer, config=sc.config, board=sc.board,
+                      track=sc.track, audio=sc.audio, ttff_s=sc.ttff_s, hdop=sc.hdop,
+                      battery_pct=sc.battery_pct, seed=sc.seed)
+
+
+def run_scenario(sc: Scenario, workdir: str | Path | None = None, receiver: Any = None,
+                 on_progress: Any = None) -> RunResult:
+    work = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="sotto-sim-"))
+    own = receiver is None
+    rx = receiver or ReceiverProcess(work / "receiver")
+    try:
+        wall0 = time.monotonic()
+        clock = VirtualClock(epoch_s=sc.epoch_s)
+        dev = VirtualDevice(device_spec(sc), clock, rx, work / "flash")
+        dev.provision()
+        dev.boot()
+        runner = Runner(clock)
+        runner.add(dev)
+        for ev in sc.events:
+            runner.schedule(dev, ev)
+        step_ms = 10_000
+        t = 0
+        while t < sc.duration_ms:
+            t = min(sc.duration_ms, t + step_ms)
+            runner.run_until(t)
+            if on_progress is not None:
+                on_progress(t, sc.duration_ms)
+        result = RunResult(sc, dev, rx, wall_s=time.monotonic() - wall0, sim_s=sc.duration_ms / 1000)
+        result.checks = evaluate(sc.expect, dev, rx)
+        dev.modem.close()  # hang up, so the receiver need not wait for idle connections
+        return result
+    finally:
+        if own:
+            rx.stop()

@@ -1,0 +1,182 @@
+"""Scenario files (TOML) for QA: a device, a timeline of events, expectations.
+
+    name = "covert SOS in coverage"
+    duration_s = 120
+    [device]                      id, officer, battery_pct, track, audio, ttff_s, hdop, seed
+    [device.config]               firmware settings (docs/architecture.md, config)
+    [[events]]  at_s = 20  action = "sos"
+    [expect]                      alert_within_s = 5, chain_complete = true, ...
+
+docs/qa-guide.md lists every action and expectation. Paths are relative to the
+scenario file. parse() checks the whole file first and names what is wrong.
+"""
+
+from __future__ import annotations
+
+import datetime
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from host_tools.errors import SottoError
+from host_tools.ids import parse_device_id
+from simulator.peripherals import read_wav
+from simulator.track import Track, load_track, standing
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+
+class ScenarioError(SottoError, ValueError):
+    """A scenario file that cannot run; the message names the field."""
+
+
+# action -> the fields it takes (name -> type)
+ACTIONS: dict[str, dict[str, type]] = {
+    "sos": {}, "cancel": {}, "duress": {},
+    "press": {"hold_ms": int},
+    "presses": {"count": int, "gap_ms": int, "hold_ms": int},
+    "coverage": {"on": bool},
+    "data": {"on": bool},
+    "modem": {"fault": str, "value": object},
+    "gnss_signal": {"on": bool},
+    "gnss_accuracy": {"hdop": float},
+    "power_cut": {"off_s": float},
+    "reboot": {},
+    "battery": {"pct": float},
+    "ack_alert": {"operator": str},
+    "close_alert": {"operator": str, "outcome": str},
+}
+MODEM_FAULTS = ("hang", "sim_missing", "denied", "no_coverage", "error_rate", "cme_rate",
+                "garbage_every_ms", "urc_burst", "data_down", "drop_after_bytes", "drop_before_response")
+EXPECTATIONS: dict[str, type] = {
+    "alert_within_s": float, "all_frames_verified": bool, "chain_complete": bool, "privacy": bool,
+    "sms_sent": int, "sms_sent_min": int, "alerts": int, "duress": bool, "cancelled": bool,
+    "audio_seconds_min": float, "location_source": str, "heartbeats_min": int,
+    "every_frame_delivered": bool, "nothing_lost": bool, "max_frames_dropped": int,
+    "closed_by_centre": bool, "statuses": list,
+}
+DEVICE_KEYS = {"id", "officer", "battery_pct", "track", "audio", "ttff_s", "hdop", "seed", "config",
+               "board", "start_lat", "start_lon"}
+
+
+@dataclass
+class Event:
+    at_ms: int
+    action: str
+    args: dict[str, Any]
+
+    def describe(self) -> str:
+        extra = ", ".join(f"{k}={v}" for k, v in self.args.items())
+        return self.action + (f" ({extra})" if extra else "")
+
+
+@dataclass
+class Scenario:
+    name: str
+    path: Path | None
+    duration_ms: int
+    seed: int
+    epoch_s: int
+    device_id: bytes
+    officer: str | None
+    config: dict[str, Any]
+    board: str
+    track: Track
+    audio: Any
+    ttff_s: float
+    hdop: float
+    battery_pct: float
+    events: list[Event] = field(default_factory=list)
+    expect: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+
+def _type_ok(value: Any, want: type) -> bool:
+    if want is object:
+        return True
+    if want is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if want is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, want)
+
+
+def load(path: str | Path) -> Scenario:
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text())
+    except OSError as e:
+        raise ScenarioError(f"cannot read scenario {p}: {e.strerror}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ScenarioError(f"{p}: not valid TOML: {e}") from None
+    return parse(data, p)
+
+
+def parse(data: dict[str, Any], path: Path | None = None) -> Scenario:
+    where = str(path) if path else "scenario"
+    base = path.parent if path else Path(".")
+
+    def fail(msg: str) -> ScenarioError:
+        return ScenarioError(f"{where}: {msg}")
+
+    unknown = set(data) - {"name", "description", "duration_s", "seed", "start", "device", "events", "expect"}
+    if unknown:
+        raise fail(f"unknown top-level key(s) {sorted(unknown)}")
+    if not isinstance(data.get("duration_s"), (int, float)) or data["duration_s"] <= 0:
+        raise fail("duration_s: give the scenario's length in seconds")
+    dev = data.get("device", {})
+    bad = set(dev) - DEVICE_KEYS
+    if bad:
+        raise fail(f"device: unknown key(s) {sorted(bad)}")
+    try:
+        device_id = parse_device_id(str(dev.get("id", "SOTTO-01")))
+    except ValueError as e:
+        raise fail(f"device.id: {e}") from None
+    if "track" in dev:
+        track = load_track(base / dev["track"])
+    else:
+        track = standing(float(dev.get("start_lat", 51.4545)), float(dev.get("start_lon", -2.5879)))
+    audio = read_wav(base / dev["audio"]) if "audio" in dev else None
+    start = data.get("start", "2025-06-02T09:00:00Z")
+    try:
+        epoch = int(datetime.datetime.fromisoformat(str(start).replace("Z", "+00:00")).timestamp())
+    except ValueError:
+        raise fail(f"start: {start!r} is not an ISO 8601 time") from None
+    events = []
+    for i, ev in enumerate(data.get("events", [])):
+        name = f"events[{i}]"
+        action = ev.get("action")
+        if action not in ACTIONS:
+            raise fail(f"{name}.action: {action!r} is not one of {sorted(ACTIONS)}")
+        if not isinstance(ev.get("at_s"), (int, float)) or ev["at_s"] < 0:
+            raise fail(f"{name}.at_s: give the time in seconds from the start")
+        args = {k: v for k, v in ev.items() if k not in ("at_s", "action")}
+        for k, v in args.items():
+            want = ACTIONS[action].get(k)
+            if want is None:
+                takes = sorted(ACTIONS[action]) or "nothing"
+                raise fail(f"{name}: {action!r} takes no {k!r} (it takes {takes})")
+            if not _type_ok(v, want):
+                raise fail(f"{name}.{k}: must be {want.__name__}")
+        if action == "modem" and args.get("fault") not in MODEM_FAULTS:
+            raise fail(f"{name}.fault: one of {', '.join(MODEM_FAULTS)}")
+        events.append(Event(int(ev["at_s"] * 1000), action, args))
+    events.sort(key=lambda e: e.at_ms)
+    expect = data.get("expect", {})
+    for k, v in expect.items():
+        if k not in EXPECTATIONS:
+            raise fail(f"expect.{k}: unknown expectation (known: {', '.join(sorted(EXPECTATIONS))})")
+        if not _type_ok(v, EXPECTATIONS[k]):
+            raise fail(f"expect.{k}: must be {EXPECTATIONS[k].__name__}")
+    return Scenario(
+        name=str(data.get("name", path.stem if path else "scenario")), path=path,
+        duration_ms=int(data["duration_s"] * 1000), seed=int(data.get("seed", 1)), epoch_s=epoch,
+        device_id=device_id, officer=dev.get("officer"), config=dict(dev.get("config", {})),
+        board=str(dev.get("board", "sotto-ref-s3")), track=track, audio=audio,
+        ttff_s=float(dev.get("ttff_s", 10.0)), hdop=float(dev.get("hdop", 0.9)),
+        battery_pct=float(dev.get("battery_pct", 90.0)), events=events, expect=dict(expect),
+        description=str(data.get("description", "")))
