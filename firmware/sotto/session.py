@@ -9,8 +9,8 @@
 # centre closes it or it reaches alert_max_s. Every frame after alert-start
 # carries the chain link of the one before it.
 import struct
-
 from binascii import crc32
+
 from micropython import const
 
 from sotto import frames, trigger
