@@ -25,6 +25,10 @@ COMMAND_MODULES: list[str] = [
     "host_tools.commands.alerts",
     "host_tools.commands.evidence",
     "host_tools.commands.purge",
+    "host_tools.commands.vdev",
+    "host_tools.commands.flash",
+    "host_tools.commands.provision",
+    "host_tools.commands.rotate_key",
     "host_tools.commands.sim",
 ]
 

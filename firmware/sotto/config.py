@@ -74,12 +74,18 @@ def validate(obj):
     cfg = _merge(DEFAULTS, obj, "")
     cfg["device_id"] = _device_id(obj["device_id"])
     cfg["receiver"], cfg["server"] = obj["receiver"], _receiver(obj["receiver"])
-    for name in ("apn",):
-        if not isinstance(obj[name], str):
-            raise ConfigError(name, "type", "must be text")
+    apn = obj["apn"]
+    if not isinstance(apn, str):
+        raise ConfigError("apn", "type", "must be text")
+    # it goes into an AT command in quotes: 3GPP TS 23.003 labels only
+    if len(apn) > 100 or not _only(apn.lower(), _HOST + "_"):
+        raise ConfigError("apn", "range", "must be letters, digits, '.', '-' or '_' (at most 100)")
     for name in ("officer", "sms_number", "ca_cert"):
         if cfg[name] is not None and not isinstance(cfg[name], str):
             raise ConfigError(name, "type", "must be text or null")
+    c = cfg["ca_cert"]
+    if c is not None and (not c or "/" in c or c[0] == "." or c == CONFIG):
+        raise ConfigError("ca_cert", "range", "must be a file name under /data, e.g. ca.pem")
     n = cfg["sms_number"]
     if n is not None and not (n[:1] == "+" and 6 <= len(n) <= 16 and n[1:].isdigit()):
         raise ConfigError("sms_number", "range", "must be international, e.g. +447700900123")
@@ -118,7 +124,8 @@ def _merge_trigger(d, v):
         if k not in d:
             raise ConfigError("trigger." + k, "unknown-field", "not a setting (misspelt?)")
     for k in d:
-        out[k] = v.get(k, d[k])
+        p = v.get(k, d[k])
+        out[k] = dict(p) if isinstance(p, dict) else p  # never hand out DEFAULTS' own dicts
     return out
 
 
@@ -144,6 +151,9 @@ def _patterns(trig):
         name = "trigger." + key
         if not isinstance(p, dict):
             raise ConfigError(name, "type", 'must be {"hold_ms": T} or {"presses": N, "window_ms": W}')
+        for k in p:
+            if k not in _PATTERN_RANGES:
+                raise ConfigError(name + "." + k, "unknown-field", "not a pattern setting (misspelt?)")
         kind = ("hold_ms",) if "hold_ms" in p else ("presses", "window_ms")
         if sorted(p) != sorted(kind):
             raise ConfigError(name, "type", 'must be {"hold_ms": T} or {"presses": N, "window_ms": W}')
@@ -157,12 +167,20 @@ def _patterns(trig):
 
 
 def _device_id(v):
-    if not isinstance(v, str) or len(v) != 16:
-        raise ConfigError("device_id", "type", "must be 16 hex digits")
-    try:
-        return bytes.fromhex(v)
-    except ValueError:
-        raise ConfigError("device_id", "type", "must be 16 hex digits") from None
+    if not isinstance(v, str) or len(v) != 16 or not _only(v.lower(), _HEX):
+        raise ConfigError("device_id", "type", "must be 16 hex digits, e.g. 00000000000000a7")
+    return bytes.fromhex(v)
+
+
+_HEX = "0123456789abcdef"
+_HOST = "abcdefghijklmnopqrstuvwxyz0123456789.-"
+
+
+def _only(text, allowed):
+    for c in text:
+        if c not in allowed:
+            return False
+    return True
 
 
 def _receiver(url):
@@ -175,7 +193,11 @@ def _receiver(url):
         rest, tls, port = url[7:], False, 80
     else:
         raise ConfigError("receiver", "type", "must start with https:// or http://")
-    rest = rest.split("/", 1)[0]
+    if "/" in rest:
+        rest, path = rest.split("/", 1)
+        if path:
+            raise ConfigError("receiver", "range",
+                              "give only https://host[:port]: the device posts to /v1/frames")
     if ":" in rest:
         host, p = rest.rsplit(":", 1)
         if not p.isdigit() or not 0 < int(p) < 65536:
@@ -185,6 +207,8 @@ def _receiver(url):
         host = rest
     if not host:
         raise ConfigError("receiver", "missing", "no host in the URL")
+    if not _only(host.lower(), _HOST) or host[0] in ".-":
+        raise ConfigError("receiver", "range", "host %r is not a host name or IPv4 address" % host)
     return {"host": host, "port": port, "tls": tls}
 
 

@@ -1,14 +1,18 @@
-# Sequence numbers (1..2^32-1) and alert session ids (1..65535) that never
+# Sequence numbers (1..2^32-2) and alert session ids (1..65535) that never
 # repeat, across reboots and power cuts too.
 #
 # Writing a counter to flash on every frame would wear it and cost time on the
 # alert path, so a high-water mark is persisted in blocks: the file says "every
-# value below `limit` may have been used". At boot the counters continue from
-# the limits and reserve a new block at once; while running, a block is
+# value below `limit` may have been used". At boot the sequence numbers continue
+# from the limit and reserve a new block at once; while running, a block is
 # reserved ahead (top_up(), called when the device is idle) so the alert path
-# normally never waits for flash. Two slots (ctr.a / ctr.b) are written in
-# turn, each with a generation and a CRC-32: if the newest is unreadable, the
-# older one plus one block is still above every value handed out.
+# normally never waits for flash. Alert ids are reserved only when an alert
+# needs one (one small write, then three more alerts for free): reserving them
+# at every boot would let a boot loop use up the 65535 ids in a day or two.
+# Two slots (ctr.a / ctr.b) are written in turn, each with a generation and a
+# CRC-32. write_atomic keeps a slot whole across a power cut; if the newest is
+# damaged anyway (bad flash), the older one plus one block is still above every
+# value handed out.
 import struct
 from binascii import crc32
 
@@ -16,7 +20,9 @@ from micropython import const
 
 from sotto.log import Logger
 
-SEQ_MAX = const(0xFFFFFFFF)
+# the last sequence number handed out: the persisted limit (one above it) must
+# fit the slot's 32-bit field, so 2^32 - 1 itself is never used
+SEQ_MAX = const(0xFFFFFFFE)
 SID_MAX = const(65535)
 _MAGIC = b"SCT1"
 _FMT = ">4sIIII"  # magic, generation, seq limit, sid limit, crc32 of the rest
@@ -53,7 +59,6 @@ class Counters:
     seq_block = 64
     sid_block = 4
     seq_low_water = 16  # top_up() reserves a new block when fewer remain
-    sid_low_water = 1
 
     def __init__(self, storage):
         self.storage = storage
@@ -98,7 +103,7 @@ class Counters:
             self._sid = 1
         self._seq_limit = self._seq
         self._sid_limit = self._sid
-        self._reserve(self.seq_block, self.sid_block)
+        self._reserve(self.seq_block, 0)
         if len(found) < 2:
             # keep both slots valid, so one damaged slot never leaves us without a record
             self._reserve(0, 0)
@@ -144,10 +149,8 @@ class Counters:
     def top_up(self):
         """Reserve ahead while idle, so the alert path does not write flash.
         Returns True when it wrote."""
-        seq_n = self.seq_block if self._seq_limit - self._seq < self.seq_low_water else 0
-        sid_n = self.sid_block if self._sid_limit - self._sid < self.sid_low_water else 0
-        if (seq_n or sid_n) and self._seq <= SEQ_MAX:
-            self._reserve(seq_n, sid_n)
+        if self._seq_limit - self._seq < self.seq_low_water and self._seq <= SEQ_MAX:
+            self._reserve(self.seq_block, 0)
             return True
         return False
 

@@ -5,15 +5,19 @@
 # Storage.write_atomic (write, flush, rename): a power cut leaves either the
 # whole record or a stale .tmp, never half a record under a real name. Each
 # record carries a CRC-32 of the frame; recover() at boot drops what is torn
-# (a .tmp, or a record whose CRC fails) and keeps every other record.
+# (a .tmp, or a record whose CRC or name does not match) and keeps every other
+# record.
 #
-# Only a small index lives in RAM: (seq, type, size) per frame. Frames are read
-# back from flash when delivery asks for a batch.
+# Only a small index lives in RAM: [seq, type, size] per frame, sorted by seq.
+# Frames are read back from flash when delivery asks for a batch.
 #
-# Bounded: when a push would pass max_bytes (or the flash is full), the oldest
-# frames are dropped in this order: audio, heartbeats, status and check-in,
-# then locations. Alert-start, cancel, duress and end frames are never dropped;
-# if only they are left, push() raises QueueFull and nothing stored is lost.
+# Bounded: when a push would pass max_bytes (or the flash is full), frames are
+# dropped by kind, oldest first: heartbeats, then status frames, then audio,
+# then check-ins, then locations. A frame is never dropped to make room for a
+# frame of a kind that goes earlier (a new audio chunk does not push out a
+# location: the chunk itself is dropped). Alert-start, cancel, duress and end
+# frames are never dropped; if only they are left, push() raises QueueFull and
+# nothing stored is lost.
 import struct
 from binascii import crc32
 
@@ -28,7 +32,9 @@ _MAGIC = b"SQR1"
 _HEAD = ">4sBII"  # magic, frame type, seq, crc32 of the frame
 _HEAD_BYTES = const(13)
 _OVERHEAD = const(64)  # file system cost per record, counted against max_bytes
-DROP_ORDER = (frames.AUDIO, frames.HEARTBEAT, frames.STATUS, frames.CHECK_IN, frames.LOCATION)
+# dropped first .. last; kinds not listed are never dropped
+DROP_ORDER = (frames.HEARTBEAT, frames.STATUS, frames.AUDIO, frames.CHECK_IN, frames.LOCATION)
+_KEEP = const(99)  # rank of the kinds that are never dropped
 
 _log = Logger("queue")
 
@@ -44,15 +50,29 @@ def _name(seq, ftype):
     return "%s/%08x.%d" % (DIR, seq, ftype)
 
 
+def _rank(ftype):
+    for i in range(len(DROP_ORDER)):
+        if DROP_ORDER[i] == ftype:
+            return i
+    return _KEEP
+
+
+def record_bytes(frame_bytes):
+    """What one frame of this size counts against max_bytes."""
+    return frame_bytes + _OVERHEAD
+
+
 class FrameQueue:
     def __init__(self, storage, max_bytes=262144):
         self.storage = storage
         self.max_bytes = max_bytes
         self._index = []  # [seq, ftype, size], sorted by seq
         self.used_bytes = 0
-        self.dropped = 0  # frames dropped because the queue or the flash was full
+        self.dropped = 0  # frames lost to a full queue or flash (stored ones dropped + new ones refused)
         self.dropped_by_type = {}
+        self.refused = 0  # of those, new frames not stored (a kind that goes before what is queued)
         self.torn = 0  # records discarded at recovery
+        self.corrupt = 0  # records found unreadable after recovery (flash damage)
         storage.makedirs(DIR)
 
     # -- boot ----------------------------------------------------------------------
@@ -64,16 +84,15 @@ class FrameQueue:
         used = 0
         for fn in st.listdir(DIR):
             path = DIR + "/" + fn
-            if fn.endswith(".tmp"):
-                st.remove(path)
+            rec = None if fn.endswith(".tmp") else self._parse(st.read(path))
+            if rec is None or _name(rec[1], rec[0]) != path:
+                if not fn.endswith(".tmp"):
+                    _log.w("dropping torn record %s", fn)
                 self.torn += 1
-                continue
-            raw = st.read(path)
-            rec = self._parse(raw)
-            if rec is None:
-                _log.w("dropping torn record %s", fn)
-                st.remove(path)
-                self.torn += 1
+                try:
+                    st.remove(path)
+                except OSError as e:  # not indexed either way; the next boot tries again
+                    _log.e("cannot remove %s: %s", fn, e)
                 continue
             ftype, seq, size = rec
             index.append([seq, ftype, size])
@@ -94,25 +113,59 @@ class FrameQueue:
 
     # -- adding ----------------------------------------------------------------------
     def push(self, wire, ftype, seq):
-        """Store a frame durably (done when this returns). Makes room by the
-        drop order; raises QueueFull (nothing lost) or StorageError."""
+        """Store a frame durably (done when this returns True). Makes room by
+        the drop order; False when the frame itself was dropped by it (counted
+        in dropped); raises QueueFull (nothing lost) for a frame that is never
+        dropped, StorageError when the flash fails."""
         size = len(wire)
         cost = size + _OVERHEAD
+        rank = _rank(ftype)
         if cost > self.max_bytes:
-            raise QueueFull("frame of %d bytes larger than the queue" % size)
-        while self.used_bytes + cost > self.max_bytes:
-            if not self._drop_one():
-                raise QueueFull("%d bytes of frames that are never dropped" % self.used_bytes)
+            if rank == _KEEP:
+                raise QueueFull("frame of %d bytes larger than the queue" % size)
+            return self._refuse(ftype, seq)
+        need = self.used_bytes + cost - self.max_bytes
+        if need > 0:
+            victims = self._plan(need, rank)
+            if victims is None:
+                if rank == _KEEP:
+                    raise QueueFull("%d bytes of frames that are never dropped" % self.used_bytes)
+                return self._refuse(ftype, seq)
+            for e in victims:
+                self._drop(e)
         head = struct.pack(_HEAD, _MAGIC, ftype, seq, crc32(wire) & 0xFFFFFFFF)
         while True:
             try:
                 self.storage.write_atomic(_name(seq, ftype), (head, wire))
                 break
             except StorageError as e:
-                if e.reason != "flash-full" or not self._drop_one():
+                if e.reason != "flash-full":
                     raise
+                victims = self._plan(1, rank)  # the flash says how much: one at a time
+                if victims is None:
+                    if rank == _KEEP:
+                        raise
+                    return self._refuse(ftype, seq)
+                self._drop(victims[0])
         self._insert([seq, ftype, size])
         self.used_bytes += cost
+        return True
+
+    def _plan(self, need, rank):
+        """Frames to drop to free `need` bytes, dropping only kinds that go
+        before `rank` or with it; None when that is not enough."""
+        victims = []
+        freed = 0
+        for ftype in DROP_ORDER:
+            if _rank(ftype) > rank:
+                break
+            for e in self._index:
+                if e[1] == ftype:
+                    victims.append(e)
+                    freed += e[2] + _OVERHEAD
+                    if freed >= need:
+                        return victims
+        return None
 
     def _insert(self, entry):
         idx = self._index
@@ -120,20 +173,30 @@ class FrameQueue:
         while i and idx[i - 1][0] > entry[0]:
             i -= 1
         if i and idx[i - 1][0] == entry[0]:
-            self.used_bytes -= idx[i - 1][2] + _OVERHEAD
+            old = idx[i - 1]
+            self.used_bytes -= old[2] + _OVERHEAD
             idx[i - 1] = entry  # same seq pushed again: the new record replaced it
+            if old[1] != entry[1]:
+                try:
+                    self.storage.remove(_name(old[0], old[1]))
+                except OSError as e:
+                    _log.e("cannot remove replaced record %d: %s", old[0], e)
         else:
             idx.insert(i, entry)
 
-    def _drop_one(self):
-        for ftype in DROP_ORDER:
-            for entry in self._index:
-                if entry[1] == ftype:
-                    self._remove(entry)
-                    self.dropped += 1
-                    self.dropped_by_type[ftype] = self.dropped_by_type.get(ftype, 0) + 1
-                    _log.w("queue full: dropped frame %d (type %d)", entry[0], ftype)
-                    return True
+    def _count_drop(self, ftype):
+        self.dropped += 1
+        self.dropped_by_type[ftype] = self.dropped_by_type.get(ftype, 0) + 1
+
+    def _drop(self, entry):
+        self._remove(entry)
+        self._count_drop(entry[1])
+        _log.w("queue full: dropped frame %d (type %d)", entry[0], entry[1])
+
+    def _refuse(self, ftype, seq):
+        self._count_drop(ftype)
+        self.refused += 1
+        _log.w("queue full: frame %d (type %d) not stored", seq, ftype)
         return False
 
     def _remove(self, entry):
@@ -148,13 +211,17 @@ class FrameQueue:
         out = []  # type: list
         total = 0
         for want_start in (True, False):
-            for seq, ftype, size in self._index:
+            i = 0
+            while i < len(self._index):
+                seq, ftype, size = self._index[i]
+                i += 1
                 if (ftype == frames.ALERT_START) != want_start:
                     continue
                 if len(out) >= max_frames or (out and total + size > max_bytes):
                     return out
                 wire = self._read(seq, ftype)
                 if wire is None:
+                    i -= 1  # _read took it off the index
                     continue
                 out.append((seq, wire))
                 total += size
@@ -163,24 +230,43 @@ class FrameQueue:
     def _read(self, seq, ftype):
         raw = self.storage.read(_name(seq, ftype))
         if self._parse(raw) is None:
-            _log.e("record %d unreadable", seq)
+            # flash damage after recovery: the frame cannot be sent as it was signed
+            _log.e("record %d unreadable: removed", seq)
+            self.corrupt += 1
+            for e in self._index:
+                if e[0] == seq:
+                    self._remove(e)
+                    break
             return None
         return raw[_HEAD_BYTES:]
 
+    def _find(self, seq):
+        idx = self._index
+        lo, hi = 0, len(idx)
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            if idx[mid][0] < seq:
+                lo = mid + 1
+            else:
+                hi = mid
+        return idx[lo] if lo < len(idx) and idx[lo][0] == seq else None
+
     def ack(self, seqs):
-        """The receiver stored these frames: remove them for good."""
+        """The receiver stored these frames: remove them for good. Seqs not
+        (or no longer) queued are ignored."""
         for seq in seqs:
-            for entry in self._index:
-                if entry[0] == seq:
-                    self._remove(entry)
-                    break
+            e = self._find(seq)
+            if e is not None:
+                self._remove(e)
 
     def newest(self, ftype):
         """The newest frame of a type (e.g. a location, for the SMS fallback)."""
         for i in range(len(self._index) - 1, -1, -1):
             seq, t, _ = self._index[i]
             if t == ftype:
-                return self._read(seq, t)
+                wire = self._read(seq, t)
+                if wire is not None:
+                    return wire
         return None
 
     def max_seq(self):

@@ -1,7 +1,8 @@
 # Files on flash under one root directory, with an atomic replace.
 #
-# write_atomic(name, data) writes name.tmp, flushes and closes it (fsync under
-# CPython, os.sync where MicroPython has it), then renames it over name: on
+# write_atomic(name, data) writes name.tmp, flushes and closes it (fsync of the
+# file and, after the rename, of its directory under CPython; os.sync where
+# MicroPython has it), then renames it over name: on
 # LittleFS (the ESP32's default filesystem) and POSIX a rename is atomic, so a
 # reader finds either the old or the new content, never a mix. A power cut
 # leaves at most a stale name.tmp, which readers ignore and the next write
@@ -182,6 +183,13 @@ class Storage:
 
     def _rename(self, src, dst):
         os.rename(src, dst)
+        if self.fsync and not _MICROPYTHON:
+            # POSIX: the rename itself is durable only once the directory is synced
+            fd = os.open(dst.rsplit("/", 1)[0] or "/", 0)  # O_RDONLY (CPython only)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
 
     def _remove(self, path):
         os.remove(path)

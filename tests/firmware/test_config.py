@@ -1,12 +1,10 @@
-# Configuration checked at boot; the device key; counters that never repeat.
+# The configuration checked at boot: defaults for everything optional, a
+# ConfigError naming the field, the reason and what to do for anything wrong.
 import json
 
-from fakehal import FakeHal, config
-from faultstorage import FaultStorage
+from fakehal import config
 from fwtest import raises, tmpdir
 from sotto import config as cfgmod
-from sotto import ed25519, identity
-from sotto.counters import Counters
 from sotto.storage import Storage
 
 
@@ -73,83 +71,98 @@ def test_modem_settings_from_config():
     assert s["sms_number"] == "+447700900999" and s["sms_after_s"] == 30
 
 
-def test_identity_made_from_the_rng_and_kept():
-    st = Storage(tmpdir("id"))
-    hal = FakeHal(st.root)
-    assert raises(identity.IdentityError, identity.load, st).reason == "missing"
-    pub = identity.create(st, hal.random_bytes)
-    assert identity.public_key(st) == pub
-    key = identity.load(st)
-    sig = key.sign(b"hello")
-    assert ed25519.verify(pub, b"hello", sig)
-    assert raises(identity.IdentityError, identity.create, st, hal.random_bytes).reason == "exists"
-    pub2 = identity.create(st, hal.random_bytes, force=True)
-    assert pub2 != pub
+def test_defaults_are_never_shared_with_a_config():
+    cfg = cfgmod.validate(config())
+    cfg["trigger"]["alert"]["hold_ms"] = 100
+    cfg["audio"]["clip_s"] = 0
+    again = cfgmod.validate(config())
+    assert again["trigger"]["alert"] == {"hold_ms": 3000} and again["audio"]["clip_s"] == 30
+    assert cfgmod.DEFAULTS["trigger"]["alert"] == {"hold_ms": 3000}
 
 
-def test_identity_errors_never_show_the_seed():
-    st = Storage(tmpdir("id"))
-    seed_bytes = bytes(range(1, 33))
-    identity.create(st, lambda n: seed_bytes)
-    raw = bytearray(st.read("identity.key"))
-    raw[10] ^= 1
-    st.write_atomic("identity.key", raw)
-    e = raises(identity.IdentityError, identity.load, st)
-    assert e.reason == "corrupt"
-    text = str(e) + repr(e)
-    assert seed_bytes.hex() not in text and "0102030405" not in text
-    assert raises(identity.IdentityError, identity.create, st, lambda n: bytes(n), True).reason == "rng"
+def test_every_documented_default():
+    cfg = cfgmod.validate(config(sms_number=None))
+    assert cfg["officer"] is None and cfg["board"] == "sotto-ref-s3" and cfg["ca_cert"] is None
+    assert cfg["sms_number"] is None
+    assert cfg["trigger"] == {"alert": {"hold_ms": 3000}, "cancel": {"presses": 3, "window_ms": 2000},
+                              "duress": {"presses": 5, "window_ms": 2500}, "cancel_window_s": 120,
+                              "debounce_ms": 20, "haptic": True}
+    assert cfg["audio"] == {"clip_s": 30, "chunk_ms": 1000, "rate_hz": 8000}
+    assert (cfg["location_every_s"], cfg["gnss_keep_on_s"], cfg["alert_max_s"]) == (15, 600, 3600)
+    assert cfg["delivery"] == {"sms_after_s": 30, "sms_every_s": 120}
+    assert cfg["queue_max_bytes"] == 262144
 
 
-def test_counters_never_repeat_across_reboots_and_write_in_blocks():
-    root = tmpdir("ctr")
-    seen = set()
-    for boot in range(5):
-        c = Counters(Storage(root))
-        c.load()
-        for _ in range(100):
-            s = c.next_seq()
-            assert s not in seen
-            seen.add(s)
-        assert c.writes <= 3  # one block at boot, one or two while running
-    sids = set()
-    for boot in range(3):
-        c = Counters(Storage(root))
-        c.load()
-        sids.add(c.next_sid())
-    assert len(sids) == 3
+def test_a_trigger_pattern_is_replaced_whole():
+    cfg = cfgmod.validate(config(trigger={"alert": {"presses": 4, "window_ms": 1500}, "haptic": False}))
+    assert cfg["trigger"]["alert"] == {"presses": 4, "window_ms": 1500}  # no hold_ms merged in
+    assert cfg["trigger"]["cancel"] == {"presses": 3, "window_ms": 2000} and cfg["trigger"]["haptic"] is False
+    e = error(config(trigger={"alert": {"hold_ms": 3000, "hold": 1}}))
+    assert (e.field, e.reason) == ("trigger.alert.hold", "unknown-field")
+    e = error(config(trigger={"haptic": 1}))
+    assert (e.field, e.reason) == ("trigger.haptic", "type")
+    e = error(config(trigger={"cancel": "3 presses"}))
+    assert (e.field, e.reason) == ("trigger.cancel", "type")
 
 
-def test_counters_survive_a_cut_while_reserving():
-    root = tmpdir("ctr")
-    c = Counters(Storage(root))
-    c.load()
-    used = [c.next_seq() for _ in range(70)]  # crosses a block
-    for n in range(1, 4):
-        st = FaultStorage(root, cut_at=n)
-        c2 = Counters(st)
-        try:
-            c2.load(floor_seq=max(used))
-            used.append(c2.next_seq())
-        except Exception:  # noqa: BLE001 - the cut
-            pass
-        c3 = Counters(Storage(root))
-        c3.load(floor_seq=0)
-        assert c3.next_seq() > max(used)
+def test_device_id_is_exactly_16_hex_digits():
+    assert cfgmod.validate(config(device_id="00000000000000A7"))["device_id"] == bytes(7) + b"\xa7"
+    for bad in ("0000 0000 000000", "00000000000000a", "00000000000000a7a", "0x000000000000a7", 167):
+        e = error(config(device_id=bad))
+        assert (e.field, e.reason) == ("device_id", "type"), bad
+        assert "16 hex digits" in str(e)
 
 
-def test_counters_step_over_a_damaged_slot():
-    root = tmpdir("ctr")
-    st = Storage(root)
-    c = Counters(st)
-    c.load()
-    last = [c.next_seq() for _ in range(10)][-1]
-    c.top_up()
-    for name in ("ctr.a", "ctr.b"):
-        raw = st.read(name)
-        if raw is not None:
-            st.write_atomic(name, b"\xff" + raw[1:])
-            break
-    c2 = Counters(Storage(root))
-    c2.load()
-    assert c2.next_seq() > last
+def test_receiver_urls():
+    ok = {"https://alerts.example.org": ("alerts.example.org", 443, True),
+          "https://alerts.example.org/": ("alerts.example.org", 443, True),
+          "https://10.0.0.7:8443": ("10.0.0.7", 8443, True),
+          "http://127.0.0.1:8080": ("127.0.0.1", 8080, False)}
+    for url, (host, port, tls) in ok.items():
+        assert cfgmod.validate(config(receiver=url))["server"] == {"host": host, "port": port, "tls": tls}
+    bad = {"alerts.example.org": "type", "https://": "missing", "https://host:0": "range",
+           "https://host:https": "range", "https://host/v1/frames": "range",
+           'https://evil"host': "range", "https://a b": "range", 42: "type"}
+    for url, reason in bad.items():
+        e = error(config(receiver=url))
+        assert (e.field, e.reason) == ("receiver", reason), url
+
+
+def test_text_fields_that_reach_the_modem_are_checked():
+    e = error(config(apn='internet","IP'))  # would break out of the AT command's quotes
+    assert (e.field, e.reason) == ("apn", "range")
+    assert error(config(apn=7)).reason == "type"
+    assert error(config(apn="")).reason == "missing"
+    assert cfgmod.validate(config(apn="payandgo.o2.co.uk"))["apn"] == "payandgo.o2.co.uk"
+    for bad in ("../identity.key", "/data/ca.pem", ".hidden", ""):
+        e = error(config(ca_cert=bad))
+        assert (e.field, e.reason) == ("ca_cert", "range"), bad
+    assert cfgmod.validate(config(ca_cert="ca.pem"))["ca_cert"] == "ca.pem"
+    assert error(config(officer=12)).field == "officer"
+    assert cfgmod.validate(config(officer="PC 4471 Jones"))["officer"] == "PC 4471 Jones"
+
+
+def test_whole_numbers_only_and_in_range():
+    assert error(config(queue_max_bytes=True)).reason == "type"  # JSON true is not 1
+    assert error(config(location_every_s=15.0)).reason == "type"
+    e = error(config(queue_max_bytes=1024))
+    assert (e.field, e.reason) == ("queue_max_bytes", "range") and "1024" in str(e)
+    e = error(config(audio={"rate_hz": 16000}))
+    assert (e.field, e.reason) == ("audio.rate_hz", "range")
+    e = error(config(battery=None))
+    assert (e.field, e.reason) == ("battery", "type")
+    e = error(config(battery={"low_pct": 30, "critical_pct": 10, "reserve_pct": 10}))
+    assert (e.field, e.reason) == ("battery", "range")
+
+
+def test_not_an_object_and_unreadable_bytes_are_clear_errors():
+    assert (error([1, 2]).reason, error("x").reason) == ("type", "type")
+    st = Storage(tmpdir("cfg"))
+    for raw in (b"\xff\xfe\x00garbage", b"", b"[1, 2]", b'{"apn": "internet"'):
+        st.write_atomic("config.json", raw)
+        e = raises(cfgmod.ConfigError, cfgmod.load, st)
+        assert e.reason in ("corrupt", "type") and isinstance(e, ValueError)
+        assert "sotto provision" in str(e)
+    st.write_atomic("config.json", b"{}")
+    e = raises(cfgmod.ConfigError, cfgmod.load, st)
+    assert (e.field, e.reason) == ("device_id", "missing")
