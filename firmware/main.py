@@ -1,7 +1,15 @@
 # Entry point on the device: build the ESP32 HAL and the Device, then run it.
 # The loop is thin on purpose: all behaviour lives in sotto.app.Device.step().
+#
+# The watchdog (which cannot be stopped once started) is armed after the
+# board's watchdog_arm_ms of running: a technician who connects with
+# `sotto flash` / `sotto provision` right after a reset gets a REPL that the
+# watchdog will not reset under them. The device works normally meanwhile.
+# Once armed, only the loop feeds it: a hang anywhere resets the device, and
+# the boot counter in Device.boot() notices if that keeps happening.
 import asyncio
 import json
+import sys
 import time
 
 from sotto import log
@@ -10,6 +18,7 @@ from sotto.hal import load_board
 from sotto.hal.esp32 import Esp32Hal
 
 _log = log.Logger("main")
+MAX_SLEEP_MS = 20  # the button and the microphone want a pass this often
 
 
 def _board_name():
@@ -20,21 +29,41 @@ def _board_name():
         return "sotto-ref-s3"
 
 
-async def run():
-    hal = Esp32Hal(load_board(_board_name()))
+async def run(hal):
     device = Device(hal)
-    device.boot(time.ticks_ms())
+    t0 = time.ticks_ms()
+    device.boot(t0)
+    arm_ms = hal.board.get("watchdog_arm_ms", 20000)
+    armed = False
     while True:
-        wait = device.step(time.ticks_ms())
+        now = time.ticks_ms()
+        wait = device.step(now)
+        if not armed and time.ticks_diff(now, t0) >= arm_ms:
+            hal.arm_watchdog()
+            armed = True
         hal.wdt_feed()
-        await asyncio.sleep_ms(min(wait, 20))
+        await asyncio.sleep_ms(min(wait, MAX_SLEEP_MS))
 
 
 def main():
+    hal = None
     try:
-        asyncio.run(run())
+        hal = Esp32Hal(load_board(_board_name()))
+        asyncio.run(run(hal))
     except KeyboardInterrupt:
+        # a technician at the REPL; if the watchdog is armed it resets the device in
+        # a few seconds, which puts it back in service if nobody meant to stop it
         _log.i("stopped from the REPL")
+    except Exception as e:  # noqa: BLE001 - anything else: log it and start again
+        sys.print_exception(e)
+        _log.e("fatal: %r; resetting", e)
+        time.sleep_ms(2000)  # a window to interrupt a crash loop from the REPL
+        if hal is not None:
+            hal.reset()
+        else:
+            import machine
+
+            machine.reset()
 
 
 main()

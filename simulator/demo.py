@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from host_tools.commands.alerts import _show_lines
+from host_tools.errors import SottoError
 from host_tools.ids import format_device_id
 from host_tools.receiver import alerts, evidence, store
 from simulator.report import timeline_lines, write_report
@@ -34,6 +35,15 @@ def say(text: str = "") -> None:
 
 
 def main() -> int:
+    """Run the demo; 0 only if every step and every expectation held."""
+    try:
+        return _demo()
+    except SottoError as e:  # an expected failure on the path (receiver, scenario, evidence): one line
+        print(f"DEMO FAILED: {e}", file=sys.stderr)
+        return 1
+
+
+def _demo() -> int:
     from simulator.receiver import ReceiverProcess
 
     if OUT.exists():

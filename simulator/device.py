@@ -8,12 +8,26 @@ with the virtual modem carrying its frames to a real receiver.
 
 Everything that happens is recorded in dev.timeline (t_ms, kind, text) and
 everything that left the device in dev.modem.air (and the SMS centre).
+
+The loop is firmware/main.py's: boot, then step / feed the watchdog, with the
+watchdog armed after the board's watchdog_arm_ms; an exception out of
+Device.step() resets the device 2 s later (main.py's crash path), and so does
+a reset the firmware asks the HAL for. Frames are observed by wrapping the
+Device's frame emitter and its queue's ack (the firmware itself is unchanged).
+
+Flash is a directory. Power loss is on demand: at once (RAM lost, flash as
+last written), or during the N-th flash operation from now (a write leaves
+half its bytes in its .tmp file, a rename or remove is cut just after it took
+effect), which is where a power cut hurts. The host's fsync is off: the
+simulated flash survives simulated power cuts by construction, and fsync
+would only measure the host's disk.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,15 +36,17 @@ from sotto import frames, identity, log
 from sotto.app import Device
 from sotto.storage import Storage
 
+from host_tools import frames as host_frames
 from simulator.clock import VirtualClock
-from simulator.hal import SimHal
+from simulator.hal import BOARDS_DIR, SimHal, load_board
 from simulator.peripherals import Battery, Button, GnssReceiver, Microphone, synthetic_voice
 from simulator.smsc import VirtualSmsc
 from simulator.track import Track, standing
 from simulator.vmodem import Faults, Timing, VirtualModem
 
 REPO = Path(__file__).resolve().parent.parent
-BOARDS = REPO / "hardware" / "boards"
+BOARDS = BOARDS_DIR
+CRASH_RESET_MS = 2000  # main.py: a fatal error, 2 s to interrupt from the REPL, then reset
 TYPE_NAMES = {frames.ALERT_START: "alert-start", frames.LOCATION: "location", frames.AUDIO: "audio",
               frames.CANCEL: "cancel", frames.DURESS: "duress", frames.END: "end",
               frames.HEARTBEAT: "heartbeat", frames.CHECK_IN: "check-in", frames.STATUS: "status"}
@@ -45,12 +61,19 @@ class DeviceSpec:
     track: Track = field(default_factory=lambda: standing(51.4545, -2.5879))
     audio: Any = None  # array('h') of 8 kHz samples; None: a synthetic voice
     ttff_s: float = 10.0
+    hot_ttff_s: float = 2.0
     hdop: float = 0.9
     battery_pct: float = 90.0
     seed: int = 1
     msisdn: str = "+447700900001"
     monitoring_number: str = "+447700900999"
     timing: Timing = field(default_factory=Timing)
+
+
+class PowerLoss(BaseException):  # noqa: N818 - not an error: the simulated power went
+    """The power died in the middle of a flash operation. A BaseException, so that
+    no `except Exception` in the firmware can swallow it; the virtual device
+    catches it around Device.step() / boot()."""
 
 
 class _Sink:
@@ -80,17 +103,24 @@ class VirtualDevice:
                                   hosts={receiver.host: "127.0.0.1"}, smsc=self.smsc,
                                   certs={"sotto_ca.pem": ca} if ca else {}, msisdn=spec.msisdn,
                                   powered=False)
-        self.gnss = GnssReceiver(spec.track, clock.epoch_s, ttff_s=spec.ttff_s, hdop=spec.hdop)
+        self.gnss = GnssReceiver(spec.track, clock.epoch_s, ttff_s=spec.ttff_s, hdop=spec.hdop,
+                                 hot_ttff_s=spec.hot_ttff_s)
         self.mic = Microphone(spec.audio if spec.audio is not None else synthetic_voice())
         self.battery = Battery(spec.battery_pct)
         self.button = Button()
-        with open(BOARDS / f"{spec.board}.json") as f:
-            board = json.load(f)
+        board = load_board(spec.board)
         self.hal = SimHal(board, str(self.flash_dir), clock, self.modem, self.gnss, self.mic,
                           self.battery, self.button, seed=spec.seed)
         self.device: Device | None = None
         self.public_key = b""
         self.boots = 0
+        self.crashes = 0
+        self.power_cuts = 0
+        self._boot_ms = clock.now_ms
+        self._reboot_at: int | None = None
+        self._cut_in_ops = 0  # > 0: the power dies during that many-th flash operation from now
+        self.on_power_lost: Callable[[int], None] | None = None  # called once when the power dies
+        self.triggers: list[tuple[str, int]] = []  # (pattern, t_ms the officer completed it)
         self._last_ms = clock.now_ms
 
     # -- setting up -------------------------------------------------------------------
@@ -113,20 +143,34 @@ class VirtualDevice:
         return self.public_key
 
     def boot(self) -> None:
+        """Power on: a fresh Device over the same flash (what main.py does)."""
         _Sink.current = self
         log.set_sink(_Sink.line)
+        self.device = None
+        self._reboot_at = None
+        self.hal.reset_requested = False
+        self.hal.watchdog_armed_ms = None
+        self._boot_ms = self.clock.now_ms
         dev = Device(self.hal)
         self.boots += 1
-        if not dev.boot(self.clock.ticks()):
+        self.note("device", f"boot {self.boots}")
+        try:
+            ok = dev.boot(self.clock.ticks())
+        except PowerLoss:
+            self._power_lost()
+            return
+        if not ok:
             raise RuntimeError(f"the firmware refused to boot: {dev.error}")
         self._wrap(dev)
         known = {m[1] for m in self.made}
         for seq, wire in dev.queue.batch(1 << 20, 1 << 40):  # made during boot (status)
             if seq not in known:
-                ftype = next(e[1] for e in dev.queue._index if e[0] == seq)
+                ftype = int(host_frames.decode_frame(wire).type)
+                self.made.append((self.clock.now_ms, seq, ftype, wire))
+        for wire, ftype, seq in getattr(dev, "pending", []):  # made during boot, not yet on flash
+            if seq not in known:
                 self.made.append((self.clock.now_ms, seq, ftype, wire))
         self.device = dev
-        self.note("device", f"boot {self.boots}")
 
     def _wrap(self, dev: Device) -> None:
         emit = dev._emit
@@ -152,6 +196,7 @@ class VirtualDevice:
             set_network(int(self.clock.utc()), now_ms)
 
         dev.clock.set_network = network_time  # type: ignore[method-assign]
+        self._instrument_flash(dev.storage)
         dev._emit = recording_emit  # type: ignore[method-assign]
         dev.session._emit = recording_emit
         dev.power._emit = recording_emit
@@ -161,13 +206,66 @@ class VirtualDevice:
         self.timeline.append((self.clock.now_ms, kind, text))
 
     # -- faults ------------------------------------------------------------------------
-    def power_cut(self) -> None:
-        """All power gone at once: RAM lost, the modem off, the GNSS off."""
+    def power_cut(self, during_flash_op: int = 0) -> None:
+        """All power gone: RAM lost, the modem and the GNSS off (the GNSS loses its
+        ephemeris too). during_flash_op = N > 0: not now, but during the N-th
+        flash write, rename or remove from now (see the module docstring)."""
+        if during_flash_op > 0 and self.device is not None:
+            self._cut_in_ops = during_flash_op
+            self.note("fault", f"power will die during flash operation {during_flash_op} from now")
+            return
+        self._power_lost()
+
+    def _power_lost(self) -> None:
         self.device = None
+        self._cut_in_ops = 0
+        self._reboot_at = None
+        self.power_cuts += 1
         self.modem.cut_power()
         self.gnss.power(False, self.clock.now_ms)
+        self.gnss.cold_start()
         self.mic.stop()
         self.note("fault", "power cut")
+        hook, self.on_power_lost = self.on_power_lost, None
+        if hook is not None:
+            hook(self.clock.now_ms)
+
+    def _instrument_flash(self, st: Storage) -> None:
+        """Flash operations that can be cut by the power (on this Storage instance only)."""
+        st.fsync = False  # see the module docstring
+        write, rename, remove = st._write, st._rename, st._remove
+
+        def due() -> bool:
+            if self._cut_in_ops <= 0:
+                return False
+            self._cut_in_ops -= 1
+            return self._cut_in_ops == 0
+
+        def cut_write(path: str, parts: Any) -> None:
+            if due():
+                data = b"".join(bytes(p) for p in parts)
+                with open(path, "wb") as f:  # what reached the flash before the power went
+                    f.write(data[:len(data) // 2])
+                half = len(data) // 2
+                self.note("fault", f"power died writing {Path(path).name} ({half} of {len(data)} bytes)")
+                raise PowerLoss
+            write(path, parts)
+
+        def cut_rename(src: str, dst: str) -> None:
+            rename(src, dst)
+            if due():
+                self.note("fault", f"power died just after renaming {Path(src).name}")
+                raise PowerLoss
+
+        def cut_remove(path: str) -> None:
+            remove(path)
+            if due():
+                self.note("fault", f"power died just after removing {Path(path).name}")
+                raise PowerLoss
+
+        st._write = cut_write  # type: ignore[method-assign]
+        st._rename = cut_rename  # type: ignore[method-assign]
+        st._remove = cut_remove  # type: ignore[method-assign]
 
     def wipe_flash(self) -> None:
         shutil.rmtree(self.flash_dir / "data", ignore_errors=True)
@@ -176,13 +274,14 @@ class VirtualDevice:
     def next_event_ms(self, wait_ms: int) -> int:
         now = self.clock.now_ms
         t = now + max(1, wait_ms)
-        for cand in (self.modem.next_event_ms(), self.gnss.next_event_ms(), self.button.next_edge_ms()):
+        for cand in (self.modem.next_event_ms(), self.gnss.next_event_ms(), self.button.next_edge_ms(),
+                     self._reboot_at):
             if cand is not None and now < cand < t:
                 t = int(cand)
         return t
 
     def step(self) -> int:
-        """One firmware pass at the clock's time; returns when the next one is due."""
+        """One pass of main.py's loop at the clock's time; returns when the next one is due."""
         now = self.clock.now_ms
         self.battery.busy = bool(self.device and self.device.session.live)
         self.battery.drain(now - self._last_ms)
@@ -190,10 +289,31 @@ class VirtualDevice:
         self.modem.advance(now)
         self.gnss.advance(now)
         self.mic.now_ms = now
+        if self._reboot_at is not None and now >= self._reboot_at:
+            self.note("device", "reset")
+            self.boot()
         if self.device is None:
             return self.next_event_ms(60_000)
         _Sink.current = self
         log.set_sink(_Sink.line)
-        wait = self.device.step(self.clock.ticks())
+        try:
+            wait = self.device.step(self.clock.ticks())
+        except PowerLoss:
+            self._power_lost()
+            return self.next_event_ms(60_000)
+        except Exception as e:  # noqa: BLE001 - main.py's crash path: log, wait 2 s, reset
+            self.crashes += 1
+            self.note("fault", f"firmware crashed: {e!r}; reset in {CRASH_RESET_MS // 1000} s")
+            self.device = None
+            self._reboot_at = now + CRASH_RESET_MS
+            return self.next_event_ms(CRASH_RESET_MS)
+        arm_ms = self.hal.board.get("watchdog_arm_ms", 20000)
+        if self.hal.watchdog_armed_ms is None and now - self._boot_ms >= arm_ms:
+            self.hal.arm_watchdog()
         self.hal.wdt_feed()
+        if self.hal.reset_requested:
+            self.hal.reset_requested = False
+            self.device = None
+            self._reboot_at = now
+            return self.next_event_ms(1)
         return self.next_event_ms(wait)

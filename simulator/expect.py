@@ -4,10 +4,12 @@ and every byte that left the device over the air or by SMS."""
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass
 from typing import Any
 
+from sotto import cbor as fw_cbor
 from sotto import frames as ff
 
 from host_tools import frames as hf
@@ -24,41 +26,119 @@ class Check:
         return f"{'PASS' if self.ok else 'FAIL'}  {self.name}: {self.detail}"
 
 
-def frames_on_air(dev: Any) -> list[tuple[int, str, bytes]]:
-    """(t_ms, "data"/"sms", frame bytes) of every frame that left the device.
-    HTTP bodies are cut out of the plaintext the modem sent; a body cut short
-    by a dropped connection still counts for whatever frames it carried."""
-    out: list[tuple[int, str, bytes]] = []
-    stream = b"".join(r.payload for r in dev.modem.air if r.direction == "up" and r.kind == "data")
-    t_of = [r.t_ms for r in dev.modem.air if r.direction == "up" and r.kind == "data"]
-    t0 = t_of[0] if t_of else 0
-    for m in re.finditer(rb"POST /v1/frames HTTP/1\.1\r\n(.*?)\r\n\r\n", stream, re.S):
+@dataclass(frozen=True)
+class Sent:
+    """One frame that left the device."""
+
+    t_ms: int  # when its last byte went up
+    via: str  # "data" or "sms"
+    wire: bytes
+    encrypted: bool  # data: carried inside TLS; sms: False
+
+
+def frames_sent(dev: Any) -> list[Sent]:
+    """Every frame that left the device, over the data link or by SMS.
+    HTTP bodies are cut out of the plaintext the modem sent (per connection
+    direction, in order); a body cut short by a dropped connection still
+    counts for whatever whole frames it carried."""
+    out: list[Sent] = []
+    ups = [r for r in dev.modem.air if r.direction == "up" and r.kind == "data"]
+    stream = bytearray()
+    ends: list[int] = []  # cumulative end offset of each record in `stream`
+    # TLS adds a record header and tag to every record: plaintext on the air is
+    # exactly as long as the payload, ciphertext always longer
+    clear = []
+    for r in ups:
+        stream += r.payload
+        ends.append(len(stream))
+        clear.append(r.air_bytes <= len(r.payload))
+
+    def record_of(offset: int) -> int:
+        return min(bisect.bisect_left(ends, offset + 1), len(ups) - 1)
+
+    for m in re.finditer(rb"POST /v1/frames HTTP/1\.1\r\n(.*?)\r\n\r\n", bytes(stream), re.S):
         length = re.search(rb"(?i)content-length:\s*(\d+)", m.group(1))
-        body = stream[m.end():m.end() + int(length.group(1))] if length else b""
-        try:
-            items = hf.split_sequence(body)
-        except hf.FrameError:
-            items = []
-        for item in items:
-            out.append((t0, "data", item))
+        body = bytes(stream[m.end():m.end() + int(length.group(1))]) if length else b""
+        pos = m.end()
+        for item in _whole_items(body):
+            last = record_of(pos + len(item) - 1)
+            first = record_of(pos)
+            out.append(Sent(ups[last].t_ms, "data", item, not any(clear[first:last + 1])))
+            pos += len(item)
     for rec in dev.smsc.records:
-        out.append((rec.submitted_ms, "sms", rec.payload))
+        out.append(Sent(rec.submitted_ms, "sms", rec.payload, False))
     return out
+
+
+def _whole_items(body: bytes) -> list[bytes]:
+    """The whole CBOR items at the start of body (a cut-off tail is left out)."""
+    try:
+        return hf.split_sequence(body)
+    except hf.FrameError:
+        pass
+    items: list[bytes] = []
+    pos = 0
+    while pos < len(body):
+        try:
+            _obj, end = fw_cbor.decode_item(body, pos)
+        except Exception:  # noqa: BLE001 - the firmware decoder's errors: an incomplete tail
+            break
+        items.append(body[pos:end])
+        pos = end
+    return items
+
+
+def frames_on_air(dev: Any) -> list[tuple[int, str, bytes]]:
+    """(t_ms, "data"/"sms", frame bytes) of every frame that left the device."""
+    return [(s.t_ms, s.via, s.wire) for s in frames_sent(dev)]
 
 
 def privacy_leaks(dev: Any) -> list[str]:
     """Frames that left the device carrying location or audio outside an alert
-    or check-in session, and frames that could not be read (not provably harmless)."""
+    or check-in session, location or audio sent over the data link without
+    TLS, and frames that could not be read (not provably harmless).
+
+    In a session means: the frame names an alert (sid) whose alert-start this
+    device made before it (by sequence number), and that alert had not ended
+    (end or cancel frame) before it. SMS carries only what the fallback needs
+    (the design sends the alert by SMS when data is down), so TLS is required
+    of the data link only."""
+    made: list[tuple[int, int, int, bytes]] = list(getattr(dev, "made", []))
+    starts: dict[int, int] = {}  # sid -> seq of its first alert-start
+    ends: dict[int, int] = {}  # sid -> seq of its first end / cancel
+    for _t, seq, ftype, wire in sorted(made, key=lambda m: m[1]):
+        if ftype in (ff.ALERT_START, ff.END, ff.CANCEL):
+            try:
+                sid = hf.decode_frame(wire).sid
+            except hf.FrameError:
+                continue
+            book = starts if ftype == ff.ALERT_START else ends
+            if sid is not None:
+                book.setdefault(sid, seq)
     leaks = []
-    for _t, via, wire in frames_on_air(dev):
+    for sent in frames_sent(dev):
         try:
-            f = hf.decode_frame(wire)
+            f = hf.decode_frame(sent.wire)
         except hf.FrameError as e:
-            leaks.append(f"an unreadable frame by {via} ({e.reason.value})")
+            leaks.append(f"an unreadable frame by {sent.via} ({e.reason.value})")
             continue
-        in_session = f.sid is not None or f.type == hf.FrameType.CHECK_IN
-        if (f.location is not None or f.audio is not None) and not in_session:
-            leaks.append(f"seq {f.seq} ({f.type.label}) by {via}")
+        if f.location is None and f.audio is None:
+            continue
+        what = f"seq {f.seq} ({f.type.label}) by {sent.via}"
+        if f.type == hf.FrameType.CHECK_IN:
+            in_session = True
+        elif f.sid is None:
+            in_session = False
+        elif made:
+            start, end = starts.get(f.sid), ends.get(f.sid)
+            in_session = (start is not None and f.seq >= start
+                          and (end is None or f.seq <= end or f.type == hf.FrameType.ALERT_START))
+        else:  # nothing known of what the device made: the sid alone
+            in_session = True
+        if not in_session:
+            leaks.append(what + " outside an alert")
+        elif sent.via == "data" and not sent.encrypted:
+            leaks.append(what + " without TLS")
     return leaks
 
 
@@ -89,19 +169,22 @@ def _evaluate(expect: dict[str, Any], dev: Any, conn: Any) -> list[Check]:
     for name, want in expect.items():
         if name == "alert_within_s":
             starts = sorted((t, seq) for seq, (t, ftype, _) in made.items() if ftype == ff.ALERT_START)
-            raised = [t for t, kind, text in dev.timeline if kind == "log" and "raised" in text]
-            if not starts or not raised:
+            if not starts:
                 add(name, False, "no alert was raised")
                 continue
-            seq = starts[0][1]
+            t_made, seq = starts[0]
+            # from the moment the officer completed the pattern (else: the frame was made)
+            pressed = [t for kind, t in getattr(dev, "triggers", []) if kind == "sos" and t <= t_made]
+            since = pressed[-1] if pressed else t_made
             seen = [acked[seq]] if seq in acked else []
             wire = made[seq][2]
             seen += [r.delivered_ms for r in dev.smsc.records if r.payload == wire and r.delivered_ms]
             if not seen:
                 add(name, False, f"the alert-start frame (seq {seq}) never reached the receiver")
                 continue
-            took = (min(seen) - raised[0]) / 1000
-            add(name, took <= want, f"alert-start visible {took:.2f} s after the pattern (limit {want} s)")
+            took = (min(seen) - since) / 1000
+            add(name, took <= want, f"alert-start stored at the receiver {took:.2f} s after the "
+                f"{'pattern was complete' if pressed else 'frame was made'} (limit {want} s)")
         elif name == "all_frames_verified":
             missing = sorted(s for s in acked if s not in stored)
             ok = rejected[0] == 0 and not missing
@@ -148,6 +231,19 @@ def _evaluate(expect: dict[str, Any], dev: Any, conn: Any) -> list[Check]:
                 pts = alerts.track(conn, a.alert_id)
                 srcs += [p.source_name for p in pts[:1]]
             add(name, bool(srcs) and srcs[0] == want, f"first position from {srcs[0] if srcs else 'nowhere'}")
+        elif name == "heartbeats":
+            n = sum(1 for t, _ in stored.values() if t == hf.FrameType.HEARTBEAT)
+            add(name, n == want, f"{n} heartbeats at the receiver (expected {want})")
+        elif name == "alert_flags":
+            firsts = [w for _t, seq, ftype, w in sorted(dev.made, key=lambda m: m[1])
+                      if ftype == ff.ALERT_START and seq in stored]
+            if not firsts:
+                add(name, False, "no alert-start at the receiver")
+                continue
+            got = hf.decode_frame(firsts[0]).flag_names
+            missing = [f for f in want if f not in got]
+            add(name, not missing, f"alert-start flags: {', '.join(got) or 'none'}"
+                + (f"; missing {', '.join(missing)}" if missing else ""))
         elif name == "heartbeats_min":
             n = sum(1 for t, _ in stored.values() if t == hf.FrameType.HEARTBEAT)
             add(name, n >= want, f"{n} heartbeats at the receiver (at least {want})")

@@ -1,17 +1,48 @@
 """The simulated HAL: the interface of firmware/sotto/hal/ over virtual parts.
 
 The firmware runs unchanged on top of it. Time is the virtual clock's; the
-modem is simulator.vmodem.VirtualModem; flash is a directory on the host.
+modem is simulator.vmodem.VirtualModem; flash is a directory on the host. The
+board definition is read and checked by the firmware's own
+`sotto.hal.load_board`, from the same hardware/boards/*.json the device uses.
+
+What the firmware did to the hardware is recorded: haptic pulses
+(`haptic_log`), GNSS power (`gnss_log`), microphone on/off (`mic_log`),
+watchdog feeds, and resets the firmware asked for (`reset_requested`, which
+the virtual device turns into a reboot, as the chip would).
 """
 
 from __future__ import annotations
 
 import random
+from pathlib import Path
 from typing import Any
 
+from sotto import hal as fw_hal
+
+from host_tools.errors import SottoError
 from simulator.clock import VirtualClock
 from simulator.peripherals import Battery, Button, GnssReceiver, GnssUart, Microphone
 from simulator.vmodem import VirtualModem
+
+BOARDS_DIR = Path(__file__).resolve().parent.parent / "hardware" / "boards"
+
+
+class BoardFileError(SottoError, ValueError):
+    """A board definition the simulator cannot use (absent, or not wirable as written)."""
+
+    exit_code = 2  # `sotto sim run`: the scenario cannot run (1 is for a failed expectation)
+
+
+def load_board(name: str, directory: str | Path = BOARDS_DIR) -> dict[str, Any]:
+    """hardware/boards/<name>.json, checked by the firmware's own board check."""
+    try:
+        return fw_hal.load_board(name, str(directory))
+    except OSError as e:
+        known = sorted(p.stem for p in Path(directory).glob("*.json"))
+        raise BoardFileError(f"no board definition {name!r} in {directory} ({e.strerror}); "
+                             f"known boards: {', '.join(known) or 'none'}") from None
+    except ValueError as e:
+        raise BoardFileError(f"board {name!r}: {e}; fix hardware/boards/{name}.json") from None
 
 
 class SimHal:
@@ -33,7 +64,9 @@ class SimHal:
         self.gnss_log: list[tuple[int, bool]] = []
         self.mic_log: list[tuple[int, bool]] = []
         self.wdt_feeds = 0
+        self.watchdog_armed_ms: int | None = None
         self.resets = 0
+        self.reset_requested = False
         self._rng = random.Random(seed)
 
     # the interface ---------------------------------------------------------------
@@ -58,8 +91,9 @@ class SimHal:
         return self.mic.readinto(buf)
 
     def mic_stop(self) -> None:
+        if self.mic.on:
+            self.mic_log.append((self.clock.now_ms, False))
         self.mic.stop()
-        self.mic_log.append((self.clock.now_ms, False))
 
     def battery_mv(self) -> int:
         return self.battery.mv()
@@ -68,13 +102,20 @@ class SimHal:
         self.haptic_log.append((self.clock.now_ms, bool(on)))
 
     def random_bytes(self, n: int) -> bytes:
-        return bytes(self._rng.getrandbits(8) for _ in range(n))
+        """Seeded, so that a scenario runs the same way every time (never a real key)."""
+        return self._rng.randbytes(n)
+
+    def arm_watchdog(self) -> None:
+        if self.watchdog_armed_ms is None:
+            self.watchdog_armed_ms = self.clock.now_ms
 
     def wdt_feed(self) -> None:
         self.wdt_feeds += 1
 
     def reset(self) -> None:
+        """The firmware asked for a reset: the virtual device reboots before its next pass."""
         self.resets += 1
+        self.reset_requested = True
 
     def ticks_ms(self) -> int:
         return self.clock.ticks()

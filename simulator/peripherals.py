@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import array
 import datetime
+import functools
 import math
 import random
+import sys
 import wave
 from pathlib import Path
 
@@ -18,6 +20,8 @@ from simulator.track import Track
 
 class AudioFileError(SottoError, ValueError):
     """A WAV file the virtual microphone cannot play."""
+
+    exit_code = 2  # `sotto sim run`: the scenario cannot run (1 is for a failed expectation)
 
 
 # -- button ------------------------------------------------------------------------
@@ -68,31 +72,51 @@ def _dm(value: float, lat: bool) -> tuple[str, str]:
 
 
 class GnssReceiver:
-    """Emits RMC + GGA once a second while powered, from a track. After power-on
-    it needs ttff_s to get a fix (void sentences until then); `signal` off gives
-    void sentences (indoors, tunnel); hdop sets the reported accuracy."""
+    """Emits RMC + GGA once a second while powered, from a track.
+
+    Start-up: a receiver without valid ephemeris (first power-on, after
+    `cold_start()`, after the device lost all power, or off for longer than
+    EPHEMERIS_S) needs ttff_s for a fix (a cold start); one that had a fix
+    recently needs hot_ttff_s. It sends void sentences until then. `signal` off
+    gives void sentences (indoors, tunnel); hdop sets the reported accuracy."""
+
+    EPHEMERIS_S = 4 * 3600  # broadcast ephemeris stays usable for about four hours
 
     def __init__(self, track: Track, epoch_s: int, ttff_s: float = 10.0, hdop: float = 0.9,
-                 talker: str = "GN") -> None:
+                 talker: str = "GN", hot_ttff_s: float = 2.0) -> None:
         self.track = track
         self.epoch_s = epoch_s
         self.ttff_ms = int(ttff_s * 1000)
+        self.hot_ttff_ms = int(min(hot_ttff_s, ttff_s) * 1000)
         self.hdop = hdop
         self.talker = talker
         self.signal = True
         self.powered = False
         self._on_at = 0
+        self._acquire_ms = self.ttff_ms
+        self._last_fix_ms: int | None = None  # when it last had a fix (None: no ephemeris)
         self._next_ms = 0
         self.buffer = bytearray()
         self.sentences = 0
+        self.starts: list[tuple[int, str]] = []  # (t_ms, "cold"/"hot") at each power-on
 
     def power(self, on: bool, now_ms: int) -> None:
         if on and not self.powered:
             self._on_at = now_ms
             self._next_ms = (now_ms // 1000 + 1) * 1000
+            hot = self._last_fix_ms is not None and now_ms - self._last_fix_ms <= self.EPHEMERIS_S * 1000
+            self._acquire_ms = self.hot_ttff_ms if hot else self.ttff_ms
+            self.starts.append((now_ms, "hot" if hot else "cold"))
         self.powered = on
         if not on:
             self.buffer.clear()
+
+    def cold_start(self) -> None:
+        """Forget the ephemeris: the next power-on (or this one, if on) takes ttff_s."""
+        self._last_fix_ms = None
+        if self.powered:
+            self._on_at = self._next_ms - 1000
+            self._acquire_ms = self.ttff_ms
 
     def next_event_ms(self) -> int | None:
         return self._next_ms if self.powered else None
@@ -109,9 +133,11 @@ class GnssReceiver:
         hms = when.strftime("%H%M%S") + ".00"
         date = when.strftime("%d%m%y")
         tk = self.talker
-        fixed = self.signal and t_ms - self._on_at >= self.ttff_ms
+        fixed = self.signal and t_ms - self._on_at >= self._acquire_ms
         self.sentences += 2
-        if not fixed:
+        if fixed:
+            self._last_fix_ms = t_ms
+        else:
             return (_sentence(f"{tk}RMC,{hms},V,,,,,,,{date},,,N")
                     + _sentence(f"{tk}GGA,{hms},,,,,0,00,99.99,,,,,,"))
         lat, lon = self.track.at(t_ms / 1000)
@@ -181,8 +207,10 @@ def read_wav(path: str | Path, rate_hz: int = 8000) -> array.array:
     return out
 
 
+@functools.lru_cache(maxsize=4)
 def synthetic_voice(seconds: float = 4.0, rate_hz: int = 8000, seed: int = 7) -> array.array:
-    """A voice-like test signal: a gliding harmonic tone in syllables, with noise."""
+    """A voice-like test signal: a gliding harmonic tone in syllables, with noise.
+    Cached (a fleet shares one); callers must not modify it."""
     rnd = random.Random(seed)
     out = array.array("h")
     for i in range(int(seconds * rate_hz)):
@@ -195,10 +223,13 @@ def synthetic_voice(seconds: float = 4.0, rate_hz: int = 8000, seed: int = 7) ->
 
 
 class Microphone:
-    """An INMP441 as the I2S driver delivers it: 32-bit words (24-bit data
-    left-justified), as many as the sample clock produced since start."""
+    """An INMP441 as the I2S driver delivers it: 32-bit little-endian words
+    (24-bit data left-justified, low byte zero), as many as the sample clock
+    produced since start. The source loops when it runs out."""
 
     def __init__(self, samples: array.array, rate_hz: int = 8000) -> None:
+        if not len(samples):
+            raise AudioFileError("the microphone needs at least one sample")
         self.samples = samples
         self.source_rate = rate_hz
         self.rate_hz = 0
@@ -206,6 +237,14 @@ class Microphone:
         self._t0 = 0
         self._delivered = 0
         self.now_ms = 0
+        # the words the microphone sends, made once: 16-bit sample in bits 31..16,
+        # the 24-bit converter's next 8 bits as a fixed pattern, bits 7..0 zero
+        words = array.array("i", ((v << 16) | 0x7F00 for v in samples))
+        if words.itemsize != 4:  # pragma: no cover - every supported platform has a 32-bit C int
+            raise RuntimeError("array('i') is not 32-bit here")
+        if sys.byteorder != "little":  # pragma: no cover
+            words.byteswap()
+        self._words = words.tobytes()
 
     def start(self, rate_hz: int) -> None:
         self.rate_hz = rate_hz
@@ -223,10 +262,15 @@ class Microphone:
         n = min(produced - self._delivered, len(buf) // 4)
         if n <= 0:
             return 0
-        s = self.samples
-        words = array.array("i", ((s[(self._delivered + i) % len(s)] << 16) | 0x7F00 for i in range(n)))
         mv = memoryview(buf).cast("B")
-        mv[:4 * n] = memoryview(words).cast("B")
+        src = self._words
+        pos = 4 * (self._delivered % len(self.samples))
+        done = 0
+        while done < 4 * n:  # copy with wrap-around at the end of the source
+            take = min(4 * n - done, len(src) - pos)
+            mv[done:done + take] = src[pos:pos + take]
+            done += take
+            pos = 0
         self._delivered += n
         return 4 * n
 

@@ -25,6 +25,33 @@ def clock(t_ms: int) -> str:
     return f"{s // 3600:d}:{s // 60 % 60:02d}:{s % 60:02d}.{t_ms % 1000 // 100}"
 
 
+def ack_bursts(acked: list[tuple[int, int]], gap_ms: int = 20_000) -> list[tuple[int, int, list[int]]]:
+    """Acknowledgements grouped into bursts separated by more than gap_ms of
+    silence: (first t, last t, seqs). A gap in the list is a time the data
+    link did not deliver."""
+    out: list[tuple[int, int, list[int]]] = []
+    for t, seq in sorted(acked):
+        if out and t - out[-1][1] <= gap_ms:
+            out[-1] = (out[-1][0], t, out[-1][2] + [seq])
+        else:
+            out.append((t, t, [seq]))
+    return out
+
+
+def _ranges(seqs: list[int]) -> str:
+    """[1, 2, 3, 7] -> "1-3, 7"."""
+    parts: list[str] = []
+    s = sorted(set(seqs))
+    i = 0
+    while i < len(s):
+        j = i
+        while j + 1 < len(s) and s[j + 1] == s[j] + 1:
+            j += 1
+        parts.append(str(s[i]) if i == j else f"{s[i]}-{s[j]}")
+        i = j + 1
+    return ", ".join(parts)
+
+
 def timeline_lines(result: Any, verbose: bool = False) -> list[str]:
     """The run as lines of text, in time order."""
     dev = result.device
@@ -43,10 +70,10 @@ def timeline_lines(result: Any, verbose: bool = False) -> list[str]:
     for rec in dev.smsc.records:
         fate = f", delivered at {clock(rec.delivered_ms)}" if rec.delivered_ms else ", not delivered"
         rows.append((rec.submitted_ms, 2, f"{'sms':<8} {len(rec.payload)}-byte frame to {rec.number}{fate}"))
-    if dev.acked:
-        first = dev.acked[0]
-        rows.append((first[0], 3, f"{'receiver':<8} first acknowledgement (seq {first[1]}); "
-                     f"{len(dev.acked)} frames acknowledged in all"))
+    for t0, t1, seqs in ack_bursts(dev.acked):
+        span = f" until {clock(t1)}" if t1 > t0 else ""
+        rows.append((t0, 3, f"{'receiver':<8} acknowledged {len(seqs)} frame{'s' if len(seqs) > 1 else ''} "
+                     f"(seq {_ranges(seqs)}){span}"))
     for t, on in dev.hal.haptic_log:
         if on and verbose:
             rows.append((t, 4, f"{'haptic':<8} pulse"))

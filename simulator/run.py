@@ -9,6 +9,7 @@ throwaway CA); pass one in to share it (fleets, the demo).
 
 from __future__ import annotations
 
+import heapq
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -43,51 +44,85 @@ class RunResult:
         return not self.failures
 
 
-def pattern_presses(device: VirtualDevice, at_ms: int, pattern: dict[str, int]) -> None:
-    """Press the button the way a configured pattern wants it."""
+def pattern_presses(device: VirtualDevice, at_ms: int, pattern: dict[str, int]) -> int:
+    """Press the button the way a configured pattern wants it; returns the time
+    the pattern is complete (the moment the officer has done their part)."""
     if "hold_ms" in pattern:
         device.button.press(at_ms, pattern["hold_ms"] + 300)
-    else:
-        n = pattern["presses"]
-        gap = min(350, pattern["window_ms"] // n)
-        device.button.presses(at_ms, n, gap_ms=gap, hold_ms=min(150, gap // 2))
+        return at_ms + pattern["hold_ms"]
+    n = pattern["presses"]
+    gap = min(350, pattern["window_ms"] // n)
+    hold = min(150, gap // 2)
+    device.button.presses(at_ms, n, gap_ms=gap, hold_ms=hold)
+    return at_ms + (n - 1) * gap + hold
 
 
 class Runner:
-    """Steps devices and scenario events on one virtual clock."""
+    """Steps devices and scenario events on one virtual clock, event to event.
+    Events due at a time are applied before the devices due then step; devices
+    due at the same time step in the order they were added."""
 
     def __init__(self, clock: VirtualClock) -> None:
         self.clock = clock
         self.devices: list[VirtualDevice] = []
-        self.due: dict[int, int] = {}
-        self.events: list[tuple[int, int, VirtualDevice, Event]] = []
+        self.due: dict[int, int] = {}  # device index -> when its next pass is due
+        self._heap: list[tuple[int, int]] = []  # (due, device index); stale entries skipped
+        self.events: list[tuple[int, int, VirtualDevice, Event]] = []  # a heap
         self._n = 0
-        self.on_iteration: Any = None  # called once per loop pass (fleets stamp answer times)
+        self.steps = 0
+        self.on_iteration: Any = None  # called after each device pass (optional)
 
     def add(self, device: VirtualDevice) -> None:
         self.devices.append(device)
-        self.due[id(device)] = self.clock.now_ms
+        self.set_due(device, self.clock.now_ms)
+
+    def set_due(self, device: VirtualDevice, t_ms: int) -> None:
+        i = self._index(device)
+        self.due[i] = t_ms
+        heapq.heappush(self._heap, (t_ms, i))
+
+    def _index(self, device: VirtualDevice) -> int:
+        i = getattr(device, "_runner_index", None)
+        if i is None or i >= len(self.devices) or self.devices[i] is not device:
+            i = self.devices.index(device)
+            device._runner_index = i  # type: ignore[attr-defined]
+        return i
 
     def schedule(self, device: VirtualDevice, event: Event) -> None:
         self._n += 1
-        self.events.append((event.at_ms, self._n, device, event))
-        self.events.sort(key=lambda e: (e[0], e[1]))
+        heapq.heappush(self.events, (event.at_ms, self._n, device, event))
+
+    def _next_device(self) -> int | None:
+        h = self._heap
+        while h and h[0][0] != self.due.get(h[0][1]):
+            heapq.heappop(h)  # superseded
+        return h[0][0] if h else None
 
     def run_until(self, end_ms: int) -> None:
         while True:
-            t_next = min([self.due[id(d)] for d in self.devices] + [e[0] for e in self.events[:1]])
+            cands = [t for t in (self._next_device(), self.events[0][0] if self.events else None)
+                     if t is not None]
+            t_next = min(cands) if cands else end_ms + 1
             if t_next > end_ms:
-                self.clock.advance_to(end_ms)
+                self.clock.advance_to(max(end_ms, self.clock.now_ms))
                 return
-            self.clock.advance_to(max(t_next, self.clock.now_ms))
-            while self.events and self.events[0][0] <= self.clock.now_ms:
-                _, _, dev, ev = self.events.pop(0)
+            now = max(t_next, self.clock.now_ms)
+            self.clock.advance_to(now)
+            while self.events and self.events[0][0] <= now:
+                _, _, dev, ev = heapq.heappop(self.events)
                 self.apply(dev, ev)
-            for d in self.devices:
-                if self.due[id(d)] <= self.clock.now_ms:
-                    self.due[id(d)] = d.step()
-                    if self.on_iteration is not None:
-                        self.on_iteration()
+                # like an interrupt, an event wakes the device's loop now
+                self.set_due(dev, min(self.due[self._index(dev)], now))
+            due_now = []
+            while (t := self._next_device()) is not None and t <= now:
+                due_now.append(heapq.heappop(self._heap)[1])
+            for i in sorted(due_now):
+                d = self.devices[i]
+                nxt = d.step()
+                self.steps += 1
+                self.set_due(d, max(nxt, now + 1))
+                if self.on_iteration is not None:
+                    self.on_iteration()
 
     def apply(self, dev: VirtualDevice, ev: Event) -> None:
         now = self.clock.now_ms
@@ -95,9 +130,9 @@ class Runner:
         dev.note("scenario", ev.describe())
         trig = fw_config.validate(dev.config_json())["trigger"]
         if ev.action == "sos":
-            pattern_presses(dev, now, trig["alert"])
+            dev.triggers.append(("sos", pattern_presses(dev, now, trig["alert"])))
         elif ev.action in ("cancel", "duress"):
-            pattern_presses(dev, now, trig[ev.action])
+            dev.triggers.append((ev.action, pattern_presses(dev, now, trig[ev.action])))
         elif ev.action == "press":
             dev.button.press(now, a.get("hold_ms", 150))
         elif ev.action == "presses":
@@ -112,15 +147,20 @@ class Runner:
             dev.gnss.signal = bool(a.get("on", True))
         elif ev.action == "gnss_accuracy":
             dev.gnss.hdop = float(a["hdop"])
+        elif ev.action == "gnss_cold_start":
+            dev.gnss.cold_start()
         elif ev.action == "battery":
             dev.battery.pct = float(a["pct"])
         elif ev.action == "power_cut":
-            dev.power_cut()
-            self.schedule(dev, Event(now + int(a.get("off_s", 5) * 1000), "_power_on", {}))
+            dev.power_cut(during_flash_op=int(a.get("flash_op", 0)))
+            if a.get("flash_op"):  # power back off_s after it really died
+                dev.on_power_lost = lambda t: self.schedule(
+                    dev, Event(t + int(a.get("off_s", 5) * 1000), "_power_on", {}))
+            else:
+                self.schedule(dev, Event(now + int(a.get("off_s", 5) * 1000), "_power_on", {}))
         elif ev.action in ("_power_on", "reboot"):
-            dev.device = None
             dev.boot()
-            self.due[id(dev)] = now
+            self.set_due(dev, now)
         elif ev.action in ("ack_alert", "close_alert"):
             self._operator(dev, ev.action, a.get("operator", "qa-operator"),
                            a.get("outcome", "officer safe; closed by the scenario"))
@@ -145,7 +185,7 @@ class Runner:
 def device_spec(sc: Scenario) -> DeviceSpec:
     return DeviceSpec(device_id=sc.device_id, officer=sc.officer, config=sc.config, board=sc.board,
                       track=sc.track, audio=sc.audio, ttff_s=sc.ttff_s, hdop=sc.hdop,
-                      battery_pct=sc.battery_pct, seed=sc.seed)
+                      hot_ttff_s=sc.hot_ttff_s, battery_pct=sc.battery_pct, seed=sc.seed)
 
 
 def run_scenario(sc: Scenario, workdir: str | Path | None = None, receiver: Any = None,

@@ -33,6 +33,8 @@ else:  # pragma: no cover - Python 3.10
 class ScenarioError(SottoError, ValueError):
     """A scenario file that cannot run; the message names the field."""
 
+    exit_code = 2  # `sotto sim run`: the scenario cannot run (1 is for a failed expectation)
+
 
 # action -> the fields it takes (name -> type)
 ACTIONS: dict[str, dict[str, type]] = {
@@ -44,7 +46,8 @@ ACTIONS: dict[str, dict[str, type]] = {
     "modem": {"fault": str, "value": object},
     "gnss_signal": {"on": bool},
     "gnss_accuracy": {"hdop": float},
-    "power_cut": {"off_s": float},
+    "gnss_cold_start": {},
+    "power_cut": {"off_s": float, "flash_op": int},
     "reboot": {},
     "battery": {"pct": float},
     "ack_alert": {"operator": str},
@@ -57,10 +60,16 @@ EXPECTATIONS: dict[str, type] = {
     "sms_sent": int, "sms_sent_min": int, "alerts": int, "duress": bool, "cancelled": bool,
     "audio_seconds_min": float, "location_source": str, "heartbeats_min": int,
     "every_frame_delivered": bool, "nothing_lost": bool, "max_frames_dropped": int,
-    "closed_by_centre": bool, "statuses": list,
+    "closed_by_centre": bool, "statuses": list, "heartbeats": int, "alert_flags": list,
 }
-DEVICE_KEYS = {"id", "officer", "battery_pct", "track", "audio", "ttff_s", "hdop", "seed", "config",
-               "board", "start_lat", "start_lon"}
+DEVICE_KEYS: dict[str, type] = {
+    "id": str, "officer": str, "battery_pct": float, "track": str, "audio": str, "ttff_s": float,
+    "hot_ttff_s": float, "hdop": float, "seed": int, "config": dict, "board": str, "start_lat": float,
+    "start_lon": float,
+}
+LOCATION_SOURCES = ("gnss", "cell", "last-known")
+ALERT_FLAGS = ("duress", "minimal mode", "battery reserve")
+STATUS_NAMES = ("started", "battery-low", "battery-critical", "battery-reserve", "boot-loop", "queue-full")
 
 
 @dataclass
@@ -70,6 +79,8 @@ class Event:
     args: dict[str, Any]
 
     def describe(self) -> str:
+        if self.action == "_power_on":  # scheduled by a power cut or a fleet, not written by QA
+            return "power back on"
         extra = ", ".join(f"{k}={v}" for k, v in self.args.items())
         return self.action + (f" ({extra})" if extra else "")
 
@@ -93,6 +104,7 @@ class Scenario:
     events: list[Event] = field(default_factory=list)
     expect: dict[str, Any] = field(default_factory=dict)
     description: str = ""
+    hot_ttff_s: float = 2.0
 
 
 def _type_ok(value: Any, want: type) -> bool:
@@ -126,12 +138,22 @@ def parse(data: dict[str, Any], path: Path | None = None) -> Scenario:
     unknown = set(data) - {"name", "description", "duration_s", "seed", "start", "device", "events", "expect"}
     if unknown:
         raise fail(f"unknown top-level key(s) {sorted(unknown)}")
-    if not isinstance(data.get("duration_s"), (int, float)) or data["duration_s"] <= 0:
+    if not _type_ok(data.get("duration_s"), float) or data["duration_s"] <= 0:
         raise fail("duration_s: give the scenario's length in seconds")
     dev = data.get("device", {})
-    bad = set(dev) - DEVICE_KEYS
+    if not isinstance(dev, dict):
+        raise fail("device: must be a table ([device])")
+    bad = set(dev) - set(DEVICE_KEYS)
     if bad:
-        raise fail(f"device: unknown key(s) {sorted(bad)}")
+        raise fail(f"device: unknown key(s) {sorted(bad)} (known: {', '.join(sorted(DEVICE_KEYS))})")
+    for k, v in dev.items():
+        if not _type_ok(v, DEVICE_KEYS[k]):
+            raise fail(f"device.{k}: must be {DEVICE_KEYS[k].__name__}, not {type(v).__name__}")
+    if "battery_pct" in dev and not 0 <= dev["battery_pct"] <= 100:
+        raise fail("device.battery_pct: a state of charge from 0 to 100")
+    for k in ("ttff_s", "hot_ttff_s", "hdop"):
+        if k in dev and dev[k] < 0:
+            raise fail(f"device.{k}: must not be negative")
     try:
         device_id = parse_device_id(str(dev.get("id", "SOTTO-01")))
     except ValueError as e:
@@ -152,8 +174,11 @@ def parse(data: dict[str, Any], path: Path | None = None) -> Scenario:
         action = ev.get("action")
         if action not in ACTIONS:
             raise fail(f"{name}.action: {action!r} is not one of {sorted(ACTIONS)}")
-        if not isinstance(ev.get("at_s"), (int, float)) or ev["at_s"] < 0:
+        if not _type_ok(ev.get("at_s"), float) or ev["at_s"] < 0:
             raise fail(f"{name}.at_s: give the time in seconds from the start")
+        if ev["at_s"] > data["duration_s"]:
+            raise fail(f"{name}.at_s: {ev['at_s']} s is after the end of the scenario "
+                       f"(duration_s = {data['duration_s']}); it would never happen")
         args = {k: v for k, v in ev.items() if k not in ("at_s", "action")}
         for k, v in args.items():
             want = ACTIONS[action].get(k)
@@ -164,6 +189,10 @@ def parse(data: dict[str, Any], path: Path | None = None) -> Scenario:
                 raise fail(f"{name}.{k}: must be {want.__name__}")
         if action == "modem" and args.get("fault") not in MODEM_FAULTS:
             raise fail(f"{name}.fault: one of {', '.join(MODEM_FAULTS)}")
+        if action == "battery" and not 0 <= args.get("pct", 0) <= 100:
+            raise fail(f"{name}.pct: a state of charge from 0 to 100")
+        if action == "power_cut" and (args.get("off_s", 5) < 0 or args.get("flash_op", 0) < 0):
+            raise fail(f"{name}: off_s and flash_op must not be negative")
         events.append(Event(int(ev["at_s"] * 1000), action, args))
     events.sort(key=lambda e: e.at_ms)
     expect = data.get("expect", {})
@@ -172,11 +201,18 @@ def parse(data: dict[str, Any], path: Path | None = None) -> Scenario:
             raise fail(f"expect.{k}: unknown expectation (known: {', '.join(sorted(EXPECTATIONS))})")
         if not _type_ok(v, EXPECTATIONS[k]):
             raise fail(f"expect.{k}: must be {EXPECTATIONS[k].__name__}")
+        if k == "alert_flags" and any(f not in ALERT_FLAGS for f in v):
+            raise fail(f"expect.alert_flags: each one of {', '.join(ALERT_FLAGS)}")
+        if k == "statuses" and any(st not in STATUS_NAMES for st in v):
+            raise fail(f"expect.statuses: each one of {', '.join(STATUS_NAMES)}")
+        if k == "location_source" and v not in LOCATION_SOURCES:
+            raise fail(f"expect.location_source: one of {', '.join(LOCATION_SOURCES)}")
     return Scenario(
         name=str(data.get("name", path.stem if path else "scenario")), path=path,
         duration_ms=int(data["duration_s"] * 1000), seed=int(data.get("seed", 1)), epoch_s=epoch,
         device_id=device_id, officer=dev.get("officer"), config=dict(dev.get("config", {})),
         board=str(dev.get("board", "sotto-ref-s3")), track=track, audio=audio,
         ttff_s=float(dev.get("ttff_s", 10.0)), hdop=float(dev.get("hdop", 0.9)),
+        hot_ttff_s=float(dev.get("hot_ttff_s", 2.0)),
         battery_pct=float(dev.get("battery_pct", 90.0)), events=events, expect=dict(expect),
         description=str(data.get("description", "")))

@@ -17,6 +17,8 @@ from host_tools.errors import SottoError
 class TrackError(SottoError, ValueError):
     """A track file that cannot be used."""
 
+    exit_code = 2  # `sotto sim run`: the scenario cannot run (1 is for a failed expectation)
+
 
 @dataclass(frozen=True)
 class Track:

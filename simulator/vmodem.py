@@ -129,7 +129,7 @@ class VirtualSerial:
         return len(data)
 
 
-@dataclass
+@dataclass(eq=False)  # hashable by identity: kept in _AWAITING
 class _Conn:
     sock: socket.socket
     peer: str
@@ -713,6 +713,7 @@ class VirtualModem:
                 conn.outstanding = True
                 conn.sent_wall = time.monotonic()
                 conn.ready_wall = 0.0
+                _AWAITING.add(conn)
                 conn.wait_s = self.io_wait_s if complete else min(self.io_wait_s, 0.2)
                 conn.request.clear()
                 conn.answer.clear()
@@ -872,27 +873,34 @@ def _readable(sock: socket.socket, timeout_s: float) -> bool:
     return bool(p.poll(int(timeout_s * 1000 + 0.999)))
 
 
-def stamp_ready(modems: list[VirtualModem]) -> None:
-    """Note the wall time at which answers become readable on any of these
-    modems' connections, without reading them. A simulator stepping many
-    devices in turn calls this often, so a device's measured answer time is the
-    receiver's, not the time the simulator took to get round to that device."""
+_AWAITING: set[_Conn] = set()  # connections with a request out and no answer seen yet
+
+
+def stamp_ready(modems: list[VirtualModem] | None = None) -> None:
+    """Note the wall time at which answers become readable on connections that
+    await one, without reading them. A simulator stepping many devices in turn
+    calls this often, so a device's measured answer time is the receiver's,
+    not the time the simulator took to get round to that device. (`modems` is
+    accepted for clarity; every waiting connection is checked.)"""
     waiting = {}
     poller = select.poll()  # poll, not select: a fleet has more than 1024 sockets
-    for m in modems:
-        for conn in m._conns.values():
-            if conn.outstanding and not conn.ready_wall and not conn.closed:
-                try:
-                    fd = conn.sock.fileno()
-                except OSError:
-                    continue
-                waiting[fd] = conn
-                poller.register(fd, select.POLLIN)
+    for conn in list(_AWAITING):
+        if not conn.outstanding or conn.ready_wall or conn.closed:
+            _AWAITING.discard(conn)
+            continue
+        try:
+            fd = conn.sock.fileno()
+        except OSError:
+            _AWAITING.discard(conn)
+            continue
+        waiting[fd] = conn
+        poller.register(fd, select.POLLIN)
     if not waiting:
         return
     now = time.monotonic()
     for fd, _ev in poller.poll(0):
         waiting[fd].ready_wall = now
+        _AWAITING.discard(waiting[fd])
 
 
 class _NoCert(Exception):

@@ -9,6 +9,18 @@
 # encode_i2s32() reads INMP441-style I2S words straight from the capture
 # buffer (little-endian 32-bit, 24-bit data left-justified) and keeps their
 # top 16 bits, so the conversion costs no second pass and no second buffer.
+#
+# Speed (this runs in the interpreter on every device without viper): the hot
+# loop encodes two samples per pass into one byte, and replaces the textbook
+# steps (three subtract-and-compare stages, index clamping, predictor sums) by
+# one table row per step index: the seven decision thresholds, the eight
+# predictor changes and direct references to the next rows. The predictor is
+# kept offset by 32768 so one shift tells whether it needs clamping. The rows
+# (about 10 KB) are built on first use. _code1() is the textbook algorithm,
+# used for a lone sample at either end of a call; tests check both agree with
+# each other and, on the host, with Python's audioop.
+from micropython import const
+
 STEPS = (
     7, 8, 9, 10, 11, 12, 13, 14, 16, 17, 19, 21, 23, 25, 28, 31, 34, 37, 41, 45,
     50, 55, 60, 66, 73, 80, 88, 97, 107, 118, 130, 143, 157, 173, 190, 209, 230,
@@ -19,6 +31,7 @@ STEPS = (
     32767,
 )
 INDEX = (-1, -1, -1, -1, 2, 4, 6, 8, -1, -1, -1, -1, 2, 4, 6, 8)
+_OFFSET = const(32768)
 
 
 class State:
@@ -34,77 +47,261 @@ class State:
         return self.predictor, self.index
 
 
-def _encode(src, start, stop, stride, hi, out, pos, st):
-    """Encode samples src[start:stop:stride] (16-bit value = src[i+hi]<<8 |
-    src[i+hi-1], signed) into out from pos; returns the new pos."""
-    steps = STEPS
-    index_adj = INDEX
-    pred = st.predictor
-    idx = st.index
-    pend = st.pending
-    for i in range(start, stop, stride):
-        s = (src[i + hi] << 8) | src[i + hi - 1]
-        if s > 32767:
-            s -= 65536
-        step = steps[idx]
-        diff = s - pred
-        if diff < 0:
-            code = 8
-            diff = -diff
+class _Rows:
+    rows = []  # type: list  # built by _rows() on first use
+    high = ()  # type: tuple  # high byte -> its part of the offset sample: (b ^ 0x80) << 8
+
+
+def _rows():
+    """Per step index a list: [index, T1..T7 (1..7), delta for magnitude
+    0..7 (8..15), next row for magnitude 0-3, 4, 5, 6, 7 (16..20)]."""
+    rows = [[0] * 21 for _ in range(89)]  # type: list
+    for idx in range(89):
+        step = STEPS[idx]
+        r = rows[idx]
+        r[0] = idx
+        for m in range(1, 8):
+            r[m] = (step if m & 4 else 0) + (step >> 1 if m & 2 else 0) + (step >> 2 if m & 1 else 0)
+        for m in range(8):
+            r[8 + m] = r[m] + (step >> 3) if m else step >> 3
+        k = 16
+        for adj in (-1, 2, 4, 6, 8):
+            r[k] = rows[min(88, max(0, idx + adj))]
+            k += 1
+    _Rows.high = tuple(((b ^ 0x80) << 8) for b in range(256))
+    _Rows.rows = rows
+    return rows
+
+
+def _code1(s, st):
+    """The textbook IMA step for one signed sample
+    updates st, returns the code."""
+    step = STEPS[st.index]
+    diff = s - st.predictor
+    code = 0
+    if diff < 0:
+        code = 8
+        diff = -diff
+    delta = step >> 3
+    if diff >= step:
+        code |= 4
+        diff -= step
+        delta += step
+    if diff >= step >> 1:
+        code |= 2
+        diff -= step >> 1
+        delta += step >> 1
+    if diff >= step >> 2:
+        code |= 1
+        delta += step >> 2
+    pred = st.predictor - delta if code & 8 else st.predictor + delta
+    st.predictor = -32768 if pred < -32768 else 32767 if pred > 32767 else pred
+    idx = st.index + INDEX[code]
+    st.index = 0 if idx < 0 else 88 if idx > 88 else idx
+    return code
+
+
+def _sample(src, hi):
+    s = (src[hi] << 8) | src[hi - 1]
+    return s - 65536 if s > 32767 else s
+
+
+def _encode(src, first, count, stride, out, pos, st):
+    """Encode `count` samples whose high bytes are at src[first + k*stride]
+    (low byte just before) into out from pos
+    returns the new pos."""
+    if count <= 0:
+        return pos
+    if st.pending >= 0:  # the partner of last call's odd sample
+        out[pos] = st.pending | (_code1(_sample(src, first), st) << 4)
+        pos += 1
+        st.pending = -1
+        first += stride
+        count -= 1
+    pairs = count >> 1
+    if pairs:
+        pos = _pairs(src, first, first + pairs * 2 * stride, stride, out, pos, st)
+    if count & 1:
+        st.pending = _code1(_sample(src, first + pairs * 2 * stride), st)
+    return pos
+
+
+def _pairs(src, first, stop, stride, out, pos, st):
+    rows = _Rows.rows or _rows()
+    h = _Rows.high
+    r = rows[st.index]
+    p = st.predictor + _OFFSET
+    stride2 = stride * 2
+    for i in range(first, stop, stride2):
+        d = h[src[i]] + src[i - 1] - p
+        if d >= 0:
+            if d >= r[4]:
+                if d >= r[6]:
+                    if d >= r[7]:
+                        c = 7
+                        p += r[15]
+                        r = r[20]
+                    else:
+                        c = 6
+                        p += r[14]
+                        r = r[19]
+                elif d >= r[5]:
+                    c = 5
+                    p += r[13]
+                    r = r[18]
+                else:
+                    c = 4
+                    p += r[12]
+                    r = r[17]
+            elif d >= r[2]:
+                if d >= r[3]:
+                    c = 3
+                    p += r[11]
+                else:
+                    c = 2
+                    p += r[10]
+                r = r[16]
+            elif d >= r[1]:
+                c = 1
+                p += r[9]
+                r = r[16]
+            else:
+                c = 0
+                p += r[8]
+                r = r[16]
         else:
-            code = 0
-        vp = step >> 3
-        if diff >= step:
-            code |= 4
-            diff -= step
-            vp += step
-        step >>= 1
-        if diff >= step:
-            code |= 2
-            diff -= step
-            vp += step
-        step >>= 1
-        if diff >= step:
-            code |= 1
-            vp += step
-        if code & 8:
-            pred -= vp
-            if pred < -32768:
-                pred = -32768
+            d = -d
+            if d >= r[4]:
+                if d >= r[6]:
+                    if d >= r[7]:
+                        c = 15
+                        p -= r[15]
+                        r = r[20]
+                    else:
+                        c = 14
+                        p -= r[14]
+                        r = r[19]
+                elif d >= r[5]:
+                    c = 13
+                    p -= r[13]
+                    r = r[18]
+                else:
+                    c = 12
+                    p -= r[12]
+                    r = r[17]
+            elif d >= r[2]:
+                if d >= r[3]:
+                    c = 11
+                    p -= r[11]
+                else:
+                    c = 10
+                    p -= r[10]
+                r = r[16]
+            elif d >= r[1]:
+                c = 9
+                p -= r[9]
+                r = r[16]
+            else:
+                c = 8
+                p -= r[8]
+                r = r[16]
+        if p >> 16:
+            p = 0 if p < 0 else 65535
+        j = i + stride  # the second sample of the pair: high nibble
+        d = h[src[j]] + src[j - 1] - p
+        if d >= 0:
+            if d >= r[4]:
+                if d >= r[6]:
+                    if d >= r[7]:
+                        c |= 0x70
+                        p += r[15]
+                        r = r[20]
+                    else:
+                        c |= 0x60
+                        p += r[14]
+                        r = r[19]
+                elif d >= r[5]:
+                    c |= 0x50
+                    p += r[13]
+                    r = r[18]
+                else:
+                    c |= 0x40
+                    p += r[12]
+                    r = r[17]
+            elif d >= r[2]:
+                if d >= r[3]:
+                    c |= 0x30
+                    p += r[11]
+                else:
+                    c |= 0x20
+                    p += r[10]
+                r = r[16]
+            elif d >= r[1]:
+                c |= 0x10
+                p += r[9]
+                r = r[16]
+            else:
+                p += r[8]
+                r = r[16]
         else:
-            pred += vp
-            if pred > 32767:
-                pred = 32767
-        idx += index_adj[code]
-        if idx < 0:
-            idx = 0
-        elif idx > 88:
-            idx = 88
-        if pend < 0:
-            pend = code
-        else:
-            out[pos] = pend | (code << 4)
-            pos += 1
-            pend = -1
-    st.predictor = pred
-    st.index = idx
-    st.pending = pend
+            d = -d
+            if d >= r[4]:
+                if d >= r[6]:
+                    if d >= r[7]:
+                        c |= 0xF0
+                        p -= r[15]
+                        r = r[20]
+                    else:
+                        c |= 0xE0
+                        p -= r[14]
+                        r = r[19]
+                elif d >= r[5]:
+                    c |= 0xD0
+                    p -= r[13]
+                    r = r[18]
+                else:
+                    c |= 0xC0
+                    p -= r[12]
+                    r = r[17]
+            elif d >= r[2]:
+                if d >= r[3]:
+                    c |= 0xB0
+                    p -= r[11]
+                else:
+                    c |= 0xA0
+                    p -= r[10]
+                r = r[16]
+            elif d >= r[1]:
+                c |= 0x90
+                p -= r[9]
+                r = r[16]
+            else:
+                c |= 0x80
+                p -= r[8]
+                r = r[16]
+        if p >> 16:
+            p = 0 if p < 0 else 65535
+        out[pos] = c
+        pos += 1
+    st.predictor = p - _OFFSET
+    st.index = r[0]
     return pos
 
 
 def encode_pcm16(pcm, nbytes, out, pos, st):
     """Encode little-endian 16-bit samples (pcm[0:nbytes]) into out at pos;
     returns the new pos. An odd last sample waits in st.pending."""
-    return _encode(pcm, 0, nbytes - 1, 2, 1, out, pos, st)
+    return _encode(pcm, 1, nbytes >> 1, 2, out, pos, st)
 
 
 def encode_i2s32(raw, nbytes, out, pos, st):
     """Encode 32-bit I2S words (raw[0:nbytes]), keeping each word's top 16 bits."""
-    return _encode(raw, 0, nbytes - 3, 4, 3, out, pos, st)
+    return _encode(raw, 3, nbytes >> 2, 4, out, pos, st)
 
 
 def flush(out, pos, st):
-    """Write a pending odd code (high nibble 0); returns the new pos."""
+    """Write a pending odd code (high nibble 0)
+    returns the new pos."""
     if st.pending >= 0:
         out[pos] = st.pending
         pos += 1

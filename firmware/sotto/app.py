@@ -6,11 +6,14 @@
 # device; the simulator calls it with its virtual clock; tests call it
 # directly.
 #
-# Robustness: a part that raises is logged and the pass goes on (the parts
-# are state machines, so the next pass simply retries); the delivery task is
-# restarted by the scheduler. A boot counter that reaches BOOT_LOOP_LIMIT
-# without STABLE_MS of uptime in between puts the device in minimal mode:
-# alerts and locations only, frames flagged.
+# Robustness: a part that raises is logged and counted in faults and the
+# pass goes on (the parts are state machines, so the next pass simply
+# retries); the delivery task is restarted by the scheduler. A frame the
+# flash refuses stays in RAM and is pushed again every pass, so an alert-start
+# made while the flash is full or failing is not lost while the power lasts.
+# A boot counter that reaches BOOT_LOOP_LIMIT without STABLE_MS of uptime in
+# between puts the device in minimal mode: alerts and locations only (no
+# audio, no heartbeats), frames flagged.
 import struct
 
 from micropython import const
@@ -36,6 +39,9 @@ BOOT_LOOP_LIMIT = const(5)
 STABLE_MS = const(120000)
 SAVE_FIX_MS = const(60000)
 GNSS_READ = const(128)
+RETRY_MS = const(1000)  # how often a refused frame is offered to the flash again
+PENDING_MAX = const(8)  # frames of other kinds held in RAM while the flash refuses them
+_MUST_KEEP = (frames.ALERT_START, frames.CANCEL, frames.DURESS, frames.END)
 
 _log = Logger("app")
 
@@ -52,6 +58,9 @@ class Device:
         self.frames_made = 0
         self._now = 0
         self._drops_reported = 0
+        self.pending = []  # [(wire, ftype, seq)] signed but not yet on flash
+        self.lost = 0  # frames given up because the flash refused them and RAM was full
+        self._retry_at = 0
 
     # -- boot ---------------------------------------------------------------------------
     def boot(self, now_ms):
@@ -75,7 +84,7 @@ class Device:
         self.signer = frames.FrameSigner(cfg["device_id"], key)
         del key
         self.gnss = Gnss(st)
-        self.clock = Clock(self.gnss)
+        self.clock = Clock(self.gnss, now_ms)
         self.trigger = Trigger(cfg["trigger"])
         self.haptic = Haptic(hal.haptic, enabled=cfg["trigger"]["haptic"])
         a = cfg["audio"]
@@ -103,7 +112,10 @@ class Device:
                kept, ", MINIMAL MODE (boot loop)" if self.minimal else "")
         st_code = frames.ST_BOOT_LOOP if self.minimal else frames.ST_STARTED
         self._emit(now_ms, frames.STATUS, {frames.K_BATT: self.power.pct, frames.K_ST: st_code})
-        self.session.resume(now_ms)
+        try:
+            self.session.resume(now_ms)
+        except Exception as e:  # noqa: BLE001 - a bad state file must not stop the device
+            self._fault("resume", e)
         return True
 
     def _count_boot(self):
@@ -121,7 +133,7 @@ class Device:
         fields[frames.K_T] = ftype
         fields[frames.K_SEQ] = seq = self.counters.next_seq()
         fields[frames.K_TIME] = self.clock.utc_s(now_ms)
-        fields[frames.K_UP] = ticks_diff(now_ms, self.t_boot) & 0xFFFFFFFF
+        fields[frames.K_UP] = self.clock.uptime_ms(now_ms) & 0xFFFFFFFF
         flags = fields.get(frames.K_FLAGS, 0)
         if self.minimal:
             flags |= frames.FLAG_MINIMAL
@@ -130,9 +142,41 @@ class Device:
         if flags:
             fields[frames.K_FLAGS] = flags
         wire = self.signer.sign(fields, audio)
-        self.queue.push(wire, ftype, seq)
         self.frames_made += 1
+        if self.pending:
+            self._hold(wire, ftype, seq)  # keep the order: older refused frames go first
+        else:
+            try:
+                self.queue.push(wire, ftype, seq)
+            except OSError as e:  # flash full or failing: keep it in RAM and retry
+                self._fault("queue", e)
+                self._hold(wire, ftype, seq)
+                self._retry_at = ticks_add(now_ms, RETRY_MS)
         return wire
+
+    def _hold(self, wire, ftype, seq):
+        p = self.pending
+        p.append((wire, ftype, seq))
+        if len(p) > PENDING_MAX:
+            for i in range(len(p)):
+                if p[i][1] not in _MUST_KEEP:
+                    p.pop(i)
+                    self.lost += 1
+                    break
+
+    def _flush_pending(self, now_ms):
+        if ticks_diff(now_ms, self._retry_at) < 0:
+            return
+        self._retry_at = ticks_add(now_ms, RETRY_MS)
+        p = self.pending
+        while p:
+            wire, ftype, seq = p[0]
+            try:
+                self.queue.push(wire, ftype, seq)
+            except OSError as e:
+                self._fault("queue", e)
+                return
+            p.pop(0)
 
     def _rejected(self, seq, reason):
         _log.e("receiver rejected frame %d: %s", seq, reason)
@@ -142,6 +186,7 @@ class Device:
         if not self.ready:
             return 1000
         self._now = now_ms
+        self.clock.tick(now_ms)
         hal = self.hal
         wait = 60000
         try:
@@ -172,9 +217,13 @@ class Device:
                 wait = min(wait, 100)
         wait = min(wait, self.sched.step(now_ms))
         self._housekeeping(now_ms)
+        if self.pending:
+            wait = min(wait, ticks_diff(self._retry_at, now_ms))
         return wait if wait > 0 else 0
 
     def _housekeeping(self, now_ms):
+        if self.pending:
+            self._flush_pending(now_ms)
         q = self.queue
         if q.dropped > self._drops_reported:
             self._drops_reported = q.dropped

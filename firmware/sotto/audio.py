@@ -1,12 +1,20 @@
 # The microphone pipeline: I2S words from the INMP441, 16-bit, 8 kHz mono,
 # IMA-ADPCM in chunks (default 1 s).
 #
+# Capture runs at 8 kHz directly: the INMP441 accepts a word clock of 7.8 to
+# 50 kHz (SCK 0.5-3.2 MHz; 8 kHz x 64 bits = 512 kHz) and its own decimation
+# filter band-limits the signal to 0.423 x fs, so nothing needs resampling and
+# aliasing is handled in the microphone. Each 32-bit word holds 24-bit data,
+# left-justified; the encoder keeps its top 16 bits.
+#
 # All buffers are made once here: the capture buffer (reused on every read)
 # and the chunk's ADPCM buffer. poll() drains whatever the I2S driver has and
 # returns a finished chunk as (data, samples, predictor, step_index), where
 # predictor and step index are the codec state *before* the chunk's first
 # sample (frame key `ast`). Only the finished chunk is copied out (bytes), once
-# per chunk, because the frame signer keeps it.
+# per chunk, because the frame signer keeps it. A read that ends inside a word
+# keeps those bytes for the next read, so the stream never slips out of word
+# alignment.
 from micropython import const
 
 from sotto import adpcm
@@ -20,19 +28,21 @@ class Audio:
         self.rate_hz = rate_hz
         self.chunk_samples = rate_hz * chunk_ms // 1000
         self._raw = bytearray(READ_SAMPLES * 4)
+        self._mv = memoryview(self._raw)
         self._out = bytearray((self.chunk_samples + 1) // 2)
         self._pos = 0
+        self._rem = 0  # bytes of an incomplete word waiting at _raw[0:_rem]
         self._samples = 0  # samples in the chunk being filled
         self._state = adpcm.State()
         self._chunk_state = (0, 0)
         self.running = False
         self.total_samples = 0  # since start(): the next chunk's offset (`off`)
-        self.overruns = 0
 
     def start(self, now_ms=0):
         self._state = adpcm.State()
         self._chunk_state = (0, 0)
         self._pos = 0
+        self._rem = 0
         self._samples = 0
         self.total_samples = 0
         self.hal.mic_start(self.rate_hz)
@@ -51,16 +61,23 @@ class Audio:
         hal = self.hal
         raw = self._raw
         while True:
-            room = (self.chunk_samples - self._samples) * 4
-            want = raw if room >= len(raw) else memoryview(raw)[:room]
-            n = hal.mic_readinto(want)
+            rem = self._rem
+            end = (self.chunk_samples - self._samples) * 4  # whole words this chunk still takes
+            if end > len(raw):
+                end = len(raw)
+            n = hal.mic_readinto(self._mv[rem:end])
             if not n:
                 return None
-            n &= ~3
-            if self._samples == 0:
-                self._chunk_state = self._state.snapshot()
-            self._pos = adpcm.encode_i2s32(raw, n, self._out, self._pos, self._state)
-            self._samples += n >> 2
+            n += rem
+            whole = n & ~3
+            if whole:
+                if self._samples == 0:
+                    self._chunk_state = self._state.snapshot()
+                self._pos = adpcm.encode_i2s32(raw, whole, self._out, self._pos, self._state)
+                self._samples += whole >> 2
+            self._rem = n - whole
+            for k in range(self._rem):  # at most 3 bytes of a split word
+                raw[k] = raw[whole + k]
             if self._samples >= self.chunk_samples:
                 return self._take()
 

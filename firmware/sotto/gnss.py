@@ -19,6 +19,7 @@ _FMT = ">iiHIx"  # lat_e7, lon_e7, acc_m, utc_s, pad; then crc32
 UERE_DM = const(50)  # user equivalent range error, 5.0 m, in decimetres: acc = HDOP x UERE
 ACC_UNKNOWN_M = const(100)  # accuracy when the receiver gives no HDOP yet
 CURRENT_MS = const(5000)  # a fix older than this is no longer "current"
+_NOT_A_FIX = (b"N", b"E", b"M", b"S")  # RMC mode indicators that carry no measured fix
 
 
 class Gnss:
@@ -48,6 +49,8 @@ class Gnss:
                 return False
             if f[2] != b"A":
                 return True  # void: no fix in this sentence (a valid report)
+            if len(f) > 12 and f[12][:1] in _NOT_A_FIX:
+                return True  # NMEA 2.3+ mode: not valid, estimated, manual or simulated
             lat = nmea.coordinate_e7(f[3], f[4], 2)
             lon = nmea.coordinate_e7(f[5], f[6], 3)
             utc = nmea.utc_seconds(f[9], f[1])
@@ -60,17 +63,17 @@ class Gnss:
         if kind == nmea.GGA:
             if len(f) < 9:
                 return False
+            sats = nmea._decimal(f[7], 0)
+            if sats >= 0:
+                self.sats = sats  # in view of the solution, with or without a fix
             q = f[6]
-            if q in (b"", b"0"):
-                return True  # no fix
+            if q in (b"", b"0", b"6", b"7", b"8"):
+                return True  # no fix, or estimated / manual / simulated: not a measured position
             lat = nmea.coordinate_e7(f[2], f[3], 2)
             lon = nmea.coordinate_e7(f[4], f[5], 3)
             if lat is None or lon is None:
                 return False
-            sats = nmea._decimal(f[7], 0)
             hdop_dm = nmea._decimal(f[8], 1)  # HDOP x 10
-            if sats >= 0:
-                self.sats = sats
             if hdop_dm > 0:
                 self.acc_m = max(1, (hdop_dm * UERE_DM + 50) // 100)
             self._position(lat, lon)

@@ -24,7 +24,8 @@ S_UNKNOWN = const(3)
 S_OVERFLOW = const(4)
 S_NOISE = const(5)
 STAT_NAMES = ("sentences", "bad_checksum", "garbled", "unknown", "overflow", "noise")
-
+# valid sentences we do not need; anything else is counted as unknown
+_KNOWN = (b"GSA", b"GSV", b"VTG", b"GLL", b"TXT", b"ZDA", b"GNS", b"GST", b"DTM", b"GBS", b"GRS")
 
 
 def _hexval(c):
@@ -126,7 +127,7 @@ class NmeaReader:
     def __init__(self, on_sentence):
         self._buf = bytearray(LINE_MAX)
         self._mv = memoryview(self._buf)
-        self._n = -1  # -1: outside a line (waiting for "$")
+        self._n = -1  # -1: outside a line (waiting for "$"); -2: skipping a bad one
         self._on = on_sentence
         self.stats = [0] * len(STAT_NAMES)
 
@@ -138,19 +139,19 @@ class NmeaReader:
                 if n > 0:
                     self.stats[S_GARBLED] += 1
                 n = 0
-            elif n < 0:
-                if c not in (10, 13):
-                    self.stats[S_NOISE] += 1
             elif c == 10 or c == 13:
                 if n > 0:
                     self._line(n)
                 n = -1
+            elif n < 0:
+                if n == -1:
+                    self.stats[S_NOISE] += 1  # bytes between lines (binary, line noise)
             elif n >= LINE_MAX:
                 self.stats[S_OVERFLOW] += 1
-                n = -1
+                n = -2  # the rest of this line is skipped, not counted again
             elif c < 32 or c > 126:
                 self.stats[S_GARBLED] += 1
-                n = -1
+                n = -2
             else:
                 buf[n] = c
                 n += 1
@@ -162,10 +163,12 @@ class NmeaReader:
         if star < 1 or buf[star] != 42:  # "*hh" at the end
             self.stats[S_GARBLED] += 1
             return
-        want = (_hexval(buf[star + 1]) << 4) | _hexval(buf[star + 2])
-        if _hexval(buf[star + 1]) < 0 or _hexval(buf[star + 2]) < 0:
+        hi = _hexval(buf[star + 1])
+        lo = _hexval(buf[star + 2])
+        if hi < 0 or lo < 0:
             self.stats[S_GARBLED] += 1
             return
+        want = (hi << 4) | lo
         x = 0
         for i in range(star):
             x ^= buf[i]
@@ -174,16 +177,20 @@ class NmeaReader:
             return
         fields = bytes(self._mv[:star]).split(b",")
         head = fields[0]
-        if len(head) < 5:
+        if head[0:1] == b"P" and len(head) >= 4:  # proprietary: $P + maker (PUBX, PMTK001, ...)
+            self.stats[S_SENTENCES] += 1
+            self._on(OTHER, fields)
+            return
+        if len(head) != 5:  # talker (2) + sentence (3)
             self.stats[S_GARBLED] += 1
             return
-        kind = head[-3:]
+        kind = head[2:]
         self.stats[S_SENTENCES] += 1
         if kind == b"RMC":
             self._dispatch(RMC, fields)
         elif kind == b"GGA":
             self._dispatch(GGA, fields)
-        elif head[0:1] == b"P" or kind in (b"GSA", b"GSV", b"VTG", b"GLL", b"TXT", b"ZDA"):
+        elif kind in _KNOWN:
             self._on(OTHER, fields)
         else:
             self.stats[S_UNKNOWN] += 1

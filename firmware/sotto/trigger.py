@@ -5,6 +5,12 @@
 # the first). The trigger only recognises; the session decides what a pattern
 # means now (an ALERT pattern during a live alert is ignored, for instance).
 #
+# A burst is the run of presses that follow one another closely: it is decided
+# only once the widest window since its first press has passed *and* no press
+# has started for gap_ms (half that window). A run of presses that goes on past
+# the window is no pattern at all, so a slow or nervous tapping never turns
+# into a CANCEL by being cut at an arbitrary point.
+#
 # Debouncing: a level counts once it has been stable for debounce_ms; it takes
 # the time of the edge that began it, so hold and window timing are exact. A
 # bounce shorter than debounce_ms never reaches the pattern logic.
@@ -44,6 +50,7 @@ class Trigger:
                 if w > self.window_ms:
                     self.window_ms = w
         self.hold.sort()
+        self.gap_ms = self.window_ms // 2
         self._raw = False  # level of the last raw edge
         self._raw_t = 0
         self._pending = False  # a raw change not yet stable
@@ -92,9 +99,14 @@ class Trigger:
         self._count += 1
         self._last_t = self._press_t
 
+    def _burst_over(self, now_ms):
+        return (ticks_diff(now_ms, self._first_t) > self.window_ms
+                and ticks_diff(now_ms, self._last_t) > self.gap_ms)
+
     def _close_burst(self, now_ms):
-        """Close the open burst when a press starts after the widest window."""
-        if self._count and ticks_diff(now_ms, self._first_t) > self.window_ms:
+        """A press starts: it ends the open burst only after a pause; otherwise
+        it joins it (and a burst longer than every window matches nothing)."""
+        if self._count and self._burst_over(now_ms):
             self._resolve()
 
     def _resolve(self):
@@ -117,7 +129,7 @@ class Trigger:
         self._settle(now_ms)
         if self._level and not self._pending:
             self._check_hold(ticks_diff(now_ms, self._press_t))
-        if self._count and not self._level and ticks_diff(now_ms, self._first_t) > self.window_ms:
+        if self._count and not self._level and not self._pending and self._burst_over(now_ms):
             self._resolve()
         if self._out:
             return self._out.pop(0)
@@ -130,8 +142,9 @@ class Trigger:
             wait = self.debounce_ms - ticks_diff(now_ms, self._raw_t)
         if self._level and self._held < len(self.hold):
             wait = min(wait, self.hold[self._held][0] - ticks_diff(now_ms, self._press_t))
-        if self._count:
-            wait = min(wait, self.window_ms + 1 - ticks_diff(now_ms, self._first_t))
+        if self._count and not self._level and not self._pending:
+            wait = min(wait, max(self.window_ms + 1 - ticks_diff(now_ms, self._first_t),
+                                 self.gap_ms + 1 - ticks_diff(now_ms, self._last_t)))
         if self._out:
             wait = 0
         return wait if wait > 0 else 0

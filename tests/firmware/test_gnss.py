@@ -123,3 +123,27 @@ def test_damaged_last_known_file_gives_no_position_rather_than_a_wrong_one():
     raw[3] ^= 0x40
     st.write_atomic("lastfix", raw)
     assert Gnss(Storage(root)).fix(0) is None
+
+
+def test_rmc_mode_not_valid_or_estimated_is_no_fix():
+    g = Gnss()
+    g.feed(nmea("GNRMC,143000.00,A,5127.2700,N,00235.2740,W,0.8,45.0,221126,,,N"), 0)
+    g.feed(nmea("GNRMC,143001.00,A,5127.2700,N,00235.2740,W,0.8,45.0,221126,,,E,V"), 0)
+    g.feed(nmea("GNGGA,143001.00,5127.2700,N,00235.2740,W,6,04,3.0,12.3,M,49.6,M,,"), 0)
+    assert g.fix(0) is None
+    assert g.sats == 4  # satellites are reported even without a fix
+    assert g.stats["garbled"] == 0
+
+
+def test_a_fix_from_this_boot_beats_the_stored_one_and_save_needs_a_current_fix():
+    root = tmpdir("gnss")
+    g = Gnss(Storage(root))
+    g.feed(nmea("GNRMC,143000.00,A,5127.2700,N,00235.2740,W,0.8,45.0,221126,,,A"), 0)
+    assert g.save(1000)
+    g2 = Gnss(Storage(root))
+    assert not g2.save(0)  # nothing current to save: the stored position stays
+    g2.feed(nmea("GPRMC,150000.00,A,5130.0000,N,00010.0000,W,0.0,,221126,,,A"), 100)
+    assert g2.fix(2100)[:2] == (515000000, -1666667) and g2.fix(2100)[3:] == (2, frames.SRC_GNSS)
+    assert g2.last_known[:2] == (514545000, -25879000)
+    assert g2.save(2100)
+    assert Gnss(Storage(root)).fix(0)[:2] == (515000000, -1666667)

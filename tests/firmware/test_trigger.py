@@ -1,7 +1,6 @@
 # The hidden button: debounce, hold and press patterns, cancel and duress,
 # presses during an alert, tick wrap-around. Driven by edges and time only.
 from sotto import trigger
-from sotto.haptic import Haptic
 from sotto.ticks import TICKS_PERIOD, ticks_add
 
 CFG = {"alert": {"hold_ms": 3000}, "cancel": {"presses": 3, "window_ms": 2000},
@@ -84,8 +83,10 @@ def test_pattern_split_across_windows_is_not_recognised():
     # two presses, a pause longer than every window, then three: only the three count
     edges = presses(2, 0) + presses(3, 4000)
     assert [e for _, e in run(edges, 9000)] == [trigger.CANCEL]
-    # five presses spread over 4 s are not a duress (window 2.5 s)
-    assert trigger.DURESS not in [e for _, e in run(presses(5, 0, gap=1000), 8000)]
+    # five presses spread over 4 s are no pattern at all (duress needs 2.5 s), and
+    # not a cancel either: the first three are not cut out of a run that goes on
+    assert run(presses(5, 0, gap=1000), 8000) == []
+    assert run(presses(8, 0, gap=700), 10000) == []
 
 
 def test_hold_during_a_burst_ends_the_burst():
@@ -130,24 +131,56 @@ def test_next_ms_wakes_in_time_for_the_hold():
     assert t.next_ms(20) == 2980
 
 
-def test_haptic_answer_is_the_same_and_silent_after():
-    motor = []
-    h = Haptic(lambda on: motor.append(on))
-    now = 1000
-    h.confirm(now)
-    while h.busy:
-        now += h.step(now)
-    first = list(motor)
-    assert first == [True, False, True, False]
-    h.confirm(now)
-    while h.busy:
-        now += h.step(now)
-    assert motor[len(first):] == first
+def test_presses_during_an_alert_hold():
+    # the alert hold fires while the button is still down; its release is not a
+    # press, so three presses soon after are a cancel, not four presses
+    edges = press(0, 3400) + presses(3, 3700)
+    ev = run(edges, 9000)
+    assert [e for _, e in ev] == [trigger.ALERT, trigger.CANCEL]
+    assert ev[0][0] == 3000
+    # five presses after the alert: duress, with bouncy contacts too
+    ev = run(press(0, 3100, bounce=1) + presses(5, 3300, bounce=1), 9000, step_ms=1)
+    assert [e for _, e in ev] == [trigger.ALERT, trigger.DURESS]
 
 
-def test_haptic_disabled_never_moves():
-    motor = []
-    h = Haptic(lambda on: motor.append(on), enabled=False)
-    h.confirm(0)
-    h.step(50)
-    assert motor == []
+def test_random_chatter_shorter_than_debounce_changes_nothing():
+    # every press and release gets up to three blips of 1..8 ms (debounce 20 ms):
+    # the patterns come out exactly as from clean contacts
+    x = 7
+    for gap in (250, 350, 450):
+        clean = presses(3, 100, gap=gap) + presses(5, 5000, gap=gap) + press(10000, 3300)
+        noisy = []
+        for at, level in clean:
+            noisy.append((at, level))
+            t = at
+            for _ in range(x % 4):
+                x = (x * 1103515245 + 12345) & 0x7FFFFFFF
+                t += 1 + (x >> 16) % 4
+                noisy.append((t, not level))
+                t += 1 + (x >> 20) % 4
+                noisy.append((t, level))
+        want = [e for _, e in run(clean, 15000, step_ms=2)]
+        assert want == [trigger.CANCEL, trigger.DURESS, trigger.ALERT]
+        assert [e for _, e in run(noisy, 15000, step_ms=2)] == want
+
+
+def test_a_press_still_settling_holds_the_decision():
+    t = trigger.Trigger(CFG)
+    for at in (0, 300, 600):
+        t.edge(at, True)
+        t.edge(at + 100, False)
+    t.edge(2495, True)  # a fourth press begins just inside the window
+    assert t.poll(2505) == trigger.NONE  # not yet stable: no decision on three presses
+    t.edge(2600, False)
+    for now in range(2600, 6000, 50):
+        assert t.poll(now) == trigger.NONE  # four presses: no pattern
+
+
+def test_next_ms_does_not_spin_while_a_burst_press_is_held():
+    t = trigger.Trigger(CFG)
+    t.edge(0, True)
+    t.edge(100, False)
+    t.poll(200)
+    t.edge(2400, True)
+    t.poll(2450)
+    assert t.next_ms(2900) == 3000 - 500  # only the hold timer runs while pressed

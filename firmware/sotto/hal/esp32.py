@@ -1,6 +1,7 @@
-# The HAL on the ESP32 (MicroPython's machine / esp32 modules), pins from the
-# board definition. Constructing Esp32Hal claims the hardware; importing this
-# module does not.
+# The HAL on the ESP32 (MicroPython's machine module), pins from the board
+# definition. Constructing Esp32Hal claims the hardware; importing this
+# module does not. Interrupt handlers only record into pre-allocated rings;
+# the main loop takes the records out.
 import array
 import os
 import time
@@ -8,7 +9,9 @@ import time
 import machine
 from micropython import const
 
-_RING = const(64)  # button edges the ISR can hold between two main-loop passes
+EDGES = const(64)  # button edges the interrupt can hold between two main-loop passes
+MIC_BLOCK = const(1024)  # bytes per I2S block: 256 32-bit words, 32 ms at 8 kHz
+MIC_BLOCKS = const(4)  # ring of blocks: 128 ms of slack for a slow main-loop pass
 
 
 class Esp32Hal:
@@ -19,45 +22,55 @@ class Esp32Hal:
         self._active_low = b.get("active_low", True)
         pull = machine.Pin.PULL_UP if b.get("pull", "up") == "up" else machine.Pin.PULL_DOWN
         self._button = machine.Pin(b["pin"], machine.Pin.IN, pull)
-        # ISR ring of (tick, level): pre-allocated, no allocation in the handler
-        self._t = array.array("i", [0] * _RING)
-        self._v = bytearray(_RING)
+        # (tick, level) ring: slots tail..head-1 are recorded, written only by the handler
+        self._t = array.array("i", [0] * EDGES)
+        self._v = bytearray(EDGES)
         self._head = 0
         self._tail = 0
         self.edges_lost = 0
-        self._button.irq(self._isr, machine.Pin.IRQ_RISING | machine.Pin.IRQ_FALLING)
+        self._button.irq(self._on_edge, machine.Pin.IRQ_RISING | machine.Pin.IRQ_FALLING)
 
         g = board["gnss"]
         self.gnss_uart = machine.UART(g["uart"], baudrate=g["baud"], tx=g["tx"], rx=g["rx"],
                                       rxbuf=1024, timeout=0)
-        self._gnss_power = machine.Pin(g["power_pin"], machine.Pin.OUT, value=0)
-        self._gnss_on_level = 1 if g.get("power_active_high", True) else 0
+        self._gnss_on = 1 if g.get("power_active_high", True) else 0
+        self._gnss_power = machine.Pin(g["power_pin"], machine.Pin.OUT, value=1 - self._gnss_on)
 
         m = board["modem"]
         self.modem_uart = machine.UART(m["uart"], baudrate=m["baud"], tx=m["tx"], rx=m["rx"],
                                        rxbuf=4096, timeout=0)
+        # PWRKEY goes through an open-collector transistor: 1 on the GPIO pulls PWRKEY low
         self._pwrkey = machine.Pin(m["pwrkey_pin"], machine.Pin.OUT, value=0)
-        self._pwrkey_low = m.get("pwrkey_active_low", True)
 
+        # microphone: a ring of blocks that the I2S callback fills and re-arms
         self._mic_cfg = board["mic"]
         self._i2s = None
+        self._blocks = [bytearray(MIC_BLOCK) for _ in range(MIC_BLOCKS)]
+        self._views = [memoryview(x) for x in self._blocks]
+        self._mic_head = 0  # block being filled
+        self._mic_tail = 0  # oldest filled block not yet read
+        self._mic_pos = 0  # bytes of the tail block already read
+        self.mic_overruns = 0
 
         bat = board["battery"]
         self._adc = machine.ADC(machine.Pin(bat["adc_pin"]))
         self._adc.atten(machine.ADC.ATTN_11DB)
-        self._divider = bat.get("divider", 2.0)
+        self._divider_milli = int(bat.get("divider", 2.0) * 1000)
+        self._adc_samples = bat.get("samples", 8)
 
         h = board["haptic"]
-        self._haptic = machine.Pin(h["pin"], machine.Pin.OUT, value=0)
         self._haptic_on = 1 if h.get("active_high", True) else 0
+        self._haptic = machine.Pin(h["pin"], machine.Pin.OUT, value=1 - self._haptic_on)
 
-        self._wdt = machine.WDT(timeout=board.get("watchdog_ms", 8000))
+        # The watchdog cannot be stopped once started, so it is armed by main.py
+        # after a short service window (see arm_watchdog); feeding before is a no-op.
+        self._wdt = None
 
-    # -- button ------------------------------------------------------------------
-    def _isr(self, pin):
-        nxt = (self._head + 1) % _RING
+    # -- button ------------------------------------------------------------------------
+    def _on_edge(self, pin):
+        nxt = (self._head + 1) % EDGES
         if nxt == self._tail:
-            self.edges_lost += 1
+            self.edges_lost += 1  # the main loop stalled for 64 edges: keep the oldest
             return
         self._t[self._head] = time.ticks_ms()
         self._v[self._head] = pin.value()
@@ -69,48 +82,82 @@ class Esp32Hal:
             i = self._tail
             level = self._v[i]
             out.append((self._t[i], (level == 0) if self._active_low else (level == 1)))
-            self._tail = (i + 1) % _RING
+            self._tail = (i + 1) % EDGES
         return out
 
-    # -- power lines -----------------------------------------------------------
+    # -- power lines ---------------------------------------------------------------------
     def modem_pwrkey(self, level):
-        # level 1 = key pressed; the board drives PWRKEY low through a transistor
         self._pwrkey.value(1 if level else 0)
 
     def gnss_power(self, on):
-        self._gnss_power.value(self._gnss_on_level if on else 1 - self._gnss_on_level)
+        self._gnss_power.value(self._gnss_on if on else 1 - self._gnss_on)
 
     def haptic(self, on):
         self._haptic.value(self._haptic_on if on else 1 - self._haptic_on)
 
-    # -- microphone ----------------------------------------------------------------
+    # -- microphone ------------------------------------------------------------------------
+    # I2S in non-blocking mode: readinto() returns at once and the driver fills
+    # the block in the background, then calls _on_block. The callback publishes
+    # the block and arms the next one; mic_readinto copies out what is published.
     def mic_start(self, rate_hz):
+        self.mic_stop()
         c = self._mic_cfg
-        self._i2s = machine.I2S(c["i2s"], sck=machine.Pin(c["sck"]), ws=machine.Pin(c["ws"]),
-                                sd=machine.Pin(c["sd"]), mode=machine.I2S.RX, bits=32,
-                                format=machine.I2S.MONO, rate=rate_hz, ibuf=c.get("ibuf_bytes", 8192))
-        # non-blocking: readinto returns what the DMA buffers hold
-        self._i2s.irq(lambda i2s: None)
+        self._mic_head = self._mic_tail = self._mic_pos = 0
+        self._i2s = i2s = machine.I2S(c["i2s"], sck=machine.Pin(c["sck"]), ws=machine.Pin(c["ws"]),
+                                      sd=machine.Pin(c["sd"]), mode=machine.I2S.RX, bits=32,
+                                      format=machine.I2S.MONO, rate=rate_hz,
+                                      ibuf=c.get("ibuf_bytes", 8192))
+        i2s.irq(self._on_block)
+        i2s.readinto(self._blocks[0])
+
+    def _on_block(self, i2s):
+        nxt = (self._mic_head + 1) % MIC_BLOCKS
+        if nxt == self._mic_tail:
+            # every block is waiting to be read: refill this one, its audio is lost
+            self.mic_overruns += 1
+            i2s.readinto(self._blocks[self._mic_head])
+            return
+        self._mic_head = nxt
+        i2s.readinto(self._blocks[nxt])
 
     def mic_readinto(self, buf):
-        if self._i2s is None:
-            return 0
-        return self._i2s.readinto(buf) or 0
+        dst = memoryview(buf)
+        n = 0
+        while n < len(buf) and self._mic_tail != self._mic_head:
+            t = self._mic_tail
+            k = min(len(buf) - n, MIC_BLOCK - self._mic_pos)
+            dst[n:n + k] = self._views[t][self._mic_pos:self._mic_pos + k]
+            n += k
+            self._mic_pos += k
+            if self._mic_pos == MIC_BLOCK:
+                self._mic_pos = 0
+                self._mic_tail = (t + 1) % MIC_BLOCKS
+        return n
 
     def mic_stop(self):
         if self._i2s is not None:
             self._i2s.deinit()
             self._i2s = None
 
-    # -- the rest --------------------------------------------------------------------
+    # -- the rest ----------------------------------------------------------------------------
     def battery_mv(self):
-        return int(self._adc.read_uv() * self._divider) // 1000
+        # read_uv() is calibrated per chip; averaging smooths the ADC's noise
+        total = 0
+        for _ in range(self._adc_samples):
+            total += self._adc.read_uv()
+        return total // self._adc_samples // 1000 * self._divider_milli // 1000  # small ints
 
     def random_bytes(self, n):
-        return os.urandom(n)
+        return os.urandom(n)  # the hardware RNG (true random while the RF clock runs)
+
+    def arm_watchdog(self):
+        """Start the watchdog (board watchdog_ms). It cannot be stopped again."""
+        if self._wdt is None:
+            self._wdt = machine.WDT(timeout=self.board.get("watchdog_ms", 8000))
 
     def wdt_feed(self):
-        self._wdt.feed()
+        if self._wdt is not None:
+            self._wdt.feed()
 
     def reset(self):
         machine.reset()

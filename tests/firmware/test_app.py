@@ -1,0 +1,128 @@
+# The Device's own duties, beyond the alert story (tests/firmware/test_device.py
+# has that): a frame the flash refuses is held in RAM and queued later, not
+# lost; uptime and time in frames across the tick wrap; a damaged alert state
+# or a part that raises does not stop the device; the centre's clock.
+from fakehal import FakeHal, config
+from fwtest import tmpdir
+from sotto import frames, identity
+from sotto.app import PENDING_MAX, Device
+from sotto.storage import ENOSPC, Storage, StorageError
+from sotto.ticks import TICKS_PERIOD, ticks_add, ticks_diff
+
+
+class Rig:
+    def __init__(self, t=0, **cfg):
+        self.root = tmpdir("app")
+        self.hal = FakeHal(self.root)
+        st = Storage(self.root)
+        identity.create(st, self.hal.random_bytes)
+        self.pub = identity.public_key(st)
+        self.cfg = config(**cfg)
+        self.t = t
+        self.boot()
+
+    def boot(self):
+        self.hal.set_time(self.t)
+        self.dev = Device(self.hal, self.cfg)
+        assert self.dev.boot(self.t)
+
+    def run(self, ms):
+        end = ticks_add(self.t, ms)
+        while ticks_diff(end, self.t) > 0:
+            self.hal.set_time(self.t)
+            wait = self.dev.step(self.t)
+            self.t = ticks_add(self.t, max(1, min(wait, 1000, ticks_diff(end, self.t))))
+
+    def frames(self):
+        out = []
+        for seq, wire in self.dev.queue.batch(10000, 10 ** 8):
+            out.append((seq,) + frames.verify(wire, self.pub)[1:])
+        out.sort(key=lambda x: x[0])
+        return out
+
+    def of(self, ftype):
+        return [x[1] for x in self.frames() if x[1][frames.K_T] == ftype]
+
+
+def _refusing(queue, n):
+    """Make the next n pushes fail as a full flash does."""
+    real = queue.push
+    left = [n]
+
+    def push(wire, ftype, seq):
+        if left[0] > 0:
+            left[0] -= 1
+            raise StorageError(ENOSPC, "flash-full", "q/x")
+        return real(wire, ftype, seq)
+
+    queue.push = push
+    return left
+
+
+def test_an_alert_start_the_flash_refuses_is_queued_when_it_can_be():
+    r = Rig()
+    r.run(1000)
+    left = _refusing(r.dev.queue, 4)  # the flash refuses everything for about 4 s
+    r.hal.press(r.t + 100, 3200)
+    r.run(3400)
+    assert r.dev.pending and r.dev.pending[0][1] == frames.ALERT_START
+    assert not r.of(frames.ALERT_START)
+    assert r.dev.faults["queue"] >= 1
+    r.run(10000)
+    assert left[0] == 0 and not r.dev.pending
+    starts = r.of(frames.ALERT_START)
+    assert len(starts) == 1 and r.dev.lost == 0
+    alert = [(f, w) for _, f, w in r.frames() if frames.K_SID in f]
+    assert alert[0][0][frames.K_T] == frames.ALERT_START
+    audio = [f for f, _ in alert if f[frames.K_T] == frames.AUDIO]
+    assert [f[frames.K_OFF] for f in audio] == [8000 * i for i in range(len(audio))]  # none lost
+    seqs = [s for s, _, _ in r.frames()]
+    assert seqs == sorted(set(seqs))
+
+
+def test_ram_holds_the_frames_that_must_not_be_lost_first():
+    r = Rig()
+    r.run(1000)
+    _refusing(r.dev.queue, 10 ** 6)  # a flash that never comes back
+    r.hal.press(r.t + 100, 3200)
+    r.run(30000)  # alert-start, audio, locations: all refused
+    kinds = [p[1] for p in r.dev.pending]
+    assert kinds[0] == frames.ALERT_START and len(kinds) <= PENDING_MAX + 1
+    assert r.dev.lost > 0  # audio given up, counted
+    for i in range(3):
+        r.hal.press(r.t + 100 + 300 * i, 100)
+    r.run(3000)
+    kinds = [p[1] for p in r.dev.pending]
+    assert frames.ALERT_START in kinds and frames.CANCEL in kinds
+
+
+def test_uptime_and_time_in_frames_across_the_tick_wrap():
+    start = TICKS_PERIOD - 5000
+    r = Rig(t=start, heartbeat_every_s=60)
+    r.dev.clock.set_network(1795000000, start)
+    r.run(130 * 1000)
+    hb = r.of(frames.HEARTBEAT)
+    assert len(hb) == 2
+    assert [f[frames.K_UP] for f in hb] == [60000, 120000]  # the tick wrapped 5 s in
+    assert [f[frames.K_TIME] for f in hb] == [1795000060, 1795000120]
+
+
+def test_a_damaged_alert_state_does_not_stop_the_boot():
+    r = Rig()
+    st = Storage(r.root)
+    st.write_atomic("alert", b"\x00" * 19 + b"garbage")
+    r.boot()
+    assert r.dev.ready and not r.dev.session.live
+    r.hal.press(r.t + 100, 3200)
+    r.run(5000)
+    assert len(r.of(frames.ALERT_START)) == 1
+
+
+def test_every_frame_is_signed_with_a_fresh_seq_and_the_device_key():
+    r = Rig(heartbeat_every_s=60)
+    r.hal.press(1000, 3200)
+    r.run(130 * 1000)
+    got = r.frames()
+    seqs = [s for s, _, _ in got]
+    assert len(seqs) == len(set(seqs)) and all(f[frames.K_SEQ] == s for s, f, _ in got)
+    assert r.dev.frames_made == len(got)

@@ -1,0 +1,71 @@
+# Frame time: GNSS time first, then the monitoring centre's, else 0; both
+# carried forward by ticks, across the tick wrap; uptime that keeps counting.
+from sotto.clock import MIN_EPOCH_S, Clock
+from sotto.ticks import TICKS_PERIOD, ticks_add
+
+T2026 = 1795000000
+
+
+class Gnss:
+    def __init__(self):
+        self.t = None
+
+    def utc_s(self, now_ms):
+        return self.t
+
+
+def test_no_source_is_zero_and_network_time_runs_on():
+    c = Clock(None, 0)
+    assert c.utc_s(5000) == 0
+    c.set_network(T2026, 5000)
+    assert c.utc_s(5000) == T2026
+    assert c.utc_s(5999) == T2026 and c.utc_s(6000) == T2026 + 1
+    assert c.utc_s(5000 + 3600 * 1000 + 500) == T2026 + 3600
+
+
+def test_gnss_time_wins_over_the_network():
+    g = Gnss()
+    c = Clock(g, 0)
+    c.set_network(T2026, 0)
+    assert c.utc_s(1000) == T2026 + 1
+    g.t = T2026 + 500
+    assert c.utc_s(1000) == T2026 + 500
+    g.t = None  # GNSS lost: back to the centre's time
+    assert c.utc_s(2000) == T2026 + 2
+
+
+def test_implausible_network_time_is_ignored():
+    c = Clock(None, 0)
+    c.set_network(0, 100)
+    c.set_network(MIN_EPOCH_S - 1, 100)
+    assert c.utc_s(200) == 0 and c.rejected == 2
+    c.set_network(T2026, 100)
+    c.set_network(12345, 200)
+    assert c.utc_s(1100) == T2026 + 1
+
+
+def test_network_time_survives_weeks_of_tick_wraps():
+    # the tick wraps every 2^30 ms (12.4 days); read the clock every 10 minutes for 30 days
+    c = Clock(None, 0)
+    start = TICKS_PERIOD - 3000  # just before a wrap
+    c.set_network(T2026, start)
+    now = start
+    step_ms = 600 * 1000
+    for i in range(1, 30 * 144 + 1):
+        now = ticks_add(now, step_ms)
+        assert c.utc_s(now) == T2026 + i * 600
+    assert c.uptime_ms(now) >= 0
+
+
+def test_uptime_counts_past_the_wrap():
+    start = TICKS_PERIOD - 1000
+    c = Clock(None, start)
+    assert c.uptime_ms(start) == 0
+    now = start
+    for _ in range(60 * 24):  # 60 days, read every hour (the tick wraps almost five times)
+        now = ticks_add(now, 3600 * 1000 + 7)
+        c.tick(now)
+    expected = 60 * 24 * (3600 * 1000 + 7)
+    assert c.uptime_ms(now) == expected
+    assert c.uptime_ms(ticks_add(now, 1)) == expected + 1
+    assert c.uptime_ms(now) == expected + 1  # a late reading of an older tick never runs it back
