@@ -13,12 +13,9 @@ a baseline measured in the same VM run:
 
 from __future__ import annotations
 
-import json
-import shutil
-import tempfile
 from pathlib import Path
 
-from bench.common import Row, higher_is_better, lower_is_better, vm
+from bench.common import Row, higher_is_better, lower_is_better, vm_result
 
 BENCH_DIR = Path(__file__).resolve().parent
 
@@ -106,13 +103,7 @@ print("RESULT " + json.dumps(best))
 
 def measure() -> dict[str, float]:
     """Run the measurements in one VM; return ms per second of audio, and bytes kept."""
-    with tempfile.TemporaryDirectory(prefix="sotto-bench-") as tmp:
-        ref = Path(tmp) / "ref"
-        ref.mkdir()
-        shutil.copy(BENCH_DIR / "ref_adpcm_naive.py", ref / "ref_adpcm_naive.py")
-        out = vm(VM_SCRIPT, puts={ref: "/ref"})
-    line = next(x for x in out.splitlines() if x.startswith("RESULT "))
-    return json.loads(line[len("RESULT "):])
+    return vm_result(VM_SCRIPT, {"/ref": [BENCH_DIR / "ref_adpcm_naive.py"]})
 
 
 def run() -> list[Row]:

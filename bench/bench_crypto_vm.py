@@ -14,12 +14,9 @@ measured in the same VM run.
 
 from __future__ import annotations
 
-import json
-import shutil
-import tempfile
 from pathlib import Path
 
-from bench.common import Row, lower_is_better, vm
+from bench.common import Row, lower_is_better, vm_result
 
 BENCH_DIR = Path(__file__).resolve().parent
 
@@ -96,14 +93,8 @@ print("RESULT " + json.dumps(best))
 
 def measure() -> dict[str, float]:
     """Run the measurements in one VM; return {case: ms per call}."""
-    with tempfile.TemporaryDirectory(prefix="sotto-bench-") as tmp:
-        ref = Path(tmp) / "ref"
-        ref.mkdir()
-        for name in ("ref_ed25519_naive.py", "ref_sha512_halves.py"):
-            shutil.copy(BENCH_DIR / name, ref / name)
-        out = vm(VM_SCRIPT, puts={ref: "/ref"})
-    line = next(x for x in out.splitlines() if x.startswith("RESULT "))
-    return json.loads(line[len("RESULT "):])
+    refs = [BENCH_DIR / "ref_ed25519_naive.py", BENCH_DIR / "ref_sha512_halves.py"]
+    return vm_result(VM_SCRIPT, {"/ref": refs})
 
 
 def run() -> list[Row]:

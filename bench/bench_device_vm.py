@@ -17,12 +17,9 @@ bound for how much the live heap can grow during it.
 
 from __future__ import annotations
 
-import json
-import shutil
-import tempfile
 from pathlib import Path
 
-from bench.common import Row, lower_is_better, vm
+from bench.common import Row, lower_is_better, vm_result
 
 BENCH_DIR = Path(__file__).resolve().parent
 TESTS_FW = BENCH_DIR.parent / "tests" / "firmware"
@@ -106,14 +103,7 @@ print("RESULT " + json.dumps(res))
 
 
 def _run(source: str) -> dict[str, float]:
-    with tempfile.TemporaryDirectory(prefix="sotto-bench-") as tmp:
-        tf = Path(tmp) / "tf"
-        tf.mkdir()
-        for name in ("fakehal.py", "fwtest.py"):
-            shutil.copy(TESTS_FW / name, tf / name)
-        out = vm(source, puts={tf: "/tf"})
-    line = next(x for x in out.splitlines() if x.startswith("RESULT "))
-    return json.loads(line[len("RESULT "):])
+    return vm_result(source, {"/tf": [TESTS_FW / "fakehal.py", TESTS_FW / "fwtest.py"]})
 
 
 def run() -> list[Row]:

@@ -6,9 +6,14 @@ limit), as a ratio oriented so that above 1 means better than the baseline.
 
 from __future__ import annotations
 
+import json
+import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from host_tools.vm import run_source
 
@@ -52,3 +57,19 @@ def best_of(fn: Callable[[], object], repeat: int = 5, number: int = 1) -> float
 def vm(source: str, **kw: object) -> str:
     """Run MicroPython source in the VM and return its stdout."""
     return run_source(source, **kw)  # type: ignore[arg-type]
+
+
+def vm_result(source: str, files: dict[str, list[Path]] | None = None) -> dict[str, Any]:
+    """Run a VM benchmark script that prints one `RESULT {json}` line; return
+    the JSON. files: VM directory -> host files copied into it first."""
+    with tempfile.TemporaryDirectory(prefix="sotto-bench-") as tmp:
+        puts = {}
+        for i, (vm_dir, paths) in enumerate((files or {}).items()):
+            host = Path(tmp) / str(i)
+            host.mkdir()
+            for path in paths:
+                shutil.copy(path, host / path.name)
+            puts[host] = vm_dir
+        out = vm(source, puts=puts)
+    line = next(x for x in out.splitlines() if x.startswith("RESULT "))
+    return json.loads(line[len("RESULT "):])
