@@ -1,0 +1,117 @@
+"""Frames for people (describe_frame, frame_summary) and for tools (frame_to_json)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from host_tools.frames.frame import Frame
+from host_tools.frames.reasons import (
+    ALG_NAMES,
+    CODEC_NAMES,
+    END_REASON_NAMES,
+    STATUS_NAMES,
+    TRIGGER_NAMES,
+    FrameType,
+)
+from host_tools.frames.schema import Location
+
+# --------------------------------------------------------------------------
+# For people and for tools.
+
+
+def _utc_text(frame: Frame) -> str:
+    if not frame.time:
+        return "unknown (0)"
+    when = frame.time_utc
+    if when is None:
+        return f"{frame.time} (beyond the calendar)"
+    return f"{when:%Y-%m-%d %H:%M:%S} UTC (epoch {frame.time})"
+
+
+def _location_text(loc: Location) -> str:
+    acc = f"±{loc.accuracy_m} m" + (" or worse" if loc.accuracy_capped else "")
+    age = f"fix {loc.age_s} s old" + (" or older" if loc.age_capped else "")
+    return f"{loc.lat_deg:.7f}, {loc.lon_deg:.7f}  {acc}, {age}, source {loc.source_name}"
+
+
+def describe_frame(frame: Frame, extra: list[tuple[str, str]] | None = None) -> list[str]:
+    """Lines that show a frame to a person (labels left, values right);
+    `extra` rows (label, value) go at the end."""
+    rows: list[tuple[str, str]] = [("type", f"{frame.type_name} ({int(frame.type)})"),
+                                   ("device", frame.device_id), ("seq", str(frame.seq))]
+    if frame.sid is not None:
+        rows.append(("alert", f"session {frame.sid}"))
+    rows.append(("time", _utc_text(frame)))
+    rows.append(("uptime", f"{frame.uptime_ms / 1000:.3f} s ({frame.uptime_ms} ms)"))
+    loc = frame.location
+    if loc is not None:
+        rows.append(("location", _location_text(loc)))
+    elif frame.type in (FrameType.ALERT_START, FrameType.DURESS, FrameType.CHECK_IN):
+        rows.append(("location", "none (no position known)"))
+    if frame.battery is not None:
+        rows.append(("battery", f"{frame.battery} %"))
+    if frame.trigger is not None:
+        rows.append(("trigger", TRIGGER_NAMES.get(frame.trigger, str(frame.trigger))))
+    if frame.status is not None:
+        rows.append(("status", f"{frame.status}: {STATUS_NAMES.get(frame.status, '?')}"))
+    if frame.dropped is not None:
+        rows.append(("dropped", f"{frame.dropped} frames"))
+    if frame.end_reason is not None:
+        rows.append(("ended", f"{frame.end_reason}: {END_REASON_NAMES.get(frame.end_reason, '?')}"))
+    if frame.heartbeat_s is not None:
+        rows.append(("heartbeat", f"every {frame.heartbeat_s} s"))
+    rows.append(("flags", ", ".join(frame.flag_names) or "none"))
+    if frame.type == FrameType.AUDIO:
+        rate = frame.rate_hz or 1
+        ns = frame.samples or 0
+        state = frame.adpcm_state or (0, 0)
+        off = frame.audio_offset or 0
+        codec = CODEC_NAMES.get(frame.codec or 0, str(frame.codec))
+        rows.append(("audio", f"{codec}, {frame.rate_hz} Hz, {ns} samples ({ns / rate:.3f} s) "
+                     f"from sample {off} ({off / rate:.3f} s into the alert's audio)"))
+        rows.append(("adpcm state", f"predictor {state[0]}, step index {state[1]}"))
+        rows.append(("audio bytes", f"{len(frame.audio or b'')}"))
+        rows.append(("adig", (frame.audio_digest or b"").hex()))
+    if frame.prev is not None:
+        rows.append(("prev", frame.prev.hex()))
+    rows.append(("link", f"{frame.link.hex()} (the next frame's prev)"))
+    alg_name = ALG_NAMES.get(frame.alg, "unsupported") if isinstance(frame.alg, int) else "unsupported"
+    rows.append(("alg", f"{alg_name} ({frame.alg!r})"))
+    rows.append(("size", f"{len(frame.wire)} bytes on the wire"))
+    rows += extra or []
+    width = max(len(label) for label, _ in rows)
+    return [f"{label.ljust(width)}  {value}" for label, value in rows]
+
+
+def frame_summary(frame: Frame) -> str:
+    """One line: type, device, seq, alert session."""
+    sid = f" sid {frame.sid}" if frame.sid is not None else ""
+    return f"{frame.type_name} device {frame.device_id} seq {frame.seq}{sid}"
+
+
+def frame_to_json(frame: Frame) -> dict[str, Any]:
+    """A JSON-ready dict of the frame: names as in docs/frames.md, bytes as hex."""
+    out: dict[str, Any] = {
+        "type": frame.type_name, "t": int(frame.type), "v": frame.version,
+        "device": frame.device_id, "kid": frame.kid.hex(), "alg": frame.alg,
+        "seq": frame.seq, "sid": frame.sid, "time": frame.time,
+        "time_utc": frame.time_utc.isoformat().replace("+00:00", "Z") if frame.time_utc else None,
+        "up_ms": frame.uptime_ms, "flags": frame.flags, "flag_names": frame.flag_names,
+        "prev": frame.prev.hex() if frame.prev is not None else None, "link": frame.link.hex(),
+        "size": len(frame.wire),
+    }
+    loc = frame.location
+    if loc is not None:
+        out["location"] = {"lat_e7": loc.lat_e7, "lon_e7": loc.lon_e7, "lat": loc.lat_deg, "lon": loc.lon_deg,
+                           "accuracy_m": loc.accuracy_m, "age_s": loc.age_s, "source": loc.source,
+                           "source_name": loc.source_name}
+    for key, name in ((7, "battery"), (9, "trigger"), (17, "heartbeat_s"), (18, "status"),
+                      (19, "dropped"), (20, "why")):
+        if key in frame.payload:
+            out[name] = frame.payload[key]
+    if frame.type == FrameType.AUDIO:
+        out["audio"] = {"codec": frame.codec, "rate_hz": frame.rate_hz, "offset": frame.audio_offset,
+                        "samples": frame.samples, "adpcm_state": list(frame.adpcm_state or ()),
+                        "adig": (frame.audio_digest or b"").hex(), "bytes": len(frame.audio or b"")}
+    out["signature"] = frame.signature.hex()
+    return out

@@ -1,0 +1,105 @@
+"""The wire constants of docs/frames.md, the reason codes (Reason, FrameError) and the
+frame types, with the names people read for codes."""
+
+from __future__ import annotations
+
+from enum import Enum, IntEnum
+
+from host_tools.errors import SottoError, UsageError
+
+FORMAT_VERSION = 1
+MAX_FRAME_BYTES = 64 * 1024     # the receiver's limit (`too-large`)
+MAX_DEPTH = 16                  # containers and tags; a frame needs 4
+MAX_FUTURE_S = 300              # `time-in-future` beyond the receiver's clock + 5 min
+COSE_SIGN1_TAG = 18
+ALG_EDDSA = -8                  # what devices emit
+ALG_ED25519 = -19               # RFC 9864, fully specified Ed25519; accepted too
+ACCEPTED_ALGS = (ALG_EDDSA, ALG_ED25519)
+HEADER_ALG = 1
+HEADER_KID = 4
+KID_BYTES = 8
+LINK_BYTES = 8
+SIGNATURE_BYTES = 64
+LOCATION_BYTES = 13
+
+_U32 = 0xFFFFFFFF
+_U64 = 0xFFFFFFFFFFFFFFFF
+
+
+class Reason(str, Enum):
+    """Why a frame was rejected: the reason codes of docs/frames.md."""
+
+    MALFORMED_CBOR = "malformed-cbor"
+    NOT_COSE_SIGN1 = "not-cose-sign1"
+    BAD_PROTECTED_HEADER = "bad-protected-header"
+    UNSUPPORTED_ALG = "unsupported-alg"
+    MISSING_KID = "missing-kid"
+    UNKNOWN_DEVICE = "unknown-device"
+    REVOKED_DEVICE = "revoked-device"
+    BAD_SIGNATURE = "bad-signature"
+    AUDIO_MISSING = "audio-missing"
+    AUDIO_UNEXPECTED = "audio-unexpected"
+    AUDIO_DIGEST_MISMATCH = "audio-digest-mismatch"
+    UNSUPPORTED_VERSION = "unsupported-version"
+    UNKNOWN_FRAME_TYPE = "unknown-frame-type"
+    MISSING_FIELD = "missing-field"
+    BAD_FIELD = "bad-field"
+    TIME_IN_FUTURE = "time-in-future"
+    TOO_LARGE = "too-large"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class FrameError(SottoError, ValueError):
+    """A frame that cannot be accepted: `reason` (a Reason) and a `detail` for people."""
+
+    def __init__(self, reason: Reason, detail: str) -> None:
+        super().__init__(f"{reason.value}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+class KeyFormatError(UsageError):
+    """A public key given in a form this tool cannot read."""
+
+
+class FrameType(IntEnum):
+    """Frame types (`t`)."""
+
+    ALERT_START = 1
+    LOCATION = 2
+    AUDIO = 3
+    CANCEL = 4
+    DURESS = 5
+    END = 6
+    HEARTBEAT = 7
+    CHECK_IN = 8
+    STATUS = 9
+
+    @property
+    def label(self) -> str:
+        """The name docs/frames.md uses: `alert-start`, `check-in`, ..."""
+        return self.name.lower().replace("_", "-")
+
+    @property
+    def article(self) -> str:
+        """`a check-in`, `an alert-start`: for messages."""
+        return ("an " if self.label[0] in "aeiou" else "a ") + self.label
+
+    @property
+    def in_alert(self) -> bool:
+        """Alert frames carry `sid` and belong to one alert."""
+        return self <= FrameType.END
+
+
+SOURCE_NAMES = {1: "gnss", 2: "cell", 3: "last-known"}
+TRIGGER_NAMES = {1: "hold", 2: "presses"}
+CODEC_NAMES = {1: "IMA-ADPCM"}
+FLAG_NAMES = {0: "duress", 1: "minimal mode", 2: "battery reserve"}
+STATUS_NAMES = {1: "battery low", 2: "battery critical", 3: "battery reserve reached",
+                4: "boot loop: minimal alert-only mode", 5: "queue full, frames dropped",
+                6: "device started"}
+END_REASON_NAMES = {1: "ended on the device", 2: "closed by the monitoring centre",
+                    3: "maximum duration", 4: "battery exhausted"}
+ALG_NAMES = {ALG_EDDSA: "EdDSA", ALG_ED25519: "Ed25519"}

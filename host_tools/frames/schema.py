@@ -1,0 +1,208 @@
+"""The payload schema: field kinds and ranges, which keys each frame type needs or
+allows, and the packed location."""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+from host_tools.frames.reasons import (
+    _U32,
+    _U64,
+    FORMAT_VERSION,
+    LINK_BYTES,
+    LOCATION_BYTES,
+    SOURCE_NAMES,
+    FrameError,
+    FrameType,
+    Reason,
+)
+
+# --------------------------------------------------------------------------
+# The payload schema.
+
+
+@dataclass(frozen=True)
+class Location:
+    """A decoded `loc`: integers as sent, plus degrees for people."""
+
+    lat_e7: int
+    lon_e7: int
+    accuracy_m: int      # 65535: that many metres or worse
+    age_s: int           # 65535: that old or older
+    source: int          # 1 gnss, 2 cell, 3 last known
+
+    @property
+    def lat_deg(self) -> float:
+        return self.lat_e7 / 1e7
+
+    @property
+    def lon_deg(self) -> float:
+        return self.lon_e7 / 1e7
+
+    @property
+    def source_name(self) -> str:
+        return SOURCE_NAMES.get(self.source, f"source {self.source}")
+
+    @property
+    def accuracy_capped(self) -> bool:
+        return self.accuracy_m == 0xFFFF
+
+    @property
+    def age_capped(self) -> bool:
+        return self.age_s == 0xFFFF
+
+
+def unpack_location(loc: bytes) -> Location:
+    """The 13-byte packed location; FrameError(bad-field) when out of range."""
+    if not isinstance(loc, bytes) or len(loc) != LOCATION_BYTES:
+        raise FrameError(Reason.BAD_FIELD, f"loc (6) must be {LOCATION_BYTES} bytes, got {_show(loc)}")
+    lat, lon, acc, age, src = struct.unpack(">iiHHB", loc)
+    if not -900_000_000 <= lat <= 900_000_000:
+        raise FrameError(Reason.BAD_FIELD, f"loc (6): latitude {lat / 1e7:.7f} degrees is out of range")
+    if not -1_800_000_000 <= lon <= 1_800_000_000:
+        raise FrameError(Reason.BAD_FIELD, f"loc (6): longitude {lon / 1e7:.7f} degrees is out of range")
+    if src not in SOURCE_NAMES:
+        raise FrameError(Reason.BAD_FIELD,
+                         f"loc (6): source {src} is not 1 (gnss), 2 (cell) or 3 (last known)")
+    return Location(lat, lon, acc, age, src)
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bytes):
+        return f"a {len(value)}-byte string"
+    if type(value) is int:
+        return str(value)
+    if isinstance(value, str):
+        return f"text {value[:20]!r}"
+    if value is None or isinstance(value, bool):
+        return str(value).lower()
+    return type(value).__name__
+
+
+def _is_uint(value: Any, lo: int = 0, hi: int = _U64) -> bool:
+    return type(value) is int and lo <= value <= hi  # bool is not an int here
+
+
+@dataclass(frozen=True)
+class _Field:
+    key: int
+    name: str
+    kind: str          # "uint" or "bstr" or "ast" or "loc"
+    lo: int = 0
+    hi: int = _U64     # for bstr: the exact size is lo
+
+    def check(self, value: Any) -> None:
+        label = f"{self.name} ({self.key})"
+        if self.kind == "uint":
+            if not _is_uint(value, self.lo, self.hi):
+                want = ("an unsigned integer" if (self.lo, self.hi) == (0, _U64)
+                        else f"an integer {self.lo}..{self.hi}")
+                raise FrameError(Reason.BAD_FIELD, f"{label} must be {want}, got {_show(value)}")
+        elif self.kind == "bstr":
+            if not isinstance(value, bytes) or len(value) != self.lo:
+                raise FrameError(Reason.BAD_FIELD, f"{label} must be {self.lo} bytes, got {_show(value)}")
+        elif self.kind == "loc":
+            unpack_location(value)
+        elif self.kind == "ast":
+            if (not isinstance(value, (list, tuple)) or len(value) != 2
+                    or not (type(value[0]) is int and -32768 <= value[0] <= 32767)
+                    or not _is_uint(value[1], 0, 88)):
+                raise FrameError(Reason.BAD_FIELD, f"{label} must be [predictor -32768..32767, "
+                                 f"step index 0..88], got {_show_ast(value)}")
+
+
+def _show_ast(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_show(v) for v in value[:4]) + (", ...]" if len(value) > 4 else "]")
+    return _show(value)
+
+
+_FIELDS = {f.key: f for f in (
+    _Field(0, "v", "uint"),
+    _Field(1, "t", "uint"),
+    _Field(2, "sid", "uint", 1, 0xFFFF),
+    _Field(3, "seq", "uint", 1, _U32),
+    _Field(4, "time", "uint"),
+    _Field(5, "up", "uint", 0, _U32),
+    _Field(6, "loc", "loc"),
+    _Field(7, "batt", "uint", 0, 100),
+    _Field(8, "prev", "bstr", LINK_BYTES),
+    _Field(9, "trig", "uint", 1, 2),
+    _Field(10, "flags", "uint"),
+    _Field(11, "codec", "uint", 1, 1),
+    _Field(12, "rate", "uint", 1, _U32),    # Hz; 0 would make the audio unplayable
+    _Field(13, "off", "uint"),
+    _Field(14, "adig", "bstr", 32),
+    _Field(15, "ast", "ast"),
+    _Field(16, "ns", "uint"),
+    _Field(17, "hb", "uint"),
+    _Field(18, "st", "uint", 1, 6),
+    _Field(19, "drop", "uint"),
+    _Field(20, "why", "uint", 1, 4),
+)}
+
+_COMMON = frozenset({0, 1, 3, 4, 5})
+_IN_ALERT = _COMMON | {2}
+# frame type -> (required keys, optional keys); flags (10) is optional everywhere.
+_SCHEMA: dict[FrameType, tuple[frozenset[int], frozenset[int]]] = {
+    FrameType.ALERT_START: (_IN_ALERT | {7, 9}, frozenset({6})),
+    FrameType.LOCATION: (_IN_ALERT | {6, 8}, frozenset()),
+    FrameType.AUDIO: (_IN_ALERT | {8, 11, 12, 13, 14, 15, 16}, frozenset()),
+    FrameType.CANCEL: (_IN_ALERT | {8}, frozenset({7})),
+    FrameType.DURESS: (_IN_ALERT | {8}, frozenset({6, 7})),
+    FrameType.END: (_IN_ALERT | {8, 20}, frozenset({7})),
+    FrameType.HEARTBEAT: (_COMMON | {7, 17}, frozenset()),
+    FrameType.CHECK_IN: (_COMMON | {7}, frozenset({6})),
+    FrameType.STATUS: (_COMMON | {7, 18}, frozenset({19})),
+}
+_ALLOWED = {t: req | opt | {10} for t, (req, opt) in _SCHEMA.items()}
+_STATUS_QUEUE_FULL = 5
+_TYPE_VALUES = frozenset(int(t) for t in FrameType)
+
+
+def _field_label(key: Any) -> str:
+    f = _FIELDS.get(key) if type(key) is int else None
+    return f"{f.name} ({key})" if f else f"key {key!r}"
+
+
+def _check_payload(payload: Any) -> tuple[FrameType, dict[int, Any]]:
+    """The frame type and a normalised copy of the payload map; raises FrameError."""
+    if not isinstance(payload, dict):
+        raise FrameError(Reason.BAD_FIELD, f"the payload must be a map, got {_show(payload)}")
+    if 0 not in payload:
+        raise FrameError(Reason.MISSING_FIELD, "the payload lacks v (0), the format version")
+    version = payload[0]
+    if type(version) is not int:
+        raise FrameError(Reason.BAD_FIELD, f"v (0) must be an unsigned integer, got {_show(version)}")
+    if version != FORMAT_VERSION:
+        raise FrameError(Reason.UNSUPPORTED_VERSION,
+                         f"format version {version}; this tool reads version {FORMAT_VERSION}")
+    if 1 not in payload:
+        raise FrameError(Reason.MISSING_FIELD, "the payload lacks t (1), the frame type")
+    t = payload[1]
+    if type(t) is not int:
+        raise FrameError(Reason.BAD_FIELD, f"t (1) must be an unsigned integer, got {_show(t)}")
+    if t not in _TYPE_VALUES:
+        raise FrameError(Reason.UNKNOWN_FRAME_TYPE, f"frame type {t} is not one of 1..9")
+    ftype = FrameType(t)
+    required, allowed = _SCHEMA[ftype][0], _ALLOWED[ftype]
+    for key in payload:
+        if type(key) is not int or key not in allowed:
+            if type(key) is not int or key not in _FIELDS:
+                raise FrameError(Reason.BAD_FIELD, f"{_field_label(key)} is not part of the frame format")
+            raise FrameError(Reason.BAD_FIELD, f"{_field_label(key)} is not allowed in {ftype.article} frame")
+    missing = required - payload.keys()
+    if missing:
+        raise FrameError(Reason.MISSING_FIELD, f"{ftype.article} frame needs {_field_label(min(missing))}")
+    fields: dict[int, Any] = {}
+    for key, value in payload.items():
+        spec = _FIELDS[key]
+        if not (spec.kind == "uint" and type(value) is int and spec.lo <= value <= spec.hi):
+            spec.check(value)
+        fields[key] = tuple(value) if isinstance(value, list) else value
+    if 19 in fields and fields[18] != _STATUS_QUEUE_FULL:
+        raise FrameError(Reason.BAD_FIELD, f"drop (19) belongs only to status {_STATUS_QUEUE_FULL} "
+                         f"(queue full), not status {fields[18]}")
+    return ftype, fields
