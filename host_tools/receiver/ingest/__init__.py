@@ -1,0 +1,128 @@
+"""Ingest: verify each frame, store it durably, then answer.
+
+    receiver = Receiver(db_path)
+    answer = receiver.ingest([wire, wire, ...], via="http", peer="10.0.0.7")
+    answer.results[0].status          # "accepted" | "duplicate" | "rejected" (+ .reason)
+    answer.to_cbor()                  # the body of the HTTP answer (docs/frames.md)
+
+One writer thread owns the database: it takes every request waiting at that
+moment, decodes and verifies their frames (host_tools.frames against the
+registry's keys, reloaded when the registry changed) and stores them in a single
+transaction (group commit). The request threads only do HTTP.
+A request's answer is built only after that COMMIT returned: `accepted` and
+`duplicate` mean "on disk". If the transaction fails, nothing is acknowledged
+(StorageUnavailable, HTTP 503) and the device sends the frames again.
+
+Per frame, in order:
+1. not decodable -> rejected with the decoder's reason;
+2. the exact bytes are already stored (same device and seq, same SHA-256)
+   -> duplicate, whatever else is true now (e.g. the key was rotated since);
+3. verification failed (unknown or revoked key, bad signature, digest, time)
+   -> rejected with that reason, recorded in `rejections`, never stored;
+4. otherwise stored (accepted). A *different* frame with a seq this key used
+   before is stored too, not discarded: it is signed by the device, so it is
+   evidence; the alert counts it (`seq_reused`) and the log warns.
+
+Alert frames join their alert (device key, sid); the alert's hash-chain
+counters are updated as frames arrive in any order: `starts` (alert-start
+frames), `dangling` (frames whose predecessor is not here yet: a gap) and
+`forks` (two frames naming the same predecessor: a break).
+
+Inside: answer (Result, Answer), keybook (KeyBook, check_frame), txn and sql (what a
+group commit accumulates and writes), writer (the thread); this module is the facade.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from host_tools.frames import MAX_FUTURE_S
+from host_tools.receiver.ingest.answer import (
+    ACCEPTED,
+    DUPLICATE,
+    REJECTED,
+    Answer,
+    Result,
+    StorageUnavailable,
+)
+from host_tools.receiver.ingest.keybook import (
+    Incoming,
+    KeyBook,
+    check_frame,
+)
+from host_tools.receiver.ingest.txn import _Job
+from host_tools.receiver.ingest.writer import Writer
+from host_tools.receiver.store import open_db
+from host_tools.registry import Registry
+
+COMMIT_TIMEOUT_S = 30.0        # a request waits this long for its commit, then gets 503
+
+# --------------------------------------------------------------------------
+# The library facade.
+
+
+class Receiver:
+    """Verify, store, answer: everything `sotto receive` does except HTTP.
+
+    clock: epoch seconds (tests move it); the frames' `time` is judged against it.
+    verify_helper: check part of the signatures in a helper process (a second
+    core; `sotto receive` turns it on when the machine has more than one).
+    """
+
+    def __init__(self, db_path: str | os.PathLike[str], *, clock: Callable[[], float] = time.time,
+                 max_future_s: int = MAX_FUTURE_S, commit_timeout_s: float = COMMIT_TIMEOUT_S,
+                 verify_helper: bool = False) -> None:
+        self.db_path = db_path
+        self.clock = clock
+        self.max_future_s = max_future_s
+        self.commit_timeout_s = commit_timeout_s
+        self.writer = Writer(db_path, verify_helper=verify_helper)
+        self._registry = Registry(open_db(db_path, create=True))
+        self.keys = KeyBook(self._registry)
+        self.keys.refresh()
+        self.writer.start()
+        self._closed = False
+
+    def __enter__(self) -> Receiver:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Commit what is queued and close the database."""
+        if not self._closed:
+            self._closed = True
+            self.writer.stop()
+            self._registry.connection.close()
+
+    @property
+    def healthy(self) -> bool:
+        """The writer runs and its last transaction (if any) committed."""
+        return self.writer.is_alive() and self.writer.last_error is None
+
+    def check(self, wires: Sequence[bytes], now: float | None = None) -> list[Incoming]:
+        """Decode and verify (no storage)."""
+        now = self.clock() if now is None else now
+        self.keys.refresh()
+        return [check_frame(w, self.keys, now, self.max_future_s) for w in wires]
+
+    def ingest(self, wires: Sequence[bytes], *, via: str = "http", peer: str | None = None) -> Answer:
+        """Verify and store `wires`; the answer exists only once they are committed.
+        Raises StorageUnavailable when they could not be (nothing acknowledged)."""
+        now = self.clock()
+        job = _Job(list(wires), via, peer, now, self.max_future_s)
+        self.writer.submit(job)
+        if not job.done.wait(self.commit_timeout_s):
+            raise StorageUnavailable(f"storing {len(job.wires)} frames took over "
+                                     f"{self.commit_timeout_s:.0f} s")
+        if job.error is not None:
+            raise StorageUnavailable(job.error)
+        return Answer(job.results, int(now), job.closed)
+
+
+__all__ = ["ACCEPTED", "COMMIT_TIMEOUT_S", "DUPLICATE", "REJECTED", "Answer", "Incoming", "KeyBook",
+           "Receiver", "Result", "StorageUnavailable", "Writer", "check_frame"]

@@ -1,0 +1,54 @@
+"""What a request gets back: a Result per frame and the Answer (docs/frames.md);
+StorageUnavailable when nothing could be committed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import cbor2
+
+from host_tools.errors import SottoError
+
+ACCEPTED, DUPLICATE, REJECTED = "accepted", "duplicate", "rejected"
+
+class StorageUnavailable(SottoError, OSError):
+    """The frames could not be committed; nothing was acknowledged (HTTP 503)."""
+
+
+class Result(NamedTuple):
+    """The outcome for one frame of a request."""
+
+    status: str
+    device: bytes | None
+    seq: int | None
+    reason: str | None = None
+    detail: str = ""
+    alert_id: int | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        """The result map of docs/frames.md."""
+        out: dict[str, Any] = {"status": self.status, "device": self.device, "seq": self.seq}
+        if self.reason is not None:
+            out["reason"] = self.reason
+        return out
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The answer to one request: a result per frame, the receiver's clock and
+    the sessions of the requesting device(s) the centre has closed."""
+
+    results: list[Result]
+    time: int
+    closed: list[int] = field(default_factory=list)
+
+    def to_wire(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"results": [r.to_wire() for r in self.results], "time": self.time}
+        if self.closed:
+            out["closed"] = list(self.closed)
+        return out
+
+    def to_cbor(self) -> bytes:
+        """Deterministically encoded (the device decodes it strictly)."""
+        return cbor2.dumps(self.to_wire(), canonical=True)

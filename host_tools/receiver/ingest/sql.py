@@ -1,0 +1,68 @@
+"""The writer's SQL: one statement per kind of row, written in bulk per group commit."""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from typing import Any
+
+from host_tools.frames import FrameType
+
+_IN_CHUNK = 400            # values per IN (...) list, well under SQLite's variable limit
+
+_INSERT_FRAME = (
+    "INSERT INTO frames(device_id, key_id, seq, digest, type, sid, alert_id, time, up_ms, flags, link, "
+    "prev, received_at, via, peer, size, lat_e7, lon_e7, acc_m, age_s, src, battery, audio_off, audio_ns, "
+    "audio_rate, wire) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+# All expressions of an UPDATE see the row as it was, so the conditions below
+# compare with the old start_seq / end_seq / battery_seq.
+_NEWER_START = "(:start_seq IS NOT NULL AND (start_seq IS NULL OR start_seq > :start_seq))"
+_NEWER_END = "(:end_seq IS NOT NULL AND (end_seq IS NULL OR end_seq < :end_seq))"
+_NEWER_BATT = "(:batt_seq IS NOT NULL AND (battery_seq IS NULL OR battery_seq < :batt_seq))"
+_ALERT_UPDATE = (
+    "UPDATE alerts SET frames = frames + :frames, starts = starts + :starts, "
+    "dangling = dangling + :dangling, "
+    "forks = forks + :forks, seq_reused = seq_reused + :reused, audio_frames = audio_frames + :audio_frames, "
+    "audio_samples = audio_samples + :audio_samples, audio_rate = coalesce(:audio_rate, audio_rate), "
+    "duress = max(duress, :duress), "
+    "duress_at = CASE WHEN :duress = 1 AND duress_at IS NULL THEN :now ELSE duress_at END, "
+    "last_received_at = max(last_received_at, :now), "
+    f"started_at = CASE WHEN {_NEWER_START} THEN :started_at ELSE started_at END, "
+    f"trigger = CASE WHEN {_NEWER_START} THEN :trigger ELSE trigger END, "
+    f"start_received_at = CASE WHEN {_NEWER_START} THEN :now ELSE start_received_at END, "
+    f"start_seq = CASE WHEN {_NEWER_START} THEN :start_seq ELSE start_seq END, "
+    f"end_type = CASE WHEN {_NEWER_END} THEN :end_type ELSE end_type END, "
+    f"end_why = CASE WHEN {_NEWER_END} THEN :end_why ELSE end_why END, "
+    f"ended_at = CASE WHEN {_NEWER_END} THEN :now ELSE ended_at END, "
+    f"end_seq = CASE WHEN {_NEWER_END} THEN :end_seq ELSE end_seq END, "
+    f"battery = CASE WHEN {_NEWER_BATT} THEN :battery ELSE battery END, "
+    f"battery_seq = CASE WHEN {_NEWER_BATT} THEN :batt_seq ELSE battery_seq END "
+    "WHERE alert_id = :alert_id")
+_DEVICE_STATE = (
+    "INSERT INTO device_state(device_id, last_seen_at, last_seq, last_type, last_via, frames, "
+    "heartbeat_s, heartbeat_at, battery, battery_at, status, status_at, dropped_total) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT(device_id) DO UPDATE SET last_seen_at = excluded.last_seen_at, "
+    "last_seq = excluded.last_seq, last_type = excluded.last_type, last_via = excluded.last_via, "
+    "frames = frames + excluded.frames, heartbeat_s = coalesce(excluded.heartbeat_s, heartbeat_s), "
+    "heartbeat_at = coalesce(excluded.heartbeat_at, heartbeat_at), "
+    "battery = coalesce(excluded.battery, battery), battery_at = coalesce(excluded.battery_at, battery_at), "
+    "status = coalesce(excluded.status, status), status_at = coalesce(excluded.status_at, status_at), "
+    "dropped_total = dropped_total + excluded.dropped_total")
+_INSERT_REJECTION = ("INSERT INTO rejections(at, via, peer, device_id, seq, reason, detail, size, digest) "
+                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+# Frame types as plain ints for the hot path (FrameType(...) builds an enum member each time).
+_ALERT_START, _AUDIO = int(FrameType.ALERT_START), int(FrameType.AUDIO)
+_DURESS, _END = int(FrameType.DURESS), int(FrameType.END)
+_HEARTBEAT, _STATUS = int(FrameType.HEARTBEAT), int(FrameType.STATUS)
+_TERMINAL = (int(FrameType.CANCEL), _END)
+_LOCATION = struct.Struct(">iiHHB")
+
+
+def _chunks(values: list[Any], size: int = _IN_CHUNK) -> Iterator[list[Any]]:
+    for i in range(0, len(values), size):
+        yield values[i:i + size]
+
+
+def _marks(n: int) -> str:
+    return ", ".join("?" * n)

@@ -1,0 +1,122 @@
+"""What one group commit accumulates: the request jobs, each alert's new frames and
+hash-chain deltas (dangling, forks), each device's new state."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from host_tools.frames import MAX_FUTURE_S
+from host_tools.receiver.ingest.answer import (
+    Result,
+)
+from host_tools.receiver.ingest.keybook import (
+    Incoming,
+)
+
+
+@dataclass
+class _Job:
+    wires: Sequence[bytes]
+    via: str
+    peer: str | None
+    now: float
+    max_future_s: int = MAX_FUTURE_S
+    items: list[Incoming] = field(default_factory=list)
+    done: threading.Event = field(default_factory=threading.Event)
+    results: list[Result] = field(default_factory=list)
+    closed: list[int] = field(default_factory=list)
+    error: str | None = None
+
+
+class _Chain:
+    """The links of one alert's stored frames and how many frames name each as `prev`."""
+
+    __slots__ = ("links", "named")
+
+    def __init__(self) -> None:
+        self.links: set[bytes] = set()
+        self.named: dict[bytes, int] = {}
+
+
+class _AlertDelta:
+    """One alert's new frames in this transaction and what they change."""
+
+    __slots__ = ("frames", "starts", "reused", "audio_frames", "audio_samples", "audio_rate", "duress",
+                 "links", "prevs", "start_seq", "started_at", "trigger", "end_seq", "end_type", "end_why",
+                 "batt_seq", "battery")
+
+    def __init__(self) -> None:
+        self.frames = self.starts = self.reused = 0
+        self.audio_frames = self.audio_samples = self.duress = 0
+        self.audio_rate: int | None = None
+        self.links: list[bytes] = []            # of the new frames, in arrival order
+        self.prevs: list[bytes] = []            # their `prev` (alert-start has none)
+        self.start_seq: int | None = None       # the earliest alert-start among them
+        self.started_at: int | None = None
+        self.trigger: int | None = None
+        self.end_seq: int | None = None         # the latest cancel / end among them
+        self.end_type: int | None = None
+        self.end_why: int | None = None
+        self.batt_seq: int | None = None        # the latest battery reading
+        self.battery: int | None = None
+
+    def chain_deltas(self, chain: _Chain) -> tuple[int, int]:
+        """(dangling, forks) changes when these frames join `chain`.
+
+        dangling = frames whose `prev` names no frame of the alert; forks = for
+        each `prev` value, the frames naming it beyond the first. New frames are
+        unique (duplicates never get here), so their links are new: stored frames
+        naming one of them were dangling until now.
+        """
+        new_links = set(self.links)
+        dangling = sum(1 for p in self.prevs if p not in chain.links and p not in new_links)
+        dangling -= sum(chain.named.get(link, 0) for link in new_links)
+        counts: dict[bytes, int] = {}
+        for p in self.prevs:
+            counts[p] = counts.get(p, 0) + 1
+        forks = 0
+        for p, n in counts.items():
+            before = chain.named.get(p, 0)
+            forks += max(0, before + n - 1) - max(0, before - 1)
+        return dangling, forks
+
+    def apply_to(self, chain: _Chain) -> None:
+        chain.links.update(self.links)
+        for p in self.prevs:
+            chain.named[p] = chain.named.get(p, 0) + 1
+
+
+class _DeviceDelta:
+    __slots__ = ("last_seen_at", "last_seq", "last_type", "last_via", "frames", "heartbeat_s",
+                 "heartbeat_at", "battery", "battery_at", "status", "status_at", "dropped")
+
+    def __init__(self) -> None:
+        self.frames = self.dropped = 0
+        self.last_seen_at = 0.0
+        self.last_seq: int | None = None
+        self.last_type: int | None = None
+        self.last_via: str | None = None
+        self.heartbeat_s: int | None = None
+        self.heartbeat_at: float | None = None
+        self.battery: int | None = None
+        self.battery_at: float | None = None
+        self.status: int | None = None
+        self.status_at: float | None = None
+
+
+class _Txn:
+    """What one group commit accumulates, written with one statement per kind."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+        self.seen: dict[tuple[bytes, int], list[tuple[int, bytes]]] = {}   # (kid, seq) -> [(key_id, digest)]
+        self.rows: list[tuple[Any, ...]] = []
+        self.alerts: dict[int, _AlertDelta] = {}
+        self.devices: dict[bytes, _DeviceDelta] = {}
+        self.rejections: list[tuple[Any, ...]] = []
+        self.new_alert_keys: list[tuple[int, int]] = []
+        self.seq_reuse: list[tuple[bytes, int]] = []
+        self.news: list[str] = []     # for the console, logged after COMMIT

@@ -1,0 +1,443 @@
+"""The writer: the one thread that verifies and writes frames (see the package docstring).
+
+Over 400 lines because it is one class: the group commit's steps share the writer's
+connection, caches and the open transaction, and read best side by side."""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import sqlite3
+import threading
+from collections import OrderedDict
+from typing import Any
+
+from host_tools.frames import Frame, Reason
+from host_tools.ids import format_device_id
+from host_tools.receiver.ingest.answer import (
+    ACCEPTED,
+    DUPLICATE,
+    REJECTED,
+    Result,
+)
+from host_tools.receiver.ingest.keybook import (
+    Incoming,
+    KeyBook,
+    _finish,
+    _Pending,
+    _resolve,
+    _verify_here,
+)
+from host_tools.receiver.ingest.rejection_log import _log_rejection
+from host_tools.receiver.ingest.sql import (
+    _ALERT_START,
+    _ALERT_UPDATE,
+    _AUDIO,
+    _DEVICE_STATE,
+    _DURESS,
+    _END,
+    _HEARTBEAT,
+    _INSERT_FRAME,
+    _INSERT_REJECTION,
+    _LOCATION,
+    _STATUS,
+    _TERMINAL,
+    _chunks,
+    _marks,
+)
+from host_tools.receiver.ingest.txn import _AlertDelta, _Chain, _DeviceDelta, _Job, _Txn
+from host_tools.receiver.store import open_db
+from host_tools.receiver.verifier import VerifyHelper
+from host_tools.registry import Registry
+
+log = logging.getLogger("sotto.receiver")
+MAX_TXN_FRAMES = 2000          # frames per group commit
+MAX_REJECTIONS_KEPT = 100_000  # the rejections table keeps the newest this many
+MAX_CLOSED_LISTED = 16
+HELPER_MIN_FRAMES = 4          # smaller groups are verified in the writer alone
+HELPER_SHARE = 0.6             # the share of a group's signatures the helper checks
+
+_STOP = object()
+MAX_CACHED_CHAINS = 4096   # alerts whose links the writer keeps in memory
+
+class Writer(threading.Thread):
+    """The one thread that verifies and writes frames (see module doc).
+
+    Only one receiver writes a database (`sotto receive` holds a lock file), so
+    the writer may keep what it wrote in memory: alert ids by (key, session) and
+    each recent alert's chain links. Both are dropped for whatever a failed
+    transaction touched.
+    """
+
+    def __init__(self, db_path: str | os.PathLike[str], *, name: str = "sotto-writer",
+                 verify_helper: bool = False) -> None:
+        super().__init__(name=name, daemon=True)
+        self.helper = VerifyHelper() if verify_helper else None
+        if self.helper is not None and not self.helper.start():
+            self.helper = None
+        self.conn = open_db(db_path, create=True)
+        self.keys = KeyBook(Registry(self.conn))
+        self.keys.refresh()
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._alert_ids: dict[tuple[int, int], int] = {}
+        self._chains: OrderedDict[int, _Chain] = OrderedDict()
+        self._duress_alerts: set[int] = set()
+        self._rejections_since_trim = 0
+        self.commits = 0
+        self.failed_commits = 0
+        self.last_error: str | None = None
+
+    # -- the request threads' side ------------------------------------------------
+    def submit(self, job: _Job) -> None:
+        if not self.is_alive():
+            job.error = "the storage writer is not running"
+            job.done.set()
+            return
+        self._queue.put(job)
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Commit what is queued, then stop and close the database."""
+        if self.is_alive():
+            self._queue.put(_STOP)
+            self.join(timeout_s)
+
+    # -- the thread -----------------------------------------------------------------
+    def run(self) -> None:
+        try:
+            stopping = False
+            while not stopping:
+                job = self._queue.get()
+                if job is _STOP:
+                    break
+                jobs = [job]
+                count = len(job.wires)
+                while count < MAX_TXN_FRAMES:
+                    try:
+                        more = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if more is _STOP:
+                        stopping = True
+                        break
+                    jobs.append(more)
+                    count += len(more.wires)
+                self._commit_group(jobs)
+        finally:
+            self._fail_waiting("the receiver is shutting down")
+            if self.helper is not None:
+                self.helper.close()
+            self.conn.close()
+
+    def _fail_waiting(self, why: str) -> None:
+        while True:
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if job is not _STOP:
+                job.error = why
+                job.done.set()
+
+    def _commit_group(self, jobs: list[_Job]) -> None:
+        try:
+            self._commit(jobs)
+        except Exception as e:
+            if len(jobs) > 1:
+                # One bad request must not take the others down: retry each alone.
+                for job in jobs:
+                    self._commit_group([job])
+                return
+            self.failed_commits += 1
+            self.last_error = f"{type(e).__name__}: {e}"
+            if isinstance(e, sqlite3.Error):
+                log.error("storage failed, %d frames not acknowledged: %s", len(jobs[0].wires), e)
+            else:
+                log.exception("bug while storing %d frames; not acknowledged", len(jobs[0].wires))
+            jobs[0].error = f"storage failed: {e}"
+            jobs[0].results = []
+            jobs[0].done.set()
+            return
+        for job in jobs:
+            job.done.set()
+
+    def _commit(self, jobs: list[_Job]) -> None:
+        conn = self.conn
+        txn = _Txn(max(job.now for job in jobs))
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Verify here, not in the request threads: one thread doing all the CPU
+            # work keeps the GIL from bouncing between verifiers and the writer.
+            self.keys.refresh()
+            self._verify(jobs)
+            self._load_seen(txn, jobs)
+            for job in jobs:
+                job.results = [self._decide(txn, job, item) for item in job.items]
+            self._write(txn)
+            self._closed_for(jobs)
+            conn.execute("COMMIT")
+        except BaseException:
+            for key in txn.new_alert_keys:
+                self._alert_ids.pop(key, None)
+            for alert_id in txn.alerts:
+                self._chains.pop(alert_id, None)
+                self._duress_alerts.discard(alert_id)
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass  # a failed COMMIT may already have rolled back
+            raise
+        for alert_id, d in txn.alerts.items():
+            chain = self._chains.get(alert_id)
+            if chain is not None:
+                d.apply_to(chain)
+        self.commits += 1
+        self.last_error = None
+        for news in txn.news:
+            log.warning("%s", news)
+        for kid, seq in txn.seq_reuse:
+            log.warning("device %s sent a different frame with seq %d, which it used before; both are kept "
+                        "(a device whose counters went back? a cloned key?)", format_device_id(kid), seq)
+        for job in jobs:
+            for item, result in zip(job.items, job.results, strict=True):
+                if result.status == REJECTED:
+                    _log_rejection(job, item, result)
+
+    def _verify(self, jobs: list[_Job]) -> None:
+        """Every job's items: decoded, keys found, signatures checked. With a helper
+        process, the first share of the frames goes to it at once (it decodes and
+        verifies them with the keys it was given) while this thread decodes every
+        frame and verifies the rest; then its verdicts are matched up."""
+        wires = [(job, wire) for job in jobs for wire in job.wires]
+        helper = self.helper
+        cut = 0
+        if helper is not None and len(wires) >= HELPER_MIN_FRAMES:
+            if helper.keys_generation != self.keys.generation:
+                if helper.send_keys(self.keys.active_keys()):
+                    helper.keys_generation = self.keys.generation
+            if helper.keys_generation == self.keys.generation:
+                cut = int(len(wires) * HELPER_SHARE)
+                if not helper.send([(w, job.now, job.max_future_s) for job, w in wires[:cut]]):
+                    cut = 0
+        resolved = [_resolve(w, self.keys) for _job, w in wires]
+        for n in range(cut, len(wires)):
+            r = resolved[n]
+            if isinstance(r, _Pending):
+                job = wires[n][0]
+                resolved[n] = _verify_here(r, job.now, job.max_future_s)
+        if cut:
+            verdicts = helper.receive() if helper is not None else None
+            for n in range(cut):
+                r = resolved[n]
+                if not isinstance(r, _Pending):
+                    continue        # decided by decoding or by the key book already
+                v = verdicts[n] if verdicts is not None else None
+                if v is None:       # no verdict from the helper: verify here, never store unverified
+                    job = wires[n][0]
+                    resolved[n] = _verify_here(r, job.now, job.max_future_s)
+                else:
+                    resolved[n] = _finish(r, v[0], Reason(v[1]) if v[1] is not None else None, v[2])
+        i = 0
+        for job in jobs:
+            job.items = resolved[i:i + len(job.wires)]  # type: ignore[assignment]   # all Incoming now
+            i += len(job.wires)
+
+    def _load_seen(self, txn: _Txn, jobs: list[_Job]) -> None:
+        """What is stored under the (device, seq) of every decoded frame (one indexed query)."""
+        wanted = {(i.frame.kid, i.frame.seq) for job in jobs for i in job.items if i.frame is not None}
+        kids = sorted({kid for kid, _ in wanted})
+        seqs = sorted({seq for _, seq in wanted})
+        for kid_chunk in _chunks(kids):
+            for seq_chunk in _chunks(seqs):
+                sql = (f"SELECT device_id, seq, key_id, digest FROM frames WHERE device_id IN "
+                       f"({_marks(len(kid_chunk))}) AND seq IN ({_marks(len(seq_chunk))})")
+                for kid, seq, key_id, digest in self.conn.execute(sql, [*kid_chunk, *seq_chunk]):
+                    pair = (bytes(kid), seq)
+                    if pair in wanted:
+                        txn.seen.setdefault(pair, []).append((key_id, bytes(digest)))
+
+    def _decide(self, txn: _Txn, job: _Job, item: Incoming) -> Result:
+        """accepted / duplicate / rejected for one frame; accepted ones are queued for insertion.
+        (The hot path of ingest: plain ints and tuples, each value computed once.)"""
+        f = item.frame
+        if f is None:
+            txn.rejections.append((job.now, job.via, job.peer, None, None, str(item.reason),
+                                   item.detail[:500], len(item.wire), item.digest))
+            return Result(REJECTED, None, None, str(item.reason), item.detail)
+        payload = f.payload
+        kid, seq = f.kid, payload[3]
+        stored = txn.seen.setdefault((kid, seq), [])
+        for _key_id, digest in stored:
+            if digest == item.digest:
+                return Result(DUPLICATE, kid, seq)
+        if item.reason is not None:
+            txn.rejections.append((job.now, job.via, job.peer, kid, seq, str(item.reason),
+                                   item.detail[:500], len(item.wire), item.digest))
+            return Result(REJECTED, kid, seq, str(item.reason), item.detail)
+        key_id = item.key_id
+        assert key_id is not None  # set for every verified frame
+        reused = False
+        for k, _ in stored:
+            reused = reused or k == key_id
+        if reused:
+            txn.seq_reuse.append((kid, seq))
+        stored.append((key_id, item.digest))
+        ftype = payload[1]
+        link = f.link
+        prev = payload.get(8)
+        alert_id = None
+        if ftype <= _END:
+            alert_id = self._alert_for(txn, f, key_id, item.officer)
+            self._alert_frame(txn, alert_id, ftype, payload, link, prev, reused)
+        loc = payload.get(6)
+        lat = lon = acc = age = src = None
+        if loc is not None:
+            lat, lon, acc, age, src = _LOCATION.unpack(loc)   # checked by decode_frame
+        audio = ftype == _AUDIO
+        txn.rows.append((
+            kid, key_id, seq, item.digest, ftype, payload.get(2), alert_id, payload[4], payload[5],
+            payload.get(10, 0), link, prev, job.now, job.via, job.peer, len(item.wire),
+            lat, lon, acc, age, src, payload.get(7), payload[13] if audio else None,
+            payload[16] if audio else None, payload[12] if audio else None, item.wire))
+        self._device_frame(txn, job, kid, ftype, payload)
+        return Result(ACCEPTED, kid, seq, None, "", alert_id)
+
+    def _alert_for(self, txn: _Txn, f: Frame, key_id: int, officer: str | None) -> int:
+        sid = f.sid
+        assert sid is not None
+        key = (key_id, sid)
+        alert_id = self._alert_ids.get(key)
+        if alert_id is not None:
+            return alert_id
+        row = self.conn.execute("SELECT alert_id FROM alerts WHERE key_id = ? AND sid = ?", key).fetchone()
+        if row is not None:
+            alert_id = int(row[0])
+        else:
+            cur = self.conn.execute(
+                "INSERT INTO alerts(device_id, key_id, sid, officer, first_received_at, last_received_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)", (f.kid, key_id, sid, officer, txn.now, txn.now))
+            alert_id = int(cur.lastrowid or 0)
+            txn.news.append(f"ALERT A{alert_id}: device {f.device_id}{f' ({officer})' if officer else ''}, "
+                            f"session {sid}")
+        txn.new_alert_keys.append(key)
+        self._alert_ids[key] = alert_id
+        return alert_id
+
+    @staticmethod
+    def _alert_frame(txn: _Txn, alert_id: int, ftype: int, payload: Any, link: bytes, prev: bytes | None,
+                     reused: bool) -> None:
+        seq = payload[3]
+        d = txn.alerts.get(alert_id)
+        if d is None:
+            d = txn.alerts[alert_id] = _AlertDelta()
+        d.frames += 1
+        d.reused += reused
+        d.links.append(link)
+        if prev is not None:
+            d.prevs.append(prev)
+        if payload.get(10, 0) & 1 or ftype == _DURESS:
+            d.duress = 1
+        if ftype == _AUDIO:
+            d.audio_frames += 1
+            d.audio_samples += payload[16]
+            d.audio_rate = payload[12]
+        elif ftype == _ALERT_START:
+            d.starts += 1
+            if d.start_seq is None or seq < d.start_seq:
+                d.start_seq, d.started_at, d.trigger = seq, payload[4] or None, payload[9]
+        elif ftype in _TERMINAL and (d.end_seq is None or seq > d.end_seq):
+            d.end_seq, d.end_type, d.end_why = seq, ftype, payload.get(20)
+        battery = payload.get(7)
+        if battery is not None and (d.batt_seq is None or seq > d.batt_seq):
+            d.batt_seq, d.battery = seq, battery
+
+    @staticmethod
+    def _device_frame(txn: _Txn, job: _Job, kid: bytes, ftype: int, payload: Any) -> None:
+        dev = txn.devices.get(kid)
+        if dev is None:
+            dev = txn.devices[kid] = _DeviceDelta()
+        dev.frames += 1
+        dev.last_seen_at = job.now
+        dev.last_seq = payload[3]
+        dev.last_type = ftype
+        dev.last_via = job.via
+        battery = payload.get(7)
+        if battery is not None:
+            dev.battery = battery
+            dev.battery_at = job.now
+        if ftype == _HEARTBEAT:
+            dev.heartbeat_s = payload[17]
+            dev.heartbeat_at = job.now
+        elif ftype == _STATUS:
+            dev.status = payload[18]
+            dev.status_at = job.now
+            dev.dropped += payload.get(19, 0)
+
+    def _chain(self, alert_id: int) -> _Chain:
+        """The alert's stored links (from memory; read once from the database)."""
+        chain = self._chains.get(alert_id)
+        if chain is not None:
+            self._chains.move_to_end(alert_id)
+            return chain
+        chain = _Chain()
+        for link, prev in self.conn.execute("SELECT link, prev FROM frames WHERE alert_id = ?", (alert_id,)):
+            chain.links.add(bytes(link))
+            if prev is not None:
+                p = bytes(prev)
+                chain.named[p] = chain.named.get(p, 0) + 1
+        self._chains[alert_id] = chain
+        while len(self._chains) > MAX_CACHED_CHAINS:
+            self._chains.popitem(last=False)
+        return chain
+
+    def _write(self, txn: _Txn) -> None:
+        conn = self.conn
+        now = txn.now
+        updates = []
+        for alert_id, d in txn.alerts.items():
+            dangling, forks = d.chain_deltas(self._chain(alert_id))
+            if d.duress and alert_id not in self._duress_alerts:
+                was = conn.execute("SELECT duress FROM alerts WHERE alert_id = ?", (alert_id,)).fetchone()
+                if was is not None and not was[0]:
+                    txn.news.append(f"DURESS on alert A{alert_id}: the officer's cancel was a duress cancel")
+                self._duress_alerts.add(alert_id)
+            updates.append({
+                "alert_id": alert_id, "now": now, "frames": d.frames, "starts": d.starts,
+                "dangling": dangling,
+                "forks": forks, "reused": d.reused, "audio_frames": d.audio_frames,
+                "audio_samples": d.audio_samples, "audio_rate": d.audio_rate, "duress": d.duress,
+                "start_seq": d.start_seq, "started_at": d.started_at, "trigger": d.trigger,
+                "end_seq": d.end_seq, "end_type": d.end_type, "end_why": d.end_why,
+                "batt_seq": d.batt_seq, "battery": d.battery})
+        if updates:
+            conn.executemany(_ALERT_UPDATE, updates)
+        if txn.rows:
+            conn.executemany(_INSERT_FRAME, txn.rows)
+        if txn.devices:
+            conn.executemany(_DEVICE_STATE, [
+                (kid, s.last_seen_at, s.last_seq, s.last_type, s.last_via, s.frames, s.heartbeat_s,
+                 s.heartbeat_at, s.battery, s.battery_at, s.status, s.status_at, s.dropped)
+                for kid, s in txn.devices.items()])
+        if txn.rejections:
+            conn.executemany(_INSERT_REJECTION, txn.rejections)
+            self._rejections_since_trim += len(txn.rejections)
+            if self._rejections_since_trim > 1000:
+                self._rejections_since_trim = 0
+                conn.execute("DELETE FROM rejections WHERE rejection_id <= "
+                             "(SELECT max(rejection_id) FROM rejections) - ?", (MAX_REJECTIONS_KEPT,))
+
+    def _closed_for(self, jobs: list[_Job]) -> None:
+        """Each job's `closed`: sessions of the keys that signed one of its frames
+        which an operator closed and the device has not ended yet."""
+        per_job = [{item.key_id for item, r in zip(job.items, job.results, strict=True)
+                    if r.status != REJECTED and item.key_id is not None} for job in jobs]
+        keys = sorted(set().union(*per_job))
+        closed: dict[int, list[int]] = {}
+        for chunk in _chunks(keys):
+            for key_id, sid in self.conn.execute(
+                    f"SELECT key_id, sid FROM alerts WHERE key_id IN ({_marks(len(chunk))}) "
+                    "AND state = 'closed' AND end_type IS NULL ORDER BY alert_id DESC", chunk):
+                closed.setdefault(key_id, []).append(int(sid))
+        for job, job_keys in zip(jobs, per_job, strict=True):
+            job.closed = [sid for key_id in sorted(job_keys)
+                          for sid in closed.get(key_id, [])[:MAX_CLOSED_LISTED]]
