@@ -12,6 +12,8 @@ from simulator.vmodem.settings import (
 
 if TYPE_CHECKING:
     from simulator.vmodem.modem import VirtualModem
+
+
 def _split_args(args: str) -> list[str]:
     out, cur, quoted = [], [], False
     for ch in args:

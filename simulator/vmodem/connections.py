@@ -23,6 +23,8 @@ from simulator.vmodem.settings import (
 
 if TYPE_CHECKING:
     from simulator.vmodem.modem import VirtualModem
+
+
 @dataclass(eq=False)  # hashable by identity: kept in _AWAITING
 class _Conn:
     sock: socket.socket

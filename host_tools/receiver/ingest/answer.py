@@ -12,6 +12,7 @@ from host_tools.errors import SottoError
 
 ACCEPTED, DUPLICATE, REJECTED = "accepted", "duplicate", "rejected"
 
+
 class StorageUnavailable(SottoError, OSError):
     """The frames could not be committed; nothing was acknowledged (HTTP 503)."""
 

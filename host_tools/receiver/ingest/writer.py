@@ -61,6 +61,7 @@ HELPER_SHARE = 0.6             # the share of a group's signatures the helper ch
 _STOP = object()
 MAX_CACHED_CHAINS = 4096   # alerts whose links the writer keeps in memory
 
+
 class Writer(threading.Thread):
     """The one thread that verifies and writes frames (see module doc).
 
