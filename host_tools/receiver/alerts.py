@@ -17,259 +17,32 @@ Chain status, from the counters ingest keeps and a few indexed queries:
 
 from __future__ import annotations
 
-import datetime
 import sqlite3
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from host_tools.errors import SottoError, UsageError
-from host_tools.frames import END_REASON_NAMES, SOURCE_NAMES, TRIGGER_NAMES, FrameType
-from host_tools.ids import format_device_id
+from host_tools.errors import UsageError
+from host_tools.frames import FrameType
 from host_tools.receiver import audit
+from host_tools.receiver.alert_records import (
+    BROKEN,
+    COMPLETE,
+    DEFAULT_GRACE_S,
+    GAP,
+    MAX_OUTCOME_CHARS,
+    OPEN,
+    AlertDetail,
+    AlertNotFoundError,
+    AlertStateError,
+    AlertSummary,
+    ChainStatus,
+    SilentDevice,
+    TrackPoint,
+)
+from host_tools.receiver.format import duration_text, iso_utc, utc_text
 from host_tools.receiver.store import alert_code
 from host_tools.registry import write_transaction
-
-DEFAULT_GRACE_S = 300          # a heartbeat may be this late before the device counts as silent
-MAX_OUTCOME_CHARS = 2000
-COMPLETE, OPEN, GAP, BROKEN = "complete", "open", "gap", "broken"
-
-
-class AlertNotFoundError(SottoError, LookupError):
-    """No alert with that id."""
-
-
-class AlertStateError(SottoError, ValueError):
-    """The alert is not in a state that allows this (already closed, ...)."""
-
-
-# --------------------------------------------------------------------------
-# Formatting for people.
-
-
-def utc_text(epoch: float | None) -> str:
-    """`2026-09-21 14:03:05 UTC`, or `unknown`."""
-    if not epoch:
-        return "unknown"
-    try:
-        when = datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc)
-    except (OverflowError, ValueError, OSError):
-        return f"epoch {epoch}"
-    return when.strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def iso_utc(epoch: float | None) -> str | None:
-    """ISO 8601 in UTC (`2026-09-21T14:03:05Z`) for JSON, or None."""
-    if not epoch:
-        return None
-    try:
-        return (datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc)
-                .isoformat(timespec="seconds").replace("+00:00", "Z"))
-    except (OverflowError, ValueError, OSError):
-        return None
-
-
-def duration_text(seconds: float) -> str:
-    """`45 s`, `3 min 20 s`, `2 h 5 min`, `3 d 4 h`."""
-    s = int(round(max(seconds, 0)))
-    if s < 60:
-        return f"{s} s"
-    if s < 3600:
-        return f"{s // 60} min {s % 60} s" if s % 60 else f"{s // 60} min"
-    if s < 86400:
-        return f"{s // 3600} h {s % 3600 // 60} min"
-    return f"{s // 86400} d {s % 86400 // 3600} h"
-
-
-# --------------------------------------------------------------------------
-# Records.
-
-
-@dataclass(frozen=True)
-class ChainStatus:
-    """The hash chain of one alert (see module doc)."""
-
-    state: str
-    summary: str
-    problems: tuple[str, ...] = ()
-    gap_before: tuple[int, ...] = ()     # seqs of frames whose predecessor is missing
-
-    def to_json(self) -> dict[str, Any]:
-        return {"state": self.state, "summary": self.summary, "problems": list(self.problems),
-                "gap_before_seq": list(self.gap_before)}
-
-
-@dataclass(frozen=True)
-class AlertSummary:
-    """One alert, without location or audio content (listing needs no audit)."""
-
-    alert_id: int
-    device_id: bytes
-    key_id: int
-    sid: int
-    officer: str | None
-    state: str
-    started_at: int | None          # the device's clock at alert-start (epoch s)
-    first_received_at: float
-    last_received_at: float
-    trigger: int | None
-    duress: bool
-    duress_at: float | None
-    frames: int
-    audio_frames: int
-    audio_samples: int
-    audio_rate: int | None
-    battery: int | None
-    end_type: int | None
-    end_why: int | None
-    ended_at: float | None
-    acked_by: str | None
-    acked_at: float | None
-    closed_by: str | None
-    closed_at: float | None
-    outcome: str | None
-    seq_reused: int
-    purged_at: float | None
-    chain: ChainStatus
-
-    @property
-    def code(self) -> str:
-        return alert_code(self.alert_id)
-
-    @property
-    def device(self) -> str:
-        return format_device_id(self.device_id)
-
-    @property
-    def start_time(self) -> float:
-        """When the alert began: the device's clock, else when the receiver first heard of it."""
-        return float(self.started_at or self.first_received_at)
-
-    @property
-    def audio_seconds(self) -> float:
-        return self.audio_samples / self.audio_rate if self.audio_rate else 0.0
-
-    @property
-    def trigger_name(self) -> str:
-        if self.trigger is None:
-            return "unknown (alert-start not received)"
-        return TRIGGER_NAMES.get(self.trigger, str(self.trigger))
-
-    @property
-    def ended_text(self) -> str | None:
-        """What the device said about the end, if anything."""
-        if self.end_type == FrameType.CANCEL:
-            return "cancelled by the officer (false alarm)"
-        if self.end_type == FrameType.END:
-            return "ended: " + END_REASON_NAMES.get(self.end_why or 0, f"reason {self.end_why}")
-        return None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.code, "number": self.alert_id, "device": self.device, "session": self.sid,
-            "officer": self.officer, "state": self.state, "duress": self.duress,
-            "started": iso_utc(self.start_time), "started_epoch": self.start_time,
-            "start_time_source": "device" if self.started_at else "receiver",
-            "first_received": iso_utc(self.first_received_at),
-            "last_received": iso_utc(self.last_received_at),
-            "trigger": TRIGGER_NAMES.get(self.trigger or 0) if self.trigger else None,
-            "frames": self.frames, "audio_seconds": round(self.audio_seconds, 3), "battery": self.battery,
-            "ended_on_device": self.ended_text, "acknowledged_by": self.acked_by,
-            "acknowledged": iso_utc(self.acked_at), "closed_by": self.closed_by,
-            "closed": iso_utc(self.closed_at),
-            "outcome": self.outcome, "chain": self.chain.to_json(), "seq_reused": self.seq_reused,
-            "purged": iso_utc(self.purged_at),
-        }
-
-
-@dataclass(frozen=True)
-class TrackPoint:
-    """One position of an alert's track."""
-
-    seq: int
-    frame_type: int
-    time: int                 # the frame's time (device clock), 0 unknown
-    received_at: float
-    lat_e7: int
-    lon_e7: int
-    accuracy_m: int
-    age_s: int                # fix age when the frame was made
-    source: int
-
-    @property
-    def lat(self) -> float:
-        return self.lat_e7 / 1e7
-
-    @property
-    def lon(self) -> float:
-        return self.lon_e7 / 1e7
-
-    @property
-    def fix_time(self) -> float:
-        """When the fix was taken (the frame's time minus the fix age; receive time if unknown)."""
-        return (self.time or self.received_at) - self.age_s
-
-    @property
-    def source_name(self) -> str:
-        return SOURCE_NAMES.get(self.source, str(self.source))
-
-    def to_json(self, now: float) -> dict[str, Any]:
-        return {"seq": self.seq, "type": FrameType(self.frame_type).label, "lat": self.lat, "lon": self.lon,
-                "lat_e7": self.lat_e7, "lon_e7": self.lon_e7, "accuracy_m": self.accuracy_m,
-                "fix_age_s": self.age_s, "source": self.source_name, "fix_time": iso_utc(self.fix_time),
-                "age_now_s": round(now - self.fix_time), "frame_time": iso_utc(self.time),
-                "received": iso_utc(self.received_at)}
-
-
-@dataclass(frozen=True)
-class AlertDetail:
-    """What `sotto alerts show` prints (audited: it includes location)."""
-
-    alert: AlertSummary
-    track: list[TrackPoint]
-    frame_counts: dict[str, int]
-    rejected_since_start: dict[str, int]
-    last_seen_at: float | None
-    now: float
-    audit_id: int = 0
-    sms_frames: int = 0
-
-    @property
-    def location(self) -> TrackPoint | None:
-        """The latest position (by sequence number)."""
-        return self.track[-1] if self.track else None
-
-    def to_json(self) -> dict[str, Any]:
-        out = self.alert.to_json()
-        loc = self.location
-        out["location"] = loc.to_json(self.now) if loc else None
-        out["track"] = [p.to_json(self.now) for p in self.track]
-        out["frame_counts"] = self.frame_counts
-        out["frames_by_sms"] = self.sms_frames
-        out["rejected_from_device_since_start"] = self.rejected_since_start
-        out["device_last_seen"] = iso_utc(self.last_seen_at)
-        return out
-
-
-@dataclass(frozen=True)
-class SilentDevice:
-    """A device whose heartbeat is overdue."""
-
-    device_id: bytes
-    officer: str | None
-    last_seen_at: float
-    heartbeat_s: int
-    overdue_s: float
-    battery: int | None
-
-    @property
-    def device(self) -> str:
-        return format_device_id(self.device_id)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"device": self.device, "officer": self.officer, "last_seen": iso_utc(self.last_seen_at),
-                "heartbeat_s": self.heartbeat_s, "overdue_s": round(self.overdue_s), "battery": self.battery}
-
 
 # --------------------------------------------------------------------------
 # Reading.
@@ -486,3 +259,8 @@ def overview(conn: sqlite3.Connection, *, include_closed: bool = False, now: flo
     return Overview(list_alerts(conn, include_closed=include_closed),
                     silent_devices(conn, now=now, grace_s=grace_s),
                     now, grace_s)
+
+__all__ = ["BROKEN", "COMPLETE", "DEFAULT_GRACE_S", "GAP", "MAX_OUTCOME_CHARS", "OPEN", "AlertDetail",
+           "AlertNotFoundError", "AlertStateError", "AlertSummary", "ChainStatus", "Overview", "SilentDevice",
+           "TrackPoint", "acknowledge", "chain_status", "close", "duration_text", "get_alert", "iso_utc",
+           "list_alerts", "overview", "show_alert", "silent_devices", "track", "utc_text"]
