@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from host_tools import vdev
@@ -46,7 +47,7 @@ def register(subparsers: Any) -> None:
 
     stop = sub.add_parser("stop", help="stop a detached virtual device",
                           description="Stop the virtual device running in DIR.")
-    stop.add_argument("--dir", type=vdev.Path, default=vdev.DEFAULT_DIR,
+    stop.add_argument("--dir", type=Path, default=vdev.DEFAULT_DIR,
                       help=f"its folder (default: $SOTTO_VDEV_DIR or {vdev.DEFAULT_DIR})")
     stop.set_defaults(func=cmd_stop)
 
