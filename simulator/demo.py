@@ -16,10 +16,10 @@ import sys
 import time
 from pathlib import Path
 
-from host_tools.commands.alerts import _show_lines
 from host_tools.errors import SottoError
 from host_tools.ids import format_device_id
 from host_tools.receiver import alerts, evidence, store
+from host_tools.receiver.format import format_alert
 from simulator.report import timeline_lines, write_report
 from simulator.run import run_scenario
 from simulator.scenario import Event, load
@@ -76,7 +76,7 @@ def _demo() -> int:
             detail = alerts.show_alert(conn, mine[0].alert_id, operator=OPERATOR,
                                        now=sc.epoch_s + sc.duration_ms / 1000)
             say("\n4. what the operator sees (sotto alerts show " + mine[0].code + "):\n")
-            for line in _show_lines(detail, full_track=False):
+            for line in format_alert(detail):
                 say("     " + line)
             bundle = OUT / f"{mine[0].code}-evidence"
             exported = evidence.export_alert(conn, mine[0].alert_id, bundle, operator=OPERATOR)

@@ -13,12 +13,9 @@ import json
 import sys
 from typing import Any
 
-from host_tools.frames import SOURCE_NAMES
 from host_tools.receiver import audit
 from host_tools.receiver.alerts import (
     DEFAULT_GRACE_S,
-    AlertDetail,
-    AlertSummary,
     acknowledge,
     close,
     duration_text,
@@ -27,6 +24,7 @@ from host_tools.receiver.alerts import (
     utc_text,
 )
 from host_tools.receiver.evidence import export_alert
+from host_tools.receiver.format import TRACK_ROWS, format_alert, state_text
 from host_tools.receiver.store import alert_code, open_db, parse_alert_id
 from host_tools.registry import add_db_option, resolve_db_path
 
@@ -39,9 +37,6 @@ gives one alert in full (audited: it shows where the officer is); `ack` says an
 operator is handling it; `close` ends it with an outcome (the device is told
 and sends its end frame); `export` writes an evidence bundle anyone can check
 with `sotto evidence verify`."""
-
-TRACK_ROWS = 10
-
 
 def register(subparsers: Any) -> None:
     """Add `sotto alerts` and its subcommands to the CLI."""
@@ -117,11 +112,6 @@ def _no_subcommand(parser: argparse.ArgumentParser) -> int:
     return 2
 
 
-def _state_text(a: AlertSummary) -> str:
-    text = a.state.upper()
-    return "DURESS " + text if a.duress else text
-
-
 def cmd_list(args: argparse.Namespace) -> int:
     """`sotto alerts list [--all] [--json]`."""
     conn = open_db(resolve_db_path(args.db))
@@ -136,7 +126,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         rows = [("ALERT", "STATE", "OFFICER", "DEVICE", "STARTED (UTC)", "TRIGGER", "CHAIN", "AUDIO",
                  "ENDED")]
         for a in ov.alerts:
-            rows.append((a.code, _state_text(a), a.officer or "-", a.device, utc_text(a.start_time)[:19],
+            rows.append((a.code, state_text(a), a.officer or "-", a.device, utc_text(a.start_time)[:19],
                          a.trigger_name if a.trigger else "?", a.chain.state, f"{a.audio_seconds:.1f} s",
                          "cancelled" if a.end_type == 4 else "ended" if a.end_type == 6 else "-"))
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
@@ -154,62 +144,6 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _show_lines(d: AlertDetail, full_track: bool) -> list[str]:
-    a = d.alert
-    rows: list[tuple[str, str]] = [
-        ("alert", f"{a.code}  {_state_text(a)}"),
-        ("officer", a.officer or "(none registered)"),
-        ("device", f"{a.device}, alert session {a.sid}"),
-        ("started", f"{utc_text(a.start_time)} ({duration_text(d.now - a.start_time)} ago, "
-                    f"{'device clock' if a.started_at else 'first received; device time unknown'})"),
-        ("trigger", a.trigger_name),
-        ("duress", f"YES: the officer made a duress cancel ({utc_text(a.duress_at)}); the alert stays live"
-         if a.duress else "no"),
-    ]
-    loc = d.location
-    if loc is not None:
-        rows.append(("location", f"{loc.lat:.7f}, {loc.lon:.7f}  ±{loc.accuracy_m} m"
-                                 f"{' or worse' if loc.accuracy_m == 0xFFFF else ''}, "
-                                 f"fix {duration_text(d.now - loc.fix_time)} old, "
-                                 f"{SOURCE_NAMES.get(loc.source, '?')} (seq {loc.seq})"))
-    else:
-        rows.append(("location", "none received" + (" (purged)" if a.purged_at else "")))
-    rows.append(("audio", f"{a.audio_seconds:.1f} s received in {a.audio_frames} chunks"
-                 + (" (purged)" if a.purged_at else "")))
-    rows.append(("chain", a.chain.summary))
-    rows.append(("frames", f"{a.frames} ("
-                 + ", ".join(f"{n} {t}" for t, n in d.frame_counts.items())
-                 + (f"; {d.sms_frames} by SMS" if d.sms_frames else "") + ")"))
-    if a.battery is not None:
-        rows.append(("battery", f"{a.battery} %"))
-    if a.ended_text:
-        rows.append(("on the device", a.ended_text))
-    if a.acked_by:
-        rows.append(("acknowledged", f"by {a.acked_by}, {utc_text(a.acked_at)}"))
-    if a.closed_by:
-        rows.append(("closed", f"by {a.closed_by}, {utc_text(a.closed_at)}: {a.outcome}"))
-    if d.last_seen_at:
-        rows.append(("last heard",
-                     f"{utc_text(d.last_seen_at)} ({duration_text(d.now - d.last_seen_at)} ago)"))
-    if d.rejected_since_start:
-        rows.append(("rejected", ", ".join(f"{n} {r}" for r, n in d.rejected_since_start.items())
-                     + " (frames from this device since the alert began)"))
-    if a.seq_reused:
-        rows.append(("warning",
-                     f"{a.seq_reused} frames reuse a sequence number (device counters went back?)"))
-    width = max(len(k) for k, _ in rows)
-    lines = [f"{k.ljust(width)}  {v}" for k, v in rows]
-    if d.track:
-        shown = d.track if full_track else d.track[-TRACK_ROWS:]
-        lines.append("")
-        more = f", last {len(shown)}; --full-track for all" if len(shown) < len(d.track) else ""
-        lines.append(f"track ({len(d.track)} positions{more}):")
-        for p in shown:
-            lines.append(f"  seq {p.seq:<6} {utc_text(p.fix_time)[:19]}  {p.lat:.7f}, {p.lon:.7f}  "
-                         f"±{p.accuracy_m} m  {p.source_name}")
-    return lines
-
-
 def cmd_show(args: argparse.Namespace) -> int:
     """`sotto alerts show ID [--operator NAME] [--json]`."""
     alert_id = parse_alert_id(args.alert)
@@ -222,7 +156,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(detail.to_json(), indent=2))
     else:
-        print("\n".join(_show_lines(detail, args.full_track)))
+        print("\n".join(format_alert(detail, args.full_track)))
     return 0
 
 

@@ -1,9 +1,15 @@
-"""Times and durations written for people (and ISO 8601 for JSON), as operators read
-them in the console, the CLI and the evidence report."""
+"""Alerts written for people: times and durations (and ISO 8601 for JSON), and one
+alert as operators read it (format_alert: `sotto alerts show`, the demo)."""
 
 from __future__ import annotations
 
 import datetime
+from typing import TYPE_CHECKING
+
+from host_tools.frames import SOURCE_NAMES
+
+if TYPE_CHECKING:
+    from host_tools.receiver.alert_records import AlertDetail, AlertSummary
 
 # --------------------------------------------------------------------------
 # Formatting for people.
@@ -41,3 +47,73 @@ def duration_text(seconds: float) -> str:
     if s < 86400:
         return f"{s // 3600} h {s % 3600 // 60} min"
     return f"{s // 86400} d {s % 86400 // 3600} h"
+
+
+# --------------------------------------------------------------------------
+# One alert, as `sotto alerts show` prints it and the demo shows it.
+
+TRACK_ROWS = 10  # positions shown unless the whole track is asked for
+
+
+def state_text(a: AlertSummary) -> str:
+    """`OPEN`, `ACKNOWLEDGED`, `CLOSED`; `DURESS ` in front when the cancel was a duress cancel."""
+    text = a.state.upper()
+    return "DURESS " + text if a.duress else text
+
+
+def format_alert(d: AlertDetail, full_track: bool = False, track_rows: int = TRACK_ROWS) -> list[str]:
+    """The lines an operator reads for one alert: labels left, values right, then
+    the last `track_rows` positions of the track (all of them with full_track)."""
+    a = d.alert
+    rows: list[tuple[str, str]] = [
+        ("alert", f"{a.code}  {state_text(a)}"),
+        ("officer", a.officer or "(none registered)"),
+        ("device", f"{a.device}, alert session {a.sid}"),
+        ("started", f"{utc_text(a.start_time)} ({duration_text(d.now - a.start_time)} ago, "
+                    f"{'device clock' if a.started_at else 'first received; device time unknown'})"),
+        ("trigger", a.trigger_name),
+        ("duress", f"YES: the officer made a duress cancel ({utc_text(a.duress_at)}); the alert stays live"
+         if a.duress else "no"),
+    ]
+    loc = d.location
+    if loc is not None:
+        rows.append(("location", f"{loc.lat:.7f}, {loc.lon:.7f}  ±{loc.accuracy_m} m"
+                                 f"{' or worse' if loc.accuracy_m == 0xFFFF else ''}, "
+                                 f"fix {duration_text(d.now - loc.fix_time)} old, "
+                                 f"{SOURCE_NAMES.get(loc.source, '?')} (seq {loc.seq})"))
+    else:
+        rows.append(("location", "none received" + (" (purged)" if a.purged_at else "")))
+    rows.append(("audio", f"{a.audio_seconds:.1f} s received in {a.audio_frames} chunks"
+                 + (" (purged)" if a.purged_at else "")))
+    rows.append(("chain", a.chain.summary))
+    rows.append(("frames", f"{a.frames} ("
+                 + ", ".join(f"{n} {t}" for t, n in d.frame_counts.items())
+                 + (f"; {d.sms_frames} by SMS" if d.sms_frames else "") + ")"))
+    if a.battery is not None:
+        rows.append(("battery", f"{a.battery} %"))
+    if a.ended_text:
+        rows.append(("on the device", a.ended_text))
+    if a.acked_by:
+        rows.append(("acknowledged", f"by {a.acked_by}, {utc_text(a.acked_at)}"))
+    if a.closed_by:
+        rows.append(("closed", f"by {a.closed_by}, {utc_text(a.closed_at)}: {a.outcome}"))
+    if d.last_seen_at:
+        rows.append(("last heard",
+                     f"{utc_text(d.last_seen_at)} ({duration_text(d.now - d.last_seen_at)} ago)"))
+    if d.rejected_since_start:
+        rows.append(("rejected", ", ".join(f"{n} {r}" for r, n in d.rejected_since_start.items())
+                     + " (frames from this device since the alert began)"))
+    if a.seq_reused:
+        rows.append(("warning",
+                     f"{a.seq_reused} frames reuse a sequence number (device counters went back?)"))
+    width = max(len(k) for k, _ in rows)
+    lines = [f"{k.ljust(width)}  {v}" for k, v in rows]
+    if d.track:
+        shown = d.track if full_track else d.track[-track_rows:]
+        lines.append("")
+        more = f", last {len(shown)}; --full-track for all" if len(shown) < len(d.track) else ""
+        lines.append(f"track ({len(d.track)} positions{more}):")
+        for p in shown:
+            lines.append(f"  seq {p.seq:<6} {utc_text(p.fix_time)[:19]}  {p.lat:.7f}, {p.lon:.7f}  "
+                         f"±{p.accuracy_m} m  {p.source_name}")
+    return lines
