@@ -90,7 +90,7 @@ class _Receiver:
     """`sotto receive` in a subprocess on a fresh database."""
 
     def __init__(self, db: Path) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "host_tools.cli", "receive", "--db", str(db),
+        self.proc = subprocess.Popen([sys.executable, "-m", "sotto_cli", "receive", "--db", str(db),
                                       "--port", "0", "-q"], cwd=REPO, stdout=subprocess.PIPE, text=True)
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()

@@ -26,7 +26,7 @@ class ReceiverProcess:
         self.db = Path(db) if db else self.dir / "receiver.db"
         self.pki: TestPki | None = make_pki(str(self.dir)) if tls else None
         Registry(self.db).close()  # create the database before the server opens it
-        cmd = [sys.executable, "-m", "host_tools.cli", "receive", "--db", str(self.db),
+        cmd = [sys.executable, "-m", "sotto_cli", "receive", "--db", str(self.db),
                "--host", "127.0.0.1", "--port", "0", "-q"]
         if self.pki is not None:
             cmd += ["--tls-cert", self.pki.cert_file, "--tls-key", self.pki.key_file]

@@ -187,7 +187,7 @@ class ReceiverDouble:
 def real_receiver_available() -> bool:
     """True once `sotto receive` exists in the tree."""
     try:
-        import host_tools.cli as cli
+        import sotto_cli.cli as cli
 
         return any("receive" in m for m in cli.COMMAND_MODULES)
     except Exception:
@@ -242,7 +242,7 @@ class RealReceiver:
         self.db = os.path.join(directory, "receiver.db")
         for kid, key in devices.items():
             self.cli("devices", "add", kid.decode(), "--pubkey", key.hex(), "--db", self.db)
-        cmd = [sys.executable, "-m", "host_tools.cli", "receive", "--db", self.db, "--host", "127.0.0.1",
+        cmd = [sys.executable, "-m", "sotto_cli", "receive", "--db", self.db, "--host", "127.0.0.1",
                "--port", "0", "-q"]
         if tls is not None:
             cmd += ["--tls-cert", tls.cert_file, "--tls-key", tls.key_file]
@@ -262,7 +262,7 @@ class RealReceiver:
 
     def cli(self, *args: str) -> str:
         """Run a `sotto` command; return its standard output."""
-        proc = subprocess.run([sys.executable, "-m", "host_tools.cli", *args], cwd=REPO,
+        proc = subprocess.run([sys.executable, "-m", "sotto_cli", *args], cwd=REPO,
                               capture_output=True, text=True, timeout=60)
         if proc.returncode != 0:
             raise RuntimeError(f"sotto {' '.join(args)} failed: {proc.stderr.strip()}")

@@ -1,7 +1,7 @@
 import subprocess
 import sys
 
-from host_tools.cli import COMMAND_MODULES, build_parser, main
+from sotto_cli.cli import COMMAND_MODULES, build_parser, main
 
 
 def test_help_lists_every_command(capsys):
@@ -28,7 +28,7 @@ def test_every_command_has_help(capsys):
 
 
 def test_console_script_runs():
-    proc = subprocess.run([sys.executable, "-m", "host_tools.cli", "--version"],
+    proc = subprocess.run([sys.executable, "-m", "sotto_cli", "--version"],
                           capture_output=True, text=True)
     assert proc.returncode == 0
     assert proc.stdout.startswith("sotto ")

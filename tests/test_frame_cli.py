@@ -11,7 +11,7 @@ import framefactory as ff
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from host_tools.cli import main
+from sotto_cli.cli import main
 
 LOC = ff.pack_location(515007292, -1246254, 5, 3, ff.SRC_GNSS)
 
@@ -237,7 +237,7 @@ def test_help_reads_well(capsys):
 
 def test_the_console_script_exit_codes(files):
     d, _, p = files
-    base = [sys.executable, "-m", "host_tools.cli", "frame", "verify", p["one"]]
+    base = [sys.executable, "-m", "sotto_cli", "frame", "verify", p["one"]]
     good = subprocess.run(base + ["--pubkey", p["pem"]], capture_output=True, text=True)
     assert (good.returncode, good.stderr) == (0, "")
     bad = subprocess.run(base + ["--pubkey", ff.DeviceSim(seed=bytes(32)).public_key.hex()],

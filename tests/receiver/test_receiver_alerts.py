@@ -11,7 +11,6 @@ import framefactory as ff
 import pytest
 from conftest import LOC, NOW, Clock, device, loc
 
-from host_tools.cli import main
 from host_tools.errors import UsageError
 from host_tools.receiver import audit
 from host_tools.receiver.alerts import (
@@ -26,6 +25,7 @@ from host_tools.receiver.alerts import (
 from host_tools.receiver.ingest import Receiver
 from host_tools.receiver.store import parse_alert_id
 from host_tools.registry import Registry
+from sotto_cli.cli import main
 
 
 @pytest.fixture

@@ -17,13 +17,13 @@ import framefactory as ff
 import pytest
 from conftest import LOC, NOW, device, loc
 
-from host_tools.cli import main
 from host_tools.errors import UsageError
 from host_tools.frames import split_sequence
 from host_tools.receiver import audit
 from host_tools.receiver.evidence import export_alert, verify_bundle
 from host_tools.receiver.ingest import Receiver
 from host_tools.registry import Registry
+from sotto_cli.cli import main
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)

@@ -45,7 +45,7 @@ def _stream(d: ff.DeviceSim, rng: random.Random) -> list[bytes]:
 
 class Receiver:
     def __init__(self, db: Path) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "host_tools.cli", "receive", "--db", str(db),
+        self.proc = subprocess.Popen([sys.executable, "-m", "sotto_cli", "receive", "--db", str(db),
                                       "--port", "0", "-q"], cwd=REPO, stdout=subprocess.PIPE, text=True)
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()

@@ -10,13 +10,13 @@ import framefactory as ff
 import pytest
 from conftest import NOW, Clock, loc, statuses
 
-from host_tools.cli import main
 from host_tools.errors import UsageError
 from host_tools.receiver import audit
 from host_tools.receiver.alerts import get_alert, show_alert
 from host_tools.receiver.evidence import EvidenceError, export_alert
 from host_tools.receiver.ingest import Receiver
 from host_tools.receiver.purge import purge
+from sotto_cli.cli import main
 
 DAY = 86400
 AUDIO = bytes.fromhex("5a17c3e9") * 500           # a pattern to look for in the file afterwards

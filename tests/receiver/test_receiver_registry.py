@@ -13,7 +13,6 @@ from conftest import NOW, Clock, device, statuses
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from host_tools.cli import main
 from host_tools.receiver.ingest import Receiver
 from host_tools.registry import (
     DatabaseError,
@@ -23,6 +22,7 @@ from host_tools.registry import (
     default_db_path,
     resolve_db_path,
 )
+from sotto_cli.cli import main
 
 
 def _pub(seed: int) -> bytes:

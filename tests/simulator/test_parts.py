@@ -163,12 +163,12 @@ def test_sim_run_cli_exit_status_names_the_failure(tmp_path):
                                                                               "cancelled = false")
     p = tmp_path / "s.toml"
     p.write_text(text)
-    proc = subprocess.run([sys.executable, "-m", "host_tools.cli", "sim", "run", str(p), "--report",
+    proc = subprocess.run([sys.executable, "-m", "sotto_cli", "sim", "run", str(p), "--report",
                            str(tmp_path / "rep")], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert proc.returncode == 1
     assert "FAIL  cancelled" in proc.stdout and "FAILED: cancelled" in proc.stderr
     assert (tmp_path / "rep" / "timeline.svg").exists()
-    bad = subprocess.run([sys.executable, "-m", "host_tools.cli", "sim", "run", str(tmp_path / "none.toml")],
+    bad = subprocess.run([sys.executable, "-m", "sotto_cli", "sim", "run", str(tmp_path / "none.toml")],
                          capture_output=True, text=True, cwd=REPO, timeout=60)
     assert bad.returncode == 2 and "cannot read scenario" in bad.stderr
 

@@ -25,7 +25,7 @@ from host_tools.firmware_build import FIRMWARE_DIR
 
 
 def _sotto(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "host_tools.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "sotto_cli", *args], capture_output=True, text=True,
                           timeout=120)
 
 
@@ -99,7 +99,7 @@ def test_interrupted_flash_leaves_no_manifest_and_rerun_completes(make_vdev, bui
 
 def test_interrupted_cli_by_kill_then_rerun(make_vdev, build_dir):
     dev = make_vdev("killed")
-    proc = subprocess.Popen([sys.executable, "-m", "host_tools.cli", "flash", "--port", dev.port,
+    proc = subprocess.Popen([sys.executable, "-m", "sotto_cli", "flash", "--port", dev.port,
                              "--build-dir", str(build_dir)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     sotto_dir = dev.flash / "sotto"

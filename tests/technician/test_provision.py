@@ -87,7 +87,7 @@ def test_reprovision_is_refused_without_force_and_force_revokes_the_old_key(devi
         provision.provision(device.port, REQUEST, db)
     assert "--force" in str(err.value)
     # the same through the CLI, with a fresh registry: the device itself refuses
-    cli = subprocess.run([sys.executable, "-m", "host_tools.cli", "provision", "--port", device.port,
+    cli = subprocess.run([sys.executable, "-m", "sotto_cli", "provision", "--port", device.port,
                           "--id", "SOTTO-42", "--db", str(tmp_path / "other.db")],
                          capture_output=True, text=True, timeout=60)
     assert cli.returncode == 1
@@ -160,7 +160,7 @@ def test_identity_end_to_end_frames_verify_and_old_key_is_revoked_after_rotation
     receiver = Receiver(db)
     first = receiver.ingest([sent_now]).results[0]
     assert (first.status, first.device) == ("accepted", b"SOTTO-42")
-    cli = subprocess.run([sys.executable, "-m", "host_tools.cli", "rotate-key", "--port", device.port,
+    cli = subprocess.run([sys.executable, "-m", "sotto_cli", "rotate-key", "--port", device.port,
                           "--db", str(db)], capture_output=True, text=True, timeout=60)
     assert cli.returncode == 0, cli.stderr
     assert "revoked" in cli.stdout

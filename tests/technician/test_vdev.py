@@ -15,7 +15,7 @@ from host_tools.firmware_build import compile_file
 
 def test_start_prints_port_first_and_mpremote_works_unchanged(tmp_path):
     dir = tmp_path / "dev"
-    proc = subprocess.run([sys.executable, "-m", "host_tools.cli", "vdev", "start", "--detach",
+    proc = subprocess.run([sys.executable, "-m", "sotto_cli", "vdev", "start", "--detach",
                            "--dir", str(dir)], capture_output=True, text=True, timeout=30)
     assert proc.returncode == 0, proc.stderr
     port = proc.stdout.splitlines()[0]
@@ -41,7 +41,7 @@ def test_start_prints_port_first_and_mpremote_works_unchanged(tmp_path):
         out = dev.mpremote("exec", "try:\n open('/nope')\nexcept OSError as e:\n print(e.args[0])")
         assert out.stdout.strip() == "2"
     finally:
-        stop = subprocess.run([sys.executable, "-m", "host_tools.cli", "vdev", "stop", "--dir", str(dir)],
+        stop = subprocess.run([sys.executable, "-m", "sotto_cli", "vdev", "stop", "--dir", str(dir)],
                               capture_output=True, text=True, timeout=30)
     assert stop.returncode == 0, stop.stderr
     assert vdev.running_pid(dir) is None

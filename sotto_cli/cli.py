@@ -1,6 +1,6 @@
 """`sotto`: the command line. Thin handlers over library functions.
 
-Each command group lives in its own module under host_tools/commands/ and
+Each command group lives in its own module under sotto_cli/commands/ and
 exposes `register(subparsers)`; its handlers return an exit status. Expected
 failures (SottoError) print one line to stderr and exit non-zero; bugs keep
 their traceback.
@@ -19,17 +19,17 @@ from host_tools.errors import SottoError
 
 # Order here is the order in `sotto --help`.
 COMMAND_MODULES: list[str] = [
-    "host_tools.commands.frame",
-    "host_tools.commands.devices",
-    "host_tools.commands.receive",
-    "host_tools.commands.alerts",
-    "host_tools.commands.evidence",
-    "host_tools.commands.purge",
-    "host_tools.commands.vdev",
-    "host_tools.commands.flash",
-    "host_tools.commands.provision",
-    "host_tools.commands.rotate_key",
-    "host_tools.commands.sim",
+    "sotto_cli.commands.frame",
+    "sotto_cli.commands.devices",
+    "sotto_cli.commands.receive",
+    "sotto_cli.commands.alerts",
+    "sotto_cli.commands.evidence",
+    "sotto_cli.commands.purge",
+    "sotto_cli.commands.vdev",
+    "sotto_cli.commands.flash",
+    "sotto_cli.commands.provision",
+    "sotto_cli.commands.rotate_key",
+    "sotto_cli.commands.sim",
 ]
 
 DESCRIPTION = """\

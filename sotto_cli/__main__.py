@@ -1,0 +1,7 @@
+"""`python -m sotto_cli ...` is `sotto ...`."""
+
+import sys
+
+from sotto_cli.cli import main
+
+sys.exit(main())
