@@ -12,8 +12,9 @@ everything that left the device in dev.modem.air (and the SMS centre).
 The loop is firmware/main.py's: boot, then step / feed the watchdog, with the
 watchdog armed after the board's watchdog_arm_ms; an exception out of
 Device.step() resets the device 2 s later (main.py's crash path), and so does
-a reset the firmware asks the HAL for. Frames are observed by wrapping the
-Device's frame emitter and its queue's ack (the firmware itself is unchanged).
+a reset the firmware asks the HAL for. The virtual device is the Device's
+observer (sotto.app: frames made, frames acknowledged, time set, haptic
+patterns), so the firmware runs unchanged and is watched through its own hooks.
 
 Flash is a directory. Power loss is on demand: at once (RAM lost, flash as
 last written), or during the N-th flash operation from now (a write leaves
@@ -121,6 +122,7 @@ class VirtualDevice:
         self._cut_in_ops = 0  # > 0: the power dies during that many-th flash operation from now
         self.on_power_lost: Callable[[int], None] | None = None  # called once when the power dies
         self.triggers: list[tuple[str, int]] = []  # (pattern, t_ms the officer completed it)
+        self.haptic_patterns: list[tuple[int, str]] = []  # (t_ms, pattern) the firmware played
         self._last_ms = clock.now_ms
 
     # -- setting up -------------------------------------------------------------------
@@ -161,7 +163,7 @@ class VirtualDevice:
             return
         if not ok:
             raise RuntimeError(f"the firmware refused to boot: {dev.error}")
-        self._wrap(dev)
+        self._watch(dev)
         known = {m[1] for m in self.made}
         for seq, wire in dev.queue.batch(1 << 20, 1 << 40):  # made during boot (status)
             if seq not in known:
@@ -172,35 +174,29 @@ class VirtualDevice:
                 self.made.append((self.clock.now_ms, seq, ftype, wire))
         self.device = dev
 
-    def _wrap(self, dev: Device) -> None:
-        emit = dev._emit
-        ack = dev.queue.ack
-
-        def recording_emit(now_ms: int, ftype: int, fields: dict, audio: bytes | None = None) -> bytes:
-            wire = emit(now_ms, ftype, fields, audio)
-            self.made.append((self.clock.now_ms, fields[frames.K_SEQ], ftype, wire))
-            if ftype != frames.AUDIO:
-                self.note("frame", f"{TYPE_NAMES.get(ftype, ftype)} #{fields[frames.K_SEQ]} queued")
-            return wire
-
-        def recording_ack(seqs: list[int]) -> None:
-            ack(seqs)
-            for s in seqs:
-                self.acked.append((self.clock.now_ms, s))
-
-        set_network = dev.clock.set_network
-
-        def network_time(epoch_s: int, now_ms: int) -> None:
-            # the receiver answers with the wall clock; in the simulation the
-            # world's time is the virtual clock's
-            set_network(int(self.clock.utc()), now_ms)
-
-        dev.clock.set_network = network_time  # type: ignore[method-assign]
+    def _watch(self, dev: Device) -> None:
+        """Watch the booted Device through its observer hooks; arm the power-cut seam."""
         self._instrument_flash(dev.storage)
-        dev._emit = recording_emit  # type: ignore[method-assign]
-        dev.session._emit = recording_emit
-        dev.power._emit = recording_emit
-        dev.queue.ack = recording_ack  # type: ignore[method-assign]
+        dev.observer = self
+
+    # -- what the firmware tells its observer (sotto.app.Device.observer) ----------------
+    def frame_made(self, seq: int, ftype: int, wire: bytes) -> None:
+        self.made.append((self.clock.now_ms, seq, ftype, wire))
+        if ftype != frames.AUDIO:
+            self.note("frame", f"{TYPE_NAMES.get(ftype, ftype)} #{seq} queued")
+
+    def frames_acked(self, seqs: list[int]) -> None:
+        for s in seqs:
+            self.acked.append((self.clock.now_ms, s))
+
+    def time_set(self, epoch_s: int, source: str) -> None:
+        # the receiver answers with the wall clock; in the simulation the
+        # world's time is the virtual clock's
+        if self.device is not None:
+            self.device.clock.set_network(int(self.clock.utc()), self.clock.ticks())
+
+    def haptic_played(self, pattern: str) -> None:
+        self.haptic_patterns.append((self.clock.now_ms, pattern))
 
     def note(self, kind: str, text: str) -> None:
         self.timeline.append((self.clock.now_ms, kind, text))

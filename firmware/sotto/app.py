@@ -14,6 +14,16 @@
 # A boot counter that reaches BOOT_LOOP_LIMIT without STABLE_MS of uptime in
 # between puts the device in minimal mode: alerts and locations only (no
 # audio, no heartbeats), frames flagged.
+#
+# Observer: `device.observer = obj` (None by default, and then it costs one
+# `is not None` test at each place below) is told what the firmware did:
+#   obj.frame_made(seq, ftype, wire)    a frame was signed and queued (or held in RAM)
+#   obj.frames_acked(seqs)              the receiver's signed answer acknowledged these
+#   obj.time_set(epoch_s, source)       the clock was given a time ("network": the centre's)
+#   obj.haptic_played(pattern)          a haptic pattern started ("confirm")
+# The hooks change nothing themselves; the simulator and tests watch the
+# device through them (the simulator also re-anchors the clock to its virtual
+# time from time_set, through the public Clock.set_network).
 import struct
 
 from micropython import const
@@ -61,6 +71,7 @@ class Device:
         self.pending = []  # [(wire, ftype, seq)] signed but not yet on flash
         self.lost = 0  # frames given up because the flash refused them and RAM was full
         self._retry_at = 0
+        self.observer = None  # see the header
 
     # -- boot ---------------------------------------------------------------------------
     def boot(self, now_ms):
@@ -78,6 +89,7 @@ class Device:
             return False
         self.cfg = cfg
         self.queue = FrameQueue(st, cfg["queue_max_bytes"])
+        self.queue.on_ack = self._acked
         kept = self.queue.recover()
         self.counters = Counters(st)
         self.counters.load(floor_seq=self.queue.max_seq())
@@ -87,6 +99,7 @@ class Device:
         self.clock = Clock(self.gnss, now_ms)
         self.trigger = Trigger(cfg["trigger"])
         self.haptic = Haptic(hal.haptic, enabled=cfg["trigger"]["haptic"])
+        self.haptic.on_play = self._played
         a = cfg["audio"]
         self.audio = Audio(hal, a["rate_hz"], a["chunk_ms"])
         self.power = Power(cfg, hal.battery_mv, self._emit, now_ms)
@@ -99,7 +112,7 @@ class Device:
         self.delivery = modem.build(
             hal, self.sched, self.queue, config_mod.modem_settings(cfg),
             alert_live=lambda: self.session.live,
-            on_time=lambda epoch_s: self.clock.set_network(epoch_s, self._now),
+            on_time=self._network_time,
             on_closed=lambda sids: self.session.closed_by_centre(sids, self._now),
             on_rejected=self._rejected)
         self.sched.spawn("delivery", self.delivery.task)
@@ -152,6 +165,8 @@ class Device:
                 self._fault("queue", e)
                 self._hold(wire, ftype, seq)
                 self._retry_at = ticks_add(now_ms, RETRY_MS)
+        if self.observer is not None:
+            self.observer.frame_made(seq, ftype, wire)
         return wire
 
     def _hold(self, wire, ftype, seq):
@@ -180,6 +195,20 @@ class Device:
 
     def _rejected(self, seq, reason):
         _log.e("receiver rejected frame %d: %s", seq, reason)
+
+    # -- what the observer hears (see the header) ------------------------------------------
+    def _acked(self, seqs):
+        if self.observer is not None:
+            self.observer.frames_acked(seqs)
+
+    def _played(self, pattern):
+        if self.observer is not None:
+            self.observer.haptic_played(pattern)
+
+    def _network_time(self, epoch_s):
+        self.clock.set_network(epoch_s, self._now)
+        if self.observer is not None:
+            self.observer.time_set(epoch_s, "network")
 
     # -- one pass ------------------------------------------------------------------------
     def step(self, now_ms):

@@ -19,6 +19,7 @@ class Haptic:
         self._step = -1  # index into pattern_ms; -1: idle
         self._on = False
         self.pulses = 0
+        self.on_play = None  # fn(pattern name) when a pattern starts: the Device's observer hook
 
     def confirm(self, now_ms):
         """Play the confirmation pattern from now (restarts one in progress)."""
@@ -27,6 +28,8 @@ class Haptic:
         self._start = now_ms
         self._step = 0
         self._set(True)
+        if self.on_play is not None:
+            self.on_play("confirm")
 
     def _set(self, on):
         if on != self._on:

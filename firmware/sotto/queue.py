@@ -73,6 +73,7 @@ class FrameQueue:
         self.refused = 0  # of those, new frames not stored (a kind that goes before what is queued)
         self.torn = 0  # records discarded at recovery
         self.corrupt = 0  # records found unreadable after recovery (flash damage)
+        self.on_ack = None  # fn(seqs) after ack(): the Device's observer hook
         storage.makedirs(DIR)
 
     # -- boot ----------------------------------------------------------------------
@@ -258,6 +259,8 @@ class FrameQueue:
             e = self._find(seq)
             if e is not None:
                 self._remove(e)
+        if self.on_ack is not None:
+            self.on_ack(seqs)
 
     def newest(self, ftype):
         """The newest frame of a type (e.g. a location, for the SMS fallback)."""

@@ -126,3 +126,55 @@ def test_every_frame_is_signed_with_a_fresh_seq_and_the_device_key():
     seqs = [s for s, _, _ in got]
     assert len(seqs) == len(set(seqs)) and all(f[frames.K_SEQ] == s for s, f, _ in got)
     assert r.dev.frames_made == len(got)
+
+
+class Watcher:
+    """A Device observer that writes down what it is told."""
+
+    def __init__(self):
+        self.made = []
+        self.acked = []
+        self.times = []
+        self.haptics = []
+
+    def frame_made(self, seq, ftype, wire):
+        self.made.append((seq, ftype, wire))
+
+    def frames_acked(self, seqs):
+        self.acked.append(list(seqs))
+
+    def time_set(self, epoch_s, source):
+        self.times.append((epoch_s, source))
+
+    def haptic_played(self, pattern):
+        self.haptics.append(pattern)
+
+
+def test_the_observer_hears_frames_acks_time_and_haptics_from_the_firmware():
+    r = Rig()
+    booted = r.dev.queue.seqs()  # the boot status frame, made before anyone watched
+    w = Watcher()
+    r.dev.observer = w
+    r.hal.press(1000, 3200)  # an alert: hold
+    r.run(6000)
+    queued = [(seq, wire) for seq, wire in r.dev.queue.batch(10000, 10 ** 8) if seq not in booted]
+    assert len(queued) > 1 and sorted((s, wire) for s, _, wire in w.made) == sorted(queued)
+    start = [m for m in w.made if m[1] == frames.ALERT_START]
+    assert len(start) == 1 and frames.verify(start[0][2], r.pub)[1][frames.K_SEQ] == start[0][0]
+    assert w.haptics == ["confirm"]  # the covert confirmation of the hold
+    r.dev.queue.ack([start[0][0]])  # what the delivery does when the centre stored it
+    assert w.acked == [[start[0][0]]] and start[0][0] not in r.dev.queue.seqs()
+    r.dev.delivery.on_time(1795000000)  # a signed answer carried the centre's clock
+    assert w.times == [(1795000000, "network")]
+    assert r.dev.clock.utc_s(r.t) == 1795000000
+
+
+def test_without_an_observer_the_device_runs_the_same():
+    a, b = Rig(), Rig()
+    b.dev.observer = Watcher()
+    for r in (a, b):
+        r.hal.press(1000, 3200)
+        r.run(8000)
+    seqs = [[s for s, _ in r.dev.queue.batch(10000, 10 ** 8)] for r in (a, b)]
+    assert seqs[0] == seqs[1]
+    assert a.hal.motor == b.hal.motor and a.dev.frames_made == b.dev.frames_made > 1
