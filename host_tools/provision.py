@@ -23,14 +23,18 @@ import getpass
 import hmac
 import json
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from host_tools.device_link import DeviceCodeError, DeviceLink
 from host_tools.errors import SottoError, UsageError
 from host_tools.flash import read_manifest
 from host_tools.ids import format_device_id, parse_device_id
 from host_tools.registry import Registry, key_fingerprint
+
+T = TypeVar("T")
 
 DATA_ROOT = "/data"
 BACKUP = "identity.bak"
@@ -227,6 +231,22 @@ def _config_for(request: ProvisionRequest, kid: bytes, current: dict[str, object
     return cfg
 
 
+def _replace_key(target: _Device, dev: DeviceLink, config_text: str | None,
+                 register: Callable[[bytes], T], reset: bool) -> tuple[bytes, T]:
+    """Make the device's new key (writing config_text first, if given), register it,
+    then make the change final on the device; a failure before that undoes it there."""
+    try:
+        new_key = target.new_key(config_text)
+        registered = register(new_key)
+    except BaseException:
+        target.undo()
+        raise
+    target.commit()
+    if reset:
+        dev.soft_reset_and_run()
+    return new_key, registered
+
+
 def provision(port: str, request: ProvisionRequest, db_path: str | Path, *, force: bool = False,
               link: DeviceLink | None = None, reset: bool = True) -> KeyChange:
     """Configure the device at `port`, let it make its key, register the public key.
@@ -256,15 +276,10 @@ def provision(port: str, request: ProvisionRequest, db_path: str | Path, *, forc
             text = target.check_config(cfg)
             old_key = target.key
             old_kid = _config_kid(target.config)
-            try:
-                new_key = target.new_key(text)
-                revoked = _register(reg, kid, new_key, request.officer, old_kid, old_key, by)
-            except BaseException:
-                target.undo()
-                raise
-            target.commit()
-            if reset:
-                dev.soft_reset_and_run()
+            def register(key: bytes) -> tuple[str, ...]:
+                return _register(reg, kid, key, request.officer, old_kid, old_key, by)
+
+            new_key, revoked = _replace_key(target, dev, text, register, reset)
         finally:
             if link is None:
                 dev.close()
@@ -324,15 +339,7 @@ def rotate_key(port: str, db_path: str | Path, *, link: DeviceLink | None = None
                     f"({key_fingerprint(target.key)}), "
                     f"so a rotation cannot be checked against it: provision the device again with "
                     f"`sotto provision --port {port} --id {name} --force`")
-            try:
-                new_key = target.new_key(None)
-                reg.rotate(kid, new_key, by=by)
-            except BaseException:
-                target.undo()
-                raise
-            target.commit()
-            if reset:
-                dev.soft_reset_and_run()
+            new_key, _ = _replace_key(target, dev, None, lambda key: reg.rotate(kid, key, by=by), reset)
         finally:
             if link is None:
                 dev.close()

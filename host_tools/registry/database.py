@@ -167,19 +167,12 @@ CREATE TABLE IF NOT EXISTS device_keys (
 CREATE UNIQUE INDEX IF NOT EXISTS device_keys_one_active ON device_keys(device_id) WHERE revoked_at IS NULL;
 CREATE TABLE IF NOT EXISTS registry_meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO registry_meta(name, value) VALUES ('generation', 0);
-CREATE TRIGGER IF NOT EXISTS devices_gen_ins AFTER INSERT ON devices BEGIN
-    UPDATE registry_meta SET value = value + 1 WHERE name = 'generation'; END;
-CREATE TRIGGER IF NOT EXISTS devices_gen_upd AFTER UPDATE ON devices BEGIN
-    UPDATE registry_meta SET value = value + 1 WHERE name = 'generation'; END;
-CREATE TRIGGER IF NOT EXISTS devices_gen_del AFTER DELETE ON devices BEGIN
-    UPDATE registry_meta SET value = value + 1 WHERE name = 'generation'; END;
-CREATE TRIGGER IF NOT EXISTS keys_gen_ins AFTER INSERT ON device_keys BEGIN
-    UPDATE registry_meta SET value = value + 1 WHERE name = 'generation'; END;
-CREATE TRIGGER IF NOT EXISTS keys_gen_upd AFTER UPDATE ON device_keys BEGIN
-    UPDATE registry_meta SET value = value + 1 WHERE name = 'generation'; END;
-CREATE TRIGGER IF NOT EXISTS keys_gen_del AFTER DELETE ON device_keys BEGIN
-    UPDATE registry_meta SET value = value + 1 WHERE name = 'generation'; END;
-"""
+""" + "".join(
+    # any change to a device or a key moves the registry's generation on (the KeyBook reloads)
+    f"CREATE TRIGGER IF NOT EXISTS {prefix}_gen_{event[:3].lower()} AFTER {event} ON {table} BEGIN\n"
+    "    UPDATE registry_meta SET value = value + 1 WHERE name = 'generation'; END;\n"
+    for prefix, table in (("devices", "devices"), ("keys", "device_keys"))
+    for event in ("INSERT", "UPDATE", "DELETE"))
 
 
 def ensure_registry_schema(conn: sqlite3.Connection) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from contextlib import closing
 from typing import Any
 
 from host_tools.receiver import audit
@@ -114,11 +115,8 @@ def _no_subcommand(parser: argparse.ArgumentParser) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     """`sotto alerts list [--all] [--json]`."""
-    conn = open_db(resolve_db_path(args.db))
-    try:
+    with closing(open_db(resolve_db_path(args.db))) as conn:
         ov = overview(conn, include_closed=args.all, grace_s=args.grace)
-    finally:
-        conn.close()
     if args.json:
         print(json.dumps(ov.to_json(), indent=2))
         return 0
@@ -148,11 +146,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     """`sotto alerts show ID [--operator NAME] [--json]`."""
     alert_id = parse_alert_id(args.alert)
     operator = audit.operator_name(args.operator)
-    conn = open_db(resolve_db_path(args.db))
-    try:
+    with closing(open_db(resolve_db_path(args.db))) as conn:
         detail = show_alert(conn, alert_id, operator=operator)
-    finally:
-        conn.close()
     if args.json:
         print(json.dumps(detail.to_json(), indent=2))
     else:
@@ -163,11 +158,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_ack(args: argparse.Namespace) -> int:
     """`sotto alerts ack ID --operator NAME`."""
     alert_id = parse_alert_id(args.alert)
-    conn = open_db(resolve_db_path(args.db))
-    try:
+    with closing(open_db(resolve_db_path(args.db))) as conn:
         a = acknowledge(conn, alert_id, operator=args.operator)
-    finally:
-        conn.close()
     print(f"{a.code} acknowledged by {a.acked_by}")
     return 0
 
@@ -175,11 +167,8 @@ def cmd_ack(args: argparse.Namespace) -> int:
 def cmd_close(args: argparse.Namespace) -> int:
     """`sotto alerts close ID --operator NAME --outcome TEXT`."""
     alert_id = parse_alert_id(args.alert)
-    conn = open_db(resolve_db_path(args.db))
-    try:
+    with closing(open_db(resolve_db_path(args.db))) as conn:
         a = close(conn, alert_id, operator=args.operator, outcome=args.outcome)
-    finally:
-        conn.close()
     note = "" if a.end_type else "; the device is told in its next answer and sends its end frame"
     print(f"{a.code} closed by {a.closed_by}: {a.outcome}{note}")
     return 0
@@ -189,11 +178,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     """`sotto alerts export ID --out DIR`."""
     alert_id = parse_alert_id(args.alert)
     operator = audit.operator_name(args.operator)
-    conn = open_db(resolve_db_path(args.db))
-    try:
+    with closing(open_db(resolve_db_path(args.db))) as conn:
         result = export_alert(conn, alert_id, args.out, operator=operator)
-    finally:
-        conn.close()
     print(f"exported {alert_code(alert_id)} to {result.path}: {result.frames} frames, "
           f"{result.audio_seconds:.1f} s audio; chain {result.chain}")
     print(f"bundle digest (SHA-256 of manifest.json): {result.manifest_sha256} (recorded in the audit log)")
@@ -203,11 +189,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_audit(args: argparse.Namespace) -> int:
     """`sotto alerts audit [ID] [--json]`."""
     alert_id = parse_alert_id(args.alert) if args.alert else None
-    conn = open_db(resolve_db_path(args.db))
-    try:
+    with closing(open_db(resolve_db_path(args.db))) as conn:
         rows = audit.entries(conn, alert_id=alert_id, limit=args.limit)
-    finally:
-        conn.close()
     if args.json:
         print(json.dumps([r.to_json() for r in rows], indent=2))
         return 0

@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 import time
+from contextlib import closing
 from typing import Any
 
 from host_tools.frames import load_public_key
@@ -128,13 +129,10 @@ def cmd_revoke(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     """`sotto devices list [--json]`."""
-    conn = open_db(resolve_db_path(args.db), create=False)
-    try:
+    with closing(open_db(resolve_db_path(args.db), create=False)) as conn:
         records = Registry(conn).list()
         state = {bytes(r[0]): r[1:] for r in conn.execute(
             "SELECT device_id, last_seen_at, heartbeat_s, battery, last_via FROM device_state")}
-    finally:
-        conn.close()
     now = time.time()
     if args.json:
         out = []

@@ -6,6 +6,7 @@ Thin handler over host_tools.receiver.purge.
 from __future__ import annotations
 
 import argparse
+from contextlib import closing
 from typing import Any
 
 from host_tools.receiver import audit
@@ -40,11 +41,8 @@ def register(subparsers: Any) -> None:
 def cmd_purge(args: argparse.Namespace) -> int:
     """`sotto purge --older-than DAYS [--dry-run]`."""
     operator = audit.operator_name(args.operator)
-    conn = open_db(resolve_db_path(args.db))
-    try:
+    with closing(open_db(resolve_db_path(args.db))) as conn:
         result = purge(conn, args.older_than, operator=operator, dry_run=args.dry_run)
-    finally:
-        conn.close()
     verb = "would remove" if result.dry_run else "removed"
     print(f"{verb} data received before {utc_text(result.cutoff)}:")
     for a in result.alerts:
