@@ -185,13 +185,6 @@ def test_data_down_sms_fallback_then_data(rig_factory):
     assert rig.delivery.duplicates >= 1
 
 
-def test_registration_denied_for_a_while(rig_factory):
-    rig = rig_factory(powered=True, faults=Faults(denied=True))
-    rig.at(90000, lambda: rig.vm.set_fault("denied", False))
-    rig.run()
-    rig.check()
-
-
 def test_error_and_cme_answers(rig_factory):
     rig = rig_factory(faults=Faults(error_rate=0.1, cme_rate=0.05))
     rig.run()
@@ -239,15 +232,16 @@ def test_answer_lost_after_the_receiver_stored(rig_factory):
     assert rig.delivery.duplicates >= 1  # stored once, resent, acknowledged once
 
 
-def test_slow_link(rig_factory):
-    rig = rig_factory(powered=True, timing=Timing(rtt_ms=700, uplink_bps=32000, downlink_bps=64000))
-    rig.run()
-    rig.check()
-
-
-def test_sim_missing_then_inserted(rig_factory):
-    rig = rig_factory(powered=True, faults=Faults(sim_missing=True))
-    rig.at(60000, lambda: rig.vm.set_fault("sim_missing", False))
+@pytest.mark.parametrize(("trouble", "cured"), [
+    ({"faults": Faults(denied=True)}, (90000, "denied")),
+    ({"faults": Faults(sim_missing=True)}, (60000, "sim_missing")),
+    ({"timing": Timing(rtt_ms=700, uplink_bps=32000, downlink_bps=64000)}, None),
+], ids=["registration-denied-for-a-while", "sim-missing-then-inserted", "slow-link"])
+def test_the_alert_gets_through(rig_factory, trouble, cured):
+    rig = rig_factory(powered=True, **trouble)
+    if cured is not None:
+        at_ms, fault = cured
+        rig.at(at_ms, lambda: rig.vm.set_fault(fault, False))
     rig.run()
     rig.check()
 

@@ -14,6 +14,13 @@ def engine_for(transcript_name=None, steps=None):
     return clock, uart, t, AtEngine(uart, clock)
 
 
+def bare_engine():
+    """A clock, a silent UART the test feeds, and an AT engine over them."""
+    clock = Clock()
+    uart = FakeUart(clock)
+    return clock, uart, AtEngine(uart, clock)
+
+
 def test_info_line_collected_for_its_command():
     # manual_csq.at: AT+CSQ -> +CSQ: 22,0 / OK
     clock, uart, t, eng = engine_for("manual_csq.at")
@@ -34,9 +41,7 @@ def test_cme_error_becomes_modem_error_with_code():
 
 
 def test_cms_and_plain_error():
-    clock = Clock()
-    uart = FakeUart(clock)
-    eng = AtEngine(uart, clock)
+    clock, uart, eng = bare_engine()
     uart.feed(b"\r\n+CMS ERROR: 331\r\n", 20)
     e = raises(ModemError, drive, clock, eng.cmd("AT+CMGS=17"))
     assert (e.kind, e.code) == (at.CMS, 331)
@@ -50,9 +55,7 @@ def test_cms_and_plain_error():
 
 
 def test_urc_in_the_middle_of_a_response_is_dispatched_not_collected():
-    clock = Clock()
-    uart = FakeUart(clock)
-    eng = AtEngine(uart, clock)
+    clock, uart, eng = bare_engine()
     seen = []
     eng.on(b"+CMTI:", seen.append)
     eng.on(b"+CEREG:", seen.append)
@@ -64,9 +67,7 @@ def test_urc_in_the_middle_of_a_response_is_dispatched_not_collected():
 
 
 def test_bytes_arriving_one_at_a_time():
-    clock = Clock()
-    uart = FakeUart(clock)
-    eng = AtEngine(uart, clock)
+    clock, uart, eng = bare_engine()
     seen = []
     eng.on(b"+CGEV:", seen.append)
     answer = b"\r\n+CGEV: ME PDN ACT 1\r\n\r\n+CREG: 1,5\r\n\r\nOK\r\n"
@@ -78,18 +79,14 @@ def test_bytes_arriving_one_at_a_time():
 
 
 def test_echo_is_tolerated():
-    clock = Clock()
-    uart = FakeUart(clock)
-    eng = AtEngine(uart, clock)
+    clock, uart, eng = bare_engine()
     uart.feed(b"AT+CSQ\r\r\n+CSQ: 9,99\r\n\r\nOK\r\n", 5)  # ATE1: the command comes back first
     assert drive(clock, eng.cmd("AT+CSQ", expect=b"+CSQ:")) == [b"+CSQ: 9,99"]
     assert eng.unknown == 0
 
 
 def test_garbage_and_partial_lines_are_dropped_and_counted():
-    clock = Clock()
-    uart = FakeUart(clock)
-    eng = AtEngine(uart, clock)
+    clock, uart, eng = bare_engine()
     seen = []
     eng.on(b"+CEREG:", seen.append)
     uart.feed(b"\x00\xff\xfe\x80junk\x01\r\n", 5)  # noise with a control byte inside
@@ -112,9 +109,7 @@ def test_overlong_line_is_dropped_without_losing_the_next():
 
 
 def test_timeout_raises_and_a_late_answer_is_not_given_to_the_next_command():
-    clock = Clock()
-    uart = FakeUart(clock)
-    eng = AtEngine(uart, clock)
+    clock, uart, eng = bare_engine()
     e = raises(ModemError, drive, clock, eng.cmd("AT+CFUN=0", timeout_ms=1000))
     assert e.kind == at.TIMEOUT and eng.timeouts == 1
     uart.feed(b"\r\nOK\r\n", 50)  # the late OK of AT+CFUN=0 ...
@@ -129,9 +124,7 @@ def test_timeout_raises_and_a_late_answer_is_not_given_to_the_next_command():
 
 
 def test_outcome_line_after_ok_completes_the_command():
-    clock = Clock()
-    uart = FakeUart(clock)
-    eng = AtEngine(uart, clock)
+    clock, uart, eng = bare_engine()
     uart.feed(b"\r\nOK\r\n", 10)
     uart.feed(b"\r\n+CCHOPEN: 0,0\r\n", 700)  # the TLS handshake takes a while
     start = clock.now_ms
@@ -144,9 +137,7 @@ def test_outcome_line_after_ok_completes_the_command():
 
 
 def test_ok_without_its_outcome_line_times_out():
-    clock = Clock()
-    uart = FakeUart(clock)
-    eng = AtEngine(uart, clock)
+    clock, uart, eng = bare_engine()
     uart.feed(b"\r\nOK\r\n", 10)
     e = raises(ModemError, drive, clock, eng.cmd("AT+CCHOPEN=0", 2000, until=b"+CCHOPEN:"))
     assert e.kind == at.TIMEOUT
@@ -162,9 +153,7 @@ def test_prompt_then_pdu_and_ctrl_z():
 
 
 def test_prompt_followed_by_noise_is_still_a_prompt():
-    clock = Clock()
-    uart = FakeUart(clock)
-    eng = AtEngine(uart, clock)
+    clock, uart, eng = bare_engine()
 
     def respond(u, data):
         if data == b"\r":
@@ -183,9 +172,7 @@ def test_prompt_followed_by_noise_is_still_a_prompt():
 
 
 def test_no_prompt_is_an_error():
-    clock = Clock()
-    uart = FakeUart(clock)
-    eng = AtEngine(uart, clock)
+    clock, uart, eng = bare_engine()
     e = raises(ModemError, drive, clock, eng.cmd("AT+CCHSEND=0,5", 1000, data=b"hello"))
     assert e.kind == at.NO_PROMPT
     assert b"hello" not in uart.written  # nothing is sent without the prompt
@@ -239,9 +226,7 @@ def test_boot_urcs_go_to_their_handlers():
 
 
 def test_a_burst_of_urcs_during_a_command():
-    clock = Clock()
-    uart = FakeUart(clock)
-    eng = AtEngine(uart, clock)
+    clock, uart, eng = bare_engine()
     seen = []
     eng.on(b"+CEREG:", seen.append)
     burst = b"".join(b"\r\n+CEREG: %d\r\n" % (i % 6) for i in range(200))
@@ -281,9 +266,7 @@ def test_one_command_in_flight():
 
 
 def test_a_raising_urc_handler_does_not_break_the_command():
-    clock = Clock()
-    uart = FakeUart(clock)
-    eng = AtEngine(uart, clock)
+    clock, uart, eng = bare_engine()
 
     def bad(line):
         raise ValueError("boom")

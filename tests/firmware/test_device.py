@@ -28,6 +28,18 @@ class Rig:
         self.dev = Device(self.hal, self.cfg)
         assert self.dev.boot(self.t)
 
+    def alert_then_taps(self, n, until_ms):
+        """An alert (hold from 1 s), then n quick presses at 8 s; run until until_ms."""
+        self.hal.press(1000, 3200)
+        self.run(8000)
+        self.taps(n, 8000)
+        self.run(until_ms)
+
+    def taps(self, n, at_ms):
+        """n quick presses 300 ms apart from at_ms (3: cancel, 5: duress)."""
+        for i in range(n):
+            self.hal.press(at_ms + 300 * i, 100)
+
     def run(self, until_ms, gnss=True):
         while self.t < until_ms:
             if gnss and self.t % 1000 < 20 and self.hal.gnss_on:
@@ -91,11 +103,7 @@ def test_alert_session_audio_locations_chain_and_gnss():
 
 def test_cancel_in_the_window_ends_the_alert():
     r = Rig()
-    r.hal.press(1000, 3200)
-    r.run(8000)
-    for i in range(3):
-        r.hal.press(8000 + 300 * i, 100)
-    r.run(15000)
+    r.alert_then_taps(3, 15000)
     cancel = r.of(frames.CANCEL)
     assert len(cancel) == 1
     n = len(r.frames())
@@ -106,17 +114,9 @@ def test_cancel_in_the_window_ends_the_alert():
 
 def test_duress_looks_like_cancel_but_the_alert_goes_on_flagged():
     r1 = Rig()
-    r1.hal.press(1000, 3200)
-    r1.run(8000)
-    for i in range(3):
-        r1.hal.press(8000 + 300 * i, 100)
-    r1.run(15000)
+    r1.alert_then_taps(3, 15000)
     r2 = Rig()
-    r2.hal.press(1000, 3200)
-    r2.run(8000)
-    for i in range(5):
-        r2.hal.press(8000 + 300 * i, 100)
-    r2.run(40000)
+    r2.alert_then_taps(5, 40000)
     # the officer's wrist feels the same answer in both cases
     def pulses(hal):
         t0 = hal.motor[-1][0] - 270  # the last answer: times relative to its start
@@ -137,8 +137,7 @@ def test_presses_during_an_alert_and_late_cancels_are_ignored():
     r.run(10000)
     r.hal.press(10000, 3500)  # the alert pattern again: same alert
     r.run(40000)
-    for i in range(3):
-        r.hal.press(40000 + 300 * i, 100)  # after the 30 s window
+    r.taps(3, 40000)  # after the 30 s window
     r.run(50000)
     assert len(r.of(frames.ALERT_START)) == 1
     assert not r.of(frames.CANCEL) and r.dev.session.live
