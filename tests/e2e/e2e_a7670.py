@@ -122,7 +122,7 @@ class A7670:
 
     def pwrkey(self, level):
         """PWRKEY line, 1 = pressed (pulled low through the transistor)."""
-        now = self.world.now_us
+        now = self.world.device_now_us()
         if level:
             if self._pressed_us is None:
                 self._pressed_us = now

@@ -42,6 +42,9 @@ class Mic:
         self.k = 0  # samples produced since the stream started
         self.blocks = 0
         self.overruns = 0
+        self.overrun_ms = []  # world ms of the first overruns
+        self.max_read_gap_us = 0  # the longest time the HAL left its ring unread while running
+        self._last_read_us = None
         self.running = False
         self._gen = 0
         # one period of the signal as 32-bit little-endian words, twice (for slicing)
@@ -62,14 +65,25 @@ class Mic:
         self._gen += 1
         self.running = False
         self.target = None
+        self._last_read_us = None
+
+    def read_at(self, t_us):
+        """The HAL reads its ring now (the lane's seam in Esp32Hal.mic_readinto)."""
+        if not self.running:
+            return
+        if self._last_read_us is not None and t_us - self._last_read_us > self.max_read_gap_us:
+            self.max_read_gap_us = t_us - self._last_read_us
+        self._last_read_us = t_us
 
     def readinto(self, buf):
         if self.running and buf is self.completed:
             self.overruns += 1
+            if len(self.overrun_ms) < 20:
+                self.overrun_ms.append(self.world.ms())
         self.target = buf
         if not self.running:
             self.running = True
-            self._schedule(self.world.now_us, buf)
+            self._schedule(self.world.device_now_us(), buf)
         return 0  # non-blocking: nothing copied now
 
     def _schedule(self, start_us, buf):
@@ -209,4 +223,4 @@ class Recorder:
     def set(self, level):
         if level != self.level:
             self.level = level
-            self.changes.append((self.world.ms(), level))
+            self.changes.append((self.world.device_now_us() // 1000, level))

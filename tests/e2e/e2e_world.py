@@ -20,6 +20,7 @@ import heapq
 TICKS_PERIOD = 1 << 30
 TICKS_MASK = TICKS_PERIOD - 1
 PASS_FLOOR_US = 1000  # virtual mode: every pass of the main loop costs 1 ms
+SLOWEST_KEPT = 12
 
 
 class World:
@@ -32,12 +33,16 @@ class World:
         self._n = 0
         # the pass in progress (see pass_begin / pass_end)
         self._cpu0 = 0
+        self._start_us = 0
+        self._excluded_us = 0
+        self._in_pass = False
         self.block_us = 0  # UART writes that blocked during this pass
         self.cpu_overhead_us = 0  # cost of reading the CPU clock, subtracted
         self.passes = 0
         self.pass_max_us = 0
         self.pass_total_us = 0
         self.cpu_total_us = 0
+        self.slowest = []  # the SLOWEST_KEPT slowest passes: (cost_us, started at world ms)
 
     # -- the clock ---------------------------------------------------------
     def ms(self):
@@ -58,7 +63,7 @@ class World:
         heapq.heappush(self._events, (t_us, self._n, fn, args))
 
     def after_ms(self, ms, fn, *args):
-        self.at(self.now_us + int(ms * 1000), fn, *args)
+        self.at(self.device_now_us() + int(ms * 1000), fn, *args)
 
     def next_event_us(self):
         return self._events[0][0] if self._events else None
@@ -80,25 +85,52 @@ class World:
     # -- passes of the firmware's main loop ---------------------------------
     def pass_begin(self):
         self.block_us = 0
+        self._start_us = self.now_us
+        self._excluded_us = 0
+        self._in_pass = True
         if self.factor:
             self._cpu0 = self.cpu_us()
 
+    def _cost_us(self, final=False):
+        # what the pass has cost the device so far (virtual mode: the floor, at its end)
+        if not self.factor:
+            return (PASS_FLOOR_US if final else 0) + self.block_us
+        cpu = self.cpu_us() - self._cpu0 - self._excluded_us - self.cpu_overhead_us
+        return int((cpu if cpu > 0 else 0) * self.factor) + self.block_us
+
+    def device_now_us(self):
+        """The device's time now: inside a pass, its start plus what it has cost so far."""
+        if not self._in_pass:
+            return self.now_us
+        t = self._start_us + self._cost_us()
+        return t if t > self.now_us else self.now_us
+
+    def catch_up(self):
+        """Inside a pass: let the world's events happen up to the device's time
+        now (an interrupt or a DMA completion does not wait for the pass to
+        end). The VM time the world takes meanwhile is not the device's."""
+        if not self._in_pass:
+            return
+        t0 = self.cpu_us() if self.factor else 0
+        self.advance_to(self.device_now_us())
+        if self.factor:
+            self._excluded_us += self.cpu_us() - t0
+
     def pass_end(self):
         """Advance the clock by what the pass cost the device; returns that (us)."""
+        cost = self._cost_us(True)
+        self._in_pass = False
         if self.factor:
-            cpu = self.cpu_us() - self._cpu0 - self.cpu_overhead_us
-            if cpu < 0:
-                cpu = 0
-            self.cpu_total_us += cpu
-            cost = int(cpu * self.factor)
-        else:
-            cost = PASS_FLOOR_US
-        cost += self.block_us
+            self.cpu_total_us += (cost - self.block_us) // self.factor
         self.passes += 1
         self.pass_total_us += cost
         if cost > self.pass_max_us:
             self.pass_max_us = cost
-        self.advance_to(self.now_us + cost)
+        if len(self.slowest) < SLOWEST_KEPT or cost > self.slowest[-1][0]:
+            self.slowest.append((cost, self._start_us // 1000))
+            self.slowest.sort(key=lambda x: -x[0])
+            del self.slowest[SLOWEST_KEPT:]
+        self.advance_to(self._start_us + cost)
         return cost
 
     def calibrate(self, n=200):
@@ -154,7 +186,7 @@ class Line:
     def write(self, data):
         data = bytes(data)
         w = self.world
-        now = w.now_us + w.block_us  # the pass has been blocked this long already
+        now = w.device_now_us()
         start = self._up_free if self._up_free > now else now
         done = start + len(data) * self.byte_us
         # bytes not yet on the wire must fit the TX buffer and the FIFO
