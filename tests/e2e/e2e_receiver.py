@@ -3,7 +3,8 @@
 # each verified against the device's registered key, stored, and answered
 # with the map of docs/frames.md ("Delivery and acknowledgement"), encoded
 # deterministically as the firmware's strict decoder requires:
-#   {"results": [{"status", "device", "seq", ? "reason"}], "time", ? "closed"}
+#   {"results": [{"status", "device", "seq", ? "reason"}], "time"}  (no "closed":
+#   no operator closes an alert in these runs)
 # accepted / duplicate (the same bytes of a (device, seq) already stored) /
 # rejected with a reason code. Verification uses the firmware's own
 # sotto.frames.verify (the only Ed25519 the VM has); tools/vm/e2e_verify.py
@@ -28,7 +29,6 @@ class Receiver:
         self.requests = 0
         self.bad_requests = 0
         self.answers = []  # (t_ms, [seq, ...] acknowledged)
-        self.close_sids = set()  # alerts an operator closed: answered in "closed"
         self.acked_at = {}  # seq -> world ms when its acknowledgement reached the device
 
     def now_s(self):
@@ -48,17 +48,12 @@ class Receiver:
             return self._http(400, {"reason": "malformed-cbor", "detail": str(e)}), []
         results = []
         acked = []
-        kids = set()
         for _, start, end in items:
             r = self._one(body[start:end])
-            if r["device"] is not None:
-                kids.add(r["device"])
             if r["status"] != "rejected":
                 acked.append(r["seq"])
             results.append(r)
-        answer = {"results": results, "time": self.now_s()}
-        if self.close_sids and kids:
-            answer["closed"] = sorted(self.close_sids)
+        answer = {"results": results, "time": self.now_s()}  # no alert closed by an operator here
         self.answers.append((self.world.ms(), acked))
         return self._http(200, answer), acked
 

@@ -29,11 +29,11 @@ const repoRoot = path.resolve(path.dirname(here), "../..");
 // Device time per unit of VM CPU time, in device-speed mode. Measured (DESIGN.md,
 // "What the VM does not show"): this VM runs MicroPython bytecode 8-18x faster
 // than an ESP32-S3 (pystone 20-27 k/s against 1.0-1.7 k/s published for the
-// ESP32) and big-integer crypto 25-50x faster (its arithmetic is C, where the
-// wasm JIT gains most). Firmware passes mix both, and signing dominates the
-// slow ones, so 25 is the low end of the crypto range and above the top of the
-// bytecode range: a pass that fits the device's budgets at 25 has margin for
-// bytecode-heavy work. The bench also reports the figures at 50 (the worst case).
+// ESP32) and big-integer crypto 25-50x faster (its arithmetic is C). A pass
+// mixes both: 25 overstates bytecode (by 1.4-3x) and is the low end for
+// signatures (which may take up to 2x longer on a device). It is the one
+// factor the lane's checks and `make bench` use; --factor runs another (at 50
+// the ring is read late enough to lose a few blocks: see docs/architecture.md).
 export const DEVICE_FACTOR = 25;
 
 const X_MS = 30000; // boots this long before the half-period and the wrap of ticks_ms
