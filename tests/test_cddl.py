@@ -139,7 +139,8 @@ def test_zcbors_own_command_line_takes_the_pages_cddl(tmp_path: Path) -> None:
     """What docs/frames.md tells a reader to run, run: one good frame, one broken."""
     cddl = tmp_path / "sotto.cddl"
     cddl.write_text(cddl_source())
-    zcbor = [sys.executable, "-m", "zcbor.zcbor.zcbor", "validate", "-c", str(cddl), "-t", "frame", "-i", "-"]
+    script = Path(sys.executable).with_name("zcbor")      # the command pip installed beside python
+    zcbor = [str(script), "validate", "-c", str(cddl), "-t", "frame", "-i", "-"]
     good = _vector("audio")[1]
     bad = with_payload("audio", _set(16, U32 + 1))
     ok = subprocess.run(zcbor, input=good, capture_output=True, timeout=60)
