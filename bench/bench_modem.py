@@ -2,7 +2,7 @@
 trigger to the receiver's acknowledgement of the alert-start frame.
 
 The firmware's delivery task and SIMCom driver run under CPython against the
-virtual modem with its nominal delays (simulator/vmodem.py Timing: 80 ms round
+virtual modem with its nominal delays (simulator/vmodem Timing: 80 ms round
 trip, 1 Mbit/s up, 115 200 baud UART, 350 ms TLS crypto in the module), with
 real TLS to a receiver on loopback. Nominal case: at the trigger the modem is
 already on, registered and its PDP context active, with no connection open (it
