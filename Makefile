@@ -8,11 +8,12 @@ PY      := $(VENV)/bin/python
 NODE    ?= node
 NPM     ?= npm
 
-.PHONY: setup test lint compile typecheck pytest vmtest demo bench vectors clean help
+.PHONY: setup test lint compile typecheck pytest vmtest powercut demo bench vectors clean help
 
 help:
 	@echo "make demo    - a simulated officer raises an alert; the receiver shows it verified"
-	@echo "make test    - lint, mpy-cross, type check, pytest (CPython) and the MicroPython VM lane"
+	@echo "make test    - lint, mpy-cross, type check, pytest (CPython), the MicroPython VM lane, the power-cut sweep"
+	@echo "make powercut - a power cut at every storage operation of a whole alert (about a minute)"
 	@echo "make bench   - benchmarks with same-run baselines; writes build/bench.json"
 	@echo "make vectors - regenerate tests/vectors/ by running the firmware in the MicroPython VM"
 	@echo "make lint    - ruff"
@@ -33,7 +34,7 @@ node_modules/.installed: package.json package-lock.json
 	@touch $@
 
 test: setup
-	$(MAKE) --no-print-directory lint compile typecheck pytest vmtest
+	$(MAKE) --no-print-directory lint compile typecheck pytest vmtest powercut
 
 lint: setup
 	$(VENV)/bin/ruff check .
@@ -49,6 +50,9 @@ pytest: setup
 
 vmtest: setup
 	$(NODE) tools/vm/test.mjs tests/firmware
+
+powercut: setup
+	$(PY) -m pytest -q -m powercut_sweep tests/simulator/test_powercut_sweep.py
 
 demo: setup
 	$(PY) -m simulator.demo

@@ -26,12 +26,14 @@ delivered. Then, for that cut point:
 happens (the alert is over before the N-th operation): every cut point,
 bounded by count and deterministic (virtual clock, seeded device).
 
-    python tests/simulator/powercut.py [--plan end|cancel] [--every K]
-prints the outcomes of a whole sweep (both cut kinds) as a table.
+    python tests/simulator/powercut.py [--plan end|cancel] [--every K] [-v]
+prints the outcomes of a whole sweep (both cut kinds) as a table; the tests
+are tests/simulator/test_powercut_sweep.py (`make powercut` runs them all).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import sys
@@ -235,20 +237,20 @@ def chain_problem(wires: list[bytes], public_key: bytes) -> str | None:
     return None
 
 
-def sweep(rx, workdir: Path, plan: Plan, done: bool | None, every: int = 1, first_device: int = 1,
-          progress=None) -> list[Outcome]:
-    """Every cut point n = 1, 1 + every, ... until the power no longer dies in
-    the alert; the last entry is that first run without a cut."""
+_devices = itertools.count(1)  # one receiver serves many runs: each run is a new device
+
+
+def sweep(rx, workdir: Path, plan: Plan, done: bool | None, pick=None) -> list[Outcome]:
+    """Every cut point n = 1, 2, ... (those pick(n) keeps; default all) until
+    the power no longer dies in the alert; the last entry is that run."""
     outs = []
-    n = 1
-    while n <= CUT_LIMIT:
-        o = run_cut(rx, workdir, plan, n, done, first_device + len(outs))
+    for n in range(1, CUT_LIMIT + 1):
+        if pick is not None and not pick(n):
+            continue
+        o = run_cut(rx, workdir, plan, n, done, next(_devices))
         outs.append(o)
-        if progress is not None:
-            progress(o)
         if not o.happened:
             return outs
-        n += every
     raise AssertionError(f"more than {CUT_LIMIT} flash operations in one alert")
 
 
@@ -279,11 +281,9 @@ def main(argv: list[str]) -> int:
         work = Path(tmp)
         rx = ReceiverProcess(work / "receiver")
         try:
-            dev_no = 1
             for name in args.plan or sorted(PLANS):
                 for done in (False, True):
-                    outs = sweep(rx, work, PLANS[name], done, args.every, dev_no)
-                    dev_no += len(outs)
+                    outs = sweep(rx, work, PLANS[name], done, lambda n: (n - 1) % args.every == 0)
                     t = tally(outs)
                     print(f"{name:6} {'after' if done else 'before':6} " + ", ".join(
                         f"{k} {t[k]}" for k in ("cut points", "clean", "chain", "alerts", "lost",
