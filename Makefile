@@ -8,12 +8,13 @@ PY      := $(VENV)/bin/python
 NODE    ?= node
 NPM     ?= npm
 
-.PHONY: setup test lint compile typecheck pytest vmtest e2e demo bench vectors clean help
+.PHONY: setup test lint compile typecheck pytest vmtest e2e powercut demo bench vectors clean help
 
 help:
 	@echo "make demo    - a simulated officer raises an alert; the receiver shows it verified"
-	@echo "make test    - lint, mpy-cross, type check, pytest (CPython), the MicroPython VM lane and e2e"
+	@echo "make test    - lint, mpy-cross, type check, pytest (CPython), the MicroPython VM lane, e2e, power-cut sweep"
 	@echo "make e2e     - main.py unchanged in the MicroPython VM: alerts end to end, also at device speed"
+	@echo "make powercut - a power cut at every storage operation of a whole alert (about a minute)"
 	@echo "make bench   - benchmarks with same-run baselines; writes build/bench.json"
 	@echo "make vectors - regenerate tests/vectors/ by running the firmware in the MicroPython VM"
 	@echo "make lint    - ruff"
@@ -34,7 +35,7 @@ node_modules/.installed: package.json package-lock.json
 	@touch $@
 
 test: setup
-	$(MAKE) --no-print-directory lint compile typecheck pytest vmtest e2e
+	$(MAKE) --no-print-directory lint compile typecheck pytest vmtest e2e powercut
 
 lint: setup
 	$(VENV)/bin/ruff check .
@@ -58,6 +59,9 @@ e2e: setup
 	rm -rf build/e2e
 	$(NODE) tools/vm/e2e.mjs --out build/e2e
 	$(PY) tools/vm/e2e_verify.py build/e2e
+
+powercut: setup
+	$(PY) -m pytest -q -m powercut_sweep tests/simulator/test_powercut_sweep.py
 
 demo: setup
 	$(PY) -m simulator.demo

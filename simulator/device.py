@@ -19,7 +19,8 @@ patterns), so the firmware runs unchanged and is watched through its own hooks.
 Flash is a directory. Power loss is on demand: at once (RAM lost, flash as
 last written), or during the N-th flash operation from now (a write leaves
 half its bytes in its .tmp file, a rename or remove is cut just after it took
-effect), which is where a power cut hurts. The host's fsync is off: the
+effect; power_cut(done=False / True) cuts every kind just before / just after
+it takes effect), which is where a power cut hurts. The host's fsync is off: the
 simulated flash survives simulated power cuts by construction, and fsync
 would only measure the host's disk.
 """
@@ -120,6 +121,7 @@ class VirtualDevice:
         self._boot_ms = clock.now_ms
         self._reboot_at: int | None = None
         self._cut_in_ops = 0  # > 0: the power dies during that many-th flash operation from now
+        self._cut_done: bool | None = None  # power_cut(done=...)
         self.on_power_lost: Callable[[int], None] | None = None  # called once when the power dies
         self.triggers: list[tuple[str, int]] = []  # (pattern, t_ms the officer completed it)
         self.haptic_patterns: list[tuple[int, str]] = []  # (t_ms, pattern) the firmware played
@@ -202,15 +204,25 @@ class VirtualDevice:
         self.timeline.append((self.clock.now_ms, kind, text))
 
     # -- faults ------------------------------------------------------------------------
-    def power_cut(self, during_flash_op: int = 0) -> None:
+    def power_cut(self, during_flash_op: int = 0, done: bool | None = None) -> None:
         """All power gone: RAM lost, the modem and the GNSS off (the GNSS loses its
         ephemeris too). during_flash_op = N > 0: not now, but during the N-th
-        flash write, rename or remove from now (see the module docstring)."""
+        flash write, rename or remove from now (see the module docstring).
+        done=False: that operation does not take effect (a write leaves half its
+        bytes, a rename or remove is not done); True: it takes effect wholly,
+        then the power dies; None: a write is torn, a rename or remove done."""
         if during_flash_op > 0 and self.device is not None:
             self._cut_in_ops = during_flash_op
+            self._cut_done = done
             self.note("fault", f"power will die during flash operation {during_flash_op} from now")
             return
         self._power_lost()
+
+    def cancel_power_cut(self) -> None:
+        """Forget a power cut armed with power_cut(during_flash_op=N) that has not happened yet."""
+        if self._cut_in_ops:
+            self._cut_in_ops = 0
+            self.note("fault", "the armed power cut is called off")
 
     def _power_lost(self) -> None:
         self.device = None
@@ -239,6 +251,10 @@ class VirtualDevice:
 
         def cut_write(path: str, parts: Any) -> None:
             if due():
+                if self._cut_done:
+                    write(path, parts)
+                    self.note("fault", f"power died just after writing {Path(path).name}")
+                    raise PowerLoss
                 data = b"".join(bytes(p) for p in parts)
                 with open(path, "wb") as f:  # what reached the flash before the power went
                     f.write(data[:len(data) // 2])
@@ -248,14 +264,22 @@ class VirtualDevice:
             write(path, parts)
 
         def cut_rename(src: str, dst: str) -> None:
+            cut = due()
+            if cut and self._cut_done is False:
+                self.note("fault", f"power died just before renaming {Path(src).name}")
+                raise PowerLoss
             rename(src, dst)
-            if due():
+            if cut:
                 self.note("fault", f"power died just after renaming {Path(src).name}")
                 raise PowerLoss
 
         def cut_remove(path: str) -> None:
+            cut = due()
+            if cut and self._cut_done is False:
+                self.note("fault", f"power died just before removing {Path(path).name}")
+                raise PowerLoss
             remove(path)
-            if due():
+            if cut:
                 self.note("fault", f"power died just after removing {Path(path).name}")
                 raise PowerLoss
 

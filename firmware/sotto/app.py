@@ -107,7 +107,9 @@ class Device:
         self.power = Power(cfg, hal.battery_mv, self._emit, now_ms)
         self.power.enabled = not self.minimal
         self.session = Session(cfg, self._emit, self.gnss, self.audio, self.haptic,
-                               gnss_power=hal.gnss_power, minimal=self.minimal, storage=st)
+                               gnss_power=hal.gnss_power, minimal=self.minimal, storage=st,
+                               queue=self.queue, seq_mark=lambda: self.counters.peek_seq - 1)
+        self.session.frame_on_flash = lambda: not self.pending
         self.session.set_battery(lambda: self.power.pct)
         self.session.utc_s = self.clock.utc_s
         self.sched = Scheduler()
@@ -125,12 +127,13 @@ class Device:
         self.ready = True
         _log.i("device %s up: boot %d, %d frames waiting%s", cfg["device_id"].hex(), self.boots,
                kept, ", MINIMAL MODE (boot loop)" if self.minimal else "")
+        try:
+            # before anything else is signed: an alert cut short by the power goes first
+            self.session.resume(now_ms, self.counters.next_sid)
+        except Exception as e:  # noqa: BLE001 - a bad alert record must not stop the device
+            self._fault("resume", e)
         st_code = frames.ST_BOOT_LOOP if self.minimal else frames.ST_STARTED
         self._emit(now_ms, frames.STATUS, {frames.K_BATT: self.power.pct, frames.K_ST: st_code})
-        try:
-            self.session.resume(now_ms)
-        except Exception as e:  # noqa: BLE001 - a bad state file must not stop the device
-            self._fault("resume", e)
         return True
 
     def _count_boot(self):
@@ -147,7 +150,8 @@ class Device:
         """Sign a frame and queue it (durable when this returns)."""
         fields[frames.K_T] = ftype
         fields[frames.K_SEQ] = seq = self.counters.next_seq()
-        fields[frames.K_TIME] = self.clock.utc_s(now_ms)
+        if frames.K_TIME not in fields:  # an alert raised again after a cut keeps its pattern's time
+            fields[frames.K_TIME] = self.clock.utc_s(now_ms)
         fields[frames.K_UP] = self.clock.uptime_ms(now_ms) & 0xFFFFFFFF
         flags = fields.get(frames.K_FLAGS, 0)
         if self.minimal:

@@ -272,6 +272,14 @@ class FrameQueue:
                     return wire
         return None
 
+    def frames_after(self, seq, types):
+        """(seq, type, wire) of each queued frame of one of `types` with a seq
+        above `seq`, oldest first (reads each from flash: a boot-time tool)."""
+        for e in [e for e in self._index if e[0] > seq and e[1] in types]:
+            wire = self._read(e[0], e[1])
+            if wire is not None:
+                yield e[0], e[1], wire
+
     def max_seq(self):
         return self._index[-1][0] if self._index else 0
 

@@ -1,24 +1,29 @@
 # The alert session: which frames, when.
 #
-# On the alert pattern the alert-start frame, with the best known location,
-# is signed and queued at once, before anything else. Then, while the alert
-# lives: audio chunks up to the clip length and a location frame every
-# location_every_s. A cancel within the cancel window ends the alert (cancel
-# frame); a duress cancel gets the same haptic answer but keeps the alert
-# live and flags every later frame. The alert ends with an end frame when the
-# centre closes it or it reaches alert_max_s. Every frame after alert-start
-# carries the chain link of the one before it.
-import struct
-from binascii import crc32
-
+# On the alert pattern the officer's intent goes to flash first (one small
+# record, sotto.alertrec), then the alert-start frame, with the best known
+# location, is signed and queued at once. Then, while the alert lives: audio
+# chunks up to the clip length and a location frame every location_every_s.
+# A cancel within the cancel window ends the alert (cancel frame); a duress
+# cancel gets the same haptic answer but keeps the alert live and flags every
+# later frame. The alert ends with an end frame when the centre closes it or
+# it reaches alert_max_s. Every frame after alert-start carries the chain link
+# of the one before it.
+#
+# Power cuts: the "accepted" pulse comes only once the alert (or the cancel,
+# or the duress) is durable: its record is on flash, or else its frame is.
+# resume() at boot carries on from the record and from what reached the
+# queue after it: it raises an alert whose alert-start never got queued (same
+# trigger, the pattern's time), makes a cancel or duress frame that was asked
+# for and not queued, and takes the chain link from the newest queued frame.
 from micropython import const
 
-from sotto import frames, trigger
+from sotto import alertrec, frames, trigger
 from sotto.log import Logger
 from sotto.ticks import ticks_add, ticks_diff
 
-STATE = "alert"  # the live alert, so that it survives a power cut or a reset
-_STATE_FMT = ">HB8sI"  # sid, duress, prev link, ms since the alert began
+STATE = alertrec.NAME  # the live alert's record, so that it survives a power cut or a reset
+_CLOSING = (frames.CANCEL, frames.END)
 IDLE_MS = const(60000)
 AUDIO_POLL_MS = const(20)
 
@@ -27,9 +32,11 @@ _log = Logger("session")
 
 class Session:
     def __init__(self, cfg, emit, gnss, audio, haptic, gnss_power=None, flags=0, minimal=False,
-                 storage=None):
+                 storage=None, queue=None, seq_mark=None):
         """emit(now_ms, ftype, fields, audio=None) -> wire: signs and queues a
-        frame (seq, time and uptime are added there)."""
+        frame (seq, time and uptime are added there; a time given is kept).
+        storage: where the alert's record is kept (None: RAM only); queue: read
+        by resume(); seq_mark() -> the last sequence number handed out."""
         trig = cfg["trigger"]
         self.cancel_window_ms = trig["cancel_window_s"] * 1000
         self.trig_kind = frames.TRIG_HOLD if "hold_ms" in trig["alert"] else frames.TRIG_PRESSES
@@ -55,8 +62,17 @@ class Session:
         self._next_loc = 0
         self._gnss_until = None
         self._audio_on = False
-        self.storage = storage  # where the live alert's state is kept (None: RAM only)
+        self.storage = storage  # where the live alert's record is kept (None: RAM only)
+        self.queue = queue
+        self._seq_mark = seq_mark
+        # () -> False while the newest frame is held in RAM (the flash refused it); None: always on flash
+        self.frame_on_flash = None
         self.resumed = False
+        self._trig = self.trig_kind  # how the live alert was raised (a re-raised one keeps its own)
+        self._utc0 = 0  # UTC of the alert pattern, 0 when unknown
+        self._seq = 0  # seq of the alert's newest frame
+        self._dirty = False  # the record waits for the newest frame to reach the flash
+        self._confirm_due = False  # the accepted pulse waits for the same
         self._battery = None  # battery_pct() for alert-start and closing frames
         self.utc_s = None  # clock.utc_s, to date a last-known position
 
@@ -69,23 +85,32 @@ class Session:
         if ev == trigger.ALERT:
             if self.live:
                 self.ignored += 1
+                if not self._confirm_due:
+                    self.haptic.confirm(now_ms)  # accepted: there is a durable alert
                 return
-            self._start(now_ms, next_sid())
+            self._raise(now_ms, next_sid)
         elif ev in (trigger.CANCEL, trigger.DURESS):
             if not self.live or ticks_diff(now_ms, self._t0) > self.cancel_window_ms or self.duress:
                 self.ignored += 1
                 if self.live and self.duress:
                     self.haptic.confirm(now_ms)  # same answer as before: nothing to see
                 return
-            self.haptic.confirm(now_ms)
-            if ev == trigger.CANCEL:
-                self._frame(now_ms, frames.CANCEL, {frames.K_BATT: self._batt()})
-                self._finish(now_ms)
-            else:
+            want = frames.CANCEL if ev == trigger.CANCEL else frames.DURESS
+            if want == frames.DURESS:
                 self.duress = True
-                f = {frames.K_BATT: self._batt()}
-                self._add_location(f, now_ms)
-                self._frame(now_ms, frames.DURESS, f)
+            durable = self._write(self._record(now_ms, want))  # the officer's intent first
+            if durable:
+                self.haptic.confirm(now_ms)
+            self._carry_out(now_ms, want, confirm=not durable)
+
+    def _carry_out(self, now_ms, want, confirm=False):
+        if want == frames.CANCEL:
+            self._frame(now_ms, frames.CANCEL, {frames.K_BATT: self._batt()}, confirm=confirm)
+            self._finish(now_ms)
+        else:
+            f = {frames.K_BATT: self._batt()}
+            self._add_location(f, now_ms)
+            self._frame(now_ms, frames.DURESS, f, confirm=confirm)
 
     def closed_by_centre(self, sids, now_ms):
         if self.live and self.sid in sids:
@@ -96,17 +121,29 @@ class Session:
             self._frame(now_ms, frames.END, {frames.K_WHY: why, frames.K_BATT: self._batt()})
             self._finish(now_ms)
 
-    def _start(self, now_ms, sid):
+    def _raise(self, now_ms, next_sid):
+        """The alert pattern: the intent on flash before anything else (no alert
+        id reserved, nothing signed yet), then the alert-start."""
+        self._trig = self.trig_kind
+        self._utc0 = self.utc_s(now_ms) if self.utc_s is not None else 0
+        mark = self._seq_mark() if self._seq_mark is not None else 0
+        durable = self._write(alertrec.Record(frames.ALERT_START, self._trig, False, 0, self._utc0, mark))
+        if durable:
+            self.haptic.confirm(now_ms)  # accepted: from now on the alert survives a power cut
+        self._start(now_ms, next_sid(), confirm=not durable)
+
+    def _start(self, now_ms, sid, utc_s=0, confirm=False):
         self.sid = sid
         self.live = True
         self.duress = False
         self.alerts += 1
         self._t0 = now_ms
         self._prev = b""
-        f = {frames.K_BATT: self._batt(), frames.K_TRIG: self.trig_kind}
+        f = {frames.K_BATT: self._batt(), frames.K_TRIG: self._trig}
+        if utc_s:
+            f[frames.K_TIME] = utc_s  # raised again after a restart: the time of the pattern
         self._add_location(f, now_ms)
-        self._frame(now_ms, frames.ALERT_START, f)  # first, at once
-        self.haptic.confirm(now_ms)
+        self._frame(now_ms, frames.ALERT_START, f, confirm=confirm)  # first, at once
         self._power_gnss(True)
         self._gnss_until = ticks_add(now_ms, self.keep_gnss_ms)
         self._next_loc = ticks_add(now_ms, self.location_ms)
@@ -118,13 +155,14 @@ class Session:
     def _finish(self, now_ms):
         self._stop_audio(now_ms, send=False)
         self.live = False
-        if self.storage is not None:
-            self.storage.remove(STATE)
+        self._sync_record(now_ms)
         _log.i("alert %d over", self.sid)
 
     # -- time ----------------------------------------------------------------------
     def step(self, now_ms):
         """Run due work; returns ms until the session needs to run again."""
+        if self._dirty or self._confirm_due:
+            self._caught_up(now_ms)
         if not self.live:
             if self._gnss_until is not None and ticks_diff(now_ms, self._gnss_until) >= 0:
                 self._gnss_until = None
@@ -174,7 +212,10 @@ class Session:
         self._frame(now_ms, frames.AUDIO, f, data)
 
     # -- frames --------------------------------------------------------------------
-    def _frame(self, now_ms, ftype, fields, audio=None):
+    def _frame(self, now_ms, ftype, fields, audio=None, confirm=False):
+        """Sign and queue one frame of the alert, then bring its record up to
+        date (once the frame is on flash: the record never runs ahead of the
+        queue). confirm: the accepted pulse once the frame is on flash."""
         fields[frames.K_SID] = self.sid
         flags = self.base_flags | (frames.FLAG_DURESS if self.duress else 0)
         if flags:
@@ -183,43 +224,98 @@ class Session:
             fields[frames.K_PREV] = self._prev
         wire = self._emit(now_ms, ftype, fields, audio)
         self._prev = frames.chain_link(wire)
-        if self.live and self.storage is not None:
-            self._persist(now_ms)
+        self._seq = fields.get(frames.K_SEQ, self._seq)
+        if confirm:
+            self._confirm_due = True
+        if ftype not in _CLOSING:  # a closing frame: _finish() forgets the record instead
+            self._sync_record(now_ms)
         return wire
 
-    def _persist(self, now_ms):
-        body = struct.pack(_STATE_FMT, self.sid, 1 if self.duress else 0, self._prev,
-                           ticks_diff(now_ms, self._t0) & 0xFFFFFFFF)
-        try:
-            self.storage.write_atomic(STATE, body + struct.pack(">I", crc32(body) & 0xFFFFFFFF))
-        except OSError as e:
-            _log.e("cannot keep the alert's state: %s", e)
+    def _on_flash(self):
+        return self.frame_on_flash is None or self.frame_on_flash()
 
-    def resume(self, now_ms):
-        """At boot: carry on with an alert that was live when the power went.
-        Same alert id, the chain continues; locations resume (audio does not:
-        the clip belongs to the moment of the trigger). Returns True if resumed."""
+    def _sync_record(self, now_ms):
+        """The record follows the alert: rewritten while it lives, removed when
+        it is over; deferred while the newest frame waits in RAM."""
+        self._dirty = True
+        self._caught_up(now_ms)
+
+    def _caught_up(self, now_ms):
+        if not self._on_flash():
+            return
+        if self._dirty and self.storage is not None:
+            if self.live:
+                self._write(self._record(now_ms, 0))
+            else:
+                try:
+                    alertrec.remove(self.storage)
+                except OSError as e:
+                    _log.e("cannot remove the alert's record: %s", e)
+        self._dirty = False
+        if self._confirm_due:
+            self._confirm_due = False
+            self.haptic.confirm(now_ms)
+
+    def _record(self, now_ms, want):
+        return alertrec.Record(want, self._trig, self.duress, self.sid, self._utc0, self._seq,
+                               ticks_diff(now_ms, self._t0), self._prev)
+
+    def _write(self, rec):
+        """Put the record on flash; False when the flash refused it (logged)."""
         if self.storage is None:
             return False
-        raw = self.storage.read(STATE)
-        size = struct.calcsize(_STATE_FMT)
-        if raw is None or len(raw) != size + 4:
+        try:
+            alertrec.write(self.storage, rec)
+            return True
+        except OSError as e:
+            _log.e("cannot keep the alert's record: %s", e)
             return False
-        if struct.unpack(">I", raw[size:])[0] != crc32(raw[:size]) & 0xFFFFFFFF:
-            _log.e("alert state damaged; not resumed")
+
+    def resume(self, now_ms, next_sid=None):
+        """At boot: carry on with the alert the record on flash describes.
+        An alert whose alert-start never reached the queue is raised now (same
+        trigger, the time of the pattern; next_sid gives it an id). A live alert
+        keeps its id and its chain, whose link comes from the newest frame of it
+        queued after the record (else from the record); a cancel or duress the
+        officer asked for and that is not queued is made now. Locations resume
+        (audio does not: the clip belongs to the moment of the trigger).
+        Returns True if an alert is live."""
+        if self.storage is None:
             return False
-        sid, duress, prev, elapsed_ms = struct.unpack(_STATE_FMT, raw[:size])
-        self.sid = sid
-        self.duress = bool(duress)
-        self._prev = prev
-        self.live = True
+        rec = alertrec.read(self.storage)
+        if rec is None:
+            return False
+        got = alertrec.find(rec, self.queue) if self.queue is not None else alertrec.Found()
+        if self.queue is None:
+            got.sid = rec.sid
+        if got.ftype in _CLOSING:
+            self._dirty = True  # the alert was over; only its record was left behind
+            self._caught_up(now_ms)
+            return False
         self.resumed = True
-        self._t0 = ticks_add(now_ms, -elapsed_ms)
+        self._trig = rec.trig or self.trig_kind
+        self._utc0 = rec.utc_s
+        if got.sid == 0:
+            if next_sid is None:
+                return False
+            self._start(now_ms, next_sid(), utc_s=rec.utc_s)
+            _log.i("alert %d raised again after a restart", self.sid)
+            return True
+        self.sid = got.sid
+        self.duress = rec.duress or bool(got.types & (1 << frames.DURESS))
+        self._prev = got.link if got.seq else rec.link
+        self._seq = got.seq if got.seq else rec.seq
+        self.live = True
+        self._t0 = ticks_add(now_ms, -rec.elapsed_ms)
         self._power_gnss(True)
         self._gnss_until = ticks_add(now_ms, self.keep_gnss_ms)
         self._next_loc = now_ms  # a position at once: where is the officer now?
-        _log.i("alert %d resumed after a restart", sid)
-        return True
+        _log.i("alert %d resumed after a restart", self.sid)
+        if rec.want in (frames.CANCEL, frames.DURESS) and not got.types & (1 << rec.want):
+            self._carry_out(now_ms, rec.want)  # asked for, and cut short
+        elif got.seq:
+            self._sync_record(now_ms)  # the queue is ahead of the record: catch up before acks
+        return self.live
 
     def _add_location(self, fields, now_ms):
         if self.gnss is None:

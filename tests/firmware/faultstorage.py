@@ -7,6 +7,8 @@
 #                                       (a new Storage over the same root)
 #   cut_after=True                      a cut rename/remove happens, then the
 #                                       power dies (the caller never learns it)
+#   whole_writes=True                   with cut_after: a cut write completes
+#                                       too (its .tmp is whole), then the power dies
 #   full_after_bytes=B                  ENOSPC once the files hold more than B bytes
 #
 # A cut write leaves half of its bytes in the .tmp file, as a real power cut
@@ -23,10 +25,12 @@ class PowerCut(OSError):
 class FaultStorage(Storage):
     fsync = False
 
-    def __init__(self, root, cut_at=0, full_after_bytes=-1, count_removes=False, cut_after=False):
+    def __init__(self, root, cut_at=0, full_after_bytes=-1, count_removes=False, cut_after=False,
+                 whole_writes=False):
         self.ops = 0  # writes and renames (and removes, with count_removes) so far
         self.cut_at = cut_at  # 0: never
         self.cut_after = cut_after
+        self.whole_writes = whole_writes
         self.count_removes = count_removes
         self.dead = False
         self.full_after_bytes = full_after_bytes  # -1: unlimited
@@ -64,6 +68,9 @@ class FaultStorage(Storage):
                 f.write(b"")
             raise OSError(28, "no space")
         if self._op():
+            if self.cut_after and self.whole_writes:
+                Storage._write(self, path, parts)
+                raise PowerCut(5, "power cut after write")
             # the cut lands mid-write: half of the bytes reach the flash
             data = b"".join(bytes(p) for p in parts)
             with open(path, "wb") as f:

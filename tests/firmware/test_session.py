@@ -248,3 +248,21 @@ def test_a_damaged_state_file_is_not_resumed():
     assert not rig(storage=Storage(root)).s.resume(0)
     st.write_atomic("alert", b"short")
     assert not rig(storage=Storage(root)).s.resume(0)
+
+
+def test_the_intent_is_on_flash_before_the_pulse_and_the_alert_start():
+    root = tmpdir("sess")
+    r = rig(storage=Storage(root))
+    states = []
+    emit = r.emit
+
+    def watching(now_ms, ftype, fields, audio=None):
+        states.append(Storage(root).read("alert"))
+        return emit(now_ms, ftype, fields, audio)
+
+    r.s._emit = watching
+    r.event(trigger.ALERT, 1000)
+    assert r.log[:2] == ["haptic", frames.ALERT_START]  # accepted once the intent is durable
+    assert states[0] is not None and len(states[0]) == 30  # the intent, before any frame was made
+    r.event(trigger.ALERT, 2000)  # the pattern again: the same alert, accepted again
+    assert r.haptic == [1000, 2000] and r.types().count(frames.ALERT_START) == 1

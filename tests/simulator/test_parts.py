@@ -325,11 +325,9 @@ def test_privacy_check_follows_the_alert_and_wants_tls():
 
 @pytest.mark.parametrize("flash_op", [
     1,  # the frame's write is torn: the frame never existed, the chain carries on from the one before
-    pytest.param(2, marks=pytest.mark.xfail(strict=True, reason=(
-        "firmware bug (sotto/session.py, reported): the frame is on flash but the alert state with its "
-        "chain link is not yet; after resume the next frame names the same previous frame: chain broken"))),
-    pytest.param(3, marks=pytest.mark.xfail(strict=True, reason="same firmware bug: alert state write torn")),
-    4,  # the alert state is written too: nothing is lost
+    2,  # the frame is on flash, its alert record not yet: the link comes from the queued frame
+    3,  # the alert record's write is torn: the same
+    4,  # the alert record is written too: nothing is lost
 ])
 def test_power_cut_during_a_flash_operation_of_a_live_alert(tmp_path, flash_op):
     from simulator.run import run_scenario
