@@ -1,8 +1,13 @@
 # Time for frames: wall-clock UTC and uptime.
 #
 # UTC: GNSS time when the receiver has it, else the monitoring centre's time
-# (from delivery answers), else 0 ("unknown", as docs/frames.md says). The
-# network time is anchored to a tick and carried forward by the ticks since.
+# (from delivery answers), else 0 ("unknown", as docs/frames.md says). Neither
+# may be earlier than the firmware's build date (sotto.build; GNSS dates have
+# their week roll-over undone in sotto.gnss first). When both are known and
+# disagree by more than GNSS_NET_BOUND_S the centre's time wins: it comes over
+# TLS from a clock the centre keeps right, while a receiver can be wrong by
+# whole roll-over periods or report a stale date after a cold start.
+# The network time is anchored to a tick and carried forward by the ticks since.
 # Tick differences are only valid within half the tick period (2^29 ms, about
 # 6 days), so every reading moves the anchor forward by whole seconds; the
 # device reads the clock at least every few minutes (heartbeats, housekeeping).
@@ -11,9 +16,14 @@
 # counting past the tick wrap (frames carry it modulo 2^32).
 from micropython import const
 
+from sotto.build import BUILD_UTC_S
 from sotto.ticks import ticks_add, ticks_diff
 
-MIN_EPOCH_S = const(1577836800)  # 2020-01-01: a network time before this is a fault, not a time
+MIN_EPOCH_S = BUILD_UTC_S  # a time before the build date is a fault, not a time
+# GNSS and network time further apart than this: the network's wins. Well above
+# the centre's clock error, an answer's latency and a day of crystal drift
+# (50 ppm: 4 s), well below any date fault.
+GNSS_NET_BOUND_S = const(60)
 _REANCHOR_MS = const(3600000)  # move the network anchor forward after an hour
 
 
@@ -26,6 +36,8 @@ class Clock:
         self._up_rem = 0
         self._up_tick = now_ms
         self.rejected = 0  # implausible network times ignored
+        self.gnss_rejected = 0  # readings where GNSS time lost to the network's
+        self.gnss_too_early = 0  # GNSS times before the build date, ignored
 
     def set_network(self, epoch_s, now_ms):
         """The centre's clock (epoch seconds) as of now_ms."""
@@ -50,12 +62,16 @@ class Clock:
 
     def utc_s(self, now_ms):
         """Epoch seconds now, or 0 when no source has told us yet."""
-        if self.gnss is not None:
-            t = self.gnss.utc_s(now_ms)
-            if t is not None:
+        net = self.network_s(now_ms)
+        t = self.gnss.utc_s(now_ms) if self.gnss is not None else None
+        if t is not None and t < MIN_EPOCH_S:
+            self.gnss_too_early += 1
+            t = None
+        if t is not None:
+            if net is None or -GNSS_NET_BOUND_S <= t - net <= GNSS_NET_BOUND_S:
                 return t
-        t = self.network_s(now_ms)
-        return 0 if t is None else t
+            self.gnss_rejected += 1
+        return 0 if net is None else net
 
     def tick(self, now_ms):
         """Account the time since the last call (at least every few days)."""

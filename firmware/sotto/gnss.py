@@ -5,13 +5,15 @@
 # confirming it; after that the newest one is still offered with its growing
 # age. A last-known position is kept on flash (save()), so an alert straight
 # after boot, indoors, still carries a location, marked as last-known and with
-# its age.
+# its age. GNSS dates before the firmware's build date are a receiver's GPS
+# week-number roll-over and are moved forward by 1024 weeks (sotto.nmea).
 import struct
 from binascii import crc32
 
 from micropython import const
 
 from sotto import frames, nmea
+from sotto.build import BUILD_UTC_S
 from sotto.ticks import ticks_diff
 
 LASTFIX = "lastfix"
@@ -23,8 +25,9 @@ _NOT_A_FIX = (b"N", b"E", b"M", b"S")  # RMC mode indicators that carry no measu
 
 
 class Gnss:
-    def __init__(self, storage=None):
+    def __init__(self, storage=None, floor_s=BUILD_UTC_S):
         self.storage = storage
+        self.floor_s = floor_s  # no true date is earlier: the build date
         self.reader = nmea.NmeaReader(self._sentence)
         self._now = 0
         self.lat_e7 = self.lon_e7 = 0
@@ -34,6 +37,8 @@ class Gnss:
         self._utc = None  # (utc_s, tick) from the newest RMC with a date
         self._saved = None  # (lat, lon, acc, utc_s) last known, from flash
         self.fixes = 0
+        self.rollovers = 0  # dates moved forward by 1024 weeks
+        self.bad_dates = 0  # dates that cannot be right, ignored
         if storage is not None:
             self._saved = self._load()
 
@@ -57,7 +62,13 @@ class Gnss:
             if lat is None or lon is None:
                 return False
             if utc is not None:
-                self._utc = (utc, self._now)
+                fixed = nmea.unfold_week_rollover(utc, self.floor_s)
+                if fixed is None:
+                    self.bad_dates += 1
+                else:
+                    if fixed != utc:
+                        self.rollovers += 1
+                    self._utc = (fixed, self._now)
             self._position(lat, lon)
             return True
         if kind == nmea.GGA:
@@ -91,7 +102,7 @@ class Gnss:
         return self.fix_ms is not None and ticks_diff(now_ms, self.fix_ms) < CURRENT_MS
 
     def utc_s(self, now_ms):
-        """Epoch seconds from GNSS time, carried forward by the ticks since."""
+        """Epoch seconds from GNSS time (week roll-over undone), carried forward by the ticks since."""
         if self._utc is None:
             return None
         utc, at = self._utc

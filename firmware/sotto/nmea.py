@@ -8,6 +8,13 @@
 #
 # Coordinates become integers in 1e-7 degrees with integer arithmetic only, so
 # CPython and MicroPython give the same numbers.
+#
+# Dates: RMC carries a two-digit year, and a receiver whose firmware did not
+# expect a GPS week-number roll-over (1999-08-22, 2019-04-07) reports a date
+# 1024 weeks (19.6 years) early - a Telit HE910 in April 2019 gave 1999-08-22.
+# unfold_week_rollover() moves such a date forward by whole periods until it is
+# no earlier than the firmware's build date, the pivot gpsd (timebase.c) and NTP
+# ("basedate") use.
 from micropython import const
 
 LINE_MAX = const(96)  # NMEA says 82 characters; some receivers send a little more
@@ -65,16 +72,45 @@ def _decimal(field, places):
     return whole * 10 ** places + frac
 
 
+_MINUTE_DECIMALS_MAX = const(10)  # digits of minutes used (1e-10 minute: far below 1e-7 degree)
+
+
 def coordinate_e7(field, hemi, deg_digits):
-    """ddmm.mmmm / dddmm.mmmm with N/S/E/W into 1e-7 degrees; None if invalid."""
-    if len(field) < deg_digits + 2 or field[deg_digits + 2:deg_digits + 3] not in (b".", b""):
+    """ddmm.mmmm / dddmm.mmmm with N/S/E/W into 1e-7 degrees, rounded half away
+    from zero from every decimal the receiver gave; None if invalid."""
+    n = len(field)
+    dot = deg_digits + 2
+    if n < dot or (n > dot and field[dot] != 46):  # "."
         return None
     deg = _decimal(field[:deg_digits], 0)
-    minutes_e5 = _decimal(field[deg_digits:], 5)
-    if deg < 0 or minutes_e5 < 0 or minutes_e5 >= 6000000:
+    if deg < 0:
         return None
-    # minutes / 60 in 1e-7 degrees, rounded: minutes_e5 * 100 / 60
-    value = deg * 10000000 + (minutes_e5 * 10 + 3) // 6
+    # minutes as the exact fraction num / 10**k
+    num = 0
+    k = 0
+    for i in range(deg_digits, n):
+        if i == dot:
+            continue
+        c = field[i]
+        if not 48 <= c <= 57:
+            return None
+        if i > dot:
+            if k == _MINUTE_DECIMALS_MAX:
+                continue
+            k += 1
+        num = num * 10 + c - 48
+    scale = 10 ** k
+    if num >= 60 * scale:
+        return None
+    # 1e-7 degree = 6e-6 minute: e7 = num * 10**6 / (6 * 10**k), rounded half up.
+    # Up to 6 decimals the numbers stay small integers (< 2**30).
+    if k <= 6:
+        numer = num * 10 ** (6 - k)
+        den = 6
+    else:
+        numer = num
+        den = 6 * 10 ** (k - 6)
+    value = deg * 10000000 + (numer + den // 2) // den
     limit = 900000000 if deg_digits == 2 else 1800000000
     if value > limit:
         return None
@@ -107,6 +143,25 @@ def utc_seconds(date_field, time_field):
         return None
     year = 2000 + y if y < 80 else 1900 + y  # two digits: GNSS began in 1980
     return days_from_civil(year, m, d) * 86400 + s
+
+
+WEEK_ROLLOVER_S = const(619315200)  # 1024 weeks
+GPS_EPOCH_S = const(315964800)  # 1980-01-06: no GNSS date is earlier
+_UNFOLD_MAX = const(3)  # periods a date may be moved (a receiver from 1980 reaches 2039)
+
+
+def unfold_week_rollover(utc_s, floor_s):
+    """A GNSS date moved forward by 1024-week periods until it is no earlier than
+    floor_s (the build date); None when it cannot be a GNSS date at all."""
+    if utc_s is None or utc_s < GPS_EPOCH_S:
+        return None
+    n = 0
+    while utc_s < floor_s:
+        if n == _UNFOLD_MAX:
+            return None
+        utc_s += WEEK_ROLLOVER_S
+        n += 1
+    return utc_s
 
 
 def time_of_day(field):

@@ -17,10 +17,16 @@ class FakeUart:
         self.clock = clock
         self.pending = []  # [(due_ms, bytes)]
         self.written = bytearray()
+        self.writes = []  # (ms, nbytes) of each write, to see how data was packeted
         self.responder = responder
 
     def feed(self, data, delay_ms=0):
-        self.pending.append((self.clock.now_ms + delay_ms, bytes(data)))
+        # in order of arrival time, as a wire would deliver them
+        due = self.clock.now_ms + delay_ms
+        i = len(self.pending)
+        while i > 0 and self.pending[i - 1][0] > due:
+            i -= 1
+        self.pending.insert(i, (due, bytes(data)))
 
     def _due(self):
         out = 0
@@ -49,6 +55,7 @@ class FakeUart:
     def write(self, data):
         data = bytes(data)
         self.written += data
+        self.writes.append((self.clock.now_ms, len(data)))
         if self.responder is not None:
             self.responder(self, data)
         return len(data)
@@ -163,9 +170,14 @@ class Transcript:
 class ScriptedModem:
     """A minimal module for driver tests: off until PWRKEY (when on=False),
     answers commands by prefix (value: list of lines, or a function of the
-    command returning them; default OK), can hang until power-cycled."""
+    command returning them, None for no answer now; default OK), can hang until
+    power-cycled. Power follows the A7670 hardware design manual (3.2, Tables
+    11-12): PWRKEY low >= 50 ms powers it on, >= 2.5 s starts a power-down that
+    takes shutdown_ms; a press during the power-down, or less than off_on_ms
+    after it, is ignored (counted in `ignored`)."""
 
-    def __init__(self, clock, answers=None, on=True, boot_ms=12000, reply_ms=10):
+    def __init__(self, clock, answers=None, on=True, boot_ms=12000, reply_ms=10,
+                 shutdown_ms=2000, off_on_ms=2000, boot_urcs=None):
         self.clock = clock
         self.uart = FakeUart(clock, self._written)
         self.answers = dict(answers or {})
@@ -173,30 +185,55 @@ class ScriptedModem:
         self.hung = False
         self.boot_ms = boot_ms
         self.reply_ms = reply_ms
+        self.shutdown_ms = shutdown_ms
+        self.off_on_ms = off_on_ms
+        # (ms after the press, line) sent at power-on
+        self.boot_urcs = boot_urcs or [(boot_ms, "*ATREADY: 1"), (boot_ms, "+CPIN: READY"),
+                                       (boot_ms, "SMS DONE"), (boot_ms, "PB DONE")]
         self.ready_at = 0
+        self.stop_at = None  # a power-down under way ends at this time
+        self.off_since = -(10 ** 9)
         self.press_at = None
         self.presses = []  # (pressed_at, held_ms)
+        self.ignored = 0
+        self.power_ons = 0
         self.commands = []
         self._buf = bytearray()
 
+    def _tick(self):
+        if self.stop_at is not None and self.clock.now_ms >= self.stop_at:
+            self.on = False
+            self.hung = False
+            self.off_since = self.stop_at
+            self.stop_at = None
+
+    def shut_down(self, after_ms):
+        """Begin a power-down that completes shutdown_ms after `after_ms` from now."""
+        self.stop_at = self.clock.now_ms + after_ms + self.shutdown_ms
+
     def pwrkey(self, level):
         now = self.clock.now_ms
+        self._tick()
         if level:
             self.press_at = now
             return
         held = now - self.press_at
         self.presses.append((self.press_at, held))
         self.press_at = None
-        if not self.on and held >= 50:
+        if self.stop_at is not None or (not self.on and now - self.off_since < self.off_on_ms):
+            self.ignored += 1
+        elif not self.on and held >= 50:
             self.on = True
+            self.power_ons += 1
             self.ready_at = now + self.boot_ms
-            self.uart.feed(b"\r\n*ATREADY: 1\r\n\r\n+CPIN: READY\r\n", self.boot_ms)
+            for delay, line in self.boot_urcs:
+                self.uart.feed(b"\r\n" + line.encode() + b"\r\n", delay)
         elif self.on and held >= 2500:
-            self.on = False
-            self.hung = False
+            self.stop_at = now + self.shutdown_ms
 
     def _written(self, uart, data):
-        if not self.on or self.hung or self.clock.now_ms < self.ready_at:
+        self._tick()
+        if not self.on or self.hung or self.clock.now_ms < self.ready_at or self.stop_at is not None:
             return
         self._buf += data
         while b"\r" in self._buf:

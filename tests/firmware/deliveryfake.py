@@ -149,6 +149,7 @@ class FakeModem:
         self.ready = False
         self.sim_ready = False
         self.started = False
+        self.session = False
         self.connected = False
         self.reg_eps = self.reg_cs = -1
         self.registered = True
@@ -157,6 +158,7 @@ class FakeModem:
         self.rx = bytearray(4096)
         self.rx_n = 0
         self.rx_event = False
+        self.rx_more = False
         self.sms_to_delete = []
         self.fail = {}
         self.calls = []
@@ -213,7 +215,7 @@ class FakeModem:
     def open(self, host, port, tls=True):
         self._call("open")
         yield 300
-        self.connected = True
+        self.connected = self.session = True
         self.opens += 1
         self.rx_n = 0
 
@@ -252,7 +254,7 @@ class FakeModem:
 
     def close(self, force=False):
         self.calls.append((self.clock.now_ms, "close"))
-        self.connected = False
+        self.connected = self.session = False
         self.pending = None
         yield 20
 

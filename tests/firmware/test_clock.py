@@ -1,6 +1,7 @@
 # Frame time: GNSS time first, then the monitoring centre's, else 0; both
 # carried forward by ticks, across the tick wrap; uptime that keeps counting.
-from sotto.clock import MIN_EPOCH_S, Clock
+from sotto.build import BUILD_UTC_S
+from sotto.clock import GNSS_NET_BOUND_S, MIN_EPOCH_S, Clock
 from sotto.ticks import TICKS_PERIOD, ticks_add
 
 T2026 = 1795000000
@@ -23,15 +24,39 @@ def test_no_source_is_zero_and_network_time_runs_on():
     assert c.utc_s(5000 + 3600 * 1000 + 500) == T2026 + 3600
 
 
-def test_gnss_time_wins_over_the_network():
+def test_gnss_time_wins_over_a_network_time_that_agrees():
     g = Gnss()
     c = Clock(g, 0)
     c.set_network(T2026, 0)
     assert c.utc_s(1000) == T2026 + 1
-    g.t = T2026 + 500
-    assert c.utc_s(1000) == T2026 + 500
+    g.t = T2026 + 30  # the receiver's second is the better one, within the bound
+    assert c.utc_s(1000) == T2026 + 30
     g.t = None  # GNSS lost: back to the centre's time
     assert c.utc_s(2000) == T2026 + 2
+
+
+def test_network_time_wins_when_gnss_disagrees_by_more_than_the_bound():
+    # e.g. a receiver after a week roll-over it does not know, beyond the build
+    # date's reach, or a cold start reporting a stale date
+    g = Gnss()
+    c = Clock(g, 0)
+    c.set_network(T2026, 0)
+    g.t = T2026 + GNSS_NET_BOUND_S + 1
+    assert c.utc_s(0) == T2026 and c.gnss_rejected == 1
+    g.t = T2026 - 3600  # an hour back: a stale date
+    assert c.utc_s(0) == T2026 and c.gnss_rejected == 2
+    g.t = T2026 + GNSS_NET_BOUND_S
+    assert c.utc_s(0) == T2026 + GNSS_NET_BOUND_S  # at the bound: still the receiver's
+
+
+def test_gnss_time_before_the_build_date_is_not_a_time():
+    g = Gnss()
+    c = Clock(g, 0)
+    g.t = BUILD_UTC_S - 1
+    assert c.utc_s(0) == 0 and c.gnss_too_early == 1  # no source: unknown, not 2024
+    c.set_network(T2026, 0)
+    assert c.utc_s(0) == T2026
+    assert MIN_EPOCH_S == BUILD_UTC_S  # the same floor for the centre's time
 
 
 def test_implausible_network_time_is_ignored():

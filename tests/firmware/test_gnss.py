@@ -147,3 +147,68 @@ def test_a_fix_from_this_boot_beats_the_stored_one_and_save_needs_a_current_fix(
     assert g2.last_known[:2] == (514545000, -25879000)
     assert g2.save(2100)
     assert Gnss(Storage(root)).fix(0)[:2] == (515000000, -1666667)
+
+
+# -- issue 19: rounding, GPS week roll-over, the build date ---------------------
+
+def test_coordinates_are_rounded_from_every_decimal_not_truncated():
+    # 1e-7 degree is 6e-6 minute: a sixth or seventh decimal of minutes can move
+    # the result by up to 1.7e-7 degree (2 cm), and truncating it always moved it
+    # toward zero
+    assert nm.coordinate_e7(b"4829.0005432", b"N", 2) == 484833424  # 48.48334238667
+    assert nm.coordinate_e7(b"00022.0016599", b"W", 3) == -3666943  # 0.3666943317
+    assert nm.coordinate_e7(b"5130.04375999", b"N", 2) == 515007293  # 51.5007293332
+    assert nm.coordinate_e7(b"0000.000003", b"S", 2) == -1  # exactly 0.5e-7: half away from zero
+    assert nm.coordinate_e7(b"0000.0000029", b"S", 2) == 0
+    # more decimals than anyone sends still parse (the tenth and later are below 1e-10 minute)
+    assert nm.coordinate_e7(b"4829.000543210000009", b"N", 2) == 484833424
+
+
+def test_rmc_fix_is_rounded():
+    g = Gnss()
+    g.feed(nmea("GNRMC,120000.00,A,4829.0005432,N,00022.0016599,W,0.0,,150326,,,A"), 0)
+    assert (g.lat_e7, g.lon_e7) == (484833424, -3666943)
+
+
+def test_week_rollover_of_april_2019():
+    # A Telit HE910 just after the 2019-04-06 roll-over reported a valid fix dated
+    # 1999-08-22 (gpsd's regression log april6_2019, chipset note); a firmware built
+    # before the roll-over (floor 2019-03-14) puts it 1024 weeks later.
+    g = Gnss(floor_s=1552521600)  # 2019-03-14
+    g.feed(nmea("GPRMC,000231.42,A,4829.0005,N,00022.0016,E,0.16,212.28,220899,,,A"), 1000)
+    assert g.utc_s(1000) == 1554595351  # 2019-04-07 00:02:31
+    assert g.rollovers == 1
+
+
+def test_week_rollover_after_the_build_date():
+    # today's firmware (built 2025 or later) and a receiver that lost 1024 weeks in
+    # 2026: it reports 2006-11-05, the device uses 2026-06-21
+    g = Gnss()
+    g.feed(nmea("GNRMC,101500.00,A,5130.04375,N,00007.47752,W,0.0,,051106,,,A"), 0)
+    assert g.utc_s(0) == 1782036900  # 2026-06-21 10:15:00
+    assert g.rollovers == 1
+    g.feed(nmea("GNRMC,101501.00,A,5130.04375,N,00007.47752,W,0.0,,210626,,,A"), 1000)
+    assert g.utc_s(1000) == 1782036901 and g.rollovers == 1  # a right date stays as it is
+
+
+def test_a_date_that_cannot_be_gnss_time_is_ignored():
+    g = Gnss()
+    g.feed(nmea("GPRMC,000000.00,A,5130.0,N,00007.0,W,0.0,,010180,,,A"), 0)  # before GPS began
+    assert g.utc_s(0) is None and g.bad_dates == 1
+    assert g.fix(0)[:2] == (515000000, -1166667)  # the position itself is good
+
+
+def test_time_runs_on_across_a_receivers_week_rollover():
+    # tests/data/nmea/week_rollover_2019.log: from 2019-04-06 23:59:42 UTC the
+    # receiver's dates are 1024 weeks early (and one is garbled); a firmware built
+    # before that day keeps one continuous time
+    g = Gnss(floor_s=1552521600)  # built 2019-03-14
+    start = 1554595175  # 2019-04-06 23:59:35, the log's first fix
+    epoch = -1
+    for line in read("week_rollover_2019.log").split(b"\n"):
+        if line.startswith(b"$GPRMC,2") or line.startswith(b"$GPRMC,0"):
+            epoch += 1
+        g.feed(line + b"\n", epoch * 1000)
+        if epoch >= 0:
+            assert g.utc_s(epoch * 1000) == start + epoch, epoch
+    assert epoch == 35 and g.rollovers == 28 and g.bad_dates == 0

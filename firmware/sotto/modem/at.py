@@ -46,6 +46,7 @@ class ModemError(Exception):
         self.code = code
         self.kind = kind
         self.command = command
+        self.lines = ()  # the command's info lines that came before the failure
 
     def __str__(self):
         name = _KIND_NAMES[self.kind] if 0 < self.kind < len(_KIND_NAMES) else "?"
@@ -270,15 +271,18 @@ class AtEngine:
             self._err = ModemError(code, kind, self._cmd)
 
     # -- commands -------------------------------------------------------------
-    def cmd(self, text, timeout_ms=5000, expect=None, until=None, data=None):
+    def cmd(self, text, timeout_ms=5000, expect=None, until=None, data=None, gap_ms=0):
         """Send one command and wait for its final result; returns its info lines.
 
         expect: prefix of the info lines to collect (URCs with other prefixes
                 are dispatched meanwhile);
         until:  prefix of a line that must also arrive (before or after OK),
                 e.g. b"+CCHOPEN:" for commands that report their outcome later;
-        data:   bytes (or a list of them) to write after the '>' prompt.
-        Raises ModemError on ERROR / +CME ERROR / +CMS ERROR / timeout.
+        data:   bytes (or a list of them) to write after the '>' prompt;
+        gap_ms: pause between the parts of a data list (a module that takes
+                its input in packets of limited size).
+        Raises ModemError on ERROR / +CME ERROR / +CMS ERROR / timeout; its
+        .lines holds the info lines that came before the failure.
         """
         if isinstance(text, str):
             text = text.encode()
@@ -295,7 +299,7 @@ class AtEngine:
                 while not self._prompt:
                     self.poll()
                     if self._err is not None:
-                        raise self._err
+                        raise self._failed()
                     if self._prompt:
                         break
                     if ticks_diff(self.sched.now_ms, deadline) >= 0:
@@ -303,15 +307,17 @@ class AtEngine:
                         raise ModemError(0, NO_PROMPT, text)
                     yield self.poll_ms
                 if isinstance(data, (list, tuple)):
-                    for part in data:
-                        self.uart.write(part)
+                    for k in range(len(data)):
+                        if k and gap_ms:
+                            yield from self._pause(gap_ms)
+                        self.uart.write(data[k])
                 else:
                     self.uart.write(data)
             while True:
                 self.poll()
                 if self._err is not None:
                     self.errors += 1
-                    raise self._err
+                    raise self._failed()
                 if self._ok and (self._until is None or self._until_seen):
                     return self._lines
                 left = ticks_diff(deadline, self.sched.now_ms)
@@ -323,6 +329,21 @@ class AtEngine:
             self._cmd = None
             self._want_prompt = False
             self._busy = False
+
+    def _failed(self):
+        # the pending error, with the info lines that came before it
+        e = self._err or ModemError(0, BAD_REPLY, self._cmd)
+        e.lines = self._lines
+        return e
+
+    def _pause(self, ms):
+        # between data packets: keep reading (an early ERROR ends the command)
+        until = ticks_add(self.sched.now_ms, ms)
+        while ticks_diff(until, self.sched.now_ms) > 0:
+            self.poll()
+            if self._err is not None:
+                raise self._failed()
+            yield self.poll_ms
 
     def _start(self, text, expect, until, want_prompt):
         self._cmd = text

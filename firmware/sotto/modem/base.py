@@ -16,7 +16,13 @@ def _registered(stat):
 def _retryable(e):
     if e.kind == _at.TIMEOUT or e.kind == _at.ERROR:
         return True
-    return e.kind == _at.CME and e.code not in (3, 4, 10, 11, 12, 13, 16)  # not: forbidden/SIM/PIN
+    if e.kind == _at.CMS:
+        # SMS service not ready yet: "SIM busy" (314) or the "unknown error" (500) a
+        # module answers before its "SMS DONE" (AT manual V1.09 28.4)
+        return e.code in (314, 500)
+    # not: forbidden / not supported / SIM missing, PIN, PUK, failure / wrong password.
+    # 14 "SIM busy" (28.3) is transient: the SIM is still starting.
+    return e.kind == _at.CME and e.code not in (3, 4, 10, 11, 12, 13, 16)
 
 
 class ModemBase:
@@ -37,8 +43,11 @@ class ModemBase:
         self.ready = False  # answered and initialised since the last power-on
         self.booted = False  # boot URC seen (*ATREADY / RDY)
         self.sim_ready = False
+        self.sim_missing = False  # +CPIN: SIM REMOVED / NOT INSERTED seen
         self.started = False  # AT+CCHSTART done (PDP active)
-        self.connected = False
+        self.session = False  # the module holds CCH session 0 (open, or closed by the peer)
+        self.connected = False  # session 0 is open both ends: we may send
+        self.sms_done = False  # "SMS DONE" since the last boot: the SMS service is ready
         self.tls = True
         self.reg_eps = -1  # last CEREG / CREG stat seen (-1 unknown)
         self.reg_cs = -1
@@ -50,13 +59,19 @@ class ModemBase:
         self.power_cycles = 0
         self.power_ons = 0
         self.peer_closed = 0
+        self.send_failures = 0  # +CCHSEND: <session>,<err != 0>
+        self.cch_stops = 0  # +CCH: CCH STOP
+        self.start_err = -1  # the last "+CCHSTART: <err>" seen outside a command (-1: none)
         for prefix, handler in (
             (b"*ATREADY", self._urc_boot), (b"RDY", self._urc_boot),
-            (b"+CPIN:", self._urc_cpin), (b"SMS DONE", self._urc_note), (b"PB DONE", self._urc_note),
+            (b"+CPIN:", self._urc_cpin), (b"SMS DONE", self._urc_sms_done), (b"PB DONE", self._urc_note),
             (b"+CEREG:", self._urc_reg), (b"+CREG:", self._urc_reg), (b"+CGREG:", self._urc_note),
             (b"+CGEV:", self._urc_cgev), (b"+CMTI:", self._urc_cmti),
+            # the SSL service's unsolicited codes (AT manual V1.09 19.4)
             (b"+CCHEVENT:", self._urc_event), (b"+CCH_PEER_CLOSED:", self._urc_closed),
-            (b"+CCHCLOSE:", self._urc_closed), (b"+CCH_RECV_CLOSED:", self._urc_closed),
+            (b"+CCHCLOSE:", self._urc_session_gone), (b"+CCH_RECV_CLOSED:", self._urc_closed),
+            (b"+CCHSEND:", self._urc_send), (b"+CCH: CCH STOP", self._urc_cch_stop),
+            (b"+CCHSTART:", self._urc_start),
             (b"NORMAL POWER DOWN", self._urc_down), (b"POWERED DOWN", self._urc_down),
         ):
             at.on(prefix, handler)
@@ -66,14 +81,23 @@ class ModemBase:
     def _urc_boot(self, line):
         self.booted = True
         self.ready = False
+        self.sms_done = False
+        self._data_gone()
+
+    def _data_gone(self):
         self.started = False
+        self.session = False
         self.connected = False
+
+    def _urc_sms_done(self, line):
+        self.sms_done = True
 
     def _urc_note(self, line):
         _log.d("%s", line)
 
     def _urc_cpin(self, line):
         self.sim_ready = line.endswith(b"READY")
+        self.sim_missing = b"REMOVED" in line or b"NOT INSERTED" in line
 
     def _urc_reg(self, line):
         f = fields(line, line[:line.find(b":") + 1])
@@ -91,8 +115,7 @@ class ModemBase:
     def _urc_cgev(self, line):
         if b"DETACH" in line or b"DEACT" in line:
             _log.w("%s", line)
-            self.started = False
-            self.connected = False
+            self._data_gone()
 
     def _urc_cmti(self, line):
         idx = int_field(line, b"+CMTI:", 1)
@@ -104,25 +127,50 @@ class ModemBase:
             self.rx_event = True
 
     def _urc_closed(self, line):
+        # +CCH_PEER_CLOSED / +CCH_RECV_CLOSED: no more sending, but the module keeps
+        # the session (and what it cached, 19.2.15 NOTE) until AT+CCHCLOSE
         if self.connected:
             self.peer_closed += 1
             _log.i("connection closed: %s", line)
         self.connected = False
 
+    def _urc_session_gone(self, line):
+        # a +CCHCLOSE result that came after its command gave up waiting
+        self.session = False
+        self.connected = False
+
+    def _urc_send(self, line):
+        # "+CCHSEND: <session>,<err>": reported when sending failed (19.4); with
+        # AT+CCHSET=0 a success is not reported, but a 0 would be harmless
+        err = int_field(line, b"+CCHSEND:", 1, 0)
+        if err:
+            self.send_failures += 1
+            _log.w("send failed: %s", line)
+            self.connected = False
+
+    def _urc_cch_stop(self, line):
+        # the network stopped the SSL service (19.4): sessions and PDP are gone
+        self.cch_stops += 1
+        _log.w("%s", line)
+        self._data_gone()
+
+    def _urc_start(self, line):
+        # "+CCHSTART: <err>" after its command finished (19.2.7: "ERROR", then the code)
+        self.start_err = int_field(line, b"+CCHSTART:", 0, -1)
+
     def _urc_down(self, line):
         self.ready = False
-        self.started = False
-        self.connected = False
+        self._data_gone()
 
     # -- commands ---------------------------------------------------------------
 
-    def cmd(self, text, timeout_ms=0, expect=None, until=None, data=None, retries=-1):
+    def cmd(self, text, timeout_ms=0, expect=None, until=None, data=None, retries=-1, gap_ms=0):
         """One command with rung 1 of the ladder: a timeout, ERROR or transient
         +CME ERROR is retried `retries` times (default cmd_retries)."""
         tries = self.cmd_retries if retries < 0 else retries
         while True:
             try:
-                lines = yield from self.at.cmd(text, timeout_ms or self.cmd_ms, expect, until, data)
+                lines = yield from self.at.cmd(text, timeout_ms or self.cmd_ms, expect, until, data, gap_ms)
                 return lines
             except ModemError as e:
                 if tries <= 0 or not _retryable(e):
@@ -156,4 +204,5 @@ class ModemBase:
     def stats(self):
         return {"retries": self.retries, "cfun_resets": self.cfun_resets,
                 "power_cycles": self.power_cycles, "power_ons": self.power_ons,
-                "peer_closed": self.peer_closed, "rx_dropped": self.rx_dropped}
+                "peer_closed": self.peer_closed, "rx_dropped": self.rx_dropped,
+                "send_failures": self.send_failures, "cch_stops": self.cch_stops}

@@ -91,6 +91,8 @@ class Delivery:
             return
         if m.connected and ticks_diff(self.sched.now_ms, self.last_post) >= self.linger_ms:
             yield from m.close()
+        elif m.session and not m.connected:
+            yield from m.close()  # the server closed it: the module holds it until AT+CCHCLOSE
         if m.sms_to_delete:
             yield from m.housekeeping()
         yield from m.at.wait(self.idle_poll_ms)
@@ -187,7 +189,7 @@ class Delivery:
         while True:
             if m.rx_n and resp.feed(m.consume()):
                 return
-            if m.rx_event:
+            if m.rx_event or m.rx_more:  # announced, or left behind by a full read
                 yield from m.recv()
                 continue
             if not m.connected:

@@ -17,16 +17,43 @@ from sotto.modem.cch import Cch
 _log = Logger("modem")
 
 
+_IDENT_KEEP = (b"Model:", b"Revision:")  # what the log keeps of the identification (never the IMEI)
+_IDENT_DROP = (b"Manufacturer:", b"IMEI", b"MEID", b"QCN", b"+GCAP", b"DeviceInfo", b"ESN")
+CA_PACKET_MAX = 3072  # AT+CCERTDOWN: "every packet data should be no larger than 3072 bytes" (19.2.2)
+
+
+def _starts(line, prefixes):
+    for p in prefixes:
+        if line.startswith(p):
+            return True
+    return False
+
+
+def _apn_of_cid1(lines):
+    """The APN of context 1 in AT+CGDCONT? lines (+CGDCONT: 1,"IP","apn",...), None if undefined."""
+    for line in lines:
+        f = fields(line, b"+CGDCONT:")
+        if len(f) >= 3 and f[0] == b"1":
+            return f[2].strip(b'"').decode()
+    return None
+
+
 class Simcom(Cch):
-    # PWRKEY: A7670 powers on after >= 50 ms low, SIM7600 after >= 100 ms; both
-    # power off after >= 2.5 s. 500 ms powers on either and never powers off.
+    # PWRKEY (A7670 hardware design manual V1.06, 3.2.1-3.2.2, Tables 11-12): low
+    # >= 50 ms powers the module on (SIM7600: >= 100 ms), low >= 2.5 s powers it off.
+    # 500 ms powers on either and never powers off.
     pwrkey_on_ms = 500
     pwrkey_off_ms = 3000
-    off_wait_ms = 2000  # after power-off, before power-on
-    boot_ms = 30000  # boot budget (the manual's *ATREADY comes after ~10-20 s)
+    cpof_ms = 9000  # AT+CPOF "Max Response Time 9000ms" (AT manual V1.09 3.2.5)
+    shutdown_ms = 3000  # power-down takes about 2 s (Table 12, Toff(uart) typ. 2 s) + margin
+    off_wait_ms = 2000  # then off at least 2 s before the next press (Table 12, Toff-on >= 2 s)
+    boot_ms = 30000  # boot budget (Table 11: Ton(uart) typ. 11.1 s)
+    sms_done_ms = 20000  # after the boot URC: how long to wait for "SMS DONE"
+    ca_gap_ms = 300  # between AT+CCERTDOWN packets (3 KB at 115 200 baud take 270 ms)
     cfun_ms = 10000
     sms_ms = 60000  # AT+CMGS
     sms_validity_min = 60  # an alert SMS older than that is of no use
+    ident = ""  # the module's identification as logged at start
 
     def _press(self, hold_ms):
         if self.pwrkey is None:
@@ -42,6 +69,7 @@ class Simcom(Cch):
         if not (yield from self.probe()):
             _log.i("no answer: PWRKEY on")
             self.booted = False
+            self.sms_done = False
             yield from self._press(self.pwrkey_on_ms)
             self.power_ons += 1
             yield from self._wait_boot()
@@ -53,35 +81,101 @@ class Simcom(Cch):
             yield from self.at.wait(1000)
             waited += 1000
             if (self.booted or waited >= 4000) and (yield from self.probe(retries=0)):
+                yield from self._wait_sms_done()
                 return
             waited += self.probe_ms
         raise ModemError(0, _at.NO_POWER, "boot")
 
+    def _wait_sms_done(self):
+        # The module answers AT before its SIM and SMS service are up; until "SMS DONE"
+        # SMS commands answer +CMS ERROR: 500 and SIM ones +CME ERROR: 14 (SIM busy).
+        # Wait for it after a boot we saw, unless the SIM is reported missing.
+        waited = 0
+        while self.booted and not self.sms_done and waited < self.sms_done_ms:
+            if self.sim_missing:
+                return
+            yield from self.at.wait(200)
+            waited += 200
+
     def _init(self):
         self.ready = False
-        self.started = False
-        self.connected = False
+        self._data_gone()
         yield from self.cmd("ATE0")
         yield from self.cmd("AT+CMEE=1")  # numeric +CME ERROR codes
+        yield from self.identify()
         yield from self.cmd("AT+CMGF=0")  # SMS in PDU mode
         yield from self.cmd("AT+CREG=1")  # registration changes as URCs
         yield from self.cmd("AT+CEREG=1")
         if self.apn:
-            yield from self.cmd('AT+CGDCONT=1,"IP","%s"' % self.apn)
-        yield from self.cmd("AT+CCHSET=0,1")  # no send report; receive on demand (+CCHEVENT)
+            yield from self.configure_apn()
+        yield from self.configure_tls()
+        self.ready = True
+
+    def configure_tls(self):
+        """The SSL context 0 (AT manual V1.09 19.2.1, AT+CSSLCFG)."""
         if self.ca_cert:
             yield from self.cmd('AT+CSSLCFG="sslversion",0,3')  # TLS 1.2 only, no downgrade
-            yield from self.cmd('AT+CSSLCFG="authmode",0,1')  # verify the server
+            yield from self.cmd('AT+CSSLCFG="authmode",0,1')  # verify the server's chain
             yield from self.cmd('AT+CSSLCFG="cacert",0,"%s"' % self.ca_cert)
-            yield from self.cmd('AT+CSSLCFG="enableSNI",0,1')
         else:
             _log.w("no CA certificate configured: TLS without server authentication")
             yield from self.cmd('AT+CSSLCFG="authmode",0,0')
-        self.ready = True
+        # Certificate dates: the module checks them only with ignorelocaltime 0 and a right
+        # AT+CCLK (19.2.1); its clock is not trusted at boot, and an expired certificate must
+        # not stop an alert, so dates stay unchecked - set here, not inherited from whatever
+        # was stored before. The module checks no host name either: the CA must be private
+        # to the centre (docs/modem.md, "Certificate profile").
+        yield from self.cmd('AT+CSSLCFG="ignorelocaltime",0,1')
+        try:
+            yield from self.cmd('AT+CSSLCFG="enableSNI",0,1', retries=0)
+        except ModemError as e:
+            # older firmware does not know the parameter: connect without SNI (the
+            # receiver must not need it)
+            if e.kind not in (_at.ERROR, _at.CME):
+                raise
+            _log.w("module without SNI support (%s): TLS without server name", e)
+
+    def identify(self):
+        """Log the module's identification (model, firmware revision and build): AT+SIMCOMATI
+        where the firmware has it, else ATI (AT manual V1.09 2.2.7). Never the IMEI."""
+        self.ident = ""
+        for cmd in ("AT+SIMCOMATI", "ATI"):
+            try:
+                lines = yield from self.cmd(cmd, retries=0)
+            except ModemError as e:
+                _log.d("%s: %s", cmd, e)
+                continue
+            keep = []
+            for line in lines:
+                # a line without a key is SIMCOMATI's build (A7670M7_B12V02_220613)
+                if _starts(line, _IDENT_KEEP) or (b":" not in line and not _starts(line, _IDENT_DROP)):
+                    keep.append(line.decode())
+            if keep:
+                self.ident = " ".join(keep)
+                _log.i("module %s", self.ident)
+                return
+        _log.w("module did not identify itself")
+
+    def configure_apn(self):
+        # AT+CGDCONT is stored in the module (AUTO_SAVE, 5.2.5) and used at attach:
+        # write it only when it differs, and then attach again so that it takes effect.
+        lines = yield from self.cmd("AT+CGDCONT?", expect=b"+CGDCONT:")
+        current = _apn_of_cid1(lines)
+        if current == self.apn:
+            return
+        _log.i("APN %r -> %r: attaching again", current, self.apn)
+        yield from self.cmd('AT+CGDCONT=1,"IP","%s"' % self.apn)
+        self.reg_eps = self.reg_cs = -1
+        yield from self.cmd("AT+CFUN=0", self.cfun_ms, retries=0)
+        yield from self.cmd("AT+CFUN=1", self.cfun_ms, retries=0)
 
     def install_ca(self, name, pem):
-        """Provisioning: store a CA certificate in the module (AT+CCERTDOWN)."""
-        yield from self.cmd('AT+CCERTDOWN="%s",%d' % (name, len(pem)), data=pem, retries=0)
+        """Provisioning: store a CA certificate in the module (AT+CCERTDOWN), in
+        packets of at most CA_PACKET_MAX bytes (19.2.2)."""
+        mv = memoryview(pem)
+        packets = [mv[i:i + CA_PACKET_MAX] for i in range(0, len(pem), CA_PACKET_MAX)]
+        yield from self.cmd('AT+CCERTDOWN="%s",%d' % (name, len(pem)), 120000, data=packets,
+                            gap_ms=self.ca_gap_ms, retries=0)
 
     def check_sim(self):
         try:
@@ -155,24 +249,37 @@ class Simcom(Cch):
         yield from self.cmd("AT+CFUN=1", self.cfun_ms, retries=0)
 
     def power_cycle(self, answering=True):
-        """Rung 3: power off (AT+CPOF, or PWRKEY held when the module is hung), then on."""
+        """Rung 3: power off (AT+CPOF, or PWRKEY held when the module is hung), then on,
+        with the hardware design manual's timing: a press during the power-down or
+        less than 2 s after it is ignored, and a long press on a module that has
+        just gone off switches it back on."""
         self.power_cycles += 1
         _log.w("recovery: power cycle (%d)", self.power_cycles)
         self.ready = False
-        self.started = False
-        self.connected = False
+        self._data_gone()
         self.reg_eps = self.reg_cs = -1
         off = False
         if answering:
             try:
-                yield from self.cmd("AT+CPOF", self.cmd_ms, retries=0)
+                yield from self.cmd("AT+CPOF", self.cpof_ms, retries=0)
                 off = True
-            except ModemError:
-                pass
+            except ModemError as e:
+                _log.w("AT+CPOF: %s", e)
+                # no OK within the documented maximum: a late power-down may still be
+                # under way, and a long press now could switch it back on. Let it finish
+                # and see whether the module still answers.
+                yield from self.at.wait(self.shutdown_ms)
+                off = not (yield from self.probe(retries=0))
         if not off:
             yield from self._press(self.pwrkey_off_ms)
+        yield from self.at.wait(self.shutdown_ms)
+        if not off and (yield from self.probe(retries=0)):
+            # still answering: the press came while it could not take it; once more
+            yield from self._press(self.pwrkey_off_ms)
+            yield from self.at.wait(self.shutdown_ms)
         yield from self.at.wait(self.off_wait_ms)
         self.booted = False
+        self.sms_done = False
         yield from self._press(self.pwrkey_on_ms)
         self.power_ons += 1
         yield from self._wait_boot()
