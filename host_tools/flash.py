@@ -36,7 +36,7 @@ from pathlib import Path
 
 from host_tools.device_link import DeviceFull, DeviceInfo, DeviceLink, LinkError, NotMicroPython
 from host_tools.errors import SottoError, UsageError
-from host_tools.firmware_build import FIRMWARE_DIR, REPO_ROOT, compile_file
+from host_tools.firmware_build import FIRMWARE_DIR, REPO_ROOT, compile_file, kernel_sources, native_build
 
 BOARDS_DIR = REPO_ROOT / "hardware" / "boards"
 DEFAULT_BUILD_DIR = REPO_ROOT / "build" / "flash"
@@ -119,6 +119,9 @@ def build_firmware(build_dir: Path = DEFAULT_BUILD_DIR, march: str | None = None
                    firmware_dir: Path = FIRMWARE_DIR, boards_dir: Path = BOARDS_DIR) -> Build:
     """Compile firmware/sotto for a device (march None: bytecode only) into build_dir/<march>.
 
+    With a march, the kernel modules (sotto/k_*.py) are also built as native
+    code into sotto/k_NAME_native.mpy (host_tools.firmware_build.native_build).
+
     boot.py and main.py ship as source (a board runs them as source); board
     definitions go to /boards. Sources whose SHA-256 has not changed since
     the last build (same mpy-cross) are not recompiled.
@@ -149,6 +152,16 @@ def build_firmware(build_dir: Path = DEFAULT_BUILD_DIR, march: str | None = None
             sources[str(rel)] = src_sha
         data = mpy.read_bytes()
         files.append(BuildFile("/" + rel.with_suffix(".mpy").as_posix(), mpy, _sha256(data), len(data)))
+    for rel in kernel_sources(firmware_dir) if march else []:
+        # the kernels again as machine code for this device (sotto.kern)
+        mpy = out / rel.with_name(rel.stem + "_native.mpy")
+        key = "native:" + str(rel)
+        src_sha = _sha256((firmware_dir / rel).read_bytes())
+        if sources.get(key) != src_sha or not mpy.exists():
+            native_build(rel, out, march, firmware_dir)
+            sources[key] = src_sha
+        data = mpy.read_bytes()
+        files.append(BuildFile("/" + mpy.relative_to(out).as_posix(), mpy, _sha256(data), len(data)))
     for name in ("boot.py", "main.py"):
         src = firmware_dir / name
         data = src.read_bytes()
