@@ -175,11 +175,12 @@ def fe():
 
 
 class _Ctx:
-    # pre-allocated working set: the point (X, Y, Z, T), temporaries, scratch
-    table = None  # array('H'): 2 combs x 32 entries x _ENTRY limbs
-    x = y = z = t = a = b = c = d = e = f = g = h = ypx = ymx = xy2d = None
-    w = None
-    out = None
+    # pre-allocated working set (setup()): the point (x, y, z, t), temporaries
+    # a..h, the table entry being added, the product scratch w, the encoding
+    table = None  # type: array | None  # 2 combs x 32 entries x _ENTRY limbs
+    x = y = z = t = a = b = c = d = e = f = g = h = ypx = ymx = xy2d = fe()  # type: array
+    w = array("i")  # type: array
+    out = bytearray()
 
 
 def setup(base_table):

@@ -155,28 +155,30 @@ def compress(h, block, off: int, s, k):
 
 
 class _Ctx:
-    k = None  # round constants as limbs
-    s = None  # scratch
-    h = None  # state
-    buf = None  # the last block(s) with the padding
+    k = None  # type: array | None  # round constants as limbs (built on first use)
+    s = array("H")  # type: array  # scratch
+    h = array("H")  # type: array  # state
+    buf = bytearray()  # the last block(s) with the padding
 
 
 def _setup():
-    _Ctx.k = array("H", bytes(640))
-    _load_be(_Ctx.k, 0, _K, 0, 80)
+    k = array("H", bytes(640))
+    _load_be(k, 0, _K, 0, 80)
     _Ctx.s = array("H", bytes(2 * _SCRATCH))
     _Ctx.h = array("H", bytes(64))
     _Ctx.buf = bytearray(256)
+    _Ctx.k = k
+    return k
 
 
 def digest(*parts):
     """SHA-512 of the concatenation of parts (bytes-like), in one call; the
     same as sotto.sha512.digest."""
-    if _Ctx.k is None:
-        _setup()
+    k = _Ctx.k
+    if k is None:
+        k = _setup()
     h = _Ctx.h
     s = _Ctx.s
-    k = _Ctx.k
     buf = _Ctx.buf
     _load_be(h, 0, _IV, 0, 8)
     fill = 0
