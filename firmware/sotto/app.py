@@ -61,6 +61,7 @@ class Device:
         self.pending = []  # [(wire, ftype, seq)] signed but not yet on flash
         self.lost = 0  # frames given up because the flash refused them and RAM was full
         self._retry_at = 0
+        self.audio = None
 
     # -- boot ---------------------------------------------------------------------------
     def boot(self, now_ms):
@@ -81,6 +82,7 @@ class Device:
         kept = self.queue.recover()
         self.counters = Counters(st)
         self.counters.load(floor_seq=self.queue.max_seq())
+        key.idle = self._service_mic
         self.signer = frames.FrameSigner(cfg["device_id"], key)
         del key
         self.gnss = Gnss(st)
@@ -141,8 +143,9 @@ class Device:
             flags |= frames.FLAG_RESERVE
         if flags:
             fields[frames.K_FLAGS] = flags
-        wire = self.signer.sign(fields, audio)
+        wire = self.signer.sign(fields, audio)  # services the microphone between its steps
         self.frames_made += 1
+        self._service_mic()  # and before and after the flash write
         if self.pending:
             self._hold(wire, ftype, seq)  # keep the order: older refused frames go first
         else:
@@ -152,7 +155,18 @@ class Device:
                 self._fault("queue", e)
                 self._hold(wire, ftype, seq)
                 self._retry_at = ticks_add(now_ms, RETRY_MS)
+        self._service_mic()
         return wire
+
+    def _service_mic(self):
+        # Making a frame (a signature, a flash write) takes longer on the device
+        # than the microphone's I2S ring holds (128 ms): drain it between the
+        # steps. A fault here must not cost the frame being made.
+        if self.audio is not None:
+            try:
+                self.audio.service()
+            except Exception as e:  # noqa: BLE001
+                self._fault("audio", e)
 
     def _hold(self, wire, ftype, seq):
         p = self.pending

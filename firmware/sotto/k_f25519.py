@@ -284,10 +284,11 @@ def _invert(o, z, t0, t1, t2, t3, w):
     mul(o, t1, t0, w)  # z ** (2**255 - 21)
 
 
-def mul_base(s):
+def mul_base(s, idle=None):
     """The 32-byte encoding of s * B (0 <= s < 2**260), as
     sotto.edwards.encode(sotto.edwards.mul_base(s)); needs setup() first.
-    Returns a buffer it reuses: copy it before the next call."""
+    Returns a buffer it reuses: copy it before the next call. idle(), if
+    given, is called between the comb and the encoding."""
     C = _Ctx
     x, y, z, t = C.x, C.y, C.z, C.t
     a, b, c, d, e, f, g, h, w = C.a, C.b, C.c, C.d, C.e, C.f, C.g, C.h, C.w
@@ -317,6 +318,8 @@ def mul_base(s):
         _madd(x, y, z, t, ypx, ymx, xy2d, a, b, c, d, e, f, g, h, w)
         _lookup(1, _column(r1, r3, r5, r7, r9, j), ypx, ymx, xy2d)
         _madd(x, y, z, t, ypx, ymx, xy2d, a, b, c, d, e, f, g, h, w)
+    if idle is not None:
+        idle()
     # encode: y/z with the sign of x/z
     _invert(a, z, b, c, d, e, w)
     mul(x, x, a, w)

@@ -52,6 +52,9 @@ async function runOne(file) {
   // Data files shared with the host tests (tests/data/...) appear at /testdata/...
   const dataDir = path.join(path.dirname(file), "..", "data");
   if (fs.existsSync(dataDir)) putTree(mp, dataDir, "/testdata", { all: true });
+  // The end-to-end lane's stand-ins (modem emulator, receiver) appear at /e2e/...
+  const e2eDir = path.join(path.dirname(file), "..", "e2e");
+  if (fs.existsSync(e2eDir)) putTree(mp, e2eDir, "/e2e");
   const moduleName = path.basename(file, ".py");
   const failure = runPythonCatching(mp, harness(moduleName));
   if (failure) lines.push(failure, `${MARK}IMPORT-FAIL ${moduleName}`);
