@@ -100,3 +100,12 @@ def test_kernel_operations_allocate_nothing():
     finally:
         micropython.heap_unlock()
     assert out != bytes(32)
+
+
+def test_signing_with_the_kernels_gives_the_device_its_idle_calls():
+    sk, _, msg, sig = ED25519[1]
+    key = ed25519.SigningKey(unhex(sk), KERNELS)
+    calls = []
+    key.idle = lambda: calls.append(1)
+    assert key.sign(unhex(msg)) == unhex(sig)
+    assert len(calls) == 3  # after the nonce hash, after the comb, after the encoding
