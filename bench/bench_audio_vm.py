@@ -2,7 +2,11 @@
 a baseline measured in the same VM run:
 
 - sotto.adpcm.encode_i2s32 on one second of 8 kHz 32-bit I2S words, read 256
-  words at a time as the pipeline does, as x real time (target >= 150x);
+  words at a time as the pipeline does, as x real time. The old ">= 150x real
+  time in the VM" target is retired (issue 12): bytecode tops out below it in
+  the VM, and VM speed says little about the device; whether audio keeps up is
+  judged by the end-to-end lane's device-speed mode (device time = VM CPU time x
+  F), and on the device the pair loop runs as native code (sotto.k_adpcm);
 - the same job by a naive encoder (bench/ref_adpcm_naive.py, the same bytes:
   the VM asserts it) (target: ours >= 2x faster);
 - the whole pipeline (sotto.audio.Audio: I2S reads from a HAL, encoding,
@@ -109,8 +113,9 @@ def measure() -> dict[str, float]:
 def run() -> list[Row]:
     m = measure()
     return [
-        higher_is_better("IMA-ADPCM encoder, 32-bit I2S words (VM)", 1000.0 / m["ours"], "x real time", 150.0,
-                         target=">= 150x", note="8 kHz; limit 150x real time"),
+        higher_is_better("IMA-ADPCM encoder, 32-bit I2S words (VM)", 1000.0 / m["ours"], "x real time", 1.0,
+                         note="8 kHz; baseline: real time. The 150x VM target is retired: audio keeping "
+                         "up is judged by the e2e lane's device-speed mode (issue 12)"),
         lower_is_better("IMA-ADPCM encoder vs naive (VM)", m["ours"], "ms per s of audio", m["naive"],
                         target=">= 2x", note="baseline: bench/ref_adpcm_naive.py, same bytes"),
         lower_is_better("audio pipeline: I2S reads + encode + chunk (VM)", m["pipeline"], "ms per s of audio",

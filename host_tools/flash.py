@@ -22,6 +22,7 @@ alerts) is never touched.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import importlib.metadata
@@ -34,9 +35,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from host_tools import romfs as romfs_image
 from host_tools.device_link import DeviceFull, DeviceInfo, DeviceLink, LinkError, NotMicroPython
 from host_tools.errors import SottoError, UsageError
-from host_tools.firmware_build import FIRMWARE_DIR, REPO_ROOT, compile_file
+from host_tools.firmware_build import FIRMWARE_DIR, REPO_ROOT, compile_file, kernel_sources, native_build
 
 BOARDS_DIR = REPO_ROOT / "hardware" / "boards"
 DEFAULT_BUILD_DIR = REPO_ROOT / "build" / "flash"
@@ -79,12 +81,16 @@ class Build:
     files: tuple[BuildFile, ...]
     version: str
     march: str | None
-    build_id: str  # SHA-256 over the sorted "path sha256" lines
+    build_id: str  # SHA-256 over the sorted "path sha256" lines (and the ROMFS image's)
+    romfs: str | None = None  # SHA-256 of the ROMFS image holding /sotto, when flashed with --romfs
 
     def manifest(self) -> dict[str, object]:
-        return {"format": MANIFEST_FORMAT, "firmware_version": self.version, "build": self.build_id,
-                "march": self.march, "mpy": "6.3",
-                "files": {f.device_path: f.sha256 for f in self.files}}
+        out: dict[str, object] = {"format": MANIFEST_FORMAT, "firmware_version": self.version,
+                                  "build": self.build_id, "march": self.march, "mpy": "6.3",
+                                  "files": {f.device_path: f.sha256 for f in self.files}}
+        if self.romfs is not None:
+            out["romfs"] = self.romfs
+        return out
 
     def manifest_bytes(self) -> bytes:
         return (json.dumps(self.manifest(), sort_keys=True, indent=1) + "\n").encode()
@@ -119,6 +125,9 @@ def build_firmware(build_dir: Path = DEFAULT_BUILD_DIR, march: str | None = None
                    firmware_dir: Path = FIRMWARE_DIR, boards_dir: Path = BOARDS_DIR) -> Build:
     """Compile firmware/sotto for a device (march None: bytecode only) into build_dir/<march>.
 
+    With a march, the kernel modules (sotto/k_*.py) are also built as native
+    code into sotto/k_NAME_native.mpy (host_tools.firmware_build.native_build).
+
     boot.py and main.py ship as source (a board runs them as source); board
     definitions go to /boards. Sources whose SHA-256 has not changed since
     the last build (same mpy-cross) are not recompiled.
@@ -149,6 +158,16 @@ def build_firmware(build_dir: Path = DEFAULT_BUILD_DIR, march: str | None = None
             sources[str(rel)] = src_sha
         data = mpy.read_bytes()
         files.append(BuildFile("/" + rel.with_suffix(".mpy").as_posix(), mpy, _sha256(data), len(data)))
+    for rel in kernel_sources(firmware_dir) if march else []:
+        # the kernels again as machine code for this device (sotto.kern)
+        mpy = out / rel.with_name(rel.stem + "_native.mpy")
+        key = "native:" + str(rel)
+        src_sha = _sha256((firmware_dir / rel).read_bytes())
+        if sources.get(key) != src_sha or not mpy.exists():
+            native_build(rel, out, march, firmware_dir)
+            sources[key] = src_sha
+        data = mpy.read_bytes()
+        files.append(BuildFile("/" + mpy.relative_to(out).as_posix(), mpy, _sha256(data), len(data)))
     for name in ("boot.py", "main.py"):
         src = firmware_dir / name
         data = src.read_bytes()
@@ -166,20 +185,49 @@ def _blocks(size: int, block: int) -> int:
     return max(1, -(-size // block)) * block
 
 
+def romfs_build(build: Build, build_dir: Path) -> tuple[Build, Path, bytes]:
+    """The package (/sotto) of `build` as a ROMFS image (host_tools.romfs), and
+    the build of what stays on the read-write filesystem with the image's hash."""
+    package = {f.device_path: f.host_path for f in build.files if f.device_path.startswith("/sotto/")}
+    path = build_dir / (build.march or "bytecode") / "sotto.romfs"
+    image = romfs_image.build_image(package, path)
+    sha = romfs_image.image_sha256(image)
+    rest = tuple(f for f in build.files if not f.device_path.startswith("/sotto/"))
+    build_id = _sha256(("".join(f"{f.device_path} {f.sha256}\n" for f in rest) + f"romfs {sha}\n").encode())
+    return dataclasses.replace(build, files=rest, build_id=build_id, romfs=sha), path, image
+
+
 def flash_firmware(port: str, *, build_dir: Path = DEFAULT_BUILD_DIR, full: bool = False,
                    progress: Progress | None = None, reset: bool = True,
-                   link: DeviceLink | None = None, firmware_dir: Path = FIRMWARE_DIR) -> FlashResult:
+                   link: DeviceLink | None = None, firmware_dir: Path = FIRMWARE_DIR,
+                   romfs: bool = False) -> FlashResult:
     """Bring the firmware on the device at `port` up to date and verify it on the device.
 
-    full: copy every file even if its hash already matches. Raises the
-    device_link errors (NoSuchPort, PortBusy, NotMicroPython,
-    IncompatibleDevice, DeviceFull, LinkError) and VerifyError.
+    full: copy every file even if its hash already matches. romfs: put the
+    package in the device's ROMFS partition instead (host_tools.romfs; the
+    port must not be held by `link`). Raises the device_link errors
+    (NoSuchPort, PortBusy, NotMicroPython, IncompatibleDevice, DeviceFull,
+    LinkError), VerifyError and romfs.RomfsError / RomfsUnsupported.
     """
+    if romfs and link is not None:
+        raise UsageError("--romfs deploys with mpremote, which needs the port to itself")
     own = link is None
     dev = link or DeviceLink.open(port)
     try:
         assert dev.info is not None
         build = build_firmware(build_dir, dev.info.march, firmware_dir)
+        if romfs:
+            build, image_path, image = romfs_build(build, build_dir)
+            romfs_image.check_fits(dev, image)  # RomfsUnsupported before anything changes
+            if full or romfs_image.sha256_on_device(dev, len(image)) != build.romfs:
+                dev.remove(MANIFEST_PATH)  # no firmware version claimed until verified
+                dev.close()
+                romfs_image.deploy(port, image_path)
+                dev = DeviceLink.open(port)
+                if romfs_image.sha256_on_device(dev, len(image)) != build.romfs:
+                    raise VerifyError("the ROMFS image did not read back intact: "
+                                      "run `sotto flash --romfs` again")
+        assert dev.info is not None
         return _flash(dev, dev.info, build, full, progress, reset)
     finally:
         if own:

@@ -10,7 +10,7 @@
 # buffer (little-endian 32-bit, 24-bit data left-justified) and keeps their
 # top 16 bits, so the conversion costs no second pass and no second buffer.
 #
-# Speed (this runs in the interpreter on every device without viper): the hot
+# Speed (this runs in the interpreter; sotto.k_adpcm holds it): the hot
 # loop encodes two samples per pass into one byte, and replaces the textbook
 # steps (three subtract-and-compare stages, index clamping, predictor sums) by
 # one table row per step index: the seven decision thresholds, the eight
@@ -19,7 +19,7 @@
 # (about 10 KB) are built on first use. _code1() is the textbook algorithm,
 # used for a lone sample at either end of a call; tests check both agree with
 # each other and, on the host, with Python's audioop.
-from micropython import const
+from sotto import k_adpcm, kern
 
 STEPS = (
     7, 8, 9, 10, 11, 12, 13, 14, 16, 17, 19, 21, 23, 25, 28, 31, 34, 37, 41, 45,
@@ -31,7 +31,6 @@ STEPS = (
     32767,
 )
 INDEX = (-1, -1, -1, -1, 2, 4, 6, 8, -1, -1, -1, -1, 2, 4, 6, 8)
-_OFFSET = const(32768)
 
 
 class State:
@@ -120,172 +119,15 @@ def _encode(src, first, count, stride, out, pos, st):
         count -= 1
     pairs = count >> 1
     if pairs:
-        pos = _pairs(src, first, first + pairs * 2 * stride, stride, out, pos, st)
+        rows = _Rows.rows or _rows()
+        pos = _PAIRS(src, first, first + pairs * 2 * stride, stride, out, pos, st, rows, _Rows.high)
     if count & 1:
         st.pending = _code1(_sample(src, first + pairs * 2 * stride), st)
     return pos
 
 
-def _pairs(src, first, stop, stride, out, pos, st):
-    rows = _Rows.rows or _rows()
-    h = _Rows.high
-    r = rows[st.index]
-    p = st.predictor + _OFFSET
-    stride2 = stride * 2
-    for i in range(first, stop, stride2):
-        d = h[src[i]] + src[i - 1] - p
-        if d >= 0:
-            if d >= r[4]:
-                if d >= r[6]:
-                    if d >= r[7]:
-                        c = 7
-                        p += r[15]
-                        r = r[20]
-                    else:
-                        c = 6
-                        p += r[14]
-                        r = r[19]
-                elif d >= r[5]:
-                    c = 5
-                    p += r[13]
-                    r = r[18]
-                else:
-                    c = 4
-                    p += r[12]
-                    r = r[17]
-            elif d >= r[2]:
-                if d >= r[3]:
-                    c = 3
-                    p += r[11]
-                else:
-                    c = 2
-                    p += r[10]
-                r = r[16]
-            elif d >= r[1]:
-                c = 1
-                p += r[9]
-                r = r[16]
-            else:
-                c = 0
-                p += r[8]
-                r = r[16]
-        else:
-            d = -d
-            if d >= r[4]:
-                if d >= r[6]:
-                    if d >= r[7]:
-                        c = 15
-                        p -= r[15]
-                        r = r[20]
-                    else:
-                        c = 14
-                        p -= r[14]
-                        r = r[19]
-                elif d >= r[5]:
-                    c = 13
-                    p -= r[13]
-                    r = r[18]
-                else:
-                    c = 12
-                    p -= r[12]
-                    r = r[17]
-            elif d >= r[2]:
-                if d >= r[3]:
-                    c = 11
-                    p -= r[11]
-                else:
-                    c = 10
-                    p -= r[10]
-                r = r[16]
-            elif d >= r[1]:
-                c = 9
-                p -= r[9]
-                r = r[16]
-            else:
-                c = 8
-                p -= r[8]
-                r = r[16]
-        if p >> 16:
-            p = 0 if p < 0 else 65535
-        j = i + stride  # the second sample of the pair: high nibble
-        d = h[src[j]] + src[j - 1] - p
-        if d >= 0:
-            if d >= r[4]:
-                if d >= r[6]:
-                    if d >= r[7]:
-                        c |= 0x70
-                        p += r[15]
-                        r = r[20]
-                    else:
-                        c |= 0x60
-                        p += r[14]
-                        r = r[19]
-                elif d >= r[5]:
-                    c |= 0x50
-                    p += r[13]
-                    r = r[18]
-                else:
-                    c |= 0x40
-                    p += r[12]
-                    r = r[17]
-            elif d >= r[2]:
-                if d >= r[3]:
-                    c |= 0x30
-                    p += r[11]
-                else:
-                    c |= 0x20
-                    p += r[10]
-                r = r[16]
-            elif d >= r[1]:
-                c |= 0x10
-                p += r[9]
-                r = r[16]
-            else:
-                p += r[8]
-                r = r[16]
-        else:
-            d = -d
-            if d >= r[4]:
-                if d >= r[6]:
-                    if d >= r[7]:
-                        c |= 0xF0
-                        p -= r[15]
-                        r = r[20]
-                    else:
-                        c |= 0xE0
-                        p -= r[14]
-                        r = r[19]
-                elif d >= r[5]:
-                    c |= 0xD0
-                    p -= r[13]
-                    r = r[18]
-                else:
-                    c |= 0xC0
-                    p -= r[12]
-                    r = r[17]
-            elif d >= r[2]:
-                if d >= r[3]:
-                    c |= 0xB0
-                    p -= r[11]
-                else:
-                    c |= 0xA0
-                    p -= r[10]
-                r = r[16]
-            elif d >= r[1]:
-                c |= 0x90
-                p -= r[9]
-                r = r[16]
-            else:
-                c |= 0x80
-                p -= r[8]
-                r = r[16]
-        if p >> 16:
-            p = 0 if p < 0 else 65535
-        out[pos] = c
-        pos += 1
-    st.predictor = p - _OFFSET
-    st.index = r[0]
-    return pos
+# the pair loop: the device's native build when `sotto flash` made one, else bytecode
+_PAIRS = (kern.load("k_adpcm") or k_adpcm).pairs
 
 
 def encode_pcm16(pcm, nbytes, out, pos, st):

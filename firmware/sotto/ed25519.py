@@ -2,44 +2,74 @@
 #
 # SigningKey does the per-key work once (at boot): the expanded secret scalar,
 # the nonce prefix and the public key. sign() then costs two SHA-512 passes, one
-# fixed-base comb multiplication (sotto.edwards) and one field inversion.
+# fixed-base comb multiplication and one field inversion.
 # The secret never appears in a repr, a log line or an error message.
+#
+# Two engines, the same bytes: Python ints (sotto.sha512, sotto.edwards), the
+# fastest in an interpreter, used in the MicroPython VM and under CPython; and
+# the kernels sotto.k_sha512 / sotto.k_f25519, which allocate nothing per
+# operation and which a device runs as viper machine code when `sotto flash`
+# built them for its architecture (chosen here at import: NATIVE).
 #
 # A signature takes about 4 ms in the MicroPython VM, 100 ms or more on an
 # ESP32: longer than the microphone's I2S ring can wait. `idle`, when set, is
 # called between sign()'s four steps (each about a quarter of the whole), so
 # the device can drain the ring while a frame is being signed.
-from sotto import edwards, sha512
+from sotto import edwards, kern, sha512
 
 _L = edwards.L
 
 
+def _native_kernels():
+    ks = kern.load("k_sha512")
+    kf = kern.load("k_f25519")
+    return (ks, kf) if ks is not None and kf is not None else None
+
+
+NATIVE = _native_kernels()
+
+
+def _mul_base_ints(s, idle=None):
+    q = edwards.mul_base(s)
+    if idle is not None:
+        idle()
+    return edwards.encode(q)
+
+
 class SigningKey:
-    def __init__(self, seed):
+    def __init__(self, seed, kernels=None):
+        """kernels: (SHA-512 module, field module) shaped like sotto.k_sha512 and
+        sotto.k_f25519, or None for NATIVE when the device has it, else ints."""
         if len(seed) != 32:
             raise ValueError("Ed25519 seed must be 32 bytes, got %d" % len(seed))
-        h = sha512.digest(seed)
+        kernels = kernels or NATIVE
+        if kernels:
+            self._digest = kernels[0].digest
+            kernels[1].setup(edwards.base_table)
+            edwards.release_table()  # the kernel keeps its own copy, in limbs
+            self._mul_base = kernels[1].mul_base
+        else:
+            self._digest = sha512.digest
+            self._mul_base = _mul_base_ints
+        h = self._digest(seed)
         a = int.from_bytes(h[:32], "little")
         a = (a & ((1 << 254) - 8)) | (1 << 254)  # clamp (RFC 8032 §5.1.5)
         # s*B and S = r + k*s mod L only depend on s mod L (B has order L)
         self._s = a % _L
         self._prefix = h[32:]
-        self.public_key = edwards.encode(edwards.mul_base(self._s))
+        self.public_key = bytes(self._mul_base(self._s))
         self.idle = None  # idle(): called between the steps of sign()
 
     def sign(self, msg):
         """The 64-byte signature of msg (bytes-like)."""
         idle = self.idle
-        r = int.from_bytes(sha512.digest(self._prefix, msg), "little") % _L
+        r = int.from_bytes(self._digest(self._prefix, msg), "little") % _L
         if idle is not None:
             idle()
-        q = edwards.mul_base(r)
+        rb = bytes(self._mul_base(r, idle))  # calls idle() between the comb and the encoding
         if idle is not None:
             idle()
-        rb = edwards.encode(q)
-        if idle is not None:
-            idle()
-        k = int.from_bytes(sha512.digest(rb, self.public_key, msg), "little") % _L
+        k = int.from_bytes(self._digest(rb, self.public_key, msg), "little") % _L
         return rb + ((r + k * self._s) % _L).to_bytes(32, "little")
 
     def __repr__(self):

@@ -186,6 +186,11 @@ def base_table():
     return _Table.combs
 
 
+def release_table():
+    """Drop the comb table (about 14 KB; built again on the next use)."""
+    _Table.combs = []
+
+
 def mul_base(s):
     """s * B for 0 <= s < 2**260, in extended coordinates."""
     t0, t1 = base_table()

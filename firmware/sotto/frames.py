@@ -186,7 +186,9 @@ class FrameSigner:
         check_fields(payload)
         signed = self._cose.sign(cbor.encode(payload))
         if is_audio:
-            return b"\x82" + signed + cbor.head(2, len(audio)) + bytes(audio)
+            # one allocation for the whole frame (no copy of the audio first)
+            return b"".join((b"\x82", signed, cbor.head(2, len(audio)),
+                             audio if type(audio) is bytes else bytes(audio)))
         return signed
 
 

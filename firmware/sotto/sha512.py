@@ -7,9 +7,15 @@
 # than twice the operations. Rotations use the doubled word x * (2**64 + 1),
 # so one multiply stands in for shift-and-or: ROTR(x, n) = (xx >> n) & M, and
 # the three rotations of a Sigma share one mask.
+#
+# On a device whose firmware `sotto flash` built with its -march, digest() is
+# the viper build of sotto.k_sha512 instead (no heap allocation per block),
+# chosen at import.
 import struct
 
 from micropython import const
+
+from sotto import kern
 
 _M = const(0xFFFFFFFFFFFFFFFF)
 _D = const(0x10000000000000001)
@@ -229,8 +235,13 @@ class sha512:
         return struct.pack(">8Q", *h)
 
 
+_NATIVE = kern.load("k_sha512")
+
+
 def digest(*parts):
     """SHA-512 of the concatenation of parts (bytes-like), in one call."""
+    if _NATIVE is not None:
+        return _NATIVE.digest(*parts)
     # MicroPython's join takes bytes only (no bytearray or memoryview)
     msg = b"".join([x if type(x) is bytes else bytes(x) for x in parts])
     n = len(msg)

@@ -43,6 +43,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--board", default=flash.DEFAULT_BOARD,
                    help=f"board definition, for the chip type esptool needs (default {flash.DEFAULT_BOARD})")
     p.add_argument("--full", action="store_true", help="copy every file, even those already up to date")
+    p.add_argument("--romfs", action="store_true",
+                   help="put the firmware package in the device's ROMFS partition (MicroPython >= 1.25 built "
+                        "with one): its bytecode then runs from flash instead of taking RAM")
     p.add_argument("--build-dir", type=Path, default=flash.DEFAULT_BUILD_DIR,
                    help=f"where compiled files are kept (default {flash.DEFAULT_BUILD_DIR})")
     p.set_defaults(func=cmd_flash)
@@ -71,7 +74,7 @@ class _Bar:
 
 
 def cmd_flash(args: argparse.Namespace) -> int:
-    """`sotto flash --port PORT [--runtime BIN --sha256 HEX] [--board B] [--full]`."""
+    """`sotto flash --port PORT [--runtime BIN --sha256 HEX] [--board B] [--full] [--romfs]`."""
     if (args.runtime is None) != (args.sha256 is None):
         raise UsageError("--runtime and --sha256 go together: give the image and its published SHA-256")
     if args.runtime is not None:
@@ -80,7 +83,8 @@ def cmd_flash(args: argparse.Namespace) -> int:
         flash.wait_for_micropython(args.port).close()
     bar = _Bar()
     try:
-        result = flash.flash_firmware(args.port, build_dir=args.build_dir, full=args.full, progress=bar)
+        result = flash.flash_firmware(args.port, build_dir=args.build_dir, full=args.full, progress=bar,
+                                      romfs=args.romfs)
     finally:
         bar.end()
     print(f"flashed firmware {result.version} (build {result.build_id[:12]}) on {args.port}: "

@@ -2,6 +2,11 @@
 # definition. Constructing Esp32Hal claims the hardware; importing this
 # module does not. Interrupt handlers only record into pre-allocated rings;
 # the main loop takes the records out.
+#
+# Types: parameters and returns are annotated, attributes carry `# type:`
+# comments (ignored by MicroPython, read by `make typecheck` against the ESP32
+# stubs), so that a typo on an attribute that starts as None, such as
+# self._wdt, or a wrong argument type fails the check.
 import array
 import os
 import time
@@ -16,61 +21,62 @@ MODEM_TXBUF = const(2048)  # > SEND_MAX of sotto.modem.cch plus an AT command
 
 
 class Esp32Hal:
-    def __init__(self, board, storage_root="/data"):
-        self.board = board
-        self.storage_root = storage_root
+    def __init__(self, board: dict, storage_root: str = "/data") -> None:
+        self.board = board  # type: dict
+        self.storage_root = storage_root  # type: str
         b = board["button"]
-        self._active_low = b.get("active_low", True)
+        self._active_low = b.get("active_low", True)  # type: bool
         pull = machine.Pin.PULL_UP if b.get("pull", "up") == "up" else machine.Pin.PULL_DOWN
-        self._button = machine.Pin(b["pin"], machine.Pin.IN, pull)
+        self._button = machine.Pin(b["pin"], machine.Pin.IN, pull)  # type: machine.Pin
         # (tick, level) ring: slots tail..head-1 are recorded, written only by the handler
-        self._t = array.array("i", [0] * EDGES)
-        self._v = bytearray(EDGES)
-        self._head = 0
-        self._tail = 0
-        self.edges_lost = 0
+        self._t = array.array("i", [0] * EDGES)  # type: array.array
+        self._v = bytearray(EDGES)  # type: bytearray
+        self._head = 0  # type: int
+        self._tail = 0  # type: int
+        self.edges_lost = 0  # type: int
         self._button.irq(self._on_edge, machine.Pin.IRQ_RISING | machine.Pin.IRQ_FALLING)
 
         g = board["gnss"]
         self.gnss_uart = machine.UART(g["uart"], baudrate=g["baud"], tx=g["tx"], rx=g["rx"],
-                                      rxbuf=1024, timeout=0)
-        self._gnss_on = 1 if g.get("power_active_high", True) else 0
-        self._gnss_power = machine.Pin(g["power_pin"], machine.Pin.OUT, value=1 - self._gnss_on)
+                                      rxbuf=1024, timeout=0)  # type: machine.UART
+        self._gnss_on = 1 if g.get("power_active_high", True) else 0  # type: int
+        self._gnss_power = machine.Pin(g["power_pin"], machine.Pin.OUT,
+                                       value=1 - self._gnss_on)  # type: machine.Pin
 
         m = board["modem"]
         # txbuf holds one whole AT+CCHSEND chunk (1 KB): with the default 256
         # bytes, write() would block the main loop ~60 ms per chunk at 115 200 baud
         self.modem_uart = machine.UART(m["uart"], baudrate=m["baud"], tx=m["tx"], rx=m["rx"],
-                                       rxbuf=4096, txbuf=MODEM_TXBUF, timeout=0)
+                                       rxbuf=4096, txbuf=MODEM_TXBUF, timeout=0)  # type: machine.UART
         # PWRKEY goes through an open-collector transistor: 1 on the GPIO pulls PWRKEY low
-        self._pwrkey = machine.Pin(m["pwrkey_pin"], machine.Pin.OUT, value=0)
+        self._pwrkey = machine.Pin(m["pwrkey_pin"], machine.Pin.OUT, value=0)  # type: machine.Pin
 
         # microphone: a ring of blocks that the I2S callback fills and re-arms
-        self._mic_cfg = board["mic"]
-        self._i2s = None
-        self._blocks = [bytearray(MIC_BLOCK) for _ in range(MIC_BLOCKS)]
-        self._views = [memoryview(x) for x in self._blocks]
-        self._mic_head = 0  # block being filled
-        self._mic_tail = 0  # oldest filled block not yet read
-        self._mic_pos = 0  # bytes of the tail block already read
-        self.mic_overruns = 0
+        self._mic_cfg = board["mic"]  # type: dict
+        self._i2s = None  # type: machine.I2S | None
+        self._blocks = [bytearray(MIC_BLOCK) for _ in range(MIC_BLOCKS)]  # type: list[bytearray]
+        self._views = [memoryview(x) for x in self._blocks]  # type: list[memoryview]
+        self._mic_head = 0  # type: int  # block being filled
+        self._mic_tail = 0  # type: int  # oldest filled block not yet read
+        self._mic_pos = 0  # type: int  # bytes of the tail block already read
+        self.mic_overruns = 0  # type: int
 
         bat = board["battery"]
-        self._adc = machine.ADC(machine.Pin(bat["adc_pin"]))
+        self._adc = machine.ADC(machine.Pin(bat["adc_pin"]))  # type: machine.ADC
         self._adc.atten(machine.ADC.ATTN_11DB)
-        self._divider_milli = int(bat.get("divider", 2.0) * 1000)
-        self._adc_samples = bat.get("samples", 8)
+        self._divider_milli = int(bat.get("divider", 2.0) * 1000)  # type: int
+        self._adc_samples = bat.get("samples", 8)  # type: int
 
         h = board["haptic"]
-        self._haptic_on = 1 if h.get("active_high", True) else 0
-        self._haptic = machine.Pin(h["pin"], machine.Pin.OUT, value=1 - self._haptic_on)
+        self._haptic_on = 1 if h.get("active_high", True) else 0  # type: int
+        self._haptic = machine.Pin(h["pin"], machine.Pin.OUT, value=1 - self._haptic_on)  # type: machine.Pin
 
         # The watchdog cannot be stopped once started, so it is armed by main.py
         # after a short service window (see arm_watchdog); feeding before is a no-op.
-        self._wdt = None
+        self._wdt = None  # type: machine.WDT | None
 
     # -- button ------------------------------------------------------------------------
-    def _on_edge(self, pin):
+    def _on_edge(self, pin: machine.Pin) -> None:
         nxt = (self._head + 1) % EDGES
         if nxt == self._tail:
             self.edges_lost += 1  # the main loop stalled for 64 edges: keep the oldest
@@ -79,8 +85,8 @@ class Esp32Hal:
         self._v[self._head] = pin.value()
         self._head = nxt
 
-    def button_edges(self):
-        out = []
+    def button_edges(self) -> list:
+        out = []  # type: list[tuple[int, bool]]
         while self._tail != self._head:
             i = self._tail
             level = self._v[i]
@@ -89,20 +95,20 @@ class Esp32Hal:
         return out
 
     # -- power lines ---------------------------------------------------------------------
-    def modem_pwrkey(self, level):
+    def modem_pwrkey(self, level: int) -> None:
         self._pwrkey.value(1 if level else 0)
 
-    def gnss_power(self, on):
+    def gnss_power(self, on: bool) -> None:
         self._gnss_power.value(self._gnss_on if on else 1 - self._gnss_on)
 
-    def haptic(self, on):
+    def haptic(self, on: bool) -> None:
         self._haptic.value(self._haptic_on if on else 1 - self._haptic_on)
 
     # -- microphone ------------------------------------------------------------------------
     # I2S in non-blocking mode: readinto() returns at once and the driver fills
     # the block in the background, then calls _on_block. The callback publishes
     # the block and arms the next one; mic_readinto copies out what is published.
-    def mic_start(self, rate_hz):
+    def mic_start(self, rate_hz: int) -> None:
         self.mic_stop()
         c = self._mic_cfg
         self._mic_head = self._mic_tail = self._mic_pos = 0
@@ -113,7 +119,7 @@ class Esp32Hal:
         i2s.irq(self._on_block)
         i2s.readinto(self._blocks[0])
 
-    def _on_block(self, i2s):
+    def _on_block(self, i2s: machine.I2S) -> None:
         nxt = (self._mic_head + 1) % MIC_BLOCKS
         if nxt == self._mic_tail:
             # every block is waiting to be read: refill this one, its audio is lost
@@ -123,7 +129,7 @@ class Esp32Hal:
         self._mic_head = nxt
         i2s.readinto(self._blocks[nxt])
 
-    def mic_readinto(self, buf):
+    def mic_readinto(self, buf: bytearray) -> int:
         dst = memoryview(buf)
         n = 0
         while n < len(buf) and self._mic_tail != self._mic_head:
@@ -137,33 +143,33 @@ class Esp32Hal:
                 self._mic_tail = (t + 1) % MIC_BLOCKS
         return n
 
-    def mic_stop(self):
+    def mic_stop(self) -> None:
         if self._i2s is not None:
             self._i2s.deinit()
             self._i2s = None
 
     # -- the rest ----------------------------------------------------------------------------
-    def battery_mv(self):
+    def battery_mv(self) -> int:
         # read_uv() is calibrated per chip; averaging smooths the ADC's noise
         total = 0
         for _ in range(self._adc_samples):
             total += self._adc.read_uv()
         return total // self._adc_samples // 1000 * self._divider_milli // 1000  # small ints
 
-    def random_bytes(self, n):
+    def random_bytes(self, n: int) -> bytes:
         return os.urandom(n)  # the hardware RNG (true random while the RF clock runs)
 
-    def arm_watchdog(self):
+    def arm_watchdog(self) -> None:
         """Start the watchdog (board watchdog_ms). It cannot be stopped again."""
         if self._wdt is None:
             self._wdt = machine.WDT(timeout=self.board.get("watchdog_ms", 8000))
 
-    def wdt_feed(self):
+    def wdt_feed(self) -> None:
         if self._wdt is not None:
             self._wdt.feed()
 
-    def reset(self):
+    def reset(self) -> None:
         machine.reset()
 
-    def ticks_ms(self):
+    def ticks_ms(self) -> int:
         return time.ticks_ms()
