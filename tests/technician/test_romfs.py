@@ -41,7 +41,7 @@ def test_a_device_without_romfs_is_refused_before_anything_changes(make_vdev):
     with DeviceLink.open(dev.port) as link:
         assert romfs.partition_bytes(link) is None
         before = link.hashes(flash.TOP_FILES, flash.MANAGED_ROOTS)
-    proc = subprocess.run([sys.executable, "-m", "host_tools.cli", "flash", "--port", dev.port, "--romfs"],
+    proc = subprocess.run([sys.executable, "-m", "sotto_cli", "flash", "--port", dev.port, "--romfs"],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1
     assert "no ROMFS partition" in proc.stderr and "Traceback" not in proc.stderr
