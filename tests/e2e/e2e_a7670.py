@@ -105,7 +105,8 @@ class A7670:
         self.reg = 0
         self.started = False
         self.recv_manual = False
-        self.ssl = {"authmode": "0", "cacert": None, "sslversion": "4", "enableSNI": "0", "ignorelocaltime": "1"}
+        self.ssl = {"authmode": "0", "cacert": None, "sslversion": "4", "enableSNI": "0",
+                    "ignorelocaltime": "1"}  # the module's defaults (A76XX manual 19.2.1)
         self.conn = None
         self._mode = "cmd"
         self._buf = bytearray()
