@@ -140,13 +140,13 @@ def track(conn: sqlite3.Connection, alert_id: int) -> list[TrackPoint]:
 
 
 def show_alert(conn: sqlite3.Connection, alert_id: int, *, operator: str,
-               now: float | None = None) -> AlertDetail:
+               now: float | None = None, role: str = audit.CLI_ROLE) -> AlertDetail:
     """Everything about one alert, including its location and track. The access
     is written to the audit log first; without that record nothing is shown."""
     now = time.time() if now is None else now
     summary = get_alert(conn, alert_id)
     audit_id = audit.record(conn, operator, "view", alert_id=alert_id, device_id=summary.device_id,
-                            detail="alerts show: location, track, audio summary", at=now)
+                            detail="alerts show: location, track, audio summary", at=now, role=role)
     points = track(conn, alert_id)
     counts = {FrameType(t).label: n for t, n in conn.execute(
         "SELECT type, count(*) FROM frames WHERE alert_id = ? GROUP BY type ORDER BY type", (alert_id,))}
@@ -188,8 +188,8 @@ def _check_outcome(outcome: str) -> str:
     return text
 
 
-def acknowledge(conn: sqlite3.Connection, alert_id: int, *, operator: str, now: float | None = None
-                ) -> AlertSummary:
+def acknowledge(conn: sqlite3.Connection, alert_id: int, *, operator: str, now: float | None = None,
+                role: str = audit.CLI_ROLE) -> AlertSummary:
     """Mark the alert as being handled by `operator` (audited)."""
     now = time.time() if now is None else now
     operator = audit.check_operator(operator)
@@ -209,12 +209,12 @@ def acknowledge(conn: sqlite3.Connection, alert_id: int, *, operator: str, now: 
                      "WHERE alert_id = ?",
                      (operator, now, alert_id))
         audit.record(conn, operator, "acknowledge", alert_id=alert_id, device_id=bytes(device_id), at=now,
-                     in_transaction=True)
+                     in_transaction=True, role=role)
     return get_alert(conn, alert_id)
 
 
-def close(conn: sqlite3.Connection, alert_id: int, *, operator: str, outcome: str, now: float | None = None
-          ) -> AlertSummary:
+def close(conn: sqlite3.Connection, alert_id: int, *, operator: str, outcome: str, now: float | None = None,
+          role: str = audit.CLI_ROLE) -> AlertSummary:
     """Close the alert with its outcome (audited). The device learns it from the
     `closed` list of its next answer and sends its end frame."""
     now = time.time() if now is None else now
@@ -233,7 +233,7 @@ def close(conn: sqlite3.Connection, alert_id: int, *, operator: str, outcome: st
                      "acked_by = coalesce(acked_by, ?), acked_at = coalesce(acked_at, ?) WHERE alert_id = ?",
                      (operator, now, text, operator, now, alert_id))
         audit.record(conn, operator, "close", alert_id=alert_id, device_id=bytes(device_id), at=now,
-                     detail=f"outcome: {text}", in_transaction=True)
+                     detail=f"outcome: {text}", in_transaction=True, role=role)
     return get_alert(conn, alert_id)
 
 

@@ -7,7 +7,8 @@ lose their location and audio: the frame bytes of every frame that carried a
 position or audio are erased together with the decoded position columns. What
 stays is what proves the alert existed and keeps retries harmless: each frame's
 type, seq, time, SHA-256, chain link, and the alert's summary and operator
-actions. Rejection records older than the cutoff are deleted. Each purged alert
+actions. Alerts an auditor holds (holds.py) are kept whatever their age.
+Rejection records older than the cutoff are deleted. Each purged alert
 gets an audit entry saying what was removed.
 
 Erased bytes are overwritten (SQLite secure_delete) and the write-ahead log is
@@ -47,6 +48,7 @@ class PurgeResult:
     alerts: list[PurgedAlert] = field(default_factory=list)
     other_locations: int = 0          # check-ins
     rejections: int = 0
+    held: int = 0                     # alerts past retention kept because an auditor holds them
     wal_truncated: bool = True
 
     @property
@@ -63,7 +65,7 @@ class PurgeResult:
 
 
 def purge(conn: sqlite3.Connection, older_than_days: float, *, operator: str, now: float | None = None,
-          dry_run: bool = False) -> PurgeResult:
+          dry_run: bool = False, role: str = audit.CLI_ROLE) -> PurgeResult:
     """Remove location and audio last received more than older_than_days ago (see module doc)."""
     if not older_than_days > 0:
         raise UsageError(f"--older-than {older_than_days}: the retention must be more than 0 days")
@@ -75,7 +77,10 @@ def purge(conn: sqlite3.Connection, older_than_days: float, *, operator: str, no
         conn.execute("PRAGMA secure_delete = ON")
     with write_transaction(conn):
         alerts = conn.execute("SELECT alert_id, device_id FROM alerts WHERE last_received_at < ? "
-                              "AND purged_at IS NULL ORDER BY alert_id", (cutoff,)).fetchall()
+                              "AND purged_at IS NULL AND alert_id NOT IN (SELECT alert_id FROM holds) "
+                              "ORDER BY alert_id", (cutoff,)).fetchall()
+        result.held = conn.execute("SELECT count(*) FROM alerts WHERE last_received_at < ? "
+                                   "AND purged_at IS NULL AND alert_id IN (SELECT alert_id FROM holds)", (cutoff,)).fetchone()[0]
         for alert_id, device_id in alerts:
             locs, chunks, seconds = conn.execute(
                 "SELECT count(lat_e7), count(audio_ns), coalesce(sum(1.0 * audio_ns / audio_rate), 0) "
@@ -87,7 +92,7 @@ def purge(conn: sqlite3.Connection, older_than_days: float, *, operator: str, no
             conn.execute("UPDATE alerts SET purged_at = ? WHERE alert_id = ?", (now, alert_id))
             audit.record(conn, operator, "purge", alert_id=alert_id, device_id=bytes(device_id), at=now,
                          detail=f"retention {older_than_days:g} days: removed {locs} locations and "
-                                f"{chunks} audio chunks ({seconds:.1f} s)", in_transaction=True)
+                                f"{chunks} audio chunks ({seconds:.1f} s)", in_transaction=True, role=role)
         result.other_locations = conn.execute(
             f"SELECT count(*) FROM frames WHERE alert_id IS NULL AND received_at < ? AND {_HAS_PERSONAL}",
             (cutoff,)).fetchone()[0]
@@ -96,7 +101,7 @@ def purge(conn: sqlite3.Connection, older_than_days: float, *, operator: str, no
         if not dry_run:
             conn.execute(_ERASE + f"alert_id IS NULL AND received_at < ? AND {_HAS_PERSONAL}", (now, cutoff))
             conn.execute("DELETE FROM rejections WHERE at < ?", (cutoff,))
-            audit.record(conn, operator, "purge", at=now, in_transaction=True,
+            audit.record(conn, operator, "purge", at=now, in_transaction=True, role=role,
                          detail=f"retention {older_than_days:g} days (before "
                                 f"{time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(cutoff))}): "
                                 f"{len(result.alerts)} alerts, {result.locations} locations, "

@@ -13,7 +13,8 @@ the receiver answers `accepted` only after that (host_tools.receiver.ingest).
   kept up to date as frames arrive in any order, and the operator's state.
 - device_state: last contact, heartbeat interval, battery, status of each device.
 - rejections: every rejected frame's reason (no frame bytes are kept).
-- audit: append-only record of every operator access and action.
+- audit: append-only, hash-chained record of every operator access and action
+  (the chain columns and the centre's own tables: centre_schema.py).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import re
 import sqlite3
 
 from host_tools.errors import UsageError
+from host_tools.receiver.centre_schema import ensure_centre_schema
 from host_tools.registry import check_schema, connect, ensure_registry_schema
 
 RECEIVER_SCHEMA_VERSION = 1
@@ -147,6 +149,7 @@ def ensure_schema(conn: sqlite3.Connection) -> None:
     """Create the registry's and the receiver's tables if they are missing."""
     ensure_registry_schema(conn)
     check_schema(conn, "receiver", RECEIVER_SCHEMA_VERSION, _DDL)
+    ensure_centre_schema(conn)      # operators, sessions, the audit chain (centre_schema.py)
 
 
 def open_db(db_path: str | os.PathLike[str], *, create: bool = False) -> sqlite3.Connection:

@@ -73,7 +73,7 @@ def _stored_frames(conn: sqlite3.Connection, alert: AlertSummary) -> tuple[list[
 
 
 def export_alert(conn: sqlite3.Connection, alert_id: int, out_dir: str | os.PathLike[str], *, operator: str,
-                 now: float | None = None) -> ExportResult:
+                 now: float | None = None, role: str = audit.CLI_ROLE) -> ExportResult:
     """Write the alert's evidence bundle to out_dir (new or empty). The export is
     recorded in the audit log, with the bundle's manifest digest, before the
     folder appears under its name."""
@@ -129,7 +129,8 @@ def export_alert(conn: sqlite3.Connection, alert_id: int, out_dir: str | os.Path
             (staging / name).write_bytes(data)
         audit_id = audit.record(conn, operator, "export", alert_id=alert.alert_id, device_id=alert.device_id,
                                 detail=f"evidence bundle {out.resolve()}: {len(frames)} frames, "
-                                       f"{audio.seconds:.1f} s audio, manifest sha256 {digest}", at=now)
+                                       f"{audio.seconds:.1f} s audio, manifest sha256 {digest}", at=now,
+                                role=role)
         if out.exists():
             out.rmdir()
         staging.rename(out)
