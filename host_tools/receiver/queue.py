@@ -84,3 +84,18 @@ def live_queue(conn: sqlite3.Connection, *, include_closed: bool = False, now: f
         "never_heard": never_heard(conn, now),
         "rejections": recent_rejections(conn, now),
     }
+
+
+def device_list(conn: sqlite3.Connection, *, now: float | None = None) -> list[dict[str, Any]]:
+    """Every registered device as administrators see it: officer, key state, last
+    contact, battery, heartbeat interval (no alert content)."""
+    now = time.time() if now is None else now
+    rows = conn.execute(
+        "SELECT d.device_id, d.officer, d.created_at, "
+        "(SELECT count(*) FROM device_keys k WHERE k.device_id = d.device_id AND k.revoked_at IS NULL), "
+        "s.last_seen_at, s.battery, s.heartbeat_s, s.last_via, s.frames "
+        "FROM devices d LEFT JOIN device_state s ON s.device_id = d.device_id ORDER BY d.device_id").fetchall()
+    return [{"device": format_device_id(bytes(r[0])), "officer": r[1], "registered": iso_utc(r[2]),
+             "status": "active" if r[3] else "revoked", "last_seen": iso_utc(r[4]),
+             "last_seen_s": round(now - r[4]) if r[4] else None, "battery": r[5], "heartbeat_s": r[6],
+             "last_via": r[7], "frames": r[8] or 0} for r in rows]

@@ -263,19 +263,27 @@ class _DbLock:
 
 
 def serve(db_path: Path, config: ServerConfig, *, announce: Callable[[str], None] = print,
-          stop_event: threading.Event | None = None) -> int:
+          stop_event: threading.Event | None = None, console: Any = None) -> int:
     """Run the receiver until SIGINT/SIGTERM (or stop_event): the blocking body of
-    `sotto receive`. `announce` gets one line once it listens: `listening on URL ...`."""
+    `sotto receive`. `announce` gets one line once it listens: `listening on URL ...`;
+    with a console (a ConsoleConfig), a second one once that listens: `console on URL`."""
     lock = _DbLock(db_path)
     receiver = None
     server = None
+    running_console = None
     try:
         receiver = Receiver(db_path, verify_helper=config.verify_helper)
         server = ReceiverHTTPServer(receiver, config)
         if config.host not in ("127.0.0.1", "::1", "localhost") and server.ssl_context is None:
             log.warning("serving without TLS on %s: location and audio would cross the network in clear; "
                         "use --tls-cert/--tls-key, or a TLS proxy in front", config.host)
+        if console is not None:
+            from host_tools.receiver.console.server import start_console
+
+            running_console = start_console(db_path, console)
         announce(f"listening on {server.url} (database {db_path})")
+        if running_console is not None:
+            announce(f"console on {running_console.url}")
         log.info("receiver %s started: %d devices registered, pid %d", __version__,
                  len(receiver.writer.keys), os.getpid())
         srv = server
@@ -295,6 +303,8 @@ def serve(db_path: Path, config: ServerConfig, *, announce: Callable[[str], None
         log.info("receiver stopping: finishing what is queued")
         return 0
     finally:
+        if running_console is not None:
+            running_console.stop()
         if server is not None:
             server.stopping = True
             server.server_close()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 from typing import Any
 
 from host_tools.errors import UsageError
@@ -27,7 +28,13 @@ gateway's JSON webhook), GET /v1/health. Runs until Ctrl-C or SIGTERM, then
 finishes the requests in progress. One receiver per database.
 
 Location and audio may only travel over TLS: give --tls-cert and --tls-key
-unless a TLS proxy sits in front, or the receiver only listens on loopback."""
+unless a TLS proxy sits in front, or the receiver only listens on loopback.
+
+With --console-port, the operators' console (a web page and its JSON API
+under /api/) listens on its own port, normally on the operators' network
+apart from the devices' one: it uses the same certificate, and refuses plain
+HTTP unless --console-host is a loopback address. Its address is the second
+line on standard output: `console on URL`. Accounts: `sotto operators add`."""
 
 EPILOG = "example: sotto receive --db /srv/sotto/receiver.db --host 0.0.0.0 --port 8443 " \
          "--tls-cert centre.crt --tls-key centre.key"
@@ -48,6 +55,31 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--no-verify-helper", action="store_true",
                         help="verify every signature in the receiver process itself (by default a helper "
                              "process checks part of them when the machine has more than one core)")
+    con = parser.add_argument_group("operators' console")
+    con.add_argument("--console-port", type=int, metavar="P",
+                     help="serve the console on this port (0 = any free port); off without it")
+    con.add_argument("--console-host", default="127.0.0.1", metavar="H",
+                     help="address the console listens on (default 127.0.0.1; others need TLS)")
+    con.add_argument("--console-tiles", metavar="URL",
+                     help="map tile server, e.g. https://tiles.example/{z}/{x}/{y}.png (default: none; the "
+                          "map is then a plain scaled plot that works offline)")
+    con.add_argument("--console-tiles-attribution", default="", metavar="TEXT",
+                     help="the tile server's required attribution text")
+    con.add_argument("--console-url", metavar="URL",
+                     help="the console's address as operators reach it, for links in notifications")
+    con.add_argument("--console-idle-min", type=float, default=15, metavar="MIN",
+                     help="log a console session out after this many idle minutes (default 15)")
+    con.add_argument("--console-export-dir", metavar="DIR",
+                     help="where exports from the console are written (default: exports/ beside the database)")
+    note = parser.add_argument_group("notifications (new alert, duress, silent device; never location or audio)")
+    note.add_argument("--notify-webhook", metavar="URL", help="POST JSON notifications to this URL")
+    note.add_argument("--notify-secret-file", metavar="FILE",
+                      help="file holding the webhook's HMAC-SHA256 key (signature header X-Sotto-Signature)")
+    note.add_argument("--notify-smtp", metavar="HOST[:PORT]", help="send notification e-mails via this SMTP server")
+    note.add_argument("--notify-starttls", action="store_true", help="use STARTTLS with the SMTP server")
+    note.add_argument("--notify-from", default="sotto@localhost", metavar="ADDR", help="the e-mails' sender")
+    note.add_argument("--notify-to", action="append", default=[], metavar="ADDR",
+                      help="an e-mail recipient (repeatable)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every request")
     parser.add_argument("-q", "--quiet", action="store_true", help="log only errors")
     parser.set_defaults(func=cmd_receive)
@@ -71,4 +103,43 @@ def cmd_receive(args: argparse.Namespace) -> int:
     def announce(line: str) -> None:
         print(line, flush=True)
 
-    return serve(resolve_db_path(args.db), config, announce=announce)
+    return serve(resolve_db_path(args.db), config, announce=announce, console=console_config(args))
+
+
+def console_config(args: argparse.Namespace) -> Any:
+    """The ConsoleConfig the options ask for, or None without --console-port."""
+    if args.console_port is None:
+        if args.notify_webhook or args.notify_smtp:
+            raise UsageError("notifications are sent by the console: give --console-port as well")
+        return None
+    from host_tools.receiver.console import ConsoleConfig, NotifyConfig
+
+    if args.console_idle_min <= 0:
+        raise UsageError("--console-idle-min must be more than 0")
+    secret = None
+    if args.notify_secret_file:
+        try:
+            secret = Path(args.notify_secret_file).read_bytes().strip()
+        except OSError as e:
+            raise UsageError(f"cannot read --notify-secret-file {args.notify_secret_file}: {e.strerror}") from None
+        if len(secret) < 16:
+            raise UsageError("the webhook secret must be at least 16 bytes")
+    smtp_host, smtp_port = None, 25
+    if args.notify_smtp:
+        smtp_host, _, port = args.notify_smtp.rpartition(":") if ":" in args.notify_smtp else \
+            (args.notify_smtp, "", "25")
+        if not port.isdigit():
+            raise UsageError(f"--notify-smtp {args.notify_smtp}: give HOST or HOST:PORT")
+        smtp_port = int(port)
+        if not args.notify_to:
+            raise UsageError("--notify-smtp needs at least one --notify-to address")
+    notify = NotifyConfig(webhook_url=args.notify_webhook, webhook_secret=secret, smtp_host=smtp_host,
+                          smtp_port=smtp_port, smtp_starttls=args.notify_starttls, mail_from=args.notify_from,
+                          mail_to=tuple(args.notify_to))
+    cfg = ConsoleConfig(host=args.console_host, port=args.console_port, tls_cert=args.tls_cert,
+                        tls_key=args.tls_key, tile_url=args.console_tiles,
+                        tile_attribution=args.console_tiles_attribution, public_url=args.console_url,
+                        idle_timeout_s=args.console_idle_min * 60, export_dir=args.console_export_dir,
+                        notify=notify)
+    cfg.check()
+    return cfg

@@ -1,0 +1,1 @@
+"""One module per resource (STYLE rule 17); each exposes `routes`."""
