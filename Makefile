@@ -8,13 +8,14 @@ PY      := $(VENV)/bin/python
 NODE    ?= node
 NPM     ?= npm
 
-.PHONY: setup test lint compile typecheck pytest vmtest e2e powercut demo bench vectors clean help
+.PHONY: setup test lint compile typecheck pytest vmtest e2e powercut browser chromium demo bench vectors clean help
 
 help:
 	@echo "make demo    - a simulated officer raises an alert; the receiver shows it verified"
 	@echo "make test    - lint, mpy-cross, type check, pytest (CPython), the MicroPython VM lane, e2e, power-cut sweep"
 	@echo "make e2e     - main.py unchanged in the MicroPython VM: alerts end to end, also at device speed"
 	@echo "make powercut - a power cut at every storage operation of a whole alert (about a minute)"
+	@echo "make browser - the operators' console in Debian's chromium (Playwright): an operator's day"
 	@echo "make bench   - benchmarks with same-run baselines; writes build/bench.json"
 	@echo "make vectors - regenerate tests/vectors/ by running the firmware in the MicroPython VM"
 	@echo "make lint    - ruff"
@@ -35,7 +36,7 @@ node_modules/.installed: package.json package-lock.json
 	@touch $@
 
 test: setup
-	$(MAKE) --no-print-directory lint compile typecheck pytest vmtest e2e powercut
+	$(MAKE) --no-print-directory lint compile typecheck pytest vmtest e2e powercut browser
 
 lint: setup
 	$(VENV)/bin/ruff check .
@@ -62,6 +63,19 @@ e2e: setup
 
 powercut: setup
 	$(PY) -m pytest -q -m powercut_sweep tests/simulator/test_powercut_sweep.py
+
+# The console's browser lane: Playwright drives Debian's chromium (never a browser
+# Playwright would download); `chromium` installs the Debian package when it is missing.
+CHROMIUM ?= /usr/bin/chromium
+
+chromium:
+	@test -x $(CHROMIUM) || { echo "installing Debian's chromium for the browser tests"; \
+	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; } || \
+	  { echo "error: $(CHROMIUM) is missing and apt-get could not install chromium; the browser tests need it (run as root, or install the chromium package)" >&2; exit 1; }
+	@test -x $(CHROMIUM) || { echo "error: $(CHROMIUM) still missing after installing chromium" >&2; exit 1; }
+
+browser: setup chromium
+	SOTTO_CHROMIUM=$(CHROMIUM) $(PY) -m pytest -q -m browser tests/console
 
 demo: setup
 	$(PY) -m simulator.demo

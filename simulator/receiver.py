@@ -20,7 +20,8 @@ class ReceiverStartError(SottoError, RuntimeError):
 
 
 class ReceiverProcess:
-    def __init__(self, directory: str | Path, tls: bool = True, db: str | Path | None = None) -> None:
+    def __init__(self, directory: str | Path, tls: bool = True, db: str | Path | None = None,
+                 console: bool = False, console_args: list[str] | None = None) -> None:
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.db = Path(db) if db else self.dir / "receiver.db"
@@ -30,6 +31,8 @@ class ReceiverProcess:
                "--host", "127.0.0.1", "--port", "0", "-q"]
         if self.pki is not None:
             cmd += ["--tls-cert", self.pki.cert_file, "--tls-key", self.pki.key_file]
+        if console:   # the operators' console on its own free port (same certificate)
+            cmd += ["--console-port", "0", *(console_args or [])]
         self.log_path = self.dir / "receiver.log"
         self._log = open(self.log_path, "w")  # noqa: SIM115 - kept open while the process runs
         env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
@@ -41,6 +44,13 @@ class ReceiverProcess:
             raise ReceiverStartError(f"sotto receive did not start ({line.strip()!r}); see {self.log_path}")
         self.url = line.split()[2]
         self.port = int(self.url.rsplit(":", 1)[1].split("/")[0])
+        self.console_url: str | None = None
+        if console:
+            line = self.proc.stdout.readline() if self.proc.stdout else ""
+            if not line.startswith("console on "):
+                self.stop()
+                raise ReceiverStartError(f"the console did not start ({line.strip()!r}); see {self.log_path}")
+            self.console_url = line.split()[2]
         self.host = RECEIVER_NAME if self.pki else "127.0.0.1"
 
     @property
