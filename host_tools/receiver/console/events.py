@@ -65,7 +65,7 @@ class EventFeed(threading.Thread):
         self.on_event = on_event
         self._subs: set[_Subscriber] = set()
         self._lock = threading.Lock()
-        self._stop = threading.Event()
+        self._halt = threading.Event()
         self._silent: set[str] = set()
         self.polls = 0
         self.errors = 0
@@ -81,7 +81,7 @@ class EventFeed(threading.Thread):
             self._subs.discard(sub)
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         if self.is_alive():
             self.join(5)
 
@@ -104,7 +104,7 @@ class EventFeed(threading.Thread):
             marks = high_water(conn)
             self._silent = self._silent_now(conn)      # already silent at start: not news
             next_silent = time.monotonic() + self.silent_check_s
-            while not self._stop.wait(self.poll_interval_s):
+            while not self._halt.wait(self.poll_interval_s):
                 try:
                     for event in changes_since(conn, marks):
                         self.publish(event)
