@@ -48,7 +48,7 @@ def signature(secret: bytes, timestamp: str, body: bytes) -> str:
 def message_for(event: dict[str, Any], console_url: str, now: float) -> dict[str, Any] | None:
     """The notification for a feed event, or None if it is not one we send."""
     kind = event.get("kind")
-    if kind not in TITLES or (kind == "alert" and event.get("duress")):
+    if kind not in TITLES:
         return None
     alert = event.get("alert")
     link = f"{console_url}/#/alerts/{alert}" if alert else f"{console_url}/#/queue"
