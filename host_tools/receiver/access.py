@@ -33,13 +33,22 @@ def content_right(alert: AlertSummary) -> str:
     return CLOSED_ALERTS if alert.state == "closed" else LIVE_ALERTS
 
 
-def audited_access(conn: sqlite3.Connection, actor: Actor, action: str, alert: AlertSummary, what: str,
-                   now: float) -> int:
+def audited_access(
+    conn: sqlite3.Connection, actor: Actor, action: str, alert: AlertSummary, what: str, now: float
+) -> int:
     """THE gate to an alert's location and audio: the right is checked, then the
     entry (who, role, when, what was seen) is committed; only then may the caller read."""
     require(actor, content_right(alert))
-    return audit.record(conn, actor.name, action, role=actor.role, alert_id=alert.alert_id,
-                        device_id=alert.device_id, detail=what, at=now)
+    return audit.record(
+        conn,
+        actor.name,
+        action,
+        role=actor.role,
+        alert_id=alert.alert_id,
+        device_id=alert.device_id,
+        detail=what,
+        at=now,
+    )
 
 
 def alert_for(conn: sqlite3.Connection, actor: Actor, alert_id: int) -> AlertSummary:
@@ -50,47 +59,85 @@ def alert_for(conn: sqlite3.Connection, actor: Actor, alert_id: int) -> AlertSum
 
 
 def _timeline(conn: sqlite3.Connection, alert_id: int) -> list[dict[str, Any]]:
-    rows = conn.execute("SELECT seq, type, time, received_at, via, size, lat_e7 IS NOT NULL, audio_ns, "
-                        "audio_rate, flags FROM frames WHERE alert_id = ? ORDER BY seq",
-                        (alert_id,)).fetchall()
-    return [{"seq": r[0], "type": FrameType(r[1]).label, "time": iso_utc(r[2]), "received": iso_utc(r[3]),
-             "received_epoch": r[3], "via": r[4], "bytes": r[5], "location": bool(r[6]),
-             "audio_s": round(r[7] / r[8], 2) if r[7] and r[8] else None, "duress": bool((r[9] or 0) & 1)}
-            for r in rows]
+    rows = conn.execute(
+        "SELECT seq, type, time, received_at, via, size, lat_e7 IS NOT NULL, audio_ns, "
+        "audio_rate, flags FROM frames WHERE alert_id = ? ORDER BY seq",
+        (alert_id,),
+    ).fetchall()
+    return [
+        {
+            "seq": r[0],
+            "type": FrameType(r[1]).label,
+            "time": iso_utc(r[2]),
+            "received": iso_utc(r[3]),
+            "received_epoch": r[3],
+            "via": r[4],
+            "bytes": r[5],
+            "location": bool(r[6]),
+            "audio_s": round(r[7] / r[8], 2) if r[7] and r[8] else None,
+            "duress": bool((r[9] or 0) & 1),
+        }
+        for r in rows
+    ]
 
 
-def alert_page(conn: sqlite3.Connection, actor: Actor, alert_id: int, *, now: float | None = None
-               ) -> dict[str, Any]:
+def alert_page(
+    conn: sqlite3.Connection, actor: Actor, alert_id: int, *, now: float | None = None
+) -> dict[str, Any]:
     """Everything the alert page shows: the queue row, the track with accuracy,
     the frame timeline, the chain, the audio summary (audited as a view)."""
     now = time.time() if now is None else now
     a = alerts.get_alert(conn, alert_id)
     points = alerts.track(conn, alert_id)
-    audited_access(conn, actor, "view", a, f"console alert page: location, track ({len(points)} positions), "
-                                           "frame timeline", now)
+    audited_access(
+        conn,
+        actor,
+        "view",
+        a,
+        f"console alert page: location, track ({len(points)} positions), frame timeline",
+        now,
+    )
     out = queue_row(conn, a, now)
-    out.update({
-        "session": a.sid, "trigger": a.trigger_name, "battery": a.battery, "chain": a.chain.to_json(),
-        "track": [p.to_json(now) for p in points],
-        "location": points[-1].to_json(now) if points else None,
-        "timeline": _timeline(conn, alert_id),
-        "audio": {"seconds": round(a.audio_seconds, 2), "chunks": a.audio_frames, "rate_hz": a.audio_rate},
-        "held": holds.held(conn, alert_id), "purged": iso_utc(a.purged_at),
-        "closed": iso_utc(a.closed_at), "acknowledged": iso_utc(a.acked_at),
-    })
+    out.update(
+        {
+            "session": a.sid,
+            "trigger": a.trigger_name,
+            "battery": a.battery,
+            "chain": a.chain.to_json(),
+            "track": [p.to_json(now) for p in points],
+            "location": points[-1].to_json(now) if points else None,
+            "timeline": _timeline(conn, alert_id),
+            "audio": {
+                "seconds": round(a.audio_seconds, 2),
+                "chunks": a.audio_frames,
+                "rate_hz": a.audio_rate,
+            },
+            "held": holds.held(conn, alert_id),
+            "purged": iso_utc(a.purged_at),
+            "closed": iso_utc(a.closed_at),
+            "acknowledged": iso_utc(a.acked_at),
+        }
+    )
     return out
 
 
-def alert_audio(conn: sqlite3.Connection, actor: Actor, alert_id: int, *, now: float | None = None
-                ) -> tuple[bytes, AudioBuild]:
+def alert_audio(
+    conn: sqlite3.Connection, actor: Actor, alert_id: int, *, now: float | None = None
+) -> tuple[bytes, AudioBuild]:
     """The audio received so far as one WAV (missing chunks as silence), audited as `listen`."""
     now = time.time() if now is None else now
     a = alerts.get_alert(conn, alert_id)
-    wires = [bytes(r[0]) for r in conn.execute("SELECT wire FROM frames WHERE alert_id = ? AND type = ? "
-                                               "AND wire IS NOT NULL ORDER BY seq", (alert_id, _AUDIO))]
+    wires = [
+        bytes(r[0])
+        for r in conn.execute(
+            "SELECT wire FROM frames WHERE alert_id = ? AND type = ? AND wire IS NOT NULL ORDER BY seq",
+            (alert_id, _AUDIO),
+        )
+    ]
     audio = build_audio([decode_frame(w) for w in wires])
-    audited_access(conn, actor, "listen", a, f"console audio: {audio.seconds:.1f} s in {audio.chunks} chunks",
-                   now)
+    audited_access(
+        conn, actor, "listen", a, f"console audio: {audio.seconds:.1f} s in {audio.chunks} chunks", now
+    )
     if audio.pcm is None or not audio.rate_hz:
         return b"", audio
     return wav_bytes(audio.pcm, audio.rate_hz), audio

@@ -158,7 +158,8 @@ def entries(conn: sqlite3.Connection, *, alert_id: int | None = None, device_id:
 # --------------------------------------------------------------------------
 # Checking the chain.
 
-REMOVED_OR_REORDERED, ALTERED, CUT, ANCHOR_MISSING = "removed-or-reordered", "altered", "cut", "anchor-missing"
+REMOVED_OR_REORDERED, ALTERED = "removed-or-reordered", "altered"
+CUT, ANCHOR_MISSING = "cut", "anchor-missing"
 
 
 @dataclass

@@ -22,7 +22,7 @@ import sqlite3
 from host_tools.registry import check_schema, write_transaction
 
 CENTRE_SCHEMA_VERSION = 1
-GENESIS_HASH = "0" * 64        # the `prev_hash` of the first audit entry
+GENESIS_HASH = "0" * 64  # the `prev_hash` of the first audit entry
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS operators (
@@ -91,13 +91,15 @@ def _chain_existing_audit(conn: sqlite3.Connection) -> None:
 
     with write_transaction(conn):
         if conn.execute("SELECT count(*) FROM audit_head").fetchone()[0]:
-            return          # another process did it meanwhile
+            return  # another process did it meanwhile
         have = _columns(conn, "audit")
         missing = [(n, t) for n, t in _CHAIN_COLUMNS if n not in have]
         for name, sql_type in missing:
             conn.execute(f"ALTER TABLE audit ADD COLUMN {name} {sql_type}")
-        rows = conn.execute("SELECT audit_id, at, operator, role, action, alert_id, device_id, detail "
-                            "FROM audit ORDER BY audit_id").fetchall()
+        rows = conn.execute(
+            "SELECT audit_id, at, operator, role, action, alert_id, device_id, detail "
+            "FROM audit ORDER BY audit_id"
+        ).fetchall()
         prev = GENESIS_HASH
         last_id = 0
         if rows:
@@ -105,12 +107,28 @@ def _chain_existing_audit(conn: sqlite3.Connection) -> None:
             conn.execute("DROP TRIGGER IF EXISTS audit_append_only_update")
             for audit_id, at, operator, role, action, alert_id, device_id, detail in rows:
                 role = role or "cli"
-                h = entry_hash(prev, audit_id, at, operator, role, action, alert_id,
-                               bytes(device_id) if device_id is not None else None, detail)
-                conn.execute("UPDATE audit SET role = ?, prev_hash = ?, entry_hash = ? WHERE audit_id = ?",
-                             (role, prev, h, audit_id))
+                h = entry_hash(
+                    prev,
+                    audit_id,
+                    at,
+                    operator,
+                    role,
+                    action,
+                    alert_id,
+                    bytes(device_id) if device_id is not None else None,
+                    detail,
+                )
+                conn.execute(
+                    "UPDATE audit SET role = ?, prev_hash = ?, entry_hash = ? WHERE audit_id = ?",
+                    (role, prev, h, audit_id),
+                )
                 prev, last_id = h, audit_id
-            conn.execute("CREATE TRIGGER IF NOT EXISTS audit_append_only_update BEFORE UPDATE ON audit BEGIN "
-                         "SELECT RAISE(ABORT, 'the audit log is append-only'); END")
-        conn.execute("INSERT INTO audit_head(id, entries, last_id, last_hash) VALUES (1, ?, ?, ?) "
-                     "ON CONFLICT(id) DO NOTHING", (len(rows), last_id, prev))
+            conn.execute(
+                "CREATE TRIGGER IF NOT EXISTS audit_append_only_update BEFORE UPDATE ON audit BEGIN "
+                "SELECT RAISE(ABORT, 'the audit log is append-only'); END"
+            )
+        conn.execute(
+            "INSERT INTO audit_head(id, entries, last_id, last_hash) VALUES (1, ?, ?, ?) "
+            "ON CONFLICT(id) DO NOTHING",
+            (len(rows), last_id, prev),
+        )

@@ -34,8 +34,8 @@ _SEEN_KEPT = 4 * LOOKBACK_IDS
 
 @dataclass
 class _Cursor:
-    top: int = 0            # the highest id reported
-    floor: int = 0          # ids up to here existed before the marks were taken: never reported
+    top: int = 0  # the highest id reported
+    floor: int = 0  # ids up to here existed before the marks were taken: never reported
     seen: deque[int] = field(default_factory=lambda: deque(maxlen=_SEEN_KEPT))
 
 
@@ -51,16 +51,20 @@ class Marks:
 
 _QUERIES = {
     "alerts": "SELECT alert_id, alert_id, device_id, officer, duress FROM alerts WHERE alert_id > ? "
-              "ORDER BY alert_id LIMIT 500",
+    "ORDER BY alert_id LIMIT 500",
     "frames": "SELECT frame_id, alert_id, device_id, type, seq FROM frames WHERE frame_id > ? "
-              "ORDER BY frame_id LIMIT 2000",
+    "ORDER BY frame_id LIMIT 2000",
     "rejections": "SELECT rejection_id, device_id, reason, via FROM rejections WHERE rejection_id > ? "
-                  "ORDER BY rejection_id LIMIT 500",
+    "ORDER BY rejection_id LIMIT 500",
     "audit": "SELECT audit_id, action, alert_id, operator, role FROM audit WHERE audit_id > ? "
-             "ORDER BY audit_id LIMIT 500",
+    "ORDER BY audit_id LIMIT 500",
 }
-_TOPS = {"alerts": "SELECT max(alert_id) FROM alerts", "frames": "SELECT max(frame_id) FROM frames",
-         "rejections": "SELECT max(rejection_id) FROM rejections", "audit": "SELECT max(audit_id) FROM audit"}
+_TOPS = {
+    "alerts": "SELECT max(alert_id) FROM alerts",
+    "frames": "SELECT max(frame_id) FROM frames",
+    "rejections": "SELECT max(rejection_id) FROM rejections",
+    "audit": "SELECT max(audit_id) FROM audit",
+}
 
 
 def high_water(conn: sqlite3.Connection) -> Marks:
@@ -78,17 +82,34 @@ def _device(value: Any) -> str | None:
 
 def _event(table: str, r: tuple[Any, ...]) -> dict[str, Any] | None:
     if table == "alerts":
-        return {"kind": "alert", "alert": alert_code(r[1]), "device": _device(r[2]), "officer": r[3],
-                "duress": bool(r[4])}
+        return {
+            "kind": "alert",
+            "alert": alert_code(r[1]),
+            "device": _device(r[2]),
+            "officer": r[3],
+            "duress": bool(r[4]),
+        }
     if table == "frames":
         if r[1] is None:
             return {"kind": "device", "device": _device(r[2]), "type": FrameType(r[3]).label}
-        return {"kind": "duress" if r[3] == _DURESS else "frame", "alert": alert_code(r[1]),
-                "device": _device(r[2]), "type": FrameType(r[3]).label, "seq": r[4]}
+        return {
+            "kind": "duress" if r[3] == _DURESS else "frame",
+            "alert": alert_code(r[1]),
+            "device": _device(r[2]),
+            "type": FrameType(r[3]).label,
+            "seq": r[4],
+        }
     if table == "rejections":
         return {"kind": "rejected", "device": _device(r[1]), "reason": r[2], "via": r[3]}
-    return {"kind": "audit", "id": r[0], "action": r[1], "alert": alert_code(r[2]) if r[2] else None,
-            "operator": r[3], "role": r[4], "state": r[1] in STATE_ACTIONS}
+    return {
+        "kind": "audit",
+        "id": r[0],
+        "action": r[1],
+        "alert": alert_code(r[2]) if r[2] else None,
+        "operator": r[3],
+        "role": r[4],
+        "state": r[1] in STATE_ACTIONS,
+    }
 
 
 def changes_since(conn: sqlite3.Connection, marks: Marks) -> list[dict[str, Any]]:
@@ -114,6 +135,10 @@ def claim_notification(conn: sqlite3.Connection, kind: str, subject: str, now: f
     from host_tools.registry import write_transaction
 
     with write_transaction(conn):
-        return bool(conn.execute("INSERT INTO notifications(kind, subject, created_at) VALUES (?, ?, ?) "
-                                 "ON CONFLICT(kind, subject) DO NOTHING RETURNING kind",
-                                 (kind, subject, now)).fetchall())
+        return bool(
+            conn.execute(
+                "INSERT INTO notifications(kind, subject, created_at) VALUES (?, ?, ?) "
+                "ON CONFLICT(kind, subject) DO NOTHING RETURNING kind",
+                (kind, subject, now),
+            ).fetchall()
+        )

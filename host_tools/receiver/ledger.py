@@ -18,6 +18,16 @@ ACCESS_ACTIONS = ("view", "listen", "export")
 
 def device_ledger(conn: sqlite3.Connection, device_id: bytes) -> list[dict[str, Any]]:
     """Every access to the device's location or audio, oldest first."""
-    return [{"id": e.audit_id, "at": iso_utc(e.at), "at_epoch": e.at, "operator": e.operator, "role": e.role,
-             "action": e.action, "alert": alert_code(e.alert_id) if e.alert_id else None, "detail": e.detail}
-            for e in audit.entries(conn, device_id=device_id, actions=ACCESS_ACTIONS)]
+    return [
+        {
+            "id": e.audit_id,
+            "at": iso_utc(e.at),
+            "at_epoch": e.at,
+            "operator": e.operator,
+            "role": e.role,
+            "action": e.action,
+            "alert": alert_code(e.alert_id) if e.alert_id else None,
+            "detail": e.detail,
+        }
+        for e in audit.entries(conn, device_id=device_id, actions=ACCESS_ACTIONS)
+    ]

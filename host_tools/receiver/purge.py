@@ -80,7 +80,8 @@ def purge(conn: sqlite3.Connection, older_than_days: float, *, operator: str, no
                               "AND purged_at IS NULL AND alert_id NOT IN (SELECT alert_id FROM holds) "
                               "ORDER BY alert_id", (cutoff,)).fetchall()
         result.held = conn.execute("SELECT count(*) FROM alerts WHERE last_received_at < ? "
-                                   "AND purged_at IS NULL AND alert_id IN (SELECT alert_id FROM holds)", (cutoff,)).fetchone()[0]
+                                   "AND purged_at IS NULL AND alert_id IN (SELECT alert_id FROM holds)",
+                                   (cutoff,)).fetchone()[0]
         for alert_id, device_id in alerts:
             locs, chunks, seconds = conn.execute(
                 "SELECT count(lat_e7), count(audio_ns), coalesce(sum(1.0 * audio_ns / audio_rate), 0) "

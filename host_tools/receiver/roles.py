@@ -20,16 +20,16 @@ from dataclasses import dataclass
 from host_tools.errors import SottoError
 
 OPERATOR, SUPERVISOR, AUDITOR, ADMIN, CLI = "operator", "supervisor", "auditor", "admin", "cli"
-ROLES = (OPERATOR, SUPERVISOR, AUDITOR, ADMIN)        # console accounts
+ROLES = (OPERATOR, SUPERVISOR, AUDITOR, ADMIN)  # console accounts
 
 # rights
-LIVE_ALERTS = "live-alerts"          # queue, open alerts' location and audio, acknowledge, commands
-CLOSED_ALERTS = "closed-alerts"      # closed alerts' detail, location and audio
+LIVE_ALERTS = "live-alerts"  # queue, open alerts' location and audio, acknowledge, commands
+CLOSED_ALERTS = "closed-alerts"  # closed alerts' detail, location and audio
 CLOSE = "close"
 EXPORT = "export"
 STATISTICS = "statistics"
-AUDIT_LOG = "audit-log"              # the audit log and the access ledger
-RETENTION = "retention"              # purge, holds
+AUDIT_LOG = "audit-log"  # the audit log and the access ledger
+RETENTION = "retention"  # purge, holds
 DEVICES = "devices"
 ACCOUNTS = "accounts"
 
@@ -38,8 +38,9 @@ RIGHTS: dict[str, frozenset[str]] = {
     SUPERVISOR: frozenset({LIVE_ALERTS, CLOSED_ALERTS, CLOSE, EXPORT, STATISTICS}),
     AUDITOR: frozenset({AUDIT_LOG, RETENTION}),
     ADMIN: frozenset({DEVICES, ACCOUNTS}),
-    CLI: frozenset({LIVE_ALERTS, CLOSED_ALERTS, CLOSE, EXPORT, STATISTICS, AUDIT_LOG, RETENTION, DEVICES,
-                    ACCOUNTS}),
+    CLI: frozenset(
+        {LIVE_ALERTS, CLOSED_ALERTS, CLOSE, EXPORT, STATISTICS, AUDIT_LOG, RETENTION, DEVICES, ACCOUNTS}
+    ),
 }
 
 

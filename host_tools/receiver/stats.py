@@ -62,15 +62,24 @@ class MonthStats:
         def pct(n: int) -> float | None:
             s = self.share(n)
             return round(100 * s, 2) if s is not None else None
-        return {"month": self.month, "alerts": self.alerts, "acknowledged": self.acknowledged,
-                "unacknowledged": self.unacknowledged, "duress": self.duress,
-                "within_10s": self.within_10s, "within_10s_pct": pct(self.within_10s),
-                "within_40s": self.within_40s, "within_40s_pct": pct(self.within_40s),
-                "median_s": None if self.median_s is None else round(self.median_s, 2),
-                "p95_s": None if self.p95_s is None else round(self.p95_s, 2),
-                "target_10s_pct": 100 * TARGET_10S, "target_40s_pct": 100 * TARGET_40S,
-                "meets_10s": self.alerts == 0 or (self.share(self.within_10s) or 0) >= TARGET_10S,
-                "meets_40s": self.alerts == 0 or (self.share(self.within_40s) or 0) >= TARGET_40S}
+
+        return {
+            "month": self.month,
+            "alerts": self.alerts,
+            "acknowledged": self.acknowledged,
+            "unacknowledged": self.unacknowledged,
+            "duress": self.duress,
+            "within_10s": self.within_10s,
+            "within_10s_pct": pct(self.within_10s),
+            "within_40s": self.within_40s,
+            "within_40s_pct": pct(self.within_40s),
+            "median_s": None if self.median_s is None else round(self.median_s, 2),
+            "p95_s": None if self.p95_s is None else round(self.p95_s, 2),
+            "target_10s_pct": 100 * TARGET_10S,
+            "target_40s_pct": 100 * TARGET_40S,
+            "meets_10s": self.alerts == 0 or (self.share(self.within_10s) or 0) >= TARGET_10S,
+            "meets_40s": self.alerts == 0 or (self.share(self.within_40s) or 0) >= TARGET_40S,
+        }
 
 
 def month_stats(conn: sqlite3.Connection, month: str) -> MonthStats:
@@ -79,11 +88,18 @@ def month_stats(conn: sqlite3.Connection, month: str) -> MonthStats:
     rows = conn.execute(
         "SELECT coalesce(start_received_at, first_received_at), coalesce(acked_at, closed_at), duress "
         "FROM alerts WHERE coalesce(start_received_at, first_received_at) >= ? "
-        "AND coalesce(start_received_at, first_received_at) < ?", (start, end)).fetchall()
+        "AND coalesce(start_received_at, first_received_at) < ?",
+        (start, end),
+    ).fetchall()
     answers = sorted(max(0.0, acked - arrived) for arrived, acked, _ in rows if acked is not None)
     return MonthStats(
         month=datetime.datetime.fromtimestamp(start, datetime.timezone.utc).strftime("%Y-%m"),
-        alerts=len(rows), acknowledged=len(answers),
-        within_10s=sum(1 for s in answers if s <= 10), within_40s=sum(1 for s in answers if s <= 40),
-        median_s=statistics.median(answers) if answers else None, p95_s=_percentile(answers, 0.95),
-        duress=sum(1 for r in rows if r[2]), unacknowledged=len(rows) - len(answers))
+        alerts=len(rows),
+        acknowledged=len(answers),
+        within_10s=sum(1 for s in answers if s <= 10),
+        within_40s=sum(1 for s in answers if s <= 40),
+        median_s=statistics.median(answers) if answers else None,
+        p95_s=_percentile(answers, 0.95),
+        duress=sum(1 for r in rows if r[2]),
+        unacknowledged=len(rows) - len(answers),
+    )

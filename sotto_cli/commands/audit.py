@@ -26,16 +26,27 @@ back later with --anchor to prove that nothing written before it was changed."""
 
 def register(subparsers: Any) -> None:
     """Add `sotto audit verify` to the CLI."""
-    parser = subparsers.add_parser("audit", help="check the audit log's hash chain",
-                                   description=AUDIT_HELP,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = subparsers.add_parser(
+        "audit",
+        help="check the audit log's hash chain",
+        description=AUDIT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.set_defaults(func=lambda args: (parser.print_help(sys.stderr), 2)[1])
     sub = parser.add_subparsers(dest="audit_command", metavar="SUBCOMMAND", title="subcommands")
-    ver = sub.add_parser("verify", help="detect removed, altered or reordered entries (exit 1)",
-                         description="Recompute every entry's hash and follow the chain; exit 1 if any "
-                                     "entry was removed, altered or reordered.")
-    ver.add_argument("--anchor", action="append", default=[], metavar="HASH",
-                     help="a head hash noted earlier that must still be in the chain (repeatable)")
+    ver = sub.add_parser(
+        "verify",
+        help="detect removed, altered or reordered entries (exit 1)",
+        description="Recompute every entry's hash and follow the chain; exit 1 if any "
+        "entry was removed, altered or reordered.",
+    )
+    ver.add_argument(
+        "--anchor",
+        action="append",
+        default=[],
+        metavar="HASH",
+        help="a head hash noted earlier that must still be in the chain (repeatable)",
+    )
     ver.add_argument("--json", action="store_true", help="print JSON for tools")
     add_db_option(ver)
     ver.set_defaults(func=cmd_verify)

@@ -19,9 +19,11 @@ from host_tools.registry import add_db_option, resolve_db_path
 def register(subparsers: Any) -> None:
     """Add `sotto ledger` to the CLI."""
     parser = subparsers.add_parser(
-        "ledger", help="who accessed a device's location or audio",
+        "ledger",
+        help="who accessed a device's location or audio",
         description="Every view of a location or the track, every listen to audio and every export of the "
-                    "device's alerts: when, by whom, in which role, from the audit log.")
+        "device's alerts: when, by whom, in which role, from the audit log.",
+    )
     parser.add_argument("device", metavar="DEVICE", help="device id (SOTTO-42 or 16 hex digits)")
     parser.add_argument("--json", action="store_true", help="print JSON for tools")
     add_db_option(parser)
@@ -39,6 +41,8 @@ def cmd_ledger(args: Any) -> int:
     if not rows:
         print(f"nobody has accessed the location or audio of {format_device_id(device_id)}")
     for r in rows:
-        print(f"{utc_text(r['at_epoch'])}  {r['operator']} ({r['role']})  {r['action']}  "
-              f"{r['alert'] or '-'}  {r['detail'] or ''}".rstrip())
+        print(
+            f"{utc_text(r['at_epoch'])}  {r['operator']} ({r['role']})  {r['action']}  "
+            f"{r['alert'] or '-'}  {r['detail'] or ''}".rstrip()
+        )
     return 0

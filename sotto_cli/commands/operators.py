@@ -37,34 +37,50 @@ never deleted: the audit log names them."""
 def register(subparsers: Any) -> None:
     """Add `sotto operators` and its subcommands to the CLI."""
     fmt = argparse.RawDescriptionHelpFormatter
-    parser = subparsers.add_parser("operators", help="console accounts: add, list, disable, passwd",
-                                   description=OPERATORS_HELP, formatter_class=fmt)
+    parser = subparsers.add_parser(
+        "operators",
+        help="console accounts: add, list, disable, passwd",
+        description=OPERATORS_HELP,
+        formatter_class=fmt,
+    )
     parser.set_defaults(func=lambda args: _usage(parser))
     sub = parser.add_subparsers(dest="operators_command", metavar="SUBCOMMAND", title="subcommands")
 
-    add = sub.add_parser("add", help="create an account",
-                         description="Create a console account with a role. The password is read from "
-                                     "standard input (--password-stdin) or asked for twice on a terminal.")
+    add = sub.add_parser(
+        "add",
+        help="create an account",
+        description="Create a console account with a role. The password is read from "
+        "standard input (--password-stdin) or asked for twice on a terminal.",
+    )
     add.add_argument("name", metavar="NAME", help="login name (letters, digits, . _ @ -)")
     add.add_argument("--role", required=True, choices=ROLES, help="what the account may do")
     _common(add, password=True)
     add.set_defaults(func=cmd_add)
 
-    lst = sub.add_parser("list", help="the accounts, their roles and state",
-                         description="Every account: role, created, last login, disabled or locked.")
+    lst = sub.add_parser(
+        "list",
+        help="the accounts, their roles and state",
+        description="Every account: role, created, last login, disabled or locked.",
+    )
     lst.add_argument("--json", action="store_true", help="print JSON for tools")
     add_db_option(lst)
     lst.set_defaults(func=cmd_list)
 
-    dis = sub.add_parser("disable", help="disable an account and end its sessions",
-                         description="Disable the account at once: its console sessions end, it cannot "
-                                     "log in again. The audit log keeps its name.")
+    dis = sub.add_parser(
+        "disable",
+        help="disable an account and end its sessions",
+        description="Disable the account at once: its console sessions end, it cannot "
+        "log in again. The audit log keeps its name.",
+    )
     dis.add_argument("name", metavar="NAME", help="the account")
     _common(dis)
     dis.set_defaults(func=cmd_disable)
 
-    pw = sub.add_parser("passwd", help="set a new password (also unlocks)",
-                        description="Set a new password: unlocks the account and ends its sessions.")
+    pw = sub.add_parser(
+        "passwd",
+        help="set a new password (also unlocks)",
+        description="Set a new password: unlocks the account and ends its sessions.",
+    )
     pw.add_argument("name", metavar="NAME", help="the account")
     _common(pw, password=True)
     pw.set_defaults(func=cmd_passwd)
@@ -72,10 +88,14 @@ def register(subparsers: Any) -> None:
 
 def _common(p: argparse.ArgumentParser, password: bool = False) -> None:
     if password:
-        p.add_argument("--password-stdin", action="store_true",
-                       help="read the password from standard input (one line)")
-    p.add_argument("--operator", metavar="WHO", help=f"who makes the change, for the audit log (default "
-                                                     f"${audit.ENV_OPERATOR} or the login name)")
+        p.add_argument(
+            "--password-stdin", action="store_true", help="read the password from standard input (one line)"
+        )
+    p.add_argument(
+        "--operator",
+        metavar="WHO",
+        help=f"who makes the change, for the audit log (default ${audit.ENV_OPERATOR} or the login name)",
+    )
     p.add_argument("--json", action="store_true", help="print the account as JSON")
     add_db_option(p)
 
@@ -131,8 +151,15 @@ def cmd_list(args: argparse.Namespace) -> int:
     rows = [("NAME", "ROLE", "STATE", "LAST LOGIN (UTC)", "CREATED BY")]
     for r in recs:
         state = "disabled" if r.disabled_at else "locked" if r.locked(now) else "active"
-        rows.append((r.name, r.role, state, utc_text(r.last_login_at)[:19] if r.last_login_at else "never",
-                     r.created_by))
+        rows.append(
+            (
+                r.name,
+                r.role,
+                state,
+                utc_text(r.last_login_at)[:19] if r.last_login_at else "never",
+                r.created_by,
+            )
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())

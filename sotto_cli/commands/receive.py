@@ -70,12 +70,14 @@ def register(subparsers: Any) -> None:
     con.add_argument("--console-idle-min", type=float, default=15, metavar="MIN",
                      help="log a console session out after this many idle minutes (default 15)")
     con.add_argument("--console-export-dir", metavar="DIR",
-                     help="where exports from the console are written (default: exports/ beside the database)")
-    note = parser.add_argument_group("notifications (new alert, duress, silent device; never location or audio)")
+                     help="where console exports are written (default: exports/ beside the database)")
+    note = parser.add_argument_group(
+        "notifications (new alert, duress, silent device; never location or audio)")
     note.add_argument("--notify-webhook", metavar="URL", help="POST JSON notifications to this URL")
     note.add_argument("--notify-secret-file", metavar="FILE",
-                      help="file holding the webhook's HMAC-SHA256 key (signature header X-Sotto-Signature)")
-    note.add_argument("--notify-smtp", metavar="HOST[:PORT]", help="send notification e-mails via this SMTP server")
+                      help="file holding the webhook's HMAC-SHA256 key (header X-Sotto-Signature)")
+    note.add_argument("--notify-smtp", metavar="HOST[:PORT]",
+                      help="send notification e-mails via this SMTP server")
     note.add_argument("--notify-starttls", action="store_true", help="use STARTTLS with the SMTP server")
     note.add_argument("--notify-from", default="sotto@localhost", metavar="ADDR", help="the e-mails' sender")
     note.add_argument("--notify-to", action="append", default=[], metavar="ADDR",
@@ -121,7 +123,8 @@ def console_config(args: argparse.Namespace) -> Any:
         try:
             secret = Path(args.notify_secret_file).read_bytes().strip()
         except OSError as e:
-            raise UsageError(f"cannot read --notify-secret-file {args.notify_secret_file}: {e.strerror}") from None
+            raise UsageError(f"cannot read --notify-secret-file {args.notify_secret_file}: "
+                             f"{e.strerror}") from None
         if len(secret) < 16:
             raise UsageError("the webhook secret must be at least 16 bytes")
     smtp_host, smtp_port = None, 25

@@ -20,9 +20,12 @@ acknowledged within 10 s and within 40 s of that arrival (BS 8484 expects
 
 def register(subparsers: Any) -> None:
     """Add `sotto stats` to the CLI."""
-    parser = subparsers.add_parser("stats", help="monthly answer-time figures (BS 8484)",
-                                   description=STATS_HELP,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = subparsers.add_parser(
+        "stats",
+        help="monthly answer-time figures (BS 8484)",
+        description=STATS_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--month", required=True, metavar="YYYY-MM", help="the month, e.g. 2026-09")
     parser.add_argument("--json", action="store_true", help="print JSON for tools")
     add_db_option(parser)
@@ -45,11 +48,18 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
     def secs(v: float | None) -> str:
         return "-" if v is None else f"{v:.1f} s"
+
     print(f"{s.month}: {s.alerts} alerts ({s.duress} duress), {s.acknowledged} acknowledged")
-    print(f"  within 10 s  {s.within_10s:>5}  {j['within_10s_pct']:6.2f} %  (target {100 * TARGET_10S:g} %: "
-          f"{'met' if j['meets_10s'] else 'NOT met'})")
-    print(f"  within 40 s  {s.within_40s:>5}  {j['within_40s_pct']:6.2f} %  (target {100 * TARGET_40S:g} %: "
-          f"{'met' if j['meets_40s'] else 'NOT met'})")
-    print(f"  median {secs(s.median_s)}, 95th percentile {secs(s.p95_s)}; never acknowledged: "
-          f"{s.unacknowledged}")
+    print(
+        f"  within 10 s  {s.within_10s:>5}  {j['within_10s_pct']:6.2f} %  (target {100 * TARGET_10S:g} %: "
+        f"{'met' if j['meets_10s'] else 'NOT met'})"
+    )
+    print(
+        f"  within 40 s  {s.within_40s:>5}  {j['within_40s_pct']:6.2f} %  (target {100 * TARGET_40S:g} %: "
+        f"{'met' if j['meets_40s'] else 'NOT met'})"
+    )
+    print(
+        f"  median {secs(s.median_s)}, 95th percentile {secs(s.p95_s)}; never acknowledged: "
+        f"{s.unacknowledged}"
+    )
     return 0

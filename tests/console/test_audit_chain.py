@@ -20,8 +20,16 @@ def logged(tmp_path: Path) -> Path:
     db = tmp_path / "receiver.db"
     conn = open_db(db, create=True)
     for i in range(6):
-        audit.record(conn, "alice" if i % 2 else "bob", "view", role="operator", alert_id=i + 1,
-                     device_id=b"SOTTO-42", detail=f"entry {i}", at=1_790_000_000 + i)
+        audit.record(
+            conn,
+            "alice" if i % 2 else "bob",
+            "view",
+            role="operator",
+            alert_id=i + 1,
+            device_id=b"SOTTO-42",
+            detail=f"entry {i}",
+            at=1_790_000_000 + i,
+        )
     conn.close()
     return db
 
@@ -45,8 +53,9 @@ def verify(db: Path, *anchors: str) -> audit.ChainCheck:
         conn.close()
 
 
-def test_an_untouched_log_verifies_and_each_entry_names_who_and_role(logged: Path,
-                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_untouched_log_verifies_and_each_entry_names_who_and_role(
+    logged: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     check = verify(logged)
     assert check.ok and check.entries == 6 and len(check.head_hash) == 64
     assert main(["audit", "verify", "--db", str(logged)]) == 0
@@ -64,17 +73,38 @@ def test_the_triggers_still_refuse_plain_changes(logged: Path) -> None:
         conn.execute("UPDATE audit SET operator = 'mallory'")
 
 
-@pytest.mark.parametrize(("name", "sql", "reason", "entry"), [
-    ("removed", ["DELETE FROM audit WHERE audit_id = 3"], audit.REMOVED_OR_REORDERED, 4),
-    ("altered", ["UPDATE audit SET operator = 'mallory' WHERE audit_id = 2"], audit.ALTERED, 2),
-    ("altered detail", ["UPDATE audit SET detail = 'nothing to see' WHERE audit_id = 5"], audit.ALTERED, 5),
-    ("reordered", ["UPDATE audit SET audit_id = 100 WHERE audit_id = 2",
-                   "UPDATE audit SET audit_id = 2 WHERE audit_id = 3",
-                   "UPDATE audit SET audit_id = 3 WHERE audit_id = 100"], audit.ALTERED, 2),
-    ("cut off the end", ["DELETE FROM audit WHERE audit_id >= 5"], audit.CUT, None),
-])
-def test_tampering_is_detected(logged: Path, capsys: pytest.CaptureFixture[str], name: str, sql: list[str],
-                               reason: str, entry: int | None) -> None:
+@pytest.mark.parametrize(
+    ("name", "sql", "reason", "entry"),
+    [
+        ("removed", ["DELETE FROM audit WHERE audit_id = 3"], audit.REMOVED_OR_REORDERED, 4),
+        ("altered", ["UPDATE audit SET operator = 'mallory' WHERE audit_id = 2"], audit.ALTERED, 2),
+        (
+            "altered detail",
+            ["UPDATE audit SET detail = 'nothing to see' WHERE audit_id = 5"],
+            audit.ALTERED,
+            5,
+        ),
+        (
+            "reordered",
+            [
+                "UPDATE audit SET audit_id = 100 WHERE audit_id = 2",
+                "UPDATE audit SET audit_id = 2 WHERE audit_id = 3",
+                "UPDATE audit SET audit_id = 3 WHERE audit_id = 100",
+            ],
+            audit.ALTERED,
+            2,
+        ),
+        ("cut off the end", ["DELETE FROM audit WHERE audit_id >= 5"], audit.CUT, None),
+    ],
+)
+def test_tampering_is_detected(
+    logged: Path,
+    capsys: pytest.CaptureFixture[str],
+    name: str,
+    sql: list[str],
+    reason: str,
+    entry: int | None,
+) -> None:
     tamper(logged, *sql)
     check = verify(logged)
     assert not check.ok, name
@@ -86,8 +116,9 @@ def test_tampering_is_detected(logged: Path, capsys: pytest.CaptureFixture[str],
 
 def test_rehashing_an_altered_entry_breaks_the_link_after_it(logged: Path) -> None:
     e = audit.entries(sqlite3.connect(logged))[2]
-    forged = audit.entry_hash(e.prev_hash or "", e.audit_id, e.at, "mallory", e.role, e.action, e.alert_id,
-                              e.device_id, e.detail)
+    forged = audit.entry_hash(
+        e.prev_hash or "", e.audit_id, e.at, "mallory", e.role, e.action, e.alert_id, e.device_id, e.detail
+    )
     tamper(logged, f"UPDATE audit SET operator = 'mallory', entry_hash = '{forged}' WHERE audit_id = 3")
     assert [(i, c) for i, c, _ in verify(logged).problems] == [(4, audit.REMOVED_OR_REORDERED)]
 
@@ -97,9 +128,13 @@ def test_an_anchor_noted_earlier_catches_a_rewritten_tail(logged: Path) -> None:
     conn = open_db(logged)
     audit.record(conn, "bob", "view", role="operator", alert_id=9)
     conn.close()
-    assert verify(logged, anchor).ok                              # appending keeps old anchors
-    tamper(logged, "DELETE FROM audit WHERE audit_id >= 6", "UPDATE audit_head SET entries = 5, last_id = 5, "
-           "last_hash = (SELECT entry_hash FROM audit WHERE audit_id = 5)")
+    assert verify(logged, anchor).ok  # appending keeps old anchors
+    tamper(
+        logged,
+        "DELETE FROM audit WHERE audit_id >= 6",
+        "UPDATE audit_head SET entries = 5, last_id = 5, "
+        "last_hash = (SELECT entry_hash FROM audit WHERE audit_id = 5)",
+    )
     check = verify(logged, anchor)
     assert [c for _, c, _ in check.problems] == [audit.ANCHOR_MISSING]
 
@@ -108,12 +143,18 @@ def test_a_log_from_before_the_chain_is_chained_on_opening(tmp_path: Path) -> No
     """Databases written by an older sotto: their rows are hashed in order (role cli)."""
     db = tmp_path / "old.db"
     conn = sqlite3.connect(db)
-    conn.execute("CREATE TABLE audit (audit_id INTEGER PRIMARY KEY, at REAL NOT NULL, operator TEXT NOT NULL, "
-                 "action TEXT NOT NULL, alert_id INTEGER, device_id BLOB, detail TEXT)")
-    conn.execute("CREATE TRIGGER audit_append_only_update BEFORE UPDATE ON audit BEGIN "
-                 "SELECT RAISE(ABORT, 'the audit log is append-only'); END")
-    conn.executemany("INSERT INTO audit(at, operator, action, detail) VALUES (?, ?, ?, ?)",
-                     [(1_700_000_000.5, "dpo", "purge", "old"), (1_700_000_100.25, "bob", "view", None)])
+    conn.execute(
+        "CREATE TABLE audit (audit_id INTEGER PRIMARY KEY, at REAL NOT NULL, operator TEXT NOT NULL, "
+        "action TEXT NOT NULL, alert_id INTEGER, device_id BLOB, detail TEXT)"
+    )
+    conn.execute(
+        "CREATE TRIGGER audit_append_only_update BEFORE UPDATE ON audit BEGIN "
+        "SELECT RAISE(ABORT, 'the audit log is append-only'); END"
+    )
+    conn.executemany(
+        "INSERT INTO audit(at, operator, action, detail) VALUES (?, ?, ?, ?)",
+        [(1_700_000_000.5, "dpo", "purge", "old"), (1_700_000_100.25, "bob", "view", None)],
+    )
     conn.commit()
     conn.close()
     check = verify(db)
@@ -122,8 +163,11 @@ def test_a_log_from_before_the_chain_is_chained_on_opening(tmp_path: Path) -> No
     audit.record(conn, "carol", "view", role="supervisor")
     rows = audit.entries(conn)
     conn.close()
-    assert [(r.audit_id, r.operator, r.role) for r in rows] == [(1, "dpo", "cli"), (2, "bob", "cli"),
-                                                                (3, "carol", "supervisor")]
+    assert [(r.audit_id, r.operator, r.role) for r in rows] == [
+        (1, "dpo", "cli"),
+        (2, "bob", "cli"),
+        (3, "carol", "supervisor"),
+    ]
     assert verify(db).ok
     with pytest.raises(sqlite3.DatabaseError, match="append-only"):
         sqlite3.connect(db).execute("UPDATE audit SET detail = 'x'")
@@ -131,8 +175,12 @@ def test_a_log_from_before_the_chain_is_chained_on_opening(tmp_path: Path) -> No
 
 def test_json_output(logged: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import json
+
     tamper(logged, "DELETE FROM audit WHERE audit_id = 2")
     assert main(["audit", "verify", "--json", "--db", str(logged)]) == 1
     out: dict[str, Any] = json.loads(capsys.readouterr().out)
-    assert out["ok"] is False and out["problems"][0] == {"id": 3, "reason": audit.REMOVED_OR_REORDERED,
-                                                          "detail": out["problems"][0]["detail"]}
+    assert out["ok"] is False and out["problems"][0] == {
+        "id": 3,
+        "reason": audit.REMOVED_OR_REORDERED,
+        "detail": out["problems"][0]["detail"],
+    }

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ARTEFACTS, PASSWORD, add_accounts
+from console_support import ARTEFACTS, PASSWORD, add_accounts
 
 from host_tools.receiver import audit
 from host_tools.receiver.store import open_db
@@ -45,18 +45,20 @@ def log_out(page: Any) -> None:
 def test_an_operators_day(tmp_path: Path, browser: Any) -> None:
     ARTEFACTS.mkdir(parents=True, exist_ok=True)
     sc = load(REPO / "scenarios" / "covert_sos.toml")
-    sc.epoch_s = int(time.time()) - sc.duration_ms // 1000      # the scenario's clock ends about now
+    sc.epoch_s = int(time.time()) - sc.duration_ms // 1000  # the scenario's clock ends about now
     with ReceiverProcess(tmp_path / "rx", console=True) as rx:
         assert rx.console_url and rx.console_url.startswith("https://")
         add_accounts(rx.db, alice="operator", audra="auditor")
         page = browser.new_page()
         log_in(page, rx.console_url, "alice")
         page.wait_for_selector("#queue-empty")
-        page.evaluate("window.__sameDocument = true")        # gone if the page reloads
+        page.evaluate("window.__sameDocument = true")  # gone if the page reloads
 
         # the officer presses the hidden button while the console is open
         sim: dict[str, Any] = {}
-        worker = threading.Thread(target=lambda: sim.update(result=run_scenario(sc, tmp_path / "sim", receiver=rx)))
+        worker = threading.Thread(
+            target=lambda: sim.update(result=run_scenario(sc, tmp_path / "sim", receiver=rx))
+        )
         worker.start()
         page.wait_for_selector('tr.alert-row[data-state="open"]', timeout=WAIT_MS)
         assert page.evaluate("window.__sameDocument") is True
@@ -71,18 +73,21 @@ def test_an_operators_day(tmp_path: Path, browser: Any) -> None:
 
         worker.join(120)
         assert not worker.is_alive() and sim["result"].ok, [c.line() for c in sim["result"].failures]
-        page.wait_for_function("() => document.querySelector('tr.alert-row').innerText.includes('30')",
-                               timeout=10_000)      # 30 s of audio arrived, shown live
+        page.wait_for_function(
+            "() => document.querySelector('tr.alert-row').innerText.includes('30')", timeout=10_000
+        )  # 30 s of audio arrived, shown live
 
         # the alert page: acknowledge, listen, look at the map
         page.click("tr.alert-row")
         page.wait_for_selector("#map[data-mode=plot] svg polyline.track")
         page.click("#ack")
         page.wait_for_selector("#alert-title .badge.acknowledged")
-        page.wait_for_function("() => !window.sottoConsole.alarm.active && document.title === 'Sotto console'")
+        page.wait_for_function(
+            "() => !window.sottoConsole.alarm.active && document.title === 'Sotto console'"
+        )
         assert page.is_hidden("#alarm-banner")
         points = int(page.get_attribute("#map", "data-points") or 0)
-        assert points >= 3, points                       # alert-start, then a location every 15 s
+        assert points >= 3, points  # alert-start, then a location every 15 s
         assert page.locator("#map circle.acc").count() == points
         assert page.locator("#map text.scale-label").text_content().endswith("m")
         assert page.locator("#map text.latest-label").text_content().startswith("latest 51.")
@@ -97,8 +102,10 @@ def test_an_operators_day(tmp_path: Path, browser: Any) -> None:
         log_in(page, rx.console_url, "audra")
         page.wait_for_selector("#audit-log tr.audit-row")
         rows = page.locator("#audit-log tr.audit-row")
-        seen = {(rows.nth(i).locator("td").nth(1).inner_text(), rows.nth(i).get_attribute("data-action"))
-                for i in range(rows.count())}
+        seen = {
+            (rows.nth(i).locator("td").nth(1).inner_text(), rows.nth(i).get_attribute("data-action"))
+            for i in range(rows.count())
+        }
         assert {("alice", "login"), ("alice", "acknowledge"), ("alice", "view"), ("alice", "listen")} <= seen
         page.click("#verify")
         page.wait_for_selector("#audit-result:has-text('chain intact')")

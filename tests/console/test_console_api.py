@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PASSWORD, ROLE_ACCOUNTS, login
+from console_support import PASSWORD, ROLE_ACCOUNTS, login
 
 from host_tools.errors import UsageError
 from host_tools.receiver import accounts, audit
@@ -54,6 +54,7 @@ def test_the_cookie_is_secure_with_tls(centre: dict[str, Any]) -> None:
     from starlette.testclient import TestClient
 
     from host_tools.receiver.console.app import create_app
+
     cfg = ConsoleConfig(tls_cert="centre.crt", tls_key="centre.key", clock=centre["clock"])
     with TestClient(create_app(centre["db"], cfg), base_url="https://127.0.0.1") as c:
         r = c.post("/api/login", json={"name": "olga", "password": PASSWORD})
@@ -64,8 +65,10 @@ def test_wrong_password_and_unknown_name_look_alike(client: Any) -> None:
     for name in ("olga", "nobody"):
         r = client.post("/api/login", json={"name": name, "password": "wrong password!"})
         assert (r.status_code, r.json()["reason"]) == (401, "bad-credentials")
-    assert client.post("/api/login", content=b"name=olga", headers={"Content-Type": "text/plain"}
-                       ).status_code == 415
+    assert (
+        client.post("/api/login", content=b"name=olga", headers={"Content-Type": "text/plain"}).status_code
+        == 415
+    )
 
 
 # (method, path, body, roles allowed). Allowed means "not 403": the call may still be 404/409/400.
@@ -97,8 +100,10 @@ def test_each_role_gets_403_outside_its_rights(client: Any, name: str) -> None:
     csrf = login(client, name)
     for method, path, body, allowed in MATRIX:
         if name == "adam" and path.startswith("/api/operators/sam"):
-            pass    # the admin's own changes to sam come last and are allowed
-        r = client.request(method, path, json=body, headers={"X-CSRF-Token": csrf} if method == "POST" else {})
+            pass  # the admin's own changes to sam come last and are allowed
+        r = client.request(
+            method, path, json=body, headers={"X-CSRF-Token": csrf} if method == "POST" else {}
+        )
         if role in allowed:
             assert r.status_code != 403, (role, method, path, r.text)
             assert r.status_code < 500, (role, method, path, r.text)
@@ -109,12 +114,17 @@ def test_each_role_gets_403_outside_its_rights(client: Any, name: str) -> None:
 def test_the_matrix_names_every_route(client: Any) -> None:
     named = {(m, re.sub(r"A1|sam|SOTTO-42", "X", p.split("?")[0])) for m, p, _, _ in MATRIX}
     routes = {(m, re.sub(r"\{\w+\}", "X", p)) for m, p in route_table()}
-    assert routes - named == {("POST", "/api/login"), ("POST", "/api/logout"), ("GET", "/api/session"),
-                              ("GET", "/api/events")}
+    assert routes - named == {
+        ("POST", "/api/login"),
+        ("POST", "/api/logout"),
+        ("GET", "/api/session"),
+        ("GET", "/api/events"),
+    }
 
 
-def test_a_post_without_the_csrf_token_is_refused_and_changes_nothing(client: Any,
-                                                                      centre: dict[str, Any]) -> None:
+def test_a_post_without_the_csrf_token_is_refused_and_changes_nothing(
+    client: Any, centre: dict[str, Any]
+) -> None:
     csrf = login(client, "olga")
     for headers in ({}, {"X-CSRF-Token": "forged" + csrf[6:]}):
         r = client.post("/api/alerts/A1/ack", json={}, headers=headers)
@@ -122,15 +132,17 @@ def test_a_post_without_the_csrf_token_is_refused_and_changes_nothing(client: An
     assert client.get("/api/alerts").json()["alerts"][0]["state"] == "open"
     r = client.post("/api/alerts/A1/ack", json={}, headers={"X-CSRF-Token": csrf})
     assert r.json() == {"id": "A1", "state": "acknowledged", "acknowledged_by": "olga"}
-    assert client.post("/api/logout", json={}).status_code == 403          # logout needs it too
+    assert client.post("/api/logout", json={}).status_code == 403  # logout needs it too
 
 
 def test_lock_out_after_repeated_failures(client: Any, centre: dict[str, Any]) -> None:
     for _ in range(accounts.MAX_FAILED_LOGINS):
-        assert client.post("/api/login", json={"name": "olga", "password": "not it at all"}).status_code == 401
+        assert (
+            client.post("/api/login", json={"name": "olga", "password": "not it at all"}).status_code == 401
+        )
     r = client.post("/api/login", json={"name": "olga", "password": PASSWORD})
     assert (r.status_code, r.json()["reason"]) == (423, "account-locked")
-    centre["clock"].t += accounts.LOCKOUT_S + 1                      # the lock runs out
+    centre["clock"].t += accounts.LOCKOUT_S + 1  # the lock runs out
     assert client.post("/api/login", json={"name": "olga", "password": PASSWORD}).status_code == 200
     conn = open_db(centre["db"])
     actions = [e.action for e in audit.entries(conn) if e.operator == "olga"]
@@ -144,13 +156,16 @@ def test_a_new_password_unlocks_at_once(client: Any, centre: dict[str, Any]) -> 
     conn = open_db(centre["db"])
     accounts.set_password(conn, "olga", "a brand new password", by=Actor("root", CLI))
     conn.close()
-    assert client.post("/api/login", json={"name": "olga", "password": "a brand new password"}).status_code == 200
+    assert (
+        client.post("/api/login", json={"name": "olga", "password": "a brand new password"}).status_code
+        == 200
+    )
 
 
 def test_an_idle_session_expires(client: Any, centre: dict[str, Any]) -> None:
     login(client, "olga")
     centre["clock"].t += client.config.idle_timeout_s - 10
-    assert client.get("/api/alerts").status_code == 200              # activity keeps it alive
+    assert client.get("/api/alerts").status_code == 200  # activity keeps it alive
     centre["clock"].t += client.config.idle_timeout_s - 10
     assert client.get("/api/alerts").status_code == 200
     centre["clock"].t += client.config.idle_timeout_s + 1
@@ -172,7 +187,9 @@ def test_logout_and_disabling_end_the_session(client: Any, centre: dict[str, Any
     assert (r.status_code, r.json()["reason"]) == (401, "account-disabled")
 
 
-def test_views_of_location_and_audio_are_audited_with_name_and_role(client: Any, centre: dict[str, Any]) -> None:
+def test_views_of_location_and_audio_are_audited_with_name_and_role(
+    client: Any, centre: dict[str, Any]
+) -> None:
     login(client, "olga")
     queue = client.get("/api/alerts").json()
     assert "lat" not in json.dumps(queue) and queue["alerts"][0]["location_accuracy_m"] == 9
@@ -184,8 +201,10 @@ def test_views_of_location_and_audio_are_audited_with_name_and_role(client: Any,
     assert wav.headers["content-type"] == "audio/wav" and wav.content[:4] == b"RIFF"
     assert wav.headers["x-audio-seconds"] == "1.50"
     new = audit.entries(conn)[before:]
-    assert [(e.operator, e.role, e.action, e.alert_id) for e in new] == \
-        [("olga", "operator", "view", 1), ("olga", "operator", "listen", 1)]
+    assert [(e.operator, e.role, e.action, e.alert_id) for e in new] == [
+        ("olga", "operator", "view", 1),
+        ("olga", "operator", "listen", 1),
+    ]
     assert "track (3 positions)" in (new[0].detail or "") and "1.5 s" in (new[1].detail or "")
     conn.close()
 
@@ -224,7 +243,7 @@ def test_hold_keeps_an_alert_from_purging(client: Any, centre: dict[str, Any]) -
     csrf = login(client, "aud")
     h = {"X-CSRF-Token": csrf}
     assert client.post("/api/alerts/A1/hold", json={"reason": "complaint"}, headers=h).json()["held"] is True
-    r = client.post("/api/purge", json={"older_than_days": 30}, headers=h).json()   # A1 is months old
+    r = client.post("/api/purge", json={"older_than_days": 30}, headers=h).json()  # A1 is months old
     assert (r["alerts"], r["held"]) == (0, 1)
     assert client.post("/api/alerts/A1/hold", json={"release": True}, headers=h).json()["held"] is False
     conn = open_db(centre["db"])
@@ -236,9 +255,13 @@ def test_hold_keeps_an_alert_from_purging(client: Any, centre: dict[str, Any]) -
 def test_admin_manages_accounts(client: Any) -> None:
     csrf = login(client, "adam")
     h = {"X-CSRF-Token": csrf}
-    r = client.post("/api/operators", json={"name": "newbie", "role": "operator", "password": "short"}, headers=h)
+    r = client.post(
+        "/api/operators", json={"name": "newbie", "role": "operator", "password": "short"}, headers=h
+    )
     assert r.status_code == 400 and "at least" in r.json()["detail"]
-    r = client.post("/api/operators", json={"name": "newbie", "role": "operator", "password": PASSWORD}, headers=h)
+    r = client.post(
+        "/api/operators", json={"name": "newbie", "role": "operator", "password": PASSWORD}, headers=h
+    )
     assert r.status_code == 201 and "password" not in json.dumps(r.json()).replace("password_changed", "")
     names = [o["name"] for o in client.get("/api/operators").json()["operators"]]
     assert "newbie" in names
@@ -269,14 +292,22 @@ def test_the_console_reads_alert_content_only_through_access() -> None:
         assert not re.search(r"import .*\b(track|show_alert|build_audio|export_alert)\b", text), path
 
 
-def test_cli_actions_are_logged_as_cli(centre: dict[str, Any], capsys: pytest.CaptureFixture[str],
-                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_actions_are_logged_as_cli(
+    centre: dict[str, Any], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from sotto_cli.cli import main
+
     monkeypatch.setenv("SOTTO_OPERATOR", "night-admin")
     monkeypatch.setattr("sys.stdin", __import__("io").StringIO("another good password\n"))
-    assert main(["operators", "add", "zoe", "--role", "supervisor", "--password-stdin", "--db",
-                 str(centre["db"])]) == 0
+    assert (
+        main(
+            ["operators", "add", "zoe", "--role", "supervisor", "--password-stdin", "--db", str(centre["db"])]
+        )
+        == 0
+    )
     assert main(["alerts", "show", "A1", "--db", str(centre["db"])]) == 0
     e = audit.entries(sqlite3.connect(centre["db"]))
-    assert [(x.operator, x.role, x.action) for x in e[-2:]] == [("night-admin", "cli", "operator-add"),
-                                                               ("night-admin", "cli", "view")]
+    assert [(x.operator, x.role, x.action) for x in e[-2:]] == [
+        ("night-admin", "cli", "operator-add"),
+        ("night-admin", "cli", "view"),
+    ]

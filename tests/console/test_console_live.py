@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from conftest import PASSWORD, loc, make_device
+from console_support import PASSWORD, loc, make_device
 
 from host_tools.receiver.console import ConsoleConfig, NotifyConfig
 from host_tools.receiver.console.server import RunningConsole, start_console
@@ -46,8 +46,12 @@ class EventStream:
     def __init__(self, url: str, name: str) -> None:
         parts = urlsplit(url)
         conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
-        conn.request("POST", "/api/login", json.dumps({"name": name, "password": PASSWORD}),
-                     {"Content-Type": "application/json"})
+        conn.request(
+            "POST",
+            "/api/login",
+            json.dumps({"name": name, "password": PASSWORD}),
+            {"Content-Type": "application/json"},
+        )
         resp = conn.getresponse()
         cookie = resp.getheader("set-cookie", "").split(";")[0]
         resp.read()
@@ -69,12 +73,14 @@ class EventStream:
                 elif line.startswith("data: ") and kind:
                     self.events.append((kind, json.loads(line[6:])))
         except (OSError, ValueError, AttributeError):
-            pass        # the test closed the connection
+            pass  # the test closed the connection
 
     def kinds(self, kind: str) -> list[dict[str, Any]]:
         return [d for k, d in self.events if k == kind]
 
     def close(self) -> None:
+        if self.conn.sock is not None:  # wake the reading thread at once
+            self.conn.sock.shutdown(socket.SHUT_RDWR)
         self.conn.close()
 
 
@@ -94,8 +100,9 @@ def console(centre: dict[str, Any]) -> Iterator[RunningConsole]:
     running.stop()
 
 
-def test_events_come_from_the_database_and_follow_the_role(console: RunningConsole,
-                                                           centre: dict[str, Any]) -> None:
+def test_events_come_from_the_database_and_follow_the_role(
+    console: RunningConsole, centre: dict[str, Any]
+) -> None:
     assert console.url.startswith("http://127.0.0.1:")
     operator, auditor = EventStream(console.url, "olga"), EventStream(console.url, "aud")
     try:
@@ -107,7 +114,7 @@ def test_events_come_from_the_database_and_follow_the_role(console: RunningConso
         state = wait_for(lambda: [e for e in operator.kinds("audit") if e["action"] == "acknowledge"], "ack")
         assert state[0]["state"] is True and state[0]["role"] == "cli"
         wait_for(lambda: [e for e in auditor.kinds("audit") if e["action"] == "acknowledge"], "auditor's")
-        assert auditor.kinds("alert") == [] and auditor.kinds("frame") == []   # no alert traffic
+        assert auditor.kinds("alert") == [] and auditor.kinds("frame") == []  # no alert traffic
         for kind, data in operator.events:
             assert "lat" not in json.dumps(data), (kind, data)
     finally:
@@ -159,20 +166,33 @@ def smtp() -> Iterator[tuple[int, list[Any]]]:
     ctl.stop()
 
 
-def test_notifications_by_webhook_and_mail_carry_no_location(centre: dict[str, Any], webhook: Any,
-                                                             smtp: Any) -> None:
+def test_notifications_by_webhook_and_mail_carry_no_location(
+    centre: dict[str, Any], webhook: Any, smtp: Any
+) -> None:
     url, hooks = webhook
     port, mails = smtp
-    notify = NotifyConfig(webhook_url=url, webhook_secret=SECRET, smtp_host="127.0.0.1", smtp_port=port,
-                          mail_from="centre@example.org", mail_to=("duty@example.org",))
-    consoles = [start_console(centre["db"], ConsoleConfig(port=0, poll_interval_s=0.05, notify=notify,
-                                                          public_url="https://console.example.org"))
-                for _ in range(2)]          # two consoles on one database: each notification once
+    notify = NotifyConfig(
+        webhook_url=url,
+        webhook_secret=SECRET,
+        smtp_host="127.0.0.1",
+        smtp_port=port,
+        mail_from="centre@example.org",
+        mail_to=("duty@example.org",),
+    )
+    consoles = [
+        start_console(
+            centre["db"],
+            ConsoleConfig(
+                port=0, poll_interval_s=0.05, notify=notify, public_url="https://console.example.org"
+            ),
+        )
+        for _ in range(2)
+    ]  # two consoles on one database: each notification once
     try:
-        time.sleep(0.3)                     # both feeds have taken their marks
+        time.sleep(0.3)  # both feeds have taken their marks
         new_alert(centre["db"], duress=True)
         wait_for(lambda: len(hooks) >= 2 and len(mails) >= 2, "two webhooks and two mails")
-        time.sleep(0.5)                     # anything sent twice would have arrived by now
+        time.sleep(0.5)  # anything sent twice would have arrived by now
     finally:
         for c in consoles:
             c.stop()
@@ -195,9 +215,25 @@ def test_receive_serves_the_console_on_its_own_port(tmp_path: Path) -> None:
     """`sotto receive --console-port 0`: the second line says where; plain HTTP only on loopback."""
     import subprocess
     import sys
+
     db = tmp_path / "r.db"
-    proc = subprocess.Popen([sys.executable, "-m", "sotto_cli", "receive", "--db", str(db), "--port", "0",
-                             "--console-port", "0", "-q"], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sotto_cli",
+            "receive",
+            "--db",
+            str(db),
+            "--port",
+            "0",
+            "--console-port",
+            "0",
+            "-q",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         first, second = proc.stdout.readline(), proc.stdout.readline()  # type: ignore[union-attr]
         assert first.startswith("listening on http://127.0.0.1:") and second.startswith("console on http://")

@@ -10,9 +10,9 @@ from node_modules, /openapi.json the API's description.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -44,12 +44,14 @@ class SecurityHeaders:
     def __init__(self, app: ASGIApp, tile_url: str | None) -> None:
         self.app = app
         tiles = ""
-        if tile_url:   # {s} (sub-domains a, b, c) becomes a wildcard
+        if tile_url:  # {s} (sub-domains a, b, c) becomes a wildcard
             parts = urlsplit(tile_url)
             tiles = f" {parts.scheme}://{parts.netloc.replace('{s}', '*')}"
-        self.csp = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-                    f"img-src 'self' data: blob:{tiles}; media-src 'self' blob:; connect-src 'self'; "
-                    "frame-ancestors 'none'; base-uri 'none'; form-action 'self'").encode()
+        self.csp = (
+            "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+            f"img-src 'self' data: blob:{tiles}; media-src 'self' blob:; connect-src 'self'; "
+            "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+        ).encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -60,8 +62,12 @@ class SecurityHeaders:
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
-                headers += [(b"content-security-policy", self.csp), (b"x-frame-options", b"DENY"),
-                            (b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
+                headers += [
+                    (b"content-security-policy", self.csp),
+                    (b"x-frame-options", b"DENY"),
+                    (b"x-content-type-options", b"nosniff"),
+                    (b"referrer-policy", b"no-referrer"),
+                ]
                 if api and not any(k == b"cache-control" for k, _ in headers):
                     headers.append((b"cache-control", b"no-store"))
                 message["headers"] = headers
@@ -79,7 +85,9 @@ async def _openapi(request: Request) -> Response:
 
 
 async def _api_not_found(request: Request) -> Response:
-    return JSONResponse({"reason": "not-found", "detail": f"no API route {request.url.path}"}, status_code=404)
+    return JSONResponse(
+        {"reason": "not-found", "detail": f"no API route {request.url.path}"}, status_code=404
+    )
 
 
 def api_routes() -> list[Route]:
@@ -87,8 +95,9 @@ def api_routes() -> list[Route]:
     return [r for module in ROUTERS for r in module.routes]
 
 
-def create_app(db_path: str | os.PathLike[str], config: ConsoleConfig | None = None, *,
-               feed: EventFeed | None = None) -> Starlette:
+def create_app(
+    db_path: str | os.PathLike[str], config: ConsoleConfig | None = None, *, feed: EventFeed | None = None
+) -> Starlette:
     """The console for the database at db_path. The event feed starts and stops with
     the app (lifespan), unless one is given (then the caller owns it)."""
     config = config or ConsoleConfig()
@@ -96,19 +105,22 @@ def create_app(db_path: str | os.PathLike[str], config: ConsoleConfig | None = N
     if config.export_dir is None:
         config.export_dir = str(Path(db).resolve().parent / "exports")
     own_feed = feed is None
-    the_feed = feed or EventFeed(db, poll_interval_s=config.poll_interval_s,
-                                 silent_check_s=config.silent_check_s, clock=config.clock)
-    routes: list[BaseRoute] = [*api_routes(),
-                               Route("/api/{rest:path}", _api_not_found, methods=["GET", "POST"]),
-                               Route("/", _index), Route("/openapi.json", _openapi),
-                               Mount("/static", StaticFiles(directory=STATIC), name="static")]
+    the_feed = feed or EventFeed(
+        db, poll_interval_s=config.poll_interval_s, silent_check_s=config.silent_check_s, clock=config.clock
+    )
+    routes: list[BaseRoute] = [
+        *api_routes(),
+        Route("/api/{rest:path}", _api_not_found, methods=["GET", "POST"]),
+        Route("/", _index),
+        Route("/openapi.json", _openapi),
+        Mount("/static", StaticFiles(directory=STATIC), name="static"),
+    ]
     leaflet = config.vendor_dir / "leaflet" / "dist"
     if leaflet.is_dir():
         routes.append(Mount("/vendor/leaflet", StaticFiles(directory=leaflet), name="leaflet"))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        app.state.stopping = asyncio.Event()
         if own_feed and not the_feed.is_alive():
             the_feed.start()
         try:
@@ -119,12 +131,16 @@ def create_app(db_path: str | os.PathLike[str], config: ConsoleConfig | None = N
                 the_feed.stop()
             app.state.connections.close()
 
-    app = Starlette(routes=routes, lifespan=lifespan, max_body_size=MAX_JSON_BYTES,
-                    middleware=[Middleware(SecurityHeaders, tile_url=config.tile_url)])
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        max_body_size=MAX_JSON_BYTES,
+        middleware=[Middleware(SecurityHeaders, tile_url=config.tile_url)],
+    )
     app.state.config = config
     app.state.connections = Connections(db)
     app.state.feed = the_feed
-    app.state.stopping = asyncio.Event()
+    app.state.stopping = threading.Event()  # ends the event streams (RunningConsole.stop, lifespan)
     return app
 
 

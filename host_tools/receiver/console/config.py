@@ -13,7 +13,7 @@ from pathlib import Path
 from host_tools.errors import UsageError
 from host_tools.receiver.sessions import IDLE_TIMEOUT_S
 
-ENV_VENDOR = "SOTTO_CONSOLE_VENDOR"     # a folder holding leaflet/dist (default: the repository's node_modules)
+ENV_VENDOR = "SOTTO_CONSOLE_VENDOR"  # a folder holding leaflet/dist (default: the repository's node_modules)
 _REPO_NODE_MODULES = Path(__file__).resolve().parents[3] / "node_modules"
 
 
@@ -37,7 +37,7 @@ class NotifyConfig:
     """Outgoing notifications (notify.py); both channels optional."""
 
     webhook_url: str | None = None
-    webhook_secret: bytes | None = None      # HMAC-SHA256 key; never logged
+    webhook_secret: bytes | None = None  # HMAC-SHA256 key; never logged
     smtp_host: str | None = None
     smtp_port: int = 25
     smtp_starttls: bool = False
@@ -57,16 +57,16 @@ class ConsoleConfig:
     port: int = 8081
     tls_cert: str | None = None
     tls_key: str | None = None
-    tile_url: str | None = None              # e.g. https://tiles.example/{z}/{x}/{y}.png; None: offline plot
+    tile_url: str | None = None  # e.g. https://tiles.example/{z}/{x}/{y}.png; None: offline plot
     tile_attribution: str = ""
-    public_url: str | None = None            # the console's address in notifications (default: its own URL)
+    public_url: str | None = None  # the console's address in notifications (default: its own URL)
     idle_timeout_s: float = IDLE_TIMEOUT_S
-    export_dir: str | None = None            # where console exports are written (default: beside the database)
+    export_dir: str | None = None  # where console exports are written (default: beside the database)
     vendor_dir: Path = field(default_factory=default_vendor_dir)
-    poll_interval_s: float = 0.1             # how often the event feed reads the database
+    poll_interval_s: float = 0.1  # how often the event feed reads the database
     silent_check_s: float = 5.0
     notify: NotifyConfig = field(default_factory=NotifyConfig)
-    clock: Callable[[], float] = time.time   # tests move it (session expiry)
+    clock: Callable[[], float] = time.time  # tests move it (session expiry)
 
     @property
     def tls(self) -> bool:
@@ -79,7 +79,9 @@ class ConsoleConfig:
         if bool(self.tls_cert) != bool(self.tls_key):
             raise UsageError("TLS needs both --tls-cert and --tls-key")
         if not self.tls and not is_loopback(self.host):
-            raise UsageError(f"the console would serve location and audio without TLS on {self.host}; give "
-                             "--tls-cert/--tls-key, or keep --console-host on loopback (127.0.0.1)")
+            raise UsageError(
+                f"the console would serve location and audio without TLS on {self.host}; give "
+                "--tls-cert/--tls-key, or keep --console-host on loopback (127.0.0.1)"
+            )
         if self.tile_url and not self.tile_url.startswith(("https://", "http://")):
             raise UsageError("--console-tiles must be an http(s) URL with {z}, {x} and {y}")

@@ -86,8 +86,9 @@ def conn_of(request: Request) -> sqlite3.Connection:
 def current_session(request: Request) -> Session:
     """The live session behind the cookie; 401 otherwise."""
     cfg = config_of(request)
-    session = find_session(conn_of(request), request.cookies.get(SESSION_COOKIE), now=cfg.clock(),
-                           idle_s=cfg.idle_timeout_s)
+    session = find_session(
+        conn_of(request), request.cookies.get(SESSION_COOKIE), now=cfg.clock(), idle_s=cfg.idle_timeout_s
+    )
     if session is None:
         raise ApiError(401, "no-session", "log in first (no session, or it ended or expired)")
     return session
@@ -147,8 +148,9 @@ def error_answer(exc: Exception) -> JSONResponse:
         status, reason, detail = 503, "unavailable", str(exc)
     else:
         raise exc
-    return JSONResponse({"reason": reason, "detail": detail}, status_code=status,
-                        headers={"Cache-Control": "no-store"})
+    return JSONResponse(
+        {"reason": reason, "detail": detail}, status_code=status, headers={"Cache-Control": "no-store"}
+    )
 
 
 def handler(fn: Any) -> Any:

@@ -23,7 +23,7 @@ from host_tools.receiver.roles import ACCOUNTS, AUDIT_LOG, LIVE_ALERTS, Actor
 from host_tools.receiver.store import open_db
 
 log = logging.getLogger("sotto.console")
-SUBSCRIBER_QUEUE = 1000       # events a slow page may fall behind by before it is told to resync
+SUBSCRIBER_QUEUE = 1000  # events a slow page may fall behind by before it is told to resync
 
 
 def visible_to(actor: Actor, event: dict[str, Any]) -> bool:
@@ -47,16 +47,23 @@ class _Subscriber:
             try:
                 self.queue.put_nowait(event)
             except asyncio.QueueFull:
-                pass        # the page gets `resync` from the stream when it notices the gap
+                pass  # the page gets `resync` from the stream when it notices the gap
+
         self.loop.call_soon_threadsafe(put)
 
 
 class EventFeed(threading.Thread):
     """Polls the database and fans events out (see module doc)."""
 
-    def __init__(self, db_path: str, *, poll_interval_s: float = 0.1, silent_check_s: float = 5.0,
-                 clock: Callable[[], float] = time.time,
-                 on_event: Callable[[dict[str, Any]], None] | None = None) -> None:
+    def __init__(
+        self,
+        db_path: str,
+        *,
+        poll_interval_s: float = 0.1,
+        silent_check_s: float = 5.0,
+        clock: Callable[[], float] = time.time,
+        on_event: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
         super().__init__(name="sotto-console-feed", daemon=True)
         self.db_path = db_path
         self.poll_interval_s = poll_interval_s
@@ -102,7 +109,7 @@ class EventFeed(threading.Thread):
         conn = open_db(self.db_path)
         try:
             marks = high_water(conn)
-            self._silent = self._silent_now(conn)      # already silent at start: not news
+            self._silent = self._silent_now(conn)  # already silent at start: not news
             next_silent = time.monotonic() + self.silent_check_s
             while not self._halt.wait(self.poll_interval_s):
                 try:
@@ -115,7 +122,7 @@ class EventFeed(threading.Thread):
                             self.publish({"kind": "silent", "device": device})
                         self._silent = now_silent
                     self.polls += 1
-                except Exception as e:   # a locked or failing database: say so, keep polling
+                except Exception as e:  # a locked or failing database: say so, keep polling
                     self.errors += 1
                     if self.errors in (1, 10) or self.errors % 1000 == 0:
                         log.error("console event feed cannot read the database: %s", e)
@@ -124,5 +131,6 @@ class EventFeed(threading.Thread):
 
     def _silent_now(self, conn: Any) -> set[str]:
         now = self.clock()
-        return ({s.device for s in silent_devices(conn, now=now)}
-                | {d["device"] for d in never_heard(conn, now) if d["silent_s"] > 3600})
+        return {s.device for s in silent_devices(conn, now=now)} | {
+            d["device"] for d in never_heard(conn, now) if d["silent_s"] > 3600
+        }

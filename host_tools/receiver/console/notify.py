@@ -52,13 +52,25 @@ def message_for(event: dict[str, Any], console_url: str, now: float) -> dict[str
         return None
     alert = event.get("alert")
     link = f"{console_url}/#/alerts/{alert}" if alert else f"{console_url}/#/queue"
-    return {"event": kind, "alert": alert, "device": event.get("device"), "time": iso_utc(now),
-            "console": link}
+    return {
+        "event": kind,
+        "alert": alert,
+        "device": event.get("device"),
+        "time": iso_utc(now),
+        "console": link,
+    }
 
 
 class Notifier(threading.Thread):
-    def __init__(self, db_path: str, config: NotifyConfig, *, console_url: str,
-                 clock: Callable[[], float] = time.time, retry_pause_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        db_path: str,
+        config: NotifyConfig,
+        *,
+        console_url: str,
+        clock: Callable[[], float] = time.time,
+        retry_pause_s: float = 1.0,
+    ) -> None:
         super().__init__(name="sotto-notify", daemon=True)
         self.db_path = db_path
         self.config = config
@@ -87,7 +99,7 @@ class Notifier(threading.Thread):
                 msg = message_for(event, self.console_url, now)
                 if msg is None:
                     continue
-                subject = msg["alert"] or f"{msg['device']}@{int(now // 3600)}"   # silent: once an hour
+                subject = msg["alert"] or f"{msg['device']}@{int(now // 3600)}"  # silent: once an hour
                 try:
                     if not claim_notification(conn, msg["event"], subject, now):
                         continue
@@ -109,19 +121,27 @@ class Notifier(threading.Thread):
                     send(msg)
                     self.sent += 1
                     break
-                except Exception as e:   # network, SMTP, HTTP status: retry, then log
+                except Exception as e:  # network, SMTP, HTTP status: retry, then log
                     if attempt == RETRIES:
                         self.failed += 1
-                        log.error("%s notification for %s failed after %d tries: %s", name,
-                                  msg["alert"] or msg["device"], RETRIES, e)
+                        log.error(
+                            "%s notification for %s failed after %d tries: %s",
+                            name,
+                            msg["alert"] or msg["device"],
+                            RETRIES,
+                            e,
+                        )
                     else:
                         time.sleep(self.retry_pause_s * attempt)
 
     def send_webhook(self, msg: dict[str, Any]) -> None:
         body = json.dumps(msg, separators=(",", ":"), sort_keys=True).encode()
         stamp = str(int(self.clock()))
-        headers = {"Content-Type": "application/json", "User-Agent": "sotto-receiver",
-                   "X-Sotto-Timestamp": stamp}
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "sotto-receiver",
+            "X-Sotto-Timestamp": stamp,
+        }
         if self.config.webhook_secret:
             headers["X-Sotto-Signature"] = signature(self.config.webhook_secret, stamp, body)
         req = urllib.request.Request(str(self.config.webhook_url), data=body, headers=headers, method="POST")
@@ -136,9 +156,11 @@ class Notifier(threading.Thread):
         em["Subject"] = f"Sotto: {what} {msg['alert'] or ''} ({msg['device']})".replace("  ", " ")
         em["From"] = c.mail_from
         em["To"] = ", ".join(c.mail_to)
-        em.set_content(f"{what}: {msg['alert'] or 'no alert'}, device {msg['device']}, at {msg['time']}.\n\n"
-                       f"Open the console: {msg['console']}\n\n"
-                       "(No location or audio is sent by e-mail; log in to the console to see them.)\n")
+        em.set_content(
+            f"{what}: {msg['alert'] or 'no alert'}, device {msg['device']}, at {msg['time']}.\n\n"
+            f"Open the console: {msg['console']}\n\n"
+            "(No location or audio is sent by e-mail; log in to the console to see them.)\n"
+        )
         with smtplib.SMTP(str(c.smtp_host), c.smtp_port, timeout=TIMEOUT_S) as smtp:
             if c.smtp_starttls:
                 smtp.starttls()

@@ -46,6 +46,7 @@ class RunningConsole:
         return int(self.url.rsplit(":", 1)[1])
 
     def stop(self) -> None:
+        self.server.config.app.state.stopping.set()  # open event streams end within a second
         self.server.should_exit = True
         self.thread.join(10)
         self.feed.stop()
@@ -62,7 +63,9 @@ def _listen(host: str, port: int) -> socket.socket:
     except OSError as e:
         sock.close()
         if e.errno == errno.EADDRINUSE:
-            raise ConsoleError(f"console port {port} on {host} is in use; choose another --console-port") from None
+            raise ConsoleError(
+                f"console port {port} on {host} is in use; choose another --console-port"
+            ) from None
         raise ConsoleError(f"cannot listen on {host}:{port} for the console: {e.strerror or e}") from None
     sock.listen(128)
     sock.set_inheritable(True)
@@ -76,24 +79,42 @@ def start_console(db_path: str | os.PathLike[str], config: ConsoleConfig) -> Run
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
     url = f"{'https' if config.tls else 'http'}://{shown}:{port}"
-    notifier = Notifier(str(db_path), config.notify, console_url=config.public_url or url,
-                        clock=config.clock) if config.notify.enabled else None
-    feed = EventFeed(str(db_path), poll_interval_s=config.poll_interval_s, silent_check_s=config.silent_check_s,
-                     clock=config.clock, on_event=notifier.on_event if notifier else None)
+    notifier = (
+        Notifier(str(db_path), config.notify, console_url=config.public_url or url, clock=config.clock)
+        if config.notify.enabled
+        else None
+    )
+    feed = EventFeed(
+        str(db_path),
+        poll_interval_s=config.poll_interval_s,
+        silent_check_s=config.silent_check_s,
+        clock=config.clock,
+        on_event=notifier.on_event if notifier else None,
+    )
     app = create_app(db_path, config, feed=feed)
-    uv = uvicorn.Config(app, ssl_certfile=config.tls_cert, ssl_keyfile=config.tls_key, log_level="warning",
-                        access_log=False, lifespan="on", timeout_graceful_shutdown=2, server_header=False,
-                        ws="none")
+    uv = uvicorn.Config(
+        app,
+        ssl_certfile=config.tls_cert,
+        ssl_keyfile=config.tls_key,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=2,
+        server_header=False,
+        ws="none",
+    )
     server = uvicorn.Server(uv)
     try:
-        uv.load()            # reads the TLS files now, so a bad one is an error here
+        uv.load()  # reads the TLS files now, so a bad one is an error here
     except (OSError, ValueError) as e:
         sock.close()
         raise ConsoleError(f"cannot load the console's TLS certificate or key: {e}") from None
     feed.start()
     if notifier is not None:
         notifier.start()
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="sotto-console", daemon=True)
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, name="sotto-console", daemon=True
+    )
     thread.start()
     pause = threading.Event()
     deadline = time.monotonic() + START_TIMEOUT_S

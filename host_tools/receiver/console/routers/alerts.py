@@ -51,8 +51,11 @@ def audio(request: Request, body: bytes) -> Response:
     wav, built = access.alert_audio(ctx.conn, ctx.actor, alert_id, now=ctx.config.clock())
     if not wav:
         raise ApiError(404, "no-audio", f"no audio has arrived for {alert_code(alert_id)} yet")
-    return Response(wav, media_type="audio/wav",
-                    headers={"Cache-Control": "no-store", "X-Audio-Seconds": f"{built.seconds:.2f}"})
+    return Response(
+        wav,
+        media_type="audio/wav",
+        headers={"Cache-Control": "no-store", "X-Audio-Seconds": f"{built.seconds:.2f}"},
+    )
 
 
 @handler
@@ -75,10 +78,21 @@ def export(request: Request, body: bytes) -> JSONResponse:
     """An evidence bundle written on the centre's host (the export directory)."""
     ctx = authorise(request, post=True)
     alert_id = _alert_id(request)
-    out = Path(str(ctx.config.export_dir)) / f"{alert_code(alert_id)}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(ctx.config.clock()))}"
+    out = (
+        Path(str(ctx.config.export_dir))
+        / f"{alert_code(alert_id)}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(ctx.config.clock()))}"
+    )
     result = access.export(ctx.conn, ctx.actor, alert_id, str(out))
-    return ok({"id": alert_code(alert_id), "path": str(result.path), "manifest_sha256": result.manifest_sha256,
-               "frames": result.frames, "audio_seconds": round(result.audio_seconds, 2), "chain": result.chain})
+    return ok(
+        {
+            "id": alert_code(alert_id),
+            "path": str(result.path),
+            "manifest_sha256": result.manifest_sha256,
+            "frames": result.frames,
+            "audio_seconds": round(result.audio_seconds, 2),
+            "chain": result.chain,
+        }
+    )
 
 
 @handler

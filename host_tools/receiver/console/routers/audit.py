@@ -55,9 +55,17 @@ def purge(request: Request, body: bytes) -> JSONResponse:
     if not isinstance(days, (int, float)) or isinstance(days, bool):
         raise ApiError(400, "bad-request", "`older_than_days` must be a number")
     r = access.run_purge(ctx.conn, ctx.actor, float(days), bool(obj.get("dry_run", False)))
-    return ok({"dry_run": r.dry_run, "alerts": len(r.alerts), "locations": r.locations,
-               "audio_chunks": r.audio_chunks, "audio_seconds": round(r.audio_seconds, 1),
-               "rejections": r.rejections, "held": r.held})
+    return ok(
+        {
+            "dry_run": r.dry_run,
+            "alerts": len(r.alerts),
+            "locations": r.locations,
+            "audio_chunks": r.audio_chunks,
+            "audio_seconds": round(r.audio_seconds, 1),
+            "rejections": r.rejections,
+            "held": r.held,
+        }
+    )
 
 
 routes = [

@@ -19,6 +19,7 @@ from host_tools.receiver.console.dependencies import ApiError, current_session, 
 
 KEEPALIVE_S = 15.0
 SESSION_RECHECK_S = 10.0
+WAKE_S = 0.5  # how soon a stream notices that the console is stopping
 
 
 def _sse(kind: str, data: dict[str, Any]) -> bytes:
@@ -32,19 +33,23 @@ async def events(request: Request) -> Response:
         return error_answer(e)
     feed = request.app.state.feed
     sub = feed.subscribe(session.actor, asyncio.get_running_loop())
-    stopping: asyncio.Event = request.app.state.stopping
+    stopping = request.app.state.stopping  # a threading.Event: set by stop() from another thread
 
     async def stream() -> AsyncIterator[bytes]:
         try:
             yield _sse("hello", {"name": session.operator, "role": session.role})
             loop = asyncio.get_running_loop()
             recheck = loop.time() + SESSION_RECHECK_S
+            quiet_since = loop.time()
             while not stopping.is_set():
                 try:
-                    event = await asyncio.wait_for(sub.queue.get(), timeout=min(KEEPALIVE_S, SESSION_RECHECK_S))
+                    event = await asyncio.wait_for(sub.queue.get(), timeout=WAKE_S)
                     yield _sse(event["kind"], event)
+                    quiet_since = loop.time()
                 except asyncio.TimeoutError:
-                    yield b": keepalive\n\n"
+                    if loop.time() - quiet_since >= KEEPALIVE_S:
+                        yield b": keepalive\n\n"
+                        quiet_since = loop.time()
                 if loop.time() >= recheck:
                     recheck = loop.time() + SESSION_RECHECK_S
                     try:
@@ -55,8 +60,11 @@ async def events(request: Request) -> Response:
         finally:
             feed.unsubscribe(sub)
 
-    return StreamingResponse(stream(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+    return StreamingResponse(
+        stream(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
 
 
 routes = [Route("/api/events", events, methods=["GET"])]

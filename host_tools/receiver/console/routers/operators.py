@@ -23,15 +23,23 @@ def add(request: Request, body: bytes) -> JSONResponse:
     """{"name", "role", "password"}."""
     ctx = authorise(request, ACCOUNTS, post=True)
     obj = json_body(body, request)
-    rec = accounts.add_operator(ctx.conn, str(text_field(obj, "name")), str(text_field(obj, "role")),
-                                str(text_field(obj, "password")), by=ctx.actor, now=ctx.config.clock())
+    rec = accounts.add_operator(
+        ctx.conn,
+        str(text_field(obj, "name")),
+        str(text_field(obj, "role")),
+        str(text_field(obj, "password")),
+        by=ctx.actor,
+        now=ctx.config.clock(),
+    )
     return ok(rec.to_json(ctx.config.clock()), status=201)
 
 
 @handler
 def disable(request: Request, body: bytes) -> JSONResponse:
     ctx = authorise(request, ACCOUNTS, post=True)
-    rec = accounts.disable_operator(ctx.conn, request.path_params["name"], by=ctx.actor, now=ctx.config.clock())
+    rec = accounts.disable_operator(
+        ctx.conn, request.path_params["name"], by=ctx.actor, now=ctx.config.clock()
+    )
     return ok(rec.to_json(ctx.config.clock()))
 
 
@@ -40,7 +48,9 @@ def password(request: Request, body: bytes) -> JSONResponse:
     """{"password"}: a new password; unlocks the account and ends its sessions."""
     ctx = authorise(request, ACCOUNTS, post=True)
     new = str(text_field(json_body(body, request), "password"))
-    rec = accounts.set_password(ctx.conn, request.path_params["name"], new, by=ctx.actor, now=ctx.config.clock())
+    rec = accounts.set_password(
+        ctx.conn, request.path_params["name"], new, by=ctx.actor, now=ctx.config.clock()
+    )
     return ok(rec.to_json(ctx.config.clock()))
 
 

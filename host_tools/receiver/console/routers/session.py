@@ -25,9 +25,14 @@ from host_tools.receiver.sessions import Session, create_session, end_session
 
 
 def _me(session: Session, cfg: ConsoleConfig) -> dict[str, Any]:
-    return {"name": session.operator, "role": session.role, "csrf_token": session.csrf_token,
-            "rights": sorted(RIGHTS.get(session.role, ())), "idle_timeout_s": cfg.idle_timeout_s,
-            "map": {"tile_url": cfg.tile_url, "attribution": cfg.tile_attribution}}
+    return {
+        "name": session.operator,
+        "role": session.role,
+        "csrf_token": session.csrf_token,
+        "rights": sorted(RIGHTS.get(session.role, ())),
+        "idle_timeout_s": cfg.idle_timeout_s,
+        "map": {"tile_url": cfg.tile_url, "attribution": cfg.tile_attribution},
+    }
 
 
 @handler
@@ -37,8 +42,9 @@ def login(request: Request, body: bytes) -> JSONResponse:
     name, password = text_field(obj, "name"), text_field(obj, "password")
     cfg, conn = config_of(request), conn_of(request)
     rec = authenticate(conn, str(name), str(password), now=cfg.clock())
-    token, session = create_session(conn, rec.name, rec.role, now=cfg.clock(),
-                                    peer=request.client.host if request.client else None)
+    token, session = create_session(
+        conn, rec.name, rec.role, now=cfg.clock(), peer=request.client.host if request.client else None
+    )
     resp = ok(_me(session, cfg))
     resp.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="strict", secure=cfg.tls, path="/")
     return resp
