@@ -5,16 +5,25 @@ provisioned (it makes its own key; the public key is registered for officer
 J. Smith); the covert SOS scenario runs on the real firmware; an operator
 acknowledges and closes the alert; the device sends its end frame. The demo
 prints what the operator sees and exports the evidence bundle, then checks it
-offline. Everything lands in build/demo/. Exit status 0 only if every step and
-every expectation held.
+offline. The receiver also serves the operators' console: the demo makes an
+operator account (its password in build/demo/console-password, readable only by
+you), logs in to check it works, says where the console was and prints the
+command that opens it again on the demo database. Everything lands in
+build/demo/. Exit status 0 only if every step and every expectation held.
 """
 
 from __future__ import annotations
 
+import http.client
+import json
+import os
+import secrets
 import shutil
+import ssl
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from host_tools.errors import SottoError
 from host_tools.ids import format_device_id
@@ -28,6 +37,8 @@ REPO = Path(__file__).resolve().parent.parent
 SCENARIO = REPO / "scenarios" / "covert_sos.toml"
 OUT = REPO / "build" / "demo"
 OPERATOR = "demo-operator"
+CONSOLE_ACCOUNT = "demo"
+PASSWORD_FILE = OUT / "console-password"
 
 
 def say(text: str = "") -> None:
@@ -58,8 +69,9 @@ def _demo() -> int:
     # the scenario's clock ends now, so ages read as an operator would see them
     sc.epoch_s = int(time.time()) - sc.duration_ms // 1000
     say("Sotto demo: a covert SOS, end to end\n")
-    with ReceiverProcess(OUT / "receiver", db=OUT / "receiver.db") as rx:
-        say(f"1. receiver running: {rx.url} (TLS, database {rx.db.relative_to(REPO)})")
+    with ReceiverProcess(OUT / "receiver", db=OUT / "receiver.db", console=True) as rx:
+        say(f"1. receiver running: {rx.url} (TLS, database {rx.db.relative_to(REPO)}); "
+            f"operators' console: {rx.console_url}")
         result = run_scenario(sc, OUT / "device", receiver=rx)
         dev = result.device
         say(f"2. simulated device {format_device_id(sc.device_id)} provisioned for {sc.officer}: its key was "
@@ -91,6 +103,7 @@ def _demo() -> int:
             say(f"   {code}: {text}")
         write_report(result, OUT / "report")
         say(f"   simulator report: {(OUT / 'report').relative_to(REPO)}/timeline.svg")
+        console_ok = _console_account(rx)
     say("\n6. expectations:")
     for c in result.checks:
         say("   " + c.line())
@@ -98,7 +111,8 @@ def _demo() -> int:
     extra = [("alert closed by the centre and ended on the device", alert.end_why == 2),
              ("hash chain complete", alert.chain.state == alerts.COMPLETE),
              ("location with accuracy and age", detail.location is not None),
-             ("evidence bundle verifies offline", check.ok)]
+             ("evidence bundle verifies offline", check.ok),
+             ("an operator logs in to the console and reads the queue", console_ok)]
     for name, ok in extra:
         say(f"   {'PASS' if ok else 'FAIL'}  {name}")
     failed = [c.name for c in result.failures] + [n for n, ok in extra if not ok]
@@ -106,7 +120,44 @@ def _demo() -> int:
         say(f"\nDEMO FAILED: {', '.join(failed)}")
         return 1
     say(f"\nDemo complete: everything is in {OUT.relative_to(REPO)}/")
+    say("\nOpen the console on the demo database (then browse to the `console on` address it prints):")
+    say(f"   .venv/bin/sotto receive --db {(OUT / 'receiver.db').relative_to(REPO)} --port 0 --console-port 8081")
+    say(f"   log in as `{CONSOLE_ACCOUNT}` (operator); the password is in {PASSWORD_FILE.relative_to(REPO)}")
     return 0
+
+
+def _console_account(rx: object) -> bool:
+    """Make the demo's operator account and check the running console with it:
+    log in, see the alert in the queue."""
+    from host_tools.receiver import accounts
+    from host_tools.receiver.roles import CLI, Actor
+
+    password = secrets.token_urlsafe(12)
+    fd = os.open(PASSWORD_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(password + "\n")
+    conn = store.open_db(rx.db)  # type: ignore[attr-defined]
+    try:
+        accounts.add_operator(conn, CONSOLE_ACCOUNT, "operator", password, by=Actor(OPERATOR, CLI))
+    finally:
+        conn.close()
+    parts = urlsplit(rx.console_url)  # type: ignore[attr-defined]
+    ctx = ssl.create_default_context(cadata=rx.pki.ca_pem)  # type: ignore[attr-defined]
+    ctx.check_hostname = False      # the demo certificate names 127.0.0.1 as an IP address; the CA is checked
+    c = http.client.HTTPSConnection(str(parts.hostname), parts.port, context=ctx, timeout=10)
+    try:
+        c.request("POST", "/api/login", json.dumps({"name": CONSOLE_ACCOUNT, "password": password}),
+                  {"Content-Type": "application/json"})
+        resp = c.getresponse()
+        cookie = (resp.getheader("set-cookie") or "").split(";")[0]
+        resp.read()
+        c.request("GET", "/api/alerts?closed=0", headers={"Cookie": cookie})
+        queue = json.loads(c.getresponse().read())
+    finally:
+        c.close()
+    say(f"   console {rx.console_url}: `{CONSOLE_ACCOUNT}` logged in; queue has "  # type: ignore[attr-defined]
+        f"{len(queue.get('alerts', []))} open alerts (A1 was closed by the scenario)")
+    return resp.status == 200 and "alerts" in queue
 
 
 if __name__ == "__main__":
