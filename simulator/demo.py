@@ -121,7 +121,8 @@ def _demo() -> int:
         return 1
     say(f"\nDemo complete: everything is in {OUT.relative_to(REPO)}/")
     say("\nOpen the console on the demo database (then browse to the `console on` address it prints):")
-    say(f"   .venv/bin/sotto receive --db {(OUT / 'receiver.db').relative_to(REPO)} --port 0 --console-port 8081")
+    db = (OUT / "receiver.db").relative_to(REPO)
+    say(f"   .venv/bin/sotto receive --db {db} --port 0 --console-port 8081")
     say(f"   log in as `{CONSOLE_ACCOUNT}` (operator); the password is in {PASSWORD_FILE.relative_to(REPO)}")
     return 0
 
