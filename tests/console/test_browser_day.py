@@ -117,3 +117,58 @@ def test_an_operators_day(tmp_path: Path, browser: Any) -> None:
             assert audit.verify_chain(conn).ok
         finally:
             conn.close()
+
+
+def test_the_map_uses_leaflet_over_a_configured_tile_server(centre: dict[str, Any], browser: Any) -> None:
+    """With --console-tiles the track is drawn by Leaflet (served from node_modules) over the
+    tiles; here a local tile server answers every tile with one grey PNG."""
+    import http.server
+    import struct
+    import zlib
+
+    from host_tools.receiver.console import ConsoleConfig
+    from host_tools.receiver.console.server import start_console
+
+    def png() -> bytes:
+        def chunk(kind: bytes, data: bytes) -> bytes:
+            return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        raw = b"".join(b"\x00" + b"\xc8" * 256 for _ in range(256))
+        return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 256, 256, 8, 0, 0, 0, 0))
+                + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+    tile = png()
+    asked: list[str] = []
+
+    class Tiles(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            asked.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.send_header("Content-Length", str(len(tile)))
+            self.end_headers()
+            self.wfile.write(tile)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    tiles = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Tiles)
+    threading.Thread(target=tiles.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{tiles.server_address[1]}/{{z}}/{{x}}/{{y}}.png"
+    console = start_console(centre["db"], ConsoleConfig(port=0, tile_url=url, tile_attribution="test tiles"))
+    try:
+        page = browser.new_page()
+        log_in(page, console.url, "olga")
+        page.goto(console.url + "/#/alerts/A1")
+        page.wait_for_selector("#map[data-mode=leaflet] path.track-line")
+        page.wait_for_selector("#map img.leaflet-tile-loaded")
+        assert page.locator("#map path.acc-circle").count() == 3
+        assert page.locator("#map .leaflet-control-scale-line").count() == 1
+        assert "test tiles" in page.inner_text("#map .leaflet-control-attribution")
+        assert asked and all(p.endswith(".png") for p in asked)
+        circle, frame = page.locator("#map path.acc-circle").last.bounding_box(), page.locator("#map").bounding_box()
+        assert circle and frame and circle["width"] > frame["width"] / 10     # zoomed in on the latest fix
+        page.screenshot(path=str(ARTEFACTS / "alert-leaflet.png"))
+    finally:
+        console.stop()
+        tiles.shutdown()
+        tiles.server_close()

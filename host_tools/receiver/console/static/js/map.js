@@ -38,16 +38,18 @@ function leaflet(container, track, cfg) {
   L.tileLayer(cfg.tile_url, { maxZoom: 19, attribution: cfg.attribution || "" }).addTo(map);
   const latlngs = track.map((p) => [p.lat, p.lon]);
   L.polyline(latlngs, { color: "#1f5fbf", weight: 3, className: "track-line" }).addTo(map);
-  for (const p of track) {
-    L.circle([p.lat, p.lon], { radius: Math.min(p.accuracy_m, MAX_CIRCLE_M), weight: 1, fillOpacity: 0.08,
-                               className: "acc-circle" }).addTo(map);
-  }
+  const circles = track.map((p) => L.circle([p.lat, p.lon], { radius: Math.min(p.accuracy_m, MAX_CIRCLE_M), weight: 1,
+                                                             fillOpacity: 0.08, className: "acc-circle" }));
   const last = track[track.length - 1];
   L.circleMarker([last.lat, last.lon], { radius: 7, color: "#fff", fillColor: "#c62828", fillOpacity: 1,
                                          className: "latest-marker" })
     .bindTooltip(`${last.lat.toFixed(7)}, ${last.lon.toFixed(7)} ±${last.accuracy_m} m`).addTo(map);
   L.control.scale({ metric: true, imperial: false }).addTo(map);
-  map.fitBounds(L.latLngBounds(latlngs).pad(0.2), { maxZoom: 18 });
+  // the view: the track and the latest fix's accuracy circle, without animation
+  map.setView([last.lat, last.lon], 17, { animate: false });
+  for (const c of circles) c.addTo(map);
+  const bounds = L.latLngBounds(latlngs).extend(circles[circles.length - 1].getBounds());
+  map.fitBounds(bounds.pad(0.15), { maxZoom: 19, animate: false });
   return map;
 }
 
