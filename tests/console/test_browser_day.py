@@ -165,7 +165,8 @@ def test_the_map_uses_leaflet_over_a_configured_tile_server(centre: dict[str, An
         assert page.locator("#map .leaflet-control-scale-line").count() == 1
         assert "test tiles" in page.inner_text("#map .leaflet-control-attribution")
         assert asked and all(p.endswith(".png") for p in asked)
-        circle, frame = page.locator("#map path.acc-circle").last.bounding_box(), page.locator("#map").bounding_box()
+        circle = page.locator("#map path.acc-circle").last.bounding_box()
+        frame = page.locator("#map").bounding_box()
         assert circle and frame and circle["width"] > frame["width"] / 10     # zoomed in on the latest fix
         page.screenshot(path=str(ARTEFACTS / "alert-leaflet.png"))
     finally:
