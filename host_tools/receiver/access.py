@@ -112,7 +112,7 @@ def alert_page(
                 "chunks": a.audio_frames,
                 "rate_hz": a.audio_rate,
             },
-            "held": holds.held(conn, alert_id),
+            "held": (h.to_json() if (h := holds.held(conn, alert_id)) else None),
             "purged": iso_utc(a.purged_at),
             "closed": iso_utc(a.closed_at),
             "acknowledged": iso_utc(a.acked_at),
@@ -164,10 +164,10 @@ def run_purge(conn: sqlite3.Connection, actor: Actor, older_than_days: float, dr
     return purge(conn, older_than_days, operator=actor.name, role=actor.role, dry_run=dry_run)
 
 
-def set_hold(conn: sqlite3.Connection, actor: Actor, alert_id: int, reason: str | None) -> bool:
-    """Hold (reason given) or release (None) an alert against purging (audited)."""
+def set_hold(conn: sqlite3.Connection, actor: Actor, alert_id: int, reason: str | None) -> holds.Hold:
+    """Hold (reason given) or release (None) an alert against purging (audited);
+    AlertStateError when it is already held / not held."""
     require(actor, RETENTION)
-    alerts.get_alert(conn, alert_id)
     if reason is None:
-        return holds.release(conn, alert_id, by=actor)
-    return holds.hold(conn, alert_id, reason, by=actor)
+        return holds.release(conn, alert_id, operator=actor.name, role=actor.role)
+    return holds.hold(conn, alert_id, operator=actor.name, reason=reason, role=actor.role)

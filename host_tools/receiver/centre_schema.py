@@ -1,5 +1,5 @@
 """The centre's own tables (component `centre`): operator accounts, console sessions,
-the audit chain's head, holds and sent notifications; and the audit log's chain columns.
+the audit chain's head, alert holds and sent notifications; and the audit log's chain columns.
 
 Kept apart from the receiver's ingest tables (store.py) so that the console can
 grow without touching ingest. SQL here and in the modules that use these tables
@@ -54,11 +54,11 @@ CREATE TABLE IF NOT EXISTS audit_head (
     last_id    INTEGER NOT NULL,
     last_hash  TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS holds (
-    alert_id  INTEGER PRIMARY KEY,
-    held_by   TEXT NOT NULL,
-    held_at   REAL NOT NULL,
-    reason    TEXT NOT NULL
+CREATE TABLE IF NOT EXISTS alert_holds (
+    alert_id    INTEGER PRIMARY KEY,
+    reason      TEXT NOT NULL,
+    held_by     TEXT NOT NULL,
+    held_at     REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS notifications (
     kind        TEXT NOT NULL,

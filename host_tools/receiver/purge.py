@@ -77,10 +77,10 @@ def purge(conn: sqlite3.Connection, older_than_days: float, *, operator: str, no
         conn.execute("PRAGMA secure_delete = ON")
     with write_transaction(conn):
         alerts = conn.execute("SELECT alert_id, device_id FROM alerts WHERE last_received_at < ? "
-                              "AND purged_at IS NULL AND alert_id NOT IN (SELECT alert_id FROM holds) "
+                              "AND purged_at IS NULL AND alert_id NOT IN (SELECT alert_id FROM alert_holds) "
                               "ORDER BY alert_id", (cutoff,)).fetchall()
         result.held = conn.execute("SELECT count(*) FROM alerts WHERE last_received_at < ? "
-                                   "AND purged_at IS NULL AND alert_id IN (SELECT alert_id FROM holds)",
+                                   "AND purged_at IS NULL AND alert_id IN (SELECT alert_id FROM alert_holds)",
                                    (cutoff,)).fetchone()[0]
         for alert_id, device_id in alerts:
             locs, chunks, seconds = conn.execute(

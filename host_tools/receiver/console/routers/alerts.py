@@ -102,10 +102,10 @@ def hold(request: Request, body: bytes) -> JSONResponse:
     obj = json_body(body, request)
     alert_id = _alert_id(request)
     if obj.get("release") is True:
-        changed = access.set_hold(ctx.conn, ctx.actor, alert_id, None)
-        return ok({"id": alert_code(alert_id), "held": False, "changed": changed})
-    changed = access.set_hold(ctx.conn, ctx.actor, alert_id, str(text_field(obj, "reason")))
-    return ok({"id": alert_code(alert_id), "held": True, "changed": changed})
+        was = access.set_hold(ctx.conn, ctx.actor, alert_id, None)
+        return ok({"id": alert_code(alert_id), "held": False, "released": was.to_json()})
+    now = access.set_hold(ctx.conn, ctx.actor, alert_id, str(text_field(obj, "reason")))
+    return ok({"id": alert_code(alert_id), "held": True, "hold": now.to_json()})
 
 
 routes = [
