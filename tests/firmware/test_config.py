@@ -20,7 +20,7 @@ def test_minimal_config_gets_every_default():
 
 def test_nested_settings_merge_key_by_key():
     cfg = cfgmod.validate(config(audio={"clip_s": 10}, receiver="http://127.0.0.1:8080"))
-    assert cfg["audio"] == {"clip_s": 10, "chunk_ms": 1000, "rate_hz": 8000}
+    assert cfg["audio"] == {"clip_s": 10, "chunk_ms": 1000, "rate_hz": 8000, "max_clip_s": 120}
     assert cfg["server"] == {"host": "127.0.0.1", "port": 8080, "tls": False}
 
 
@@ -86,16 +86,21 @@ def test_every_documented_default():
     assert cfg["sms_number"] is None
     assert cfg["trigger"] == {"alert": {"hold_ms": 3000}, "cancel": {"presses": 3, "window_ms": 2000},
                               "duress": {"presses": 5, "window_ms": 2500}, "cancel_window_s": 120,
-                              "debounce_ms": 20, "haptic": True}
-    assert cfg["audio"] == {"clip_s": 30, "chunk_ms": 1000, "rate_hz": 8000}
+                              "debounce_ms": 20, "haptic": True, "yes": {"presses": 2, "window_ms": 1500},
+                              "no": {"presses": 4, "window_ms": 2500}}
+    assert cfg["audio"] == {"clip_s": 30, "chunk_ms": 1000, "rate_hz": 8000, "max_clip_s": 120}
+    assert cfg["centre_key"] is None and cfg["insecure_tls"] is False
+    assert cfg["feedback"] == {"enabled": True, "received": [400], "listening": [120, 150, 120, 150, 120],
+                               "not_through": [600, 250, 600], "not_through_s": 20, "ask_timeout_s": 60,
+                               "questions": [[100, 150, 100, 150, 500], [500, 150, 100, 150, 100]]}
     assert (cfg["location_every_s"], cfg["gnss_keep_on_s"], cfg["alert_max_s"]) == (15, 600, 3600)
     assert cfg["delivery"] == {"sms_after_s": 30, "sms_every_s": 120}
     assert cfg["queue_max_bytes"] == 262144
 
 
 def test_a_trigger_pattern_is_replaced_whole():
-    cfg = cfgmod.validate(config(trigger={"alert": {"presses": 4, "window_ms": 1500}, "haptic": False}))
-    assert cfg["trigger"]["alert"] == {"presses": 4, "window_ms": 1500}  # no hold_ms merged in
+    cfg = cfgmod.validate(config(trigger={"alert": {"presses": 6, "window_ms": 3000}, "haptic": False}))
+    assert cfg["trigger"]["alert"] == {"presses": 6, "window_ms": 3000}  # no hold_ms merged in
     assert cfg["trigger"]["cancel"] == {"presses": 3, "window_ms": 2000} and cfg["trigger"]["haptic"] is False
     e = error(config(trigger={"alert": {"hold_ms": 3000, "hold": 1}}))
     assert (e.field, e.reason) == ("trigger.alert.hold", "unknown-field")

@@ -27,6 +27,9 @@ class Simcom(Cch):
     cfun_ms = 10000
     sms_ms = 60000  # AT+CMGS
     sms_validity_min = 60  # an alert SMS older than that is of no use
+    ca_pem = None  # the CA certificate's bytes (from /data): downloaded once per boot
+    insecure_tls = False  # config insecure_tls: TLS without server authentication (bench work)
+    ca_installed = False
 
     def _press(self, hold_ms):
         if self.pwrkey is None:
@@ -69,14 +72,20 @@ class Simcom(Cch):
         if self.apn:
             yield from self.cmd('AT+CGDCONT=1,"IP","%s"' % self.apn)
         yield from self.cmd("AT+CCHSET=0,1")  # no send report; receive on demand (+CCHEVENT)
-        if self.ca_cert:
+        if self.insecure_tls and not self.ca_cert:
+            _log.w("insecure_tls: TLS without server authentication (bench work only)")
+            yield from self.cmd('AT+CSSLCFG="authmode",0,0')
+        else:
+            # without a CA the handshake fails: closed, never unauthenticated
+            # (and delivery refuses before it tries: sotto.config.network_refusal)
+            if self.ca_cert and self.ca_pem and not self.ca_installed:
+                yield from self.install_ca(self.ca_cert, self.ca_pem)
+                self.ca_installed = True
             yield from self.cmd('AT+CSSLCFG="sslversion",0,3')  # TLS 1.2 only, no downgrade
             yield from self.cmd('AT+CSSLCFG="authmode",0,1')  # verify the server
-            yield from self.cmd('AT+CSSLCFG="cacert",0,"%s"' % self.ca_cert)
+            if self.ca_cert:
+                yield from self.cmd('AT+CSSLCFG="cacert",0,"%s"' % self.ca_cert)
             yield from self.cmd('AT+CSSLCFG="enableSNI",0,1')
-        else:
-            _log.w("no CA certificate configured: TLS without server authentication")
-            yield from self.cmd('AT+CSSLCFG="authmode",0,0')
         self.ready = True
 
     def install_ca(self, name, pem):
