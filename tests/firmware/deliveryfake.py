@@ -121,6 +121,8 @@ class FakeServer:
         self.answer_override = None
         self.cmds = []  # commands put into every 200 answer
         self.answers = []  # the signed answer bodies, in order
+        self.frames = []
+        self.seen = []  # (seq, payload) of every frame received
 
     def __call__(self, request):
         head_end = request.find(b"\r\n\r\n") + 4
@@ -128,19 +130,16 @@ class FakeServer:
         assert head.startswith(b"POST /v1/frames HTTP/1.1\r\n")
         assert b"Content-Type: application/cbor-seq\r\n" in head
         assert (b"Content-Length: %d\r\n" % len(body)) in head
-        wires = {}
-        for seq, _t, wire in self.queue.items:
-            wires[wire] = seq
         seqs = []
+        self.frames = []  # (seq, payload map) of this request
         i = 0
         while i < len(body):
-            for wire, seq in wires.items():
-                if body.startswith(wire, i):
-                    seqs.append(seq)
-                    i += len(wire)
-                    break
-            else:
-                raise AssertionError("body is not a sequence of queued frames")
+            item, i = cbor.decode_item(body, i)  # a body that is not a CBOR sequence fails the test
+            cose = item[0] if isinstance(item, list) else item
+            payload = cbor.decode(cose.value[2])
+            seqs.append(payload[3])
+            self.frames.append((payload[3], payload))
+        self.seen += self.frames
         self.requests.append(seqs)
         req = hashlib.sha256(body).digest()
         if self.status != 200:
