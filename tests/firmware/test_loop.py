@@ -179,3 +179,33 @@ def test_an_unauthenticated_answer_changes_nothing_on_the_device():
     r.modem.server = real
     r.run_until(lambda: not len(d.queue), 120000)
     assert d.session.live and d.session.sid == sid and d.feedback.got_through
+
+
+def test_without_trust_anchors_nothing_goes_over_the_network_but_alerts_still_go_by_sms():
+    for over, ca, want in ((dict(centre_key=None), True, ("centre_key", "missing")),
+                           ({}, False, ("ca_cert", "missing")),  # the file is not on the device
+                           (dict(ca_cert=None), True, ("ca_cert", "missing")),
+                           (dict(ca_cert=None, receiver="http://alerts.example.org:80"), True,
+                            ("receiver", "insecure"))):
+        r = LoopRig(ca=ca, **over)
+        d = r.dev
+        assert (d.network_error.field, d.network_error.reason) == want, over
+        assert d.faults["network"] == 1  # counted and logged, not silent
+        assert d.delivery.stats()["refused"] == 1
+        r.sos()
+        r.run(60000)
+        names = r.modem.names()
+        assert "open" not in names and "send" not in names and r.server.requests == []
+        assert r.queued(frames.ALERT_START)  # kept
+        assert len(r.modem.sms) >= 1  # the alert went by SMS all the same
+        assert r.dev.haptic.history == ["confirm", "not-through"]
+
+
+def test_insecure_tls_is_flagged_on_every_frame():
+    r = LoopRig(ca=False, ca_cert=None, insecure_tls=True)
+    assert r.dev.network_error is None
+    r.sos()
+    r.run_until(lambda: len(r.received(frames.AUDIO)) >= 2)
+    got = [p for _s, p in r.server.seen]
+    assert len(got) >= 4 and all(p[frames.K_FLAGS] & frames.FLAG_INSECURE_TLS for p in got)
+    assert r.dev.feedback.got_through
