@@ -14,7 +14,7 @@ help:
 	@echo "make demo    - a simulated officer raises an alert; the receiver shows it verified"
 	@echo "make test    - lint, mpy-cross, type check, pytest (CPython) and the MicroPython VM lane"
 	@echo "make bench   - benchmarks with same-run baselines; writes build/bench.json"
-	@echo "make vectors - regenerate tests/vectors/ by running the firmware in the MicroPython VM"
+	@echo "make vectors - regenerate tests/vectors/ (frames: the firmware in the MicroPython VM; answers: cbor2 + cryptography)"
 	@echo "make lint    - ruff"
 	@echo "make setup   - create .venv and install the pinned Python and npm packages"
 
@@ -58,6 +58,7 @@ bench: setup
 
 vectors: setup
 	$(PY) tools/make_vectors.py
+	$(PY) tools/make_answer_vectors.py
 
 clean:
 	rm -rf build .pytest_cache .ruff_cache
