@@ -81,8 +81,8 @@ def test_tampered_answers_do_not_pass(name: str) -> None:
     expect = SPEC["answers"][name]["expect"]
     pub = centre_public_key()
     if expect == "wrong-request":
-        assert verified(name, pub)  # a genuine signature ...
-        assert cbor2.loads(Sign1Message.decode(body(name)).payload)["req"] != req(name)  # ... for another body
+        assert verified(name, pub)  # a genuine signature, for another body
+        assert cbor2.loads(Sign1Message.decode(body(name)).payload)["req"] != req(name)
     else:
         assert not verified(name, pub)
 

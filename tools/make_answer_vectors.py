@@ -101,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     made = make(json.loads(SPEC.read_text()))
     differ = [n for n, data in made.items()
               if not (ANSWERS_DIR / n).exists() or (ANSWERS_DIR / n).read_bytes() != data]
-    stale = sorted(p.name for p in ANSWERS_DIR.glob("*") if p.suffix in (".cbor", ".bin") and p.name not in made)
+    stale = sorted(p.name for p in ANSWERS_DIR.glob("*")
+                   if p.suffix in (".cbor", ".bin") and p.name not in made)
     if args.check:
         for n in differ + stale:
             print(f"differs: tests/vectors/answers/{n}", file=sys.stderr)

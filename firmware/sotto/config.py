@@ -143,8 +143,8 @@ def network_refusal(cfg, storage=None):
     insecure_tls, for bench work); plain http only stays on this machine."""
     srv = cfg["server"]
     if cfg["centre_key"] is None:
-        return ConfigError("centre_key", "missing",
-                           "the centre's answer-signing key is not set: nothing goes over the network without it")
+        return ConfigError("centre_key", "missing", "the centre's answer-signing key is not set: "
+                           "nothing goes over the network without it")
     if not srv["tls"]:
         if not _loopback(srv["host"]):
             return ConfigError("receiver", "insecure", "http:// only to a loopback address; use https://")
@@ -275,7 +275,7 @@ def _int_in(cfg, dotted, lo, hi, prefix=""):
 def _patterns(trig):
     if not isinstance(trig["haptic"], bool):
         raise ConfigError("trigger.haptic", "type", "must be true or false")
-    seen = {}
+    seen = {}  # type: dict
     for key in ("alert", "cancel", "duress", "yes", "no"):
         p = trig[key]
         name = "trigger." + key

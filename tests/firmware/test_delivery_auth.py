@@ -6,7 +6,7 @@
 # CPython and in the MicroPython VM.
 import hashlib
 
-from deliveryfake import ALERT_START, AUDIO, LOCATION, centre_kid, centre_key, sign_answer
+from deliveryfake import ALERT_START, AUDIO, LOCATION, centre_key, centre_kid, sign_answer
 from sotto import cbor, ed25519
 from test_delivery import Rig
 
