@@ -51,10 +51,11 @@ def verify(public_key, msg, sig):
 
 class VerifyKey:
     """A public key that verifies many signatures (the centre's answer key):
-    the comb table of -A is built once (about 300 point operations and some
-    13 KB of ints, like the base point's), so verify() costs one joint comb
-    multiplication s*B - k*A instead of a comb plus a double-and-add
-    (bench/bench_answer_vm.py measures both). Same result as verify()."""
+    the comb table of -A is built once (about 300 point operations; 16 KB of
+    ints live, measured in the VM between calls, as for the base point's), so
+    verify() costs one joint comb multiplication s*B - k*A instead of a comb
+    plus a double-and-add (bench/bench_answer_vm.py measures both). Same
+    result as verify()."""
 
     def __init__(self, public_key):
         a = edwards.decode(bytes(public_key)) if len(public_key) == 32 else None
