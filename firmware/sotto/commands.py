@@ -114,8 +114,8 @@ class Commands:
         live = s.live and (sid is None or sid == s.sid)
         _log.i("command %d: %s", cid, op)
         if op == "listening":
-            if sid is not None and not live:
-                return self._reply(cid, frames.RES_REFUSED, sid, now_ms)
+            if (sid is not None and not live) or not self.feedback.enabled:
+                return self._reply(cid, frames.RES_REFUSED, sid, now_ms)  # nobody would feel it
             self.feedback.listening(now_ms)
             return self._reply(cid, frames.RES_DONE, sid, now_ms)
         if op == "more-audio":
@@ -131,8 +131,9 @@ class Commands:
             q = c.get("q")
             if not _uint(q, len(self.feedback.questions)):
                 return self._reply(cid, frames.RES_INVALID, sid, now_ms)
-            if self.ask_id or (sid is not None and not live):
-                return self._reply(cid, frames.RES_REFUSED, sid, now_ms)  # one question at a time
+            if self.ask_id or (sid is not None and not live) or not self.feedback.enabled:
+                # one question at a time; and none the officer cannot feel
+                return self._reply(cid, frames.RES_REFUSED, sid, now_ms)
             self.ask_id = cid
             self._ask_sid = sid
             self._ask_until = ticks_add(now_ms, self.ask_timeout_ms)

@@ -138,6 +138,20 @@ def test_more_audio_locate_and_refusals():
                                (10, frames.RES_REFUSED, None)]
 
 
+def test_no_question_while_another_waits_or_the_wrist_is_off():
+    r = LoopRig()
+    r.sos()
+    r.server.cmds = [{"id": 1, "op": "ask", "q": 1}, {"id": 2, "op": "ask", "q": 2}]
+    r.run_until(lambda: r.replies())
+    assert r.replies() == [(2, frames.RES_REFUSED, None)] and r.dev.commands.ask_id == 1
+    off = LoopRig(feedback={"enabled": False})
+    off.sos()
+    off.server.cmds = [{"id": 1, "op": "ask", "q": 1}, {"id": 2, "op": "listening"}]
+    off.run_until(lambda: len(off.replies()) >= 2)
+    assert off.replies() == [(1, frames.RES_REFUSED, None), (2, frames.RES_REFUSED, None)]
+    assert off.dev.haptic.history == ["confirm"]  # feedback off: nothing but the accepted pulse
+
+
 def test_a_question_cut_by_a_restart_is_answered_no_answer():
     r = LoopRig()
     r.sos()
