@@ -126,7 +126,7 @@ class Device:
             on_closed=lambda sids: self.session.closed_by_centre(sids, self._now),
             on_rejected=self._rejected, opener=opener, refusal=self.network_error,
             on_start_acked=self._start_acked,
-            on_commands=lambda cmds: self.commands.run(cmds, self._now))
+            on_commands=self._run_commands)
         self.sched.spawn("delivery", self.delivery.task)
         self._now = now_ms
         self._next_save = ticks_add(now_ms, SAVE_FIX_MS)
@@ -214,6 +214,12 @@ class Device:
 
     def _rejected(self, seq, reason):
         _log.e("receiver rejected frame %d: %s", seq, reason)
+
+    def _run_commands(self, cmds):
+        try:
+            self.commands.run(cmds, self._now)
+        except Exception as e:  # noqa: BLE001 - never the delivery task's problem
+            self._fault("commands", e)
 
     def _start_acked(self, sid):
         s = self.session
