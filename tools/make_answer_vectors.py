@@ -6,7 +6,7 @@ COSE_Sign1 signed by the test centre key, or a tampered variant) and
 request-NAME.bin (the request body it answers: frame vectors of tests/vectors/
 one after another, or given bytes). Nothing here uses the firmware: the
 firmware (tests/firmware/test_answer_vectors.py, in CPython and in the VM) and
-pycose (tests/test_answer_vectors.py) check these bytes. `--check` writes
+pycose (tests/test_answer_vectors_pycose.py) check these bytes. `--check` writes
 nothing and exits 1 if a committed file differs.
 """
 
