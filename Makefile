@@ -8,11 +8,12 @@ PY      := $(VENV)/bin/python
 NODE    ?= node
 NPM     ?= npm
 
-.PHONY: setup test lint compile typecheck pytest vmtest demo bench vectors clean help
+.PHONY: setup test lint compile typecheck pytest vmtest e2e demo bench vectors clean help
 
 help:
 	@echo "make demo    - a simulated officer raises an alert; the receiver shows it verified"
-	@echo "make test    - lint, mpy-cross, type check, pytest (CPython) and the MicroPython VM lane"
+	@echo "make test    - lint, mpy-cross, type check, pytest (CPython), the MicroPython VM lane and e2e"
+	@echo "make e2e     - main.py unchanged in the MicroPython VM: alerts end to end, also at device speed"
 	@echo "make bench   - benchmarks with same-run baselines; writes build/bench.json"
 	@echo "make vectors - regenerate tests/vectors/ (frames: the firmware in the MicroPython VM; answers: cbor2 + cryptography)"
 	@echo "make lint    - ruff"
@@ -33,7 +34,7 @@ node_modules/.installed: package.json package-lock.json
 	@touch $@
 
 test: setup
-	$(MAKE) --no-print-directory lint compile typecheck pytest vmtest
+	$(MAKE) --no-print-directory lint compile typecheck pytest vmtest e2e
 
 lint: setup
 	$(VENV)/bin/ruff check .
@@ -49,6 +50,14 @@ pytest: setup
 
 vmtest: setup
 	$(NODE) tools/vm/test.mjs tests/firmware
+
+# The end-to-end lane (tools/vm/e2e.mjs): boot.py and main.py unchanged in the VM over
+# stand-ins for the board, a byte-level A7670 and a receiver; then the host re-checks
+# every stored frame with cbor2/cryptography and the audio against the microphone's signal.
+e2e: setup
+	rm -rf build/e2e
+	$(NODE) tools/vm/e2e.mjs --out build/e2e
+	$(PY) tools/vm/e2e_verify.py build/e2e
 
 demo: setup
 	$(PY) -m simulator.demo

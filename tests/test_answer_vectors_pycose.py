@@ -93,3 +93,21 @@ def test_unsigned_answers_are_bare_maps() -> None:
         item = cbor2.loads(body(name))
         assert isinstance(item, dict) and not isinstance(item, cbor2.CBORTag)
         assert "req" in item  # even with the right req, nobody vouches for it
+
+
+def test_answers_follow_the_pages_cddl() -> None:
+    # the CDDL of docs/frames.md, read from the page and checked with zcbor
+    from cddl_schema import load_schema
+
+    schema = load_schema()
+    for name in GOOD:
+        assert schema.valid_cbor("answer", body(name)), name
+        payload = cbor2.loads(Sign1Message.decode(body(name)).payload)
+        rule = "signed-response" if SPEC["answers"][name]["status"] == 200 else "error-response"
+        assert schema.valid(rule, payload), name
+    # a signed answer without req, or an unsigned one, is no answer
+    assert not schema.valid_cbor("answer", body("200-unsigned"))
+    payload = cbor2.loads(Sign1Message.decode(body("200")).payload)
+    assert not schema.valid("signed-response", {k: v for k, v in payload.items() if k != "req"})
+    assert not schema.valid("command", {"id": 0, "op": "listening"})
+    assert schema.valid("command", {"s": 30, "id": 2**53, "op": "more-audio", "sid": 7})

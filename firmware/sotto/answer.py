@@ -53,6 +53,9 @@ class Opener:
     def __init__(self, centre_key):
         self.key = ed25519.VerifyKey(centre_key)  # ValueError: not a key
         self.kid = centre_kid(centre_key)
+        # idle(): called between the steps of open() (the device drains its
+        # microphone there: opening takes longer than its I2S ring holds)
+        self.idle = None
 
     def open(self, body, req):
         """The payload map of an answer whose signature, kid and `req` (the
@@ -69,8 +72,13 @@ class Opener:
             raise AnswerError(e.code, str(e)) from None
         if not _same(kid, self.kid):
             raise AnswerError("wrong-kid", "answer signed by key %s, not the centre's" % kid.hex())
-        if not self.key.verify(cose.sig_structure(protected, payload), signature):
+        idle = self.idle
+        if idle is not None:
+            idle()
+        if not self.key.verify(cose.sig_structure(protected, payload), signature, idle):
             raise AnswerError("bad-signature", "the answer's signature does not verify")
+        if idle is not None:
+            idle()
         try:
             fields = cbor.decode(payload)
         except cbor.CBORError as e:

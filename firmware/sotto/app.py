@@ -76,6 +76,7 @@ class Device:
         self.network_error = None  # ConfigError: why nothing goes over the network
         self._flags = 0  # set on every frame (insecure TLS)
         self._alerts_seen = 0
+        self.audio = None
 
     # -- boot ---------------------------------------------------------------------------
     def boot(self, now_ms):
@@ -96,12 +97,15 @@ class Device:
         if self.network_error is not None:
             self._fault("network", self.network_error)  # logged; alerts still queue and go by SMS
         opener = Opener(cfg["centre_key"]) if self.network_error is None else None
+        if opener is not None:
+            opener.idle = self._service_mic  # as the signer: capture never waits for an answer
         if cfg["insecure_tls"] and cfg["server"]["tls"]:
             self._flags = frames.FLAG_INSECURE_TLS
         self.queue = FrameQueue(st, cfg["queue_max_bytes"])
         kept = self.queue.recover()
         self.counters = Counters(st)
         self.counters.load(floor_seq=self.queue.max_seq())
+        key.idle = self._service_mic
         self.signer = frames.FrameSigner(cfg["device_id"], key)
         del key
         self.gnss = Gnss(st)
@@ -175,8 +179,9 @@ class Device:
             flags |= frames.FLAG_RESERVE
         if flags:
             fields[frames.K_FLAGS] = flags
-        wire = self.signer.sign(fields, audio)
+        wire = self.signer.sign(fields, audio)  # services the microphone between its steps
         self.frames_made += 1
+        self._service_mic()  # and before and after the flash write
         if self.pending:
             self._hold(wire, ftype, seq)  # keep the order: older refused frames go first
         else:
@@ -186,7 +191,18 @@ class Device:
                 self._fault("queue", e)
                 self._hold(wire, ftype, seq)
                 self._retry_at = ticks_add(now_ms, RETRY_MS)
+        self._service_mic()
         return wire
+
+    def _service_mic(self):
+        # Making a frame (a signature, a flash write) takes longer on the device
+        # than the microphone's I2S ring holds (128 ms): drain it between the
+        # steps. A fault here must not cost the frame being made.
+        if self.audio is not None:
+            try:
+                self.audio.service()
+            except Exception as e:  # noqa: BLE001
+                self._fault("audio", e)
 
     def _hold(self, wire, ftype, seq):
         p = self.pending

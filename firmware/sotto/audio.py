@@ -8,12 +8,15 @@
 # left-justified; the encoder keeps its top 16 bits.
 #
 # All buffers are made once here: the capture buffer (reused on every read)
-# and the chunk's ADPCM buffer. poll() drains whatever the I2S driver has and
-# returns a finished chunk as (data, samples, predictor, step_index), where
-# predictor and step index are the codec state *before* the chunk's first
-# sample (frame key `ast`). Only the finished chunk is copied out (bytes), once
-# per chunk, because the frame signer keeps it. A read that ends inside a word
-# keeps those bytes for the next read, so the stream never slips out of word
+# and the chunk's ADPCM buffer. service() drains whatever the I2S driver has
+# into the encoder; a chunk that fills is copied out (bytes, once per chunk,
+# because the frame signer keeps it) and waits for poll(), which returns it as
+# (data, samples, predictor, step_index), where predictor and step index are
+# the codec state *before* the chunk's first sample (frame key `ast`). The
+# device calls service() also between the steps of signing a frame (a
+# signature takes longer on the device than the I2S ring holds), so capture
+# never waits for a frame to be made. A read that ends inside a word keeps
+# those bytes for the next read, so the stream never slips out of word
 # alignment.
 from micropython import const
 
@@ -35,15 +38,21 @@ class Audio:
         self._samples = 0  # samples in the chunk being filled
         self._state = adpcm.State()
         self._chunk_state = (0, 0)
+        self._ready = None  # a finished chunk waiting for poll()
         self.running = False
-        self.total_samples = 0  # since start(): the next chunk's offset (`off`)
+        self.total_samples = 0  # since start(): the offset (`off`) of the chunk poll() returns next
 
     def start(self, now_ms=0):
+        # The encoder builds its tables on first use (about 10 ms in the VM, a
+        # quarter of a second on the device): do it now, before the microphone
+        # runs, not while its 128 ms ring fills.
+        adpcm.encode_pcm16(b"\0\0\0\0", 4, self._out, 0, adpcm.State())
         self._state = adpcm.State()
         self._chunk_state = (0, 0)
         self._pos = 0
         self._rem = 0
         self._samples = 0
+        self._ready = None
         self.total_samples = 0
         self.hal.mic_start(self.rate_hz)
         self.running = True
@@ -58,16 +67,33 @@ class Audio:
         buffer does not overflow (the HAL counts overruns)."""
         if not self.running:
             return None
+        self.service()
+        chunk = self._ready
+        if chunk is not None:
+            self._ready = None
+            self.total_samples += chunk[1]
+        return chunk
+
+    def service(self):
+        """Encode whatever the I2S driver holds; a chunk that fills waits for
+        poll(). Stops reading only if a second chunk fills before poll() took
+        the first (two seconds without a poll at the default chunk length)."""
+        if not self.running:
+            return
         hal = self.hal
         raw = self._raw
         while True:
+            if self._samples >= self.chunk_samples:
+                if self._ready is not None:
+                    return
+                self._ready = self._finish()
             rem = self._rem
             end = (self.chunk_samples - self._samples) * 4  # whole words this chunk still takes
             if end > len(raw):
                 end = len(raw)
             n = hal.mic_readinto(self._mv[rem:end])
             if not n:
-                return None
+                return
             n += rem
             whole = n & ~3
             if whole:
@@ -78,20 +104,22 @@ class Audio:
             self._rem = n - whole
             for k in range(self._rem):  # at most 3 bytes of a split word
                 raw[k] = raw[whole + k]
-            if self._samples >= self.chunk_samples:
-                return self._take()
 
     def flush(self):
-        """The partial chunk at the end of a clip, or None."""
-        if not self._samples:
-            return None
-        return self._take()
+        """The chunk poll() would return next, else the partial chunk at the
+        end of a clip, else None."""
+        chunk = self._ready
+        if chunk is None and self._samples:
+            chunk = self._finish()
+        self._ready = None
+        if chunk is not None:
+            self.total_samples += chunk[1]
+        return chunk
 
-    def _take(self):
+    def _finish(self):
         self._pos = adpcm.flush(self._out, self._pos, self._state)
         data = bytes(memoryview(self._out)[:self._pos])
         chunk = (data, self._samples, self._chunk_state[0], self._chunk_state[1])
-        self.total_samples += self._samples
         self._samples = 0
         self._pos = 0
         return chunk

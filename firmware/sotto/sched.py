@@ -6,6 +6,11 @@
 # calls step() with time.ticks_ms(); the simulator calls it with its virtual
 # clock, so the same firmware code runs both ways and deterministically.
 # A task that raises is logged and restarted after `restart_ms`.
+#
+# The scheduler has no clock of its own before the first step(): a task spawned
+# then is due at the first step, whatever the tick counter reads (a device may
+# boot at any tick value: an ESP32's ticks_ms() is not reset by a soft reset
+# and crosses 2**29, where "after 0" turns into "before 0", after 6.2 days).
 from micropython import const
 
 from sotto.log import Logger
@@ -21,7 +26,7 @@ class _Task:
         self.factory = factory
         self.restart_ms = restart_ms
         self.gen = None
-        self.wake = 0
+        self.wake = None  # ticks when due; None: at the next step
         self.restarts = 0
 
 
@@ -31,10 +36,10 @@ class Scheduler:
         self._tasks = []
 
     def spawn(self, name, factory, restart_ms=1000):
-        """Start factory() as a task now; if it raises, restart it later."""
+        """Start factory() as a task, due at the next step(); if it raises,
+        restart it later."""
         task = _Task(name, factory, restart_ms)
         task.gen = factory()
-        task.wake = self.now_ms
         self._tasks.append(task)
         return task
 
@@ -57,7 +62,7 @@ class Scheduler:
         """Run due tasks once; return ms until the next one is due."""
         self.now_ms = now_ms
         for task in list(self._tasks):
-            if ticks_diff(now_ms, task.wake) < 0:
+            if task.wake is not None and ticks_diff(now_ms, task.wake) < 0:
                 continue
             if task.gen is None:
                 task.gen = task.factory()
@@ -78,6 +83,8 @@ class Scheduler:
     def next_due_ms(self, now_ms):
         wait = _IDLE_MS
         for task in self._tasks:
+            if task.wake is None:
+                return 0
             d = ticks_diff(task.wake, now_ms)
             if d < wait:
                 wait = d

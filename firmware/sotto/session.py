@@ -153,13 +153,14 @@ class Session:
         return min(wait, AUDIO_POLL_MS) if self._audio_on else wait
 
     def _poll_audio(self, now_ms):
-        while self._audio_on:
-            chunk = self.audio.poll(now_ms)
-            if chunk is None:
-                return
-            self._audio_frame(now_ms, chunk)
-            if self._audio_base + self.audio.total_samples >= self.clip_samples:
-                self._stop_audio(now_ms, send=False)
+        # one audio frame per pass at most: a device that falls behind loses
+        # audio (the HAL counts overruns), never the watchdog
+        chunk = self.audio.poll(now_ms)
+        if chunk is None:
+            return
+        self._audio_frame(now_ms, chunk)
+        if self._audio_base + self.audio.total_samples >= self.clip_samples:
+            self._stop_audio(now_ms, send=False)
 
     def _stop_audio(self, now_ms, send=True):
         if not self._audio_on:

@@ -90,3 +90,22 @@ def test_shape_and_header_are_checked():
 def test_an_opener_needs_a_real_key():
     assert isinstance(raises(ValueError, Opener, bytes(31)), ValueError)
     assert isinstance(raises(ValueError, Opener, (2).to_bytes(32, "little")), ValueError)
+
+
+def test_opening_lets_the_device_drain_its_microphone_between_steps():
+    # the device sets Opener.idle to its microphone service: called all through
+    # the verification (SHA-512 blocks, comb columns), and the result is the same
+    calls = []
+    o = Opener(centre_key()[1])
+    o.idle = lambda: calls.append(1)
+    big = dict(GOOD, results=GOOD["results"] * 16)  # a payload of several SHA-512 blocks
+    assert o.open(sign_answer(big), REQ) == big
+    assert len(calls) >= 8
+    calls.clear()
+    assert code_with(o, sign_answer(GOOD, key=ed25519.SigningKey(bytes(range(32))),
+                                    kid=centre_kid(centre_key()[1]))) == "bad-signature"
+    assert calls  # a forgery is drained through too, then refused
+
+
+def code_with(o, body):
+    return raises(AnswerError, o.open, body, REQ).code

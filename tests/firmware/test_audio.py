@@ -96,7 +96,7 @@ def test_reads_split_inside_words_lose_nothing_and_stay_aligned():
 
 def test_start_again_begins_a_fresh_clip():
     raw = i2s32(noise(1600, 2, 5000))
-    hal = ByteMic(raw + raw, [1024])
+    hal = ByteMic(raw + raw + raw, [1024])  # the first clip reads ahead into its second chunk
     a = Audio(hal, rate_hz=8000, chunk_ms=200)
     a.start(0)
     first = a.poll(0)

@@ -111,3 +111,16 @@ def test_key_material_stays_out_of_repr_and_errors():
     assert seed.hex() not in text and key._prefix.hex() not in text
     e = raises(ValueError, ed25519.SigningKey, seed[:31])
     assert seed[:31].hex() not in str(e) and "32 bytes" in str(e)
+
+
+def test_idle_runs_between_the_steps_of_a_signature_and_changes_nothing():
+    # the device drains its microphone there (a signature outlasts the I2S ring)
+    sk, _, msg, sig = ED25519[2]
+    key = ed25519.SigningKey(unhex(sk))
+    calls = []
+    key.idle = lambda: calls.append(len(calls))
+    assert key.sign(unhex(msg)) == unhex(sig)
+    assert calls == [0, 1, 2]  # after the nonce hash, the base multiplication, the encoding
+    key.idle = None
+    assert key.sign(unhex(msg)) == unhex(sig)
+    assert len(calls) == 3

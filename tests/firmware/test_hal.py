@@ -9,6 +9,7 @@ from fakehal import FakeHal
 from fwtest import raises, tmpdir
 from sotto import hal as hal_mod
 from sotto.hal import BoardError, check_board
+from sotto.modem.cch import SEND_MAX
 
 BOARD = {
     "name": "t", "mcu": {"chip": "esp32s3"},
@@ -129,8 +130,9 @@ class _Pin:
 
 
 class _UART:
-    def __init__(self, uart_id, baudrate, tx, rx, rxbuf, timeout):
+    def __init__(self, uart_id, baudrate, tx, rx, rxbuf, timeout, txbuf=256):  # 256: MicroPython's default
         self.args = (uart_id, baudrate, tx, rx, timeout)
+        self.txbuf = txbuf
 
 
 class _ADC:
@@ -244,6 +246,8 @@ def test_esp32_hal_claims_the_board_pins_in_a_safe_state():
     assert pins[4].mode == _Pin.IN and pins[4].pull == _Pin.PULL_UP and pins[4].handler is not None
     assert pins[8].level == 0 and pins[21].level == 0 and pins[9].level == 0  # GNSS off, motor off, key up
     assert h.gnss_uart.args == (1, 9600, 17, 18, 0) and h.modem_uart.args == (2, 115200, 11, 12, 0)
+    # a whole AT+CCHSEND chunk fits the TX buffer: writing it never blocks the main loop
+    assert h.modem_uart.txbuf >= SEND_MAX + len("AT+CCHSEND=0,1024\r")
     h.gnss_power(True)
     h.haptic(True)
     h.modem_pwrkey(1)

@@ -75,3 +75,43 @@ def test_sleep_until_across_tick_wrap():
     assert not done
     s.step(ticks_add(start, 100))
     assert done == [70]
+
+
+# A device boots with its tick counter anywhere on the circle (an ESP32's
+# ticks_ms() survives a soft reset and crosses 2**29 after 6.2 days, where
+# "after 0" becomes "before 0"): tasks spawned before the first step run at it.
+BOOT_TICKS = (0, (1 << 29) - 30000, (1 << 29) + 30000, TICKS_PERIOD - 30000, TICKS_PERIOD - 1)
+
+
+def test_tasks_spawned_before_the_first_step_run_at_it_whatever_the_ticks():
+    for boot in BOOT_TICKS:
+        s = Scheduler()
+        seen = []
+
+        def ticker():
+            while True:
+                seen.append(s.now_ms)
+                yield 100
+
+        s.spawn("ticker", ticker)
+        assert s.next_due_ms(boot) == 0
+        assert s.step(boot) == 100
+        assert seen == [boot], (boot, seen)
+        s.step(ticks_add(boot, 100))
+        s.step(ticks_add(boot, 200))
+        assert seen == [boot, ticks_add(boot, 100), ticks_add(boot, 200)], boot
+
+
+def test_a_task_spawned_between_steps_runs_at_the_next_step():
+    boot = (1 << 29) + 30000
+    s = Scheduler()
+    s.step(boot)
+    seen = []
+
+    def once():
+        seen.append(s.now_ms)
+        yield 0
+
+    s.spawn("once", once)
+    s.step(ticks_add(boot, 5))
+    assert seen == [ticks_add(boot, 5)]

@@ -55,6 +55,9 @@ async function runOne(file) {
   // The answer golden vectors (tests/vectors/answers/...) appear at /testvectors/answers/...
   const answersDir = path.join(path.dirname(file), "..", "vectors", "answers");
   if (fs.existsSync(answersDir)) putTree(mp, answersDir, "/testvectors/answers", { all: true });
+  // The end-to-end lane's stand-ins (modem emulator, receiver) appear at /e2e/...
+  const e2eDir = path.join(path.dirname(file), "..", "e2e");
+  if (fs.existsSync(e2eDir)) putTree(mp, e2eDir, "/e2e");
   const moduleName = path.basename(file, ".py");
   const failure = runPythonCatching(mp, harness(moduleName));
   if (failure) lines.push(failure, `${MARK}IMPORT-FAIL ${moduleName}`);

@@ -12,6 +12,7 @@ from micropython import const
 EDGES = const(64)  # button edges the interrupt can hold between two main-loop passes
 MIC_BLOCK = const(1024)  # bytes per I2S block: 256 32-bit words, 32 ms at 8 kHz
 MIC_BLOCKS = const(4)  # ring of blocks: 128 ms of slack for a slow main-loop pass
+MODEM_TXBUF = const(2048)  # > SEND_MAX of sotto.modem.cch plus an AT command
 
 
 class Esp32Hal:
@@ -37,8 +38,10 @@ class Esp32Hal:
         self._gnss_power = machine.Pin(g["power_pin"], machine.Pin.OUT, value=1 - self._gnss_on)
 
         m = board["modem"]
+        # txbuf holds one whole AT+CCHSEND chunk (1 KB): with the default 256
+        # bytes, write() would block the main loop ~60 ms per chunk at 115 200 baud
         self.modem_uart = machine.UART(m["uart"], baudrate=m["baud"], tx=m["tx"], rx=m["rx"],
-                                       rxbuf=4096, timeout=0)
+                                       rxbuf=4096, txbuf=MODEM_TXBUF, timeout=0)
         # PWRKEY goes through an open-collector transistor: 1 on the GPIO pulls PWRKEY low
         self._pwrkey = machine.Pin(m["pwrkey_pin"], machine.Pin.OUT, value=0)
 

@@ -202,6 +202,9 @@ class Delivery:
             yield from m.close()
         if status not in (200, 400, 413):
             raise http.HttpError(http.BAD_ANSWER, "HTTP %d" % status)
+        # opening costs about a frame's signature: in a pass of its own, so a pass
+        # that also signs a frame does not keep the watchdog and the loop waiting twice
+        yield 0
         answer = self._open(req)
         if (status == 200) != ("results" in answer):
             raise http.HttpError(http.BAD_ANSWER, "HTTP %d with a signed %s" %
