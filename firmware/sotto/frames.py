@@ -37,6 +37,10 @@ K_HB = const(17)
 K_ST = const(18)
 K_DROP = const(19)
 K_WHY = const(20)
+K_CMD = const(21)  # reply: the id of the centre's command it answers
+K_RES = const(22)  # reply: RES_*
+K_UNAUTH = const(23)  # status, heartbeat: answers not authenticated since boot
+_K_LAST = const(23)  # the highest key of the format
 
 # frame types (t)
 ALERT_START = const(1)
@@ -48,12 +52,14 @@ END = const(6)
 HEARTBEAT = const(7)
 CHECK_IN = const(8)
 STATUS = const(9)
+REPLY = const(10)  # the confirmation of a centre command: not an alert frame, no prev
 ALERT_TYPES = (ALERT_START, LOCATION, AUDIO, CANCEL, DURESS, END)
 
 # flags bits, location sources, codec, trig, status and end reasons
 FLAG_DURESS = const(1)
 FLAG_MINIMAL = const(2)
 FLAG_RESERVE = const(4)
+FLAG_INSECURE_TLS = const(8)  # the device runs TLS without server authentication
 SRC_GNSS = const(1)
 SRC_CELL = const(2)
 SRC_LAST_KNOWN = const(3)
@@ -66,10 +72,19 @@ ST_BATT_RESERVE = const(3)
 ST_BOOT_LOOP = const(4)
 ST_QUEUE_FULL = const(5)
 ST_STARTED = const(6)
+ST_NOT_THROUGH = const(10)  # the alert-start was not delivered within feedback.not_through_s
 WHY_DEVICE = const(1)
 WHY_CENTRE = const(2)
 WHY_MAX_DURATION = const(3)
 WHY_BATTERY = const(4)
+# reply results (res)
+RES_DONE = const(1)
+RES_REFUSED = const(2)
+RES_YES = const(3)
+RES_NO = const(4)
+RES_NO_ANSWER = const(5)
+RES_UNKNOWN = const(6)
+RES_INVALID = const(7)
 
 LOC_BYTES = const(13)
 LINK_BYTES = const(8)
@@ -94,16 +109,18 @@ _SCHEMA = {
     CANCEL: (_IN_ALERT | _bits(K_PREV), _bits(K_BATT)),
     DURESS: (_IN_ALERT | _bits(K_PREV), _bits(K_LOC, K_BATT)),
     END: (_IN_ALERT | _bits(K_PREV, K_WHY), _bits(K_BATT)),
-    HEARTBEAT: (_COMMON | _bits(K_BATT, K_HB), 0),
+    HEARTBEAT: (_COMMON | _bits(K_BATT, K_HB), _bits(K_UNAUTH)),
     CHECK_IN: (_COMMON | _bits(K_BATT), _bits(K_LOC)),
-    STATUS: (_COMMON | _bits(K_BATT, K_ST), _bits(K_DROP)),
+    STATUS: (_COMMON | _bits(K_BATT, K_ST), _bits(K_DROP, K_UNAUTH)),
+    REPLY: (_COMMON | _bits(K_CMD, K_RES), _bits(K_SID)),
 }
 # value ranges of the integer fields: key -> (min, max); None: no upper bound
 _RANGE = {
     K_V: (0, None), K_T: (0, None), K_SID: (1, 65535), K_SEQ: (1, _U32), K_TIME: (0, None),
     K_UP: (0, _U32), K_BATT: (0, 100), K_TRIG: (1, 2), K_FLAGS: (0, None),
     K_CODEC: (1, 1), K_RATE: (1, None), K_OFF: (0, None), K_NS: (0, None), K_HB: (0, None),
-    K_ST: (1, 6), K_DROP: (0, None), K_WHY: (1, 4),
+    K_ST: (1, 10), K_DROP: (0, None), K_WHY: (1, 4),
+    K_CMD: (1, 1 << 53), K_RES: (1, 7), K_UNAUTH: (0, None),
 }
 _BYTES = {K_LOC: LOC_BYTES, K_PREV: LINK_BYTES, K_ADIG: 32}
 
@@ -128,7 +145,7 @@ def check_fields(fields):
     required, optional = schema
     have = 0
     for k, v in fields.items():
-        if type(k) is not int or not 0 <= k <= K_WHY:
+        if type(k) is not int or not 0 <= k <= _K_LAST:
             raise FrameError("bad-field", "key %r not allowed" % (k,))
         have |= 1 << k
         if k in _BYTES:
@@ -155,7 +172,7 @@ def check_fields(fields):
 
 
 def _keys(mask):
-    return [k for k in range(K_WHY + 1) if mask & (1 << k)]
+    return [k for k in range(_K_LAST + 1) if mask & (1 << k)]
 
 
 class FrameSigner:
