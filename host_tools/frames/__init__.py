@@ -60,9 +60,11 @@ from host_tools.frames.verify import KeySource, PublicKey, Verdict, verify_frame
 
 __all__ = [
     "ACCEPTED_ALGS", "ALG_ED25519", "ALG_EDDSA", "ALG_NAMES", "CODEC_NAMES", "COSE_SIGN1_TAG",
-    "COMMAND_ID_MAX", "END_REASON_NAMES", "FLAGS_DEFINED", "FLAG_INSECURE_TLS", "FLAG_NAMES", "FORMAT_VERSION", "HEADER_ALG", "HEADER_KID", "KID_BYTES",
+    "COMMAND_ID_MAX", "END_REASON_NAMES", "FLAGS_DEFINED", "FLAG_INSECURE_TLS", "FLAG_NAMES",
+    "FORMAT_VERSION", "HEADER_ALG", "HEADER_KID", "KID_BYTES",
     "LINK_BYTES", "LOCATION_BYTES", "MAX_DEPTH", "MAX_FRAME_BYTES", "MAX_FUTURE_S", "SIGNATURE_BYTES",
-    "REPLY_RESULT_NAMES", "SOURCE_NAMES", "STATUS_NAMES", "TRIGGER_NAMES", "Frame", "FrameError", "FrameType", "KeyFormatError",
+    "REPLY_RESULT_NAMES", "SOURCE_NAMES", "STATUS_NAMES", "TRIGGER_NAMES", "Frame", "FrameError",
+    "FrameType", "KeyFormatError",
     "KeySource", "Location", "PublicKey", "Reason", "Verdict", "chain_link", "decode_frame",
     "describe_frame", "frame_summary", "frame_to_json", "load_public_key", "public_key_bytes",
     "split_sequence", "unpack_location", "verify_frame",
