@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from host_tools.errors import UsageError
-from host_tools.frames import FrameType
-from host_tools.receiver import audit
+from host_tools.frames import FLAG_INSECURE_TLS, FrameType
+from host_tools.receiver import audit, commands, holds
 from host_tools.receiver.alert_records import (
     BROKEN,
     COMPLETE,
@@ -107,7 +107,10 @@ def _summary(conn: sqlite3.Connection, row: tuple[Any, ...]) -> AlertSummary:
     values = list(fields)
     values[1] = bytes(values[1])
     values[10] = bool(values[10])
-    return AlertSummary(*values, chain=chain)  # type: ignore[arg-type]
+    insecure = conn.execute("SELECT 1 FROM frames WHERE alert_id = ? AND (flags & ?) <> 0 LIMIT 1",
+                            (row[0], FLAG_INSECURE_TLS)).fetchone() is not None
+    return AlertSummary(*values, chain=chain, insecure_tls=insecure,  # type: ignore[arg-type]
+                        hold=holds.held(conn, row[0]))
 
 
 def get_alert(conn: sqlite3.Connection, alert_id: int) -> AlertSummary:
@@ -158,7 +161,8 @@ def show_alert(conn: sqlite3.Connection, alert_id: int, *, operator: str,
         (summary.device_id, summary.first_received_at))}
     seen = conn.execute("SELECT last_seen_at FROM device_state WHERE device_id = ?",
                         (summary.device_id,)).fetchone()
-    return AlertDetail(summary, points, counts, rejected, seen[0] if seen else None, now, audit_id, sms)
+    return AlertDetail(summary, points, counts, rejected, seen[0] if seen else None, now, audit_id, sms,
+                       commands.for_alert(conn, alert_id))
 
 
 def silent_devices(conn: sqlite3.Connection, *, now: float | None = None, grace_s: float = DEFAULT_GRACE_S
@@ -190,7 +194,8 @@ def _check_outcome(outcome: str) -> str:
 
 def acknowledge(conn: sqlite3.Connection, alert_id: int, *, operator: str, now: float | None = None
                 ) -> AlertSummary:
-    """Mark the alert as being handled by `operator` (audited)."""
+    """Mark the alert as being handled by `operator` (audited), and queue the
+    `listening` command: the officer feels that an operator has the alert."""
     now = time.time() if now is None else now
     operator = audit.check_operator(operator)
     with write_transaction(conn):
@@ -210,6 +215,7 @@ def acknowledge(conn: sqlite3.Connection, alert_id: int, *, operator: str, now: 
                      (operator, now, alert_id))
         audit.record(conn, operator, "acknowledge", alert_id=alert_id, device_id=bytes(device_id), at=now,
                      in_transaction=True)
+        commands.queue(conn, alert_id, commands.LISTENING, operator=operator, now=now, in_transaction=True)
     return get_alert(conn, alert_id)
 
 
