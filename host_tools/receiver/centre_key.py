@@ -213,3 +213,36 @@ def public_key_for(conn: sqlite3.Connection, path: str | os.PathLike[str] | None
         return recorded
     raise CentreKeyError("this database has no centre key yet: run `sotto centre init` (or start "
                          "`sotto receive` once, which makes it)")
+
+
+# --------------------------------------------------------------------------
+# Checking an answer on the host, as the device does (sotto.answer), e.g. when a
+# technician delivers a device's queue for it (host_tools.drain).
+
+
+class AnswerNotTrusted(SottoError, ValueError):
+    """An answer that is not the centre's for this request; nothing in it may be used."""
+
+
+def verify_answer(public_key: bytes, body: bytes, request: bytes) -> dict[str, Any]:
+    """The payload map of `body` if it is a COSE_Sign1 by `public_key` (kid and
+    signature) whose `req` is the SHA-256 of `request`; AnswerNotTrusted otherwise."""
+    try:
+        item = cbor2.loads(body)
+        protected, _unprotected, payload, signature = item.value
+        header = cbor2.loads(protected)
+    except Exception:  # noqa: BLE001 - whatever it is, it is not a signed answer
+        raise AnswerNotTrusted("the answer is not a COSE_Sign1 (not signed by the centre)") from None
+    if getattr(item, "tag", None) != 18 or header.get(1) != ALG_EDDSA:
+        raise AnswerNotTrusted("the answer is not an EdDSA COSE_Sign1")
+    if header.get(4) != kid_of(public_key):
+        raise AnswerNotTrusted("the answer is signed by another key than the centre's")
+    to_sign = _canonical(["Signature1", protected, b"", payload])
+    try:
+        Ed25519PublicKey.from_public_bytes(public_key).verify(signature, to_sign)
+        fields = cbor2.loads(payload)
+    except Exception:  # noqa: BLE001 - InvalidSignature, or a payload that is not CBOR
+        raise AnswerNotTrusted("the answer's signature does not verify") from None
+    if not isinstance(fields, dict) or fields.get("req") != hashlib.sha256(request).digest():
+        raise AnswerNotTrusted("the answer is for another request")
+    return fields
