@@ -179,6 +179,13 @@ def silent_devices(conn: sqlite3.Connection, *, now: float | None = None, grace_
     return [SilentDevice(bytes(r[0]), r[1], r[2], r[3], now - r[2] - r[3], r[4]) for r in rows]
 
 
+def trust_states(conn: sqlite3.Connection) -> dict[bytes, tuple[bool, int | None]]:
+    """device id -> (its newest frame carried insecure-tls, answers it could not
+    authenticate as it last reported): what devices say of their trust setup."""
+    return {bytes(d): (bool(i), u) for d, i, u in conn.execute(
+        "SELECT device_id, insecure_tls, unauth FROM device_trust")}
+
+
 # --------------------------------------------------------------------------
 # Acting.
 
@@ -269,4 +276,4 @@ def overview(conn: sqlite3.Connection, *, include_closed: bool = False, now: flo
 __all__ = ["BROKEN", "COMPLETE", "DEFAULT_GRACE_S", "GAP", "MAX_OUTCOME_CHARS", "OPEN", "AlertDetail",
            "AlertNotFoundError", "AlertStateError", "AlertSummary", "ChainStatus", "Overview", "SilentDevice",
            "TrackPoint", "acknowledge", "chain_status", "close", "duration_text", "get_alert", "iso_utc",
-           "list_alerts", "overview", "show_alert", "silent_devices", "track", "utc_text"]
+           "list_alerts", "overview", "show_alert", "silent_devices", "track", "trust_states", "utc_text"]

@@ -146,8 +146,8 @@ def test_commands_over_http_are_in_the_signed_answer(server: RunningServer, db: 
     assert opened["cmds"] == [{"id": c.command_id, "op": "ask", "q": 1, "sid": 1}]
 
 
-def test_insecure_tls_is_flagged_on_the_device_and_its_alerts(receiver: Receiver, db: Path,
-                                                              dev: ff.DeviceSim) -> None:
+def test_insecure_tls_is_flagged_on_the_device_and_its_alerts(receiver: Receiver, db: Path, dev: ff.DeviceSim,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
     bench = device(b"BENCH-01")
     with Registry(db) as reg:
         reg.add(bench.kid, bench.public_key)
@@ -163,6 +163,9 @@ def test_insecure_tls_is_flagged_on_the_device_and_its_alerts(receiver: Receiver
     assert flagged == {"A1": False, "A2": True}
     assert [(bytes(d), i, u) for d, i, u in trust] == [(b"BENCH-01", 1, 2), (b"SOTTO-42", 0, None)]
     assert "INSECURE TLS" in text
+    assert main(["devices", "list", "--db", str(db)]) == 0
+    listed = {line.split()[0]: line.split()[1] for line in capsys.readouterr().out.splitlines()[1:]}
+    assert listed == {"BENCH-01": "active,INSECURE-TLS", "SOTTO-42": "active"}
 
 
 def test_holds_are_audited_and_shown(alert: sqlite3.Connection) -> None:
