@@ -269,3 +269,25 @@ def test_provision_requires_flashed_firmware(make_vdev, tmp_path, REQUEST):
     assert f"sotto flash --port {dev.port}" in str(err.value)
     with DeviceLink.open(dev.port) as link:
         assert link.hashes(["/data/identity.key"]) == {"/data/identity.key": None}
+
+
+def test_the_cli_prints_what_it_wrote_and_nothing_secret(device, tmp_path, ca_file):
+    db = centre_db(tmp_path / "receiver.db")
+    base = [sys.executable, "-m", "sotto_cli", "provision", "--port", device.port, "--id", "SOTTO-42",
+            "--server", "https://alerts.example.org", "--apn", "internet", "--officer", "PC 1234 Smith",
+            "--ca-cert", str(ca_file), "--db", str(db)]
+    text = subprocess.run(base, capture_output=True, text=True, timeout=120)
+    assert text.returncode == 0, text.stderr
+    again = subprocess.run(base + ["--force", "--json"], capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    out = json.loads(again.stdout)
+    seed = _seed(device)
+    centre = centre_key.load(centre_key.default_path(db))
+    for shown in (text.stdout, again.stdout):
+        assert seed.hex() not in shown and centre.public_hex in shown
+    assert "TLS" in text.stdout and "CA certificate /data/centre-ca.pem" in text.stdout
+    assert "PC 1234 Smith" in text.stdout and "alerts.example.org" in text.stdout
+    first = next(line.split()[1].rstrip(",") for line in text.stdout.splitlines()
+                 if line.strip().startswith("key "))
+    assert out["device"] == "SOTTO-42" and out["config"]["ca_cert"] == "centre-ca.pem"
+    assert out["revoked"] == [first] and out["fingerprint"] != first
