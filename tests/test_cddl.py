@@ -395,3 +395,43 @@ def test_the_reason_codes_are_one_list_in_the_cddl_the_table_and_the_code() -> N
     codes_section = FRAMES_MD.read_text(encoding="utf-8").split("### Reason codes", 1)[1]
     in_table = re.findall(r"^\| `([a-z0-9-]+)` \|", codes_section, re.M)
     assert sorted(in_cddl) == sorted(in_table) == sorted(r.value for r in Reason)
+
+
+def test_the_receivers_signed_answers_over_http_validate(schema: Schema,
+                                                         receiver: tuple[Receiver, Path]) -> None:
+    """What `sotto receive` really sends: COSE_Sign1 answers (200 with closed and
+    commands, 400) match `answer`, and their payloads the response rules."""
+    import http.client
+
+    from host_tools.receiver import commands
+    from host_tools.receiver.server import ServerConfig, start_in_thread
+
+    rx, db = receiver
+    rx.close()
+    rs = start_in_thread(db, ServerConfig(port=0))
+
+    def post(body: bytes) -> tuple[int, bytes]:
+        conn = http.client.HTTPConnection("127.0.0.1", rs.port, timeout=10)
+        try:
+            conn.request("POST", "/v1/frames", body, {"Content-Type": "application/cbor-seq"})
+            resp = conn.getresponse()
+            return resp.status, resp.read()
+        finally:
+            conn.close()
+
+    try:
+        post(_vector("alert-start")[1])
+        conn = sqlite3.connect(db)
+        commands.queue(conn, 1, "ask", operator="Bob", question=1)
+        commands.queue(conn, 1, "more-audio", operator="Bob", seconds=30)
+        close(conn, 1, operator="Bob", outcome="officer safe")
+        conn.close()
+        answers = [post(_vector("location")[1]), post(b"\xd2\x84\x41")]
+    finally:
+        rs.stop()
+    (ok_status, ok_body), (bad_status, bad_body) = answers
+    payloads = [cbor2.loads(cbor2.loads(b).value[2]) for _, b in answers]
+    assert (ok_status, bad_status) == (200, 400)
+    assert payloads[0]["closed"] == [7] and [c["op"] for c in payloads[0]["cmds"]] == ["ask", "more-audio"]
+    assert schema.valid_cbor("answer", ok_body) and schema.valid_cbor("answer", bad_body)
+    assert schema.valid("signed-response", payloads[0]) and schema.valid("error-response", payloads[1])
