@@ -17,7 +17,10 @@
 #
 # Observer: `device.observer = obj` (None by default, and then it costs one
 # `is not None` test at each place below) is told what the firmware did:
-#   obj.frame_made(seq, ftype, wire)    a frame was signed and queued (or held in RAM)
+#   obj.frame_made(seq, ftype, wire)    a frame was signed and queued (or held in RAM);
+#                                       wire is a memoryview of the device's one frame
+#                                       buffer, overwritten by the next frame: an
+#                                       observer that keeps it must copy it (bytes(wire))
 #   obj.frames_acked(seqs)              the receiver's signed answer acknowledged these
 #   obj.time_set(epoch_s, source)       the clock was given a time ("network": the centre's)
 #   obj.haptic_played(pattern)          a haptic pattern started ("confirm", "received",
@@ -127,7 +130,8 @@ class Device:
         self.haptic = Haptic(hal.haptic, enabled=cfg["trigger"]["haptic"])
         self.haptic.on_play = self._played
         a = cfg["audio"]
-        self.audio = Audio(hal, a["rate_hz"], a["chunk_ms"])
+        self.audio = Audio(hal, a["rate_hz"], a["chunk_ms"])  # its buffers and the encoder's tables
+        self._frame_buf = bytearray(frames.frame_bytes(self.audio.chunk_bytes))  # every frame is made here
         self.power = Power(cfg, hal.battery_mv, self._emit, now_ms)
         self.power.enabled = not self.minimal
         self.session = Session(cfg, self._emit, self.gnss, self.audio, self.haptic,
@@ -197,7 +201,9 @@ class Device:
             flags |= frames.FLAG_RESERVE
         if flags:
             fields[frames.K_FLAGS] = flags
-        wire = self.signer.sign(fields, audio)  # services the microphone between its steps
+        # into the one frame buffer (no allocation of an audio frame's size); the
+        # signer services the microphone between its steps
+        wire = self.signer.sign_into(self._frame_buf, fields, audio)
         self.frames_made += 1
         self._service_mic()  # and before and after the flash write
         if self.pending:
@@ -225,8 +231,9 @@ class Device:
                 self._fault("audio", e)
 
     def _hold(self, wire, ftype, seq):
+        # the one copy of a frame the device makes: it must outlive the frame buffer
         p = self.pending
-        p.append((wire, ftype, seq))
+        p.append((bytes(wire), ftype, seq))
         if len(p) > PENDING_MAX:
             for i in range(len(p)):
                 if p[i][1] not in _MUST_KEEP:

@@ -138,7 +138,7 @@ class Watcher:
         self.haptics = []
 
     def frame_made(self, seq, ftype, wire):
-        self.made.append((seq, ftype, wire))
+        self.made.append((seq, ftype, bytes(wire)))  # a view of the frame buffer: copied to keep
 
     def frames_acked(self, seqs):
         self.acked.append(list(seqs))
