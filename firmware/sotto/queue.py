@@ -9,7 +9,9 @@
 # record.
 #
 # Only a small index lives in RAM: [seq, type, size] per frame, sorted by seq.
-# Frames are read back from flash when delivery asks for a batch.
+# Frames are read back from flash when delivery asks for them: streamed in
+# pieces through a buffer the caller made once (entries(), check(), pieces():
+# no allocation of a frame's size), or whole (batch(), read()).
 #
 # Bounded: when a push would pass max_bytes (or the flash is full), frames are
 # dropped by kind, oldest first: heartbeats, then status frames, then audio,
@@ -228,18 +230,93 @@ class FrameQueue:
                 total += size
         return out
 
+    def read(self, seq, ftype):
+        """A queued frame's bytes (a new object of its size: not for the hot
+        path), or None when its record is damaged (then removed)."""
+        return self._read(seq, ftype)
+
     def _read(self, seq, ftype):
         raw = self.storage.read(_name(seq, ftype))
         if self._parse(raw) is None:
             # flash damage after recovery: the frame cannot be sent as it was signed
-            _log.e("record %d unreadable: removed", seq)
-            self.corrupt += 1
-            for e in self._index:
-                if e[0] == seq:
-                    self._remove(e)
-                    break
+            self._damaged(seq)
             return None
         return raw[_HEAD_BYTES:]
+
+    def _damaged(self, seq):
+        _log.e("record %d unreadable: removed", seq)
+        self.corrupt += 1
+        for e in self._index:
+            if e[0] == seq:
+                self._remove(e)
+                break
+
+    # -- delivery, streamed -------------------------------------------------------------
+    def entries(self, max_frames, max_bytes):
+        """[seq, ftype, size] of the frames batch() would give, in its order
+        and within its limits, read from the index only."""
+        out = []  # type: list
+        total = 0
+        for want_start in (True, False):
+            for e in self._index:
+                if (e[1] == frames.ALERT_START) != want_start:
+                    continue
+                if len(out) >= max_frames or (out and total + e[2] > max_bytes):
+                    return out
+                out.append(e)
+                total += e[2]
+        return out
+
+    def check(self, seq, ftype, buf, h=None):
+        """Read a record through buf (a bytearray made once, at least 16 bytes):
+        True when it is whole and its CRC right, each piece of the frame also
+        given to h.update() (h: a hashlib object, or None). A damaged record is
+        removed from the queue (as batch() does) and False returned."""
+        name = _name(seq, ftype)
+        mv = memoryview(buf)
+        n = self.storage.readinto(name, buf, 0)
+        if n < _HEAD_BYTES:
+            self._damaged(seq)
+            return False
+        magic, _t, _s, want = struct.unpack_from(_HEAD, buf, 0)
+        crc = 0
+        at = _HEAD_BYTES
+        start = _HEAD_BYTES
+        while n > start:
+            crc = crc32(mv[start:n], crc)
+            if h is not None:
+                h.update(mv[start:n])
+            at += n - start
+            if n < len(buf):
+                break
+            n = self.storage.readinto(name, buf, at)
+            start = 0
+        if magic != _MAGIC or crc & 0xFFFFFFFF != want:
+            self._damaged(seq)
+            return False
+        return True
+
+    def pieces(self, seq, ftype, buf):
+        """A queued frame's bytes read from flash into buf (a bytearray made
+        once) piece by piece: a generator of memoryviews of buf, each valid
+        until the next is taken. StorageError when the record is gone or
+        shorter than its index entry says."""
+        name = _name(seq, ftype)
+        size = 0
+        for e in self._index:
+            if e[0] == seq:
+                size = e[2]
+                break
+        mv = memoryview(buf)
+        at = _HEAD_BYTES
+        end = _HEAD_BYTES + size
+        while at < end:
+            want = end - at if end - at < len(buf) else len(buf)
+            n = self.storage.readinto(name, mv[:want], at)
+            if n <= 0:
+                raise StorageError(5, "io", name, "record shorter than indexed")
+            at += n
+            yield mv[:n]
 
     def _find(self, seq):
         idx = self._index
