@@ -13,8 +13,9 @@
 # encoder; a chunk that fills waits for poll() while the encoder goes on in
 # the other buffer. poll() returns it as (data, samples, predictor,
 # step_index): data is a memoryview of its buffer, lent to the caller until
-# the next poll() or flush() (the device signs it into a frame at once; keep
-# bytes(data) to hold it longer), and predictor and step index are the codec
+# it calls release() or the next poll() or flush() (the device signs it into a
+# frame at once, then releases it; keep bytes(data) to hold it longer), and
+# predictor and step index are the codec
 # state *before* the chunk's first sample (frame key `ast`). A chunk fills
 # into the lent buffer never: the encoder waits instead (the HAL counts the
 # overruns). The device calls service() also between the steps of signing a
@@ -83,6 +84,11 @@ class Audio:
             self._lent = 1 - self._cur
             self.total_samples += chunk[1]
         return chunk
+
+    def release(self):
+        """The caller is done with the chunk poll() or flush() gave it: its
+        buffer may be filled again."""
+        self._lent = -1
 
     def service(self):
         """Encode whatever the I2S driver holds; a chunk that fills waits for

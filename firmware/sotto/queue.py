@@ -272,25 +272,27 @@ class FrameQueue:
         True when it is whole and its CRC right, each piece of the frame also
         given to h.update() (h: a hashlib object, or None). A damaged record is
         removed from the queue (as batch() does) and False returned."""
-        name = _name(seq, ftype)
-        mv = memoryview(buf)
-        n = self.storage.readinto(name, buf, 0)
-        if n < _HEAD_BYTES:
+        f = self.storage.open_read(_name(seq, ftype))
+        if f is None:
             self._damaged(seq)
             return False
-        magic, _t, _s, want = struct.unpack_from(_HEAD, buf, 0)
-        crc = 0
-        at = _HEAD_BYTES
-        start = _HEAD_BYTES
-        while n > start:
-            crc = crc32(mv[start:n], crc)
-            if h is not None:
-                h.update(mv[start:n])
-            at += n - start
-            if n < len(buf):
-                break
-            n = self.storage.readinto(name, buf, at)
-            start = 0
+        try:
+            mv = memoryview(buf)
+            n = f.readinto(buf)
+            if n < _HEAD_BYTES:
+                self._damaged(seq)
+                return False
+            magic, _t, _s, want = struct.unpack_from(_HEAD, buf, 0)
+            crc = 0
+            start = _HEAD_BYTES
+            while n:
+                crc = crc32(mv[start:n], crc)
+                if h is not None:
+                    h.update(mv[start:n])
+                n = f.readinto(buf)
+                start = 0
+        finally:
+            f.close()
         if magic != _MAGIC or crc & 0xFFFFFFFF != want:
             self._damaged(seq)
             return False
@@ -298,25 +300,32 @@ class FrameQueue:
 
     def pieces(self, seq, ftype, buf):
         """A queued frame's bytes read from flash into buf (a bytearray made
-        once) piece by piece: a generator of memoryviews of buf, each valid
-        until the next is taken. StorageError when the record is gone or
-        shorter than its index entry says."""
+        once) piece by piece, the file opened once: a generator of memoryviews
+        of buf, each valid until the next is taken (close() it when it is not
+        run to its end). StorageError when the record is gone or shorter than
+        its index entry says."""
         name = _name(seq, ftype)
         size = 0
         for e in self._index:
             if e[0] == seq:
                 size = e[2]
                 break
-        mv = memoryview(buf)
-        at = _HEAD_BYTES
-        end = _HEAD_BYTES + size
-        while at < end:
-            want = end - at if end - at < len(buf) else len(buf)
-            n = self.storage.readinto(name, mv[:want], at)
-            if n <= 0:
-                raise StorageError(5, "io", name, "record shorter than indexed")
-            at += n
-            yield mv[:n]
+        f = self.storage.open_read(name)
+        if f is None:
+            raise StorageError(5, "io", name, "record gone")
+        try:
+            f.seek(_HEAD_BYTES)
+            mv = memoryview(buf)
+            left = size
+            while left > 0:
+                want = left if left < len(buf) else len(buf)
+                n = f.readinto(mv[:want])
+                if not n:
+                    raise StorageError(5, "io", name, "record shorter than indexed")
+                left -= n
+                yield mv[:n]
+        finally:
+            f.close()
 
     def _find(self, seq):
         idx = self._index

@@ -129,6 +129,9 @@ class TwoChunksAudio:
         self.total_samples += 8000
         return (b"\x00" * 4000, 8000, 0, 0)
 
+    def release(self):
+        pass
+
     def stop(self):
         self.running = False
 
@@ -159,3 +162,19 @@ def test_a_device_that_falls_behind_makes_one_audio_frame_per_pass():
     for t in (20, 40, 60):
         s.step(t)
     assert made.count(frames.AUDIO) == 3 and audio.polls == 3  # a backlog never makes a pass long
+
+
+def test_a_released_chunk_frees_its_buffer_before_the_next_poll():
+    # the session releases a chunk once its frame is made: a chunk that fills
+    # during a long pass after that (e.g. opening an answer) does not wait for poll()
+    raw = i2s32(noise(6000, 5, 9000))
+    hal = StreamHal(raw)
+    a = Audio(hal, rate_hz=8000, chunk_ms=250)  # 2000-sample chunks
+    a.start(0)
+    first = a.poll(0)
+    assert first[1] == 2000 and hal.at == 4000 * 4  # the second chunk filled behind it
+    a.service()
+    assert hal.at == 4000 * 4  # its buffer is still lent: nothing more is read
+    a.release()
+    a.service()
+    assert hal.at == 6000 * 4  # read on into the first buffer while the second waits for poll()

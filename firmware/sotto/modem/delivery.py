@@ -178,7 +178,7 @@ class Delivery:
     def _post(self):
         m = self.modem
         q = self.queue
-        batch, req, body_len = self._batch()
+        batch, req, body_len = yield from self._batch()
         if not batch:  # the queue counts frames it will not give: do not spin
             _log.e("queue holds %d frames but gives none", len(q))
             yield from m.at.wait(1000)
@@ -188,7 +188,11 @@ class Delivery:
         head = http.request_head(self.host, self.port, body_len, self.tls)
         self.resp.reset()
         m.rx_n = 0
-        yield from m.send(self._body(head, batch), self.tx)
+        body = self._body(head, batch)
+        try:
+            yield from m.send(body, self.tx)
+        finally:
+            body.close()  # a send cut short: the frame file it was reading is closed
         self.bytes_sent += len(head) + body_len
         self.posts += 1
         self.last_post = self.sched.now_ms
@@ -215,7 +219,9 @@ class Delivery:
     def _batch(self):
         """([[seq, ftype, size], ...], req, body bytes) of the next POST: every
         record read once through rd to check its CRC (a damaged one is dropped
-        by the queue, and the batch made again) and to hash the body."""
+        by the queue, and the batch made again) and to hash the body, one
+        record a pass (reading a whole batch at once would keep the device's
+        loop, and its microphone, waiting)."""
         q = self.queue
         for _ in range(len(q) + 1):
             batch = q.entries(1 if self.solo else self.batch_frames, self.batch_bytes)
@@ -227,6 +233,7 @@ class Delivery:
             h = hashlib.sha256()  # req: what the centre's answer must name
             whole = True
             for seq, ftype, _size in batch:
+                yield 0  # a pass of its own for each record (not after an answer's opening either)
                 if not q.check(seq, ftype, self.rd, h):
                     whole = False
                     break
@@ -239,11 +246,14 @@ class Delivery:
         yield head
         q = self.queue
         for seq, ftype, _size in batch:
+            pieces = q.pieces(seq, ftype, self.rd)
             try:
-                for piece in q.pieces(seq, ftype, self.rd):
+                for piece in pieces:
                     yield piece
             except OSError as e:  # gone from flash since check(): this request is spoilt
                 raise ModemError(0, _at.CLOSED, "frame %d off flash: %s" % (seq, e)) from None
+            finally:
+                pieces.close()
 
     def _open(self, req):
         try:
