@@ -37,11 +37,11 @@
 # machine) is a fault the device reports and survives: alerts are still
 # queued and go by SMS.
 import struct
+import sys
 
 from micropython import const
 
-from sotto import config as config_mod
-from sotto import frames, identity, modem, trigger
+from sotto import frames, modem, trigger
 from sotto.answer import Opener
 from sotto.audio import Audio
 from sotto.clock import Clock
@@ -69,6 +69,21 @@ PENDING_MAX = const(8)  # frames of other kinds held in RAM while the flash refu
 _MUST_KEEP = (frames.ALERT_START, frames.CANCEL, frames.DURESS, frames.END)
 
 _log = Logger("app")
+BOOT_ONLY = ("config", "identity")  # sotto modules only Device.boot() uses
+
+
+def forget_boot_modules():
+    """Drop the modules only Device.boot() needs from sys.modules and from the
+    package, so that their code (about 13 KB of bytecode in RAM on a device
+    without ROMFS) and tables can be collected; main.py calls it once boot()
+    is done. A module someone still holds stays (e.g. a configuration
+    refused: network_error keeps sotto.config's ConfigError); an import after
+    this loads it again."""
+    pkg = sys.modules.get("sotto")
+    for name in BOOT_ONLY:
+        sys.modules.pop("sotto." + name, None)
+        if pkg is not None and name in pkg.__dict__:
+            delattr(pkg, name)
 
 
 class Device:
@@ -95,6 +110,11 @@ class Device:
 
     # -- boot ---------------------------------------------------------------------------
     def boot(self, now_ms):
+        # the configuration's checks and the key's loader: boot only, imported
+        # here (not at the top) so that forget_boot_modules() can drop them
+        from sotto import config as config_mod
+        from sotto import identity
+
         hal = self.hal
         self.t_boot = now_ms
         self.storage = st = Storage(hal.storage_root)

@@ -16,7 +16,8 @@
 // --mpy DIR: the firmware is imported from the .mpy files in DIR (what
 // `sotto flash` writes; host_tools.firmware_build) instead of compiled from
 // .py in the VM: the bytecode a device without ROMFS holds in its heap.
-// The test helpers (fakehal, fwtest) are imported before the baseline.
+// The test helpers (fakehal, fwtest) are imported before the baseline; after
+// boot the boot-only modules are dropped, as main.py does.
 // Every step is one call:
 // gc.collect() and gc.mem_alloc() between steps give the live heap; within a
 // step nothing is collected, so the bytes a step allocates are
@@ -154,6 +155,8 @@ if LOOP:
 dev = Device(hal, cfg)
 assert dev.boot(0), dev.error
 assert (dev.network_error is None) == LOOP, dev.network_error
+from sotto import app
+app.forget_boot_modules()  # as main.py does after boot
 T = [0, 0]
 def one():
     t = T[0]
@@ -267,6 +270,9 @@ for (;;) {
 live = null;
 const frames = get("dev.frames_made") - frames0;
 const delivered = loop ? get("dev.delivery.acked") : 0;
+// the firmware's modules in RAM at the end (the code a ROMFS estimate leaves in flash)
+mp.runPython("import json\nprint('@@' + json.dumps(sorted([k for k in sys.modules if k == 'sotto' or k.startswith('sotto.')])))");
+const modules = value;
 const opened = loop ? get("dev.delivery.posts") : 0;
 const bySize = {};
 for (const b of big) bySize[`${b.bytes}:${b.kind}`] = (bySize[`${b.bytes}:${b.kind}`] || 0) + 1;
@@ -274,5 +280,5 @@ console.log("RESULT " + JSON.stringify({
   engine, loop, mpy: Boolean(mpyDir), until_ms: untilMs, steps, frames, delivered, answers: opened,
   unauth: loop ? get("dev.delivery.unauth") : 0, fakes_bytes: fakes, imported_bytes: imported, booted_bytes: booted,
   peak_live_bytes: peak, peak_at_ms: peakAtMs, max_step_alloc_bytes: maxStepAlloc, max_step_at_ms: maxStepAt,
-  big_allocations: big.length, big_by_size: bySize, first_big: big.slice(0, 10),
+  big_allocations: big.length, big_by_size: bySize, first_big: big.slice(0, 10), modules,
 }));
