@@ -195,8 +195,9 @@ class VirtualDevice:
         dev.observer = self
 
     # -- what the firmware tells its observer (sotto.app.Device.observer) ----------------
-    def frame_made(self, seq: int, ftype: int, wire: bytes) -> None:
-        self.made.append((self.clock.now_ms, seq, ftype, wire))
+    def frame_made(self, seq: int, ftype: int, wire: bytes | memoryview) -> None:
+        # wire is a view of the firmware's one frame buffer, overwritten by the next frame
+        self.made.append((self.clock.now_ms, seq, ftype, bytes(wire)))
         if ftype != frames.AUDIO:
             self.note("frame", f"{TYPE_NAMES.get(ftype, ftype)} #{seq} queued")
 

@@ -63,7 +63,7 @@ class Opener:
         otherwise. The map's other fields are checked by their users
         (sotto.modem.http)."""
         try:
-            item = cbor.decode(bytes(body))
+            item = cbor.decode(body)  # a view of the response buffer: no copy of the whole
         except cbor.CBORError as e:
             raise AnswerError("malformed-cbor", "answer: %s" % e) from None
         try:
@@ -75,7 +75,7 @@ class Opener:
         idle = self.idle
         if idle is not None:
             idle()
-        if not self.key.verify(cose.sig_structure(protected, payload), signature, idle):
+        if not self.key.verify(cose.sig_structure_parts(protected, payload), signature, idle):
             raise AnswerError("bad-signature", "the answer's signature does not verify")
         if idle is not None:
             idle()

@@ -17,7 +17,10 @@
 #
 # Observer: `device.observer = obj` (None by default, and then it costs one
 # `is not None` test at each place below) is told what the firmware did:
-#   obj.frame_made(seq, ftype, wire)    a frame was signed and queued (or held in RAM)
+#   obj.frame_made(seq, ftype, wire)    a frame was signed and queued (or held in RAM);
+#                                       wire is a memoryview of the device's one frame
+#                                       buffer, overwritten by the next frame: an
+#                                       observer that keeps it must copy it (bytes(wire))
 #   obj.frames_acked(seqs)              the receiver's signed answer acknowledged these
 #   obj.time_set(epoch_s, source)       the clock was given a time ("network": the centre's)
 #   obj.haptic_played(pattern)          a haptic pattern started ("confirm", "received",
@@ -34,11 +37,11 @@
 # machine) is a fault the device reports and survives: alerts are still
 # queued and go by SMS.
 import struct
+import sys
 
 from micropython import const
 
-from sotto import config as config_mod
-from sotto import frames, identity, modem, trigger
+from sotto import frames, modem, trigger
 from sotto.answer import Opener
 from sotto.audio import Audio
 from sotto.clock import Clock
@@ -66,6 +69,21 @@ PENDING_MAX = const(8)  # frames of other kinds held in RAM while the flash refu
 _MUST_KEEP = (frames.ALERT_START, frames.CANCEL, frames.DURESS, frames.END)
 
 _log = Logger("app")
+BOOT_ONLY = ("config", "identity")  # sotto modules only Device.boot() uses
+
+
+def forget_boot_modules():
+    """Drop the modules only Device.boot() needs from sys.modules and from the
+    package, so that their code (about 13 KB of bytecode in RAM on a device
+    without ROMFS) and tables can be collected; main.py calls it once boot()
+    is done. A module someone still holds stays (e.g. a configuration
+    refused: network_error keeps sotto.config's ConfigError); an import after
+    this loads it again."""
+    pkg = sys.modules.get("sotto")
+    for name in BOOT_ONLY:
+        sys.modules.pop("sotto." + name, None)
+        if pkg is not None and name in pkg.__dict__:
+            delattr(pkg, name)
 
 
 class Device:
@@ -92,6 +110,11 @@ class Device:
 
     # -- boot ---------------------------------------------------------------------------
     def boot(self, now_ms):
+        # the configuration's checks and the key's loader: boot only, imported
+        # here (not at the top) so that forget_boot_modules() can drop them
+        from sotto import config as config_mod
+        from sotto import identity
+
         hal = self.hal
         self.t_boot = now_ms
         self.storage = st = Storage(hal.storage_root)
@@ -127,7 +150,8 @@ class Device:
         self.haptic = Haptic(hal.haptic, enabled=cfg["trigger"]["haptic"])
         self.haptic.on_play = self._played
         a = cfg["audio"]
-        self.audio = Audio(hal, a["rate_hz"], a["chunk_ms"])
+        self.audio = Audio(hal, a["rate_hz"], a["chunk_ms"])  # its buffers and the encoder's tables
+        self._frame_buf = bytearray(frames.frame_bytes(self.audio.chunk_bytes))  # every frame is made here
         self.power = Power(cfg, hal.battery_mv, self._emit, now_ms)
         self.power.enabled = not self.minimal
         self.session = Session(cfg, self._emit, self.gnss, self.audio, self.haptic,
@@ -197,7 +221,9 @@ class Device:
             flags |= frames.FLAG_RESERVE
         if flags:
             fields[frames.K_FLAGS] = flags
-        wire = self.signer.sign(fields, audio)  # services the microphone between its steps
+        # into the one frame buffer (no allocation of an audio frame's size); the
+        # signer services the microphone between its steps
+        wire = self.signer.sign_into(self._frame_buf, fields, audio)
         self.frames_made += 1
         self._service_mic()  # and before and after the flash write
         if self.pending:
@@ -225,8 +251,9 @@ class Device:
                 self._fault("audio", e)
 
     def _hold(self, wire, ftype, seq):
+        # the one copy of a frame the device makes: it must outlive the frame buffer
         p = self.pending
-        p.append((wire, ftype, seq))
+        p.append((bytes(wire), ftype, seq))
         if len(p) > PENDING_MAX:
             for i in range(len(p)):
                 if p[i][1] not in _MUST_KEEP:

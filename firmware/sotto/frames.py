@@ -89,6 +89,7 @@ RES_INVALID = const(7)
 LOC_BYTES = const(13)
 LINK_BYTES = const(8)
 SMS_MAX_BYTES = const(140)
+FRAME_HEAD_MAX = const(512)  # room for a frame's COSE_Sign1 part in sign_into()'s buffer
 _U32 = const(0xFFFFFFFF)
 
 
@@ -187,26 +188,61 @@ class FrameSigner:
         """Wire bytes of a frame: fields is the payload map without `v`
         (flags 0 is dropped). Audio frames pass their audio bytes: the
         signer adds `adig` and returns [COSE_Sign1, audio]."""
+        signed = self._signed(fields, audio)
+        if audio is not None:
+            # one allocation for the whole frame (no copy of the audio first)
+            return b"".join((b"\x82", signed, cbor.head(2, len(audio)),
+                             audio if type(audio) is bytes else bytes(audio)))
+        return signed
+
+    def sign_into(self, buf, fields, audio=None):
+        """sign(), written into buf (a bytearray made once, of at least
+        frame_bytes(len(audio)) bytes) instead of a new object: returns a
+        memoryview of the frame at the start of buf, valid until buf is written
+        again. The device makes every frame this way, so an audio frame costs
+        no allocation of its size (the COSE_Sign1 part is small). A frame that
+        does not fit in buf comes back as new bytes instead (never lost)."""
+        signed = self._signed(fields, audio)
+        n = len(signed)
+        if audio is None:
+            if n > len(buf):
+                return signed
+            buf[0:n] = signed
+            return memoryview(buf)[:n]
+        head = cbor.head(2, len(audio))
+        total = 1 + n + len(head) + len(audio)
+        if total > len(buf):  # a buffer made too small: a configuration error, not the hot path
+            return b"".join((b"\x82", signed, head, audio if type(audio) is bytes else bytes(audio)))
+        buf[0] = 0x82
+        buf[1:1 + n] = signed
+        at = 1 + n
+        buf[at:at + len(head)] = head
+        at += len(head)
+        buf[at:total] = audio
+        return memoryview(buf)[:total]
+
+    def _signed(self, fields, audio):
+        # the tagged COSE_Sign1 of the payload (small: audio travels beside it)
         if K_V in fields or K_ADIG in fields:
             raise FrameError("bad-field", "v and adig are set by the signer")
         payload = dict(fields)
         payload[K_V] = VERSION
         if payload.get(K_FLAGS) == 0:
             del payload[K_FLAGS]
-        is_audio = payload.get(K_T) == AUDIO
-        if is_audio:
+        if payload.get(K_T) == AUDIO:
             if audio is None:
                 raise FrameError("audio-missing", "an audio frame needs its audio bytes")
             payload[K_ADIG] = hashlib.sha256(audio).digest()
         elif audio is not None:
             raise FrameError("audio-unexpected", "only audio frames carry audio")
         check_fields(payload)
-        signed = self._cose.sign(cbor.encode(payload))
-        if is_audio:
-            # one allocation for the whole frame (no copy of the audio first)
-            return b"".join((b"\x82", signed, cbor.head(2, len(audio)),
-                             audio if type(audio) is bytes else bytes(audio)))
-        return signed
+        return self._cose.sign(cbor.encode(payload))
+
+
+def frame_bytes(audio_bytes=0):
+    """How large a buffer sign_into() needs for a frame with this much audio
+    (FRAME_HEAD_MAX for the COSE_Sign1 part: about 200 bytes are used)."""
+    return audio_bytes + FRAME_HEAD_MAX
 
 
 def split(wire):
@@ -226,12 +262,15 @@ def split(wire):
 
 def chain_link(wire):
     """The `prev` of the next frame of the same alert: the first 8 bytes of
-    SHA-256 over this frame's tagged COSE_Sign1 (audio frames: that part)."""
+    SHA-256 over this frame's tagged COSE_Sign1 (audio frames: that part).
+    wire: any bytes-like; the audio is neither decoded nor copied."""
     if wire and wire[0] == 0x82:
-        _, cose_bytes, _ = split(wire)
-    else:
-        cose_bytes = wire
-    return hashlib.sha256(cose_bytes).digest()[:LINK_BYTES]
+        try:
+            _, end = cbor.decode_item(wire, 1)  # the COSE_Sign1 only: where it ends
+        except cbor.CBORError as e:
+            raise FrameError("malformed-cbor", str(e)) from None
+        return hashlib.sha256(memoryview(wire)[1:end]).digest()[:LINK_BYTES]
+    return hashlib.sha256(wire).digest()[:LINK_BYTES]
 
 
 def verify(wire, public_key):

@@ -197,6 +197,7 @@ class Session:
         if chunk is None:
             return
         self._audio_frame(now_ms, chunk)
+        self.audio.release()  # signed and queued: its buffer may fill again
         if self._audio_base + self.audio.total_samples >= self.clip_samples:
             self._stop_audio(now_ms, send=False)
 

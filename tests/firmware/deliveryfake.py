@@ -53,6 +53,36 @@ class FakeQueue:
             size += len(wire)
         return out
 
+    # the streamed reading delivery uses (FrameQueue.entries / check / pieces / read)
+    def entries(self, max_frames, max_bytes):
+        sizes = {seq: (t, len(w)) for seq, t, w in self.items}
+        return [[seq, sizes[seq][0], sizes[seq][1]] for seq, _w in self.batch(max_frames, max_bytes)]
+
+    def read(self, seq, ftype):
+        for s, t, wire in self.items:
+            if s == seq and t == ftype:
+                return wire
+        return None
+
+    def check(self, seq, ftype, buf, h=None):
+        wire = self.read(seq, ftype)
+        if wire is None:
+            return False
+        for piece in self.pieces(seq, ftype, buf):
+            if h is not None:
+                h.update(piece)
+        return True
+
+    def pieces(self, seq, ftype, buf):
+        wire = self.read(seq, ftype)
+        if wire is None:
+            raise OSError(5, "gone")
+        mv = memoryview(buf)
+        for at in range(0, len(wire), len(buf)):
+            k = min(len(buf), len(wire) - at)
+            mv[:k] = wire[at:at + k]
+            yield mv[:k]
+
     def ack(self, seqs):
         for s in seqs:
             assert s not in self.acked, "seq %d acknowledged twice" % s

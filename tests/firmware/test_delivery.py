@@ -20,7 +20,8 @@ from deliveryfake import (
 from fwtest import tmpdir
 from sotto.modem import at as _at
 from sotto.modem.at import ModemError
-from sotto.modem.delivery import Delivery, frame_info
+from sotto.modem.delivery import Delivery
+from sotto.modem.fallback import frame_info
 from sotto.modem.rejects import RejectLog
 from sotto.sched import Scheduler
 from sotto.ticks import TICKS_PERIOD, ticks_diff

@@ -8,6 +8,12 @@
 # recovery), a live alert with data down to the SMS fallback
 # (sotto.modem.fallback). docs/modem.md describes the policy.
 #
+# Frames go from flash to the modem in pieces (FrameQueue.check/pieces through
+# the buffer `rd`, then the modem's `tx`): a batch is read twice, once to check
+# every record's CRC and hash the body, once to send it, and no frame is ever
+# held whole in RAM (only an alert-start's, to name its alert, and a frame the
+# centre rejected, for the reject log).
+#
 # The answer is the centre's signature over its reply and the SHA-256 of the
 # request body (sotto.answer). Nothing in it is acted on before it opens:
 # an answer that does not is "not delivered" (backoff, SMS fallback) and
@@ -24,10 +30,11 @@ from sotto.modem import at as _at
 from sotto.modem import http
 from sotto.modem.at import ModemError
 from sotto.modem.cch import SEND_MAX
-from sotto.modem.fallback import T_ALERT_START, T_LOCATION, SmsFallback, frame_info
+from sotto.modem.fallback import T_ALERT_START, T_LOCATION, SmsFallback
 from sotto.ticks import ticks_add, ticks_diff
 
 _log = Logger("delivery")
+READ_PIECE = 512  # bytes of a frame read from flash at a time
 
 
 class Delivery:
@@ -61,6 +68,7 @@ class Delivery:
         self.on_start_acked = on_start_acked  # (sid): an alert-start the centre stored
         self.on_commands = on_commands  # ([command map, ...]) from an authenticated answer
         self.tx = bytearray(SEND_MAX)
+        self.rd = bytearray(READ_PIECE)  # frames come off flash through here
         self.resp = http.Response(1024, 4096)
         self.ladder = ld.Ladder(random_bytes)
         self.sms = SmsFallback(modem, queue, sms_number)
@@ -170,30 +178,22 @@ class Delivery:
     def _post(self):
         m = self.modem
         q = self.queue
-        batch = q.batch(1 if self.solo else self.batch_frames, self.batch_bytes)
-        if not batch:
-            batch = q.batch(1, 1 << 20)  # one frame larger than a batch still goes
-            if not batch:  # the queue counts frames it will not give: do not spin
-                _log.e("queue holds %d frames but gives none", len(q))
-                yield from m.at.wait(1000)
-                return
-        if len(batch) > 1 and frame_info(batch[0][1])[0] == T_ALERT_START:
-            batch = batch[:1]  # the alert-start goes alone and first
+        batch, req, body_len = yield from self._batch()
+        if not batch:  # the queue counts frames it will not give: do not spin
+            _log.e("queue holds %d frames but gives none", len(q))
+            yield from m.at.wait(1000)
+            return
         if not m.connected:
             yield from m.open(self.host, self.port, self.tls)
-        body_len = 0
-        parts = [b""]
-        h = hashlib.sha256()  # req: what the centre's answer must name
-        for _seq, wire in batch:
-            body_len += len(wire)
-            parts.append(wire)
-            h.update(wire)
-        req = h.digest()
-        parts[0] = http.request_head(self.host, self.port, body_len, self.tls)
+        head = http.request_head(self.host, self.port, body_len, self.tls)
         self.resp.reset()
         m.rx_n = 0
-        yield from m.send(parts, self.tx)
-        self.bytes_sent += len(parts[0]) + body_len
+        body = self._body(head, batch)
+        try:
+            yield from m.send(body, self.tx)
+        finally:
+            body.close()  # a send cut short: the frame file it was reading is closed
+        self.bytes_sent += len(head) + body_len
         self.posts += 1
         self.last_post = self.sched.now_ms
         yield from self._read_response()
@@ -215,6 +215,45 @@ class Delivery:
             self._apply(batch, answer)
         else:
             self._refused(batch, status, answer)
+
+    def _batch(self):
+        """([[seq, ftype, size], ...], req, body bytes) of the next POST: every
+        record read once through rd to check its CRC (a damaged one is dropped
+        by the queue, and the batch made again) and to hash the body, one
+        record a pass (reading a whole batch at once would keep the device's
+        loop, and its microphone, waiting)."""
+        q = self.queue
+        for _ in range(len(q) + 1):
+            batch = q.entries(1 if self.solo else self.batch_frames, self.batch_bytes)
+            if not batch:
+                batch = q.entries(1, 1 << 20)  # one frame larger than a batch still goes
+            if len(batch) > 1 and batch[0][1] == T_ALERT_START:
+                batch = batch[:1]  # the alert-start goes alone and first
+            batch = [(e[0], e[1], e[2]) for e in batch]  # the index's entries change under acks
+            h = hashlib.sha256()  # req: what the centre's answer must name
+            whole = True
+            for seq, ftype, _size in batch:
+                yield 0  # a pass of its own for each record (not after an answer's opening either)
+                if not q.check(seq, ftype, self.rd, h):
+                    whole = False
+                    break
+            if whole:
+                return batch, h.digest(), sum([e[2] for e in batch])
+        return [], b"", 0
+
+    def _body(self, head, batch):
+        # the request, piece by piece: the head, then each frame straight from flash
+        yield head
+        q = self.queue
+        for seq, ftype, _size in batch:
+            pieces = q.pieces(seq, ftype, self.rd)
+            try:
+                for piece in pieces:
+                    yield piece
+            except OSError as e:  # gone from flash since check(): this request is spoilt
+                raise ModemError(0, _at.CLOSED, "frame %d off flash: %s" % (seq, e)) from None
+            finally:
+                pieces.close()
 
     def _open(self, req):
         try:
@@ -256,12 +295,14 @@ class Delivery:
         for i in range(len(batch)):
             status, _seq, reason = results[i]
             if status == http.REJECTED:
-                self._reject(batch[i][0], reason, batch[i][1])
+                self._reject(batch[i][0], batch[i][1], reason)
             else:
                 if status == http.DUPLICATE:
                     self.duplicates += 1
                 acks.append(batch[i][0])
-        started = _start_sid(batch[0][1]) if acks and acks[0] == batch[0][0] else None
+        started = None
+        if acks and acks[0] == batch[0][0] and batch[0][1] == T_ALERT_START:
+            started = _start_sid(self.queue.read(batch[0][0], T_ALERT_START))  # small: read whole
         if acks:
             self.queue.ack(acks)
             self.acked += len(acks)
@@ -274,11 +315,12 @@ class Delivery:
         if cmds and self.on_commands:
             self.on_commands(cmds)
 
-    def _reject(self, seq, reason, wire):
+    def _reject(self, seq, ftype, reason):
         self.rejected += 1
         _log.e("frame seq %d rejected by the receiver: %s", seq, reason)
         if self.rejects is not None:
-            self.rejects.add(seq, reason, wire)  # durable before the queue lets it go
+            # durable before the queue lets it go (read whole: a rare path)
+            self.rejects.add(seq, reason, self.queue.read(seq, ftype) or b"")
         self.queue.ack([seq])
         if self.on_rejected:
             self.on_rejected(seq, reason)
@@ -294,7 +336,7 @@ class Delivery:
             return
         if reason is None:
             raise http.HttpError(http.BAD_ANSWER, "HTTP %d without a reason" % status)
-        self._reject(batch[0][0], reason, batch[0][1])
+        self._reject(batch[0][0], batch[0][1], reason)
 
     # -- outcomes -------------------------------------------------------------
     def _succeeded(self, post):
