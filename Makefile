@@ -17,7 +17,7 @@ help:
 	@echo "make powercut - a power cut at every storage operation of a whole alert (about a minute)"
 	@echo "make browser - the operators' console in Debian's chromium (Playwright): an operator's day"
 	@echo "make bench   - benchmarks with same-run baselines; writes build/bench.json"
-	@echo "make vectors - regenerate tests/vectors/ by running the firmware in the MicroPython VM"
+	@echo "make vectors - regenerate tests/vectors/ (frames: the firmware in the MicroPython VM; answers: cbor2 + cryptography)"
 	@echo "make lint    - ruff"
 	@echo "make setup   - create .venv and install the pinned Python and npm packages"
 
@@ -85,6 +85,7 @@ bench: setup
 
 vectors: setup
 	$(PY) tools/make_vectors.py
+	$(PY) tools/make_answer_vectors.py
 
 clean:
 	rm -rf build .pytest_cache .ruff_cache

@@ -13,7 +13,8 @@ measured by the firmware benchmarks, not here.
 Standard alert: alert-start, 30 one-second IMA-ADPCM chunks (4000 bytes each),
 4 location frames. Bytes on the air are TCP payload bytes both ways (TLS records
 including the handshake; IP/TCP headers not counted), against the sum of the
-frames' own sizes.
+frames' own sizes. The receiver's answers are signed (about 124 bytes each) and
+opened by the firmware's sotto.answer.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ def run() -> list[Row]:
     from modem_support import RECEIVER_NAME, RealReceiver, make_pki, run_until
     from sotto import log
     from sotto import modem as modem_pkg
+    from sotto.answer import Opener
     from sotto.sched import Scheduler
 
     from simulator.vmodem import Timing, VirtualModem
@@ -62,7 +64,8 @@ def run() -> list[Row]:
     queue = FakeQueue()
     live = [False]
     settings = {"host": RECEIVER_NAME, "port": receiver.port, "ca_cert": "sotto_ca.pem", "apn": "internet"}
-    delivery = modem_pkg.build(Hal(), sched, queue, settings, alert_live=lambda: live[0])
+    delivery = modem_pkg.build(Hal(), sched, queue, settings, alert_live=lambda: live[0],
+                               opener=Opener(receiver.centre_public_key))
     sched.spawn("delivery", delivery.task)
     m = delivery.modem
     try:

@@ -121,7 +121,8 @@ def _post(conn: http.client.HTTPConnection, body: bytes, count: int) -> None:
     answer = resp.read()
     if resp.status != 200:
         raise RuntimeError(f"HTTP {resp.status}: {answer[:200]!r}")
-    results = cbor2.loads(answer)["results"]
+    signed = cbor2.loads(answer)            # the centre's signed answer: COSE_Sign1, payload map inside
+    results = cbor2.loads(signed.value[2])["results"]
     if len(results) != count or any(r["status"] != "accepted" for r in results):
         raise RuntimeError(f"not every frame was accepted: {results}")
 

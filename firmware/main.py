@@ -12,7 +12,7 @@ import json
 import sys
 import time
 
-from sotto import log
+from sotto import app, log
 from sotto.app import Device
 from sotto.hal import load_board
 from sotto.hal.esp32 import Esp32Hal
@@ -33,6 +33,7 @@ async def run(hal):
     device = Device(hal)
     t0 = time.ticks_ms()
     device.boot(t0)
+    app.forget_boot_modules()  # the configuration's checks and the key's loader: boot only
     arm_ms = hal.board.get("watchdog_arm_ms", 20000)
     armed = False
     while True:

@@ -4,17 +4,31 @@ The device makes its own Ed25519 key: code run on the device imports
 `sotto.identity` (the firmware just flashed) and calls
 `identity.create(storage, os.urandom)` (the ESP32's hardware RNG). The seed is
 written to /data/identity.key on the device and never crosses the wire; the
-host reads back only the 32-byte public key. The configuration is checked by
-the firmware's own `sotto.config.validate`, on the device, before it is
-written. The public key goes into the registry the receiver trusts
-(host_tools.registry).
+host reads back only the 32-byte public key. The public key goes into the
+registry the receiver trusts (host_tools.registry).
+
+Provisioning also installs the centre's trust anchors: the TLS CA certificate
+(a file under /data, named by `ca_cert`) and the centre's answer-signing public
+key (`centre_key`, from --centre-key-pub or the registry database's record).
+The configuration is checked by the firmware's own
+`sotto.config.validate(obj, storage, strict=True)` on the device, which refuses
+one that could not deliver over the network (no centre key, TLS without a CA
+unless `insecure_tls`, http to anything but loopback).
+
+`--force` (and `rotate-key`) on a device whose queue holds frames, or whose
+alert is live, refuse: the queued frames are signed with the key about to be
+revoked. `drain` delivers them first (host_tools.drain); `discard_queue` throws
+them away, recorded in the audit log with the technician's name. `--force`
+starts from a clean identity: the new configuration holds only what is given
+now, and what the old identity left under /data (its CA file, command state,
+last position, reject log...) is removed once the new key is registered.
 
 Order, so that a failure never leaves a device whose key the registry does not
-know: every host-side check first (registry, arguments), then on the device:
-validate the configuration, write it, keep the old key file beside the new one
-(identity.bak, on the device), make the new key; then the registry change; if
-that fails, the old key and configuration are put back on the device. Only
-then is identity.bak removed.
+know: every host-side check first (registry, arguments, trust anchors), then on
+the device: the queue, the CA file, validate the configuration, write it, keep
+the old key file beside the new one (identity.bak), make the new key; then the
+registry change; if that fails, the old key and configuration are put back on
+the device. Only then is identity.bak removed and /data cleaned.
 """
 
 from __future__ import annotations
@@ -24,24 +38,36 @@ import hmac
 import json
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass
+from contextlib import closing
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from host_tools.device_link import DeviceCodeError, DeviceLink
-from host_tools.errors import SottoError, UsageError
-from host_tools.flash import read_manifest
+from cryptography import x509
+
+from host_tools.device_link import DeviceLink
+from host_tools.drain import DeviceBusy, DrainResult, QueuePolicy, check_receiver_url, settle_queue
+from host_tools.errors import UsageError
+from host_tools.frames import KeyFormatError, load_public_key, public_key_bytes
 from host_tools.ids import format_device_id, parse_device_id
+from host_tools.provision_device import BACKUP, ConfigRejected, DeviceSession, NotFlashed, ProvisionError
+from host_tools.receiver import centre_key
+from host_tools.receiver.store import open_db
 from host_tools.registry import Registry, key_fingerprint
 
 T = TypeVar("T")
 
-DATA_ROOT = "/data"
-BACKUP = "identity.bak"
+CA_FILE = "centre-ca.pem"   # the CA certificate's name under /data (config ca_cert)
+CA_MAX_BYTES = 10240        # what the module's AT+CCERTDOWN takes (sotto.config.CA_MAX_BYTES)
+# what a clean identity keeps under /data: its key and configuration, the CA just
+# written (when there is one), and the sequence counters (a seq is never used
+# twice, whatever the key)
+_KEEP = ["identity.key", BACKUP, "config.json", "ctr.a", "ctr.b"]
 
+KEEP_QUEUE = QueuePolicy()   # neither drain nor discard: refuse while the device holds frames
 
-class ProvisionError(SottoError, RuntimeError):
-    """Provisioning or key rotation could not be done; the message says what to do."""
+__all__ = ["AlreadyProvisioned", "ConfigRejected", "DeviceBusy", "KeyChange", "NotFlashed", "NotProvisioned",
+           "ProvisionError", "ProvisionRequest", "QueuePolicy", "UsageError", "provision", "rotate_key"]
 
 
 class AlreadyProvisioned(ProvisionError, FileExistsError):
@@ -52,22 +78,10 @@ class NotProvisioned(ProvisionError):
     """rotate-key on a device that has no key or no configuration."""
 
 
-class NotFlashed(ProvisionError):
-    """The firmware is not (completely) on the device."""
-
-
-class ConfigRejected(UsageError):
-    """The firmware's own config.validate refused the configuration."""
-
-    def __init__(self, message: str, field: str, reason: str) -> None:
-        super().__init__(message)
-        self.field = field
-        self.reason = reason
-
-
 @dataclass(frozen=True)
 class ProvisionRequest:
-    """What the technician asked for; None keeps the device's current value (or the default)."""
+    """What the technician asked for. A clean identity: nothing of the device's old
+    configuration is kept (board and officer included) unless given again."""
 
     device_id: str
     officer: str | None = None
@@ -75,6 +89,10 @@ class ProvisionRequest:
     sms_number: str | None = None
     apn: str | None = None
     board: str | None = None
+    ca_cert: str | Path | None = None        # a PEM file on this machine: the centre's TLS CA
+    centre_key_pub: str | None = None        # 64 hex digits or a key file; None: the registry's record
+    insecure_tls: bool = False               # bench work only: TLS without server authentication
+    new_registry: bool = False               # the registry database may be created
 
 
 @dataclass(frozen=True)
@@ -84,67 +102,16 @@ class KeyChange:
     fingerprint: str
     revoked: tuple[str, ...]  # fingerprints of keys this revoked
     config: dict[str, object]
+    drained: DrainResult | None = None
+    discarded: int = 0
+    removed: list[str] = field(default_factory=list)   # files of the old identity removed from /data
 
-
-# Device-side code: loaded once per session; each call prints one JSON line.
-# Nothing here prints, returns or raises the seed: only public keys leave.
-_DEVICE = """\
-import json, os, binascii
-from sotto import config as _p_config, identity as _p_identity
-from sotto.storage import Storage as _p_Storage
-_p_st = _p_Storage('/data')
-def _p_state():
-    r = {'config': None, 'key': None, 'key_error': None, 'backup': _p_st.exists('identity.bak')}
-    raw = _p_st.read(_p_config.CONFIG)
-    if raw is not None:
-        r['config'] = raw.decode()
-    try:
-        r['key'] = binascii.hexlify(_p_identity.public_key(_p_st)).decode()
-    except _p_identity.IdentityError as e:
-        r['key_error'] = e.reason
-    print(json.dumps(r))
-def _p_check(text):
-    try:
-        _p_config.validate(json.loads(text))
-    except _p_config.ConfigError as e:
-        print(json.dumps({'field': e.field, 'reason': e.reason, 'msg': str(e)}))
-        return
-    except ValueError:
-        print(json.dumps({'field': 'config.json', 'reason': 'corrupt', 'msg': 'not JSON'}))
-        return
-    print(json.dumps({'ok': 1}))
-def _p_write_config(text):
-    _p_st.write_atomic(_p_config.CONFIG, text.encode())
-    _p_config.load(_p_st)
-    print(json.dumps({'ok': 1}))
-def _p_new_key():
-    old = _p_st.read(_p_identity.KEY)
-    if old is not None:
-        _p_st.write_atomic('identity.bak', old)
-    old = None
-    try:
-        pub = _p_identity.create(_p_st, os.urandom, True)
-    except _p_identity.IdentityError as e:
-        print(json.dumps({'error': e.reason, 'msg': str(e)}))
-        return
-    print(json.dumps({'key': binascii.hexlify(pub).decode()}))
-def _p_undo(config_text):
-    old = _p_st.read('identity.bak')
-    if old is not None:
-        _p_st.write_atomic(_p_identity.KEY, old)
-    else:
-        _p_st.remove(_p_identity.KEY)
-    old = None
-    if config_text is None:
-        _p_st.remove(_p_config.CONFIG)
-    else:
-        _p_st.write_atomic(_p_config.CONFIG, config_text.encode())
-    _p_st.remove('identity.bak')
-    print(json.dumps({'ok': 1}))
-def _p_commit():
-    _p_st.remove('identity.bak')
-    print(json.dumps({'ok': 1}))
-"""
+    def to_json(self) -> dict[str, object]:
+        return {"device": self.device_id, "public_key": self.public_key.hex(),
+                "fingerprint": self.fingerprint, "revoked": list(self.revoked), "config": self.config,
+                "drained": None if self.drained is None else
+                {"sent": self.drained.sent, "acknowledged": self.drained.acked},
+                "discarded_frames": self.discarded, "removed_files": self.removed}
 
 
 def _who() -> str:
@@ -154,85 +121,86 @@ def _who() -> str:
         return socket.gethostname()
 
 
-class _Device:
-    """The provisioning session on one device."""
-
-    def __init__(self, dev: DeviceLink) -> None:
-        self.dev = dev
-        if read_manifest(dev) is None:
-            raise NotFlashed(f"the firmware is not (completely) on the device at {dev.port}: run "
-                             f"`sotto flash --port {dev.port}` first")
-        try:
-            dev.exec(_DEVICE, what="loading the firmware's config and identity modules")
-        except DeviceCodeError as e:
-            raise NotFlashed(f"the device's firmware cannot provision ({e.device_error}): run "
-                             f"`sotto flash --port {dev.port}` to update it") from None
-        state = self.call("_p_state()", "reading the device's configuration and public key")
-        self.config_text: str | None = state.get("config")
-        self.key: bytes | None = bytes.fromhex(state["key"]) if state.get("key") else None
-        self.key_error: str | None = state.get("key_error")
-        self.config: dict[str, object] = {}
-        if self.config_text:
-            try:
-                parsed = json.loads(self.config_text)
-                self.config = parsed if isinstance(parsed, dict) else {}
-            except ValueError:
-                self.config = {}
-
-    def call(self, code: str, what: str) -> dict[str, object]:
-        got = self.dev.exec_json(code, what=what, timeout_s=60)
-        if not isinstance(got, dict):
-            raise ProvisionError(f"the device gave an unreadable answer while {what}: {got!r}")
-        return got
-
-    @property
-    def has_key(self) -> bool:
-        return self.key is not None or self.key_error == "corrupt"
-
-    def check_config(self, cfg: dict[str, object]) -> str:
-        text = json.dumps(cfg, sort_keys=True)
-        got = self.call(f"_p_check({text!r})", "checking the configuration")
-        if "ok" not in got:
-            raise ConfigRejected(f"the device's firmware refused the configuration: {got.get('msg')}",
-                                 str(got.get("field")), str(got.get("reason")))
-        return text
-
-    def new_key(self, config_text: str | None) -> bytes:
-        if config_text is not None:
-            self.call(f"_p_write_config({config_text!r})", "writing the configuration")
-        got = self.call("_p_new_key()", "making the device's key")
-        if "key" not in got:
-            raise ProvisionError(f"the device could not make its key: {got.get('msg')}")
-        return bytes.fromhex(str(got["key"]))
-
-    def undo(self) -> None:
-        """Put the old key and configuration back (after a failure; errors here are secondary)."""
-        try:
-            self.call(f"_p_undo({self.config_text!r})", "putting the old key and configuration back")
-        except SottoError:
-            pass  # the first failure is what the technician must see; re-running repairs the rest
-
-    def commit(self) -> None:
-        self.call("_p_commit()", "removing the old key")
+# --------------------------------------------------------------------------
+# Host-side checks: the registry, the receiver URL, the trust anchors.
 
 
-def _config_for(request: ProvisionRequest, kid: bytes, current: dict[str, object]) -> dict[str, object]:
-    cfg = dict(current)  # keep tuned settings (trigger, audio, ...) across a re-provision
-    cfg["device_id"] = kid.hex()
-    for key, value in (("receiver", request.server), ("apn", request.apn), ("officer", request.officer),
-                       ("sms_number", request.sms_number), ("board", request.board)):
+def _open_registry(db_path: str | Path, new_registry: bool) -> Registry:
+    path = Path(db_path)
+    if not path.exists() and not new_registry:
+        raise ProvisionError(f"there is no registry at {path}: point --db (or $SOTTO_DB) at the centre's "
+                             "database, or add --new-registry to start a new one")
+    return Registry(open_db(path, create=True))
+
+
+def _centre_public_key(request: ProvisionRequest, reg: Registry) -> bytes:
+    recorded = centre_key.recorded_public_key(reg.connection)
+    if request.centre_key_pub is None:
+        if recorded is None:
+            raise ProvisionError("the registry database has no centre key: run `sotto centre init --db DB` "
+                                 "at the centre, or give --centre-key-pub HEX|FILE (`sotto centre key` "
+                                 "prints it)")
+        return recorded
+    try:
+        given = public_key_bytes(load_public_key(request.centre_key_pub))
+    except KeyFormatError as e:
+        raise UsageError(f"--centre-key-pub: {e}") from None
+    if recorded is not None and not hmac.compare_digest(recorded, given):
+        raise ProvisionError(f"--centre-key-pub {given.hex()} is not the centre key this registry records "
+                             f"({recorded.hex()}): the device would refuse every answer of that centre")
+    return given
+
+
+def _ca_pem(request: ProvisionRequest, tls: bool) -> bytes | None:
+    if request.insecure_tls and request.ca_cert is not None:
+        raise UsageError("give either --ca-cert or --insecure-tls, not both")
+    if not tls:
+        if request.ca_cert is not None:
+            raise UsageError("--ca-cert goes with an https:// receiver")
+        return None
+    if request.ca_cert is None:
+        if request.insecure_tls:
+            return None
+        raise UsageError("an https receiver needs the centre's CA certificate: --ca-cert PEM "
+                         "(--insecure-tls only for bench work: the device would not know whom it talks to)")
+    path = Path(request.ca_cert)
+    try:
+        pem = path.read_bytes()
+    except OSError as e:
+        raise UsageError(f"cannot read the CA certificate {path}: {e.strerror or e}") from None
+    if len(pem) > CA_MAX_BYTES:
+        raise UsageError(f"{path} is {len(pem)} bytes; the modem takes at most {CA_MAX_BYTES}: give the CA "
+                         "certificate alone")
+    try:
+        x509.load_pem_x509_certificates(pem)
+    except ValueError:
+        raise UsageError(f"{path} is not a PEM certificate") from None
+    return pem
+
+
+def _config_for(request: ProvisionRequest, kid: bytes, centre: bytes, ca: bytes | None) -> dict[str, object]:
+    if not request.apn:
+        raise UsageError("give --apn NAME (from the SIM card's operator)")
+    cfg: dict[str, object] = {"device_id": kid.hex(), "receiver": request.server, "apn": request.apn,
+                              "centre_key": centre.hex()}
+    for key, value in (("officer", request.officer), ("sms_number", request.sms_number),
+                       ("board", request.board)):
         if value is not None:
             cfg[key] = value
-    if not cfg.get("receiver"):
-        raise UsageError("the device has no receiver yet: give --server https://HOST[:PORT] "
-                         "(the monitoring centre's receiver)")
-    if not cfg.get("apn"):
-        raise UsageError("the device has no APN yet: give --apn NAME (from the SIM card's operator)")
+    if ca is not None:
+        cfg["ca_cert"] = CA_FILE
+    if request.insecure_tls:
+        cfg["insecure_tls"] = True
     return cfg
 
 
-def _replace_key(target: _Device, dev: DeviceLink, config_text: str | None,
-                 register: Callable[[bytes], T], reset: bool) -> tuple[bytes, T]:
+# --------------------------------------------------------------------------
+# Provisioning and key rotation.
+
+
+def _replace_key(target: DeviceSession, dev: DeviceLink, config_text: str | None,
+                 register: Callable[[bytes], T], reset: bool, keep: list[str] | None
+                 ) -> tuple[bytes, T, list[str]]:
     """Make the device's new key (writing config_text first, if given), register it,
     then make the change final on the device; a failure before that undoes it there."""
     try:
@@ -242,48 +210,71 @@ def _replace_key(target: _Device, dev: DeviceLink, config_text: str | None,
         target.undo()
         raise
     target.commit()
+    removed = target.clean(keep) if keep is not None else []
     if reset:
         dev.soft_reset_and_run()
-    return new_key, registered
+    return new_key, registered, removed
 
 
 def provision(port: str, request: ProvisionRequest, db_path: str | Path, *, force: bool = False,
-              link: DeviceLink | None = None, reset: bool = True) -> KeyChange:
-    """Configure the device at `port`, let it make its key, register the public key.
+              queue: QueuePolicy = KEEP_QUEUE, link: DeviceLink | None = None, reset: bool = True,
+              export_pubkey: str | Path | None = None) -> KeyChange:
+    """Configure the device at `port` with the centre's trust anchors, let it make
+    its key, register the public key (see module doc).
 
     Refuses (AlreadyProvisioned) a device that has a key, or an id whose key
-    the registry already trusts, unless force: then the old key is revoked.
+    the registry already trusts, unless force: then the old key is revoked and
+    the device starts from a clean identity.
     """
     kid = parse_device_id(request.device_id)
     name = format_device_id(kid)
     by = f"sotto provision ({_who()})"
-    with Registry(db_path) as reg:
+    if not request.server:
+        raise UsageError("give --server https://HOST[:PORT] (the monitoring centre's receiver)")
+    scheme, _host, _port = check_receiver_url(request.server)
+    with closing(_open_registry(db_path, request.new_registry)) as reg:
         record = reg.find(kid)
         if record is not None and record.active_key is not None and not force:
             raise AlreadyProvisioned(
                 f"device {name} is already registered with key {record.active_key.fingerprint}; "
                 "to give it a new key (the old one is revoked), run again with --force")
+        centre = _centre_public_key(request, reg)
+        ca = _ca_pem(request, scheme == "https")
+        cfg = _config_for(request, kid, centre, ca)
         dev = link or DeviceLink.open(port)
         try:
-            target = _Device(dev)
+            target = DeviceSession(dev)
             if target.has_key and not force:
                 old_id = target.config.get("device_id", "?")
                 fp = key_fingerprint(target.key) if target.key else "damaged"
                 raise AlreadyProvisioned(
                     f"the device at {port} is already provisioned (device id {old_id}, key {fp}); "
                     "to provision it again (a new key; the old one is revoked) add --force")
-            cfg = _config_for(request, kid, target.config if force else {})
+            drained, discarded = settle_queue(target, queue, centre, reg.connection, kid, port,
+                                               "provision --force") if target.has_key else (None, 0)
+            if ca is not None:
+                target.put_file(CA_FILE, ca)
             text = target.check_config(cfg)
             old_key = target.key
             old_kid = _config_kid(target.config)
+
             def register(key: bytes) -> tuple[str, ...]:
                 return _register(reg, kid, key, request.officer, old_kid, old_key, by)
 
-            new_key, revoked = _replace_key(target, dev, text, register, reset)
+            keep = _KEEP + ([CA_FILE] if ca is not None else [])
+            new_key, revoked, removed = _replace_key(target, dev, text, register, reset, keep)
         finally:
             if link is None:
                 dev.close()
-    return KeyChange(name, new_key, key_fingerprint(new_key), revoked, json.loads(text))
+    if export_pubkey is not None:
+        export_public_key(new_key, export_pubkey)
+    return KeyChange(name, new_key, key_fingerprint(new_key), revoked, json.loads(text), drained, discarded,
+                     removed)
+
+
+def export_public_key(public_key: bytes, path: str | Path) -> None:
+    """The device's public key as a PEM file, for `sotto devices add --pubkey FILE` at another centre."""
+    Path(path).write_text(centre_key.public_pem(public_key))
 
 
 def _config_kid(cfg: dict[str, object]) -> bytes | None:
@@ -317,14 +308,15 @@ def _register(reg: Registry, kid: bytes, new_key: bytes, officer: str | None, ol
     return tuple(revoked)
 
 
-def rotate_key(port: str, db_path: str | Path, *, link: DeviceLink | None = None,
-               reset: bool = True) -> KeyChange:
-    """Make a new key on the device, register it and revoke the old one."""
+def rotate_key(port: str, db_path: str | Path, *, queue: QueuePolicy = KEEP_QUEUE,
+               link: DeviceLink | None = None, reset: bool = True) -> KeyChange:
+    """Make a new key on the device, register it and revoke the old one; refused
+    while the device holds frames or a live alert (see QueuePolicy)."""
     by = f"sotto rotate-key ({_who()})"
-    with Registry(db_path) as reg:
+    with closing(_open_registry(db_path, False)) as reg:
         dev = link or DeviceLink.open(port)
         try:
-            target = _Device(dev)
+            target = DeviceSession(dev)
             kid = _config_kid(target.config)
             if kid is None or target.key is None:
                 what = "no configuration" if kid is None else f"no usable key ({target.key_error})"
@@ -339,8 +331,12 @@ def rotate_key(port: str, db_path: str | Path, *, link: DeviceLink | None = None
                     f"({key_fingerprint(target.key)}), "
                     f"so a rotation cannot be checked against it: provision the device again with "
                     f"`sotto provision --port {port} --id {name} --force`")
-            new_key, _ = _replace_key(target, dev, None, lambda key: reg.rotate(kid, key, by=by), reset)
+            drained, discarded = settle_queue(target, queue, centre_key.recorded_public_key(reg.connection),
+                                               reg.connection, kid, port, "rotate-key")
+            new_key, _, _ = _replace_key(target, dev, None, lambda key: reg.rotate(kid, key, by=by), reset,
+                                         None)
         finally:
             if link is None:
                 dev.close()
-    return KeyChange(name, new_key, key_fingerprint(new_key), (key_fingerprint(target.key),), target.config)
+    return KeyChange(name, new_key, key_fingerprint(new_key), (key_fingerprint(target.key),), target.config,
+                     drained, discarded)

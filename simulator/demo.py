@@ -2,8 +2,10 @@
 
 A real receiver (`sotto receive`, TLS on loopback) starts; a simulated device is
 provisioned (it makes its own key; the public key is registered for officer
-J. Smith); the covert SOS scenario runs on the real firmware; an operator
-acknowledges and closes the alert; the device sends its end frame. The demo
+J. Smith, with the centre's CA and answer-signing key); the covert SOS
+scenario runs on the real firmware; the officer's wrist says "received" when
+the centre's signed answer comes back; an operator acknowledges (the wrist
+says "listening") and closes the alert; the device sends its end frame. The demo
 prints what the operator sees and exports the evidence bundle, then checks it
 offline. The receiver also serves the operators' console: the demo makes an
 operator account (its password in build/demo/console-password, readable only by
@@ -108,7 +110,11 @@ def _demo() -> int:
     for c in result.checks:
         say("   " + c.line())
     alert = detail.alert
-    extra = [("alert closed by the centre and ended on the device", alert.end_why == 2),
+    felt = [p for _t, p in dev.haptic_patterns]
+    wrist = [p for p in felt if p in ("received", "listening")]
+    extra = [("the officer felt `received`, then `listening` (wrist: " + ", ".join(felt) + ")",
+              wrist[:2] == ["received", "listening"]),
+             ("alert closed by the centre and ended on the device", alert.end_why == 2),
              ("hash chain complete", alert.chain.state == alerts.COMPLETE),
              ("location with accuracy and age", detail.location is not None),
              ("evidence bundle verifies offline", check.ok),

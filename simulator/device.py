@@ -48,10 +48,12 @@ from simulator.vmodem import Faults, Timing, VirtualModem
 
 REPO = Path(__file__).resolve().parent.parent
 BOARDS = BOARDS_DIR
+CA_FILE = "sotto_ca.pem"  # the CA certificate's file under /data (config ca_cert)
 CRASH_RESET_MS = 2000  # main.py: a fatal error, 2 s to interrupt from the REPL, then reset
 TYPE_NAMES = {frames.ALERT_START: "alert-start", frames.LOCATION: "location", frames.AUDIO: "audio",
               frames.CANCEL: "cancel", frames.DURESS: "duress", frames.END: "end",
-              frames.HEARTBEAT: "heartbeat", frames.CHECK_IN: "check-in", frames.STATUS: "status"}
+              frames.HEARTBEAT: "heartbeat", frames.CHECK_IN: "check-in", frames.STATUS: "status",
+              frames.REPLY: "reply"}
 
 
 @dataclass
@@ -100,10 +102,11 @@ class VirtualDevice:
         self.made: list[tuple[int, int, int, bytes]] = []  # (t, seq, type, wire) as queued
         self.acked: list[tuple[int, int]] = []  # (t, seq)
         ca = receiver.pki.ca_pem if receiver.pki else None
-        self.smsc = VirtualSmsc(receiver.sms_url, delay_ms=3000, epoch_s=clock.epoch_s, ca_pem=ca)
+        self.smsc = VirtualSmsc(receiver.sms_url, delay_ms=3000, epoch_s=clock.epoch_s, ca_pem=ca,
+                                secret=getattr(receiver, "sms_secret", None))
+        # the module starts without the CA: the firmware downloads it from /data (AT+CCERTDOWN)
         self.modem = VirtualModem(timing=spec.timing, faults=Faults(), seed=spec.seed,
-                                  hosts={receiver.host: "127.0.0.1"}, smsc=self.smsc,
-                                  certs={"sotto_ca.pem": ca} if ca else {}, msisdn=spec.msisdn,
+                                  hosts={receiver.host: "127.0.0.1"}, smsc=self.smsc, msisdn=spec.msisdn,
                                   powered=False)
         self.gnss = GnssReceiver(spec.track, clock.epoch_s, ttff_s=spec.ttff_s, hdop=spec.hdop,
                                  hot_ttff_s=spec.hot_ttff_s)
@@ -129,19 +132,29 @@ class VirtualDevice:
 
     # -- setting up -------------------------------------------------------------------
     def config_json(self) -> dict[str, Any]:
+        """The configuration `sotto provision` would write: the receiver, and its trust
+        anchors (the CA certificate's file under /data, the centre's public key)."""
         r = self.receiver
         scheme = "https" if r.pki else "http"
         cfg: dict[str, Any] = {"device_id": self.spec.device_id.hex(), "receiver": f"{scheme}://{r.host}:{r.port}",
                                "apn": "internet", "sms_number": self.spec.monitoring_number,
                                "officer": self.spec.officer, "board": self.spec.board,
-                               "ca_cert": "sotto_ca.pem" if r.pki else None}
+                               "ca_cert": CA_FILE if r.pki else None,
+                               "centre_key": r.centre_public_key.hex()}
         cfg.update(self.spec.config)
         return cfg
 
-    def provision(self) -> bytes:
-        """Write the configuration, let the device make its key, register it."""
-        st = Storage(self.hal.storage_root)
+    def write_config(self, st: Storage) -> None:
+        """The CA certificate (when the receiver has TLS) and the configuration, on flash."""
+        if self.receiver.pki is not None:
+            st.write_atomic(CA_FILE, self.receiver.pki.ca_pem.encode())
         st.write_atomic("config.json", json.dumps(self.config_json()).encode())
+
+    def provision(self) -> bytes:
+        """Write the configuration and the CA certificate, let the device make its
+        key, register it."""
+        st = Storage(self.hal.storage_root)
+        self.write_config(st)
         self.public_key = identity.create(st, self.hal.random_bytes, force=True)
         self.receiver.register(self.spec.device_id, self.public_key, self.spec.officer)
         return self.public_key
@@ -182,8 +195,9 @@ class VirtualDevice:
         dev.observer = self
 
     # -- what the firmware tells its observer (sotto.app.Device.observer) ----------------
-    def frame_made(self, seq: int, ftype: int, wire: bytes) -> None:
-        self.made.append((self.clock.now_ms, seq, ftype, wire))
+    def frame_made(self, seq: int, ftype: int, wire: bytes | memoryview) -> None:
+        # wire is a view of the firmware's one frame buffer, overwritten by the next frame
+        self.made.append((self.clock.now_ms, seq, ftype, bytes(wire)))
         if ftype != frames.AUDIO:
             self.note("frame", f"{TYPE_NAMES.get(ftype, ftype)} #{seq} queued")
 

@@ -13,7 +13,7 @@ from sotto import cbor as fw_cbor
 from sotto import frames as ff
 
 from host_tools import frames as hf
-from host_tools.receiver import alerts, store
+from host_tools.receiver import alerts, commands, store
 
 
 @dataclass(frozen=True)
@@ -256,7 +256,43 @@ def _evaluate(expect: dict[str, Any], dev: Any, conn: Any) -> list[Check]:
                 + (f"; missing {', '.join(missing)}" if missing else ""))
         elif name == "max_frames_dropped":
             add(name, dropped <= want, f"{dropped} frames dropped by a full queue (at most {want})")
+        elif name in ("haptic_order", "received_within_s", "not_through"):
+            _wrist(name, want, dev, add)
+        elif name == "commands":
+            got = [_command_text(c) for a in mine for c in commands.for_alert(conn, a.alert_id)]
+            add(name, got == list(want), f"commands and their outcomes: {', '.join(got) or 'none'}"
+                + ("" if got == list(want) else f" (expected {', '.join(want)})"))
     return checks
+
+
+def _command_text(c: Any) -> str:
+    """`listening done`, `ask yes`, `locate queued`: a command as expectations name it."""
+    if c.state == commands.ANSWERED:
+        return f"{c.op} {(c.answer or '').replace(' ', '-')}"
+    return f"{c.op} {c.state}"
+
+
+def _wrist(name: str, want: Any, dev: Any, add: Any) -> None:
+    """What the officer felt: the firmware's haptic patterns, in order, with their times."""
+    felt = list(getattr(dev, "haptic_patterns", []))
+    names = [p for _, p in felt]
+    if name == "haptic_order":
+        it = iter(names)
+        ok = all(any(p == w for p in it) for w in want)   # a subsequence, in this order
+        add(name, ok, f"the officer felt: {', '.join(names) or 'nothing'}"
+            + ("" if ok else f" (expected in order: {', '.join(want)})"))
+    elif name == "not_through":
+        got = "not-through" in names
+        add(name, got == want, "felt not-through" if got else "never felt not-through")
+    else:
+        pressed = [t for kind, t in getattr(dev, "triggers", []) if kind == "sos"]
+        received = [t for t, p in felt if p == "received"]
+        if not pressed or not received:
+            add(name, False, "no sos pattern" if not pressed else "the officer never felt `received`")
+            return
+        took = (received[0] - pressed[0]) / 1000
+        add(name, took <= want, f"`received` on the wrist {took:.2f} s after the pattern was complete "
+                                f"(limit {want} s)")
 
 
 def _statuses(dev: Any, stored: dict[int, Any], names: dict[int, str]) -> list[str]:

@@ -1,14 +1,23 @@
 """A real receiver (`sotto receive`) as a subprocess on a free loopback port,
-with TLS from a throwaway PKI, for scenarios, fleets and the demo."""
+with TLS from a throwaway PKI, for scenarios, fleets and the demo.
+
+Its trust anchors are what a device is provisioned with: the CA of the PKI
+(`pki.ca_pem`) and the centre's answer-signing public key (`centre_public_key`,
+made with `sotto centre init` before the receiver starts). The SMS centre signs
+its posts with `sms_secret`, which the receiver is given as its gateway secret."""
 
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 
 from host_tools.errors import SottoError
+from host_tools.receiver import centre_key
+from host_tools.receiver.store import open_db
 from host_tools.registry import Registry
 from simulator.pki import RECEIVER_NAME, TestPki, make_pki
 
@@ -27,8 +36,15 @@ class ReceiverProcess:
         self.db = Path(db) if db else self.dir / "receiver.db"
         self.pki: TestPki | None = make_pki(str(self.dir)) if tls else None
         Registry(self.db).close()  # create the database before the server opens it
+        with closing(open_db(self.db, create=True)) as conn:   # the centre's key, as `sotto centre init`
+            key, _ = centre_key.ensure(conn, centre_key.default_path(self.db))
+        self.centre_public_key = key.public_key
+        self.sms_secret = secrets.token_hex(32).encode()
+        secret_file = self.dir / "sms-gateway.secret"
+        with open(os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
+            f.write(self.sms_secret)
         cmd = [sys.executable, "-m", "sotto_cli", "receive", "--db", str(self.db),
-               "--host", "127.0.0.1", "--port", "0", "-q"]
+               "--host", "127.0.0.1", "--port", "0", "-q", "--sms-secret-file", str(secret_file)]
         if self.pki is not None:
             cmd += ["--tls-cert", self.pki.cert_file, "--tls-key", self.pki.key_file]
         if console:   # the operators' console on its own free port (same certificate)

@@ -20,6 +20,11 @@ COLOURS = {ff.ALERT_START: "#d62728", ff.LOCATION: "#1f77b4", ff.AUDIO: "#9467bd
            ff.CHECK_IN: "#17becf"}
 
 
+# what the officer feels (sotto.feedback, sotto.haptic) and what it tells them
+WRIST = {"confirm": "pattern accepted", "received": "the centre has the alert",
+         "listening": "an operator is listening", "not-through": "not through yet: try another way"}
+
+
 def clock(t_ms: int) -> str:
     s = t_ms // 1000
     return f"{s // 3600:d}:{s // 60 % 60:02d}:{s % 60:02d}.{t_ms % 1000 // 100}"
@@ -74,6 +79,9 @@ def timeline_lines(result: Any, verbose: bool = False) -> list[str]:
         span = f" until {clock(t1)}" if t1 > t0 else ""
         rows.append((t0, 3, f"{'receiver':<8} acknowledged {len(seqs)} frame{'s' if len(seqs) > 1 else ''} "
                      f"(seq {_ranges(seqs)}){span}"))
+    for t, pattern in getattr(dev, "haptic_patterns", []):
+        meaning = WRIST.get(pattern, "a question: the officer answers yes or no")
+        rows.append((t, 4, f"{'wrist':<8} {pattern}: {meaning}"))
     for t, on in dev.hal.haptic_log:
         if on and verbose:
             rows.append((t, 4, f"{'haptic':<8} pulse"))

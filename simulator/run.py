@@ -18,7 +18,7 @@ from typing import Any
 
 from sotto import config as fw_config
 
-from host_tools.receiver import alerts, store
+from host_tools.receiver import alerts, commands, store
 from simulator.clock import VirtualClock
 from simulator.device import DeviceSpec, VirtualDevice
 from simulator.expect import Check, evaluate
@@ -161,12 +161,14 @@ class Runner:
         elif ev.action in ("_power_on", "reboot"):
             dev.boot()
             self.set_due(dev, now)
-        elif ev.action in ("ack_alert", "close_alert"):
-            self._operator(dev, ev.action, a.get("operator", "qa-operator"),
-                           a.get("outcome", "officer safe; closed by the scenario"))
+        elif ev.action == "answer":
+            dev.triggers.append((ev.action, pattern_presses(dev, now, trig[a["reply"]])))
+        elif ev.action in ("ack_alert", "close_alert", "listen", "more_audio", "locate", "ask"):
+            self._operator(dev, ev.action, a)
 
-    def _operator(self, dev: VirtualDevice, action: str, operator: str, outcome: str) -> None:
+    def _operator(self, dev: VirtualDevice, action: str, a: dict[str, Any]) -> None:
         """What a monitoring-centre operator does, through the receiver's own functions."""
+        operator = a.get("operator", "qa-operator")
         conn = store.open_db(dev.receiver.db)
         try:
             for al in alerts.list_alerts(conn):
@@ -174,10 +176,16 @@ class Runner:
                     continue
                 if action == "ack_alert":
                     alerts.acknowledge(conn, al.alert_id, operator=operator)
-                    dev.note("centre", f"{al.code} acknowledged by {operator}")
-                else:
+                    dev.note("centre", f"{al.code} acknowledged by {operator} (listening queued)")
+                elif action == "close_alert":
+                    outcome = a.get("outcome", "officer safe; closed by the scenario")
                     alerts.close(conn, al.alert_id, operator=operator, outcome=outcome)
                     dev.note("centre", f"{al.code} closed by {operator}: {outcome}")
+                else:
+                    op = {"listen": commands.LISTENING, "more_audio": commands.MORE_AUDIO}.get(action, action)
+                    c = commands.queue(conn, al.alert_id, op, operator=operator, seconds=a.get("seconds"),
+                                       question=a.get("question"))
+                    dev.note("centre", f"{al.code}: command {c.command_id} ({c.what}) queued by {operator}")
         finally:
             conn.close()
 

@@ -52,7 +52,14 @@ ACTIONS: dict[str, dict[str, type]] = {
     "battery": {"pct": float},
     "ack_alert": {"operator": str},
     "close_alert": {"operator": str, "outcome": str},
+    # the centre's commands to the device (sotto alerts listen|more-audio|locate|ask)
+    "listen": {"operator": str},
+    "more_audio": {"seconds": int, "operator": str},
+    "locate": {"operator": str},
+    "ask": {"question": str, "operator": str},
+    "answer": {"reply": str},                    # the officer's yes / no press pattern
 }
+ANSWERS = ("yes", "no")
 MODEM_FAULTS = ("hang", "sim_missing", "denied", "no_coverage", "error_rate", "cme_rate",
                 "garbage_every_ms", "urc_burst", "data_down", "drop_after_bytes", "drop_before_response")
 EXPECTATIONS: dict[str, type] = {
@@ -61,7 +68,10 @@ EXPECTATIONS: dict[str, type] = {
     "audio_seconds_min": float, "location_source": str, "heartbeats_min": int,
     "every_frame_delivered": bool, "nothing_lost": bool, "max_frames_dropped": int,
     "closed_by_centre": bool, "statuses": list, "heartbeats": int, "alert_flags": list,
+    "haptic_order": list, "received_within_s": float, "commands": list, "not_through": bool,
 }
+HAPTIC_PATTERNS = ("confirm", "received", "listening", "not-through", "q1", "q2", "q3", "q4", "q5", "q6",
+                   "q7", "q8")
 DEVICE_KEYS: dict[str, type] = {
     "id": str, "officer": str, "battery_pct": float, "track": str, "audio": str, "ttff_s": float,
     "hot_ttff_s": float, "hdop": float, "seed": int, "config": dict, "board": str, "start_lat": float,
@@ -193,6 +203,12 @@ def parse(data: dict[str, Any], path: Path | None = None) -> Scenario:
             raise fail(f"{name}.pct: a state of charge from 0 to 100")
         if action == "power_cut" and (args.get("off_s", 5) < 0 or args.get("flash_op", 0) < 0):
             raise fail(f"{name}: off_s and flash_op must not be negative")
+        if action == "answer" and args.get("reply") not in ANSWERS:
+            raise fail(f"{name}.reply: one of {', '.join(ANSWERS)}")
+        if action == "ask" and "question" not in args:
+            raise fail(f"{name}.question: give the question's name or code (e.g. can-you-talk)")
+        if action == "more_audio" and not 1 <= args.get("seconds", 0) <= 600:
+            raise fail(f"{name}.seconds: 1..600")
         events.append(Event(int(ev["at_s"] * 1000), action, args))
     events.sort(key=lambda e: e.at_ms)
     expect = data.get("expect", {})
@@ -205,6 +221,10 @@ def parse(data: dict[str, Any], path: Path | None = None) -> Scenario:
             raise fail(f"expect.alert_flags: each one of {', '.join(ALERT_FLAGS)}")
         if k == "statuses" and any(st not in STATUS_NAMES for st in v):
             raise fail(f"expect.statuses: each one of {', '.join(STATUS_NAMES)}")
+        if k == "haptic_order" and any(p not in HAPTIC_PATTERNS for p in v):
+            raise fail(f"expect.haptic_order: each one of {', '.join(HAPTIC_PATTERNS)}")
+        if k == "commands" and any(not isinstance(c, str) or len(c.split()) != 2 for c in v):
+            raise fail("expect.commands: each \"OP OUTCOME\", e.g. \"listening done\", \"ask yes\"")
         if k == "location_source" and v not in LOCATION_SOURCES:
             raise fail(f"expect.location_source: one of {', '.join(LOCATION_SOURCES)}")
     return Scenario(

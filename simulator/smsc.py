@@ -5,15 +5,21 @@ The PDU is decoded here independently of the firmware's encoder (3GPP TS 23.040
 §9.2.2.2), so a test that goes firmware -> virtual modem -> this centre checks
 the firmware's PDUs against a second implementation. Delivery happens on the
 simulator's clock: `submit()` stamps a message, `advance(now_ms)` posts the ones
-that are due (a real HTTP request to the real receiver on loopback).
+that are due (a real HTTP request to the real receiver on loopback), signed
+as a gateway signs its posts (X-Sotto-Timestamp, X-Sotto-Signature: the HMAC
+of host_tools.receiver.sms_auth over the wall-clock time of the post, since
+the receiver judges it by its own clock) when the centre has a `secret`.
 """
 
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
+
+from host_tools.receiver.sms_auth import HEADER_SIGNATURE, HEADER_TIMESTAMP, signature_for
 
 
 class PduDecodeError(ValueError):
@@ -108,6 +114,7 @@ class VirtualSmsc:
     encoding: str = "hex"  # the webhook's payload encoding: "hex" or "base64"
     ca_pem: str | None = None  # trust this CA for an https webhook
     records: list[SmsRecord] = field(default_factory=list)
+    secret: bytes | None = field(default=None, repr=False)  # the gateway's HMAC secret; None: unsigned
 
     def submit(self, now_ms: int, sender: str, tpdu: bytes) -> SmsRecord:
         """Accept one TPDU from `sender`; raises PduDecodeError for a bad PDU."""
@@ -134,8 +141,12 @@ class VirtualSmsc:
         payload = r.payload.hex() if self.encoding == "hex" else base64.b64encode(r.payload).decode()
         body = json.dumps({"sender": r.sender, "time": self.epoch_s + r.due_ms // 1000,
                            "payload": payload}).encode()
-        req = urllib.request.Request(str(self.webhook_url), data=body, method="POST",
-                                     headers={"Content-Type": "application/json"})
+        headers = {"Content-Type": "application/json"}
+        if self.secret is not None:
+            stamp = str(int(time.time()))
+            headers[HEADER_TIMESTAMP] = stamp
+            headers[HEADER_SIGNATURE] = signature_for(self.secret, stamp, body)
+        req = urllib.request.Request(str(self.webhook_url), data=body, method="POST", headers=headers)
         context = None
         if self.ca_pem is not None:
             import ssl

@@ -21,6 +21,7 @@ from host_tools.errors import SottoError
 COMMAND_MODULES: list[str] = [
     "sotto_cli.commands.frame",
     "sotto_cli.commands.devices",
+    "sotto_cli.commands.centre",
     "sotto_cli.commands.receive",
     "sotto_cli.commands.alerts",
     "sotto_cli.commands.evidence",

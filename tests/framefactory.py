@@ -17,7 +17,7 @@ from typing import Any
 import cbor2
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-ALERT_START, LOCATION, AUDIO, CANCEL, DURESS, END, HEARTBEAT, CHECK_IN, STATUS = range(1, 10)
+ALERT_START, LOCATION, AUDIO, CANCEL, DURESS, END, HEARTBEAT, CHECK_IN, STATUS, REPLY = range(1, 11)
 SRC_GNSS, SRC_CELL, SRC_LAST_KNOWN = 1, 2, 3
 
 
@@ -135,11 +135,24 @@ class DeviceSim:
         fields.update({7: battery, 17: interval_s})
         return self._emit(fields, in_alert=False)
 
-    def status(self, code: int, battery: int = 80, dropped: int | None = None) -> bytes:
+    def status(self, code: int, battery: int = 80, dropped: int | None = None, unauth: int | None = None,
+               flags: int = 0) -> bytes:
         fields = self._common(STATUS, False)
         fields.update({7: battery, 18: code})
         if dropped is not None:
             fields[19] = dropped
+        if unauth is not None:
+            fields[23] = unauth
+        if flags:
+            fields[10] = fields.get(10, 0) | flags
+        return self._emit(fields, in_alert=False)
+
+    def reply(self, cmd: int, res: int, sid: int | None = None) -> bytes:
+        """A reply frame (t 10): the device's confirmation of centre command `cmd`."""
+        fields = self._common(REPLY, False)
+        fields.update({21: cmd, 22: res})
+        if sid is not None:
+            fields[2] = sid
         return self._emit(fields, in_alert=False)
 
 

@@ -1,10 +1,12 @@
 """Host-side helpers for the cellular tests: a test PKI, a small receiver double
 that answers as docs/frames.md says (verifying with cbor2 + cryptography, code
-nobody in the firmware wrote), the real receiver as a subprocess, and a loop
-that runs firmware tasks against the virtual modem on a simulated clock."""
+nobody in the firmware wrote; its answers signed with a test centre key and
+bound to each request), the real receiver as a subprocess, and a loop that runs
+firmware tasks against the virtual modem on a simulated clock."""
 
 from __future__ import annotations
 
+import hashlib
 import http.server
 import io
 import json
@@ -22,13 +24,26 @@ from pathlib import Path
 from typing import Any
 
 import cbor2
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from host_tools.receiver.centre_key import CentreKey
+from host_tools.receiver.sms_auth import HEADER_SIGNATURE, HEADER_TIMESTAMP, signature_for
 
 REPO = Path(__file__).resolve().parent.parent
 RECEIVER_NAME = "receiver.sotto.test"
 
 
 from simulator.pki import TestPki, make_pki  # noqa: E402,F401  (re-exported for the tests)
+
+# The test centre's answer-signing key (the seed tests/firmware/deliveryfake.py uses)
+TEST_CENTRE = CentreKey(Ed25519PrivateKey.from_private_bytes(bytes(range(0xC0, 0xE0))))
+SMS_SECRET = b"the test SMS gateway's secret..."
+
+
+def sms_headers(body: bytes, secret: bytes = SMS_SECRET) -> dict[str, str]:
+    """What a gateway adds to its post to /v1/sms (host_tools.receiver.sms_auth)."""
+    stamp = str(int(time.time()))
+    return {HEADER_TIMESTAMP: stamp, HEADER_SIGNATURE: signature_for(secret, stamp, body)}
 
 
 def free_port() -> int:
@@ -75,8 +90,6 @@ def verify(wire: bytes, keys: dict[bytes, bytes]) -> tuple[str, bytes | None, in
     except Exception:
         return "rejected", kid, seq, "bad-signature"
     if audio is not None:
-        import hashlib
-
         if hashlib.sha256(audio).digest() != fields.get(14):
             return "rejected", kid, seq, "audio-digest-mismatch"
     return "accepted", kid, seq, None
@@ -101,6 +114,7 @@ class ReceiverDouble:
     sms: list[dict[str, Any]] = field(default_factory=list)
     fail_status: int | None = None
     keep_alive: bool = True
+    centre: CentreKey = TEST_CENTRE
 
     def __post_init__(self) -> None:
         double = self
@@ -127,13 +141,15 @@ class ReceiverDouble:
                                  "application/json")
                     return
                 double.requests.append(body)
+                req = hashlib.sha256(body).digest()
                 if double.fail_status:
                     self._answer(double.fail_status, cbor2.dumps({"reason": "test"}), "application/cbor")
                     return
                 try:
                     frames = split_sequence(body)
                 except Exception:
-                    self._answer(400, cbor2.dumps({"reason": "malformed-cbor"}), "application/cbor")
+                    self._answer(400, double.centre.sign_answer({"req": req, "reason": "malformed-cbor"}),
+                                 "application/cose")
                     return
                 results = []
                 for wire in frames:
@@ -151,7 +167,7 @@ class ReceiverDouble:
                 if double.closed:
                     answer["closed"] = list(double.closed)
                 double.answers.append(answer)
-                self._answer(200, cbor2.dumps(answer, canonical=True), "application/cbor")
+                self._answer(200, double.centre.sign_answer({"req": req, **answer}), "application/cose")
 
             def _answer(self, status: int, body: bytes, ctype: str) -> None:
                 self.send_response(status)
@@ -172,6 +188,10 @@ class ReceiverDouble:
         self.port = int(self.server.server_address[1])
         self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
         self.thread.start()
+
+    @property
+    def centre_public_key(self) -> bytes:
+        return self.centre.public_key
 
     @property
     def sms_url(self) -> str:
@@ -242,8 +262,13 @@ class RealReceiver:
         self.db = os.path.join(directory, "receiver.db")
         for kid, key in devices.items():
             self.cli("devices", "add", kid.decode(), "--pubkey", key.hex(), "--db", self.db)
+        self.cli("centre", "init", "--db", self.db)
+        self.centre_public_key = bytes.fromhex(self.cli("centre", "key", "--db", self.db).strip())
+        secret = os.path.join(directory, "sms.secret")
+        with open(os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
+            f.write(SMS_SECRET)
         cmd = [sys.executable, "-m", "sotto_cli", "receive", "--db", self.db, "--host", "127.0.0.1",
-               "--port", "0", "-q"]
+               "--port", "0", "-q", "--sms-secret-file", secret]
         if tls is not None:
             cmd += ["--tls-cert", tls.cert_file, "--tls-key", tls.key_file]
         self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

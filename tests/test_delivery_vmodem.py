@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 from deliveryfake import FakeQueue, seeded_random
 from framefactory import ALERT_START, AUDIO, LOCATION, DeviceSim, pack_location
-from modem_support import RECEIVER_NAME, RealReceiver, ReceiverDouble, make_pki, run_until
+from modem_support import RECEIVER_NAME, SMS_SECRET, RealReceiver, ReceiverDouble, make_pki, run_until
 from sotto import modem as modem_pkg
+from sotto.answer import Opener
 from sotto.sched import Scheduler
 
 from simulator.smsc import VirtualSmsc
@@ -82,7 +83,7 @@ class Rig:
         keys = {self.device.kid: self.device.public_key}
         self.receiver: Any = (RealReceiver(str(tmp_path), keys, tls=pki) if real
                               else ReceiverDouble(keys, tls=pki, keep_alive=keep_alive))
-        self.smsc = VirtualSmsc(self.receiver.sms_url, delay_ms=3000, ca_pem=pki.ca_pem)
+        self.smsc = VirtualSmsc(self.receiver.sms_url, delay_ms=3000, ca_pem=pki.ca_pem, secret=SMS_SECRET)
         self.vm = VirtualModem(faults=faults or Faults(), timing=timing or Timing(), seed=3,
                                hosts={RECEIVER_NAME: "127.0.0.1"}, smsc=self.smsc, powered=powered,
                                certs={"sotto_ca.pem": pki.ca_pem})
@@ -92,7 +93,8 @@ class Rig:
         settings = {"host": RECEIVER_NAME, "port": self.receiver.port, "apn": "internet",
                     "ca_cert": "sotto_ca.pem", "sms_number": MONITORING}
         self.delivery = modem_pkg.build(Hal(self.vm, str(tmp_path)), self.sched, self.queue, settings,
-                                        alert_live=lambda: self.alert.live)
+                                        alert_live=lambda: self.alert.live,
+                                        opener=Opener(self.receiver.centre_public_key))
         self.sched.spawn("delivery", self.delivery.task)
         self.hooks: list = []
 

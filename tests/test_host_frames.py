@@ -175,6 +175,7 @@ REQUIRED = {
     "heartbeat": {0, 1, 3, 4, 5, 7, 17},
     "check-in": {0, 1, 3, 4, 5, 7},
     "status": {0, 1, 3, 4, 5, 7, 18},
+    "reply": {0, 1, 3, 4, 5, 21, 22},
 }
 
 
@@ -233,10 +234,11 @@ def test_a_key_the_type_does_not_list_is_bad_field(kind, key, value):
     ("alert-start", 3, 2**32 - 1, True), ("alert-start", 3, 2**32, False), ("alert-start", 3, 0, False),
     ("alert-start", 2, 65535, True), ("alert-start", 2, 65536, False), ("alert-start", 2, 0, False),
     ("alert-start", 5, 2**32 - 1, True), ("alert-start", 5, 2**32, False),
-    ("alert-start", 4, 2**64 - 1, True), ("alert-start", 4, -1, False),
+    ("alert-start", 4, 2**32 - 1, True), ("alert-start", 4, 2**32, False), ("alert-start", 4, -1, False),
     ("alert-start", 7, 100, True), ("alert-start", 7, 101, False), ("alert-start", 7, True, False),
     ("alert-start", 9, 3, False), ("alert-start", 9, "hold", False),
-    ("alert-start", 10, 0, True), ("alert-start", 10, 7, True), ("alert-start", 10, -1, False),
+    ("alert-start", 10, 0, True), ("alert-start", 10, 15, True), ("alert-start", 10, 16, False),
+    ("alert-start", 10, -1, False),
     ("alert-start", 6, LOC[:12], False), ("alert-start", 6, [1, 2], False),
     ("alert-start", 6, ff.pack_location(0, 1800000001, 0, 0, 1), False),
     ("alert-start", 6, ff.pack_location(0, 0, 0, 0, 0), False),
@@ -246,8 +248,14 @@ def test_a_key_the_type_does_not_list_is_bad_field(kind, key, value):
     ("audio", 15, [-32768, 88], True), ("audio", 15, [-32769, 0], False), ("audio", 15, [0, 89], False),
     ("audio", 15, [0, 0, 0], False), ("audio", 15, 0, False),
     ("end", 20, 4, True), ("end", 20, 5, False), ("end", 20, 0, False),
-    ("status", 18, 0, False), ("status", 18, 7, False),
+    ("status", 18, 0, False), ("status", 18, 7, False), ("status", 18, 11, False),
     ("status", 19, None, False), ("heartbeat", 17, b"", False),
+    ("audio", 13, 2**32 - 1, True), ("audio", 13, 2**32, False), ("audio", 16, 2**32, False),
+    ("heartbeat", 17, 2**32 - 1, True), ("heartbeat", 17, 2**32, False), ("status", 19, 2**32, False),
+    ("heartbeat", 23, 2**32 - 1, True), ("heartbeat", 23, 2**32, False),
+    ("reply", 21, 2**53, True), ("reply", 21, 2**53 + 1, False), ("reply", 21, 0, False),
+    ("reply", 22, 7, True), ("reply", 22, 8, False), ("reply", 22, 0, False), ("reply", 2, 0, False),
+    ("alert-start", 4, 2**63, False), ("alert-start", 4, 2**64 - 1, False),
 ])
 
 
@@ -280,7 +288,7 @@ def test_version_is_checked_before_the_rest(version, reason):
     assert reason_of(ff.resign(d, payload), d.public_key) == reason
 
 
-@pytest.mark.parametrize(("t", "reason"), [(0, Reason.UNKNOWN_FRAME_TYPE), (10, Reason.UNKNOWN_FRAME_TYPE),
+@pytest.mark.parametrize(("t", "reason"), [(0, Reason.UNKNOWN_FRAME_TYPE), (11, Reason.UNKNOWN_FRAME_TYPE),
                                            (-1, Reason.UNKNOWN_FRAME_TYPE), ("alert", Reason.BAD_FIELD)])
 
 

@@ -4,10 +4,12 @@ virtual SMS centre, and the modem's faults one by one."""
 
 from __future__ import annotations
 
-import cbor2
+import hashlib
+
 import pytest
 from framefactory import DeviceSim, pack_location
-from modem_support import RECEIVER_NAME, ReceiverDouble, make_pki, run_until
+from modem_support import RECEIVER_NAME, TEST_CENTRE, ReceiverDouble, make_pki, run_until
+from sotto.answer import Opener
 from sotto.modem import at
 from sotto.modem.at import AtEngine, ModemError
 from sotto.modem.simcom import Simcom
@@ -87,7 +89,9 @@ class Rig:
             self.run(m.at.wait(20))
             assert self.sched.now_ms - t0 < 30000, f"no full answer: {bytes(got)!r}"
         head_end = got.index(b"\r\n\r\n") + 4
-        return bytes(got[:head_end]), cbor2.loads(bytes(got[head_end:]))
+        # the centre's signed answer, opened as the firmware does (key, kid, req)
+        return bytes(got[:head_end]), Opener(TEST_CENTRE.public_key).open(bytes(got[head_end:]),
+                                                                          hashlib.sha256(body).digest())
 
 
 def _length(data: bytes) -> int:

@@ -18,11 +18,13 @@ FIELD_KEYS = {
     "trig": frames.K_TRIG, "flags": frames.K_FLAGS, "codec": frames.K_CODEC,
     "rate": frames.K_RATE, "off": frames.K_OFF, "ast": frames.K_AST, "ns": frames.K_NS,
     "hb": frames.K_HB, "st": frames.K_ST, "drop": frames.K_DROP, "why": frames.K_WHY,
+    "cmd": frames.K_CMD, "res": frames.K_RES, "unauth": frames.K_UNAUTH,
 }
 KINDS = {
     "alert-start": frames.ALERT_START, "location": frames.LOCATION, "audio": frames.AUDIO,
     "cancel": frames.CANCEL, "duress": frames.DURESS, "end": frames.END,
     "heartbeat": frames.HEARTBEAT, "check-in": frames.CHECK_IN, "status": frames.STATUS,
+    "reply": frames.REPLY,
 }
 
 

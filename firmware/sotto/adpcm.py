@@ -16,7 +16,8 @@
 # one table row per step index: the seven decision thresholds, the eight
 # predictor changes and direct references to the next rows. The predictor is
 # kept offset by 32768 so one shift tells whether it needs clamping. The rows
-# (about 10 KB) are built on first use. _code1() is the textbook algorithm,
+# (about 10 KB) and the high-byte table (1 KB) are built by prepare() (the
+# device's Audio does it at boot) or else on first use. _code1() is the textbook algorithm,
 # used for a lone sample at either end of a call; tests check both agree with
 # each other and, on the host, with Python's audioop.
 from sotto import k_adpcm, kern
@@ -70,6 +71,12 @@ def _rows():
     _Rows.high = tuple(((b ^ 0x80) << 8) for b in range(256))
     _Rows.rows = rows
     return rows
+
+
+def prepare():
+    """Build the encoder's tables now (about 11 KB, once), not on first use."""
+    if not _Rows.rows:
+        _rows()
 
 
 def _code1(s, st):

@@ -17,22 +17,37 @@
 #
 # Observer: `device.observer = obj` (None by default, and then it costs one
 # `is not None` test at each place below) is told what the firmware did:
-#   obj.frame_made(seq, ftype, wire)    a frame was signed and queued (or held in RAM)
+#   obj.frame_made(seq, ftype, wire)    a frame was signed and queued (or held in RAM);
+#                                       wire is a memoryview of the device's one frame
+#                                       buffer, overwritten by the next frame: an
+#                                       observer that keeps it must copy it (bytes(wire))
 #   obj.frames_acked(seqs)              the receiver's signed answer acknowledged these
 #   obj.time_set(epoch_s, source)       the clock was given a time ("network": the centre's)
-#   obj.haptic_played(pattern)          a haptic pattern started ("confirm")
+#   obj.haptic_played(pattern)          a haptic pattern started ("confirm", "received",
+#                                       "listening", "not-through", "q1"...)
 # The hooks change nothing themselves; the simulator and tests watch the
 # device through them (the simulator also re-anchors the clock to its virtual
 # time from time_set, through the public Clock.set_network).
+#
+# The loop back: delivery hands over only what an authenticated answer said
+# (sotto.answer): alert-starts the centre stored (the "received" pattern on
+# the wrist, sotto.feedback), `closed`, the centre's time and its commands
+# (sotto.commands). A configuration that may not deliver over the network
+# (config.network_refusal: no centre key, TLS without a CA, http to another
+# machine) is a fault the device reports and survives: alerts are still
+# queued and go by SMS.
 import struct
+import sys
 
 from micropython import const
 
-from sotto import config as config_mod
-from sotto import frames, identity, modem, trigger
+from sotto import frames, modem, trigger
+from sotto.answer import Opener
 from sotto.audio import Audio
 from sotto.clock import Clock
+from sotto.commands import Commands
 from sotto.counters import Counters
+from sotto.feedback import Feedback
 from sotto.gnss import Gnss
 from sotto.haptic import Haptic
 from sotto.log import Logger
@@ -54,6 +69,21 @@ PENDING_MAX = const(8)  # frames of other kinds held in RAM while the flash refu
 _MUST_KEEP = (frames.ALERT_START, frames.CANCEL, frames.DURESS, frames.END)
 
 _log = Logger("app")
+BOOT_ONLY = ("config", "identity")  # sotto modules only Device.boot() uses
+
+
+def forget_boot_modules():
+    """Drop the modules only Device.boot() needs from sys.modules and from the
+    package, so that their code (about 13 KB of bytecode in RAM on a device
+    without ROMFS) and tables can be collected; main.py calls it once boot()
+    is done. A module someone still holds stays (e.g. a configuration
+    refused: network_error keeps sotto.config's ConfigError); an import after
+    this loads it again."""
+    pkg = sys.modules.get("sotto")
+    for name in BOOT_ONLY:
+        sys.modules.pop("sotto." + name, None)
+        if pkg is not None and name in pkg.__dict__:
+            delattr(pkg, name)
 
 
 class Device:
@@ -71,11 +101,20 @@ class Device:
         self.pending = []  # [(wire, ftype, seq)] signed but not yet on flash
         self.lost = 0  # frames given up because the flash refused them and RAM was full
         self._retry_at = 0
+        self.delivery = None
+        self.network_error = None  # ConfigError: why nothing goes over the network
+        self._flags = 0  # set on every frame (insecure TLS)
+        self._alerts_seen = 0
         self.audio = None
         self.observer = None  # see the header
 
     # -- boot ---------------------------------------------------------------------------
     def boot(self, now_ms):
+        # the configuration's checks and the key's loader: boot only, imported
+        # here (not at the top) so that forget_boot_modules() can drop them
+        from sotto import config as config_mod
+        from sotto import identity
+
         hal = self.hal
         self.t_boot = now_ms
         self.storage = st = Storage(hal.storage_root)
@@ -89,6 +128,14 @@ class Device:
             _log.e("cannot run: %s", e)
             return False
         self.cfg = cfg
+        self.network_error = config_mod.network_refusal(cfg, st)
+        if self.network_error is not None:
+            self._fault("network", self.network_error)  # logged; alerts still queue and go by SMS
+        opener = Opener(cfg["centre_key"]) if self.network_error is None else None
+        if opener is not None:
+            opener.idle = self._service_mic  # as the signer: capture never waits for an answer
+        if cfg["insecure_tls"] and cfg["server"]["tls"]:
+            self._flags = frames.FLAG_INSECURE_TLS
         self.queue = FrameQueue(st, cfg["queue_max_bytes"])
         self.queue.on_ack = self._acked
         kept = self.queue.recover()
@@ -103,7 +150,8 @@ class Device:
         self.haptic = Haptic(hal.haptic, enabled=cfg["trigger"]["haptic"])
         self.haptic.on_play = self._played
         a = cfg["audio"]
-        self.audio = Audio(hal, a["rate_hz"], a["chunk_ms"])
+        self.audio = Audio(hal, a["rate_hz"], a["chunk_ms"])  # its buffers and the encoder's tables
+        self._frame_buf = bytearray(frames.frame_bytes(self.audio.chunk_bytes))  # every frame is made here
         self.power = Power(cfg, hal.battery_mv, self._emit, now_ms)
         self.power.enabled = not self.minimal
         self.session = Session(cfg, self._emit, self.gnss, self.audio, self.haptic,
@@ -112,13 +160,17 @@ class Device:
         self.session.frame_on_flash = lambda: not self.pending
         self.session.set_battery(lambda: self.power.pct)
         self.session.utc_s = self.clock.utc_s
+        self.feedback = Feedback(cfg, self.haptic, self._emit, lambda: self.power.pct)
+        self.commands = Commands(cfg, st, self._emit, self.session, self.feedback, self.haptic)
         self.sched = Scheduler()
         self.delivery = modem.build(
             hal, self.sched, self.queue, config_mod.modem_settings(cfg),
             alert_live=lambda: self.session.live,
             on_time=self._network_time,
             on_closed=lambda sids: self.session.closed_by_centre(sids, self._now),
-            on_rejected=self._rejected)
+            on_rejected=self._rejected, opener=opener, refusal=self.network_error,
+            on_start_acked=self._start_acked,
+            on_commands=self._run_commands)
         self.sched.spawn("delivery", self.delivery.task)
         self._now = now_ms
         self._next_save = ticks_add(now_ms, SAVE_FIX_MS)
@@ -129,11 +181,17 @@ class Device:
                kept, ", MINIMAL MODE (boot loop)" if self.minimal else "")
         try:
             # before anything else is signed: an alert cut short by the power goes first
-            self.session.resume(now_ms, self.counters.next_sid)
+            if self.session.resume(now_ms, self.counters.next_sid) and self.queue.count(frames.ALERT_START):
+                self.feedback.alert_started(self.session.sid, now_ms)  # not acknowledged yet
         except Exception as e:  # noqa: BLE001 - a bad alert record must not stop the device
             self._fault("resume", e)
+        self._alerts_seen = self.session.alerts
         st_code = frames.ST_BOOT_LOOP if self.minimal else frames.ST_STARTED
         self._emit(now_ms, frames.STATUS, {frames.K_BATT: self.power.pct, frames.K_ST: st_code})
+        try:
+            self.commands.load(now_ms)
+        except Exception as e:  # noqa: BLE001
+            self._fault("commands", e)
         return True
 
     def _count_boot(self):
@@ -153,14 +211,19 @@ class Device:
         if frames.K_TIME not in fields:  # an alert raised again after a cut keeps its pattern's time
             fields[frames.K_TIME] = self.clock.utc_s(now_ms)
         fields[frames.K_UP] = self.clock.uptime_ms(now_ms) & 0xFFFFFFFF
-        flags = fields.get(frames.K_FLAGS, 0)
+        flags = fields.get(frames.K_FLAGS, 0) | self._flags
+        if (ftype == frames.STATUS or ftype == frames.HEARTBEAT) and self.delivery is not None \
+                and self.delivery.unauth:
+            fields[frames.K_UNAUTH] = self.delivery.unauth
         if self.minimal:
             flags |= frames.FLAG_MINIMAL
         if self.power.reserve:
             flags |= frames.FLAG_RESERVE
         if flags:
             fields[frames.K_FLAGS] = flags
-        wire = self.signer.sign(fields, audio)  # services the microphone between its steps
+        # into the one frame buffer (no allocation of an audio frame's size); the
+        # signer services the microphone between its steps
+        wire = self.signer.sign_into(self._frame_buf, fields, audio)
         self.frames_made += 1
         self._service_mic()  # and before and after the flash write
         if self.pending:
@@ -188,8 +251,9 @@ class Device:
                 self._fault("audio", e)
 
     def _hold(self, wire, ftype, seq):
+        # the one copy of a frame the device makes: it must outlive the frame buffer
         p = self.pending
-        p.append((wire, ftype, seq))
+        p.append((bytes(wire), ftype, seq))
         if len(p) > PENDING_MAX:
             for i in range(len(p)):
                 if p[i][1] not in _MUST_KEEP:
@@ -228,6 +292,17 @@ class Device:
         if self.observer is not None:
             self.observer.time_set(epoch_s, "network")
 
+    def _run_commands(self, cmds):
+        try:
+            self.commands.run(cmds, self._now)
+        except Exception as e:  # noqa: BLE001 - never the delivery task's problem
+            self._fault("commands", e)
+
+    def _start_acked(self, sid):
+        s = self.session
+        if s.live and s.sid == sid:
+            self.feedback.start_acked(sid, self._now)
+
     # -- one pass ------------------------------------------------------------------------
     def step(self, now_ms):
         if not self.ready:
@@ -243,7 +318,11 @@ class Device:
                 ev = self.trigger.poll(now_ms)
                 if ev == trigger.NONE:
                     break
-                self.session.event(ev, now_ms, self.counters.next_sid)
+                if ev == trigger.YES or ev == trigger.NO:
+                    self.commands.answer(ev, now_ms)
+                else:
+                    self.session.event(ev, now_ms, self.counters.next_sid)
+                    self._watch_alert(now_ms)
             wait = min(wait, self.trigger.next_ms(now_ms))
         except Exception as e:  # noqa: BLE001 - keep the device alive, count it
             self._fault("trigger", e)
@@ -256,17 +335,27 @@ class Device:
                 self.gnss.feed(data, now_ms)
         except Exception as e:  # noqa: BLE001
             self._fault("gnss", e)
-        for name, part in (("session", self.session), ("power", self.power), ("haptic", self.haptic)):
+        for name, part in (("session", self.session), ("power", self.power), ("feedback", self.feedback),
+                           ("commands", self.commands), ("haptic", self.haptic)):
             try:
                 wait = min(wait, part.step(now_ms))
             except Exception as e:  # noqa: BLE001
                 self._fault(name, e)
                 wait = min(wait, 100)
+        if not self.session.live:
+            self.feedback.alert_over()
         wait = min(wait, self.sched.step(now_ms))
         self._housekeeping(now_ms)
         if self.pending:
             wait = min(wait, ticks_diff(self._retry_at, now_ms))
         return wait if wait > 0 else 0
+
+    def _watch_alert(self, now_ms):
+        s = self.session
+        if s.alerts != self._alerts_seen:
+            self._alerts_seen = s.alerts
+            if s.live:
+                self.feedback.alert_started(s.sid, now_ms)
 
     def _housekeeping(self, now_ms):
         if self.pending:

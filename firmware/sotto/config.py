@@ -5,22 +5,29 @@
 # apply the very same rules.
 import json
 
+from sotto import edwards
+
 CONFIG = "config.json"
+CA_MAX_BYTES = 10240  # what AT+CCERTDOWN takes
 
 DEFAULTS = {
     "officer": None,
     "board": "sotto-ref-s3",
     "sms_number": None,
     "ca_cert": None,
+    "centre_key": None,
+    "insecure_tls": False,
     "trigger": {
         "alert": {"hold_ms": 3000},
         "cancel": {"presses": 3, "window_ms": 2000},
         "duress": {"presses": 5, "window_ms": 2500},
+        "yes": {"presses": 2, "window_ms": 1500},  # answers to the centre's `ask`
+        "no": {"presses": 4, "window_ms": 2500},
         "cancel_window_s": 120,
         "debounce_ms": 20,
         "haptic": True,
     },
-    "audio": {"clip_s": 30, "chunk_ms": 1000, "rate_hz": 8000},
+    "audio": {"clip_s": 30, "chunk_ms": 1000, "rate_hz": 8000, "max_clip_s": 120},
     "location_every_s": 15,
     "gnss_keep_on_s": 600,
     "alert_max_s": 3600,
@@ -28,6 +35,18 @@ DEFAULTS = {
     "battery": {"low_pct": 20, "critical_pct": 10, "reserve_pct": 5},
     "delivery": {"sms_after_s": 30, "sms_every_s": 120},
     "queue_max_bytes": 262144,
+    # covert wrist feedback, on/off/on... ms (sotto.feedback); every pattern is
+    # told apart from the others and from the "pattern accepted" pulse by its
+    # shape (how many pulses, which are long)
+    "feedback": {
+        "enabled": True,
+        "received": [400],
+        "listening": [120, 150, 120, 150, 120],
+        "not_through": [600, 250, 600],
+        "not_through_s": 20,
+        "ask_timeout_s": 60,
+        "questions": [[100, 150, 100, 150, 500], [500, 150, 100, 150, 100]],
+    },
 }
 REQUIRED = ("device_id", "receiver", "apn")
 # integer fields: (min, max)
@@ -38,14 +57,15 @@ _RANGES = {
     "heartbeat_every_s": (60, 86400), "battery.low_pct": (1, 100),
     "battery.critical_pct": (1, 100), "battery.reserve_pct": (0, 100),
     "delivery.sms_after_s": (5, 3600), "delivery.sms_every_s": (30, 86400),
-    "queue_max_bytes": (32768, 4194304),
+    "queue_max_bytes": (32768, 4194304), "audio.max_clip_s": (0, 600),
+    "feedback.not_through_s": (5, 600), "feedback.ask_timeout_s": (10, 600),
 }
 _PATTERN_RANGES = {"hold_ms": (500, 20000), "presses": (2, 10), "window_ms": (300, 10000)}
 
 
 class ConfigError(ValueError):
     """A configuration the device cannot run with. `field` is the dotted name,
-    `reason` one of missing, type, range, unknown-field, corrupt."""
+    `reason` one of missing, type, range, unknown-field, corrupt, insecure."""
 
     def __init__(self, field, reason, msg):
         super().__init__("config %s: %s (run `sotto provision` again to fix it)" % (field, msg))
@@ -62,10 +82,15 @@ def load(storage):
         obj = json.loads(raw)
     except ValueError:
         raise ConfigError(CONFIG, "corrupt", "not valid JSON") from None
-    return validate(obj)
+    return validate(obj, storage)
 
 
-def validate(obj):
+def validate(obj, storage=None, strict=False):
+    """The configuration with defaults filled in; ConfigError if it is not
+    one. With strict (what `sotto provision` runs on the device), a
+    configuration that could not deliver over the network (network_refusal)
+    is refused too; at boot it is not: such a device still raises and queues
+    alerts (and sends them by SMS), and reports why it delivers nothing else."""
     if not isinstance(obj, dict):
         raise ConfigError(CONFIG, "type", "must be a JSON object")
     for name in REQUIRED:
@@ -80,7 +105,7 @@ def validate(obj):
     # it goes into an AT command in quotes: 3GPP TS 23.003 labels only
     if len(apn) > 100 or not _only(apn.lower(), _HOST + "_"):
         raise ConfigError("apn", "range", "must be letters, digits, '.', '-' or '_' (at most 100)")
-    for name in ("officer", "sms_number", "ca_cert"):
+    for name in ("officer", "sms_number", "ca_cert", "centre_key"):
         if cfg[name] is not None and not isinstance(cfg[name], str):
             raise ConfigError(name, "type", "must be text or null")
     c = cfg["ca_cert"]
@@ -89,13 +114,118 @@ def validate(obj):
     n = cfg["sms_number"]
     if n is not None and not (n[:1] == "+" and 6 <= len(n) <= 16 and n[1:].isdigit()):
         raise ConfigError("sms_number", "range", "must be international, e.g. +447700900123")
+    if cfg["centre_key"] is not None:
+        cfg["centre_key"] = _centre_key(cfg["centre_key"])
+    if not isinstance(cfg["insecure_tls"], bool):
+        raise ConfigError("insecure_tls", "type", "must be true or false")
+    if cfg["insecure_tls"] and c is not None:
+        raise ConfigError("insecure_tls", "range", "set together with ca_cert: keep only ca_cert")
     for dotted, (lo, hi) in _RANGES.items():
         _int_in(cfg, dotted, lo, hi)
+    if cfg["audio"]["clip_s"] > cfg["audio"]["max_clip_s"]:
+        raise ConfigError("audio.max_clip_s", "range", "must be at least audio.clip_s")
     _patterns(cfg["trigger"])
+    _feedback(cfg["feedback"])
     b = cfg["battery"]
     if not b["reserve_pct"] < b["critical_pct"] < b["low_pct"]:
         raise ConfigError("battery", "range", "need reserve_pct < critical_pct < low_pct")
+    if strict:
+        refusal = network_refusal(cfg, storage)
+        if refusal is not None:
+            raise refusal
     return cfg
+
+
+def network_refusal(cfg, storage=None):
+    """Why this configuration must not deliver over the network (a
+    ConfigError, not raised), or None. Without the centre's key no answer can
+    be authenticated; TLS without a CA does not know whom it talks to (unless
+    insecure_tls, for bench work); plain http only stays on this machine."""
+    srv = cfg["server"]
+    if cfg["centre_key"] is None:
+        return ConfigError("centre_key", "missing", "the centre's answer-signing key is not set: "
+                           "nothing goes over the network without it")
+    if not srv["tls"]:
+        if not _loopback(srv["host"]):
+            return ConfigError("receiver", "insecure", "http:// only to a loopback address; use https://")
+        return None
+    ca = cfg["ca_cert"]
+    if ca is None:
+        if cfg["insecure_tls"]:
+            return None
+        return ConfigError("ca_cert", "missing",
+                           "TLS needs the centre's CA certificate (insecure_tls: true only for bench work)")
+    if storage is not None:
+        size = storage.size(ca) if storage.exists(ca) else -1
+        if size <= 0:
+            return ConfigError("ca_cert", "missing", "no file %s on the device" % ca)
+        if size > CA_MAX_BYTES:
+            return ConfigError("ca_cert", "range", "%s is over %d bytes" % (ca, CA_MAX_BYTES))
+    return None
+
+
+def _loopback(host):
+    if host == "localhost" or host == "::1":
+        return True
+    parts = host.split(".")
+    return len(parts) == 4 and parts[0] == "127" and all(p.isdigit() and int(p) < 256 for p in parts)
+
+
+def _centre_key(v):
+    if not isinstance(v, str) or len(v) != 64 or not _only(v.lower(), _HEX):
+        raise ConfigError("centre_key", "type", "must be 64 hex digits (`sotto centre key` prints it)")
+    key = bytes.fromhex(v)
+    if edwards.decode(key) is None:
+        raise ConfigError("centre_key", "range", "is not an Ed25519 public key")
+    return key
+
+
+# haptic patterns: on, off, on, ... ms
+_PULSE_MS = (40, 1500)
+_GAP_MS = (80, 1500)
+_PATTERN_MAX_MS = 6000
+LONG_MS = 250  # an on-pulse this long or longer feels "long"
+CONFIRM_SHAPE = "ss"  # sotto.haptic.CONFIRM_MS: the "pattern accepted" pulse
+
+
+def haptic_shape(pattern):
+    """What the wearer tells patterns apart by: "s" or "l" per pulse."""
+    return "".join(["l" if pattern[i] >= LONG_MS else "s" for i in range(0, len(pattern), 2)])
+
+
+def _feedback(fb):
+    if not isinstance(fb["enabled"], bool):
+        raise ConfigError("feedback.enabled", "type", "must be true or false")
+    qs = fb["questions"]
+    if not isinstance(qs, list) or not 1 <= len(qs) <= 8:
+        raise ConfigError("feedback.questions", "type", "must be a list of 1 to 8 patterns")
+    seen = {CONFIRM_SHAPE: "the pattern-accepted pulse"}
+    names = ["received", "listening", "not_through"]
+    for i in range(len(qs)):
+        names.append("questions.%d" % (i + 1))
+    for name in names:
+        p = qs[int(name[10:]) - 1] if name.startswith("questions.") else fb[name]
+        _haptic_pattern("feedback." + name, p)
+        shape = haptic_shape(p)
+        if shape in seen:
+            raise ConfigError("feedback." + name, "range", "feels the same as %s (pulses %s)"
+                              % (seen[shape], shape))
+        seen[shape] = "feedback." + name
+
+
+def _haptic_pattern(field, p):
+    if not isinstance(p, list) or len(p) % 2 != 1 or len(p) > 15:
+        raise ConfigError(field, "type", "must be a list of on, off, on... ms (odd length, at most 15)")
+    total = 0
+    for i in range(len(p)):
+        v = p[i]
+        lo, hi = _PULSE_MS if i % 2 == 0 else _GAP_MS
+        if type(v) is not int or not lo <= v <= hi:
+            raise ConfigError(field, "range", "%r: %s must be %d..%d ms"
+                              % (v, "a pulse" if i % 2 == 0 else "a gap", lo, hi))
+        total += v
+    if total > _PATTERN_MAX_MS:
+        raise ConfigError(field, "range", "lasts %d ms, over %d" % (total, _PATTERN_MAX_MS))
 
 
 def _merge(defaults, given, prefix):
@@ -145,8 +275,8 @@ def _int_in(cfg, dotted, lo, hi, prefix=""):
 def _patterns(trig):
     if not isinstance(trig["haptic"], bool):
         raise ConfigError("trigger.haptic", "type", "must be true or false")
-    seen = []
-    for key in ("alert", "cancel", "duress"):
+    seen = {}  # type: dict
+    for key in ("alert", "cancel", "duress", "yes", "no"):
         p = trig[key]
         name = "trigger." + key
         if not isinstance(p, dict):
@@ -162,8 +292,8 @@ def _patterns(trig):
             _int_in(trig, key + "." + k, lo, hi, "trigger.")
         sig = "hold" if "hold_ms" in p else p["presses"]
         if sig in seen:
-            raise ConfigError(name, "range", "cannot be told apart from another pattern")
-        seen.append(sig)
+            raise ConfigError(name, "range", "cannot be told apart from trigger.%s" % seen[sig])
+        seen[sig] = key
 
 
 def _device_id(v):
@@ -198,7 +328,10 @@ def _receiver(url):
         if path:
             raise ConfigError("receiver", "range",
                               "give only https://host[:port]: the device posts to /v1/frames")
-    if ":" in rest:
+    v6 = rest.startswith("[::1]")  # the IPv6 loopback, the only address in brackets
+    if v6:
+        rest = "::1" + rest[5:]
+    if rest.count(":") > (2 if v6 else 0):
         host, p = rest.rsplit(":", 1)
         if not p.isdigit() or not 0 < int(p) < 65536:
             raise ConfigError("receiver", "range", "port must be 1..65535")
@@ -207,7 +340,7 @@ def _receiver(url):
         host = rest
     if not host:
         raise ConfigError("receiver", "missing", "no host in the URL")
-    if not _only(host.lower(), _HOST) or host[0] in ".-":
+    if host != "::1" and (not _only(host.lower(), _HOST) or host[0] in ".-"):
         raise ConfigError("receiver", "range", "host %r is not a host name or IPv4 address" % host)
     return {"host": host, "port": port, "tls": tls}
 
@@ -217,6 +350,7 @@ def modem_settings(cfg):
     s = dict(cfg["server"])
     s["apn"] = cfg["apn"]
     s["ca_cert"] = cfg["ca_cert"]
+    s["insecure_tls"] = cfg["insecure_tls"]
     s["sms_number"] = cfg["sms_number"]
     s["sms_after_s"] = cfg["delivery"]["sms_after_s"]
     s["sms_every_s"] = cfg["delivery"]["sms_every_s"]

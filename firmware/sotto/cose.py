@@ -60,6 +60,12 @@ def sig_structure(protected, payload):
     return cbor.encode(["Signature1", protected, b"", payload])
 
 
+def sig_structure_parts(protected, payload):
+    """sig_structure() as (prefix, payload): what is signed, without a copy
+    of the payload (ed25519.VerifyKey.verify hashes the parts as one)."""
+    return (b"\x84\x6aSignature1" + _bstr(protected) + b"\x40" + cbor.head(2, len(payload)), payload)
+
+
 def parse(item):
     """Check a decoded tag-18 item; return (kid, alg, protected, payload,
     signature). Raises COSEError."""

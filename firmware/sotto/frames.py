@@ -37,6 +37,10 @@ K_HB = const(17)
 K_ST = const(18)
 K_DROP = const(19)
 K_WHY = const(20)
+K_CMD = const(21)  # reply: the id of the centre's command it answers
+K_RES = const(22)  # reply: RES_*
+K_UNAUTH = const(23)  # status, heartbeat: answers not authenticated since boot
+_K_LAST = const(23)  # the highest key of the format
 
 # frame types (t)
 ALERT_START = const(1)
@@ -48,12 +52,14 @@ END = const(6)
 HEARTBEAT = const(7)
 CHECK_IN = const(8)
 STATUS = const(9)
+REPLY = const(10)  # the confirmation of a centre command: not an alert frame, no prev
 ALERT_TYPES = (ALERT_START, LOCATION, AUDIO, CANCEL, DURESS, END)
 
 # flags bits, location sources, codec, trig, status and end reasons
 FLAG_DURESS = const(1)
 FLAG_MINIMAL = const(2)
 FLAG_RESERVE = const(4)
+FLAG_INSECURE_TLS = const(8)  # the device runs TLS without server authentication
 SRC_GNSS = const(1)
 SRC_CELL = const(2)
 SRC_LAST_KNOWN = const(3)
@@ -66,14 +72,24 @@ ST_BATT_RESERVE = const(3)
 ST_BOOT_LOOP = const(4)
 ST_QUEUE_FULL = const(5)
 ST_STARTED = const(6)
+ST_NOT_THROUGH = const(10)  # the alert-start was not delivered within feedback.not_through_s
 WHY_DEVICE = const(1)
 WHY_CENTRE = const(2)
 WHY_MAX_DURATION = const(3)
 WHY_BATTERY = const(4)
+# reply results (res)
+RES_DONE = const(1)
+RES_REFUSED = const(2)
+RES_YES = const(3)
+RES_NO = const(4)
+RES_NO_ANSWER = const(5)
+RES_UNKNOWN = const(6)
+RES_INVALID = const(7)
 
 LOC_BYTES = const(13)
 LINK_BYTES = const(8)
 SMS_MAX_BYTES = const(140)
+FRAME_HEAD_MAX = const(512)  # room for a frame's COSE_Sign1 part in sign_into()'s buffer
 _U32 = const(0xFFFFFFFF)
 
 
@@ -94,16 +110,18 @@ _SCHEMA = {
     CANCEL: (_IN_ALERT | _bits(K_PREV), _bits(K_BATT)),
     DURESS: (_IN_ALERT | _bits(K_PREV), _bits(K_LOC, K_BATT)),
     END: (_IN_ALERT | _bits(K_PREV, K_WHY), _bits(K_BATT)),
-    HEARTBEAT: (_COMMON | _bits(K_BATT, K_HB), 0),
+    HEARTBEAT: (_COMMON | _bits(K_BATT, K_HB), _bits(K_UNAUTH)),
     CHECK_IN: (_COMMON | _bits(K_BATT), _bits(K_LOC)),
-    STATUS: (_COMMON | _bits(K_BATT, K_ST), _bits(K_DROP)),
+    STATUS: (_COMMON | _bits(K_BATT, K_ST), _bits(K_DROP, K_UNAUTH)),
+    REPLY: (_COMMON | _bits(K_CMD, K_RES), _bits(K_SID)),
 }
 # value ranges of the integer fields: key -> (min, max); None: no upper bound
 _RANGE = {
     K_V: (0, None), K_T: (0, None), K_SID: (1, 65535), K_SEQ: (1, _U32), K_TIME: (0, None),
     K_UP: (0, _U32), K_BATT: (0, 100), K_TRIG: (1, 2), K_FLAGS: (0, None),
     K_CODEC: (1, 1), K_RATE: (1, None), K_OFF: (0, None), K_NS: (0, None), K_HB: (0, None),
-    K_ST: (1, 6), K_DROP: (0, None), K_WHY: (1, 4),
+    K_ST: (1, 10), K_DROP: (0, None), K_WHY: (1, 4),
+    K_CMD: (1, 1 << 53), K_RES: (1, 7), K_UNAUTH: (0, None),
 }
 _BYTES = {K_LOC: LOC_BYTES, K_PREV: LINK_BYTES, K_ADIG: 32}
 
@@ -128,7 +146,7 @@ def check_fields(fields):
     required, optional = schema
     have = 0
     for k, v in fields.items():
-        if type(k) is not int or not 0 <= k <= K_WHY:
+        if type(k) is not int or not 0 <= k <= _K_LAST:
             raise FrameError("bad-field", "key %r not allowed" % (k,))
         have |= 1 << k
         if k in _BYTES:
@@ -155,7 +173,7 @@ def check_fields(fields):
 
 
 def _keys(mask):
-    return [k for k in range(K_WHY + 1) if mask & (1 << k)]
+    return [k for k in range(_K_LAST + 1) if mask & (1 << k)]
 
 
 class FrameSigner:
@@ -170,26 +188,61 @@ class FrameSigner:
         """Wire bytes of a frame: fields is the payload map without `v`
         (flags 0 is dropped). Audio frames pass their audio bytes: the
         signer adds `adig` and returns [COSE_Sign1, audio]."""
+        signed = self._signed(fields, audio)
+        if audio is not None:
+            # one allocation for the whole frame (no copy of the audio first)
+            return b"".join((b"\x82", signed, cbor.head(2, len(audio)),
+                             audio if type(audio) is bytes else bytes(audio)))
+        return signed
+
+    def sign_into(self, buf, fields, audio=None):
+        """sign(), written into buf (a bytearray made once, of at least
+        frame_bytes(len(audio)) bytes) instead of a new object: returns a
+        memoryview of the frame at the start of buf, valid until buf is written
+        again. The device makes every frame this way, so an audio frame costs
+        no allocation of its size (the COSE_Sign1 part is small). A frame that
+        does not fit in buf comes back as new bytes instead (never lost)."""
+        signed = self._signed(fields, audio)
+        n = len(signed)
+        if audio is None:
+            if n > len(buf):
+                return signed
+            buf[0:n] = signed
+            return memoryview(buf)[:n]
+        head = cbor.head(2, len(audio))
+        total = 1 + n + len(head) + len(audio)
+        if total > len(buf):  # a buffer made too small: a configuration error, not the hot path
+            return b"".join((b"\x82", signed, head, audio if type(audio) is bytes else bytes(audio)))
+        buf[0] = 0x82
+        buf[1:1 + n] = signed
+        at = 1 + n
+        buf[at:at + len(head)] = head
+        at += len(head)
+        buf[at:total] = audio
+        return memoryview(buf)[:total]
+
+    def _signed(self, fields, audio):
+        # the tagged COSE_Sign1 of the payload (small: audio travels beside it)
         if K_V in fields or K_ADIG in fields:
             raise FrameError("bad-field", "v and adig are set by the signer")
         payload = dict(fields)
         payload[K_V] = VERSION
         if payload.get(K_FLAGS) == 0:
             del payload[K_FLAGS]
-        is_audio = payload.get(K_T) == AUDIO
-        if is_audio:
+        if payload.get(K_T) == AUDIO:
             if audio is None:
                 raise FrameError("audio-missing", "an audio frame needs its audio bytes")
             payload[K_ADIG] = hashlib.sha256(audio).digest()
         elif audio is not None:
             raise FrameError("audio-unexpected", "only audio frames carry audio")
         check_fields(payload)
-        signed = self._cose.sign(cbor.encode(payload))
-        if is_audio:
-            # one allocation for the whole frame (no copy of the audio first)
-            return b"".join((b"\x82", signed, cbor.head(2, len(audio)),
-                             audio if type(audio) is bytes else bytes(audio)))
-        return signed
+        return self._cose.sign(cbor.encode(payload))
+
+
+def frame_bytes(audio_bytes=0):
+    """How large a buffer sign_into() needs for a frame with this much audio
+    (FRAME_HEAD_MAX for the COSE_Sign1 part: about 200 bytes are used)."""
+    return audio_bytes + FRAME_HEAD_MAX
 
 
 def split(wire):
@@ -209,12 +262,15 @@ def split(wire):
 
 def chain_link(wire):
     """The `prev` of the next frame of the same alert: the first 8 bytes of
-    SHA-256 over this frame's tagged COSE_Sign1 (audio frames: that part)."""
+    SHA-256 over this frame's tagged COSE_Sign1 (audio frames: that part).
+    wire: any bytes-like; the audio is neither decoded nor copied."""
     if wire and wire[0] == 0x82:
-        _, cose_bytes, _ = split(wire)
-    else:
-        cose_bytes = wire
-    return hashlib.sha256(cose_bytes).digest()[:LINK_BYTES]
+        try:
+            _, end = cbor.decode_item(wire, 1)  # the COSE_Sign1 only: where it ends
+        except cbor.CBORError as e:
+            raise FrameError("malformed-cbor", str(e)) from None
+        return hashlib.sha256(memoryview(wire)[1:end]).digest()[:LINK_BYTES]
+    return hashlib.sha256(wire).digest()[:LINK_BYTES]
 
 
 def verify(wire, public_key):

@@ -27,6 +27,7 @@ _TEETH = const(5)  # the comb of sotto.edwards: 2 combs of 5 teeth, 26 columns
 _COLS = const(26)
 _COL_MASK = const(0x3FFFFFF)
 _ENTRY = const(66)  # limbs per table entry: (y + x, y - x, 2dxy)
+_IDLE_COLS = const(5)  # mul_comb2 calls idle() every 5 of its 26 columns, as sotto.edwards
 
 
 @viper
@@ -180,16 +181,14 @@ class _Ctx:
     table = None  # type: array | None  # 2 combs x 32 entries x _ENTRY limbs
     x = y = z = t = a = b = c = d = e = f = g = h = ypx = ymx = xy2d = fe()  # type: array
     w = array("i")  # type: array
+    rows = array("i")  # type: array  # the 26-bit rows of two scalars
     out = bytearray()
 
 
-def setup(base_table):
-    """Convert sotto.edwards' comb table (base_table() -> 2 lists of 32 affine
-    (y+x, y-x, 2dxy) int triples) to limbs and make the working set; once per
-    boot (a second call changes nothing)."""
-    if _Ctx.table is not None:
-        return
-    combs = base_table()
+def table_of(combs):
+    """sotto.edwards' comb tables of a point (comb_table(): 2 lists of 32
+    affine (y+x, y-x, 2dxy) int triples) in limbs: one array('H') of 8448
+    bytes instead of about 16 KB of ints (allocates: at boot)."""
     tab = array("H", bytes(2 * 2 * 32 * _ENTRY))
     tmp = fe()
     k = 0
@@ -200,10 +199,20 @@ def setup(base_table):
                 for i in range(_N):
                     tab[k + i] = tmp[i]
                 k += _N
-    _Ctx.table = tab
+    return tab
+
+
+def setup(base_table):
+    """Convert sotto.edwards' comb table of B (base_table() -> its combs) to
+    limbs and make the working set; once per boot (a second call changes
+    nothing)."""
+    if _Ctx.table is not None:
+        return
+    _Ctx.table = table_of(base_table())
     for name in ("x", "y", "z", "t", "a", "b", "c", "d", "e", "f", "g", "h", "ypx", "ymx", "xy2d"):
         setattr(_Ctx, name, fe())
     _Ctx.w = array("i", bytes(4 * 44))
+    _Ctx.rows = array("i", bytes(4 * 20))
     _Ctx.out = bytearray(32)
 
 
@@ -245,9 +254,8 @@ def _madd(x, y, z, t, ypx, ymx, xy2d, a, b, c, d, e, f, g, h, w):
     mul(t, e, h, w)
 
 
-def _lookup(comb, col, ypx, ymx, xy2d):
+def _lookup(tab, comb, col, ypx, ymx, xy2d):
     off = (comb * 32 + col) * _ENTRY
-    tab = _Ctx.table
     load(ypx, tab, off)
     load(ymx, tab, off + _N)
     load(xy2d, tab, off + 2 * _N)
@@ -303,25 +311,25 @@ def mul_base(s, idle=None):
     r7 = (s >> 182) & _COL_MASK
     r8 = (s >> 208) & _COL_MASK
     r9 = (s >> 234) & _COL_MASK
-    for i in range(_N):  # the identity (0, 1, 1, 0)
-        x[i] = 0
-        y[i] = 0
-        z[i] = 0
-        t[i] = 0
-    y[0] = 1
-    z[0] = 1
+    _identity(C)
     ypx, ymx, xy2d = C.ypx, C.ymx, C.xy2d
+    tab = C.table
     for j in range(_COLS - 1, -1, -1):
         if j != _COLS - 1:
             _double(x, y, z, t, a, b, c, e, f, g, h, w)
-        _lookup(0, _column(r0, r2, r4, r6, r8, j), ypx, ymx, xy2d)
+        _lookup(tab, 0, _column(r0, r2, r4, r6, r8, j), ypx, ymx, xy2d)
         _madd(x, y, z, t, ypx, ymx, xy2d, a, b, c, d, e, f, g, h, w)
-        _lookup(1, _column(r1, r3, r5, r7, r9, j), ypx, ymx, xy2d)
+        _lookup(tab, 1, _column(r1, r3, r5, r7, r9, j), ypx, ymx, xy2d)
         _madd(x, y, z, t, ypx, ymx, xy2d, a, b, c, d, e, f, g, h, w)
     if idle is not None:
         idle()
-    # encode: y/z with the sign of x/z
-    _invert(a, z, b, c, d, e, w)
+    return _encode(C)
+
+
+def _encode(C):
+    # the point (C.x, C.y, C.z) encoded: y/z with the sign of x/z, into C.out
+    x, y, z, a, w = C.x, C.y, C.z, C.a, C.w
+    _invert(a, z, C.b, C.c, C.d, C.e, w)
     mul(x, x, a, w)
     mul(y, y, a, w)
     out = C.out
@@ -330,3 +338,53 @@ def mul_base(s, idle=None):
     tobytes(out, y, w)
     out[31] |= sign << 7
     return out
+
+
+def _identity(C):
+    x, y, z, t = C.x, C.y, C.z, C.t
+    for i in range(_N):  # (0, 1, 1, 0)
+        x[i] = 0
+        y[i] = 0
+        z[i] = 0
+        t[i] = 0
+    y[0] = 1
+    z[0] = 1
+
+
+def _rows(r, at, s):
+    # s in ten 26-bit rows (small ints) at r[at:at + 10]
+    for i in range(10):
+        r[at + i] = (s >> (26 * i)) & _COL_MASK
+
+
+def mul_comb2(tab_a, sa, sb, idle=None):
+    """The 32-byte encoding of sa * A + sb * B (0 <= sa, sb < 2**260; tab_a =
+    table_of(edwards.comb_table(A))), as sotto.edwards.encode(sotto.edwards.
+    mul_comb2(...)): the doublings shared, the same order of additions. Needs
+    setup() first; returns the buffer mul_base() also reuses. idle(), if
+    given, is called every _IDLE_COLS columns and before the encoding."""
+    C = _Ctx
+    x, y, z, t = C.x, C.y, C.z, C.t
+    a, b, c, d, e, f, g, h, w = C.a, C.b, C.c, C.d, C.e, C.f, C.g, C.h, C.w
+    ypx, ymx, xy2d = C.ypx, C.ymx, C.xy2d
+    tab_b = C.table
+    r = C.rows
+    _rows(r, 0, sa)
+    _rows(r, 10, sb)
+    _identity(C)
+    for j in range(_COLS - 1, -1, -1):
+        if j != _COLS - 1:
+            if idle is not None and j % _IDLE_COLS == 0:
+                idle()
+            _double(x, y, z, t, a, b, c, e, f, g, h, w)
+        _lookup(tab_a, 0, _column(r[0], r[2], r[4], r[6], r[8], j), ypx, ymx, xy2d)
+        _madd(x, y, z, t, ypx, ymx, xy2d, a, b, c, d, e, f, g, h, w)
+        _lookup(tab_a, 1, _column(r[1], r[3], r[5], r[7], r[9], j), ypx, ymx, xy2d)
+        _madd(x, y, z, t, ypx, ymx, xy2d, a, b, c, d, e, f, g, h, w)
+        _lookup(tab_b, 0, _column(r[10], r[12], r[14], r[16], r[18], j), ypx, ymx, xy2d)
+        _madd(x, y, z, t, ypx, ymx, xy2d, a, b, c, d, e, f, g, h, w)
+        _lookup(tab_b, 1, _column(r[11], r[13], r[15], r[17], r[19], j), ypx, ymx, xy2d)
+        _madd(x, y, z, t, ypx, ymx, xy2d, a, b, c, d, e, f, g, h, w)
+    if idle is not None:
+        idle()
+    return _encode(C)

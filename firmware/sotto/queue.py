@@ -9,7 +9,9 @@
 # record.
 #
 # Only a small index lives in RAM: [seq, type, size] per frame, sorted by seq.
-# Frames are read back from flash when delivery asks for a batch.
+# Frames are read back from flash when delivery asks for them: streamed in
+# pieces through a buffer the caller made once (entries(), check(), pieces():
+# no allocation of a frame's size), or whole (batch(), read()).
 #
 # Bounded: when a push would pass max_bytes (or the flash is full), frames are
 # dropped by kind, oldest first: heartbeats, then status frames, then audio,
@@ -228,18 +230,102 @@ class FrameQueue:
                 total += size
         return out
 
+    def read(self, seq, ftype):
+        """A queued frame's bytes (a new object of its size: not for the hot
+        path), or None when its record is damaged (then removed)."""
+        return self._read(seq, ftype)
+
     def _read(self, seq, ftype):
         raw = self.storage.read(_name(seq, ftype))
         if self._parse(raw) is None:
             # flash damage after recovery: the frame cannot be sent as it was signed
-            _log.e("record %d unreadable: removed", seq)
-            self.corrupt += 1
-            for e in self._index:
-                if e[0] == seq:
-                    self._remove(e)
-                    break
+            self._damaged(seq)
             return None
         return raw[_HEAD_BYTES:]
+
+    def _damaged(self, seq):
+        _log.e("record %d unreadable: removed", seq)
+        self.corrupt += 1
+        for e in self._index:
+            if e[0] == seq:
+                self._remove(e)
+                break
+
+    # -- delivery, streamed -------------------------------------------------------------
+    def entries(self, max_frames, max_bytes):
+        """[seq, ftype, size] of the frames batch() would give, in its order
+        and within its limits, read from the index only."""
+        out = []  # type: list
+        total = 0
+        for want_start in (True, False):
+            for e in self._index:
+                if (e[1] == frames.ALERT_START) != want_start:
+                    continue
+                if len(out) >= max_frames or (out and total + e[2] > max_bytes):
+                    return out
+                out.append(e)
+                total += e[2]
+        return out
+
+    def check(self, seq, ftype, buf, h=None):
+        """Read a record through buf (a bytearray made once, at least 16 bytes):
+        True when it is whole and its CRC right, each piece of the frame also
+        given to h.update() (h: a hashlib object, or None). A damaged record is
+        removed from the queue (as batch() does) and False returned."""
+        f = self.storage.open_read(_name(seq, ftype))
+        if f is None:
+            self._damaged(seq)
+            return False
+        try:
+            mv = memoryview(buf)
+            n = f.readinto(buf)
+            if n < _HEAD_BYTES:
+                self._damaged(seq)
+                return False
+            magic, _t, _s, want = struct.unpack_from(_HEAD, buf, 0)
+            crc = 0
+            start = _HEAD_BYTES
+            while n:
+                crc = crc32(mv[start:n], crc)
+                if h is not None:
+                    h.update(mv[start:n])
+                n = f.readinto(buf)
+                start = 0
+        finally:
+            f.close()
+        if magic != _MAGIC or crc & 0xFFFFFFFF != want:
+            self._damaged(seq)
+            return False
+        return True
+
+    def pieces(self, seq, ftype, buf):
+        """A queued frame's bytes read from flash into buf (a bytearray made
+        once) piece by piece, the file opened once: a generator of memoryviews
+        of buf, each valid until the next is taken (close() it when it is not
+        run to its end). StorageError when the record is gone or shorter than
+        its index entry says."""
+        name = _name(seq, ftype)
+        size = 0
+        for e in self._index:
+            if e[0] == seq:
+                size = e[2]
+                break
+        f = self.storage.open_read(name)
+        if f is None:
+            raise StorageError(5, "io", name, "record gone")
+        try:
+            f.seek(_HEAD_BYTES)
+            mv = memoryview(buf)
+            left = size
+            while left > 0:
+                want = left if left < len(buf) else len(buf)
+                n = f.readinto(mv[:want])
+                if not n:
+                    raise StorageError(5, "io", name, "record shorter than indexed")
+                left -= n
+                yield mv[:n]
+        finally:
+            f.close()
 
     def _find(self, seq):
         idx = self._index

@@ -44,6 +44,9 @@ class Session:
         self.keep_gnss_ms = cfg["gnss_keep_on_s"] * 1000
         self.max_ms = cfg["alert_max_s"] * 1000
         self.clip_samples = cfg["audio"]["clip_s"] * cfg["audio"]["rate_hz"]
+        self._clip_default = self.clip_samples
+        self._max_clip = cfg["audio"].get("max_clip_s", 0) * cfg["audio"]["rate_hz"]  # more-audio's limit
+        self._audio_base = 0  # samples of this alert's audio before the capture now running
         self.rate_hz = cfg["audio"]["rate_hz"]
         self._emit = emit
         self.gnss = gnss
@@ -139,6 +142,9 @@ class Session:
         self.alerts += 1
         self._t0 = now_ms
         self._prev = b""
+        self.clip_samples = self._clip_default
+        self._audio_base = 0
+        self.resumed = False  # a new (or re-raised) alert records its clip from the start
         f = {frames.K_BATT: self._batt(), frames.K_TRIG: self._trig}
         if utc_s:
             f[frames.K_TIME] = utc_s  # raised again after a restart: the time of the pattern
@@ -191,7 +197,8 @@ class Session:
         if chunk is None:
             return
         self._audio_frame(now_ms, chunk)
-        if self.audio.total_samples >= self.clip_samples:
+        self.audio.release()  # signed and queued: its buffer may fill again
+        if self._audio_base + self.audio.total_samples >= self.clip_samples:
             self._stop_audio(now_ms, send=False)
 
     def _stop_audio(self, now_ms, send=True):
@@ -206,10 +213,41 @@ class Session:
 
     def _audio_frame(self, now_ms, chunk):
         data, samples, predictor, index = chunk
-        off = self.audio.total_samples - samples
+        off = self._audio_base + self.audio.total_samples - samples
         f = {frames.K_CODEC: frames.CODEC_IMA_ADPCM, frames.K_RATE: self.rate_hz,
              frames.K_OFF: off, frames.K_AST: [predictor, index], frames.K_NS: samples}
         self._frame(now_ms, frames.AUDIO, f, data)
+
+    # -- the centre's commands (sotto.commands) ------------------------------------
+    def more_audio(self, s, now_ms):
+        """Extend the live alert's clip by s seconds, up to audio.max_clip_s;
+        capture starts again if the clip had ended (offsets carry on). Returns
+        the seconds granted (0: refused: no live alert, no audio in minimal
+        mode or after a restart, or the clip is at its maximum)."""
+        if not self.live or self.minimal or self.audio is None or self.resumed:
+            return 0
+        want = self.clip_samples + s * self.rate_hz
+        new = want if want < self._max_clip else self._max_clip
+        if new <= self.clip_samples:
+            return 0
+        granted = (new - self.clip_samples) // self.rate_hz
+        self.clip_samples = new
+        if not self._audio_on:
+            self._audio_base += self.audio.total_samples
+            self.audio.start(now_ms)
+            self._audio_on = True
+        return granted
+
+    def locate(self, now_ms):
+        """A location frame of the live alert now; False if there is no live
+        alert or no position at all."""
+        if not self.live:
+            return False
+        f = {}  # type: dict
+        if not self._add_location(f, now_ms):
+            return False
+        self._frame(now_ms, frames.LOCATION, f)
+        return True
 
     # -- frames --------------------------------------------------------------------
     def _frame(self, now_ms, ftype, fields, audio=None, confirm=False):

@@ -78,6 +78,16 @@ class Storage:
                 return -1
             raise
 
+    def open_read(self, name):
+        """The file opened for reading (the caller closes it), or None when it
+        does not exist: for reading one file in pieces with one open."""
+        try:
+            return open(self.path(name), "rb")
+        except OSError as e:
+            if _missing(e):
+                return None
+            raise
+
     def exists(self, name):
         try:
             os.stat(self.path(name))

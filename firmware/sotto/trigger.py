@@ -25,11 +25,13 @@ NONE = const(0)
 ALERT = const(1)
 CANCEL = const(2)
 DURESS = const(3)
-NAMES = ("none", "alert", "cancel", "duress")
+YES = const(4)  # the officer's answers to a question from the centre (sotto.commands)
+NO = const(5)
+NAMES = ("none", "alert", "cancel", "duress", "yes", "no")
 
 IDLE_MS = const(60000)
-_EVENTS = (ALERT, CANCEL, DURESS)
-_KEYS = ("alert", "cancel", "duress")
+_EVENTS = (ALERT, CANCEL, DURESS, YES, NO)
+_KEYS = ("alert", "cancel", "duress", "yes", "no")
 
 
 class Trigger:
@@ -125,7 +127,7 @@ class Trigger:
 
     # -- output -----------------------------------------------------------------
     def poll(self, now_ms):
-        """The next recognised pattern (ALERT, CANCEL, DURESS) or NONE."""
+        """The next recognised pattern (ALERT, CANCEL, DURESS, YES, NO) or NONE."""
         self._settle(now_ms)
         if self._level and not self._pending:
             self._check_hold(ticks_diff(now_ms, self._press_t))

@@ -9,6 +9,7 @@ from host_tools.frames.reasons import (
     ALG_NAMES,
     CODEC_NAMES,
     END_REASON_NAMES,
+    REPLY_RESULT_NAMES,
     STATUS_NAMES,
     TRIGGER_NAMES,
     FrameType,
@@ -60,6 +61,11 @@ def describe_frame(frame: Frame, extra: list[tuple[str, str]] | None = None) -> 
         rows.append(("ended", f"{frame.end_reason}: {END_REASON_NAMES.get(frame.end_reason, '?')}"))
     if frame.heartbeat_s is not None:
         rows.append(("heartbeat", f"every {frame.heartbeat_s} s"))
+    if frame.command_id is not None:
+        rows.append(("command", f"{frame.command_id}: {REPLY_RESULT_NAMES.get(frame.result or 0, '?')} "
+                                f"({frame.result})"))
+    if frame.unauth is not None:
+        rows.append(("unauthenticated", f"{frame.unauth} answers since the device started"))
     rows.append(("flags", ", ".join(frame.flag_names) or "none"))
     if frame.type == FrameType.AUDIO:
         rate = frame.rate_hz or 1
@@ -106,7 +112,7 @@ def frame_to_json(frame: Frame) -> dict[str, Any]:
                            "accuracy_m": loc.accuracy_m, "age_s": loc.age_s, "source": loc.source,
                            "source_name": loc.source_name}
     for key, name in ((7, "battery"), (9, "trigger"), (17, "heartbeat_s"), (18, "status"),
-                      (19, "dropped"), (20, "why")):
+                      (19, "dropped"), (20, "why"), (21, "cmd"), (22, "res"), (23, "unauth")):
         if key in frame.payload:
             out[name] = frame.payload[key]
     if frame.type == FrameType.AUDIO:

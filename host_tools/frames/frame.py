@@ -22,6 +22,7 @@ from host_tools.frames.cbor_strict import (
     _strict_item,
 )
 from host_tools.frames.reasons import (
+    FLAG_INSECURE_TLS,
     FLAG_NAMES,
     HEADER_ALG,
     HEADER_KID,
@@ -193,6 +194,26 @@ class Frame:
     @property
     def end_reason(self) -> int | None:
         return self._int(20)
+
+    @property
+    def command_id(self) -> int | None:
+        """reply: the id of the centre command it answers."""
+        return self._int(21)
+
+    @property
+    def result(self) -> int | None:
+        """reply: the command's result (REPLY_RESULT_NAMES)."""
+        return self._int(22)
+
+    @property
+    def unauth(self) -> int | None:
+        """status / heartbeat: answers the device could not authenticate since it started."""
+        return self._int(23)
+
+    @property
+    def insecure_tls(self) -> bool:
+        """Flag bit 3: the device runs TLS without server authentication (bench work)."""
+        return bool(self.flags & FLAG_INSECURE_TLS)
 
     @property
     def link(self) -> bytes:

@@ -23,7 +23,6 @@ SIGNATURE_BYTES = 64
 LOCATION_BYTES = 13
 
 _U32 = 0xFFFFFFFF
-_U64 = 0xFFFFFFFFFFFFFFFF
 
 
 class Reason(str, Enum):
@@ -76,6 +75,7 @@ class FrameType(IntEnum):
     HEARTBEAT = 7
     CHECK_IN = 8
     STATUS = 9
+    REPLY = 10
 
     @property
     def label(self) -> str:
@@ -96,10 +96,16 @@ class FrameType(IntEnum):
 SOURCE_NAMES = {1: "gnss", 2: "cell", 3: "last-known"}
 TRIGGER_NAMES = {1: "hold", 2: "presses"}
 CODEC_NAMES = {1: "IMA-ADPCM"}
-FLAG_NAMES = {0: "duress", 1: "minimal mode", 2: "battery reserve"}
+FLAG_NAMES = {0: "duress", 1: "minimal mode", 2: "battery reserve", 3: "insecure-tls"}
+FLAG_INSECURE_TLS = 8           # bit 3: the device runs TLS without server authentication
+FLAGS_DEFINED = 0x0F            # bits 0..3; an undefined bit is a format change (bad-field)
 STATUS_NAMES = {1: "battery low", 2: "battery critical", 3: "battery reserve reached",
                 4: "boot loop: minimal alert-only mode", 5: "queue full, frames dropped",
-                6: "device started"}
+                6: "device started", 10: "not through: the alert-start was not acknowledged in time"}
+# reply `res` (key 22): the device's result of a centre command
+REPLY_RESULT_NAMES = {1: "done", 2: "refused", 3: "yes", 4: "no", 5: "no answer", 6: "unknown command",
+                      7: "invalid"}
+COMMAND_ID_MAX = 2**53
 END_REASON_NAMES = {1: "ended on the device", 2: "closed by the monitoring centre",
                     3: "maximum duration", 4: "battery exhausted"}
 ALG_NAMES = {ALG_EDDSA: "EdDSA", ALG_ED25519: "Ed25519"}

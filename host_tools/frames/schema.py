@@ -9,11 +9,13 @@ from typing import Any
 
 from host_tools.frames.reasons import (
     _U32,
-    _U64,
+    COMMAND_ID_MAX,
+    FLAGS_DEFINED,
     FORMAT_VERSION,
     LINK_BYTES,
     LOCATION_BYTES,
     SOURCE_NAMES,
+    STATUS_NAMES,
     FrameError,
     FrameType,
     Reason,
@@ -81,7 +83,7 @@ def _show(value: Any) -> str:
     return type(value).__name__
 
 
-def _is_uint(value: Any, lo: int = 0, hi: int = _U64) -> bool:
+def _is_uint(value: Any, lo: int, hi: int) -> bool:
     return type(value) is int and lo <= value <= hi  # bool is not an int here
 
 
@@ -91,14 +93,15 @@ class _Field:
     name: str
     kind: str          # "uint" or "bstr" or "ast" or "loc"
     lo: int = 0
-    hi: int = _U64     # for bstr: the exact size is lo
+    hi: int = _U32     # uint: every integer is bounded (docs/frames.md); for bstr the exact size is lo
 
     def check(self, value: Any) -> None:
         label = f"{self.name} ({self.key})"
         if self.kind == "uint":
             if not _is_uint(value, self.lo, self.hi):
-                want = ("an unsigned integer" if (self.lo, self.hi) == (0, _U64)
-                        else f"an integer {self.lo}..{self.hi}")
+                want = f"an integer {self.lo}..{self.hi}"
+                if self.key == 10 and type(value) is int and value > 0:
+                    want = f"bits 0..{FLAGS_DEFINED.bit_length() - 1} only (an undefined flag)"
                 raise FrameError(Reason.BAD_FIELD, f"{label} must be {want}, got {_show(value)}")
         elif self.kind == "bstr":
             if not isinstance(value, bytes) or len(value) != self.lo:
@@ -120,28 +123,32 @@ def _show_ast(value: Any) -> str:
 
 
 _FIELDS = {f.key: f for f in (
-    _Field(0, "v", "uint"),
+    _Field(0, "v", "uint"),     # v and t have reason codes of their own (checked first)
     _Field(1, "t", "uint"),
     _Field(2, "sid", "uint", 1, 0xFFFF),
     _Field(3, "seq", "uint", 1, _U32),
-    _Field(4, "time", "uint"),
+    _Field(4, "time", "uint", 0, _U32),
     _Field(5, "up", "uint", 0, _U32),
     _Field(6, "loc", "loc"),
     _Field(7, "batt", "uint", 0, 100),
     _Field(8, "prev", "bstr", LINK_BYTES),
     _Field(9, "trig", "uint", 1, 2),
-    _Field(10, "flags", "uint"),
+    _Field(10, "flags", "uint", 0, FLAGS_DEFINED),
     _Field(11, "codec", "uint", 1, 1),
     _Field(12, "rate", "uint", 1, _U32),    # Hz; 0 would make the audio unplayable
-    _Field(13, "off", "uint"),
+    _Field(13, "off", "uint", 0, _U32),
     _Field(14, "adig", "bstr", 32),
     _Field(15, "ast", "ast"),
-    _Field(16, "ns", "uint"),
-    _Field(17, "hb", "uint"),
-    _Field(18, "st", "uint", 1, 6),
-    _Field(19, "drop", "uint"),
+    _Field(16, "ns", "uint", 0, _U32),
+    _Field(17, "hb", "uint", 0, _U32),
+    _Field(18, "st", "uint", 1, 10),
+    _Field(19, "drop", "uint", 0, _U32),
     _Field(20, "why", "uint", 1, 4),
+    _Field(21, "cmd", "uint", 1, COMMAND_ID_MAX),
+    _Field(22, "res", "uint", 1, 7),
+    _Field(23, "unauth", "uint", 0, _U32),
 )}
+_STATUS_CODES = frozenset(STATUS_NAMES)   # st 7..9 are other issues' (not defined yet)
 
 _COMMON = frozenset({0, 1, 3, 4, 5})
 _IN_ALERT = _COMMON | {2}
@@ -153,9 +160,10 @@ _SCHEMA: dict[FrameType, tuple[frozenset[int], frozenset[int]]] = {
     FrameType.CANCEL: (_IN_ALERT | {8}, frozenset({7})),
     FrameType.DURESS: (_IN_ALERT | {8}, frozenset({6, 7})),
     FrameType.END: (_IN_ALERT | {8, 20}, frozenset({7})),
-    FrameType.HEARTBEAT: (_COMMON | {7, 17}, frozenset()),
+    FrameType.HEARTBEAT: (_COMMON | {7, 17}, frozenset({23})),
     FrameType.CHECK_IN: (_COMMON | {7}, frozenset({6})),
-    FrameType.STATUS: (_COMMON | {7, 18}, frozenset({19})),
+    FrameType.STATUS: (_COMMON | {7, 18}, frozenset({19, 23})),
+    FrameType.REPLY: (_COMMON | {21, 22}, frozenset({2})),   # sid: the alert the command concerned
 }
 _ALLOWED = {t: req | opt | {10} for t, (req, opt) in _SCHEMA.items()}
 _STATUS_QUEUE_FULL = 5
@@ -185,7 +193,7 @@ def _check_payload(payload: Any) -> tuple[FrameType, dict[int, Any]]:
     if type(t) is not int:
         raise FrameError(Reason.BAD_FIELD, f"t (1) must be an unsigned integer, got {_show(t)}")
     if t not in _TYPE_VALUES:
-        raise FrameError(Reason.UNKNOWN_FRAME_TYPE, f"frame type {t} is not one of 1..9")
+        raise FrameError(Reason.UNKNOWN_FRAME_TYPE, f"frame type {t} is not one of 1..{max(_TYPE_VALUES)}")
     ftype = FrameType(t)
     required, allowed = _SCHEMA[ftype][0], _ALLOWED[ftype]
     for key in payload:
@@ -202,6 +210,9 @@ def _check_payload(payload: Any) -> tuple[FrameType, dict[int, Any]]:
         if not (spec.kind == "uint" and type(value) is int and spec.lo <= value <= spec.hi):
             spec.check(value)
         fields[key] = tuple(value) if isinstance(value, list) else value
+    if 18 in fields and fields[18] not in _STATUS_CODES:
+        raise FrameError(Reason.BAD_FIELD, f"st (18) {fields[18]} is not a status code this tool knows "
+                         f"({', '.join(str(c) for c in sorted(_STATUS_CODES))})")
     if 19 in fields and fields[18] != _STATUS_QUEUE_FULL:
         raise FrameError(Reason.BAD_FIELD, f"drop (19) belongs only to status {_STATUS_QUEUE_FULL} "
                          f"(queue full), not status {fields[18]}")

@@ -159,7 +159,7 @@ def export(conn: sqlite3.Connection, actor: Actor, alert_id: int, out_dir: str) 
     return export_alert(conn, alert_id, out_dir, operator=actor.name, role=actor.role)
 
 
-def run_purge(conn: sqlite3.Connection, actor: Actor, older_than_days: float, dry_run: bool) -> PurgeResult:
+def run_purge(conn: sqlite3.Connection, actor: Actor, older_than_days: int, dry_run: bool) -> PurgeResult:
     require(actor, RETENTION)
     return purge(conn, older_than_days, operator=actor.name, role=actor.role, dry_run=dry_run)
 

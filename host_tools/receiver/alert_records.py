@@ -3,7 +3,7 @@ silent devices (records, with their JSON form); the alert states and errors."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from host_tools.errors import SottoError
@@ -75,6 +75,8 @@ class AlertSummary:
     seq_reused: int
     purged_at: float | None
     chain: ChainStatus
+    insecure_tls: bool = False      # a frame of it had flag bit 3: the device did not authenticate the centre
+    hold: Any = None                # host_tools.receiver.holds.Hold while the alert is on hold
 
     @property
     def code(self) -> str:
@@ -122,7 +124,8 @@ class AlertSummary:
             "acknowledged": iso_utc(self.acked_at), "closed_by": self.closed_by,
             "closed": iso_utc(self.closed_at),
             "outcome": self.outcome, "chain": self.chain.to_json(), "seq_reused": self.seq_reused,
-            "purged": iso_utc(self.purged_at),
+            "purged": iso_utc(self.purged_at), "insecure_tls": self.insecure_tls,
+            "hold": self.hold.to_json() if self.hold is not None else None,
         }
 
 
@@ -177,6 +180,7 @@ class AlertDetail:
     now: float
     audit_id: int = 0
     sms_frames: int = 0
+    commands: list[Any] = field(default_factory=list)   # host_tools.receiver.commands.Command, oldest first
 
     @property
     def location(self) -> TrackPoint | None:
@@ -192,6 +196,7 @@ class AlertDetail:
         out["frames_by_sms"] = self.sms_frames
         out["rejected_from_device_since_start"] = self.rejected_since_start
         out["device_last_seen"] = iso_utc(self.last_seen_at)
+        out["commands"] = [c.to_json() for c in self.commands]
         return out
 
 

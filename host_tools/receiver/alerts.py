@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from host_tools.errors import UsageError
-from host_tools.frames import FrameType
-from host_tools.receiver import audit
+from host_tools.frames import FLAG_INSECURE_TLS, FrameType
+from host_tools.receiver import audit, commands, holds
 from host_tools.receiver.alert_records import (
     BROKEN,
     COMPLETE,
@@ -107,7 +107,10 @@ def _summary(conn: sqlite3.Connection, row: tuple[Any, ...]) -> AlertSummary:
     values = list(fields)
     values[1] = bytes(values[1])
     values[10] = bool(values[10])
-    return AlertSummary(*values, chain=chain)  # type: ignore[arg-type]
+    insecure = conn.execute("SELECT 1 FROM frames WHERE alert_id = ? AND (flags & ?) <> 0 LIMIT 1",
+                            (row[0], FLAG_INSECURE_TLS)).fetchone() is not None
+    return AlertSummary(*values, chain=chain, insecure_tls=insecure,  # type: ignore[arg-type]
+                        hold=holds.held(conn, row[0]))
 
 
 def get_alert(conn: sqlite3.Connection, alert_id: int) -> AlertSummary:
@@ -158,7 +161,8 @@ def show_alert(conn: sqlite3.Connection, alert_id: int, *, operator: str,
         (summary.device_id, summary.first_received_at))}
     seen = conn.execute("SELECT last_seen_at FROM device_state WHERE device_id = ?",
                         (summary.device_id,)).fetchone()
-    return AlertDetail(summary, points, counts, rejected, seen[0] if seen else None, now, audit_id, sms)
+    return AlertDetail(summary, points, counts, rejected, seen[0] if seen else None, now, audit_id, sms,
+                       commands.for_alert(conn, alert_id))
 
 
 def silent_devices(conn: sqlite3.Connection, *, now: float | None = None, grace_s: float = DEFAULT_GRACE_S
@@ -173,6 +177,13 @@ def silent_devices(conn: sqlite3.Connection, *, now: float | None = None, grace_
         "AND EXISTS (SELECT 1 FROM device_keys k WHERE k.device_id = s.device_id AND k.revoked_at IS NULL) "
         "ORDER BY s.last_seen_at", (grace_s, now)).fetchall()
     return [SilentDevice(bytes(r[0]), r[1], r[2], r[3], now - r[2] - r[3], r[4]) for r in rows]
+
+
+def trust_states(conn: sqlite3.Connection) -> dict[bytes, tuple[bool, int | None]]:
+    """device id -> (its newest frame carried insecure-tls, answers it could not
+    authenticate as it last reported): what devices say of their trust setup."""
+    return {bytes(d): (bool(i), u) for d, i, u in conn.execute(
+        "SELECT device_id, insecure_tls, unauth FROM device_trust")}
 
 
 # --------------------------------------------------------------------------
@@ -190,7 +201,8 @@ def _check_outcome(outcome: str) -> str:
 
 def acknowledge(conn: sqlite3.Connection, alert_id: int, *, operator: str, now: float | None = None,
                 role: str = audit.CLI_ROLE) -> AlertSummary:
-    """Mark the alert as being handled by `operator` (audited)."""
+    """Mark the alert as being handled by `operator` (audited), and queue the
+    `listening` command: the officer feels that an operator has the alert."""
     now = time.time() if now is None else now
     operator = audit.check_operator(operator)
     with write_transaction(conn):
@@ -210,6 +222,7 @@ def acknowledge(conn: sqlite3.Connection, alert_id: int, *, operator: str, now: 
                      (operator, now, alert_id))
         audit.record(conn, operator, "acknowledge", alert_id=alert_id, device_id=bytes(device_id), at=now,
                      in_transaction=True, role=role)
+        commands.queue(conn, alert_id, commands.LISTENING, operator=operator, now=now, in_transaction=True)
     return get_alert(conn, alert_id)
 
 
@@ -263,4 +276,4 @@ def overview(conn: sqlite3.Connection, *, include_closed: bool = False, now: flo
 __all__ = ["BROKEN", "COMPLETE", "DEFAULT_GRACE_S", "GAP", "MAX_OUTCOME_CHARS", "OPEN", "AlertDetail",
            "AlertNotFoundError", "AlertStateError", "AlertSummary", "ChainStatus", "Overview", "SilentDevice",
            "TrackPoint", "acknowledge", "chain_status", "close", "duration_text", "get_alert", "iso_utc",
-           "list_alerts", "overview", "show_alert", "silent_devices", "track", "utc_text"]
+           "list_alerts", "overview", "show_alert", "silent_devices", "track", "trust_states", "utc_text"]

@@ -1,9 +1,10 @@
 """The centre's own tables (component `centre`): operator accounts, console sessions,
-the audit chain's head, alert holds and sent notifications; and the audit log's chain columns.
+the audit chain's head and sent notifications; and the audit log's chain columns.
+(Alert holds are the receiver's table, store.py, since its schema version 2.)
 
 Kept apart from the receiver's ingest tables (store.py) so that the console can
 grow without touching ingest. SQL here and in the modules that use these tables
-(accounts, sessions, audit, holds, notify's de-duplication) is written for both
+(accounts, sessions, audit, notify's de-duplication) is written for both
 SQLite >= 3.35 and PostgreSQL 15: `?` placeholders, ON CONFLICT, RETURNING, no
 SQLite-only functions. The one exception is the append-only trigger of the audit
 table (store.py's DDL), which the chain migration below has to lift for a moment.
@@ -53,12 +54,6 @@ CREATE TABLE IF NOT EXISTS audit_head (
     entries    INTEGER NOT NULL,
     last_id    INTEGER NOT NULL,
     last_hash  TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS alert_holds (
-    alert_id    INTEGER PRIMARY KEY,
-    reason      TEXT NOT NULL,
-    held_by     TEXT NOT NULL,
-    held_at     REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS notifications (
     kind        TEXT NOT NULL,

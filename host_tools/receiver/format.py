@@ -61,6 +61,12 @@ def state_text(a: AlertSummary) -> str:
     return "DURESS " + text if a.duress else text
 
 
+def flags_text(a: AlertSummary) -> str:
+    """`insecure-tls`, `held` (what `alerts list` notes beside the state), or `-`."""
+    notes = [n for n, on in (("insecure-tls", a.insecure_tls), ("held", a.hold is not None)) if on]
+    return ",".join(notes) or "-"
+
+
 def format_alert(d: AlertDetail, full_track: bool = False, track_rows: int = TRACK_ROWS) -> list[str]:
     """The lines an operator reads for one alert: labels left, values right, then
     the last `track_rows` positions of the track (all of them with full_track)."""
@@ -91,6 +97,11 @@ def format_alert(d: AlertDetail, full_track: bool = False, track_rows: int = TRA
                  + (f"; {d.sms_frames} by SMS" if d.sms_frames else "") + ")"))
     if a.battery is not None:
         rows.append(("battery", f"{a.battery} %"))
+    if a.insecure_tls:
+        rows.append(("INSECURE TLS", "the device ran without authenticating the centre (insecure_tls, "
+                                     "bench setting): provision it with the CA"))
+    if a.hold is not None:
+        rows.append(("on hold", a.hold.text))
     if a.ended_text:
         rows.append(("on the device", a.ended_text))
     if a.acked_by:
@@ -108,6 +119,12 @@ def format_alert(d: AlertDetail, full_track: bool = False, track_rows: int = TRA
                      f"{a.seq_reused} frames reuse a sequence number (device counters went back?)"))
     width = max(len(k) for k, _ in rows)
     lines = [f"{k.ljust(width)}  {v}" for k, v in rows]
+    if d.commands:
+        lines.append("")
+        lines.append(f"commands to the device ({len(d.commands)}):")
+        for c in d.commands:
+            lines.append(f"  {c.command_id:<6} {c.what:<24} {c.outcome:<22} by {c.operator}, "
+                         f"{utc_text(c.queued_at)[11:19]}")
     if d.track:
         shown = d.track if full_track else d.track[-track_rows:]
         lines.append("")

@@ -1,5 +1,5 @@
 """Alerts on hold: kept whole, whatever the retention, until released (an auditor's
-tool: a complaint, an investigation, a court case).
+or operator's tool: a complaint, an investigation, a court case).
 
     hold(conn, 12, operator="aud", reason="police investigation 4411", role="auditor")   # audited
     release(conn, 12, operator="aud", role="auditor")                                   # audited
@@ -7,7 +7,6 @@ tool: a complaint, an investigation, a court case).
 
 `sotto purge` never touches an alert on hold (host_tools.receiver.purge). The
 audit log keeps every hold and release; the alert_holds table only what holds now.
-(The same interface and table as the closed-loop work's holds, plus the role.)
 """
 
 from __future__ import annotations
@@ -46,7 +45,7 @@ class Hold:
 def _reason(text: str) -> str:
     reason = " ".join(str(text).split())
     if not reason:
-        raise UsageError("say why the alert is held (e.g. 'police investigation 4411')")
+        raise UsageError("say why the alert is held: --reason TEXT (e.g. 'police investigation 4411')")
     if len(reason) > MAX_REASON_CHARS:
         raise UsageError(f"the reason is {len(reason)} characters; at most {MAX_REASON_CHARS}")
     return reason
@@ -65,7 +64,8 @@ def held_ids(conn: sqlite3.Connection) -> set[int]:
 def _device_of(conn: sqlite3.Connection, alert_id: int) -> bytes:
     row = conn.execute("SELECT device_id FROM alerts WHERE alert_id = ?", (alert_id,)).fetchone()
     if row is None:
-        raise AlertNotFoundError(f"no alert {alert_code(alert_id)}")
+        raise AlertNotFoundError(f"no alert {alert_code(alert_id)} "
+                                 "(`sotto alerts list --all` shows them all)")
     return bytes(row[0])
 
 

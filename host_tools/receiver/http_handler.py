@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import hashlib
 import http.server
 import json
 import logging
@@ -20,6 +21,7 @@ from host_tools import __version__
 from host_tools.frames import FrameError, Reason, split_sequence
 from host_tools.ids import format_device_id
 from host_tools.receiver.ingest import REJECTED, Result, StorageUnavailable
+from host_tools.receiver.sms_auth import RATE_LIMITED, check_sms_request
 
 if TYPE_CHECKING:
     from host_tools.receiver.server import ReceiverHTTPServer
@@ -27,15 +29,18 @@ if TYPE_CHECKING:
 log = logging.getLogger("sotto.receiver")
 
 CBOR_SEQ = "application/cbor-seq"
+COSE = "application/cose"     # the centre's signed answers (docs/frames.md, "The signed answer")
+SIGNED_STATUSES = (200, 400, 413)
 FRAME_TYPES = (CBOR_SEQ, "application/cbor")
 JSON = "application/json"
 PATH_FRAMES, PATH_SMS, PATH_HEALTH = "/v1/frames", "/v1/sms", "/v1/health"
 _HEX = frozenset(string.hexdigits)
 
-_REASONS = {400: "bad-request", 404: "not-found", 405: "method-not-allowed", 408: "request-timeout",
-            411: "length-required", 413: "too-large", 414: "uri-too-long", 415: "unsupported-media-type",
-            431: "headers-too-large", 500: "internal-error", 501: "method-not-allowed",
-            503: "storage-unavailable", 505: "http-version-not-supported"}
+_REASONS = {400: "bad-request", 401: "unauthorized", 404: "not-found", 405: "method-not-allowed",
+            408: "request-timeout", 411: "length-required", 413: "too-large", 414: "uri-too-long",
+            415: "unsupported-media-type", 429: "rate-limited", 431: "headers-too-large",
+            500: "internal-error", 501: "method-not-allowed", 503: "storage-unavailable",
+            505: "http-version-not-supported"}
 
 
 class _HTTPError(Exception):
@@ -75,6 +80,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         self.timeout = self.server.config.io_timeout_s
+        self._frames_body: bytes | None = None   # the body of the POST /v1/frames being answered
         super().setup()
 
     def handle_one_request(self) -> None:
@@ -113,11 +119,22 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def _error(self, path: str, e: _HTTPError) -> None:
         body: dict[str, Any] = {"reason": e.reason, "detail": e.detail}
-        if path == PATH_FRAMES:
+        if path == PATH_FRAMES and e.status in SIGNED_STATUSES and self._frames_body is not None:
+            # a refusal of a request we read: signed and bound to it, so the device may act on it
+            self._answer(e.status, COSE, self._signed(body), close=e.close)
+        elif path == PATH_FRAMES:
+            # nothing the device acts on: a refusal before the body was read (bad or too
+            # large Content-Length) cannot be bound to it, and 415 / 503 need no signature
             self._answer(e.status, "application/cbor", cbor2.dumps(body, canonical=True), close=e.close)
         else:
             self._answer(e.status, JSON, json.dumps(body).encode(), close=e.close)
         self.server.count_error(e.reason)
+
+    def _signed(self, payload: dict[str, Any]) -> bytes:
+        """The centre's signed answer to the frames body being answered: payload + req."""
+        assert self._frames_body is not None
+        req = hashlib.sha256(self._frames_body).digest()
+        return self.server.centre.sign_answer({"req": req, **payload})
 
     def _read_body(self, limit: int) -> bytes:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
@@ -150,6 +167,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     # -- methods -------------------------------------------------------------------
     def do_POST(self) -> None:
         path = urlsplit(self.path).path
+        self._frames_body = None
         try:
             if path == PATH_FRAMES:
                 self._post_frames()
@@ -198,6 +216,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def _post_frames(self) -> None:
         self._check_type(FRAME_TYPES)
         body = self._read_body(self.server.config.max_body_bytes)
+        self._frames_body = body
         try:
             wires = split_sequence(body)
         except FrameError as e:
@@ -212,11 +231,18 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         except StorageUnavailable as e:
             raise _HTTPError(503, "storage-unavailable",
                              f"{e}; nothing was stored, send again later") from None
-        self._answer(200, "application/cbor", answer.to_cbor())
+        self._answer(200, COSE, self._signed(answer.to_wire()))
 
     def _post_sms(self) -> None:
+        # The gateway's signature first (host_tools.receiver.sms_auth): nothing of a
+        # post without it is parsed, stored or counted as a frame rejection.
+        if not self.server.sms_limiter.allow(self.client_address[0], time.time()):
+            raise _HTTPError(429, RATE_LIMITED, "too many posts from this address; slow down", close=True)
         self._check_type((JSON,))
         body = self._read_body(self.server.config.max_sms_bytes)
+        problem = check_sms_request(self.headers, body, self.server.config.sms_secret, time.time())
+        if problem is not None:
+            raise _HTTPError(401, problem.reason, problem.detail, close=True)
         try:
             msg = json.loads(body)
         except (ValueError, UnicodeDecodeError) as e:

@@ -1,14 +1,18 @@
 """The HTTP side of `sotto receive` (standard library http.server, one thread per connection).
 
-    POST /v1/frames   body application/cbor-seq: frames -> CBOR answer (docs/frames.md)
-    POST /v1/sms      the SMS gateway's webhook: JSON {sender, time, payload (hex or base64)}
+    POST /v1/frames   body application/cbor-seq: frames -> the centre's signed answer
+                      (application/cose: COSE_Sign1 bound to the request, docs/frames.md)
+    POST /v1/sms      the SMS gateway's webhook: JSON {sender, time, payload (hex or base64)},
+                      signed by the gateway (host_tools.receiver.sms_auth)
     GET  /v1/health   JSON {"status": "ok", ...}; 503 when storage is failing
 
 Every answer carries a reason: HTTP errors have a body {"reason": CODE, "detail":
-TEXT} (CBOR on /v1/frames, where the device reads it; JSON elsewhere):
+TEXT} (on /v1/frames the centre's signed answer for 400 / 413 once the body was
+read, else plain CBOR; JSON elsewhere):
 
     400 malformed-cbor / bad-request / bad-content-length   413 too-large
-    404 not-found   405 method-not-allowed   411 length-required
+    401 missing-signature / bad-signature / stale-timestamp / sms-not-configured (/v1/sms)
+    404 not-found   405 method-not-allowed   411 length-required   429 rate-limited (/v1/sms)
     415 unsupported-media-type   431 headers-too-large   503 storage-unavailable / busy
 
 Slow or hostile clients only hold their own thread: every read has a timeout
@@ -33,14 +37,19 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from contextlib import closing
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from host_tools import __version__
 from host_tools.errors import SottoError, UsageError
+from host_tools.receiver import centre_key
+from host_tools.receiver.centre_key import CentreKey
 from host_tools.receiver.http_handler import _Handler
 from host_tools.receiver.ingest import Receiver
+from host_tools.receiver.sms_auth import RateLimiter
+from host_tools.receiver.store import open_db
 
 log = logging.getLogger("sotto.receiver")
 
@@ -66,6 +75,10 @@ class ServerConfig:
     max_connections: int = 4096
     listen_backlog: int = 1024
     verify_helper: bool = (os.cpu_count() or 1) > 1   # verify on a second core too
+    centre_key: str | None = None          # the answer-signing key file; None: <db>-centre.key
+    sms_secret: bytes | None = field(default=None, repr=False)   # the gateway's HMAC secret; None: no SMS
+    sms_per_minute: float = 120.0          # posts per source address to /v1/sms
+    sms_burst: int = 60
 
 
 
@@ -113,9 +126,11 @@ class ReceiverHTTPServer(http.server.ThreadingHTTPServer):
     allow_reuse_address = True
     block_on_close = False
 
-    def __init__(self, receiver: Receiver, config: ServerConfig) -> None:
+    def __init__(self, receiver: Receiver, config: ServerConfig, centre: CentreKey) -> None:
         self.receiver = receiver
         self.config = config
+        self.centre = centre
+        self.sms_limiter = RateLimiter(config.sms_per_minute, config.sms_burst)
         self.request_queue_size = config.listen_backlog
         self.conns = _Connections()
         self.stopping = False
@@ -262,18 +277,36 @@ class _DbLock:
             os.close(self.fd)
 
 
+def centre_key_for(db_path: str | os.PathLike[str], config: ServerConfig) -> tuple[CentreKey, bool]:
+    """The centre key the receiver signs with (made when the database has none yet):
+    (key, created)."""
+    path = Path(config.centre_key) if config.centre_key else centre_key.default_path(db_path)
+    with closing(open_db(db_path, create=True)) as conn:
+        return centre_key.ensure(conn, path)
+
+
 def serve(db_path: Path, config: ServerConfig, *, announce: Callable[[str], None] = print,
-          stop_event: threading.Event | None = None, console: Any = None) -> int:
+          stop_event: threading.Event | None = None, note: Callable[[str], None] | None = None,
+          console: Any = None) -> int:
     """Run the receiver until SIGINT/SIGTERM (or stop_event): the blocking body of
     `sotto receive`. `announce` gets one line once it listens: `listening on URL ...`;
-    with a console (a ConsoleConfig), a second one once that listens: `console on URL`."""
+    with a console (a ConsoleConfig), a second one once that listens: `console on URL`.
+    `note` (default: the log) gets what the operator should know at start (a new
+    centre key, the SMS gateway's state)."""
+    note = note or log.warning
     lock = _DbLock(db_path)
     receiver = None
     server = None
     running_console = None
     try:
+        centre, created = centre_key_for(db_path, config)
+        if created:
+            note(f"made the centre's answer-signing key {centre.path} (public key {centre.public_hex}); "
+                 "provision devices with it (`sotto centre key`)")
+        if config.sms_secret is None:
+            note("no SMS gateway secret (--sms-secret-file): POST /v1/sms answers 401 to everything")
         receiver = Receiver(db_path, verify_helper=config.verify_helper)
-        server = ReceiverHTTPServer(receiver, config)
+        server = ReceiverHTTPServer(receiver, config, centre)
         if config.host not in ("127.0.0.1", "::1", "localhost") and server.ssl_context is None:
             log.warning("serving without TLS on %s: location and audio would cross the network in clear; "
                         "use --tls-cert/--tls-key, or a TLS proxy in front", config.host)
@@ -322,6 +355,10 @@ class RunningServer:
     thread: threading.Thread
 
     @property
+    def centre(self) -> CentreKey:
+        return self.server.centre
+
+    @property
     def url(self) -> str:
         return self.server.url
 
@@ -337,11 +374,13 @@ class RunningServer:
 
 def start_in_thread(db_path: str | os.PathLike[str], config: ServerConfig | None = None,
                     receiver: Receiver | None = None) -> RunningServer:
-    """Start a receiver (port 0 = any free port) in this process; stop() it when done."""
+    """Start a receiver (port 0 = any free port) in this process; stop() it when done.
+    Its centre key is config.centre_key, else `<db>-centre.key` (made when missing)."""
     config = config or ServerConfig(port=0, verify_helper=False)
+    centre, _ = centre_key_for(db_path, config)
     receiver = receiver or Receiver(db_path, verify_helper=config.verify_helper)
     try:
-        server = ReceiverHTTPServer(receiver, config)
+        server = ReceiverHTTPServer(receiver, config, centre)
     except BaseException:
         receiver.close()
         raise

@@ -15,6 +15,16 @@ the receiver answers `accepted` only after that (host_tools.receiver.ingest).
 - rejections: every rejected frame's reason (no frame bytes are kept).
 - audit: append-only, hash-chained record of every operator access and action
   (the chain columns and the centre's own tables: centre_schema.py).
+- centre_settings: the centre's public answer-signing key (never the private
+  one), the minimum retention, and other settings of the centre.
+- commands: what operators asked a device to do (listening, more-audio, locate,
+  ask), carried in the device's signed answers until its reply frame arrives.
+  `command_id` is the id the device sees: it only increases, so rows are never
+  deleted (a reused id would be ignored by the device as already run).
+- alert_holds: alerts an operator placed on hold; purge never touches them.
+- device_trust: what each device says about its own trust setup: flag bit 3
+  (it runs TLS without authenticating the server) and `unauth` (answers it
+  could not authenticate).
 """
 
 from __future__ import annotations
@@ -27,7 +37,7 @@ from host_tools.errors import UsageError
 from host_tools.receiver.centre_schema import ensure_centre_schema
 from host_tools.registry import check_schema, connect, ensure_registry_schema
 
-RECEIVER_SCHEMA_VERSION = 1
+RECEIVER_SCHEMA_VERSION = 2   # 2: centre_settings, commands, alert_holds, device_trust
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS alerts (
@@ -137,6 +147,44 @@ CREATE TABLE IF NOT EXISTS audit (
     alert_id    INTEGER,
     device_id   BLOB,
     detail      TEXT
+);
+CREATE TABLE IF NOT EXISTS centre_settings (
+    name        TEXT PRIMARY KEY,
+    value       TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS commands (
+    command_id   INTEGER PRIMARY KEY,
+    device_id    BLOB NOT NULL,
+    alert_id     INTEGER,
+    sid          INTEGER,
+    op           TEXT NOT NULL,
+    args         TEXT NOT NULL,
+    state        TEXT NOT NULL DEFAULT 'queued'
+                 CHECK (state IN ('queued', 'delivered', 'done', 'refused', 'answered')),
+    result       INTEGER,
+    operator     TEXT NOT NULL,
+    queued_at    REAL NOT NULL,
+    delivered_at REAL,
+    sent         INTEGER NOT NULL DEFAULT 0,
+    replied_at   REAL,
+    reply_seq    INTEGER
+);
+CREATE INDEX IF NOT EXISTS commands_undone ON commands(device_id, command_id)
+    WHERE state IN ('queued', 'delivered');
+CREATE INDEX IF NOT EXISTS commands_alert ON commands(alert_id, command_id);
+CREATE TABLE IF NOT EXISTS alert_holds (
+    alert_id    INTEGER PRIMARY KEY,
+    reason      TEXT NOT NULL,
+    held_by     TEXT NOT NULL,
+    held_at     REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS device_trust (
+    device_id       BLOB PRIMARY KEY,
+    insecure_tls    INTEGER NOT NULL DEFAULT 0,
+    insecure_frames INTEGER NOT NULL DEFAULT 0,
+    insecure_at     REAL,
+    unauth          INTEGER,
+    unauth_at       REAL
 );
 CREATE TRIGGER IF NOT EXISTS audit_append_only_update BEFORE UPDATE ON audit BEGIN
     SELECT RAISE(ABORT, 'the audit log is append-only'); END;

@@ -14,7 +14,7 @@ from contextlib import closing
 from typing import Any
 
 from host_tools.frames import load_public_key
-from host_tools.receiver.alerts import DEFAULT_GRACE_S, duration_text, iso_utc, utc_text
+from host_tools.receiver.alerts import DEFAULT_GRACE_S, duration_text, iso_utc, trust_states, utc_text
 from host_tools.receiver.audit import operator_name
 from host_tools.receiver.store import open_db
 from host_tools.registry import DeviceRecord, Registry, add_db_option, resolve_db_path
@@ -133,6 +133,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         records = Registry(conn).list()
         state = {bytes(r[0]): r[1:] for r in conn.execute(
             "SELECT device_id, last_seen_at, heartbeat_s, battery, last_via FROM device_state")}
+        trust = trust_states(conn)
     now = time.time()
     if args.json:
         out = []
@@ -145,6 +146,8 @@ def cmd_list(args: argparse.Namespace) -> int:
                 "fingerprint": rec.active_key.fingerprint if rec.active_key else None,
                 "last_seen": iso_utc(seen), "last_via": via, "heartbeat_s": hb, "battery": batt,
                 "silent": bool(seen and hb and rec.active_key and now > seen + hb + DEFAULT_GRACE_S),
+                "insecure_tls": trust.get(rec.device_id, (False, None))[0],
+                "unauthenticated_answers": trust.get(rec.device_id, (False, None))[1],
                 "keys": [{"fingerprint": k.fingerprint, "public_key": k.public_key.hex(),
                           "added": iso_utc(k.added_at), "added_by": k.added_by,
                           "revoked": iso_utc(k.revoked_at), "revoked_by": k.revoked_by,
@@ -161,6 +164,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         status = rec.status
         if seen and hb and rec.active_key and now > seen + hb + DEFAULT_GRACE_S:
             status = "SILENT"
+        if trust.get(rec.device_id, (False, None))[0]:
+            status += ",INSECURE-TLS"
         rows.append((rec.name, status, rec.officer or "-",
                      rec.active_key.fingerprint if rec.active_key else "-",
                      f"{utc_text(seen)} ({duration_text(now - seen)} ago)" if seen else "never",

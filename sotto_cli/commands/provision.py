@@ -1,4 +1,5 @@
-"""`sotto provision`: configure a flashed device, let it make its key, register the key.
+"""`sotto provision`: configure a flashed device with the centre's trust anchors, let it
+make its key, register the key.
 
 Thin handler over host_tools.provision.
 """
@@ -6,22 +7,59 @@ Thin handler over host_tools.provision.
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 from typing import Any
 
 from host_tools import provision
+from host_tools.errors import UsageError
+from host_tools.receiver import audit
 from host_tools.registry import add_db_option, resolve_db_path
 
 DESCRIPTION = """\
-Provision a flashed device: write its configuration (checked by the firmware's
-own rules, on the device), let it make its Ed25519 key from its hardware RNG
-(the private key never leaves the device), and register its public key in the
-registry the receiver trusts. A device that already has a key is refused unless
---force, which gives it a new key and revokes the old one."""
+Provision a flashed device: write its configuration with the centre's trust
+anchors (checked by the firmware's own rules, on the device), let it make its
+Ed25519 key from its hardware RNG (the private key never leaves the device),
+and register its public key in the registry the receiver trusts.
+
+Trust anchors: the centre's TLS CA certificate (--ca-cert, written to the
+device's /data and named in its configuration) and the centre's answer-signing
+public key (read from the registry database, where `sotto centre init` put it,
+or --centre-key-pub). Without them the firmware delivers nothing over the
+network; --insecure-tls (bench work only) runs TLS without a CA, and every
+frame says so. An http:// receiver is refused unless it is on loopback.
+
+A device that already has a key is refused unless --force, which starts from a
+clean identity (nothing of the old configuration is kept unless given again)
+and revokes the old key. A device that still holds queued frames or a live
+alert is refused even then: --drain delivers its frames to the centre first,
+--discard-queue throws them away (recorded in the audit log)."""
 
 EPILOG = """\
 example:
   sotto provision --port /dev/ttyACM0 --id SOTTO-42 --officer "PC 1234 Smith" \\
-      --server https://alerts.example.org --apn internet --sms-number +447700900123"""
+      --server https://alerts.example.org --apn internet --sms-number +447700900123 \\
+      --ca-cert centre-ca.pem --db /srv/sotto/receiver.db"""
+
+
+def add_queue_options(p: argparse.ArgumentParser) -> None:
+    """--drain / --discard-queue and their companions (provision --force, rotate-key)."""
+    what = p.add_mutually_exclusive_group()
+    what.add_argument("--drain", action="store_true",
+                      help="deliver the device's queued frames to the centre first (over its USB link), "
+                           "removing only what the centre acknowledged")
+    what.add_argument("--discard-queue", action="store_true",
+                      help="throw the device's queued frames and live alert away (recorded in the audit "
+                           "log with the technician's name)")
+    p.add_argument("--receiver", metavar="URL",
+                   help="where --drain delivers (default: the receiver in the device's configuration)")
+    p.add_argument("--technician", metavar="NAME",
+                   help=f"who you are, for the audit log (default ${audit.ENV_OPERATOR} or the login name)")
+
+
+def queue_policy(args: argparse.Namespace, ca_pem: str | None = None) -> provision.QueuePolicy:
+    return provision.QueuePolicy(drain=args.drain, discard=args.discard_queue, receiver=args.receiver,
+                                 ca_pem=ca_pem, technician=args.technician)
 
 
 def register(subparsers: Any) -> None:
@@ -33,22 +71,74 @@ def register(subparsers: Any) -> None:
     p.add_argument("--id", required=True, dest="device_id",
                    help="device id: 16 hex digits or 8 characters such as SOTTO-42")
     p.add_argument("--officer", help="who wears it (shown to operators)")
-    p.add_argument("--server", help="the receiver's URL, https://HOST[:PORT] (required the first time)")
-    p.add_argument("--apn", help="the SIM's APN (required the first time)")
+    p.add_argument("--server", required=True,
+                   help="the receiver's URL, https://HOST[:PORT] (http:// only to a loopback address)")
+    p.add_argument("--apn", required=True, help="the SIM's APN")
     p.add_argument("--sms-number", help="SMS fallback number, international form (+447700900123)")
-    p.add_argument("--board", help="board definition name (default: the device's, else sotto-ref-s3)")
+    p.add_argument("--board", help="board definition name (default sotto-ref-s3)")
+    p.add_argument("--ca-cert", metavar="PEM", help="the centre's TLS CA certificate (needed for https)")
+    p.add_argument("--centre-key-pub", metavar="HEX|FILE",
+                   help="the centre's answer-signing public key (default: the registry database's, "
+                        "`sotto centre key`)")
+    p.add_argument("--insecure-tls", action="store_true",
+                   help="bench work only: TLS without a CA (the device cannot tell the centre from an "
+                        "impostor; every frame carries the insecure-tls flag)")
     p.add_argument("--force", action="store_true",
-                   help="re-provision a provisioned device: new key, the old one is revoked")
+                   help="re-provision a provisioned device: a clean identity, a new key, the old key revoked")
+    add_queue_options(p)
+    p.add_argument("--new-registry", action="store_true",
+                   help="the registry database does not exist yet: make it")
+    p.add_argument("--export-pubkey", metavar="FILE",
+                   help="also write the device's public key (PEM) to FILE, for a centre on another machine "
+                        "(`sotto devices add --pubkey FILE`)")
+    p.add_argument("--json", action="store_true", help="print JSON for tools")
     add_db_option(p)
     p.set_defaults(func=cmd_provision)
 
 
+def summary_lines(change: provision.KeyChange, db: Path) -> list[str]:
+    """What was written, for the technician (nothing in it is secret)."""
+    cfg = change.config
+    tls = ("INSECURE TLS (bench work only; frames are flagged)" if cfg.get("insecure_tls")
+           else f"CA certificate /data/{cfg['ca_cert']}" if cfg.get("ca_cert") else "none (loopback http)")
+    rows = [("device", f"{change.device_id} ({cfg['device_id']})"),
+            ("key", f"{change.fingerprint}, made on the device, registered in {db}"),
+            ("receiver", str(cfg["receiver"])), ("TLS", tls),
+            ("centre key", f"{cfg['centre_key']} (answers are checked against it)"),
+            ("apn", str(cfg["apn"])), ("officer", str(cfg.get("officer") or "-")),
+            ("SMS fallback", str(cfg.get("sms_number") or "none")),
+            ("board", str(cfg.get("board") or "sotto-ref-s3 (default)"))]
+    if change.revoked:
+        rows.append(("revoked", ", ".join(change.revoked)))
+    if change.drained is not None:
+        rows.append(("queue", f"{change.drained.acked} frames delivered to the centre first"))
+    if change.discarded:
+        rows.append(("queue", f"{change.discarded} frames discarded (recorded in the audit log)"))
+    if change.removed:
+        rows.append(("removed", ", ".join(change.removed) + " (the old identity's)"))
+    width = max(len(k) for k, _ in rows)
+    return [f"  {k.ljust(width)}  {v}" for k, v in rows]
+
+
 def cmd_provision(args: argparse.Namespace) -> int:
-    """`sotto provision --port PORT --id ID [...]`."""
+    """`sotto provision --port PORT --id ID --server URL --apn APN [...]`."""
+    if args.discard_queue or args.drain:
+        if not args.force:
+            raise UsageError("--drain and --discard-queue go with --force (or `sotto rotate-key`)")
     request = provision.ProvisionRequest(args.device_id, officer=args.officer, server=args.server,
-                                         sms_number=args.sms_number, apn=args.apn, board=args.board)
+                                         sms_number=args.sms_number, apn=args.apn, board=args.board,
+                                         ca_cert=args.ca_cert, centre_key_pub=args.centre_key_pub,
+                                         insecure_tls=args.insecure_tls, new_registry=args.new_registry)
+    ca_pem = Path(args.ca_cert).read_text() if args.ca_cert and Path(args.ca_cert).is_file() else None
     db = resolve_db_path(args.db)
-    change = provision.provision(args.port, request, db, force=args.force)
-    revoked = f"; revoked {', '.join(change.revoked)}" if change.revoked else ""
-    print(f"provisioned {change.device_id}: key {change.fingerprint} registered in {db}{revoked}")
+    change = provision.provision(args.port, request, db, force=args.force, queue=queue_policy(args, ca_pem),
+                                 export_pubkey=args.export_pubkey)
+    if args.json:
+        out = {**change.to_json(), "registry": str(db), "exported_to": args.export_pubkey}
+        print(json.dumps(out, indent=2))
+        return 0
+    print(f"provisioned {change.device_id}; configuration written:")
+    print("\n".join(summary_lines(change, db)))
+    if args.export_pubkey:
+        print(f"public key written to {args.export_pubkey}")
     return 0

@@ -6,21 +6,27 @@ Thin handler over host_tools.receiver.purge.
 from __future__ import annotations
 
 import argparse
+import json
 from contextlib import closing
 from typing import Any
 
 from host_tools.receiver import audit
 from host_tools.receiver.alerts import utc_text
-from host_tools.receiver.purge import purge
+from host_tools.receiver.purge import DEFAULT_MIN_RETENTION_DAYS, purge, set_min_retention
 from host_tools.receiver.store import alert_code, open_db
 from host_tools.registry import add_db_option, resolve_db_path
 
-PURGE_HELP = """\
-Remove the location and audio of alerts whose last frame arrived more than DAYS
-ago, and of check-ins older than that; delete old rejection records. The frames'
-metadata (type, seq, time, hash, chain link) and the alerts' history stay, so
-retried frames are still recognised and the audit trail is whole. Each purged
-alert gets an audit entry. Safe to run while `sotto receive` runs."""
+PURGE_HELP = f"""\
+Remove the location and audio of closed alerts whose last frame arrived (and
+which were closed) more than DAYS ago, and of check-ins older than that; delete
+old rejection records. Open and acknowledged alerts, and alerts on hold (`sotto
+alerts hold`), are never touched, however old. The frames' metadata (type, seq,
+time, hash, chain link) and the alerts' history stay, so retried frames are
+still recognised and the audit trail is whole. Each purged alert gets an audit
+entry. Safe to run while `sotto receive` runs.
+
+DAYS is a whole number, at least the centre's minimum retention (default
+{DEFAULT_MIN_RETENTION_DAYS}; `--set-min-retention-days N` changes it, audited)."""
 
 
 def register(subparsers: Any) -> None:
@@ -29,11 +35,16 @@ def register(subparsers: Any) -> None:
                                    description=PURGE_HELP,
                                    formatter_class=argparse.RawDescriptionHelpFormatter,
                                    epilog="example: sotto purge --older-than 30 --operator dpo")
-    parser.add_argument("--older-than", required=True, type=float, metavar="DAYS",
-                        help="retention period in days")
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--older-than", type=int, metavar="DAYS",
+                      help="retention period in whole days (at least the minimum retention)")
+    what.add_argument("--set-min-retention-days", type=int, metavar="N",
+                      help=f"set the centre's minimum retention (default {DEFAULT_MIN_RETENTION_DAYS}); "
+                           "purges nothing")
     parser.add_argument("--operator", metavar="NAME",
                         help="who purges (default $SOTTO_OPERATOR or login name)")
     parser.add_argument("--dry-run", action="store_true", help="only say what would be removed")
+    parser.add_argument("--json", action="store_true", help="print JSON for tools")
     add_db_option(parser)
     parser.set_defaults(func=cmd_purge)
 
@@ -42,7 +53,17 @@ def cmd_purge(args: argparse.Namespace) -> int:
     """`sotto purge --older-than DAYS [--dry-run]`."""
     operator = audit.operator_name(args.operator)
     with closing(open_db(resolve_db_path(args.db))) as conn:
+        if args.set_min_retention_days is not None:
+            old = set_min_retention(conn, args.set_min_retention_days, operator=operator)
+            if args.json:
+                print(json.dumps({"min_retention_days": args.set_min_retention_days, "was": old}))
+            else:
+                print(f"minimum retention {old} -> {args.set_min_retention_days} days (set by {operator})")
+            return 0
         result = purge(conn, args.older_than, operator=operator, dry_run=args.dry_run)
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2))
+        return 0
     verb = "would remove" if result.dry_run else "removed"
     print(f"{verb} data received before {utc_text(result.cutoff)}:")
     for a in result.alerts:
@@ -52,6 +73,8 @@ def cmd_purge(args: argparse.Namespace) -> int:
           f"({result.other_locations} from "
           f"check-ins), {result.audio_chunks} audio chunks ({result.audio_seconds:.1f} s), "
           f"{result.rejections} rejection records")
+    for k in result.kept:
+        print(f"  kept {alert_code(k.alert_id)}: {k.why}")
     if not result.dry_run and not result.wal_truncated:
         print("note: the write-ahead log was busy; erased pages leave it at the next checkpoint")
     return 0

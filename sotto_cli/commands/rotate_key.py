@@ -6,16 +6,21 @@ Thin handler over host_tools.provision.
 from __future__ import annotations
 
 import argparse
+import json
 from typing import Any
 
 from host_tools import provision
 from host_tools.registry import add_db_option, resolve_db_path
+from sotto_cli.commands.provision import add_queue_options, queue_policy
 
 DESCRIPTION = """\
 Rotate a provisioned device's key: the device makes a new Ed25519 key from its
 hardware RNG, the registry learns the new public key and revokes the old one.
-Frames signed with the old key that arrive later are rejected as revoked-device.
-The registry must trust the device's current key (otherwise use
+Frames signed with the old key that arrive later are rejected as revoked-device,
+so a device that still holds queued frames or a live alert is refused: --drain
+delivers its frames to the centre first (over the USB link, checking the
+centre's signed answers), --discard-queue throws them away (recorded in the
+audit log). The registry must trust the device's current key (otherwise use
 `sotto provision --force`)."""
 
 
@@ -24,14 +29,24 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser("rotate-key", help="give a provisioned device a new key, revoke the old one",
                               description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--port", required=True, help="the device's serial port")
+    add_queue_options(p)
+    p.add_argument("--json", action="store_true", help="print JSON for tools")
     add_db_option(p)
     p.set_defaults(func=cmd_rotate_key)
 
 
 def cmd_rotate_key(args: argparse.Namespace) -> int:
-    """`sotto rotate-key --port PORT [--db PATH]`."""
+    """`sotto rotate-key --port PORT [--drain | --discard-queue] [--db PATH]`."""
     db = resolve_db_path(args.db)
-    change = provision.rotate_key(args.port, db)
+    change = provision.rotate_key(args.port, db, queue=queue_policy(args))
+    if args.json:
+        print(json.dumps({**change.to_json(), "registry": str(db)}, indent=2))
+        return 0
+    done = ""
+    if change.drained is not None:
+        done = f"; {change.drained.acked} queued frames delivered first"
+    elif change.discarded:
+        done = f"; {change.discarded} queued frames discarded (audit log)"
     print(f"rotated {change.device_id}: new key {change.fingerprint} registered in {db}; "
-          f"revoked {', '.join(change.revoked)}")
+          f"revoked {', '.join(change.revoked)}{done}")
     return 0

@@ -92,6 +92,7 @@ class A7670:
         self.commands = []  # every command line received (for the report)
         self.sms = []  # (t_ms, hex PDU)
         self.unauthenticated_opens = 0
+        self.certs_downloaded = 0
         self.opens = 0
         self._gen = 0  # bumps at every power change: events of an older life are void
         self._reset()
@@ -368,6 +369,21 @@ class A7670:
             self._answer()
         else:
             self._error()
+
+    def _at_ccertdown(self, op, a):
+        # AT+CCERTDOWN=<filename>,<len>, ">" prompt, exactly <len> bytes, OK; the
+        # module keeps its certificates in its own flash, across power cycles
+        n = _int(a[1]) if len(a) == 2 else -1
+        if op != "=" or not a[0] or not 1 <= n <= 10240:
+            self._error()
+            return
+        self._expect(n, b"\r\n>", lambda data: self._cert_stored(a[0]))
+
+    def _cert_stored(self, name):
+        if name not in self.certs:
+            self.certs = self.certs + (name,)
+        self.certs_downloaded += 1
+        self._answer()
 
     def _at_cchsslcfg(self, op, a):
         self._answer()

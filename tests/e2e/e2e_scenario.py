@@ -18,7 +18,7 @@ import os
 import e2e_machine
 from e2e_a7670 import A7670, Network
 from e2e_peripherals import Button, Gnss, Mic, Recorder
-from e2e_receiver import Receiver
+from e2e_receiver import CA_PEM, Receiver, centre_key_hex
 from e2e_world import World
 from sotto import frames, identity
 from sotto.storage import Storage
@@ -144,8 +144,10 @@ class Run:
         st = Storage("/data")
         pub = identity.create(st, b.random_bytes)
         cfg = {"device_id": DEVICE_ID, "receiver": "https://" + HOST, "apn": "internet",
-               "ca_cert": "ca.pem", "sms_number": "+447700900999", "officer": "e2e"}
+               "ca_cert": "ca.pem", "centre_key": centre_key_hex(), "sms_number": "+447700900999",
+               "officer": "e2e"}
         st.write_atomic("config.json", json.dumps(cfg).encode())
+        st.write_atomic("ca.pem", CA_PEM)  # the trust anchors, as provisioning writes them
         self.kid = bytes.fromhex(DEVICE_ID)
         self.public_key = pub
         self.receiver = Receiver(w, {self.kid: pub}, EPOCH_S)

@@ -2,9 +2,13 @@
 # documented FrameQueue API (docs/architecture.md) that fails the test on a
 # double acknowledgement, a modem double with the Simcom driver's interface
 # whose "network" is a function, and a receiver double that answers like
-# docs/frames.md. Frames are CBOR-shaped like real ones (tag 18, payload map)
-# but not signed: delivery never looks at signatures.
-from sotto import cbor
+# docs/frames.md, signing its answers with a test centre key bound to each
+# request body (sotto.answer). Frames are CBOR-shaped like real ones (tag 18,
+# payload map) but not signed: delivery never looks at their signatures.
+import hashlib
+
+from sotto import cbor, cose, ed25519
+from sotto.answer import Opener, centre_kid
 from sotto.modem import at as _at
 from sotto.modem.at import ModemError
 from sotto.ticks import ticks_add, ticks_diff
@@ -49,6 +53,36 @@ class FakeQueue:
             size += len(wire)
         return out
 
+    # the streamed reading delivery uses (FrameQueue.entries / check / pieces / read)
+    def entries(self, max_frames, max_bytes):
+        sizes = {seq: (t, len(w)) for seq, t, w in self.items}
+        return [[seq, sizes[seq][0], sizes[seq][1]] for seq, _w in self.batch(max_frames, max_bytes)]
+
+    def read(self, seq, ftype):
+        for s, t, wire in self.items:
+            if s == seq and t == ftype:
+                return wire
+        return None
+
+    def check(self, seq, ftype, buf, h=None):
+        wire = self.read(seq, ftype)
+        if wire is None:
+            return False
+        for piece in self.pieces(seq, ftype, buf):
+            if h is not None:
+                h.update(piece)
+        return True
+
+    def pieces(self, seq, ftype, buf):
+        wire = self.read(seq, ftype)
+        if wire is None:
+            raise OSError(5, "gone")
+        mv = memoryview(buf)
+        for at in range(0, len(wire), len(buf)):
+            k = min(len(buf), len(wire) - at)
+            mv[:k] = wire[at:at + k]
+            yield mv[:k]
+
     def ack(self, seqs):
         for s in seqs:
             assert s not in self.acked, "seq %d acknowledged twice" % s
@@ -75,8 +109,35 @@ class FakeAt:
         return {}
 
 
+# a test key, never a real centre's (tests/vectors/answers/centre-key.json has the same seed)
+CENTRE_SEED = bytes(range(0xC0, 0xE0))
+_centre = []
+
+
+def centre_key():
+    """(signing key, public key) of the test centre; made once per process."""
+    if not _centre:
+        k = ed25519.SigningKey(CENTRE_SEED)
+        _centre.append((k, k.public_key))
+    return _centre[0]
+
+
+def opener():
+    """A device-side Opener for the test centre (its table is built once)."""
+    if len(_centre) < 2:
+        _centre.append(Opener(centre_key()[1]))
+    return _centre[1]
+
+
+def sign_answer(payload, key=None, kid=None):
+    """A COSE_Sign1 answer over payload (a map, with its req), as the centre makes it."""
+    k = key or centre_key()[0]
+    return cose.Signer(kid or centre_kid(k.public_key), k).sign(cbor.encode(payload))
+
+
 class FakeServer:
-    """Answers a POST like the receiver: stores seqs, duplicates, rejects `bad`."""
+    """Answers a POST like the receiver: stores seqs, duplicates, rejects `bad`;
+    signs every 200/400/413 answer and binds it to the request body."""
 
     def __init__(self, queue):
         self.queue = queue
@@ -88,6 +149,10 @@ class FakeServer:
         self.closed = []
         self.close_after = False
         self.answer_override = None
+        self.cmds = []  # commands put into every 200 answer
+        self.answers = []  # the signed answer bodies, in order
+        self.frames = []
+        self.seen = []  # (seq, payload) of every frame received
 
     def __call__(self, request):
         head_end = request.find(b"\r\n\r\n") + 4
@@ -95,23 +160,26 @@ class FakeServer:
         assert head.startswith(b"POST /v1/frames HTTP/1.1\r\n")
         assert b"Content-Type: application/cbor-seq\r\n" in head
         assert (b"Content-Length: %d\r\n" % len(body)) in head
-        wires = {}
-        for seq, _t, wire in self.queue.items:
-            wires[wire] = seq
         seqs = []
+        self.frames = []  # (seq, payload map) of this request
         i = 0
         while i < len(body):
-            for wire, seq in wires.items():
-                if body.startswith(wire, i):
-                    seqs.append(seq)
-                    i += len(wire)
-                    break
-            else:
-                raise AssertionError("body is not a sequence of queued frames")
+            item, i = cbor.decode_item(body, i)  # a body that is not a CBOR sequence fails the test
+            cose = item[0] if isinstance(item, list) else item
+            payload = cbor.decode(cose.value[2])
+            seqs.append(payload[3])
+            self.frames.append((payload[3], payload))
+        self.seen += self.frames
         self.requests.append(seqs)
+        req = hashlib.sha256(body).digest()
         if self.status != 200:
-            reason = self.bad.get(seqs[0]) if len(seqs) == 1 else None
-            body = cbor.encode({"reason": reason}) if reason else b"<html>no</html>"
+            # 400/413 from the centre: signed, with a reason (for a batch, the first
+            # bad frame's); a single frame without one gets a proxy's page (unsigned)
+            reasons = [self.bad[x] for x in seqs if x in self.bad]
+            if self.status not in (400, 413) or not reasons:
+                return self._http(self.status, b"<html>no</html>")
+            body = sign_answer({"req": req, "reason": reasons[0]})
+            self.answers.append(body)
             return self._http(self.status, body)
         results = []
         for s in seqs:
@@ -122,12 +190,16 @@ class FakeServer:
             else:
                 self.stored.add(s)
                 results.append({"status": "accepted", "device": b"TEST-001", "seq": s})
-        answer = {"results": results, "time": self.time_s}
+        answer = {"req": req, "results": results, "time": self.time_s}
         if self.closed:
             answer["closed"] = list(self.closed)
+        if self.cmds:
+            answer["cmds"] = list(self.cmds)
         if self.answer_override is not None:
             answer = self.answer_override(answer)
-        return self._http(200, cbor.encode(answer))
+        body = sign_answer(answer)
+        self.answers.append(body)
+        return self._http(200, body)
 
     def _http(self, status, body):
         head = (b"HTTP/1.1 %d X\r\nContent-Type: application/cbor\r\nContent-Length: %d\r\n"

@@ -138,7 +138,7 @@ class Watcher:
         self.haptics = []
 
     def frame_made(self, seq, ftype, wire):
-        self.made.append((seq, ftype, wire))
+        self.made.append((seq, ftype, bytes(wire)))  # a view of the frame buffer: copied to keep
 
     def frames_acked(self, seqs):
         self.acked.append(list(seqs))
@@ -178,3 +178,25 @@ def test_without_an_observer_the_device_runs_the_same():
     seqs = [[s for s, _ in r.dev.queue.batch(10000, 10 ** 8)] for r in (a, b)]
     assert seqs[0] == seqs[1]
     assert a.hal.motor == b.hal.motor and a.dev.frames_made == b.dev.frames_made > 1
+
+
+def test_the_boot_only_modules_can_be_forgotten_and_the_device_runs_on():
+    # main.py drops sotto.config and sotto.identity after boot: nothing after it needs them
+    import sys
+
+    import sotto
+    from sotto import app
+
+    kept = {n: sys.modules["sotto." + n] for n in app.BOOT_ONLY if "sotto." + n in sys.modules}
+    try:
+        r = Rig()
+        app.forget_boot_modules()
+        assert not [n for n in app.BOOT_ONLY if "sotto." + n in sys.modules or n in sotto.__dict__]
+        r.hal.press(r.t + 1000, 3200)
+        r.run(8000)
+        assert r.dev.session.live and r.dev.frames_made > 2
+        assert not [n for n in app.BOOT_ONLY if "sotto." + n in sys.modules]  # nothing imported them again
+    finally:
+        for n, m in kept.items():  # the other tests hold these very modules
+            sys.modules["sotto." + n] = m
+            setattr(sotto, n, m)

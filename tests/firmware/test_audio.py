@@ -8,6 +8,11 @@ from sotto.audio import Audio
 from test_adpcm import decode, i2s32, noise
 
 
+def kept(chunk):
+    """A chunk as the caller keeps it: poll() lends its data only until the next call."""
+    return None if chunk is None else (bytes(chunk[0]),) + tuple(chunk[1:])
+
+
 def test_pipeline_chunks_carry_the_state_before_their_first_sample():
     hal = FakeHal(tmpdir("audio"))
     a = Audio(hal, rate_hz=8000, chunk_ms=1000)
@@ -15,7 +20,7 @@ def test_pipeline_chunks_carry_the_state_before_their_first_sample():
     chunks = []
     for t in range(0, 3100, 20):
         hal.set_time(t)
-        c = a.poll(t)
+        c = kept(a.poll(t))
         if c is not None:
             chunks.append(c)
     assert [c[1] for c in chunks] == [8000, 8000, 8000]
@@ -80,12 +85,12 @@ def test_reads_split_inside_words_lose_nothing_and_stay_aligned():
         a.start(0)
         chunks = []
         for t in range(20000):
-            c = a.poll(t)
+            c = kept(a.poll(t))
             if c is not None:
                 chunks.append(c)
             if hal.at == len(raw):
                 break
-        tail = a.flush()
+        tail = kept(a.flush())
         assert [c[1] for c in chunks] == [2000, 2000] and tail[1] == 1000
         assert b"".join(c[0] for c in chunks) + tail[0] == direct(raw)
         # every chunk decodes on its own from its recorded state
@@ -99,10 +104,10 @@ def test_start_again_begins_a_fresh_clip():
     hal = ByteMic(raw + raw + raw, [1024])  # the first clip reads ahead into its second chunk
     a = Audio(hal, rate_hz=8000, chunk_ms=200)
     a.start(0)
-    first = a.poll(0)
+    first = kept(a.poll(0))
     a.stop()
     assert not hal.on
     a.start(0)
-    second = a.poll(0)
+    second = kept(a.poll(0))
     assert first == second  # same samples, same fresh state (0, 0), offset back to 0
     assert second[2:] == (0, 0) and a.total_samples == 1600

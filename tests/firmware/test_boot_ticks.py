@@ -28,7 +28,7 @@ if _e2e_dir() not in sys.path:
     sys.path.append(_e2e_dir())
 
 from e2e_a7670 import A7670, Network  # noqa: E402
-from e2e_receiver import Receiver  # noqa: E402
+from e2e_receiver import CA_PEM, Receiver, centre_key_hex  # noqa: E402
 from e2e_world import World  # noqa: E402
 
 X_MS = 30000  # a run of 60 s from these boots crosses 2**29 and the wrap at 2**30
@@ -47,7 +47,8 @@ def _boot_and_alert(boot_ticks):
     st = Storage(root)
     st.fsync = False
     pub = identity.create(st, hal.random_bytes)
-    cfg = config(receiver="https://" + HOST, ca_cert="ca.pem")
+    st.write_atomic("ca.pem", CA_PEM)
+    cfg = config(receiver="https://" + HOST, ca_cert="ca.pem", centre_key=centre_key_hex())
     kid = bytes.fromhex(cfg["device_id"])
     receiver = Receiver(world, {kid: pub}, 1795444200)
     modem = A7670(world, Network({(HOST, 443): receiver}))

@@ -47,8 +47,10 @@ def test_a_finished_chunk_waits_for_poll_while_the_encoder_goes_on():
     assert hal.at == 4000 * 4
     first = a.poll(0)
     assert first[1] == 2000 and a.total_samples == 2000
+    first = (bytes(first[0]),) + first[1:]  # lent until the next poll(): the caller copies what it keeps
     second = a.poll(0)  # it was waiting; the rest of the stream is read meanwhile
     assert second[1] == 2000 and a.total_samples == 4000 and hal.at == len(raw)
+    second = (bytes(second[0]),) + second[1:]
     assert a.poll(0) is None
     tail = a.flush()
     assert tail[1] == 1000 and a.total_samples == 5000
@@ -91,16 +93,16 @@ def test_the_microphone_is_drained_while_a_frame_is_made():
     assert dev.boot(0)
     dev.session.event(trigger.ALERT, 10, dev.counters.next_sid)
     assert dev.audio.running
-    sign = dev.signer.sign
+    sign_into = dev.signer.sign_into
 
-    def watched(fields, audio=None):
+    def watched(buf, fields, audio=None):
         hal.signing = True
         try:
-            return sign(fields, audio)
+            return sign_into(buf, fields, audio)
         finally:
             hal.signing = False
 
-    dev.signer.sign = watched
+    dev.signer.sign_into = watched
     dev._emit(20, frames.LOCATION, {frames.K_SID: dev.session.sid,
                                     frames.K_LOC: frames.pack_location(0, 0, 5, 0, frames.SRC_GNSS),
                                     frames.K_PREV: bytes(8)})
@@ -126,6 +128,9 @@ class TwoChunksAudio:
         self.polls += 1
         self.total_samples += 8000
         return (b"\x00" * 4000, 8000, 0, 0)
+
+    def release(self):
+        pass
 
     def stop(self):
         self.running = False
@@ -157,3 +162,19 @@ def test_a_device_that_falls_behind_makes_one_audio_frame_per_pass():
     for t in (20, 40, 60):
         s.step(t)
     assert made.count(frames.AUDIO) == 3 and audio.polls == 3  # a backlog never makes a pass long
+
+
+def test_a_released_chunk_frees_its_buffer_before_the_next_poll():
+    # the session releases a chunk once its frame is made: a chunk that fills
+    # during a long pass after that (e.g. opening an answer) does not wait for poll()
+    raw = i2s32(noise(6000, 5, 9000))
+    hal = StreamHal(raw)
+    a = Audio(hal, rate_hz=8000, chunk_ms=250)  # 2000-sample chunks
+    a.start(0)
+    first = a.poll(0)
+    assert first[1] == 2000 and hal.at == 4000 * 4  # the second chunk filled behind it
+    a.service()
+    assert hal.at == 4000 * 4  # its buffer is still lent: nothing more is read
+    a.release()
+    a.service()
+    assert hal.at == 6000 * 4  # read on into the first buffer while the second waits for poll()

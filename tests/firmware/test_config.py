@@ -20,7 +20,7 @@ def test_minimal_config_gets_every_default():
 
 def test_nested_settings_merge_key_by_key():
     cfg = cfgmod.validate(config(audio={"clip_s": 10}, receiver="http://127.0.0.1:8080"))
-    assert cfg["audio"] == {"clip_s": 10, "chunk_ms": 1000, "rate_hz": 8000}
+    assert cfg["audio"] == {"clip_s": 10, "chunk_ms": 1000, "rate_hz": 8000, "max_clip_s": 120}
     assert cfg["server"] == {"host": "127.0.0.1", "port": 8080, "tls": False}
 
 
@@ -86,16 +86,21 @@ def test_every_documented_default():
     assert cfg["sms_number"] is None
     assert cfg["trigger"] == {"alert": {"hold_ms": 3000}, "cancel": {"presses": 3, "window_ms": 2000},
                               "duress": {"presses": 5, "window_ms": 2500}, "cancel_window_s": 120,
-                              "debounce_ms": 20, "haptic": True}
-    assert cfg["audio"] == {"clip_s": 30, "chunk_ms": 1000, "rate_hz": 8000}
+                              "debounce_ms": 20, "haptic": True, "yes": {"presses": 2, "window_ms": 1500},
+                              "no": {"presses": 4, "window_ms": 2500}}
+    assert cfg["audio"] == {"clip_s": 30, "chunk_ms": 1000, "rate_hz": 8000, "max_clip_s": 120}
+    assert cfg["centre_key"] is None and cfg["insecure_tls"] is False
+    assert cfg["feedback"] == {"enabled": True, "received": [400], "listening": [120, 150, 120, 150, 120],
+                               "not_through": [600, 250, 600], "not_through_s": 20, "ask_timeout_s": 60,
+                               "questions": [[100, 150, 100, 150, 500], [500, 150, 100, 150, 100]]}
     assert (cfg["location_every_s"], cfg["gnss_keep_on_s"], cfg["alert_max_s"]) == (15, 600, 3600)
     assert cfg["delivery"] == {"sms_after_s": 30, "sms_every_s": 120}
     assert cfg["queue_max_bytes"] == 262144
 
 
 def test_a_trigger_pattern_is_replaced_whole():
-    cfg = cfgmod.validate(config(trigger={"alert": {"presses": 4, "window_ms": 1500}, "haptic": False}))
-    assert cfg["trigger"]["alert"] == {"presses": 4, "window_ms": 1500}  # no hold_ms merged in
+    cfg = cfgmod.validate(config(trigger={"alert": {"presses": 6, "window_ms": 3000}, "haptic": False}))
+    assert cfg["trigger"]["alert"] == {"presses": 6, "window_ms": 3000}  # no hold_ms merged in
     assert cfg["trigger"]["cancel"] == {"presses": 3, "window_ms": 2000} and cfg["trigger"]["haptic"] is False
     e = error(config(trigger={"alert": {"hold_ms": 3000, "hold": 1}}))
     assert (e.field, e.reason) == ("trigger.alert.hold", "unknown-field")
@@ -166,3 +171,84 @@ def test_not_an_object_and_unreadable_bytes_are_clear_errors():
     st.write_atomic("config.json", b"{}")
     e = raises(cfgmod.ConfigError, cfgmod.load, st)
     assert (e.field, e.reason) == ("device_id", "missing")
+
+
+CENTRE = "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c"  # RFC 8032 TEST 1's public key
+
+
+def test_trust_anchors_are_checked():
+    cfg = cfgmod.validate(config(centre_key=CENTRE.upper(), ca_cert="ca.pem"))
+    assert cfg["centre_key"] == bytes.fromhex(CENTRE) and cfg["insecure_tls"] is False
+    for bad, reason in ((CENTRE[:63], "type"), ("zz" * 32, "type"), (12, "type"),
+                        ("02" + "00" * 31, "range")):  # 64 hex digits, but not a point
+        e = error(config(centre_key=bad))
+        assert (e.field, e.reason) == ("centre_key", reason), bad
+        assert "centre_key" in str(e) and "sotto provision" in str(e)
+    e = error(config(insecure_tls="yes"))
+    assert (e.field, e.reason) == ("insecure_tls", "type")
+    e = error(config(insecure_tls=True, ca_cert="ca.pem"))
+    assert (e.field, e.reason) == ("insecure_tls", "range")
+
+
+def test_network_refusals_name_the_field_and_the_reason():
+    st = Storage(tmpdir("cfg"))
+    st.write_atomic("ca.pem", b"-----BEGIN CERTIFICATE-----\n")
+
+    def refusal(**over):
+        return cfgmod.network_refusal(cfgmod.validate(config(**over)), st)
+
+    assert refusal(centre_key=CENTRE, ca_cert="ca.pem") is None
+    assert refusal(centre_key=CENTRE, insecure_tls=True) is None  # bench work: frames flagged
+    for url in ("http://127.0.0.1:8080", "http://127.9.0.1:80", "http://localhost:8080", "http://[::1]:8080"):
+        assert refusal(centre_key=CENTRE, receiver=url) is None, url
+    cases = [
+        (dict(ca_cert="ca.pem"), ("centre_key", "missing")),
+        (dict(centre_key=CENTRE), ("ca_cert", "missing")),
+        (dict(centre_key=CENTRE, ca_cert="other.pem"), ("ca_cert", "missing")),
+        (dict(centre_key=CENTRE, receiver="http://alerts.example.org:8080"), ("receiver", "insecure")),
+        (dict(centre_key=CENTRE, receiver="http://10.0.0.7:80"), ("receiver", "insecure")),
+        (dict(centre_key=CENTRE, receiver="http://127.0.0.1.example.org:80"), ("receiver", "insecure")),
+        (dict(receiver="http://127.0.0.1:8080"), ("centre_key", "missing")),  # loopback needs the key too
+    ]
+    for over, want in cases:
+        e = refusal(**over)
+        assert isinstance(e, cfgmod.ConfigError) and (e.field, e.reason) == want, over
+        # `sotto provision` (strict) refuses the same configuration outright
+        e2 = raises(cfgmod.ConfigError, cfgmod.validate, config(**over), st, True)
+        assert (e2.field, e2.reason) == want
+    st.write_atomic("big.pem", bytes(cfgmod.CA_MAX_BYTES + 1))
+    e = refusal(centre_key=CENTRE, ca_cert="big.pem")
+    assert (e.field, e.reason) == ("ca_cert", "range")
+    # at boot a refusal is no ConfigError: the device runs, queues alerts, sends SMS
+    st.write_atomic("config.json", json.dumps(config(ca_cert="ca.pem")).encode())
+    assert cfgmod.load(st)["centre_key"] is None
+
+
+def test_answer_patterns_and_haptic_patterns_are_told_apart():
+    e = error(config(trigger={"yes": {"presses": 3, "window_ms": 1500}}))
+    assert (e.field, e.reason) == ("trigger.yes", "range") and "trigger.cancel" in str(e)
+    e = error(config(trigger={"no": {"presses": 5, "window_ms": 1500}}))
+    assert (e.field, e.reason) == ("trigger.no", "range") and "trigger.duress" in str(e)
+    cases = [
+        ({"received": [70, 130, 70]}, "feedback.received", "range"),  # the pattern-accepted pulse
+        ({"listening": [400]}, "feedback.listening", "range"),  # feels like received
+        ({"questions": [[100], [900]]}, "feedback.questions.2", "range"),  # two single pulses
+        ({"received": [400, 100]}, "feedback.received", "type"),  # must end with a pulse
+        ({"received": [10]}, "feedback.received", "range"),
+        ({"received": [400, 20, 400]}, "feedback.received", "range"),  # a gap nobody feels
+        ({"received": [1500, 1500, 1500, 1500, 1500]}, "feedback.received", "range"),  # too long
+        ({"received": "buzz"}, "feedback.received", "type"),
+        ({"questions": []}, "feedback.questions", "type"),
+        ({"enabled": 1}, "feedback.enabled", "type"),
+        ({"not_through_s": 1}, "feedback.not_through_s", "range"),
+        ({"ask_timeout_s": 5}, "feedback.ask_timeout_s", "range"),
+        ({"listen": [100]}, "feedback.listen", "unknown-field"),
+    ]
+    for fb, field, reason in cases:
+        e = error(config(feedback=fb))
+        assert (e.field, e.reason) == (field, reason), fb
+    cfg = cfgmod.validate(config(feedback={"received": [300, 200, 100], "questions": [[800]]}))
+    assert cfg["feedback"]["received"] == [300, 200, 100] and cfg["feedback"]["not_through_s"] == 20
+    assert cfgmod.haptic_shape([70, 130, 70]) == cfgmod.CONFIRM_SHAPE
+    e = error(config(audio={"clip_s": 60, "max_clip_s": 30}))
+    assert (e.field, e.reason) == ("audio.max_clip_s", "range")

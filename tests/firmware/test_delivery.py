@@ -1,6 +1,8 @@
 # The delivery task's policy (sotto.modem.delivery) with a modem double:
 # ordering, acknowledgement, rejects, backoff, the recovery ladder and the SMS
 # fallback. Runs under CPython and in the MicroPython VM.
+import hashlib
+
 from deliveryfake import (
     ALERT_START,
     AUDIO,
@@ -11,13 +13,15 @@ from deliveryfake import (
     FakeServer,
     Runner,
     frame,
+    opener,
     seeded_random,
+    sign_answer,
 )
 from fwtest import tmpdir
-from sotto import cbor
 from sotto.modem import at as _at
 from sotto.modem.at import ModemError
-from sotto.modem.delivery import Delivery, frame_info
+from sotto.modem.delivery import Delivery
+from sotto.modem.fallback import frame_info
 from sotto.modem.rejects import RejectLog
 from sotto.sched import Scheduler
 from sotto.ticks import TICKS_PERIOD, ticks_diff
@@ -36,12 +40,16 @@ class Rig:
         self.times = []
         self.closed = []
         self.rejected = []
+        self.received = []  # sids of alert-starts the centre stored
+        self.commands = []
         self.rejects = RejectLog(tmpdir("rej") + "/rejected.log")
         self.d = Delivery(self.modem, self.queue, self.clock, "receiver.example", 443,
                           sms_number=sms_number, random_bytes=seeded_random(),
                           alert_live=lambda: self.live[0], rejects=self.rejects,
                           on_time=self.times.append, on_closed=self.closed.append,
-                          on_rejected=lambda seq, reason: self.rejected.append((seq, reason)))
+                          on_rejected=lambda seq, reason: self.rejected.append((seq, reason)),
+                          opener=opener(), on_start_acked=self.received.append,
+                          on_commands=self.commands.append)
         self.run = Runner(self.clock, self.d, self.modem)
 
     def push(self, ftype, seq, **kw):
@@ -65,8 +73,9 @@ def test_a_corrupt_frame_is_sent_rejected_and_logged_not_a_crash_loop():
 
     def receiver(request):
         requests.append(request)
-        body = cbor.encode({"results": [{"status": "rejected", "device": None, "seq": None,
-                                         "reason": "malformed-cbor"}], "time": 1790000000})
+        req = hashlib.sha256(request[request.find(b"\r\n\r\n") + 4:]).digest()
+        body = sign_answer({"req": req, "results": [{"status": "rejected", "device": None, "seq": None,
+                                                     "reason": "malformed-cbor"}], "time": 1790000000})
         return rig.server._http(200, body)
 
     rig.modem.server = receiver

@@ -4,7 +4,7 @@
 # stopping the SSL service, failure URCs, CCHSTART's network failure (issue 19).
 # Runs under CPython and in the MicroPython VM.
 from cchfake import CchModule
-from deliveryfake import HEARTBEAT, LOCATION, FakeQueue, FakeServer, frame, seeded_random
+from deliveryfake import HEARTBEAT, LOCATION, FakeQueue, FakeServer, frame, opener, seeded_random
 from sotto.modem.at import AtEngine
 from sotto.modem.delivery import Delivery
 from sotto.modem.simcom import Simcom
@@ -21,7 +21,8 @@ class Rig:
         self.modem = Simcom(AtEngine(self.module.uart, self.clock), pwrkey=self.module.pwrkey,
                             apn="internet")
         self.d = Delivery(self.modem, self.queue, self.clock, "receiver.example", 443,
-                          sms_number=None, random_bytes=seeded_random(), alert_live=lambda: True)
+                          sms_number=None, random_bytes=seeded_random(), alert_live=lambda: True,
+                          opener=opener())
         self.task = self.d.task()
         for ftype, seq in frames:
             self.push(ftype, seq)

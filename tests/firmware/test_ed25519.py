@@ -71,6 +71,38 @@ def test_comb_matches_double_and_add():
     assert edwards.encode(edwards.mul_base(edwards.L)) == (1).to_bytes(32, "little")
 
 
+def test_comb_of_any_point_and_the_joint_comb_match_double_and_add():
+    a = edwards.decode(unhex(ED25519[1][1]))
+    table = edwards.comb_table(a)
+    for s in (0, 1, 3, 2**26 + 1, 2**200 + 7, edwards.L - 1, 2**253 - 1):
+        assert edwards.encode(edwards.mul_comb(table, s)) == edwards.encode(edwards.mul(s, a)), s
+    for sa, sb in ((0, 0), (1, 0), (0, 1), (5, 2**100 + 9), (edwards.L - 1, edwards.L - 2)):
+        want = edwards.add(edwards.mul(sa, a), edwards.mul(sb, edwards.BASE))
+        got = edwards.mul_comb2(table, sa, edwards.base_table(), sb)
+        assert edwards.encode(got) == edwards.encode(want), (sa, sb)
+
+
+def test_verify_key_agrees_with_verify_on_every_vector_and_tampering():
+    for _, pk, msg, sig in ED25519:
+        vk = ed25519.VerifyKey(unhex(pk))
+        assert vk.verify(unhex(msg), unhex(sig)) is True
+    _, pk, msg, sig = ED25519[2]
+    vk = ed25519.VerifyKey(unhex(pk))
+    pk, msg, sig = unhex(pk), unhex(msg), unhex(sig)
+    assert not vk.verify(msg + b"\x00", sig)
+    for i in (0, 31, 32, 63):
+        bad = bytearray(sig)
+        bad[i] ^= 0x01
+        assert not vk.verify(msg, bytes(bad)), i
+    assert not vk.verify(msg, sig[:63])
+    s = int.from_bytes(sig[32:], "little") + edwards.L  # non-canonical S
+    assert not vk.verify(msg, sig[:32] + s.to_bytes(32, "little"))
+    other = ed25519.VerifyKey(unhex(ED25519[1][1]))
+    assert not other.verify(msg, sig)
+    for bad_key in (pk[:31], (edwards.P + 1).to_bytes(32, "little"), (2).to_bytes(32, "little")):
+        assert isinstance(raises(ValueError, ed25519.VerifyKey, bad_key), ValueError)
+
+
 def test_key_material_stays_out_of_repr_and_errors():
     seed = unhex(ED25519[0][0])
     key = ed25519.SigningKey(seed)

@@ -1,8 +1,9 @@
 # HTTP/1.1 framing of frame delivery (sotto.modem.http): the request head, the
-# incremental response parser and the receiver's CBOR answer.
+# incremental response parser and the payload of the centre's answer.
 # Runs under CPython and in the MicroPython VM.
 import http_vectors as vec
 from fwtest import raises, unhex
+from sotto import cbor
 from sotto.modem import http
 
 
@@ -87,28 +88,39 @@ def test_bad_responses_raise_specific_errors():
         assert e.code == code, (data, e.code)
 
 
+def payload_of(hexed):
+    return cbor.decode(unhex(hexed))  # the payload map sotto.answer gives once it is authenticated
+
+
 def test_parse_ack_one_frame():
-    results, time_s, closed = http.parse_ack(unhex(vec.ACK_ONE), 1)
+    results, time_s, closed = http.parse_ack(payload_of(vec.ACK_ONE), 1)
     assert results == [(http.ACCEPTED, 5, None)]
     assert time_s == 1790000000 and closed == []
+    assert http.commands_of(payload_of(vec.ACK_ONE)) == []
 
 
 def test_parse_ack_mixed():
-    results, time_s, closed = http.parse_ack(unhex(vec.ACK_MIXED), 3)
+    results, time_s, closed = http.parse_ack(payload_of(vec.ACK_MIXED), 3)
     assert results == [(http.ACCEPTED, 7, None), (http.DUPLICATE, 8, None),
                        (http.REJECTED, None, "malformed-cbor")]
     assert time_s == 1790000123 and closed == [3]
 
 
 def test_parse_ack_refuses_answers_of_the_wrong_shape():
-    e = raises(http.HttpError, http.parse_ack, unhex(vec.ACK_ONE), 2)  # we sent two frames
+    e = raises(http.HttpError, http.parse_ack, payload_of(vec.ACK_ONE), 2)  # we sent two frames
     assert e.code == http.BAD_ANSWER
-    for bad in (b"", b"\xff", unhex(vec.ERR_400), b"\x80", unhex(vec.ACK_ONE)[:-3]):
+    ok = payload_of(vec.ACK_ONE)
+    for bad in (None, b"", [], payload_of(vec.ERR_400), dict(ok, results={}), dict(ok, time=-1),
+                dict(ok, time="now"), dict(ok, closed=3), dict(ok, closed=["1"]),
+                dict(ok, results=[{"status": "stored", "seq": 5}])):
         e = raises(http.HttpError, http.parse_ack, bad, 1)
-        assert e.code == http.BAD_ANSWER
+        assert e.code == http.BAD_ANSWER, bad
+    for bad in (dict(ok, cmds={}), dict(ok, cmds=[1]), dict(ok, cmds=[{"id": 1}, "x"])):
+        assert raises(http.HttpError, http.commands_of, bad).code == http.BAD_ANSWER, bad
+    assert http.commands_of(dict(ok, cmds=[{"id": 1, "op": "locate"}])) == [{"id": 1, "op": "locate"}]
 
 
 def test_error_reason():
-    assert http.error_reason(unhex(vec.ERR_400)) == "malformed-cbor"
-    assert http.error_reason(b"<html>Bad Request</html>") is None
-    assert http.error_reason(unhex(vec.ACK_ONE)) is None
+    assert http.error_reason(payload_of(vec.ERR_400)) == "malformed-cbor"
+    assert http.error_reason({"reason": 7}) is None and http.error_reason(None) is None
+    assert http.error_reason(payload_of(vec.ACK_ONE)) is None

@@ -45,6 +45,38 @@ def test_field_kernel_fixed_base_matches_edwards():
         assert bytes(k_f25519.mul_base(s)) == want, s
 
 
+def test_field_kernel_joint_comb_matches_edwards():
+    # what the centre's answers are verified with on a device: sa*A + sb*B
+    k_f25519.setup(edwards.base_table)
+    a = edwards.decode(unhex(ED25519[1][1]))
+    combs = edwards.comb_table(a)
+    tab = k_f25519.table_of(combs)
+    assert len(tab) * 2 == 8448  # the limb table: 2 combs x 32 entries x 3 elements x 22 limbs x 2 bytes
+    for sa, sb in ((0, 0), (1, 0), (0, 1), (edwards.L - 1, 12345), ((1 << 260) - 1, (1 << 253) + 7)):
+        want = edwards.encode(edwards.mul_comb2(combs, sa, edwards.base_table(), sb))
+        assert bytes(k_f25519.mul_comb2(tab, sa, sb)) == want, (sa, sb)
+
+
+def test_verify_key_on_the_kernels_agrees_with_the_int_engine():
+    for _, pk, msg, sig in ED25519:
+        vk = ed25519.VerifyKey(unhex(pk), KERNELS)
+        assert vk.verify(unhex(msg), unhex(sig)) is True
+        assert vk.verify((unhex(msg)[:1], unhex(msg)[1:]), unhex(sig)) is True  # parts hash as one
+    _, pk, msg, sig = ED25519[2]
+    vk = ed25519.VerifyKey(unhex(pk), KERNELS)
+    ints = ed25519.VerifyKey(unhex(pk))
+    pk, msg, sig = unhex(pk), unhex(msg), unhex(sig)
+    assert not vk.verify(msg + b"\x00", sig) and not ints.verify(msg + b"\x00", sig)
+    for i in (0, 31, 32, 63):
+        bad = bytearray(sig)
+        bad[i] ^= 0x01
+        assert not vk.verify(msg, bytes(bad)) and not ints.verify(msg, bytes(bad)), i
+    s = int.from_bytes(sig[32:], "little") + edwards.L  # non-canonical S
+    assert not vk.verify(msg, sig[:32] + s.to_bytes(32, "little"))
+    calls = []
+    assert vk.verify(msg, sig, lambda: calls.append(1)) and len(calls) >= 6  # the device's idle steps
+
+
 def test_field_kernel_arithmetic_is_mod_p_and_canonical():
     p = edwards.P
     a, b, o = k_f25519.fe(), k_f25519.fe(), k_f25519.fe()

@@ -2,6 +2,8 @@
 # recovery of torn records, frames kept on flash (not in RAM), and the capacity
 # for a day of heartbeats plus a whole alert, with real signed frames.
 # (Power cuts at every write of a whole alert: test_queue_powerloss.py.)
+import hashlib
+
 from faultstorage import FaultStorage
 from fwtest import raises, tmpdir
 from sotto import config, ed25519, frames
@@ -237,6 +239,40 @@ def test_a_record_damaged_after_boot_is_skipped_and_counted():
     with open(path, "wb") as f:
         f.write(raw)
     assert order(q) == [1, 3] and q.corrupt == 1 and len(q) == 2
+
+
+def test_frames_stream_off_flash_through_a_small_buffer():
+    # what delivery sends: the same frames, order and limits as batch(), in pieces
+    q = store()
+    q.push(wire(1, 4200), AU, 1)  # an audio frame's size: over eight pieces
+    q.push(wire(2), L, 2)
+    q.push(wire(3), A, 3)
+    q.push(wire(4, 512), L, 4)  # exactly one piece
+    types = {1: AU, 2: L, 3: A, 4: L}
+    for limits in ((1000, 10 ** 7), (2, 10 ** 7), (1000, 300)):
+        want = [(seq, types[seq]) for seq, _ in q.batch(*limits)]
+        assert [(e[0], e[1]) for e in q.entries(*limits)] == want
+    buf = bytearray(512)
+    for seq, ftype, size in q.entries(1000, 10 ** 7):
+        got = b"".join([bytes(p) for p in q.pieces(seq, ftype, buf)])
+        assert got == wire(seq, size) and got == q.read(seq, ftype)
+        h = hashlib.sha256()
+        assert q.check(seq, ftype, buf, h) is True
+        assert h.digest() == hashlib.sha256(wire(seq, size)).digest()
+
+
+def test_a_damaged_record_fails_its_check_and_leaves_the_queue():
+    q = store()
+    for s in range(1, 4):
+        q.push(wire(s, 1500), L, s)
+    path = q.storage.path("q/00000002.2")
+    raw = bytearray(q.storage.read("q/00000002.2"))
+    raw[1400] ^= 1  # in the third piece
+    with open(path, "wb") as f:
+        f.write(raw)
+    buf = bytearray(512)
+    assert q.check(1, L, buf) and not q.check(2, L, buf) and q.check(3, L, buf)
+    assert q.seqs() == [1, 3] and q.corrupt == 1
 
 
 # -- capacity, with real signed frames ------------------------------------------------

@@ -47,6 +47,9 @@ class Audio:
         self.total_samples += 8000
         return (b"\x11" * 4000, 8000, 100 * self._chunks, self._chunks)
 
+    def release(self):
+        pass
+
     def flush(self):
         return None
 

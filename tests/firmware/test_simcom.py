@@ -26,6 +26,41 @@ def test_bring_up_dialogue():
     assert t.done(), t.errors
 
 
+def test_bring_up_downloads_the_ca_once_and_authenticates_the_server():
+    clock, t, m = driver_for("sotto_init_ca.at", "sotto_init.at", apn="internet", ca_cert="ca.pem")
+    m.ca_pem = b"-----TEST CA-----\r\n"
+    drive(clock, m.start())
+    assert m.ready and m.ca_installed
+    m.ready = False
+    m.ca_cert = "sotto_ca.pem"  # the second bring-up (sotto_init.at's name): no download again
+    drive(clock, m.start())
+    assert t.done(), t.errors
+
+
+def test_authmode_follows_the_configuration():
+    # insecure_tls (and no CA): no server authentication (the frames say so, flag bit 3)
+    clock, t, m = driver_for("sotto_init_insecure.at", apn="internet")
+    m.insecure_tls = True
+    drive(clock, m.start())
+    assert m.ready and t.done(), t.errors
+
+    def ssl_commands(insecure=False, **kw):
+        clock = Clock()
+        mod = ScriptedModem(clock)
+        m = Simcom(AtEngine(mod.uart, clock), apn="internet", **kw)
+        m.insecure_tls = insecure
+        drive(clock, m.start())
+        return [c for c in mod.commands if c.startswith("AT+CSSLCFG") or c.startswith("AT+CCERT")]
+
+    # neither a CA nor insecure_tls: authentication stays on, so a TLS handshake can only
+    # fail (delivery refuses before it tries: config.network_refusal)
+    assert 'AT+CSSLCFG="authmode",0,1' in ssl_commands()
+    assert 'AT+CSSLCFG="authmode",0,0' not in ssl_commands()
+    # a CA wins over insecure_tls (the configuration refuses both at once anyway)
+    both = ssl_commands(insecure=True, ca_cert="ca.pem")
+    assert 'AT+CSSLCFG="authmode",0,1' in both and 'AT+CSSLCFG="cacert",0,"ca.pem"' in both
+
+
 def test_connect_dialogue():
     clock, t, m = driver_for("sotto_connect.at")
     m.ready = True

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -69,11 +70,23 @@ def receiver(db: Path, clock: Clock, dev: ff.DeviceSim) -> Iterator[Receiver]:
     r.close()
 
 
+SMS_SECRET = b"test gateway secret, 32 bytes..."
+
+
 @pytest.fixture
 def server(db: Path, dev: ff.DeviceSim) -> Iterator[RunningServer]:
-    rs = start_in_thread(db, ServerConfig(port=0, io_timeout_s=5, request_deadline_s=10))
+    rs = start_in_thread(db, ServerConfig(port=0, io_timeout_s=5, request_deadline_s=10,
+                                          sms_secret=SMS_SECRET))
     yield rs
     rs.stop()
+
+
+def sms_headers(body: bytes, secret: bytes = SMS_SECRET, at: float | None = None) -> dict[str, str]:
+    """The headers an SMS gateway signs its post with (host_tools.receiver.sms_auth)."""
+    from host_tools.receiver.sms_auth import HEADER_SIGNATURE, HEADER_TIMESTAMP, signature_for
+
+    stamp = str(int(time.time() if at is None else at))
+    return {HEADER_TIMESTAMP: stamp, HEADER_SIGNATURE: signature_for(secret, stamp, body)}
 
 
 def post(port: int, body: bytes, ctype: str = "application/cbor-seq", path: str = "/v1/frames",
@@ -87,8 +100,30 @@ def post(port: int, body: bytes, ctype: str = "application/cbor-seq", path: str 
         conn.close()
 
 
+def answer_map(body: bytes) -> dict[str, Any]:
+    """The payload map of the centre's signed answer (COSE_Sign1), not verified:
+    open_answer() reads it as the device does."""
+    item = cbor2.loads(body)
+    assert isinstance(item, cbor2.CBORTag) and item.tag == 18, f"not a signed answer: {body[:40]!r}"
+    return dict(cbor2.loads(item.value[2]))
+
+
+_OPENERS: dict[bytes, Any] = {}
+
+
+def open_answer(centre_public_key: bytes, request_body: bytes, body: bytes) -> dict[str, Any]:
+    """The answer as the device's firmware opens it (sotto.answer.Opener: signature,
+    kid and req checked); AnswerError when the device would not trust it."""
+    from sotto.answer import Opener
+
+    opener = _OPENERS.get(centre_public_key)
+    if opener is None:
+        opener = _OPENERS[centre_public_key] = Opener(centre_public_key)
+    return opener.open(body, hashlib.sha256(request_body).digest())
+
+
 def statuses(answer: Any) -> list[str]:
-    """["accepted", "duplicate", ...] from an Answer or a CBOR answer body."""
+    """["accepted", "duplicate", ...] from an Answer or a signed answer body."""
     if isinstance(answer, bytes):
-        return [r["status"] for r in cbor2.loads(answer)["results"]]
+        return [r["status"] for r in answer_map(answer)["results"]]
     return [r.status for r in answer.results]

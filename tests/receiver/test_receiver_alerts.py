@@ -86,7 +86,7 @@ def test_ack_then_close_with_outcome(two_alerts: sqlite3.Connection) -> None:
     assert "already closed (by Carol" in str(closed.value)
     assert direct.acked_by == "Dan" and direct.acked_at == NOW + 9     # closing implies acknowledging
     assert [(e.action, e.operator) for e in audit.entries(two_alerts)] == \
-        [("acknowledge", "Bob"), ("close", "Carol"), ("close", "Dan")]
+        [("acknowledge", "Bob"), ("command", "Bob"), ("close", "Carol"), ("close", "Dan")]   # + listening
     assert list_alerts(two_alerts) == [] and len(list_alerts(two_alerts, include_closed=True)) == 2
 
 
@@ -96,7 +96,7 @@ def test_the_audit_log_is_append_only(two_alerts: sqlite3.Connection) -> None:
         two_alerts.execute("DELETE FROM audit")
     with pytest.raises(sqlite3.IntegrityError):
         two_alerts.execute("UPDATE audit SET operator = 'nobody'")
-    assert [e.operator for e in audit.entries(two_alerts)] == ["Bob"]
+    assert [e.operator for e in audit.entries(two_alerts)] == ["Bob", "Bob"]     # ack, its listening command
 
 
 def test_a_device_is_silent_once_its_heartbeat_is_overdue(db: Path, dev: ff.DeviceSim) -> None:

@@ -17,11 +17,12 @@ from pathlib import Path
 import cbor2
 import framefactory as ff
 import pytest
-from conftest import LOC, device, post
+from conftest import LOC, answer_map, device, open_answer, post, sms_headers
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from sotto.answer import AnswerError
 from sotto.modem import http as device_http
 
 from host_tools.receiver.server import RunningServer, ServerConfig, start_in_thread
@@ -48,15 +49,23 @@ def _status_and_json(raw: bytes) -> tuple[int, dict]:
     return int(head.split()[1]), json.loads(body)
 
 
-def test_frames_are_answered_in_cbor_the_device_can_parse(server: RunningServer, dev: ff.DeviceSim) -> None:
+def test_frames_are_answered_signed_and_the_device_can_open_and_parse_them(server: RunningServer,
+                                                                           dev: ff.DeviceSim) -> None:
     frames = [dev.alert_start(loc=LOC), dev.location(LOC), dev.audio(b"\x44" * 1000, 0, 2000)]
-    status, headers, body = post(server.port, b"".join(frames))
-    results, time_s, closed = device_http.parse_ack(body, 3)
-    assert status == 200 and headers["content-type"] == "application/cbor"
+    request = b"".join(frames)
+    status, headers, body = post(server.port, request)
+    opened = open_answer(server.centre.public_key, request, body)      # the firmware's own checks
+    results, time_s, closed = device_http.parse_ack(opened, 3)
+    assert status == 200 and headers["content-type"] == "application/cose"
     assert [(r[0], r[1]) for r in results] == [(device_http.ACCEPTED, s) for s in (1, 2, 3)]
     assert abs(time_s - time.time()) < 5 and closed == []
-    again = post(server.port, b"".join(frames))
-    assert [r["status"] for r in cbor2.loads(again[2])["results"]] == ["duplicate"] * 3
+    again = post(server.port, request)
+    assert [r["status"] for r in answer_map(again[2])["results"]] == ["duplicate"] * 3
+    # the same answer for another request (the first one replayed) is refused by the device
+    other = dev.heartbeat()
+    with pytest.raises(AnswerError) as e:
+        open_answer(server.centre.public_key, other, body)
+    assert e.value.code == "wrong-request"
 
 
 def test_one_connection_carries_many_requests(server: RunningServer, dev: ff.DeviceSim) -> None:
@@ -66,38 +75,44 @@ def test_one_connection_carries_many_requests(server: RunningServer, dev: ff.Dev
         conn.request("POST", "/v1/frames", dev.heartbeat(), {"Content-Type": "application/cbor-seq"})
         resp = conn.getresponse()
         answers.append((resp.status, resp.getheader("Connection"),
-                        cbor2.loads(resp.read())["results"][0]["status"]))
+                        answer_map(resp.read())["results"][0]["status"]))
     conn.close()
     assert answers == [(200, None, "accepted")] * 3
 
 
-@pytest.mark.parametrize("body, ctype, status, reason", [
-    (b"\xd2\x84\x41", "application/cbor-seq", 400, "malformed-cbor"),
-    (b"", "application/cbor-seq", 400, "malformed-cbor"),
-    (b"\xd2", "text/plain", 415, "unsupported-media-type"),
-    (b"\xd2", "application/json", 415, "unsupported-media-type"),
+@pytest.mark.parametrize("body, reason", [
+    (b"\xd2\x84\x41", "malformed-cbor"),
+    (b"", "malformed-cbor"),
 ])
-def test_a_bad_envelope_gets_a_status_and_a_reason(server: RunningServer, body: bytes, ctype: str,
-                                                   status: int,
-                                                   reason: str) -> None:
-    got, headers, answer = post(server.port, body, ctype)
-    assert got == status
-    assert cbor2.loads(answer)["reason"] == reason and cbor2.loads(answer)["detail"]
-    assert device_http.error_reason(answer) == reason        # what the device reads
+def test_a_bad_envelope_gets_a_signed_400_with_a_reason(server: RunningServer, body: bytes,
+                                                        reason: str) -> None:
+    got, headers, answer = post(server.port, body)
+    opened = open_answer(server.centre.public_key, body, answer)
+    assert got == 400 and headers["content-type"] == "application/cose"
+    assert opened["reason"] == reason and opened["detail"]
+    assert device_http.error_reason(opened) == reason        # what the device reads
+
+
+@pytest.mark.parametrize("ctype", ["text/plain", "application/json"])
+def test_another_content_type_gets_415_unsigned(server: RunningServer, ctype: str) -> None:
+    got, headers, answer = post(server.port, b"\xd2", ctype)
+    assert got == 415 and headers["content-type"] == "application/cbor"      # the device acts on nothing
+    assert cbor2.loads(answer)["reason"] == "unsupported-media-type" and cbor2.loads(answer)["detail"]
 
 
 def test_too_many_frames_or_bytes_is_413(db: Path, dev: ff.DeviceSim) -> None:
     rs = start_in_thread(db, ServerConfig(port=0, max_frames=4, max_body_bytes=4096))
     try:
-        many = post(rs.port, b"".join(dev.heartbeat() for _ in range(5)))
+        five = b"".join(dev.heartbeat() for _ in range(5))
+        many = post(rs.port, five)
         big = _raw(rs.port, b"POST /v1/frames HTTP/1.1\r\nHost: x\r\nContent-Type: application/cbor-seq\r\n"
                             b"Content-Length: 10000000000\r\n\r\n" + b"\x00" * 100)
         ok = post(rs.port, dev.heartbeat())
     finally:
         rs.stop()
-    assert many[0] == 413 and cbor2.loads(many[2])["reason"] == "too-large"
-    assert big.startswith(b"HTTP/1.1 413") and b"Connection: close" in big     # refused before reading
-    assert cbor2.loads(big.partition(b"\r\n\r\n")[2])["reason"] == "too-large"
+    assert many[0] == 413 and open_answer(rs.centre.public_key, five, many[2])["reason"] == "too-large"
+    assert big.startswith(b"HTTP/1.1 413") and b"Connection: close" in big     # refused before reading,
+    assert cbor2.loads(big.partition(b"\r\n\r\n")[2])["reason"] == "too-large"   # so not bound: unsigned
     assert ok[0] == 200
 
 
@@ -149,7 +164,7 @@ def test_frames_get_503_and_are_not_acknowledged_when_storage_is_down(server: Ru
 def _sms(port: int, payload: str, **extra: object) -> tuple[int, dict]:
     body = json.dumps({"sender": "+447700900123", "time": 1_790_000_000, "payload": payload,
                        **extra}).encode()
-    status, _, answer = post(port, body, "application/json", path="/v1/sms")
+    status, _, answer = post(port, body, "application/json", path="/v1/sms", headers=sms_headers(body))
     return status, json.loads(answer)
 
 
@@ -166,7 +181,7 @@ def test_the_sms_webhook_takes_hex_or_base64(server: RunningServer, dev: ff.Devi
     assert by_b64[1]["status"] == "duplicate"
     assert bad_sig[1]["status"] == "rejected" and bad_sig[1]["reason"] == "bad-signature"
     assert garbage[1]["status"] == "rejected" and garbage[1]["reason"] == "malformed-cbor"
-    assert cbor2.loads(by_data)["results"][0]["status"] == "duplicate"
+    assert answer_map(by_data)["results"][0]["status"] == "duplicate"
 
 
 @pytest.mark.parametrize("body, ctype, status", [
@@ -178,7 +193,7 @@ def test_the_sms_webhook_takes_hex_or_base64(server: RunningServer, dev: ff.Devi
     (b'{"payload": "00"}', "text/plain", 415),
 ])
 def test_bad_sms_webhook_calls(server: RunningServer, body: bytes, ctype: str, status: int) -> None:
-    got, _, answer = post(server.port, body, ctype, path="/v1/sms")
+    got, _, answer = post(server.port, body, ctype, path="/v1/sms", headers=sms_headers(body))
     assert got == status and json.loads(answer)["reason"] and json.loads(answer)["detail"]
 
 
@@ -210,7 +225,7 @@ def test_tls(db: Path, dev: ff.DeviceSim, tmp_path: Path) -> None:
         conn = http.client.HTTPSConnection("localhost", rs.port, context=ctx, timeout=5)
         conn.request("POST", "/v1/frames", dev.alert_start(loc=LOC), {"Content-Type": "application/cbor-seq"})
         resp = conn.getresponse()
-        answer = cbor2.loads(resp.read())
+        answer = answer_map(resp.read())
         conn.close()
         stalled.close()
     finally:

@@ -277,7 +277,7 @@ def test_the_answer_is_what_the_device_firmware_parses(receiver: Receiver, dev: 
 
     frames = [dev.alert_start(loc=LOC), b"\x01", dev.location(LOC)]  # 0x01: a bare integer
     body = receiver.ingest(frames).to_cbor()
-    results, time_s, closed = device_http.parse_ack(body, 3)   # the device's own strict decoder
+    results, time_s, closed = device_http.parse_ack(cbor2.loads(body), 3)   # the device's own checks
     assert [(s, seq) for s, seq, _ in results] == [(device_http.ACCEPTED, 1), (device_http.REJECTED, None),
                                                    (device_http.ACCEPTED, 2)]
     assert results[1][2] == "not-cose-sign1"
@@ -332,3 +332,14 @@ def test_nothing_is_acknowledged_when_storage_fails(receiver: Receiver, db: Path
     assert "disk I/O error" in str(e.value) and not unhealthy
     assert statuses(retried) == ["accepted", "accepted"]    # not duplicates: nothing was stored before
     assert receiver.healthy and _stored(db) == 2
+
+
+@pytest.mark.parametrize(("key", "value"), [(4, 2**63), (4, 2**64 - 1), (10, 16), (17, 2**32), (23, 2**40)])
+def test_a_value_beyond_its_bound_is_bad_field_never_a_storage_failure(receiver: Receiver, dev: ff.DeviceSim,
+                                                                       key: int, value: int) -> None:
+    """Every integer is bounded (docs/frames.md): what would not fit the store is refused first."""
+    fields = {0: 1, 1: 7, 3: 77, 4: 1_790_000_000, 5: 1000, 7: 80, 17: 900, key: value}
+    wire = ff.resign(dev, fields)
+    result = receiver.ingest([wire]).results[0]
+    assert (result.status, result.reason) == ("rejected", "bad-field")
+    assert receiver.healthy

@@ -18,9 +18,8 @@ import threading
 import time
 from pathlib import Path
 
-import cbor2
 import framefactory as ff
-from conftest import device, loc
+from conftest import answer_map, device, loc
 
 from host_tools.frames import decode_frame
 from host_tools.receiver.alerts import chain_status
@@ -68,7 +67,7 @@ def _deliver(port: int, queue: list[bytes], acked: dict[bytes, bytes], lock: thr
             resp = conn.getresponse()
             body = resp.read()
             assert resp.status == 200, body
-            results = cbor2.loads(body)["results"]
+            results = answer_map(body)["results"]
             with lock:
                 for wire, result in zip(batch, results, strict=True):
                     assert result["status"] in ("accepted", "duplicate"), result

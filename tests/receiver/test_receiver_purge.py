@@ -3,6 +3,7 @@ audit trail whole, erases the bytes for real, and says what it removed."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -11,11 +12,12 @@ import pytest
 from conftest import NOW, Clock, loc, statuses
 
 from host_tools.errors import UsageError
-from host_tools.receiver import audit
-from host_tools.receiver.alerts import get_alert, show_alert
+from host_tools.receiver import audit, holds
+from host_tools.receiver.alerts import acknowledge, close, get_alert, show_alert
 from host_tools.receiver.evidence import EvidenceError, export_alert
 from host_tools.receiver.ingest import Receiver
-from host_tools.receiver.purge import purge
+from host_tools.receiver.purge import min_retention_days, purge, set_min_retention
+from host_tools.registry import Registry
 from sotto_cli.cli import main
 
 DAY = 86400
@@ -25,11 +27,13 @@ PLACE = ff.pack_location(123456789, 98765432, 7, 1, ff.SRC_GNSS)
 
 @pytest.fixture
 def old_and_new(db: Path, dev: ff.DeviceSim) -> tuple[list[bytes], list[bytes], Clock]:
-    """A1 (old: audio, a position, a check-in), then 40 days later A2 (recent)."""
+    """A1 (old: audio, a position, a check-in; closed by an operator), then 40 days
+    later A2 (recent, open)."""
     clock = Clock(NOW)
     with Receiver(db, clock=clock) as r:
         old = [dev.alert_start(loc=PLACE), dev.audio(AUDIO, 0, 4000), dev.location(PLACE), dev.end()]
         r.ingest(old)
+        close(sqlite3.connect(db), 1, operator="Bob", outcome="officer safe", now=NOW + 3600)
         r.ingest([ff.check_in(dev, loc=PLACE)])
         r.ingest([b"\x00"])                                   # a rejection record
         clock.t = NOW + 40 * DAY
@@ -88,18 +92,67 @@ def test_a_purged_frame_sent_again_is_still_a_duplicate(db: Path, dev: ff.Device
         assert statuses(r.ingest(old)) == ["duplicate"] * 4
 
 
-def test_purge_needs_a_retention(db: Path, dev: ff.DeviceSim) -> None:
+def test_purge_needs_whole_days_at_least_the_minimum_retention(db: Path, dev: ff.DeviceSim) -> None:
     with Receiver(db):
         pass
+    conn = sqlite3.connect(db)
+    for days in (0, 0.0001, 29, 1.5, -3):
+        with pytest.raises(UsageError):
+            purge(conn, days, operator="dpo")  # type: ignore[arg-type]
+    assert min_retention_days(conn) == 30
+    assert set_min_retention(conn, 7, operator="dpo") == 30
+    purge(conn, 7, operator="dpo", dry_run=True)
+    with pytest.raises(UsageError, match="at least 7 days"):
+        purge(conn, 6, operator="dpo")
     with pytest.raises(UsageError):
-        purge(sqlite3.connect(db), 0, operator="dpo")
+        set_min_retention(conn, 0, operator="dpo")
+    assert [(e.action, e.detail) for e in audit.entries(conn)] == \
+        [("setting", "minimum retention 30 -> 7 days")]
+
+
+def test_open_acknowledged_and_held_alerts_are_never_purged(db: Path, dev: ff.DeviceSim) -> None:
+    """The issue's case: an old OPEN alert (never acknowledged) lost its audio and track."""
+    clock = Clock(NOW)
+    other = ff.DeviceSim(kid=b"SOTTO-43", seed=bytes(32), time=NOW - 500)
+    with Registry(db) as reg:
+        reg.add(other.kid, other.public_key)
+    with Receiver(db, clock=clock) as r:
+        r.ingest([dev.alert_start(loc=PLACE), dev.audio(AUDIO, 0, 4000)])        # A1: stays open
+        r.ingest([other.alert_start(loc=PLACE), other.location(PLACE)])          # A2: acknowledged
+        r.ingest([dev.end(), dev.alert_start(loc=PLACE), dev.location(PLACE)])  # A3: closed, then held
+    conn = sqlite3.connect(db)
+    acknowledge(conn, 2, operator="Bob", now=NOW)
+    close(conn, 3, operator="Bob", outcome="safe", now=NOW)
+    holds.hold(conn, 3, operator="Bob", reason="court case 17", now=NOW)
+    later = NOW + 100 * DAY
+    result = purge(conn, 30, operator="dpo", now=later)
+    assert result.alerts == [] and [(k.alert_id, k.why) for k in result.kept] == [
+        (1, "open"), (2, "acknowledged"), (3, "on hold")]
+    assert conn.execute("SELECT count(*) FROM frames WHERE wire IS NULL").fetchone()[0] == 0
+    holds.release(conn, 3, operator="Bob", now=later)
+    again = purge(conn, 30, operator="dpo", now=later)
+    assert [a.alert_id for a in again.alerts] == [3] and [k.alert_id for k in again.kept] == [1, 2]
+    assert get_alert(conn, 1).purged_at is None and show_alert(conn, 1, operator="Bob").track != []
 
 
 def test_purge_cli(db: Path, old_and_new: tuple, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["purge", "--older-than", "1", "--dry-run", "--operator", "dpo", "--db", str(db)]) == 0
+    common = ["--operator", "dpo", "--db", str(db)]
+    assert main(["purge", "--older-than", "1", *common]) == 2                # below the minimum (30)
+    refused = capsys.readouterr().err
+    assert main(["purge", "--set-min-retention-days", "1", *common]) == 0
+    assert capsys.readouterr().out == "minimum retention 30 -> 1 days (set by dpo)\n"
+    assert main(["purge", "--older-than", "1", "--dry-run", *common]) == 0
     dry = capsys.readouterr().out
-    assert main(["purge", "--older-than", "1", "--operator", "dpo", "--db", str(db)]) == 0
+    assert main(["purge", "--older-than", "1", "--dry-run", "--json", *common]) == 0
+    dry_json = json.loads(capsys.readouterr().out)
+    assert main(["purge", "--older-than", "1", *common]) == 0
     done = capsys.readouterr().out
-    assert main(["purge", "--older-than", "0", "--operator", "dpo", "--db", str(db)]) == 2
-    # the CLI uses the real clock: both test alerts are older than a day
-    assert dry.startswith("would remove") and done.startswith("removed") and "A1:" in done and "A2:" in done
+    assert main(["purge", "--older-than", "0", *common]) == 2
+    with pytest.raises(SystemExit):                                           # whole days only
+        main(["purge", "--older-than", "1.5", *common])
+    # the CLI uses the real clock: both test alerts are older than a day; A2 is open: kept
+    assert "at least 30 days" in refused
+    assert dry.startswith("would remove") and "kept A2: open" in dry
+    assert dry_json["dry_run"] and [a["alert"] for a in dry_json["alerts"]] == ["A1"]
+    assert dry_json["kept"] == [{"alert": "A2", "why": "open"}]
+    assert done.startswith("removed") and "A1:" in done and "kept A2: open" in done

@@ -34,7 +34,6 @@ are tests/simulator/test_powercut_sweep.py (`make powercut` runs them all).
 from __future__ import annotations
 
 import itertools
-import json
 import random
 import sys
 from collections import Counter
@@ -138,7 +137,7 @@ def provision(dev: VirtualDevice, rx, device_no: int) -> None:
     refuses a public key it has seen before."""
     rng = random.Random(device_no)
     st = Storage(dev.hal.storage_root)
-    st.write_atomic("config.json", json.dumps(dev.config_json()).encode())
+    dev.write_config(st)
     dev.public_key = identity.create(st, lambda n: bytes(rng.getrandbits(8) for _ in range(n)), force=True)
     rx.register(dev.spec.device_id, dev.public_key, dev.spec.officer)
 

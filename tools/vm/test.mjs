@@ -52,6 +52,9 @@ async function runOne(file) {
   // Data files shared with the host tests (tests/data/...) appear at /testdata/...
   const dataDir = path.join(path.dirname(file), "..", "data");
   if (fs.existsSync(dataDir)) putTree(mp, dataDir, "/testdata", { all: true });
+  // The answer golden vectors (tests/vectors/answers/...) appear at /testvectors/answers/...
+  const answersDir = path.join(path.dirname(file), "..", "vectors", "answers");
+  if (fs.existsSync(answersDir)) putTree(mp, answersDir, "/testvectors/answers", { all: true });
   // The end-to-end lane's stand-ins (modem emulator, receiver) appear at /e2e/...
   const e2eDir = path.join(path.dirname(file), "..", "e2e");
   if (fs.existsSync(e2eDir)) putTree(mp, e2eDir, "/e2e");

@@ -16,13 +16,17 @@
 
 
 def build(hal, sched, queue, settings, alert_live=None, on_time=None, on_closed=None,
-          on_rejected=None):
+          on_rejected=None, opener=None, refusal=None, on_start_acked=None, on_commands=None):
     """Wire the modem stack to a HAL; returns the Delivery (spawn its .task).
 
     settings (a dict, usually the "modem" part of the device configuration):
-      host, port (443), tls (True), apn (""), ca_cert (certificate name on the
-      module; None: no server check), sms_number (None: no SMS fallback),
-      sms_after_s (30), sms_every_s (60), rejects_path (<storage_root>/rejected.log)
+      host, port (443), tls (True), apn (""), ca_cert (the CA certificate's file
+      under storage_root, downloaded to the module under that name; None: no
+      server check, which the driver only does with insecure_tls), insecure_tls
+      (False), sms_number (None: no SMS fallback), sms_after_s (30),
+      sms_every_s (60), rejects_path (<storage_root>/rejected.log)
+    opener: sotto.answer.Opener for the centre's signed answers; refusal: a
+    ConfigError saying why nothing may go over the network (then only SMS).
     """
     from sotto.modem.at import AtEngine
     from sotto.modem.delivery import Delivery
@@ -32,11 +36,20 @@ def build(hal, sched, queue, settings, alert_live=None, on_time=None, on_closed=
     engine = AtEngine(hal.modem_uart, sched)
     modem = Simcom(engine, pwrkey=hal.modem_pwrkey, apn=settings.get("apn", ""),
                    ca_cert=settings.get("ca_cert"))
+    modem.insecure_tls = bool(settings.get("insecure_tls"))
+    if settings.get("ca_cert") and refusal is None:
+        try:
+            with open(hal.storage_root + "/" + settings["ca_cert"], "rb") as f:
+                modem.ca_pem = f.read()
+        except OSError:
+            pass  # network_refusal() checked it exists; the module may still hold it
     rejects = RejectLog(settings.get("rejects_path") or hal.storage_root + "/rejected.log")
     d = Delivery(modem, queue, sched, settings["host"], settings.get("port", 443),
                  tls=settings.get("tls", True), sms_number=settings.get("sms_number"),
                  random_bytes=hal.random_bytes, alert_live=alert_live, rejects=rejects,
-                 on_time=on_time, on_closed=on_closed, on_rejected=on_rejected)
+                 on_time=on_time, on_closed=on_closed, on_rejected=on_rejected,
+                 opener=opener, refusal=refusal, on_start_acked=on_start_acked,
+                 on_commands=on_commands)
     d.sms.after_ms = int(settings.get("sms_after_s", 30)) * 1000
     d.sms.every_ms = int(settings.get("sms_every_s", 60)) * 1000
     return d

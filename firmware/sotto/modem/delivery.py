@@ -7,16 +7,34 @@
 # off the queue. Failures go to the ladder (sotto.modem.ladder: backoff and
 # recovery), a live alert with data down to the SMS fallback
 # (sotto.modem.fallback). docs/modem.md describes the policy.
+#
+# Frames go from flash to the modem in pieces (FrameQueue.check/pieces through
+# the buffer `rd`, then the modem's `tx`): a batch is read twice, once to check
+# every record's CRC and hash the body, once to send it, and no frame is ever
+# held whole in RAM (only an alert-start's, to name its alert, and a frame the
+# centre rejected, for the reject log).
+#
+# The answer is the centre's signature over its reply and the SHA-256 of the
+# request body (sotto.answer). Nothing in it is acted on before it opens:
+# an answer that does not is "not delivered" (backoff, SMS fallback) and
+# counted in `unauth`. Without the centre's key, or with a configuration that
+# would talk to an unauthenticated server (`refusal`), nothing is posted at
+# all: the modem is kept up for the SMS fallback only.
+import hashlib
+
+import sotto.cbor as cbor
 import sotto.modem.ladder as ld
+from sotto.answer import AnswerError
 from sotto.log import Logger
 from sotto.modem import at as _at
 from sotto.modem import http
 from sotto.modem.at import ModemError
 from sotto.modem.cch import SEND_MAX
-from sotto.modem.fallback import T_ALERT_START, T_LOCATION, SmsFallback, frame_info
+from sotto.modem.fallback import T_ALERT_START, T_LOCATION, SmsFallback
 from sotto.ticks import ticks_add, ticks_diff
 
 _log = Logger("delivery")
+READ_PIECE = 512  # bytes of a frame read from flash at a time
 
 
 class Delivery:
@@ -26,10 +44,12 @@ class Delivery:
     linger_ms = 20000  # keep an idle connection this long, then close it
     poll_ms = 20
     idle_poll_ms = 50
+    refused_poll_ms = 10000  # with network delivery refused: how often the modem is checked for SMS
 
     def __init__(self, modem, queue, sched, host, port=443, tls=True, sms_number=None,
                  random_bytes=None, alert_live=None, rejects=None,
-                 on_time=None, on_closed=None, on_rejected=None):
+                 on_time=None, on_closed=None, on_rejected=None, opener=None, refusal=None,
+                 on_start_acked=None, on_commands=None):
         self.modem = modem
         self.queue = queue
         self.sched = sched
@@ -42,7 +62,13 @@ class Delivery:
         self.on_time = on_time
         self.on_closed = on_closed
         self.on_rejected = on_rejected
+        self.opener = opener  # sotto.answer.Opener: the centre's key
+        self.refusal = refusal if refusal is not None or opener is not None else \
+            ValueError("no centre key: answers cannot be authenticated")
+        self.on_start_acked = on_start_acked  # (sid): an alert-start the centre stored
+        self.on_commands = on_commands  # ([command map, ...]) from an authenticated answer
         self.tx = bytearray(SEND_MAX)
+        self.rd = bytearray(READ_PIECE)  # frames come off flash through here
         self.resp = http.Response(1024, 4096)
         self.ladder = ld.Ladder(random_bytes)
         self.sms = SmsFallback(modem, queue, sms_number)
@@ -58,6 +84,7 @@ class Delivery:
         self.duplicates = 0
         self.rejected = 0
         self.bad_answers = 0
+        self.unauth = 0  # answers not authenticated (status frames carry it, key 23)
         self.attempts = 0
         self.failed = 0
         self.bytes_sent = 0
@@ -103,6 +130,11 @@ class Delivery:
         try:
             yield from self._prepare()
             phase = 1
+            if post and self.refusal is not None:
+                # the modem is up for the SMS fallback; data stays refused
+                self.ladder.succeeded()
+                self.next_try = ticks_add(self.sched.now_ms, self.refused_poll_ms)
+                return
             if post and len(self.queue):
                 yield from self._post()
         except ModemError as e:
@@ -146,27 +178,22 @@ class Delivery:
     def _post(self):
         m = self.modem
         q = self.queue
-        batch = q.batch(1 if self.solo else self.batch_frames, self.batch_bytes)
-        if not batch:
-            batch = q.batch(1, 1 << 20)  # one frame larger than a batch still goes
-            if not batch:  # the queue counts frames it will not give: do not spin
-                _log.e("queue holds %d frames but gives none", len(q))
-                yield from m.at.wait(1000)
-                return
-        if len(batch) > 1 and frame_info(batch[0][1])[0] == T_ALERT_START:
-            batch = batch[:1]  # the alert-start goes alone and first
+        batch, req, body_len = yield from self._batch()
+        if not batch:  # the queue counts frames it will not give: do not spin
+            _log.e("queue holds %d frames but gives none", len(q))
+            yield from m.at.wait(1000)
+            return
         if not m.connected:
             yield from m.open(self.host, self.port, self.tls)
-        body_len = 0
-        parts = [b""]
-        for _seq, wire in batch:
-            body_len += len(wire)
-            parts.append(wire)
-        parts[0] = http.request_head(self.host, self.port, body_len, self.tls)
+        head = http.request_head(self.host, self.port, body_len, self.tls)
         self.resp.reset()
         m.rx_n = 0
-        yield from m.send(parts, self.tx)
-        self.bytes_sent += len(parts[0]) + body_len
+        body = self._body(head, batch)
+        try:
+            yield from m.send(body, self.tx)
+        finally:
+            body.close()  # a send cut short: the frame file it was reading is closed
+        self.bytes_sent += len(head) + body_len
         self.posts += 1
         self.last_post = self.sched.now_ms
         yield from self._read_response()
@@ -175,12 +202,66 @@ class Delivery:
         status = self.resp.status
         if self.resp.close:
             yield from m.close()
-        if status == 200:
-            self._apply(batch, http.parse_ack(self.resp.body, len(batch)))
-        elif status in (400, 413):
-            self._refused(batch, status)
-        else:
+        if status not in (200, 400, 413):
             raise http.HttpError(http.BAD_ANSWER, "HTTP %d" % status)
+        # opening costs about a frame's signature: in a pass of its own, so a pass
+        # that also signs a frame does not keep the watchdog and the loop waiting twice
+        yield 0
+        answer = self._open(req)
+        if (status == 200) != ("results" in answer):
+            raise http.HttpError(http.BAD_ANSWER, "HTTP %d with a signed %s" %
+                                 (status, "acknowledgement" if status != 200 else "refusal"))
+        if status == 200:
+            self._apply(batch, answer)
+        else:
+            self._refused(batch, status, answer)
+
+    def _batch(self):
+        """([[seq, ftype, size], ...], req, body bytes) of the next POST: every
+        record read once through rd to check its CRC (a damaged one is dropped
+        by the queue, and the batch made again) and to hash the body, one
+        record a pass (reading a whole batch at once would keep the device's
+        loop, and its microphone, waiting)."""
+        q = self.queue
+        for _ in range(len(q) + 1):
+            batch = q.entries(1 if self.solo else self.batch_frames, self.batch_bytes)
+            if not batch:
+                batch = q.entries(1, 1 << 20)  # one frame larger than a batch still goes
+            if len(batch) > 1 and batch[0][1] == T_ALERT_START:
+                batch = batch[:1]  # the alert-start goes alone and first
+            batch = [(e[0], e[1], e[2]) for e in batch]  # the index's entries change under acks
+            h = hashlib.sha256()  # req: what the centre's answer must name
+            whole = True
+            for seq, ftype, _size in batch:
+                yield 0  # a pass of its own for each record (not after an answer's opening either)
+                if not q.check(seq, ftype, self.rd, h):
+                    whole = False
+                    break
+            if whole:
+                return batch, h.digest(), sum([e[2] for e in batch])
+        return [], b"", 0
+
+    def _body(self, head, batch):
+        # the request, piece by piece: the head, then each frame straight from flash
+        yield head
+        q = self.queue
+        for seq, ftype, _size in batch:
+            pieces = q.pieces(seq, ftype, self.rd)
+            try:
+                for piece in pieces:
+                    yield piece
+            except OSError as e:  # gone from flash since check(): this request is spoilt
+                raise ModemError(0, _at.CLOSED, "frame %d off flash: %s" % (seq, e)) from None
+            finally:
+                pieces.close()
+
+    def _open(self, req):
+        try:
+            return self.opener.open(self.resp.body, req)
+        except AnswerError as e:
+            self.unauth += 1
+            _log.w("answer not authenticated (%s): nothing in it is used", e.code)
+            raise http.HttpError(http.UNAUTHENTICATED, e.code) from None
 
     def _read_response(self):
         m = self.modem
@@ -203,7 +284,8 @@ class Delivery:
             yield from m.at.wait(self.poll_ms)
 
     def _apply(self, batch, answer):
-        results, time_s, closed = answer
+        results, time_s, closed = http.parse_ack(answer, len(batch))
+        cmds = http.commands_of(answer)
         for i in range(len(batch)):
             seq = results[i][1]
             if seq is not None and seq != batch[i][0]:
@@ -213,40 +295,48 @@ class Delivery:
         for i in range(len(batch)):
             status, _seq, reason = results[i]
             if status == http.REJECTED:
-                self._reject(batch[i][0], reason, batch[i][1])
+                self._reject(batch[i][0], batch[i][1], reason)
             else:
                 if status == http.DUPLICATE:
                     self.duplicates += 1
                 acks.append(batch[i][0])
+        started = None
+        if acks and acks[0] == batch[0][0] and batch[0][1] == T_ALERT_START:
+            started = _start_sid(self.queue.read(batch[0][0], T_ALERT_START))  # small: read whole
         if acks:
             self.queue.ack(acks)
             self.acked += len(acks)
+        if started and self.on_start_acked:
+            self.on_start_acked(started)
         if time_s and self.on_time:
             self.on_time(time_s)
         if closed and self.on_closed:
             self.on_closed(closed)
+        if cmds and self.on_commands:
+            self.on_commands(cmds)
 
-    def _reject(self, seq, reason, wire):
+    def _reject(self, seq, ftype, reason):
         self.rejected += 1
         _log.e("frame seq %d rejected by the receiver: %s", seq, reason)
         if self.rejects is not None:
-            self.rejects.add(seq, reason, wire)  # durable before the queue lets it go
+            # durable before the queue lets it go (read whole: a rare path)
+            self.rejects.add(seq, reason, self.queue.read(seq, ftype) or b"")
         self.queue.ack([seq])
         if self.on_rejected:
             self.on_rejected(seq, reason)
 
-    def _refused(self, batch, status):
-        # HTTP 400/413: the whole request was refused. Find the culprit by sending
-        # one frame at a time; a single frame is dropped only when our receiver
-        # said why (a reason code in its CBOR answer) - a proxy's error page keeps it.
-        reason = http.error_reason(self.resp.body)
+    def _refused(self, batch, status, answer):
+        # HTTP 400/413, signed by the centre: the whole request was refused. Find
+        # the culprit by sending one frame at a time; a single frame is dropped
+        # only when the centre said why (a reason code).
+        reason = http.error_reason(answer)
         if len(batch) > 1:
             self.solo = len(batch)
             _log.w("HTTP %d for %d frames: sending them one by one", status, len(batch))
             return
         if reason is None:
             raise http.HttpError(http.BAD_ANSWER, "HTTP %d without a reason" % status)
-        self._reject(batch[0][0], reason, batch[0][1])
+        self._reject(batch[0][0], batch[0][1], reason)
 
     # -- outcomes -------------------------------------------------------------
     def _succeeded(self, post):
@@ -282,6 +372,18 @@ class Delivery:
         s = {"posts": self.posts, "acked": self.acked, "duplicates": self.duplicates,
              "rejected": self.rejected, "bad_answers": self.bad_answers, "attempts": self.attempts,
              "failed": self.failed, "sms_sent": self.sms.sent, "sms_failed": self.sms.failed,
-             "bytes_sent": self.bytes_sent}
+             "bytes_sent": self.bytes_sent, "unauth": self.unauth,
+             "refused": 1 if self.refusal is not None else 0}
         s.update(self.modem.stats())
         return s
+
+
+def _start_sid(wire):
+    """The sid of an alert-start frame on the wire, else None."""
+    if not wire or wire[0] != 0xD2:
+        return None
+    try:
+        payload = cbor.decode(cbor.decode(bytes(wire)).value[2])
+        return payload.get(2) if payload.get(1) == T_ALERT_START else None
+    except Exception:  # noqa: BLE001 - an unreadable frame is no alert-start
+        return None

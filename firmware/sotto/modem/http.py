@@ -1,11 +1,10 @@
 # HTTP/1.1 for frame delivery: the request head of POST /v1/frames (the body,
 # an RFC 8742 CBOR sequence, is the frames themselves, sent after it as they
 # are) and an incremental response parser (status line, headers, body by
-# Content-Length) into pre-allocated buffers. The body is the receiver's CBOR
-# answer (docs/frames.md "Delivery and acknowledgement"), read by parse_ack().
+# Content-Length) into pre-allocated buffers. The body is the centre's signed
+# answer (docs/frames.md "The signed answer"): sotto.answer opens it, then
+# parse_ack() and error_reason() read the payload map it gives.
 from micropython import const
-
-import sotto.cbor as cbor
 
 ACCEPTED = const(1)
 DUPLICATE = const(2)
@@ -20,6 +19,7 @@ BODY_TOO_LONG = const(4)
 UNSUPPORTED = const(5)  # e.g. Transfer-Encoding: chunked
 TRUNCATED = const(6)  # connection closed before the whole body came
 BAD_ANSWER = const(7)  # the body is not the receiver's answer map
+UNAUTHENTICATED = const(8)  # the answer is not signed by the centre for this request
 
 PATH = "/v1/frames"
 
@@ -160,13 +160,10 @@ def _is_uint(x):
     return type(x) is int and x >= 0
 
 
-def parse_ack(body, count):
-    """The receiver's answer for `count` frames: ([(status, seq|None, reason|None)], time_s|None,
-    [closed sids]). Raises HttpError(BAD_ANSWER) unless it is exactly that shape."""
-    try:
-        answer = cbor.decode(bytes(body))
-    except Exception as e:  # any decode failure is a bad answer, never a crash
-        raise HttpError(BAD_ANSWER, "not CBOR (%s)" % e) from None
+def parse_ack(answer, count):
+    """The receiver's answer (the authenticated payload map) for `count`
+    frames: ([(status, seq|None, reason|None)], time_s|None, [closed sids]).
+    Raises HttpError(BAD_ANSWER) unless it is exactly that shape."""
     if not isinstance(answer, dict):
         raise HttpError(BAD_ANSWER, "not a map")
     results = answer.get("results")
@@ -197,15 +194,22 @@ def parse_ack(body, count):
     return out, time_s, closed
 
 
-def error_reason(body):
-    """The reason code in an HTTP error answer ({"reason": ...} or {"error": ...}), else None."""
-    try:
-        answer = cbor.decode(bytes(body))
-    except Exception:
-        return None
-    if isinstance(answer, dict):
-        for key in ("reason", "error"):
-            v = answer.get(key)
-            if isinstance(v, str):
-                return v
+def commands_of(answer):
+    """The `cmds` of an authenticated answer map: a list of maps (each one is
+    checked by sotto.commands). HttpError(BAD_ANSWER) if not that shape."""
+    cmds = answer.get("cmds", [])
+    if not isinstance(cmds, list):
+        raise HttpError(BAD_ANSWER, "bad cmds")
+    for c in cmds:
+        if not isinstance(c, dict):
+            raise HttpError(BAD_ANSWER, "a command is not a map")
+    return cmds
+
+
+def error_reason(answer):
+    """The reason code of an authenticated error answer (400/413), else None."""
+    if isinstance(answer, dict) and "results" not in answer:
+        v = answer.get("reason")
+        if isinstance(v, str):
+            return v
     return None

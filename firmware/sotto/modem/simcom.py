@@ -54,6 +54,9 @@ class Simcom(Cch):
     sms_ms = 60000  # AT+CMGS
     sms_validity_min = 60  # an alert SMS older than that is of no use
     ident = ""  # the module's identification as logged at start
+    ca_pem = None  # the CA certificate's bytes (from /data): downloaded once per boot
+    insecure_tls = False  # config insecure_tls: TLS without server authentication (bench work)
+    ca_installed = False
 
     def _press(self, hold_ms):
         if self.pwrkey is None:
@@ -113,13 +116,19 @@ class Simcom(Cch):
 
     def configure_tls(self):
         """The SSL context 0 (AT manual V1.09 19.2.1, AT+CSSLCFG)."""
-        if self.ca_cert:
+        if self.insecure_tls and not self.ca_cert:
+            _log.w("insecure_tls: TLS without server authentication (bench work only)")
+            yield from self.cmd('AT+CSSLCFG="authmode",0,0')
+        else:
+            # without a CA the handshake fails: closed, never unauthenticated
+            # (and delivery refuses before it tries: sotto.config.network_refusal)
+            if self.ca_cert and self.ca_pem and not self.ca_installed:
+                yield from self.install_ca(self.ca_cert, self.ca_pem)
+                self.ca_installed = True
             yield from self.cmd('AT+CSSLCFG="sslversion",0,3')  # TLS 1.2 only, no downgrade
             yield from self.cmd('AT+CSSLCFG="authmode",0,1')  # verify the server's chain
-            yield from self.cmd('AT+CSSLCFG="cacert",0,"%s"' % self.ca_cert)
-        else:
-            _log.w("no CA certificate configured: TLS without server authentication")
-            yield from self.cmd('AT+CSSLCFG="authmode",0,0')
+            if self.ca_cert:
+                yield from self.cmd('AT+CSSLCFG="cacert",0,"%s"' % self.ca_cert)
         # Certificate dates: the module checks them only with ignorelocaltime 0 and a right
         # AT+CCLK (19.2.1); its clock is not trusted at boot, and an expired certificate must
         # not stop an alert, so dates stay unchecked - set here, not inherited from whatever

@@ -43,13 +43,19 @@ class Answer:
     results: list[Result]
     time: int
     closed: list[int] = field(default_factory=list)
+    cmds: list[dict[str, Any]] = field(default_factory=list)   # the device's commands (docs/frames.md)
 
     def to_wire(self) -> dict[str, Any]:
+        """The response map; the HTTP answer is it with `req` added, signed by the
+        centre (host_tools.receiver.centre_key, http_handler)."""
         out: dict[str, Any] = {"results": [r.to_wire() for r in self.results], "time": self.time}
         if self.closed:
             out["closed"] = list(self.closed)
+        if self.cmds:
+            out["cmds"] = list(self.cmds)
         return out
 
     def to_cbor(self) -> bytes:
-        """Deterministically encoded (the device decodes it strictly)."""
+        """The response map, deterministically encoded and not signed (what the
+        signed answer's payload holds, less `req`)."""
         return cbor2.dumps(self.to_wire(), canonical=True)

@@ -49,12 +49,22 @@ _DEVICE_STATE = (
     "battery = coalesce(excluded.battery, battery), battery_at = coalesce(excluded.battery_at, battery_at), "
     "status = coalesce(excluded.status, status), status_at = coalesce(excluded.status_at, status_at), "
     "dropped_total = dropped_total + excluded.dropped_total")
+_DEVICE_TRUST = (
+    "INSERT INTO device_trust(device_id, insecure_tls, insecure_frames, insecure_at, unauth, unauth_at) "
+    "VALUES (?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT(device_id) DO UPDATE SET insecure_tls = excluded.insecure_tls, "
+    "insecure_frames = device_trust.insecure_frames + excluded.insecure_frames, "
+    "insecure_at = coalesce(excluded.insecure_at, device_trust.insecure_at), "
+    "unauth = coalesce(excluded.unauth, device_trust.unauth), "
+    "unauth_at = coalesce(excluded.unauth_at, device_trust.unauth_at)")
 _INSERT_REJECTION = ("INSERT INTO rejections(at, via, peer, device_id, seq, reason, detail, size, digest) "
                      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
 # Frame types as plain ints for the hot path (FrameType(...) builds an enum member each time).
 _ALERT_START, _AUDIO = int(FrameType.ALERT_START), int(FrameType.AUDIO)
 _DURESS, _END = int(FrameType.DURESS), int(FrameType.END)
 _HEARTBEAT, _STATUS = int(FrameType.HEARTBEAT), int(FrameType.STATUS)
+_REPLY = int(FrameType.REPLY)
+_INSECURE_TLS = 8            # flag bit 3
 _TERMINAL = (int(FrameType.CANCEL), _END)
 _LOCATION = struct.Struct(">iiHHB")
 

@@ -28,6 +28,7 @@ class _Job:
     done: threading.Event = field(default_factory=threading.Event)
     results: list[Result] = field(default_factory=list)
     closed: list[int] = field(default_factory=list)
+    cmds: list[dict[str, Any]] = field(default_factory=list)   # the requesting device's commands
     error: str | None = None
 
 
@@ -91,10 +92,15 @@ class _AlertDelta:
 
 class _DeviceDelta:
     __slots__ = ("last_seen_at", "last_seq", "last_type", "last_via", "frames", "heartbeat_s",
-                 "heartbeat_at", "battery", "battery_at", "status", "status_at", "dropped")
+                 "heartbeat_at", "battery", "battery_at", "status", "status_at", "dropped",
+                 "insecure", "insecure_frames", "insecure_at", "unauth", "unauth_at")
 
     def __init__(self) -> None:
         self.frames = self.dropped = 0
+        self.insecure = self.insecure_frames = 0     # flag bit 3: the newest frame's, and how many had it
+        self.insecure_at: float | None = None
+        self.unauth: int | None = None
+        self.unauth_at: float | None = None
         self.last_seen_at = 0.0
         self.last_seq: int | None = None
         self.last_type: int | None = None
@@ -120,3 +126,4 @@ class _Txn:
         self.new_alert_keys: list[tuple[int, int]] = []
         self.seq_reuse: list[tuple[bytes, int]] = []
         self.news: list[str] = []     # for the console, logged after COMMIT
+        self.replies: list[tuple[bytes, int, int, int]] = []   # reply frames: (device, cmd, res, seq)

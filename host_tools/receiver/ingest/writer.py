@@ -15,6 +15,7 @@ from typing import Any
 
 from host_tools.frames import Frame, Reason
 from host_tools.ids import format_device_id
+from host_tools.receiver.commands import apply_replies, undone_for
 from host_tools.receiver.ingest.answer import (
     ACCEPTED,
     DUPLICATE,
@@ -35,12 +36,15 @@ from host_tools.receiver.ingest.sql import (
     _ALERT_UPDATE,
     _AUDIO,
     _DEVICE_STATE,
+    _DEVICE_TRUST,
     _DURESS,
     _END,
     _HEARTBEAT,
+    _INSECURE_TLS,
     _INSERT_FRAME,
     _INSERT_REJECTION,
     _LOCATION,
+    _REPLY,
     _STATUS,
     _TERMINAL,
     _chunks,
@@ -176,6 +180,8 @@ class Writer(threading.Thread):
                 job.results = [self._decide(txn, job, item) for item in job.items]
             self._write(txn)
             self._closed_for(jobs)
+            apply_replies(conn, txn.replies, txn.now)   # before the commands are listed
+            self._commands_for(jobs)
             conn.execute("COMMIT")
         except BaseException:
             for key in txn.new_alert_keys:
@@ -287,6 +293,8 @@ class Writer(threading.Thread):
         link = f.link
         prev = payload.get(8)
         alert_id = None
+        if ftype == _REPLY:
+            txn.replies.append((kid, payload[21], payload[22], seq))
         if ftype <= _END:
             alert_id = self._alert_for(txn, f, key_id, item.officer)
             self._alert_frame(txn, alert_id, ftype, payload, link, prev, reused)
@@ -362,6 +370,12 @@ class Writer(threading.Thread):
         dev.last_seq = payload[3]
         dev.last_type = ftype
         dev.last_via = job.via
+        dev.insecure = payload.get(10, 0) & _INSECURE_TLS
+        if dev.insecure:
+            dev.insecure_frames += 1
+            dev.insecure_at = job.now
+        if 23 in payload:
+            dev.unauth, dev.unauth_at = payload[23], job.now
         battery = payload.get(7)
         if battery is not None:
             dev.battery = battery
@@ -419,6 +433,9 @@ class Writer(threading.Thread):
                 (kid, s.last_seen_at, s.last_seq, s.last_type, s.last_via, s.frames, s.heartbeat_s,
                  s.heartbeat_at, s.battery, s.battery_at, s.status, s.status_at, s.dropped)
                 for kid, s in txn.devices.items()])
+            conn.executemany(_DEVICE_TRUST, [
+                (kid, 1 if s.insecure else 0, s.insecure_frames, s.insecure_at, s.unauth, s.unauth_at)
+                for kid, s in txn.devices.items()])
         if txn.rejections:
             conn.executemany(_INSERT_REJECTION, txn.rejections)
             self._rejections_since_trim += len(txn.rejections)
@@ -442,3 +459,13 @@ class Writer(threading.Thread):
         for job, job_keys in zip(jobs, per_job, strict=True):
             job.closed = [sid for key_id in sorted(job_keys)
                           for sid in closed.get(key_id, [])[:MAX_CLOSED_LISTED]]
+
+    def _commands_for(self, jobs: list[_Job]) -> None:
+        """Each job's `cmds`: the undone commands of the device whose frames it
+        carried (authenticated: accepted or duplicate). A request that mixes
+        devices gets none: a command names no device, only the answer does."""
+        for job in jobs:
+            devices = {item.frame.kid for item, r in zip(job.items, job.results, strict=True)
+                       if r.status != REJECTED and item.frame is not None}
+            if len(devices) == 1:
+                job.cmds = undone_for(self.conn, devices.pop(), job.now)

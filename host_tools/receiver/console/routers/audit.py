@@ -48,24 +48,15 @@ def ledger(request: Request, body: bytes) -> JSONResponse:
 
 @handler
 def purge(request: Request, body: bytes) -> JSONResponse:
-    """{"older_than_days": N, "dry_run": bool}: location and audio past retention (held alerts stay)."""
+    """{"older_than_days": N, "dry_run": bool}: location and audio of closed alerts past
+    retention (whole days, at least the centre's minimum); open, acknowledged and held alerts stay."""
     ctx = authorise(request, RETENTION, post=True)
     obj = json_body(body, request)
     days = obj.get("older_than_days")
-    if not isinstance(days, (int, float)) or isinstance(days, bool):
-        raise ApiError(400, "bad-request", "`older_than_days` must be a number")
-    r = access.run_purge(ctx.conn, ctx.actor, float(days), bool(obj.get("dry_run", False)))
-    return ok(
-        {
-            "dry_run": r.dry_run,
-            "alerts": len(r.alerts),
-            "locations": r.locations,
-            "audio_chunks": r.audio_chunks,
-            "audio_seconds": round(r.audio_seconds, 1),
-            "rejections": r.rejections,
-            "held": r.held,
-        }
-    )
+    if type(days) is not int:
+        raise ApiError(400, "bad-request", "`older_than_days` must be a whole number of days")
+    r = access.run_purge(ctx.conn, ctx.actor, days, bool(obj.get("dry_run", False)))
+    return ok(r.to_json())
 
 
 routes = [

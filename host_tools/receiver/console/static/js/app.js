@@ -278,7 +278,7 @@ async function renderAudit(full = true) {
         alertId, reason, h("button", { id: "hold", onclick: () => tryShow(api.post(`/api/alerts/${alertId.value}/hold`, { reason: reason.value }).then((r) => `${r.id} held`)) }, "Hold"),
         h("button", { id: "release", onclick: () => tryShow(api.post(`/api/alerts/${alertId.value}/hold`, { release: true }).then((r) => `${r.id} released`)) }, "Release"),
         "Purge older than ", days, " days",
-        h("button", { id: "purge-dry", onclick: () => tryShow(api.post("/api/purge", { older_than_days: Number(days.value), dry_run: true }).then((r) => `would purge ${r.alerts} alerts (${r.locations} locations, ${r.audio_seconds} s audio); ${r.held} held`)) }, "Dry run")),
+        h("button", { id: "purge-dry", onclick: () => tryShow(api.post("/api/purge", { older_than_days: Number(days.value), dry_run: true }).then((r) => `would purge ${r.alerts.length} alerts (${r.locations} locations, ${r.audio_seconds} s audio); kept: ${r.kept.map((k) => `${k.alert} (${k.why})`).join(", ") || "none"}`)) }, "Dry run")),
       result, h("div", { id: "ledger-out" }), h("h2", {}, "Newest entries"), h("div", { id: "audit-log" }));
   }
   try {

@@ -1,0 +1,121 @@
+"""`sotto centre init|key`: the monitoring centre's own identity.
+
+Thin handlers over host_tools.receiver.centre_key. The private key is written
+once to its file and never printed; these commands print the public key only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+from host_tools.receiver import centre_key
+from host_tools.receiver.store import open_db
+from host_tools.registry import add_db_option, resolve_db_path
+
+CENTRE_HELP = """\
+The centre's answer-signing key (Ed25519).
+
+Every answer the receiver gives a device is signed with it, and bound to the
+request it answers; devices hold its public key from provisioning
+(`sotto provision` reads it from the database) and act on nothing that does
+not verify against it. `init` makes the key (a file with mode 0600 beside the
+database, `<db>-centre.key`, or --centre-key PATH) and records its public key
+in the database; `key` prints the public key. The private key never appears
+in output, logs or the database. `sotto receive` makes the key on its first
+start when there is none."""
+
+
+def add_centre_key_option(parser: argparse.ArgumentParser) -> None:
+    """`--centre-key PATH`, shared by `sotto centre` and `sotto receive`."""
+    parser.add_argument("--centre-key", metavar="PATH",
+                        help="the centre's private answer-signing key file (default: the database's "
+                             f"path + {centre_key.KEY_SUFFIX})")
+
+
+def centre_key_path(args: argparse.Namespace, db: Path) -> Path:
+    return Path(args.centre_key).expanduser() if args.centre_key else centre_key.default_path(db)
+
+
+def register(subparsers: Any) -> None:
+    """Add `sotto centre` and its subcommands to the CLI."""
+    fmt = argparse.RawDescriptionHelpFormatter
+    parser = subparsers.add_parser("centre", help="the centre's answer-signing key (init, key)",
+                                   description=CENTRE_HELP, formatter_class=fmt)
+    parser.set_defaults(func=lambda args: _no_subcommand(parser))
+    sub = parser.add_subparsers(dest="centre_command", metavar="SUBCOMMAND", title="subcommands")
+
+    init = sub.add_parser("init", help="make the centre's answer-signing key",
+                          description="Make the centre's Ed25519 answer-signing key: written to its file "
+                                      "(mode 0600; never over an existing one) and its public key recorded "
+                                      "in the database (made if missing). Prints the public key.",
+                          epilog="example: sotto centre init --db /srv/sotto/receiver.db")
+    add_db_option(init)
+    add_centre_key_option(init)
+    init.add_argument("--json", action="store_true", help="print JSON for tools")
+    init.set_defaults(func=cmd_init)
+
+    key = sub.add_parser("key", help="print the centre's public key",
+                         description="Print the centre's public key: 64 hex digits (what `sotto provision "
+                                     "--centre-key-pub` takes), or PEM. Read from the key file when it is "
+                                     "here, else from the database's record (a technician's machine needs "
+                                     "no private key).",
+                         epilog="example: sotto centre key --db /srv/sotto/receiver.db --pem")
+    add_db_option(key)
+    add_centre_key_option(key)
+    form = key.add_mutually_exclusive_group()
+    form.add_argument("--pem", action="store_true", help="print a PEM public key instead of hex")
+    form.add_argument("--json", action="store_true", help="print JSON for tools")
+    key.set_defaults(func=cmd_key)
+
+
+def _no_subcommand(parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stderr)
+    return 2
+
+
+def _public_json(public_key: bytes, path: Path | None, created: bool | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"public_key": public_key.hex(), "kid": centre_key.kid_of(public_key).hex(),
+                           "key_file": str(path) if path else None}
+    if created is not None:
+        out["created"] = created
+    return out
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    """`sotto centre init --db PATH [--centre-key PATH] [--json]`."""
+    db = resolve_db_path(args.db)
+    path = centre_key_path(args, db)
+    with closing(open_db(db, create=True)) as conn:
+        recorded = centre_key.recorded_public_key(conn)
+        if recorded is not None:
+            raise centre_key.CentreKeyError(
+                f"the database {db} already has a centre key ({recorded.hex()}); `sotto centre key` prints "
+                "it. A new one would make every provisioned device refuse the centre's answers")
+        key = centre_key.create(path)
+        centre_key.record_public_key(conn, key.public_key)
+    if args.json:
+        print(json.dumps(_public_json(key.public_key, path, True), indent=2))
+    else:
+        print(f"made the centre key {path} (mode 0600; keep it with the database, back it up safely)")
+        print(f"public key {key.public_hex}")
+    return 0
+
+
+def cmd_key(args: argparse.Namespace) -> int:
+    """`sotto centre key --db PATH [--pem | --json]`."""
+    db = resolve_db_path(args.db)
+    path = centre_key_path(args, db)
+    with closing(open_db(db)) as conn:
+        public = centre_key.public_key_for(conn, path)
+    if args.json:
+        print(json.dumps(_public_json(public, path if path.exists() else None), indent=2))
+    elif args.pem:
+        print(centre_key.public_pem(public), end="")
+    else:
+        print(public.hex())
+    return 0
