@@ -6,6 +6,7 @@ access), so that no route can forget it (STYLE rule 19).
     detail = alert_page(conn, actor, 12)          # track, latest fix, timeline (audited "view")
     wav, audio = alert_audio(conn, actor, 12)     # the audio received so far (audited "listen")
     acknowledge(conn, actor, 12); close(conn, actor, 12, "officer safe")
+    send_command(conn, actor, 12, "ask", question="can-you-talk")   # audited "command"
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ import time
 from typing import Any
 
 from host_tools.adpcm import wav_bytes
+from host_tools.errors import UsageError
 from host_tools.frames import FrameType, decode_frame
-from host_tools.receiver import alerts, audit, holds
+from host_tools.receiver import alerts, audit, commands, holds
 from host_tools.receiver.alert_records import AlertSummary
 from host_tools.receiver.evidence import AudioBuild, ExportResult, build_audio, export_alert
 from host_tools.receiver.format import iso_utc
@@ -113,6 +115,8 @@ def alert_page(
                 "rate_hz": a.audio_rate,
             },
             "held": (h.to_json() if (h := holds.held(conn, alert_id)) else None),
+            "commands": [c.to_json() for c in commands.for_alert(conn, alert_id)],
+            "device_trust": device_trust(conn, a.device_id),
             "purged": iso_utc(a.purged_at),
             "closed": iso_utc(a.closed_at),
             "acknowledged": iso_utc(a.acked_at),
@@ -146,6 +150,31 @@ def alert_audio(
 def acknowledge(conn: sqlite3.Connection, actor: Actor, alert_id: int) -> AlertSummary:
     require(actor, content_right(alerts.get_alert(conn, alert_id)))
     return alerts.acknowledge(conn, alert_id, operator=actor.name, role=actor.role)
+
+
+# The console's command names: `listen` (as `sotto alerts listen`) queues `listening`.
+COMMAND_OPS = {"listen": commands.LISTENING, "more-audio": commands.MORE_AUDIO, "locate": commands.LOCATE,
+               "ask": commands.ASK}
+
+
+def send_command(conn: sqlite3.Connection, actor: Actor, alert_id: int, op: str, *,
+                 seconds: int | None = None, question: int | str | None = None) -> commands.Command:
+    """Queue a command for the alert's device (audited `command`, with the actor's
+    role); whoever may work the alert may send it. UsageError for an unknown op or
+    bad arguments, AlertStateError for a closed alert."""
+    require(actor, content_right(alerts.get_alert(conn, alert_id)))
+    if op not in COMMAND_OPS:
+        raise UsageError(f"no command {op!r}; commands are {', '.join(COMMAND_OPS)}")
+    return commands.queue(conn, alert_id, COMMAND_OPS[op], operator=actor.name, role=actor.role,
+                          seconds=seconds, question=question)
+
+
+def device_trust(conn: sqlite3.Connection, device_id: bytes) -> dict[str, Any]:
+    """What the device says of its own trust setup: it runs TLS without checking
+    the centre (insecure-tls, bench only) and answers it could not authenticate."""
+    row = conn.execute("SELECT insecure_tls, unauth FROM device_trust WHERE device_id = ?",
+                       (bytes(device_id),)).fetchone()
+    return {"insecure_tls": bool(row and row[0]), "unauthenticated_answers": row[1] if row else None}
 
 
 def close(conn: sqlite3.Connection, actor: Actor, alert_id: int, outcome: str) -> AlertSummary:

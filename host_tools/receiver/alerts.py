@@ -222,7 +222,8 @@ def acknowledge(conn: sqlite3.Connection, alert_id: int, *, operator: str, now: 
                      (operator, now, alert_id))
         audit.record(conn, operator, "acknowledge", alert_id=alert_id, device_id=bytes(device_id), at=now,
                      in_transaction=True, role=role)
-        commands.queue(conn, alert_id, commands.LISTENING, operator=operator, now=now, in_transaction=True)
+        commands.queue(conn, alert_id, commands.LISTENING, operator=operator, now=now, in_transaction=True,
+                       role=role)
     return get_alert(conn, alert_id)
 
 

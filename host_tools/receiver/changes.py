@@ -12,7 +12,9 @@ commit after a higher one was read: each poll therefore looks LOOKBACK_IDS ids
 back and skips the ids it has already reported.
 
 An event is a small dict without location or audio: {"kind": "alert" | "frame" |
-"duress" | "state" | "rejected" | "audit", ...ids and labels}.
+"duress" | "device" | "command" | "rejected" | "audit", ...ids and labels}. A
+device's reply frame (it ran, refused or answered an operator's command) is a
+`command` event naming the alert, the command and its new state.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from host_tools.receiver.store import alert_code
 LOOKBACK_IDS = 64
 STATE_ACTIONS = frozenset({"acknowledge", "close", "hold", "release", "export", "command", "purge"})
 _DURESS = int(FrameType.DURESS)
+_REPLY = int(FrameType.REPLY)
 _SEEN_KEPT = 4 * LOOKBACK_IDS
 
 
@@ -80,7 +83,20 @@ def _device(value: Any) -> str | None:
     return format_device_id(bytes(value)) if value is not None else None
 
 
-def _event(table: str, r: tuple[Any, ...]) -> dict[str, Any] | None:
+def _command_event(conn: sqlite3.Connection, r: tuple[Any, ...]) -> dict[str, Any] | None:
+    """The command a reply frame (device r[2], seq r[4]) closed, or None (a reply
+    for a command the centre does not have, or one already closed)."""
+    c = conn.execute(
+        "SELECT command_id, alert_id, op, state FROM commands WHERE device_id = ? AND reply_seq = ?",
+        (r[2], r[4]),
+    ).fetchone()
+    if c is None or c[1] is None:
+        return None
+    return {"kind": "command", "alert": alert_code(c[1]), "device": _device(r[2]), "command": c[0],
+            "op": c[2], "state": c[3]}
+
+
+def _event(conn: sqlite3.Connection, table: str, r: tuple[Any, ...]) -> dict[str, Any] | None:
     if table == "alerts":
         return {
             "kind": "alert",
@@ -91,6 +107,8 @@ def _event(table: str, r: tuple[Any, ...]) -> dict[str, Any] | None:
         }
     if table == "frames":
         if r[1] is None:
+            if r[3] == _REPLY and (ev := _command_event(conn, r)) is not None:
+                return ev
             return {"kind": "device", "device": _device(r[2]), "type": FrameType(r[3]).label}
         return {
             "kind": "duress" if r[3] == _DURESS else "frame",
@@ -123,7 +141,7 @@ def changes_since(conn: sqlite3.Connection, marks: Marks) -> list[dict[str, Any]
                 continue
             cur.seen.append(row_id)
             cur.top = max(cur.top, row_id)
-            ev = _event(table, r)
+            ev = _event(conn, table, r)
             if ev is not None:
                 out.append(ev)
     return out

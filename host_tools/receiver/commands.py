@@ -146,21 +146,21 @@ def _args(op: str, seconds: int | None, question: int | str | None) -> dict[str,
 
 
 def queue(conn: sqlite3.Connection, alert_id: int, op: str, *, operator: str, seconds: int | None = None,
-          question: int | str | None = None, now: float | None = None, in_transaction: bool = False
-          ) -> Command:
-    """Queue `op` for the device of alert `alert_id` (audited); it goes in that
-    device's next signed answer. Refused for a closed alert."""
+          question: int | str | None = None, now: float | None = None, in_transaction: bool = False,
+          role: str = audit.CLI_ROLE) -> Command:
+    """Queue `op` for the device of alert `alert_id` (audited, as `role`); it goes
+    in that device's next signed answer. Refused for a closed alert."""
     now = time.time() if now is None else now
     operator = audit.check_operator(operator)
     args = _args(op, seconds, question)
     if in_transaction:
-        return _queue(conn, alert_id, op, args, operator, now)
+        return _queue(conn, alert_id, op, args, operator, now, role)
     with write_transaction(conn):
-        return _queue(conn, alert_id, op, args, operator, now)
+        return _queue(conn, alert_id, op, args, operator, now, role)
 
 
 def _queue(conn: sqlite3.Connection, alert_id: int, op: str, args: dict[str, int], operator: str,
-           now: float) -> Command:
+           now: float, role: str) -> Command:
     row = conn.execute("SELECT device_id, sid, state FROM alerts WHERE alert_id = ?", (alert_id,)).fetchone()
     if row is None:
         raise AlertNotFoundError(f"no alert {alert_code(alert_id)}")
@@ -174,7 +174,7 @@ def _queue(conn: sqlite3.Connection, alert_id: int, op: str, args: dict[str, int
     cmd = Command(int(command_id), device_id, alert_id, sid, op, args, QUEUED, None, operator, now,
                   None, 0, None)
     audit.record(conn, operator, "command", alert_id=alert_id, device_id=device_id, at=now,
-                 detail=f"command {command_id}: {cmd.what}", in_transaction=True)
+                 detail=f"command {command_id}: {cmd.what}", in_transaction=True, role=role)
     return cmd
 
 

@@ -30,7 +30,9 @@ def _latest_fix(conn: sqlite3.Connection, alert_id: int) -> tuple[Any, ...] | No
 
 def queue_row(conn: sqlite3.Connection, a: AlertSummary, now: float) -> dict[str, Any]:
     """One alert of the queue: who, how old, how long since last heard, how long
-    unacknowledged, how old and accurate the latest fix is, audio, chain."""
+    unacknowledged, how old and accurate the latest fix is, audio, chain; whether
+    it is on hold, and what its device says of its trust setup (insecure-tls: it
+    does not authenticate the centre; answers it could not authenticate)."""
     arrived = (
         conn.execute("SELECT start_received_at FROM alerts WHERE alert_id = ?", (a.alert_id,)).fetchone()[0]
         or a.first_received_at
@@ -40,6 +42,9 @@ def queue_row(conn: sqlite3.Connection, a: AlertSummary, now: float) -> dict[str
         "SELECT last_seen_at FROM device_state WHERE device_id = ?", (a.device_id,)
     ).fetchone()
     last_heard = max(a.last_received_at, heard[0]) if heard else a.last_received_at
+    trust = conn.execute("SELECT insecure_tls, unauth FROM device_trust WHERE device_id = ?",
+                         (a.device_id,)).fetchone()
+    held = conn.execute("SELECT 1 FROM alert_holds WHERE alert_id = ?", (a.alert_id,)).fetchone()
     return {
         "id": a.code,
         "number": a.alert_id,
@@ -64,6 +69,9 @@ def queue_row(conn: sqlite3.Connection, a: AlertSummary, now: float) -> dict[str
         "chain_summary": a.chain.summary,
         "ended_on_device": a.ended_text,
         "frames": a.frames,
+        "held": held is not None,
+        "insecure_tls": bool(trust and trust[0]),
+        "unauthenticated_answers": trust[1] if trust else None,
     }
 
 
@@ -132,13 +140,14 @@ def live_queue(
 
 def device_list(conn: sqlite3.Connection, *, now: float | None = None) -> list[dict[str, Any]]:
     """Every registered device as administrators see it: officer, key state, last
-    contact, battery, heartbeat interval (no alert content)."""
+    contact, battery, heartbeat interval, its trust flags (no alert content)."""
     now = time.time() if now is None else now
     rows = conn.execute(
         "SELECT d.device_id, d.officer, d.created_at, "
         "(SELECT count(*) FROM device_keys k WHERE k.device_id = d.device_id AND k.revoked_at IS NULL), "
-        "s.last_seen_at, s.battery, s.heartbeat_s, s.last_via, s.frames "
-        "FROM devices d LEFT JOIN device_state s ON s.device_id = d.device_id ORDER BY d.device_id"
+        "s.last_seen_at, s.battery, s.heartbeat_s, s.last_via, s.frames, t.insecure_tls, t.unauth "
+        "FROM devices d LEFT JOIN device_state s ON s.device_id = d.device_id "
+        "LEFT JOIN device_trust t ON t.device_id = d.device_id ORDER BY d.device_id"
     ).fetchall()
     return [
         {
@@ -152,6 +161,8 @@ def device_list(conn: sqlite3.Connection, *, now: float | None = None) -> list[d
             "heartbeat_s": r[6],
             "last_via": r[7],
             "frames": r[8] or 0,
+            "insecure_tls": bool(r[9]),
+            "unauthenticated_answers": r[10],
         }
         for r in rows
     ]

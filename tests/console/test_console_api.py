@@ -78,6 +78,7 @@ MATRIX: list[tuple[str, str, dict[str, Any] | None, set[str]]] = [
     ("GET", "/api/alerts/A1", None, {"operator", "supervisor"}),
     ("GET", "/api/alerts/A1/audio.wav", None, {"operator", "supervisor"}),
     ("POST", "/api/alerts/A1/ack", {}, {"operator", "supervisor"}),
+    ("POST", "/api/alerts/A1/commands", {"op": "locate"}, {"operator", "supervisor"}),
     ("POST", "/api/alerts/A1/close", {"outcome": "officer safe"}, {"supervisor"}),
     ("POST", "/api/alerts/A1/export", {}, {"supervisor"}),
     ("POST", "/api/alerts/A1/hold", {"reason": "complaint"}, {"auditor"}),

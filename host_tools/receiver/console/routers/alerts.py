@@ -1,4 +1,4 @@
-"""Alerts: the queue, one alert's page, its audio, acknowledge, close, export, hold.
+"""Alerts: the queue, one alert's page, its audio, acknowledge, close, commands, export, hold.
 
 Every read of a location or audio goes through host_tools.receiver.access, which
 writes the audit entry first; nothing here reads alert content itself."""
@@ -74,6 +74,24 @@ def close(request: Request, body: bytes) -> JSONResponse:
 
 
 @handler
+def command(request: Request, body: bytes) -> JSONResponse:
+    """{"op": "listen" | "more-audio" | "locate" | "ask", "seconds"?, "question"?}: queued
+    for the device's next signed answer (audited); its state shows in the alert's detail."""
+    ctx = authorise(request, post=True)
+    obj = json_body(body, request)
+    op = text_field(obj, "op")
+    seconds, question = obj.get("seconds"), obj.get("question")
+    if seconds is not None and (type(seconds) is not int):
+        raise ApiError(400, "bad-request", "`seconds` must be a whole number")
+    if question is not None and (isinstance(question, bool) or not isinstance(question, (int, str))):
+        raise ApiError(400, "bad-request", "`question` must be a question's name or code")
+    c = access.send_command(
+        ctx.conn, ctx.actor, _alert_id(request), str(op), seconds=seconds, question=question
+    )
+    return ok(c.to_json())
+
+
+@handler
 def export(request: Request, body: bytes) -> JSONResponse:
     """An evidence bundle written on the centre's host (the export directory)."""
     ctx = authorise(request, post=True)
@@ -114,6 +132,7 @@ routes = [
     Route("/api/alerts/{alert}/audio.wav", audio, methods=["GET"]),
     Route("/api/alerts/{alert}/ack", ack, methods=["POST"]),
     Route("/api/alerts/{alert}/close", close, methods=["POST"]),
+    Route("/api/alerts/{alert}/commands", command, methods=["POST"]),
     Route("/api/alerts/{alert}/export", export, methods=["POST"]),
     Route("/api/alerts/{alert}/hold", hold, methods=["POST"]),
 ]

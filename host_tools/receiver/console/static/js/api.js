@@ -26,7 +26,7 @@ export const api = {
 // reports the connection state through `status(true|false)`.
 export function liveEvents(on, status) {
   const es = new EventSource("/api/events", { withCredentials: true });
-  const kinds = ["hello", "alert", "frame", "duress", "state", "audit", "silent", "rejected", "device", "logout"];
+  const kinds = ["hello", "alert", "frame", "duress", "state", "audit", "silent", "rejected", "device", "command", "logout"];
   for (const kind of kinds) es.addEventListener(kind, (e) => on(kind, JSON.parse(e.data)));
   es.onopen = () => status(true);
   es.onerror = () => status(false);

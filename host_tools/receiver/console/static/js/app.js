@@ -69,9 +69,11 @@ function failed(e) {
 // ---- live updates ------------------------------------------------------------
 function onEvent(kind, data) {
   if (kind === "logout") { showLogin("Your session ended; log in again."); return; }
-  if (["alert", "frame", "duress", "state", "silent", "rejected", "device"].includes(kind) && may("live-alerts")) {
+  if (["alert", "frame", "duress", "state", "silent", "rejected", "device", "command"].includes(kind) && may("live-alerts")) {
     refreshQueue();
-    if (state.view === "alert" && state.detail && data.alert === state.detail.id) refreshDetail();
+    // a device's frames outside the alert (a heartbeat, a reply) change its commands' states too
+    if (state.view === "alert" && state.detail && (data.alert === state.detail.id
+        || (data.device && data.device === state.detail.device))) refreshDetail();
   }
   if (kind === "audit" && state.view === "audit") renderAudit(false);
 }
@@ -126,7 +128,10 @@ function renderQueue() {
     return h("tr", { className: `alert-row ${cls}`, dataset: { alert: a.id, state: a.state },
                      onclick: () => { location.hash = `#/alerts/${a.id}`; } },
       h("td", {}, h("strong", {}, a.id)),
-      h("td", {}, h("span", { className: `badge ${a.duress ? "duress" : a.state}` }, a.duress ? `DURESS ${a.state}` : a.state)),
+      h("td", {}, h("span", { className: `badge ${a.duress ? "duress" : a.state}` }, a.duress ? `DURESS ${a.state}` : a.state),
+        a.held && h("span", { className: "badge held", title: "on hold: purge keeps it" }, "held"),
+        a.insecure_tls && h("span", { className: "badge insecure", title: "the device does not authenticate the centre (bench setting)" }, "insecure-tls"),
+        a.unauthenticated_answers ? h("span", { className: "badge insecure", title: "answers the device could not authenticate" }, `unauth ${a.unauthenticated_answers}`) : null),
       h("td", {}, a.officer || "–"), h("td", {}, a.device),
       h("td", { className: "age" }, dur(plus(a.age_s))), h("td", {}, dur(plus(a.last_heard_s))),
       h("td", {}, a.unacknowledged_s !== null ? h("strong", {}, dur(plus(a.unacknowledged_s)))
@@ -181,12 +186,21 @@ function buildAlertPage(d) {
     may("close") && [outcome, h("button", { id: "close", onclick: () => act("close", { outcome: outcome.value }) }, "Close")],
     may("export") && h("button", { id: "export", onclick: () => act("export") }, "Export evidence"),
     h("span", { id: "action-result", className: "muted" }));
+  const seconds = h("input", { id: "cmd-seconds", type: "number", value: 30, min: 1, max: 600, style: "width:4.5rem" });
+  const question = h("select", { id: "cmd-question" }, ["can-you-talk", "are-you-safe"].map((q) => h("option", {}, q)));
+  const commands = may("live-alerts") && h("div", { className: "actions", id: "command-buttons" },
+    h("button", { id: "cmd-listen", title: "the officer feels that an operator is listening", onclick: () => command({ op: "listen" }) }, "Listening"),
+    h("button", { id: "cmd-more-audio", onclick: () => command({ op: "more-audio", seconds: Number(seconds.value) }) }, "More audio"), seconds, " s",
+    h("button", { id: "cmd-locate", onclick: () => command({ op: "locate" }) }, "Locate now"),
+    h("button", { id: "cmd-ask", onclick: () => command({ op: "ask", question: question.value }) }, "Ask"), question,
+    h("span", { id: "command-result", className: "muted" }));
   $("view").replaceChildren(h("div", { id: "alert-page" },
     h("h1", { id: "alert-title" }), actions,
     h("div", { className: "grid" },
       h("div", { className: "panel" }, h("div", { id: "map", className: "map" })),
       h("div", { className: "panel" }, h("div", { id: "facts" }), h("h2", {}, "Audio"), audio,
         h("p", { id: "audio-note", className: "muted" }))),
+    h("h2", {}, "Commands to the device"), commands || null, h("div", { className: "panel", id: "commands" }),
     h("h2", {}, "Frames"), h("div", { className: "timeline panel", id: "timeline" })));
 }
 
@@ -195,6 +209,7 @@ function fillAlertPage(d) {
     d.duress ? `DURESS ${d.state}` : d.state), ` ${d.officer || ""}`);
   const ack = $("ack"); if (ack) ack.disabled = d.state !== "open";
   const close = $("close"); if (close) close.disabled = d.state === "closed";
+  for (const b of document.querySelectorAll("#command-buttons button")) b.disabled = d.state === "closed";
   const loc = d.location;
   $("facts").replaceChildren(facts([
     ["Officer", d.officer || "–"], ["Device", `${d.device}, session ${d.session}`], ["Trigger", d.trigger],
@@ -204,7 +219,17 @@ function fillAlertPage(d) {
     ["Location", loc ? `${loc.lat.toFixed(7)}, ${loc.lon.toFixed(7)} ±${loc.accuracy_m} m, fix ${dur(loc.age_now_s)} old (${loc.source})` : "none received"],
     ["Chain", d.chain.summary], ["Battery", d.battery !== null ? `${d.battery} %` : "–"],
     d.ended_on_device && ["On the device", d.ended_on_device],
+    ["Hold", d.held ? `held by ${d.held.by} since ${d.held.since}: ${d.held.reason}` : "not held"],
+    ["Device trust", trustText(d.device_trust)],
   ]));
+  $("commands").replaceChildren(d.commands.length
+    ? table(["Id", "Command", "By", "State", "Answer", "Queued", "Delivered", "Replied"],
+        d.commands.map((c) => h("tr", { className: "command-row", dataset: { command: c.id, state: c.state } },
+          h("td", {}, c.id), h("td", {}, commandText(c)), h("td", {}, c.operator),
+          h("td", { className: "command-state" }, c.state === "refused" && c.result_name ? `refused (${c.result_name})` : c.state),
+          h("td", { className: "command-answer" }, c.answer || "–"), h("td", {}, c.queued),
+          h("td", {}, c.delivered || "–"), h("td", {}, c.replied || "–"))))
+    : h("p", { className: "muted" }, "No commands sent."));
   if (d.track.length !== state.points) { state.points = d.track.length; drawTrack($("map"), d.track, state.me.map); }
   $("audio-note").textContent = d.audio.chunks ? `${d.audio.seconds} s received in ${d.audio.chunks} chunks` : "no audio yet";
   if (d.audio.chunks !== state.audioChunks) { state.audioChunks = d.audio.chunks; loadAudio(false); }
@@ -212,6 +237,26 @@ function fillAlertPage(d) {
     d.timeline.map((f) => h("tr", {}, h("td", {}, f.seq), h("td", {}, f.duress ? `${f.type} (duress)` : f.type),
       h("td", {}, f.time || "–"), h("td", {}, f.received), h("td", {}, f.via), h("td", {}, f.location ? "yes" : ""),
       h("td", {}, f.audio_s ? `${f.audio_s} s` : "")))));
+}
+
+function commandText(c) {
+  if (c.op === "more-audio") return `more-audio ${c.args.s} s`;
+  if (c.op === "ask") return `ask ${["", "can-you-talk", "are-you-safe"][c.args.q] || `question ${c.args.q}`}`;
+  return c.op;
+}
+
+function trustText(t) {
+  const parts = [t.insecure_tls ? "INSECURE-TLS: it does not authenticate the centre (bench setting)" : "authenticates the centre"];
+  if (t.unauthenticated_answers) parts.push(`${t.unauthenticated_answers} answers it could not authenticate`);
+  return parts.join("; ");
+}
+
+async function command(body) {
+  try {
+    const c = await api.post(`/api/alerts/${state.detail.id}/commands`, body);
+    $("command-result").textContent = `command ${c.id} (${commandText(c)}): ${c.state}`;
+    refreshDetail();
+  } catch (e) { if (!failed(e)) $("command-result").textContent = e.message; }
 }
 
 // The audio received so far; when more arrives the player keeps its place
@@ -325,10 +370,12 @@ async function renderDevices() {
   let list;
   try { list = await api.get("/api/devices"); } catch (e) { failed(e); return; }
   $("view").replaceChildren(h("h1", {}, "Devices"),
-    table(["Device", "Officer", "Key", "Registered", "Last heard", "Battery", "Heartbeat", "Frames"],
-      list.devices.map((d) => h("tr", {}, [d.device, d.officer, d.status, d.registered,
+    table(["Device", "Officer", "Key", "Registered", "Last heard", "Battery", "Heartbeat", "Frames", "Trust"],
+      list.devices.map((d) => h("tr", { className: "device-row", dataset: { device: d.device } }, [d.device, d.officer, d.status, d.registered,
         d.last_seen ? `${dur(d.last_seen_s)} ago (${d.last_via})` : "never", d.battery !== null ? `${d.battery} %` : null,
-        d.heartbeat_s ? `every ${dur(d.heartbeat_s)}` : null, d.frames].map((c) => h("td", {}, c ?? "–"))))));
+        d.heartbeat_s ? `every ${dur(d.heartbeat_s)}` : null, d.frames,
+        [d.insecure_tls && "INSECURE-TLS", d.unauthenticated_answers && `unauth ${d.unauthenticated_answers}`].filter(Boolean).join(", ") || "ok",
+      ].map((c) => h("td", {}, c ?? "–"))))));
 }
 
 start();
