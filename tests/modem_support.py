@@ -88,7 +88,8 @@ class ReceiverDouble:
 
     Stores (kid, seq) -> frame; answers accepted / duplicate / rejected with reason.
     `hold` (a threading.Event) makes it stall before answering, `fail_status` answers
-    every POST with that HTTP status instead.
+    every POST with that HTTP status instead, `pad_bytes` makes every frames answer
+    that much larger (an extra "pad" entry, which the device ignores).
     """
 
     keys: dict[bytes, bytes]
@@ -101,6 +102,7 @@ class ReceiverDouble:
     sms: list[dict[str, Any]] = field(default_factory=list)
     fail_status: int | None = None
     keep_alive: bool = True
+    pad_bytes: int = 0
 
     def __post_init__(self) -> None:
         double = self
@@ -150,6 +152,8 @@ class ReceiverDouble:
                 answer: dict[str, Any] = {"results": results, "time": double.time_s}
                 if double.closed:
                     answer["closed"] = list(double.closed)
+                if double.pad_bytes:
+                    answer["pad"] = bytes(double.pad_bytes)
                 double.answers.append(answer)
                 self._answer(200, cbor2.dumps(answer, canonical=True), "application/cbor")
 
