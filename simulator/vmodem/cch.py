@@ -171,12 +171,11 @@ def _h_cchsend(m: VirtualModem, op: str, a: list[str]) -> None:
         return
 
     def sent(data: bytes) -> None:
-        err = m._send(sid, data)
+        # taken (OK) whether or not it can leave: a failed send is reported later as
+        # "+CCHSEND: <id>,<err>", whatever AT+CCHSET says (19.4)
+        ok = m._send(sid, data)
         m._ok()
-        if err:
-            # "+CCHSEND: <id>,<err>" reports a failed send whatever AT+CCHSET says (19.4)
-            m._later(m.timing.fail_connect_ms, f"+CCHSEND: {sid},{err}")
-        elif m.cch_report:
+        if ok and m.cch_report:
             m._later(m.timing.cmd_ms + 1, f"+CCHSEND: {sid},0")
 
     m._expect_data(length, b"\r\n>", sent)

@@ -63,6 +63,7 @@ class _Conn:
     down_free: float = 0.0
     eof: bool = False
     recv_error: bool = False  # the receive side failed (not a clean close by the server)
+    send_dead: bool = False  # a send failed: nothing more leaves (reported after a timeout)
     drop_response: bool = False
     proxy_bytes: int = 0  # a front end answers the request being sent with an error page this big
     last_io_ms: float = 0.0  # for the server's idle timeout
@@ -173,17 +174,19 @@ class Connections:
     def _air(self, direction: str, kind: str, nbytes: int, payload: bytes, peer: str) -> None:
         self.air.append(AirRecord(self.now, direction, kind, nbytes, payload, peer))
 
-    def _send(self, sid: int, plain: bytes) -> int:
-        """The data of one AT+CCHSEND goes out; returns 0, or the <err> of a failed send."""
+    def _send(self, sid: int, plain: bytes) -> bool:
+        """The data of one AT+CCHSEND goes out. False: it will not (the failure is
+        reported later, as +CCHSEND: <id>,18, once the module's send times out)."""
         conn = self._conns.get(sid)
         if conn is None or conn.state != "open" or conn.sock is None:
-            return CCH_NETWORK_ERROR
+            return False
         f = self.faults
         conn.last_io_ms = self.now
         if f.send_fail:
             f.send_fail = False
-            self._broken(conn)  # nothing leaves; the connection is gone
-            return CCH_SEND_TIMEOUT
+            self._send_failed(sid, conn)
+        if conn.send_dead:
+            return False  # the link is gone; the module does not know it yet
         cut = None
         if f.drop_after_bytes is not None and conn.sent_plain + len(plain) > f.drop_after_bytes:
             cut = max(0, f.drop_after_bytes - conn.sent_plain)
@@ -194,7 +197,6 @@ class Connections:
             conn.drop_response = True
         if f.proxy_answer_bytes and not conn.request:
             conn.proxy_bytes, f.proxy_answer_bytes = f.proxy_answer_bytes, 0
-        err = 0
         if plain:
             raw = plain
             if conn.tls is not None and conn.outgoing is not None:
@@ -206,8 +208,8 @@ class Connections:
                     conn.sock.sendall(raw)
                     conn.sock.setblocking(False)
                 except OSError:
-                    self._broken(conn)
-                    return CCH_SEND_TIMEOUT
+                    self._send_failed(sid, conn)
+                    return False
             self._air("up", "data", len(raw), bytes(plain), conn.peer)
             conn.sent_plain += len(plain)
             start = max(float(self.now), conn.up_free)
@@ -233,7 +235,21 @@ class Connections:
             self._drop(conn)
             conn.state = "closed"
             self._later(self.timing.rtt_ms, f"+CCH_PEER_CLOSED: {sid}")
-        return err
+        return True
+
+    def _send_failed(self, sid: int, conn: _Conn) -> None:
+        """Nothing more leaves on conn; after the module's send timeout (modelled as
+        fail_connect_ms) it reports +CCHSEND: <id>,18 and the connection is gone."""
+        if conn.send_dead:
+            return
+        conn.send_dead = True
+
+        def report() -> None:
+            if self._conns.get(sid) is conn and conn.state == "open":
+                self._broken(conn)
+                self._line(f"+CCHSEND: {sid},{CCH_SEND_TIMEOUT}")
+
+        self._at(self.timing.fail_connect_ms, report)
 
     def _broken(self, conn: _Conn) -> None:
         """The connection is gone (the session stays held until AT+CCHCLOSE)."""
