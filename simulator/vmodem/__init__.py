@@ -58,8 +58,8 @@ Faults (the Faults fields, also settable while running with set_fault()):
   (up to 9 s); and a slow link through Timing (rtt_ms, uplink_bps, downlink_bps).
 """
 
-from simulator.vmodem.connections import TlsOpen, stamp_ready
 from simulator.vmodem.modem import VirtualModem, VirtualSerial
+from simulator.vmodem.sessions import TlsOpen
 from simulator.vmodem.settings import (
     CCH_CONNECT_ERROR,
     CCH_DNS_ERROR,
@@ -74,6 +74,7 @@ from simulator.vmodem.settings import (
     Faults,
     Timing,
 )
+from simulator.vmodem.traffic import stamp_ready
 
 __all__ = ["CCH_CONNECT_ERROR", "CCH_DNS_ERROR", "CCH_HANDSHAKE_ERROR", "CCH_NETWORK_ERROR", "CCH_NONET",
            "CCH_NO_CERT", "CCH_OK", "CCH_RECV_EMPTY", "CCH_SEND_TIMEOUT", "AirRecord", "Faults", "TlsOpen",

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from simulator.vmodem.atargs import as_int, int_in, quoted, unquote
-from simulator.vmodem.connections import _Conn
+from simulator.vmodem.sessions import _Conn
 from simulator.vmodem.settings import (
     CCH_NETWORK_ERROR,
     CCH_NONET,

@@ -8,13 +8,11 @@ each keeps the session, and its cache, until AT+CCHCLOSE."""
 from __future__ import annotations
 
 import ipaddress
-import select
 import socket
 import ssl
 import time
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
+from simulator.vmodem.sessions import TlsOpen, _Conn
 from simulator.vmodem.settings import (
     CCH_CONNECT_ERROR,
     CCH_DNS_ERROR,
@@ -27,51 +25,7 @@ from simulator.vmodem.settings import (
     AirRecord,
 )
 from simulator.vmodem.tls import NoCert, client_context, ssl_settings
-
-if TYPE_CHECKING:
-    from simulator.vmodem.modem import VirtualModem
-
-
-@dataclass
-class TlsOpen:
-    """One TLS handshake the module made (VirtualModem.tls_log)."""
-
-    host: str  # as AT+CCHOPEN named it
-    sni: str | None  # the server name sent in the handshake (None: no SNI)
-    authenticated: bool  # the server's chain was checked against the installed CA
-    ok: bool  # the handshake succeeded
-
-
-@dataclass(eq=False)  # hashable by identity: kept in _AWAITING
-class _Conn:
-    """A CCH session held by the module: "connecting" until its +CCHOPEN, "open",
-    then "closed" (by the peer, the network or a failure) until AT+CCHCLOSE."""
-
-    sock: socket.socket | None
-    peer: str
-    state: str = "connecting"
-    tls: ssl.SSLObject | None = None
-    sni: str | None = None  # the server name the handshake sent (None: no SNI)
-    authenticated: bool = False  # the server's certificate was checked (authmode 1 or 2)
-    incoming: ssl.MemoryBIO | None = None
-    outgoing: ssl.MemoryBIO | None = None
-    cache: bytearray = field(default_factory=bytearray)
-    sent_plain: int = 0
-    outstanding: bool = False
-    expect_from: float = 0.0
-    up_free: float = 0.0
-    down_free: float = 0.0
-    eof: bool = False
-    recv_error: bool = False  # the receive side failed (not a clean close by the server)
-    send_dead: bool = False  # a send failed: nothing more leaves (reported after a timeout)
-    drop_response: bool = False
-    proxy_bytes: int = 0  # a front end answers the request being sent with an error page this big
-    last_io_ms: float = 0.0  # for the server's idle timeout
-    answer: bytearray = field(default_factory=bytearray)  # plaintext since the last request
-    request: bytearray = field(default_factory=bytearray)  # plaintext of the request being sent
-    wait_s: float = 0.0  # how long to block for the answer once it is due
-    sent_wall: float = 0.0  # wall time the last request's last byte went out
-    ready_wall: float = 0.0  # wall time its answer was first seen waiting (stamp_ready)
+from simulator.vmodem.traffic import _AWAITING, _error_page, _http_complete, _readable
 
 
 class Connections:
@@ -403,72 +357,3 @@ class Connections:
                        else f"+CCH_PEER_CLOSED: {sid}")
         else:
             self._arm_idle(sid, conn)
-
-
-def _readable(sock: socket.socket, timeout_s: float) -> bool:
-    """select() for one socket, with poll (select fails above fd 1024, which a fleet passes)."""
-    p = select.poll()
-    p.register(sock.fileno(), select.POLLIN)
-    return bool(p.poll(int(timeout_s * 1000 + 0.999)))
-
-
-_AWAITING: set[_Conn] = set()  # connections with a request out and no answer seen yet
-
-
-def stamp_ready(modems: list[VirtualModem] | None = None) -> None:
-    """Note the wall time at which answers become readable on connections that
-    await one, without reading them. A simulator stepping many devices in turn
-    calls this often, so a device's measured answer time is the receiver's,
-    not the time the simulator took to get round to that device. (`modems` is
-    accepted for clarity; every waiting connection is checked.)"""
-    waiting = {}
-    poller = select.poll()  # poll, not select: a fleet has more than 1024 sockets
-    for conn in list(_AWAITING):
-        if not conn.outstanding or conn.ready_wall or conn.state != "open" or conn.sock is None:
-            _AWAITING.discard(conn)
-            continue
-        try:
-            fd = conn.sock.fileno()
-        except OSError:
-            _AWAITING.discard(conn)
-            continue
-        waiting[fd] = conn
-        poller.register(fd, select.POLLIN)
-    if not waiting:
-        return
-    now = time.monotonic()
-    for fd, _ev in poller.poll(0):
-        waiting[fd].ready_wall = now
-        _AWAITING.discard(waiting[fd])
-
-
-def _http_complete(data: bytearray, start: bytes) -> bool | None:
-    """True when `data` holds a whole HTTP message beginning with `start` (a
-    request or a response, by its Content-Length), False when a part is still
-    missing, None when it is not HTTP."""
-    if not data.startswith(start):
-        return None if len(data) >= len(start) or not start.startswith(bytes(data)) else False
-    end = data.find(b"\r\n\r\n")
-    if end < 0:
-        return False
-    length = 0
-    for line in bytes(data[:end]).split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            try:
-                length = int(value)
-            except ValueError:
-                return True
-    return len(data) >= end + 4 + length
-
-
-def _error_page(size: int) -> bytes:
-    """What a TLS-terminating front end (a proxy or a load balancer) answers when the
-    centre behind it is down: HTTP 502 with an HTML page, `size` bytes in all."""
-    head = "HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/html\r\nContent-Length: {}\r\n\r\n"
-    body = b"<html><head><title>502 Bad Gateway</title></head><body><h1>Bad Gateway</h1><p>"
-    tail = b"</p></body></html>\n"
-    fill = max(0, size - len(head.format(size)) - len(body) - len(tail))
-    content = body + b"The upstream server did not answer. " * (fill // 37 + 1)
-    content = content[:len(body) + fill] + tail
-    return head.format(len(content)).encode() + content
