@@ -8,7 +8,7 @@ PY      := $(VENV)/bin/python
 NODE    ?= node
 NPM     ?= npm
 
-.PHONY: setup test lint compile typecheck pytest vmtest e2e powercut demo bench vectors clean help
+.PHONY: setup test lint compile typecheck pytest vmtest e2e powercut demo bench vectors nmea-corpus clean help
 
 help:
 	@echo "make demo    - a simulated officer raises an alert; the receiver shows it verified"
@@ -17,6 +17,7 @@ help:
 	@echo "make powercut - a power cut at every storage operation of a whole alert (about a minute)"
 	@echo "make bench   - benchmarks with same-run baselines; writes build/bench.json"
 	@echo "make vectors - regenerate tests/vectors/ (frames: the firmware in the MicroPython VM; answers: cbor2 + cryptography)"
+	@echo "make nmea-corpus - fetch gpsd's real receiver logs (once, SHA-256 checked) for the NMEA tests"
 	@echo "make lint    - ruff"
 	@echo "make setup   - create .venv and install the pinned Python and npm packages"
 
@@ -46,8 +47,14 @@ compile: setup
 typecheck: setup
 	$(PY) tools/typecheck_firmware.py
 
-pytest: setup
+pytest: setup nmea-corpus
 	$(PY) -m pytest -q
+
+# gpsd 3.22's regression logs (real receivers, BSD-2-Clause) from Debian's source package,
+# downloaded once into build/nmea-corpus/ and checked against their SHA-256
+# (tools/fetch_nmea_corpus.py, tests/data/nmea/README.md); tests/test_nmea_differential.py needs them.
+nmea-corpus: setup
+	$(PY) tools/fetch_nmea_corpus.py
 
 vmtest: setup
 	$(NODE) tools/vm/test.mjs tests/firmware

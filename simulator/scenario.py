@@ -61,7 +61,11 @@ ACTIONS: dict[str, dict[str, type]] = {
 }
 ANSWERS = ("yes", "no")
 MODEM_FAULTS = ("hang", "sim_missing", "denied", "no_coverage", "error_rate", "cme_rate",
-                "garbage_every_ms", "urc_burst", "data_down", "drop_after_bytes", "drop_before_response")
+                "garbage_every_ms", "urc_burst", "data_down", "drop_after_bytes", "drop_before_response",
+                # issue 19: the module as its manuals describe it (simulator/vmodem, docs/qa-guide.md)
+                "hang_needs_reset", "roaming", "sms_only", "cch_stop", "recv_closed", "send_fail",
+                "idle_close_ms", "proxy_answer_bytes", "cchopen_ms", "cmgs_ms", "cpof_ms", "old_firmware",
+                "tls_strict")
 EXPECTATIONS: dict[str, type] = {
     "alert_within_s": float, "all_frames_verified": bool, "chain_complete": bool, "privacy": bool,
     "sms_sent": int, "sms_sent_min": int, "alerts": int, "duress": bool, "cancelled": bool,
