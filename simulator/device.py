@@ -55,6 +55,7 @@ from simulator.peripherals import Battery, Button, GnssReceiver, Microphone, syn
 from simulator.smsc import VirtualSmsc
 from simulator.track import Track, standing
 from simulator.vmodem import Faults, Timing, VirtualModem
+from simulator.vmruntime import VmBridgeError, VmRuntime
 
 REPO = Path(__file__).resolve().parent.parent
 BOARDS = BOARDS_DIR
@@ -119,8 +120,6 @@ def make_runtime(vdev: VirtualDevice, name: str) -> Any:
     if name == "cpython":
         return CPythonRuntime(vdev)
     if name == "vm":
-        from simulator.vmruntime import VmRuntime
-
         return VmRuntime(vdev.hal, vdev.clock, vdev.flash_dir, vdev)
     raise UsageError(f"no runtime {name!r}: choose one of {', '.join(RUNTIMES)}")
 
@@ -317,6 +316,8 @@ class VirtualDevice:
         except PowerLoss:
             self._power_lost()
             return self.next_event_ms(60_000)
+        except VmBridgeError:
+            raise  # the simulator's own failure, not the firmware's
         except Exception as e:  # noqa: BLE001 - main.py's crash path: log, wait 2 s, reset
             self.crashes += 1
             self.note("fault", f"firmware crashed: {e!r}; reset in {CRASH_RESET_MS // 1000} s")
