@@ -5,7 +5,7 @@ byte for byte, from the same scenario (same seed, same clock, same inputs).
 The covert SOS runs in the default lane; every other shipped scenario of up to
 an hour runs in `make simvm` (marker vm_scenarios, part of `make test`). A day
 of heartbeats is left to `sotto sim run --runtime vm`: the firmware polls its
-modem every 50 ms while idle, 1.7 million passes a day, about 7 minutes in
+modem every 50 ms while idle, 1.7 million passes a day, 5-7 minutes in
 the VM.
 """
 
