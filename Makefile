@@ -8,13 +8,14 @@ PY      := $(VENV)/bin/python
 NODE    ?= node
 NPM     ?= npm
 
-.PHONY: setup test lint compile typecheck pytest vmtest e2e powercut demo bench vectors nmea-corpus clean help
+.PHONY: setup test lint compile typecheck pytest vmtest e2e powercut simvm demo bench vectors nmea-corpus clean help
 
 help:
 	@echo "make demo    - a simulated officer raises an alert; the receiver shows it verified"
 	@echo "make test    - lint, mpy-cross, type check, pytest (CPython), the MicroPython VM lane, e2e, power-cut sweep"
 	@echo "make e2e     - main.py unchanged in the MicroPython VM: alerts end to end, also at device speed"
 	@echo "make powercut - a power cut at every storage operation of a whole alert (about a minute)"
+	@echo "make simvm   - every scenario with the firmware in the MicroPython VM: the CPython frames, byte for byte"
 	@echo "make bench   - benchmarks with same-run baselines; writes build/bench.json"
 	@echo "make vectors - regenerate tests/vectors/ (frames: the firmware in the MicroPython VM; answers: cbor2 + cryptography)"
 	@echo "make nmea-corpus - fetch gpsd's real receiver logs (once, SHA-256 checked) for the NMEA tests"
@@ -36,7 +37,7 @@ node_modules/.installed: package.json package-lock.json
 	@touch $@
 
 test: setup
-	$(MAKE) --no-print-directory lint compile typecheck pytest vmtest e2e powercut
+	$(MAKE) --no-print-directory lint compile typecheck pytest vmtest e2e powercut simvm
 
 lint: setup
 	$(VENV)/bin/ruff check .
@@ -69,6 +70,11 @@ e2e: setup
 
 powercut: setup
 	$(PY) -m pytest -q -m powercut_sweep tests/simulator/test_powercut_sweep.py
+
+# The simulator's VM runtime (simulator/vmruntime.py) over every shipped scenario of up
+# to an hour: the same frames, acknowledgements and timeline as the CPython runtime.
+simvm: setup
+	$(PY) -m pytest -q -m vm_scenarios tests/simulator/test_vm_runtime.py
 
 demo: setup
 	$(PY) -m simulator.demo

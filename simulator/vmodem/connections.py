@@ -251,7 +251,11 @@ class Connections:
             if conn.state != "open" or conn.sock is None:
                 continue
             wait = 0.0
-            if conn.outstanding and now_ms >= conn.expect_from:
+            if conn.outstanding:
+                if now_ms < conn.expect_from:
+                    # not before the modelled round trip: whether the real answer is in
+                    # yet depends on the wall clock, and the run must not
+                    continue
                 wait = conn.wait_s  # the firmware is waiting for this answer
             got = self._read_socket(conn, wait)
             if got or conn.eof:

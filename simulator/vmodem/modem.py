@@ -36,6 +36,10 @@ class VirtualSerial:
     def read(self, n: int = -1) -> bytes | None:
         return self._m._read(n)
 
+    def peek(self) -> bytes:
+        """What read() would return now, without taking it (the simulator's VM runtime)."""
+        return b"".join(d for t, d in self._m._out if t <= self._m.now)
+
     def write(self, data: bytes | bytearray | memoryview) -> int:
         self._m._input(bytes(data))
         return len(data)
