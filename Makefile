@@ -8,16 +8,18 @@ PY      := $(VENV)/bin/python
 NODE    ?= node
 NPM     ?= npm
 
-.PHONY: setup test lint compile typecheck pytest vmtest e2e powercut browser chromium demo bench vectors clean help
+.PHONY: setup test lint compile typecheck pytest vmtest e2e powercut simvm browser chromium demo bench vectors nmea-corpus clean help
 
 help:
 	@echo "make demo    - a simulated officer raises an alert; the receiver shows it verified"
-	@echo "make test    - lint, mpy-cross, type check, pytest (CPython), the MicroPython VM lane, e2e, power-cut sweep"
+	@echo "make test    - lint, mpy-cross, type check, pytest (CPython), the MicroPython VM lane, e2e, power-cut sweep, simvm, browser"
 	@echo "make e2e     - main.py unchanged in the MicroPython VM: alerts end to end, also at device speed"
 	@echo "make powercut - a power cut at every storage operation of a whole alert (about a minute)"
+	@echo "make simvm   - every scenario with the firmware in the MicroPython VM: the CPython frames, byte for byte"
 	@echo "make browser - the operators' console in Debian's chromium (Playwright): an operator's day"
 	@echo "make bench   - benchmarks with same-run baselines; writes build/bench.json"
 	@echo "make vectors - regenerate tests/vectors/ (frames: the firmware in the MicroPython VM; answers: cbor2 + cryptography)"
+	@echo "make nmea-corpus - fetch gpsd's real receiver logs (once, SHA-256 checked) for the NMEA tests"
 	@echo "make lint    - ruff"
 	@echo "make setup   - create .venv and install the pinned Python and npm packages"
 
@@ -36,7 +38,7 @@ node_modules/.installed: package.json package-lock.json
 	@touch $@
 
 test: setup
-	$(MAKE) --no-print-directory lint compile typecheck pytest vmtest e2e powercut browser
+	$(MAKE) --no-print-directory lint compile typecheck pytest vmtest e2e powercut simvm browser
 
 lint: setup
 	$(VENV)/bin/ruff check .
@@ -47,8 +49,14 @@ compile: setup
 typecheck: setup
 	$(PY) tools/typecheck_firmware.py
 
-pytest: setup
+pytest: setup nmea-corpus
 	$(PY) -m pytest -q
+
+# gpsd 3.22's regression logs (real receivers, BSD-2-Clause) from Debian's source package,
+# downloaded once into build/nmea-corpus/ and checked against their SHA-256
+# (tools/fetch_nmea_corpus.py, tests/data/nmea/README.md); tests/test_nmea_differential.py needs them.
+nmea-corpus: setup
+	$(PY) tools/fetch_nmea_corpus.py
 
 vmtest: setup
 	$(NODE) tools/vm/test.mjs tests/firmware
@@ -63,6 +71,11 @@ e2e: setup
 
 powercut: setup
 	$(PY) -m pytest -q -m powercut_sweep tests/simulator/test_powercut_sweep.py
+
+# The simulator's VM runtime (simulator/vmruntime.py) over every shipped scenario of up
+# to an hour: the same frames, acknowledgements and timeline as the CPython runtime.
+simvm: setup
+	$(PY) -m pytest -q -m vm_scenarios tests/simulator/test_vm_runtime.py
 
 # The console's browser lane: Playwright drives Debian's chromium (never a browser
 # Playwright would download); `chromium` installs the Debian package when it is missing.

@@ -20,9 +20,17 @@ Flash is a directory. Power loss is on demand: at once (RAM lost, flash as
 last written), or during the N-th flash operation from now (a write leaves
 half its bytes in its .tmp file, a rename or remove is cut just after it took
 effect; power_cut(done=False / True) cuts every kind just before / just after
-it takes effect), which is where a power cut hurts. The host's fsync is off: the
-simulated flash survives simulated power cuts by construction, and fsync
-would only measure the host's disk.
+it takes effect), which is where a power cut hurts (simulator/flashcut.py). The
+host's fsync is off: the simulated flash survives simulated power cuts by
+construction, and fsync would only measure the host's disk.
+
+Two runtimes run the firmware: "cpython" (the firmware package imported here)
+and "vm" (the MicroPython VM in a Node process, simulator/vmruntime.py), with
+the same parts, clock, flash folder and observer records; same seed, same
+clock, same inputs give the same frames, byte for byte. `device` is the
+booted firmware Device, or in the VM runtime a stand-in with the members the
+simulator reads (boot, step, error, queue.seqs/dropped/batch, pending,
+session.live).
 """
 
 from __future__ import annotations
@@ -39,17 +47,21 @@ from sotto.app import Device
 from sotto.storage import Storage
 
 from host_tools import frames as host_frames
+from host_tools.errors import UsageError
 from simulator.clock import VirtualClock
+from simulator.flashcut import FlashCut, PowerLoss
 from simulator.hal import BOARDS_DIR, SimHal, load_board
 from simulator.peripherals import Battery, Button, GnssReceiver, Microphone, synthetic_voice
 from simulator.smsc import VirtualSmsc
 from simulator.track import Track, standing
 from simulator.vmodem import Faults, Timing, VirtualModem
+from simulator.vmruntime import VmBridgeError, VmRuntime
 
 REPO = Path(__file__).resolve().parent.parent
 BOARDS = BOARDS_DIR
 CA_FILE = "sotto_ca.pem"  # the CA certificate's file under /data (config ca_cert)
 CRASH_RESET_MS = 2000  # main.py: a fatal error, 2 s to interrupt from the REPL, then reset
+RUNTIMES = ("cpython", "vm")
 TYPE_NAMES = {frames.ALERT_START: "alert-start", frames.LOCATION: "location", frames.AUDIO: "audio",
               frames.CANCEL: "cancel", frames.DURESS: "duress", frames.END: "end",
               frames.HEARTBEAT: "heartbeat", frames.CHECK_IN: "check-in", frames.STATUS: "status",
@@ -72,12 +84,46 @@ class DeviceSpec:
     msisdn: str = "+447700900001"
     monitoring_number: str = "+447700900999"
     timing: Timing = field(default_factory=Timing)
+    runtime: str = "cpython"  # RUNTIMES: where the firmware runs (see the module docstring)
 
 
-class PowerLoss(BaseException):  # noqa: N818 - not an error: the simulated power went
-    """The power died in the middle of a flash operation. A BaseException, so that
-    no `except Exception` in the firmware can swallow it; the virtual device
-    catches it around Device.step() / boot()."""
+class CPythonRuntime:
+    """The firmware package imported into this process (the default runtime)."""
+
+    name = "cpython"
+
+    def __init__(self, vdev: VirtualDevice) -> None:
+        self.vdev = vdev
+        self.cut = FlashCut(vdev.note)
+
+    def new_device(self) -> Device:
+        return Device(self.vdev.hal)
+
+    def watch(self, dev: Device) -> None:
+        """Watch the booted Device through its observer hooks; arm the power-cut seam."""
+        self.cut.install(dev.storage)
+        dev.observer = self.vdev
+
+    def arm_cut(self, ops: int, done: bool | None) -> None:
+        self.cut.arm(ops, done)
+
+    def cancel_cut(self) -> None:
+        self.cut.cancel()
+
+    @property
+    def cut_left(self) -> int:
+        return self.cut.left
+
+    def close(self) -> None:
+        pass
+
+
+def make_runtime(vdev: VirtualDevice, name: str) -> Any:
+    if name == "cpython":
+        return CPythonRuntime(vdev)
+    if name == "vm":
+        return VmRuntime(vdev.hal, vdev.clock, vdev.flash_dir, vdev)
+    raise UsageError(f"no runtime {name!r}: choose one of {', '.join(RUNTIMES)}")
 
 
 class _Sink:
@@ -116,15 +162,14 @@ class VirtualDevice:
         board = load_board(spec.board)
         self.hal = SimHal(board, str(self.flash_dir), clock, self.modem, self.gnss, self.mic,
                           self.battery, self.button, seed=spec.seed)
-        self.device: Device | None = None
+        self.device: Any = None  # the booted firmware Device (a VmDevice in the VM runtime)
+        self.runtime = make_runtime(self, spec.runtime)
         self.public_key = b""
         self.boots = 0
         self.crashes = 0
         self.power_cuts = 0
         self._boot_ms = clock.now_ms
         self._reboot_at: int | None = None
-        self._cut_in_ops = 0  # > 0: the power dies during that many-th flash operation from now
-        self._cut_done: bool | None = None  # power_cut(done=...)
         self.on_power_lost: Callable[[int], None] | None = None  # called once when the power dies
         self.triggers: list[tuple[str, int]] = []  # (pattern, t_ms the officer completed it)
         self.haptic_patterns: list[tuple[int, str]] = []  # (t_ms, pattern) the firmware played
@@ -168,7 +213,7 @@ class VirtualDevice:
         self.hal.reset_requested = False
         self.hal.watchdog_armed_ms = None
         self._boot_ms = self.clock.now_ms
-        dev = Device(self.hal)
+        dev = self.runtime.new_device()
         self.boots += 1
         self.note("device", f"boot {self.boots}")
         try:
@@ -178,7 +223,7 @@ class VirtualDevice:
             return
         if not ok:
             raise RuntimeError(f"the firmware refused to boot: {dev.error}")
-        self._watch(dev)
+        self.runtime.watch(dev)
         known = {m[1] for m in self.made}
         for seq, wire in dev.queue.batch(1 << 20, 1 << 40):  # made during boot (status)
             if seq not in known:
@@ -188,11 +233,6 @@ class VirtualDevice:
             if seq not in known:
                 self.made.append((self.clock.now_ms, seq, ftype, wire))
         self.device = dev
-
-    def _watch(self, dev: Device) -> None:
-        """Watch the booted Device through its observer hooks; arm the power-cut seam."""
-        self._instrument_flash(dev.storage)
-        dev.observer = self
 
     # -- what the firmware tells its observer (sotto.app.Device.observer) ----------------
     def frame_made(self, seq: int, ftype: int, wire: bytes | memoryview) -> None:
@@ -226,21 +266,20 @@ class VirtualDevice:
         bytes, a rename or remove is not done); True: it takes effect wholly,
         then the power dies; None: a write is torn, a rename or remove done."""
         if during_flash_op > 0 and self.device is not None:
-            self._cut_in_ops = during_flash_op
-            self._cut_done = done
+            self.runtime.arm_cut(during_flash_op, done)
             self.note("fault", f"power will die during flash operation {during_flash_op} from now")
             return
         self._power_lost()
 
     def cancel_power_cut(self) -> None:
         """Forget a power cut armed with power_cut(during_flash_op=N) that has not happened yet."""
-        if self._cut_in_ops:
-            self._cut_in_ops = 0
+        if self.runtime.cut_left:
+            self.runtime.cancel_cut()
             self.note("fault", "the armed power cut is called off")
 
     def _power_lost(self) -> None:
         self.device = None
-        self._cut_in_ops = 0
+        self.runtime.cancel_cut()
         self._reboot_at = None
         self.power_cuts += 1
         self.modem.cut_power()
@@ -252,57 +291,13 @@ class VirtualDevice:
         if hook is not None:
             hook(self.clock.now_ms)
 
-    def _instrument_flash(self, st: Storage) -> None:
-        """Flash operations that can be cut by the power (on this Storage instance only)."""
-        st.fsync = False  # see the module docstring
-        write, rename, remove = st._write, st._rename, st._remove
-
-        def due() -> bool:
-            if self._cut_in_ops <= 0:
-                return False
-            self._cut_in_ops -= 1
-            return self._cut_in_ops == 0
-
-        def cut_write(path: str, parts: Any) -> None:
-            if due():
-                if self._cut_done:
-                    write(path, parts)
-                    self.note("fault", f"power died just after writing {Path(path).name}")
-                    raise PowerLoss
-                data = b"".join(bytes(p) for p in parts)
-                with open(path, "wb") as f:  # what reached the flash before the power went
-                    f.write(data[:len(data) // 2])
-                half = len(data) // 2
-                self.note("fault", f"power died writing {Path(path).name} ({half} of {len(data)} bytes)")
-                raise PowerLoss
-            write(path, parts)
-
-        def cut_rename(src: str, dst: str) -> None:
-            cut = due()
-            if cut and self._cut_done is False:
-                self.note("fault", f"power died just before renaming {Path(src).name}")
-                raise PowerLoss
-            rename(src, dst)
-            if cut:
-                self.note("fault", f"power died just after renaming {Path(src).name}")
-                raise PowerLoss
-
-        def cut_remove(path: str) -> None:
-            cut = due()
-            if cut and self._cut_done is False:
-                self.note("fault", f"power died just before removing {Path(path).name}")
-                raise PowerLoss
-            remove(path)
-            if cut:
-                self.note("fault", f"power died just after removing {Path(path).name}")
-                raise PowerLoss
-
-        st._write = cut_write  # type: ignore[method-assign]
-        st._rename = cut_rename  # type: ignore[method-assign]
-        st._remove = cut_remove  # type: ignore[method-assign]
-
     def wipe_flash(self) -> None:
         shutil.rmtree(self.flash_dir / "data", ignore_errors=True)
+
+    def close(self) -> None:
+        """Hang up the modem's connections and stop the runtime (the VM's process)."""
+        self.modem.close()
+        self.runtime.close()
 
     # -- running -------------------------------------------------------------------------
     def next_event_ms(self, wait_ms: int) -> int:
@@ -335,6 +330,8 @@ class VirtualDevice:
         except PowerLoss:
             self._power_lost()
             return self.next_event_ms(60_000)
+        except VmBridgeError:
+            raise  # the simulator's own failure, not the firmware's
         except Exception as e:  # noqa: BLE001 - main.py's crash path: log, wait 2 s, reset
             self.crashes += 1
             self.note("fault", f"firmware crashed: {e!r}; reset in {CRASH_RESET_MS // 1000} s")

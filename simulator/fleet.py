@@ -156,7 +156,7 @@ def run_fleet(sc: Scenario, n: int, workdir: str | Path | None = None, on_progre
             stamper.join()
         sys.setswitchinterval(old_switch)
         for d in devices:
-            d.modem.close()
+            d.close()
         if own:
             rx.stop()
         if flash_root != work:

@@ -9,11 +9,17 @@ What the firmware did to the hardware is recorded: haptic pulses
 (`haptic_log`), GNSS power (`gnss_log`), microphone on/off (`mic_log`),
 watchdog feeds, and resets the firmware asked for (`reset_requested`, which
 the virtual device turns into a reboot, as the chip would).
+
+`inputs()` tells what the parts hold for the firmware at this moment without
+taking anything (the VM runtime, simulator/vmruntime.py, hands it to the
+firmware in the VM for one pass, and replays what the firmware took on this
+HAL afterwards).
 """
 
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +51,19 @@ def load_board(name: str, directory: str | Path = BOARDS_DIR) -> dict[str, Any]:
         raise BoardFileError(f"board {name!r}: {e}; fix hardware/boards/{name}.json") from None
 
 
+@dataclass(frozen=True)
+class Inputs:
+    """What the parts hold for the firmware now: button edges not yet taken (as
+    button_edges() gives them), the bytes the GNSS and modem UARTs would return,
+    the microphone words produced and not yet read, the battery voltage."""
+
+    edges: list[tuple[int, bool]]
+    gnss: bytes
+    modem: bytes
+    mic: bytes
+    battery_mv: int
+
+
 class SimHal:
     def __init__(self, board: dict[str, Any], flash_dir: str, clock: VirtualClock,
                  modem: VirtualModem, gnss: GnssReceiver, mic: Microphone, battery: Battery,
@@ -68,6 +87,14 @@ class SimHal:
         self.resets = 0
         self.reset_requested = False
         self._rng = random.Random(seed)
+
+    def inputs(self) -> Inputs:
+        """What the firmware's next reads would get, without taking any of it."""
+        now = self.clock.now_ms
+        self.mic.now_ms = now
+        return Inputs(edges=[(t % (1 << 30), p) for t, p in self.button.due(now)],
+                      gnss=self.gnss_uart.peek(), modem=self.modem_uart.peek(), mic=self.mic.peek(),
+                      battery_mv=self.battery.mv())
 
     # the interface ---------------------------------------------------------------
     def button_edges(self) -> list[tuple[int, bool]]:

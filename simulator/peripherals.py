@@ -49,6 +49,10 @@ class Button:
         self.edges = [e for e in self.edges if e[0] > now_ms]
         return out
 
+    def due(self, now_ms: int) -> list[tuple[int, bool]]:
+        """What take(now_ms) would return, without taking it."""
+        return [e for e in self.edges if e[0] <= now_ms]
+
     def next_edge_ms(self) -> int | None:
         return self.edges[0][0] if self.edges else None
 
@@ -169,6 +173,10 @@ class GnssUart:
     def write(self, b: bytes) -> int:
         return len(b)
 
+    def peek(self) -> bytes:
+        """What read() would return now, without taking it."""
+        return bytes(self.rx.buffer)
+
 
 # -- microphone --------------------------------------------------------------------
 def read_wav(path: str | Path, rate_hz: int = 8000) -> array.array:
@@ -255,24 +263,36 @@ class Microphone:
     def stop(self) -> None:
         self.on = False
 
-    def readinto(self, buf: bytearray | memoryview) -> int:
+    def _ready(self) -> int:
+        """Words produced since start and not yet read."""
         if not self.on:
             return 0
-        produced = (self.now_ms - self._t0) * self.rate_hz // 1000
-        n = min(produced - self._delivered, len(buf) // 4)
-        if n <= 0:
-            return 0
-        mv = memoryview(buf).cast("B")
+        return max(0, (self.now_ms - self._t0) * self.rate_hz // 1000 - self._delivered)
+
+    def _copy(self, mv: memoryview, n: int) -> None:
+        """The next n words into mv, with wrap-around at the end of the source."""
         src = self._words
         pos = 4 * (self._delivered % len(self.samples))
         done = 0
-        while done < 4 * n:  # copy with wrap-around at the end of the source
+        while done < 4 * n:
             take = min(4 * n - done, len(src) - pos)
             mv[done:done + take] = src[pos:pos + take]
             done += take
             pos = 0
+
+    def readinto(self, buf: bytearray | memoryview) -> int:
+        n = min(self._ready(), len(buf) // 4)
+        if n <= 0:
+            return 0
+        self._copy(memoryview(buf).cast("B"), n)
         self._delivered += n
         return 4 * n
+
+    def peek(self) -> bytes:
+        """Every word readinto() would give now (whatever the buffer), without taking them."""
+        out = bytearray(4 * self._ready())
+        self._copy(memoryview(out), len(out) // 4)
+        return bytes(out)
 
 
 # -- battery -----------------------------------------------------------------------

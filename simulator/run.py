@@ -190,37 +190,41 @@ class Runner:
             conn.close()
 
 
-def device_spec(sc: Scenario) -> DeviceSpec:
+def device_spec(sc: Scenario, runtime: str | None = None) -> DeviceSpec:
     return DeviceSpec(device_id=sc.device_id, officer=sc.officer, config=sc.config, board=sc.board,
                       track=sc.track, audio=sc.audio, ttff_s=sc.ttff_s, hdop=sc.hdop,
-                      hot_ttff_s=sc.hot_ttff_s, battery_pct=sc.battery_pct, seed=sc.seed)
+                      hot_ttff_s=sc.hot_ttff_s, battery_pct=sc.battery_pct, seed=sc.seed,
+                      runtime=runtime or sc.runtime)
 
 
 def run_scenario(sc: Scenario, workdir: str | Path | None = None, receiver: Any = None,
-                 on_progress: Any = None) -> RunResult:
+                 on_progress: Any = None, runtime: str | None = None) -> RunResult:
+    """runtime: "cpython" or "vm" (simulator/device.py), else the scenario's own."""
     work = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="sotto-sim-"))
     own = receiver is None
     rx = receiver or ReceiverProcess(work / "receiver")
     try:
         wall0 = time.monotonic()
         clock = VirtualClock(epoch_s=sc.epoch_s)
-        dev = VirtualDevice(device_spec(sc), clock, rx, work / "flash")
-        dev.provision()
-        dev.boot()
-        runner = Runner(clock)
-        runner.add(dev)
-        for ev in sc.events:
-            runner.schedule(dev, ev)
-        step_ms = 10_000
-        t = 0
-        while t < sc.duration_ms:
-            t = min(sc.duration_ms, t + step_ms)
-            runner.run_until(t)
-            if on_progress is not None:
-                on_progress(t, sc.duration_ms)
-        result = RunResult(sc, dev, rx, wall_s=time.monotonic() - wall0, sim_s=sc.duration_ms / 1000)
-        result.checks = evaluate(sc.expect, dev, rx)
-        dev.modem.close()  # hang up, so the receiver need not wait for idle connections
+        dev = VirtualDevice(device_spec(sc, runtime), clock, rx, work / "flash")
+        try:
+            dev.provision()
+            dev.boot()
+            runner = Runner(clock)
+            runner.add(dev)
+            for ev in sc.events:
+                runner.schedule(dev, ev)
+            step_ms = 10_000
+            t = 0
+            while t < sc.duration_ms:
+                t = min(sc.duration_ms, t + step_ms)
+                runner.run_until(t)
+                if on_progress is not None:
+                    on_progress(t, sc.duration_ms)
+            result = RunResult(sc, dev, rx, wall_s=time.monotonic() - wall0, sim_s=sc.duration_ms / 1000)
+            result.checks = evaluate(sc.expect, dev, rx)
+        finally:
+            dev.close()  # hang up, so the receiver need not wait for idle connections; stop the VM
         return result
     finally:
         if own:

@@ -2,7 +2,7 @@
 
     name = "covert SOS in coverage"
     duration_s = 120
-    [device]                      id, officer, battery_pct, track, audio, ttff_s, hdop, seed
+    [device]                      id, officer, battery_pct, track, audio, ttff_s, hdop, seed, runtime
     [device.config]               firmware settings (docs/architecture.md, config)
     [[events]]  at_s = 20  action = "sos"
     [expect]                      alert_within_s = 5, chain_complete = true, ...
@@ -21,6 +21,7 @@ from typing import Any
 
 from host_tools.errors import SottoError
 from host_tools.ids import parse_device_id
+from simulator.device import RUNTIMES
 from simulator.peripherals import read_wav
 from simulator.track import Track, load_track, standing
 
@@ -61,7 +62,11 @@ ACTIONS: dict[str, dict[str, type]] = {
 }
 ANSWERS = ("yes", "no")
 MODEM_FAULTS = ("hang", "sim_missing", "denied", "no_coverage", "error_rate", "cme_rate",
-                "garbage_every_ms", "urc_burst", "data_down", "drop_after_bytes", "drop_before_response")
+                "garbage_every_ms", "urc_burst", "data_down", "drop_after_bytes", "drop_before_response",
+                # issue 19: the module as its manuals describe it (simulator/vmodem, docs/qa-guide.md)
+                "hang_needs_reset", "roaming", "sms_only", "cch_stop", "recv_closed", "send_fail",
+                "idle_close_ms", "proxy_answer_bytes", "cchopen_ms", "cmgs_ms", "cpof_ms", "old_firmware",
+                "tls_strict")
 EXPECTATIONS: dict[str, type] = {
     "alert_within_s": float, "all_frames_verified": bool, "chain_complete": bool, "privacy": bool,
     "sms_sent": int, "sms_sent_min": int, "alerts": int, "duress": bool, "cancelled": bool,
@@ -75,7 +80,7 @@ HAPTIC_PATTERNS = ("confirm", "received", "listening", "not-through", "q1", "q2"
 DEVICE_KEYS: dict[str, type] = {
     "id": str, "officer": str, "battery_pct": float, "track": str, "audio": str, "ttff_s": float,
     "hot_ttff_s": float, "hdop": float, "seed": int, "config": dict, "board": str, "start_lat": float,
-    "start_lon": float,
+    "start_lon": float, "runtime": str,
 }
 LOCATION_SOURCES = ("gnss", "cell", "last-known")
 ALERT_FLAGS = ("duress", "minimal mode", "battery reserve")
@@ -115,6 +120,7 @@ class Scenario:
     expect: dict[str, Any] = field(default_factory=dict)
     description: str = ""
     hot_ttff_s: float = 2.0
+    runtime: str = "cpython"
 
 
 def _type_ok(value: Any, want: type) -> bool:
@@ -161,6 +167,8 @@ def parse(data: dict[str, Any], path: Path | None = None) -> Scenario:
             raise fail(f"device.{k}: must be {DEVICE_KEYS[k].__name__}, not {type(v).__name__}")
     if "battery_pct" in dev and not 0 <= dev["battery_pct"] <= 100:
         raise fail("device.battery_pct: a state of charge from 0 to 100")
+    if dev.get("runtime", "cpython") not in RUNTIMES:
+        raise fail(f"device.runtime: one of {', '.join(RUNTIMES)}")
     for k in ("ttff_s", "hot_ttff_s", "hdop"):
         if k in dev and dev[k] < 0:
             raise fail(f"device.{k}: must not be negative")
@@ -235,4 +243,4 @@ def parse(data: dict[str, Any], path: Path | None = None) -> Scenario:
         ttff_s=float(dev.get("ttff_s", 10.0)), hdop=float(dev.get("hdop", 0.9)),
         hot_ttff_s=float(dev.get("hot_ttff_s", 2.0)),
         battery_pct=float(dev.get("battery_pct", 90.0)), events=events, expect=dict(expect),
-        description=str(data.get("description", "")))
+        description=str(data.get("description", "")), runtime=str(dev.get("runtime", "cpython")))

@@ -101,7 +101,8 @@ class ReceiverDouble:
 
     Stores (kid, seq) -> frame; answers accepted / duplicate / rejected with reason.
     `hold` (a threading.Event) makes it stall before answering, `fail_status` answers
-    every POST with that HTTP status instead.
+    every POST with that HTTP status instead, `pad_bytes` makes every frames answer
+    that much larger (an extra "pad" entry, which the device ignores).
     """
 
     keys: dict[bytes, bytes]
@@ -115,6 +116,7 @@ class ReceiverDouble:
     fail_status: int | None = None
     keep_alive: bool = True
     centre: CentreKey = TEST_CENTRE
+    pad_bytes: int = 0
 
     def __post_init__(self) -> None:
         double = self
@@ -166,6 +168,8 @@ class ReceiverDouble:
                 answer: dict[str, Any] = {"results": results, "time": double.time_s}
                 if double.closed:
                     answer["closed"] = list(double.closed)
+                if double.pad_bytes:
+                    answer["pad"] = bytes(double.pad_bytes)
                 double.answers.append(answer)
                 self._answer(200, double.centre.sign_answer({"req": req, **answer}), "application/cose")
 

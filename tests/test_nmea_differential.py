@@ -25,9 +25,14 @@ from sotto import nmea
 from sotto.gnss import Gnss
 
 from host_tools import vm
-from tests.nmea_corpus import REPO_ROOT, label, logs
+from tests.nmea_corpus import GPSD_DIR, OWN_DIR, REPO_ROOT, CorpusMissing, gpsd_logs, label, logs
 
-LOGS = logs()
+try:
+    LOGS = logs()
+    MISSING: CorpusMissing | None = None
+except CorpusMissing as e:  # the repository's own logs still run; test_the_gpsd_corpus_is_there fails
+    LOGS = sorted(OWN_DIR.glob("*.log"))
+    MISSING = e
 _NO_FIX_MODES = ("N", "E", "M", "S")
 _NO_FIX_QUALITY = ("", "0", "6", "7", "8")
 
@@ -149,14 +154,47 @@ def test_reader_agrees_with_pynmea2(path: Path) -> None:
     assert t.lines == 0 or t.compared + t.dropped <= t.lines
 
 
+def test_the_gpsd_corpus_is_there() -> None:
+    # real receivers' logs are not optional: without them the differential test would
+    # only check the parser against logs written for it (tests/data/nmea/README.md)
+    if MISSING is not None:
+        raise MISSING
+    names = {p.name for p in gpsd_logs()}
+    assert len(names) == 154 and "april6_2019.log" in names
+    assert all(p in LOGS for p in gpsd_logs())
+
+
 def test_the_corpus_exercises_what_it_is_for() -> None:
-    # the repository's own logs alone: fixes compared, sub-1e-5-minute decimals, a
-    # week roll-over date (tests/data/nmea/README.md)
-    own = [p for p in LOGS if p.parent == REPO_ROOT / "tests" / "data" / "nmea"]
+    # the repository's own logs: fixes compared, sub-1e-5-minute decimals, a week
+    # roll-over date; gpsd's: thousands of RMC/GGA from real receivers
+    own = [p for p in LOGS if p.parent == OWN_DIR]
     tallies = {p.name: differential(p) for p in own}
     assert sum(t.compared for t in tallies.values()) >= 100
     assert tallies["week_rollover_2019.log"].compared >= 5
     assert tallies["high_precision.log"].compared >= 10
+    gpsd = [differential(p) for p in gpsd_logs()]
+    assert sum(t.compared for t in gpsd) >= 6000
+
+
+def test_week_rollover_in_the_real_telit_log() -> None:
+    # gpsd's april6_2019.log: a Telit HE910 just after the GPS week roll-over of
+    # 2019-04-06 reports a valid fix dated 1999-08-22 (and one with the date "2208-1").
+    # A firmware built before the roll-over (floor 2019-03-14) dates it 2019-04-07.
+    path = GPSD_DIR / "april6_2019.log"
+    if MISSING is not None:
+        raise MISSING
+    built_2019 = Gnss(floor_s=1552521600)
+    as_sent = Gnss(floor_s=0)
+    dated = []
+    for i, line in enumerate(path.read_bytes().split(b"\n")):
+        for g in (built_2019, as_sent):
+            g.feed(line + b"\n", i * 1000)
+        if b"RMC" in line and built_2019.utc_s(i * 1000) is not None:
+            dated.append((built_2019.utc_s(i * 1000), as_sent.utc_s(i * 1000)))
+    assert dated == [(1554595351, 935280151)]  # 2019-04-07 00:02:31, not 1999-08-22 00:02:31
+    assert built_2019.rollovers == 1 and as_sent.rollovers == 0
+    # the position is good: 48 29.0005 N, 0 22.0016 E
+    assert built_2019.fix_ms is not None and (built_2019.lat_e7, built_2019.lon_e7) == (484833417, 3666933)
 
 
 # -- the same logs in the MicroPython VM ---------------------------------------

@@ -265,8 +265,11 @@ def test_pwrkey_thresholds_and_boot_urcs():
     vm.pwrkey(0)
     vm.advance(20100 + vm.timing.boot_ms - 1)
     assert vm.stream.read(100) is None  # still booting: nothing yet
-    vm.advance(20100 + vm.timing.boot_ms + vm.timing.sim_ms + 10)
-    assert vm.stream.read(4096) == b"\r\nRDY\r\n\r\n+CPIN: READY\r\n\r\nSMS DONE\r\n\r\nPB DONE\r\n"
+    t = vm.timing
+    vm.advance(20100 + t.boot_ms + t.sim_ms + 10)
+    assert vm.stream.read(4096) == b"\r\nRDY\r\n\r\n+CPIN: READY\r\n"
+    vm.advance(20100 + t.boot_ms + t.sim_ms + t.sms_ready_ms + t.pb_ms + 10)
+    assert vm.stream.read(4096) == b"\r\nSMS DONE\r\n\r\nPB DONE\r\n"
     vm.pwrkey(1)
     vm.advance(vm.now + 1000)
     vm.pwrkey(0)  # 1 s: not a power-off
@@ -274,6 +277,8 @@ def test_pwrkey_thresholds_and_boot_urcs():
     vm.pwrkey(1)
     vm.advance(vm.now + 2600)
     vm.pwrkey(0)
+    assert vm.power == "stopping"  # the power-down began when the 2.5 s were up, and takes ~2 s
+    vm.advance(vm.now - 100 + t.power_off_ms + 10)
     assert vm.power == "off" and vm.power_offs == 1
     with pytest.raises(ValueError):
         vm.advance(vm.now - 1)

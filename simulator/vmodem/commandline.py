@@ -12,11 +12,14 @@ from simulator.vmodem.settings import (
     ESC,
 )
 
+_CME_TEXT = {3: "operation not allowed", 4: "operation not supported", 10: "SIM not inserted",
+             14: "SIM busy", 50: "incorrect parameters", 100: "unknown"}
+
 
 class CommandLine:
     """VirtualModem's UART input side (a mixin: it uses the modem's clock, faults and UART)."""
     def _receive(self, data: bytes) -> None:
-        if self.power != "on" or self.faults.hang:
+        if self.power != "on" or self._hung():
             return
         i = 0
         while i < len(data):
@@ -27,6 +30,7 @@ class CommandLine:
                 i += k
                 if self._data_left == 0:
                     self._mode = "cmd"
+                    self._data_packets_seen, self._data_packets = self._data_packets or [], None
                     done, self._data_done = self._data_done, None
                     if done is not None:
                         done(bytes(self._data_buf))
@@ -54,11 +58,15 @@ class CommandLine:
             elif c != 10:
                 self._linebuf.append(c)
 
-    def _expect_data(self, nbytes: int, prompt: bytes, done: Callable[[bytes], None]) -> None:
+    def _expect_data(self, nbytes: int, prompt: bytes, done: Callable[[bytes], None],
+                     packets: bool = False) -> None:
+        """Take exactly nbytes of raw data after `prompt`, then done(data); with
+        `packets`, note the sizes of the bursts they come in (self._data_packets)."""
         self._mode = "data"
         self._data_left = nbytes
         self._data_buf = bytearray()
         self._data_done = done
+        self._data_packets = [] if packets else None
         self._emit(prompt)
 
     def _command(self, line: bytes) -> None:
@@ -93,7 +101,7 @@ class CommandLine:
             self._ok()
             return
         if handler is None:
-            self._ok() if name == "" else self._error(4)  # 4: operation not supported
+            self._plain_error()  # a command it does not know: ERROR, whatever AT+CMEE says
             return
         handler(self, op, _split_args(args))
 
@@ -107,13 +115,20 @@ class CommandLine:
 
     def _error(self, code: int = 100, sms: bool = False, delay: float | None = None) -> None:
         # +CMS ERROR is always numeric (TS 27.005 §3.2.5); +CME ERROR follows AT+CMEE
+        # (0: ERROR, 1: numeric, 2: verbose; TS 27.007 §9.1)
         if sms:
             line = f"+CMS ERROR: {code}"
         elif self.cmee == 0:
             line = "ERROR"
+        elif self.cmee == 2 and code in _CME_TEXT:
+            line = f"+CME ERROR: {_CME_TEXT[code]}"
         else:
             line = f"+CME ERROR: {code}"
         self._later(self.timing.cmd_ms if delay is None else delay, line)
+
+    def _plain_error(self, delay: float | None = None) -> None:
+        """ERROR whatever AT+CMEE says (the CCH commands' form, AT manual chapter 19)."""
+        self._later(self.timing.cmd_ms if delay is None else delay, "ERROR")
 
     def _urc_noise(self, k: int) -> str:
         choice = k % 4
@@ -126,6 +141,7 @@ class CommandLine:
         return f'+CMTI: "SM",{k % 20}'
 
     def _sms_submit(self, length: int, hex_pdu: bytes) -> None:
+        took = self.faults.cmgs_ms or self.timing.sms_ms
         try:
             pdu = bytes.fromhex(hex_pdu.decode("ascii"))
         except ValueError:
@@ -137,15 +153,18 @@ class CommandLine:
         if not self.sim_ready:
             self._error(310, sms=True)  # SIM not inserted
             return
-        if not self.registered:
-            self._error(331, sms=True, delay=self.timing.sms_ms)  # no network service
+        if not self.sms_ready:
+            self._error(500, sms=True)  # before "SMS DONE" (AT manual 28.4)
+            return
+        if not self.sms_service:
+            self._error(331, sms=True, delay=took)  # no network service
             return
         tpdu = pdu[1 + pdu[0]:]
         if self.smsc is not None:
             try:
-                record = self.smsc.submit(self.now + self.timing.sms_ms, self.msisdn, tpdu)
+                record = self.smsc.submit(self.now + took, self.msisdn, tpdu)
             except PduDecodeError:
-                self._error(304, sms=True, delay=self.timing.sms_ms)
+                self._error(304, sms=True, delay=took)
                 return
             payload = record.payload
         else:
@@ -153,4 +172,4 @@ class CommandLine:
         self._air("up", "sms", len(tpdu), payload, "smsc")
         self.sms_sent += 1
         self._mr = (self._mr + 1) % 256
-        self._answer(f"+CMGS: {self._mr}", delay=self.timing.sms_ms)
+        self._answer(f"+CMGS: {self._mr}", delay=took)

@@ -1,16 +1,18 @@
 """The virtual modem's data connections: real TCP sockets to the receiver, TLS
-through ssl.MemoryBIO, each byte timed on the modelled link (see the package docstring)."""
+through ssl.MemoryBIO (checked as simulator.vmodem.tls says), each byte timed on
+the modelled link (see the package docstring). The failures the module reports
+(AT manual V1.09 19.4): a clean close by the server is +CCH_PEER_CLOSED, a failed
+receive (a reset, a broken record) +CCH_RECV_CLOSED, a failed send +CCHSEND: <id>,18;
+each keeps the session, and its cache, until AT+CCHCLOSE."""
 
 from __future__ import annotations
 
 import ipaddress
-import select
 import socket
 import ssl
 import time
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
+from simulator.vmodem.sessions import TlsOpen, _Conn
 from simulator.vmodem.settings import (
     CCH_CONNECT_ERROR,
     CCH_DNS_ERROR,
@@ -18,97 +20,87 @@ from simulator.vmodem.settings import (
     CCH_NETWORK_ERROR,
     CCH_NO_CERT,
     CCH_OK,
+    CCH_SEND_TIMEOUT,
+    RECV_BLOCK,
     AirRecord,
 )
-
-if TYPE_CHECKING:
-    from simulator.vmodem.modem import VirtualModem
-
-
-@dataclass(eq=False)  # hashable by identity: kept in _AWAITING
-class _Conn:
-    sock: socket.socket
-    peer: str
-    tls: ssl.SSLObject | None = None
-    incoming: ssl.MemoryBIO | None = None
-    outgoing: ssl.MemoryBIO | None = None
-    cache: bytearray = field(default_factory=bytearray)
-    sent_plain: int = 0
-    outstanding: bool = False
-    expect_from: float = 0.0
-    up_free: float = 0.0
-    down_free: float = 0.0
-    eof: bool = False
-    closed: bool = False
-    event_sent: bool = False
-    drop_response: bool = False
-    answer: bytearray = field(default_factory=bytearray)  # plaintext since the last request
-    request: bytearray = field(default_factory=bytearray)  # plaintext of the request being sent
-    wait_s: float = 0.0  # how long to block for the answer once it is due
-    sent_wall: float = 0.0  # wall time the last request's last byte went out
-    ready_wall: float = 0.0  # wall time its answer was first seen waiting (stamp_ready)
+from simulator.vmodem.tls import NoCert, client_context, ssl_settings
+from simulator.vmodem.traffic import _AWAITING, _error_page, _http_complete, _readable
 
 
 class Connections:
-    """VirtualModem's AT+CCH* side (a mixin: it uses the modem's clock, faults and UART)."""
-    def _resolve(self, host: str) -> str | None:
+    """VirtualModem's data side (a mixin: it uses the modem's clock, faults and UART):
+    real sockets behind the CCH sessions (simulator.vmodem.cch has the commands)."""
+
+    def _resolve(self, host: str, port: int) -> tuple[str, int] | None:
+        """The address AT+CCHOPEN reaches: `hosts` maps a name to an IP, or to
+        "IP:port" (a test server standing in for the name's port); None: no DNS."""
         ip = self.hosts.get(host, host)
+        if ip.count(":") == 1:
+            ip, _, port_text = ip.partition(":")
+            port = int(port_text)
         try:
             addr = ipaddress.ip_address(ip)
         except ValueError:
             return None
         if not addr.is_loopback and not self.allow_remote:
             return None
-        return str(addr)
+        return str(addr), port
 
-    def _open(self, sid: int, host: str, port: int, client_type: int) -> tuple[int, float]:
-        """Connect for real; returns (err, sim ms it took)."""
+    def _connect(self, conn: _Conn, host: str, port: int, client_type: int,
+                 ssl_ctx: int) -> tuple[int, float]:
+        """Connect conn for real; returns (err, sim ms until +CCHOPEN)."""
         t = self.timing
-        if not self.registered or self.faults.data_down:
+        if not self.registered or self.faults.data_down or not self.cch_started:
             return CCH_NETWORK_ERROR, t.fail_connect_ms
-        ip = self._resolve(host)
-        if ip is None:
+        where = self._resolve(host, port)
+        if where is None:
             return CCH_DNS_ERROR, t.fail_connect_ms
+        ip, port = where
         took = t.connect_ms + t.rtt_ms
         try:
             sock = socket.create_connection((ip, port), timeout=5)
         except OSError:
             return CCH_CONNECT_ERROR, took
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        conn = _Conn(sock, f"{ip}:{port}")
+        conn.sock = sock
+        conn.peer = f"{ip}:{port}"
         if client_type == 2:
             try:
-                took += self._handshake(conn, host)
-            except ssl.SSLError:
-                sock.close()
-                return CCH_HANDSHAKE_ERROR, took + t.tls_ms
-            except _NoCert:
+                took += self._handshake(conn, host, ssl_ctx)
+            except NoCert:
                 sock.close()
                 return CCH_NO_CERT, t.cmd_ms
-            except OSError:
+            except (ssl.SSLError, OSError):
                 sock.close()
+                self.tls_log.append(TlsOpen(host, conn.sni, conn.authenticated, False))
                 return CCH_HANDSHAKE_ERROR, took + t.tls_ms
+            self.tls_log.append(TlsOpen(host, conn.sni, conn.authenticated, True))
         sock.setblocking(False)
         conn.up_free = conn.down_free = self.now + took
-        self._conns[sid] = conn
         self.connections += 1
         return CCH_OK, took
 
-    def _handshake(self, conn: _Conn, host: str) -> float:
-        cfg = self.ssl_cfg
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-        if cfg["sslversion"] == 3:
-            ctx.maximum_version = ssl.TLSVersion.TLSv1_2
-        if cfg["authmode"] == 0:
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
+    def _opened(self, sid: int, conn: _Conn, err: int) -> None:
+        """The +CCHOPEN result at its modelled time."""
+        if self._conns.get(sid) is not conn:
+            self._drop(conn)  # given up meanwhile (AT+CCHCLOSE, CCHSTOP, power)
+            return
+        if err:
+            del self._conns[sid]
+            self.session_ctx.pop(sid, None)  # a failed open clears it (19.2.10)
+            self._drop(conn)
         else:
-            pem = self.certs.get(cfg["cacert"] or "")
-            if pem is None:
-                raise _NoCert()
-            ctx.load_verify_locations(cadata=pem)
-        sni = host if (cfg["enableSNI"] or cfg["authmode"]) else None
+            conn.state = "open"
+            conn.last_io_ms = self.now
+            self._arm_idle(sid, conn)
+        self._line(f"+CCHOPEN: {sid},{err}")
+
+    def _handshake(self, conn: _Conn, host: str, ssl_ctx: int) -> float:
+        ctx, sni, conn.authenticated = client_context(ssl_settings(self.ssl_cfg, ssl_ctx), self.certs, host,
+                                                      self.faults.tls_strict)
+        conn.sni = sni
+        assert conn.sock is not None
         conn.incoming, conn.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
         conn.tls = ctx.wrap_bio(conn.incoming, conn.outgoing, server_hostname=sni)
         flights = 0
@@ -136,11 +128,19 @@ class Connections:
     def _air(self, direction: str, kind: str, nbytes: int, payload: bytes, peer: str) -> None:
         self.air.append(AirRecord(self.now, direction, kind, nbytes, payload, peer))
 
-    def _send(self, sid: int, plain: bytes) -> None:
+    def _send(self, sid: int, plain: bytes) -> bool:
+        """The data of one AT+CCHSEND goes out. False: it will not (the failure is
+        reported later, as +CCHSEND: <id>,18, once the module's send times out)."""
         conn = self._conns.get(sid)
-        if conn is None or conn.closed:
-            return
+        if conn is None or conn.state != "open" or conn.sock is None:
+            return False
         f = self.faults
+        conn.last_io_ms = self.now
+        if f.send_fail:
+            f.send_fail = False
+            self._send_failed(sid, conn)
+        if conn.send_dead:
+            return False  # the link is gone; the module does not know it yet
         cut = None
         if f.drop_after_bytes is not None and conn.sent_plain + len(plain) > f.drop_after_bytes:
             cut = max(0, f.drop_after_bytes - conn.sent_plain)
@@ -149,17 +149,21 @@ class Connections:
         if f.drop_before_response:
             f.drop_before_response = False
             conn.drop_response = True
+        if f.proxy_answer_bytes and not conn.request:
+            conn.proxy_bytes, f.proxy_answer_bytes = f.proxy_answer_bytes, 0
         if plain:
             raw = plain
             if conn.tls is not None and conn.outgoing is not None:
                 conn.tls.write(plain)
                 raw = conn.outgoing.read()
-            try:
-                conn.sock.setblocking(True)
-                conn.sock.sendall(raw)
-                conn.sock.setblocking(False)
-            except OSError:
-                cut = 0
+            if not conn.proxy_bytes:
+                try:
+                    conn.sock.setblocking(True)
+                    conn.sock.sendall(raw)
+                    conn.sock.setblocking(False)
+                except OSError:
+                    self._send_failed(sid, conn)
+                    return False
             self._air("up", "data", len(raw), bytes(plain), conn.peer)
             conn.sent_plain += len(plain)
             start = max(float(self.now), conn.up_free)
@@ -167,7 +171,12 @@ class Connections:
             conn.expect_from = conn.up_free + self.timing.rtt_ms
             conn.request += plain
             complete = _http_complete(conn.request, b"POST ")
-            if complete is not False:
+            if complete is not False and conn.proxy_bytes:
+                page = _error_page(conn.proxy_bytes)
+                conn.proxy_bytes = 0
+                conn.request.clear()
+                self._deliver(sid, conn, page)  # the front end answers; the receiver never sees it
+            elif complete is not False:
                 # a whole request is out (or not HTTP): its answer is worth waiting for
                 conn.outstanding = True
                 conn.sent_wall = time.monotonic()
@@ -178,22 +187,75 @@ class Connections:
                 conn.answer.clear()
         if cut is not None:
             self._drop(conn)
+            conn.state = "closed"
             self._later(self.timing.rtt_ms, f"+CCH_PEER_CLOSED: {sid}")
+        return True
+
+    def _send_failed(self, sid: int, conn: _Conn) -> None:
+        """Nothing more leaves on conn; after the module's send timeout (modelled as
+        fail_connect_ms) it reports +CCHSEND: <id>,18 and the connection is gone."""
+        if conn.send_dead:
+            return
+        conn.send_dead = True
+
+        def report() -> None:
+            if self._conns.get(sid) is conn and conn.state == "open":
+                self._broken(conn)
+                self._line(f"+CCHSEND: {sid},{CCH_SEND_TIMEOUT}")
+
+        self._at(self.timing.fail_connect_ms, report)
+
+    def _broken(self, conn: _Conn) -> None:
+        """The connection is gone (the session stays held until AT+CCHCLOSE)."""
+        self._drop(conn)
+        conn.state = "closed"
 
     def _drop(self, conn: _Conn) -> None:
-        conn.closed = True
         conn.outstanding = False
-        try:
-            conn.sock.close()
-        except OSError:
-            pass
+        if conn.sock is not None:
+            try:
+                conn.sock.close()
+            except OSError:
+                pass
+
+    def _cch_stopped(self) -> None:
+        """The network stopped the SSL service (19.4 "+CCH: CCH STOP"): its sessions are gone."""
+        if not self.cch_started:
+            return
+        self.cch_started = False
+        self.close()
+        self.session_ctx.clear()
+        self._line("+CCH: CCH STOP")
+
+    def _recv_failed(self) -> None:
+        """Receiving failed on every open session (19.4 "+CCH_RECV_CLOSED: <id>,<err>")."""
+        for sid, conn in sorted(self._conns.items()):
+            if conn.state == "open":
+                self._broken(conn)
+                self._line(f"+CCH_RECV_CLOSED: {sid},{CCH_NETWORK_ERROR}")
+
+    def _arm_idle(self, sid: int, conn: _Conn) -> None:
+        if self.faults.idle_close_ms and conn.state == "open":
+            self._at(self.faults.idle_close_ms, self._idle_check, sid, conn, conn.last_io_ms)
+
+    def _idle_check(self, sid: int, conn: _Conn, stamp: float) -> None:
+        """The server's keep-alive timeout: it closes a connection idle that long."""
+        if (self._conns.get(sid) is not conn or conn.state != "open" or not self.faults.idle_close_ms
+                or conn.last_io_ms != stamp or conn.outstanding):
+            return
+        self._broken(conn)
+        self._line(f"+CCH_PEER_CLOSED: {sid}")
 
     def _pump_sockets(self, now_ms: int) -> None:
         for sid, conn in list(self._conns.items()):
-            if conn.closed:
+            if conn.state != "open" or conn.sock is None:
                 continue
             wait = 0.0
-            if conn.outstanding and now_ms >= conn.expect_from:
+            if conn.outstanding:
+                if now_ms < conn.expect_from:
+                    # not before the modelled round trip: whether the real answer is in
+                    # yet depends on the wall clock, and the run must not
+                    continue
                 wait = conn.wait_s  # the firmware is waiting for this answer
             got = self._read_socket(conn, wait)
             if got or conn.eof:
@@ -203,6 +265,7 @@ class Connections:
         """Read what the peer sent. With wait_s, block (wall time) until the whole
         answer is in: an HTTP response by its Content-Length, anything else once
         the line has been quiet for 50 ms."""
+        assert conn.sock is not None
         plain = bytearray()
         deadline = time.monotonic() + wait_s
         while True:
@@ -210,7 +273,7 @@ class Connections:
             try:
                 ready = _readable(conn.sock, max(0.0, left))
             except (OSError, ValueError):
-                conn.eof = True
+                conn.eof = conn.recv_error = True
                 break
             if not ready:
                 break
@@ -219,7 +282,8 @@ class Connections:
             except BlockingIOError:
                 continue
             except OSError:
-                raw = b""
+                conn.eof = conn.recv_error = True
+                break
             if not raw:
                 conn.eof = True
                 break
@@ -238,6 +302,8 @@ class Connections:
                     break
                 if complete is None and wait_s:  # not HTTP: take what came, after a short quiet time
                     deadline = min(deadline, time.monotonic() + 0.05)
+            if conn.eof:
+                break
         if wait_s and (plain or not conn.eof):
             # the answer is in (or the receiver stays silent): stop blocking for it
             conn.outstanding = False
@@ -253,8 +319,11 @@ class Connections:
                 chunk = conn.tls.read(65536)
             except ssl.SSLWantReadError:
                 break
-            except (ssl.SSLZeroReturnError, ssl.SSLError):
+            except ssl.SSLZeroReturnError:  # close_notify: the server closed
                 conn.eof = True
+                break
+            except ssl.SSLError:  # a broken record: the receive side failed
+                conn.eof = conn.recv_error = True
                 break
             if not chunk:
                 break
@@ -267,91 +336,28 @@ class Connections:
         arrive += len(data) * 8000 / self.timing.downlink_bps
         conn.down_free = arrive
         if conn.drop_response:
-            self._drop(conn)
+            self._broken(conn)
             self._at(arrive - self.now, self._line, f"+CCH_PEER_CLOSED: {sid}")
             return
-        eof = conn.eof
+        eof, failed = conn.eof, conn.recv_error
         if eof:
-            conn.closed = True
-            try:
-                conn.sock.close()
-            except OSError:
-                pass
-        self._at(arrive - self.now, self._arrived, sid, conn, data, eof)
+            self._broken(conn)
+        self._at(arrive - self.now, self._arrived, sid, conn, data, eof, failed)
 
-    def _arrived(self, sid: int, conn: _Conn, data: bytes, eof: bool) -> None:
+    def _arrived(self, sid: int, conn: _Conn, data: bytes, eof: bool, failed: bool) -> None:
         if self._conns.get(sid) is not conn:
             return
+        conn.last_io_ms = self.now
         if data:
             if self.cch_recv_mode == 0:
-                self._emit(f"\r\n+CCHRECV: DATA,{sid},{len(data)}\r\n".encode() + data)
+                for i in range(0, len(data), RECV_BLOCK):
+                    block = data[i:i + RECV_BLOCK]
+                    self._emit(f"\r\n+CCHRECV: DATA,{sid},{len(block)}\r\n".encode() + block)
             else:
                 conn.cache += data
-                if not conn.event_sent:
-                    conn.event_sent = True
-                    self._line(f"+CCHEVENT: {sid},RECV EVENT")
+                self._line(f"+CCHEVENT: {sid},RECV EVENT")  # new data (19.4)
         if eof:
-            self._line(f"+CCH_PEER_CLOSED: {sid}")
-
-
-
-
-def _readable(sock: socket.socket, timeout_s: float) -> bool:
-    """select() for one socket, with poll (select fails above fd 1024, which a fleet passes)."""
-    p = select.poll()
-    p.register(sock.fileno(), select.POLLIN)
-    return bool(p.poll(int(timeout_s * 1000 + 0.999)))
-
-
-_AWAITING: set[_Conn] = set()  # connections with a request out and no answer seen yet
-
-
-def stamp_ready(modems: list[VirtualModem] | None = None) -> None:
-    """Note the wall time at which answers become readable on connections that
-    await one, without reading them. A simulator stepping many devices in turn
-    calls this often, so a device's measured answer time is the receiver's,
-    not the time the simulator took to get round to that device. (`modems` is
-    accepted for clarity; every waiting connection is checked.)"""
-    waiting = {}
-    poller = select.poll()  # poll, not select: a fleet has more than 1024 sockets
-    for conn in list(_AWAITING):
-        if not conn.outstanding or conn.ready_wall or conn.closed:
-            _AWAITING.discard(conn)
-            continue
-        try:
-            fd = conn.sock.fileno()
-        except OSError:
-            _AWAITING.discard(conn)
-            continue
-        waiting[fd] = conn
-        poller.register(fd, select.POLLIN)
-    if not waiting:
-        return
-    now = time.monotonic()
-    for fd, _ev in poller.poll(0):
-        waiting[fd].ready_wall = now
-        _AWAITING.discard(waiting[fd])
-
-
-class _NoCert(Exception):
-    pass
-
-
-def _http_complete(data: bytearray, start: bytes) -> bool | None:
-    """True when `data` holds a whole HTTP message beginning with `start` (a
-    request or a response, by its Content-Length), False when a part is still
-    missing, None when it is not HTTP."""
-    if not data.startswith(start):
-        return None if len(data) >= len(start) or not start.startswith(bytes(data)) else False
-    end = data.find(b"\r\n\r\n")
-    if end < 0:
-        return False
-    length = 0
-    for line in bytes(data[:end]).split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            try:
-                length = int(value)
-            except ValueError:
-                return True
-    return len(data) >= end + 4 + length
+            self._line(f"+CCH_RECV_CLOSED: {sid},{CCH_NETWORK_ERROR}" if failed
+                       else f"+CCH_PEER_CLOSED: {sid}")
+        else:
+            self._arm_idle(sid, conn)

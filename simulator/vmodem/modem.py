@@ -1,5 +1,7 @@
-"""The virtual modem itself: power, PWRKEY, registration, the UART and its clock
-(see the package docstring)."""
+"""The virtual modem itself: its state, the public interface, the UART and its
+clock (see the package docstring); power, boot and registration are
+simulator.vmodem.lifecycle, the command line simulator.vmodem.commandline, the data
+side simulator.vmodem.connections."""
 
 from __future__ import annotations
 
@@ -11,8 +13,11 @@ from typing import Any
 
 from simulator.smsc import VirtualSmsc
 from simulator.vmodem.commandline import CommandLine
-from simulator.vmodem.connections import Connections, _Conn
+from simulator.vmodem.connections import Connections
+from simulator.vmodem.lifecycle import Lifecycle
+from simulator.vmodem.sessions import _Conn
 from simulator.vmodem.settings import (
+    CERT_PACKET_GAP_MS,
     AirRecord,
     Faults,
     Timing,
@@ -31,28 +36,32 @@ class VirtualSerial:
     def read(self, n: int = -1) -> bytes | None:
         return self._m._read(n)
 
+    def peek(self) -> bytes:
+        """What read() would return now, without taking it (the simulator's VM runtime)."""
+        return b"".join(d for t, d in self._m._out if t <= self._m.now)
+
     def write(self, data: bytes | bytearray | memoryview) -> int:
         self._m._input(bytes(data))
         return len(data)
 
 
-class VirtualModem(CommandLine, Connections):
+class VirtualModem(Lifecycle, CommandLine, Connections):
     """See the module docstring. Constructor options:
 
     timing, faults: Timing() and Faults() by default; seed: the RNG for faults;
     model: "A7670" (boot URC *ATREADY: 1) or "SIM7600" (RDY); hosts: name -> IP
     for AT+CCHOPEN; certs: CA certificates already on the module (name -> PEM);
-    smsc: where AT+CMGS goes; msisdn: the SIM's number (the SMS sender);
-    powered: start switched on and registered (the nominal idle state) instead
-    of off; io_wait_s: wall-time limit for waiting on the real receiver;
-    allow_remote: permit non-loopback addresses (off: the simulator never
-    reaches the internet).
+    smsc: where AT+CMGS goes; msisdn: the SIM's number (the SMS sender); apn: the
+    APN stored in the module's context 1; powered: start switched on and
+    registered (the nominal idle state) instead of off; io_wait_s: wall-time
+    limit for waiting on the real receiver; allow_remote: permit non-loopback
+    addresses (off: the simulator never reaches the internet).
     """
 
     def __init__(self, *, timing: Timing | None = None, faults: Faults | None = None, seed: int = 0,
                  model: str = "A7670", hosts: dict[str, str] | None = None,
                  certs: dict[str, str] | None = None, smsc: VirtualSmsc | None = None,
-                 msisdn: str = "+447700900001", imei: str = "860000000000001",
+                 msisdn: str = "+447700900001", imei: str = "860000000000001", apn: str = "internet",
                  powered: bool = False, rssi: int = 22, io_wait_s: float = 5.0,
                  allow_remote: bool = False) -> None:
         self.timing = timing or Timing()
@@ -71,43 +80,55 @@ class VirtualModem(CommandLine, Connections):
         self.now = 0
         self.air: list[AirRecord] = []
         self.log: list[tuple[int, str, bytes]] = []  # (t, "in"/"out", bytes) on the UART
+        # kept in the module's NVRAM across power cycles (AUTO_SAVE)
+        self.contexts: dict[int, tuple[str, str]] = {1: ("IP", apn)}
         # counters
         self.commands = 0
         self.power_ons = 0
         self.power_offs = 0
+        self.presses_ignored = 0  # PWRKEY presses during a power-down, too soon after one, or while hung
         self.sms_sent = 0
         self.connections = 0
         self.answer_wall_ms: list[float] = []  # per HTTP request: wall time from its last byte to the answer
+        self.tls_log: list[tuple[str, str | None, bool]] = []  # per TLS open: (host, SNI sent, ok)
         self._events: list[tuple[float, int, Callable[..., None], tuple[Any, ...]]] = []
         self._seq = 0
         self._out: list[tuple[float, bytes]] = []
         self._tx_free = 0.0
         self._rx_free = 0.0
         self._press_at: int | None = None
+        self._press_counts = False
+        self._press_id = 0
+        self._off_at: int | None = None  # when it last went off (None: long ago)
         self._conns: dict[int, _Conn] = {}
         self._reset_state()
-        self.power = "off"
+        self.power = "off"  # off, booting, on, stopping
         self._garbage_armed = False
         if powered:
             self._power_on_now()
 
     # -- public interface -------------------------------------------------------
     def pwrkey(self, level: int) -> None:
-        """PWRKEY: 1 = pressed. A press of >= 50 ms switches the module on;
-        one of >= 2.5 s switches it off (a hung module too)."""
+        """PWRKEY: 1 = pressed (see the module docstring for what a press does when)."""
         if level and self._press_at is None:
             self._press_at = self.now
+            self._press_id += 1
+            self._press_counts = self._key_listens()
+            if not self._press_counts:
+                self.presses_ignored += 1
+            elif self.power == "on":
+                self._at(self.timing.pwrkey_off_ms, self._long_press, self._press_id)
         elif not level and self._press_at is not None:
             held = self.now - self._press_at
             self._press_at = None
-            if self.power == "off" and held >= 50:
+            if self._press_counts and self.power == "off" and held >= self.timing.pwrkey_on_ms:
                 self._boot()
-            elif self.power != "off" and held >= 2500:
-                self._power_off()
 
     def cut_power(self) -> None:
-        """The device lost power: the module is off at once and says nothing more."""
-        self._power_off()
+        """The device lost power: the module is off at once and says nothing more.
+        The only cure for `hang_needs_reset` here (the board has no RESET line)."""
+        self.faults.hang_needs_reset = False
+        self._off()
         self._out.clear()
 
     def advance(self, now_ms: int) -> None:
@@ -135,7 +156,7 @@ class VirtualModem(CommandLine, Connections):
         if pending:
             times.append(min(pending))
         for conn in self._conns.values():
-            if conn.outstanding and not conn.closed:
+            if conn.outstanding and conn.state == "open":
                 times.append(max(conn.expect_from, self.now))
         if self.smsc is not None:
             t_sms = self.smsc.next_event_ms()
@@ -149,16 +170,20 @@ class VirtualModem(CommandLine, Connections):
             raise KeyError(f"no fault called {name!r}")
         setattr(self.faults, name, value)
         if name == "sim_missing" and not value and self.power == "on" and self.radio:
-            self._at(self.timing.sim_ms, self._sim_up)  # the SIM is back
-        if name in ("no_coverage", "denied", "sim_missing"):
+            self._at(self.timing.sim_ms, self._sim_up, self._radio_gen)  # the SIM is back
+        if name in ("no_coverage", "denied", "sim_missing", "roaming", "sms_only"):
             self._registration_changed()
-        if name == "data_down" and value:
-            for sid, conn in list(self._conns.items()):
-                if not conn.closed:
-                    self._drop(conn)
-                    self._line(f"+CCH_PEER_CLOSED: {sid}")
+        if name in ("data_down", "cch_stop") and value:
+            self._cch_stopped()
+        if name == "recv_closed" and value:
+            self._recv_failed()
+        if name == "idle_close_ms" and value:
+            for sid, conn in self._conns.items():
+                self._arm_idle(sid, conn)
         if name == "garbage_every_ms" and value:
             self._arm_garbage()
+        if name in ("cch_stop", "recv_closed"):
+            setattr(self.faults, name, False)  # one-shot: done
 
     def close(self) -> None:
         """Close every real socket."""
@@ -168,7 +193,13 @@ class VirtualModem(CommandLine, Connections):
 
     @property
     def registered(self) -> bool:
+        """Registered in the EPS (data) domain."""
         return self.reg_stat in (1, 5)
+
+    @property
+    def sms_service(self) -> bool:
+        """Registered for SMS (CREG 1 / 5, or 6 / 7: SMS only)."""
+        return self.cs_stat in (1, 5, 6, 7)
 
     def air_bytes(self, direction: str | None = None, kinds: tuple[str, ...] = ("data", "tls", "sms")) -> int:
         """Sum of air bytes, optionally for one direction."""
@@ -196,7 +227,7 @@ class VirtualModem(CommandLine, Connections):
 
     def _emit(self, data: bytes) -> None:
         """Bytes to the host now (after the UART time of those ahead of them)."""
-        if self.power != "on" or self.faults.hang or not data:
+        if self.power not in ("on", "stopping") or self._hung() or not data:
             return
         start = max(float(self.now), self._tx_free)
         self._tx_free = start + self._uart_ms(len(data))
@@ -219,9 +250,22 @@ class VirtualModem(CommandLine, Connections):
     def _input(self, data: bytes) -> None:
         self.log.append((self.now, "in", data))
         start = max(float(self.now), self._rx_free)
+        if self._mode == "data" and self._data_packets is not None:
+            # AT+CCERTDOWN: bytes that follow the previous ones without a pause are one packet
+            if start - self._rx_free >= CERT_PACKET_GAP_MS or not self._data_packets:
+                self._data_packets.append(0)
+            self._data_packets[-1] += len(data)
         self._rx_free = start + self._uart_ms(len(data))
         self._seq += 1
         heapq.heappush(self._events, (self._rx_free, self._seq, self._receive, (data,)))
+
+    def _apn_accepted(self) -> bool:
+        """The network takes the APN the module attached with ("": the network's default)."""
+        apn = self.attached_apn
+        return apn is not None and (apn == "" or apn in self.faults.apns)
+
+    def _hung(self) -> bool:
+        return self.faults.hang or self.faults.hang_needs_reset
 
     # -- power ------------------------------------------------------------------
     def _reset_state(self) -> None:
@@ -232,133 +276,22 @@ class VirtualModem(CommandLine, Connections):
         self.cereg_n = 0
         self.radio = False
         self.sim_ready = False
-        self.reg_stat = 0
-        self.apn = ""
+        self.sms_ready = False  # "SMS DONE" said
+        self.reg_stat = 0  # +CEREG <stat>
+        self.cs_stat = 0  # +CREG <stat>
+        self.attached_apn: str | None = None  # the APN of the attach (context 1 at that time)
         self.cch_started = False
         self.cch_report = 0
         self.cch_recv_mode = 0
-        self.ssl_cfg: dict[str, Any] = {"sslversion": 4, "authmode": 0, "cacert": None, "enableSNI": 0}
+        self.ssl_cfg: dict[int, dict[str, Any]] = {}  # context index -> settings (defaults: 19.2.1)
+        self.session_ctx: dict[int, int] = {}  # CCH session -> SSL context (AT+CCHSSLCFG)
         self._mode = "cmd"
         self._linebuf = bytearray()
         self._data_left = 0
         self._data_buf = bytearray()
         self._data_done: Callable[[bytes], None] | None = None
+        self._data_packets: list[int] | None = None  # AT+CCERTDOWN: the sizes of its packets
+        self._data_packets_seen: list[int] = []  # ... of the data just taken
         self._mr = 0
         self._reg_gen = 0
-
-    def _boot(self) -> None:
-        self.power = "booting"
-        self.power_ons += 1
-        self._reset_state()
-        self._out.clear()
-        self._at(self.timing.boot_ms, self._booted)
-
-    def _booted(self) -> None:
-        if self.power != "booting":
-            return
-        self.power = "on"
-        self._tx_free = float(self.now)
-        self._line("*ATREADY: 1" if self.model == "A7670" else "RDY")
-        self.radio = True
-        self._at(self.timing.sim_ms, self._sim_up)
-        self._arm_garbage()
-
-    def _power_on_now(self) -> None:
-        """Start already on, SIM ready and (faults permitting) registered."""
-        self.power = "on"
-        self.power_ons += 1
-        self.radio = True
-        self.sim_ready = not self.faults.sim_missing
-        self.echo = False
-        self.cmee = 1
-        self.reg_stat = self._target_stat()
-        self._arm_garbage()
-
-    def _power_off(self) -> None:
-        self.power_offs += 1
-        if self.power == "on" and not self.faults.hang:
-            self._line("NORMAL POWER DOWN")
-        self.power = "off"
-        self.faults.hang = False  # a power cycle cures a hung module
-        self.close()
-        self._conns.clear()
-        self._events.clear()  # nothing said before the power went can come after it
-        self._garbage_armed = False
-        self._out = [o for o in self._out if o[0] <= self.now]
-        self._reset_state()
-
-    def _reboot_now(self) -> None:
-        self.close()
-        self._conns.clear()
-        self._events.clear()
-        self._garbage_armed = False
-        self._boot()
-
-    def _sim_up(self) -> None:
-        if self.power != "on":
-            return
-        if self.faults.sim_missing:
-            return
-        self.sim_ready = True
-        self._line("+CPIN: READY")
-        self._line("SMS DONE")
-        self._line("PB DONE")
-        self._registration_changed()
-
-    def _arm_garbage(self) -> None:
-        if self.faults.garbage_every_ms and not self._garbage_armed and self.power == "on":
-            self._garbage_armed = True
-            self._at(self.faults.garbage_every_ms, self._garbage)
-
-    def _garbage(self) -> None:
-        self._garbage_armed = False
-        if not self.faults.garbage_every_ms or self.power != "on":
-            return
-        noise = [b for b in range(256) if b >= 0x80 or (b < 0x20 and b not in (10, 13))]
-        self._emit(bytes(self.rng.choice(noise) for _ in range(self.rng.randint(4, 40))))
-        self._arm_garbage()
-
-    # -- registration -------------------------------------------------------------
-    def _target_stat(self) -> int:
-        f = self.faults
-        if not self.radio or not self.sim_ready:
-            return 0
-        if f.no_coverage:
-            return 2
-        if f.denied:
-            return 3
-        return 1
-
-    def _registration_changed(self) -> None:
-        if self.power != "on":
-            return
-        if self.faults.sim_missing:
-            self.sim_ready = False
-        target = self._target_stat()
-        if target == self.reg_stat:
-            return
-        self._reg_gen += 1
-        gen = self._reg_gen
-        if target == 1 or target == 3:
-            if self.reg_stat != 2:
-                self._set_stat(2)  # searching first
-            self._at(self.timing.register_ms, self._set_stat_if, gen, target)
-        else:
-            self._set_stat(target)
-
-    def _set_stat_if(self, gen: int, stat: int) -> None:
-        if gen == self._reg_gen and self.power == "on":
-            self._set_stat(stat)
-
-    def _set_stat(self, stat: int) -> None:
-        was = self.registered
-        self.reg_stat = stat
-        if self.cereg_n:
-            self._line(f"+CEREG: {stat}")
-        if self.creg_n:
-            self._line(f"+CREG: {stat}")
-        if was and not self.registered:
-            self._line("+CGEV: NW PDN DEACT 1")
-            for sid, conn in list(self._conns.items()):
-                self._drop(conn)
-                self._line(f"+CCH_PEER_CLOSED: {sid}")
+        self._radio_gen = 0

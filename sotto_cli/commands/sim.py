@@ -41,6 +41,10 @@ def register(subparsers: Any) -> None:
     run.add_argument("--report", metavar="DIR", help="write the timeline (text and SVG), the frames and "
                      "the receiver's view to DIR")
     run.add_argument("--verbose", "-v", action="store_true", help="show every firmware log line")
+    run.add_argument("--runtime", choices=("cpython", "vm"), default=None,
+                     help="where the firmware runs: cpython (imported into the simulator) or vm (the "
+                     "MicroPython VM, as on the device; slower, same frames byte for byte); default: the "
+                     "scenario's [device] runtime, else cpython")
     run.set_defaults(func=cmd_run)
     fleet = sub.add_parser("fleet", help="many devices against one receiver", description=FLEET_HELP,
                            formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -69,10 +73,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     sc = load(args.scenario)
     print(f"scenario: {sc.name}")
-    result = run_scenario(sc, on_progress=_progress)
+    result = run_scenario(sc, on_progress=_progress, runtime=args.runtime)
     for line in timeline_lines(result, verbose=args.verbose):
         print("  " + line)
-    print(f"{result.sim_s:.0f} s simulated in {result.wall_s:.1f} s")
+    where = "MicroPython VM" if result.device.spec.runtime == "vm" else "CPython"
+    print(f"{result.sim_s:.0f} s simulated in {result.wall_s:.1f} s (firmware on {where})")
     for c in result.checks:
         print(c.line())
     if args.report:

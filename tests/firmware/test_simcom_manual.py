@@ -310,6 +310,37 @@ def test_apn_written_only_when_it_differs_and_then_takes_effect():
     assert not [c for c in mod.commands if c.startswith("AT+CGDCONT=") or c.startswith("AT+CFUN")]
 
 
+def test_after_cfun_the_sim_is_awaited():
+    # AT+CFUN=1 starts the SIM again: AT+CPIN? answers +CME ERROR: 14 (SIM busy) until
+    # it is up, here 3 s, longer than a command's two retries. Neither an APN change nor
+    # rung 2 may take that for a failure (found by the virtual modem, issue 19).
+    for step in ("apn", "rung2"):
+        clock = Clock()
+        state = {"up_at": 0}
+
+        def cfun(line):
+            if line == "AT+CFUN=1":
+                state["up_at"] = clock.now_ms + 3000
+            return ["OK"]
+
+        def cpin(line):
+            return ["+CME ERROR: 14"] if clock.now_ms < state["up_at"] else ["+CPIN: READY", "OK"]
+
+        mod = ScriptedModem(clock, {"AT+CFUN": cfun, "AT+CPIN?": cpin,
+                                    "AT+CGDCONT?": ['+CGDCONT: 1,"IP","old.apn"', "OK"]})
+        m = Simcom(AtEngine(mod.uart, clock), apn="internet")
+        drive(clock, m.configure_apn() if step == "apn" else m.reset_function())
+        drive(clock, m.check_sim())
+        assert m.sim_ready and clock.now_ms >= state["up_at"], step
+        assert mod.commands.count("AT+CFUN=1") == 1, step
+
+
+def test_after_cfun_a_sim_ready_urc_is_enough():
+    clock, t, m = driver_for("manual_cfun.at")
+    drive(clock, m.reset_function())
+    assert m.sim_ready and t.done(), t.errors  # no AT+CPIN? needed: the module said so
+
+
 def test_commands_wait_for_sms_done_after_a_boot():
     # *ATREADY at 12 s, SMS DONE at 18 s; before that the module answers SMS
     # commands with +CMS ERROR: 500 and SIM ones with +CME ERROR: 14 (SIM busy)

@@ -24,9 +24,10 @@
 //   prints; a Ctrl-C there schedules KeyboardInterrupt, as a board's UART ISR
 //   does. A loop that does neither cannot be interrupted; the bridge then
 //   hard-resets the VM.
-// - Flash: a Python VFS (tools/vm/vdev_flash.py) mounted at "/" whose methods
-//   reach Node's fs through the registered JS module `_vdev_flash`, so every
-//   write lands in DIR at once and survives resets and restarts. Errors carry
+// - Flash: a Python VFS (tools/vm/hostflash.py, mounted at "/" by
+//   tools/vm/vdev_flash.py) whose methods reach Node's fs through the JS module
+//   of tools/vm/hostflash.mjs, so every write lands in DIR at once and
+//   survives resets and restarts. Errors carry
 //   MicroPython's errno values (ENOENT is 2, not Emscripten's 44). --flash-kb
 //   sets its size (littlefs-like accounting in 4 KiB blocks), so "filesystem
 //   full" can be tested.
@@ -37,10 +38,9 @@ import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadMicroPython } from "@micropython/micropython-webassembly-pyscript";
+import { hostFlash } from "./hostflash.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const BLOCK_BYTES = 4096;
-const DIR_BLOCKS = 2; // a littlefs directory is a metadata pair
 const POLL_INTERVAL_MS = 10;
 
 // ---------------------------------------------------------------- arguments
@@ -66,7 +66,6 @@ const opts = { flash: null, flashKb: 2048, heapKb: 256, statusFd: null, reportVe
   }
   fs.mkdirSync(opts.flash, { recursive: true });
 }
-const totalBlocks = Math.floor((opts.flashKb * 1024) / BLOCK_BYTES);
 
 // ------------------------------------------------------------------- output
 // Everything the board prints goes through here. A board's print() turns "\n"
@@ -183,193 +182,16 @@ WebAssembly.instantiate = async function (binary, imports) {
 };
 
 // -------------------------------------------------------------------- flash
-const ERRNO = { ENOENT: 2, EIO: 5, EBADF: 9, EACCES: 13, EEXIST: 17, ENOTDIR: 20, EISDIR: 21,
-  EINVAL: 22, ENOSPC: 28, ENOTEMPTY: 39, ENAMETOOLONG: 36 };
-
-function errno(e) {
-  return -(ERRNO[e && e.code] || ERRNO.EIO);
-}
-
-// A device path ("/a/b", already absolute and normalised by the VFS) as a
-// host path inside the flash folder; ".." never climbs out of it.
-function hostPath(devicePath) {
-  const clean = path.posix.normalize("/" + String(devicePath)).replace(/^(\/\.\.)+/, "");
-  return path.join(opts.flash, clean);
-}
-
-function blocksFor(size) {
-  return Math.max(1, Math.ceil(size / BLOCK_BYTES));
-}
-
-function usedBlocks() {
-  let used = DIR_BLOCKS;
-  const walk = (dir) => {
-    for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
-      const p = path.join(dir, entry.name);
-      if (entry.isDirectory()) {
-        used += DIR_BLOCKS;
-        walk(p);
-      } else used += blocksFor(fs.statSync(p).size);
-    }
-  };
-  walk(opts.flash);
-  return used;
-}
-
-let used = usedBlocks();
-const files = new Map(); // fd -> {fd, pos, size, append}
-
-const flashApi = {
-  stat(p) {
-    try {
-      const st = fs.statSync(hostPath(p));
-      const mode = st.isDirectory() ? 0x4000 : 0x8000;
-      return JSON.stringify([mode, st.isDirectory() ? 0 : st.size, Math.floor(st.mtimeMs / 1000)]);
-    } catch (e) {
-      return errno(e);
-    }
-  },
-  listdir(p) {
-    try {
-      const out = [];
-      const dir = hostPath(p);
-      for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
-        const isDir = entry.isDirectory();
-        const size = isDir ? 0 : fs.statSync(path.join(dir, entry.name)).size;
-        out.push([entry.name, isDir ? 0x4000 : 0x8000, size]);
-      }
-      out.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-      return JSON.stringify(out);
-    } catch (e) {
-      return errno(e);
-    }
-  },
-  mkdir(p) {
-    try {
-      if (used + DIR_BLOCKS > totalBlocks) return -ERRNO.ENOSPC;
-      fs.mkdirSync(hostPath(p));
-      used += DIR_BLOCKS;
-      return 0;
-    } catch (e) {
-      return errno(e);
-    }
-  },
-  rmdir(p) {
-    try {
-      fs.rmdirSync(hostPath(p));
-      used = usedBlocks();
-      return 0;
-    } catch (e) {
-      return errno(e);
-    }
-  },
-  remove(p) {
-    try {
-      const hp = hostPath(p);
-      if (fs.statSync(hp).isDirectory()) return -ERRNO.EISDIR;
-      fs.unlinkSync(hp);
-      used = usedBlocks();
-      return 0;
-    } catch (e) {
-      return errno(e);
-    }
-  },
-  rename(a, b) {
-    try {
-      fs.renameSync(hostPath(a), hostPath(b));
-      used = usedBlocks();
-      return 0;
-    } catch (e) {
-      return errno(e);
-    }
-  },
-  open(p, flags) {
-    try {
-      const hp = hostPath(p);
-      if (fs.existsSync(hp) && fs.statSync(hp).isDirectory()) return -ERRNO.EISDIR;
-      const writing = flags !== "r";
-      if (writing) used = usedBlocks();
-      const fd = fs.openSync(hp, flags);
-      const size = fs.fstatSync(fd).size;
-      if (writing) used = usedBlocks(); // "w" truncated it
-      files.set(fd, { fd, pos: 0, size, append: flags.startsWith("a") });
-      return fd;
-    } catch (e) {
-      return errno(e);
-    }
-  },
-  read(fd, n) {
-    const f = files.get(fd);
-    if (!f) return -ERRNO.EBADF;
-    try {
-      const buf = Buffer.alloc(Math.max(0, Math.min(n, 1 << 20)));
-      const got = fs.readSync(fd, buf, 0, buf.length, f.pos);
-      f.pos += got;
-      return buf.subarray(0, got).toString("hex");
-    } catch (e) {
-      return errno(e);
-    }
-  },
-  write(fd, hex) {
-    const f = files.get(fd);
-    if (!f) return -ERRNO.EBADF;
-    try {
-      const data = Buffer.from(hex, "hex");
-      if (f.append) f.pos = f.size;
-      const newSize = Math.max(f.size, f.pos + data.length);
-      const extra = blocksFor(newSize) - blocksFor(f.size);
-      if (extra > 0 && used + extra > totalBlocks) return -ERRNO.ENOSPC;
-      let off = 0;
-      while (off < data.length) off += fs.writeSync(fd, data, off, data.length - off, f.pos + off);
-      f.pos += data.length;
-      f.size = newSize;
-      used += extra;
-      return data.length;
-    } catch (e) {
-      return errno(e);
-    }
-  },
-  seek(fd, offset, whence) {
-    const f = files.get(fd);
-    if (!f) return -ERRNO.EBADF;
-    const base = whence === 0 ? 0 : whence === 1 ? f.pos : f.size;
-    if (base + offset < 0) return -ERRNO.EINVAL;
-    f.pos = base + offset;
-    return f.pos;
-  },
-  close(fd) {
-    const f = files.get(fd);
-    if (!f) return -ERRNO.EBADF;
-    files.delete(fd);
-    try {
-      fs.fsyncSync(fd);
-      fs.closeSync(fd);
-      return 0;
-    } catch (e) {
-      return errno(e);
-    }
-  },
+const flash = hostFlash({ root: opts.flash, flashKb: opts.flashKb });
+const vdevApi = {
   // The board's hardware RNG (os.urandom on an ESP32): the host's CSPRNG.
   urandom(n) {
     return crypto.randomBytes(Math.max(0, Math.min(n, 4096))).toString("hex");
   },
-  statvfs() {
-    return JSON.stringify([BLOCK_BYTES, totalBlocks, Math.max(0, totalBlocks - used)]);
-  },
 };
 
-function closeAllFiles() {
-  for (const fd of files.keys()) {
-    try {
-      fs.closeSync(fd);
-    } catch {
-      // already gone
-    }
-  }
-  files.clear();
-}
-
 // ---------------------------------------------------------------- lifecycle
+const hostFlashSource = fs.readFileSync(path.join(here, "hostflash.py"), "utf8");
 const flashSource = fs.readFileSync(path.join(here, "vdev_flash.py"), "utf8");
 
 // Run a board file (boot.py, main.py) as a board does: in __main__, its
@@ -389,7 +211,7 @@ function runBoardFile(name) {
 }
 
 async function boot({ soft }) {
-  closeAllFiles();
+  flash.closeAll();
   if (soft) emitText("MPY: soft reboot\r\n");
   const mode = rawMode;
   vm = await loadMicroPython({
@@ -403,15 +225,17 @@ async function boot({ soft }) {
     },
     linebuffer: false,
   });
-  vm.registerJsModule("_vdev_flash", flashApi);
+  vm.registerJsModule("_hostflash", flash.api);
+  vm.registerJsModule("_vdev_flash", vdevApi);
   // Run the flash driver in a namespace of its own; keep only its run_file.
   vm.runPython(`_vdev_ns = {"__name__": "_vdev", "REPORT_VERSION": ${opts.reportVersion ? JSON.stringify(opts.reportVersion) : "None"}}
+exec(compile(${JSON.stringify(hostFlashSource)}, "<hostflash>", "exec"), _vdev_ns)
 exec(compile(${JSON.stringify(flashSource)}, "<vdev flash>", "exec"), _vdev_ns)
 _vdev_run_file = _vdev_ns["run_file"]
 del _vdev_ns`);
   runFile = vm.globals.get("_vdev_run_file");
   vm.globals.delete("_vdev_run_file");
-  used = usedBlocks();
+  flash.recount();
   runBoardFile("boot.py");
   if (!mode) runBoardFile("main.py");
   // Start the REPL in the mode it was in, as a board's soft reset does.
@@ -495,7 +319,7 @@ async function pump() {
 
 process.on("SIGTERM", () => {
   flushOut();
-  closeAllFiles();
+  flash.closeAll();
   process.exit(0);
 });
 

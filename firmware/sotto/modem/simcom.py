@@ -174,9 +174,43 @@ class Simcom(Cch):
             return
         _log.i("APN %r -> %r: attaching again", current, self.apn)
         yield from self.cmd('AT+CGDCONT=1,"IP","%s"' % self.apn)
+        yield from self._radio_cycle()
+
+    def _radio_cycle(self):
+        """AT+CFUN=0 then AT+CFUN=1 (detach, attach again), then wait for the SIM."""
         self.reg_eps = self.reg_cs = -1
         yield from self.cmd("AT+CFUN=0", self.cfun_ms, retries=0)
+        self.sim_ready = self.sms_done = False
         yield from self.cmd("AT+CFUN=1", self.cfun_ms, retries=0)
+        yield from self._await_sim()
+
+    def _await_sim(self):
+        # AT+CFUN=1 starts the SIM again: the module says +CPIN: READY, SMS DONE, PB DONE
+        # once more (AT manual, "AT Commands for Status Control", AT+CFUN; see
+        # tests/data/at/manual_cfun.at), and until SMS DONE AT+CPIN? answers +CME ERROR: 14,
+        # SIM busy (28.3), for longer than a command's two retries last. Wait for SMS DONE
+        # once the module has said +CPIN: READY; without that, ask until the SIM is ready
+        # (a module whose SIM stayed up answers READY at once). Any other answer (no SIM)
+        # is left to check_sim().
+        waited = 0
+        while waited < self.sms_done_ms:
+            yield from self.at.wait(200)
+            waited += 200
+            if self.sms_done or self.sim_missing:
+                return
+            if self.sim_ready:
+                continue  # +CPIN: READY came: SMS DONE follows
+            try:
+                lines = yield from self.cmd("AT+CPIN?", expect=b"+CPIN:", retries=0)
+            except ModemError as e:
+                if e.kind != _at.CME or e.code != 14:
+                    return
+                lines = ()
+            if lines and lines[-1].endswith(b"READY"):
+                self.sim_ready = True
+                return
+            yield from self.at.wait(300)
+            waited += 300
 
     def install_ca(self, name, pem):
         """Provisioning: store a CA certificate in the module (AT+CCERTDOWN), in
@@ -253,9 +287,7 @@ class Simcom(Cch):
         _log.w("recovery: AT+CFUN=0/1 (%d)", self.cfun_resets)
         self.started = False
         self.connected = False
-        self.reg_eps = self.reg_cs = -1
-        yield from self.cmd("AT+CFUN=0", self.cfun_ms, retries=0)
-        yield from self.cmd("AT+CFUN=1", self.cfun_ms, retries=0)
+        yield from self._radio_cycle()
 
     def power_cycle(self, answering=True):
         """Rung 3: power off (AT+CPOF, or PWRKEY held when the module is hung), then on,
