@@ -10,8 +10,7 @@ $SOTTO_OPERATOR, else the login name. So are commands to the device and holds.
 from __future__ import annotations
 
 import argparse
-import json
-import sys
+import dataclasses
 from contextlib import closing
 from typing import Any
 
@@ -28,7 +27,8 @@ from host_tools.receiver.alerts import (
 from host_tools.receiver.evidence import export_alert
 from host_tools.receiver.format import TRACK_ROWS, flags_text, format_alert, state_text
 from host_tools.receiver.store import alert_code, open_db, parse_alert_id
-from host_tools.registry import add_db_option, resolve_db_path
+from host_tools.registry import resolve_db_path
+from sotto_cli.options import add_db_and_json, add_operator, command, emit, group, operator_of, table
 
 ALERTS_HELP = """\
 Alerts from the devices, for the monitoring centre.
@@ -47,132 +47,100 @@ retention (`sotto purge` never touches it) until `release`."""
 
 def register(subparsers: Any) -> None:
     """Add `sotto alerts` and its subcommands to the CLI."""
-    fmt = argparse.RawDescriptionHelpFormatter
-    parser = subparsers.add_parser("alerts", help="list, show, acknowledge, close and export alerts",
-                                   description=ALERTS_HELP, formatter_class=fmt)
-    parser.set_defaults(func=lambda args: _no_subcommand(parser))
-    sub = parser.add_subparsers(dest="alerts_command", metavar="SUBCOMMAND", title="subcommands")
+    _, sub = group(subparsers, "alerts", help="list, show, acknowledge, close and export alerts",
+                   description=ALERTS_HELP)
 
-    lst = sub.add_parser("list", help="open alerts and silent devices",
-                         description="Open and acknowledged alerts, most urgent first (duress, then open), "
-                                     "and the devices whose heartbeat is overdue. No location is shown here.")
+    lst = command(sub, "list", cmd_list, help="open alerts and silent devices",
+                  description="Open and acknowledged alerts, most urgent first (duress, then open), and the "
+                              "devices whose heartbeat is overdue. No location is shown here.")
     lst.add_argument("--all", action="store_true", help="include closed alerts")
     lst.add_argument("--grace", type=float, default=DEFAULT_GRACE_S, metavar="SECONDS",
                      help=f"how late a heartbeat may be before a device counts as silent "
                           f"(default {DEFAULT_GRACE_S})")
-    lst.add_argument("--json", action="store_true", help="print JSON for tools")
-    add_db_option(lst)
-    lst.set_defaults(func=cmd_list)
+    add_db_and_json(lst)
 
-    show = sub.add_parser("show", help="one alert in full (audited)",
-                          description="Officer, device, start time, trigger, duress, the latest location "
-                                      "with its age and accuracy, the track, audio received and the hash "
-                                      "chain. The access is written to the audit log.")
-    show.add_argument("alert", metavar="ID", help="alert id, e.g. A12")
-    show.add_argument("--operator", metavar="NAME", help=f"who is looking (default ${audit.ENV_OPERATOR} "
-                                                         "or the login name)")
+    show = command(sub, "show", cmd_show, help="one alert in full (audited)",
+                   description="Officer, device, start time, trigger, duress, the latest location with its "
+                               "age and accuracy, the track, audio received and the hash chain. The access "
+                               "is written to the audit log.")
+    _alert_args(show, "who is looking")
     show.add_argument("--full-track", action="store_true",
                       help=f"print every position, not the last {TRACK_ROWS}")
-    show.add_argument("--json", action="store_true", help="print JSON for tools")
-    add_db_option(show)
-    show.set_defaults(func=cmd_show)
 
-    ack = sub.add_parser("ack", help="acknowledge: an operator is handling it",
-                         description="Mark the alert as being handled by NAME (audited).")
-    ack.add_argument("alert", metavar="ID")
-    ack.add_argument("--operator", required=True, metavar="NAME")
-    add_db_option(ack)
-    ack.set_defaults(func=cmd_ack)
+    ack = command(sub, "ack", cmd_ack, help="acknowledge: an operator is handling it",
+                  description="Mark the alert as being handled by the operator (audited).")
+    _alert_args(ack, "who handles it", login_fallback=False)
 
-    cls = sub.add_parser("close", help="close with an outcome",
-                         description="Close the alert with its outcome (audited). The device learns it in "
-                                     "its next answer and sends its end frame.")
-    cls.add_argument("alert", metavar="ID")
-    cls.add_argument("--operator", required=True, metavar="NAME")
+    cls = command(sub, "close", cmd_close, help="close with an outcome",
+                  description="Close the alert with its outcome (audited). The device learns it in its next "
+                              "answer and sends its end frame.")
+    _alert_args(cls, "who closes it", login_fallback=False)
     cls.add_argument("--outcome", required=True, metavar="TEXT", help="what happened, e.g. 'officer safe'")
-    add_db_option(cls)
-    cls.set_defaults(func=cmd_close)
 
-    exp = sub.add_parser("export", help="write an evidence bundle (audited)",
-                         description="Write the alert's evidence to DIR (new or empty): the frames exactly "
-                                     "as received, the audio as WAV, the track as GeoJSON, a verification "
-                                     "report (JSON and HTML) with the device's public key, and a manifest "
-                                     "of SHA-256s. Check it with `sotto evidence verify DIR`.")
-    exp.add_argument("alert", metavar="ID")
+    exp = command(sub, "export", cmd_export, help="write an evidence bundle (audited)",
+                  description="Write the alert's evidence to DIR (new or empty): the frames exactly as "
+                              "received, the audio as WAV, the track as GeoJSON, a verification report (JSON "
+                              "and HTML) with the device's public key, and a manifest of SHA-256s. Check it "
+                              "with `sotto evidence verify DIR`.")
+    _alert_args(exp, "who exports")
     exp.add_argument("--out", required=True, metavar="DIR", help="folder to create")
-    exp.add_argument("--operator", metavar="NAME", help="who exports (default $SOTTO_OPERATOR or login name)")
-    add_db_option(exp)
-    exp.set_defaults(func=cmd_export)
 
     _register_commands(sub)
 
-    aud = sub.add_parser("audit", help="the audit log (who accessed what, when)",
-                         description="Print the audit log: every view, export, acknowledgement, closure "
-                                     "and purge, oldest first.")
+    aud = command(sub, "audit", cmd_audit, help="the audit log (who accessed what, when)",
+                  description="Print the audit log: every view, export, acknowledgement, closure and purge, "
+                              "oldest first.")
     aud.add_argument("alert", metavar="ID", nargs="?", help="only this alert")
     aud.add_argument("--limit", type=int, metavar="N", help="only the newest N entries")
-    aud.add_argument("--json", action="store_true", help="print JSON for tools")
-    add_db_option(aud)
-    aud.set_defaults(func=cmd_audit)
+    add_db_and_json(aud)
 
 
-def _operator_args(p: argparse.ArgumentParser) -> None:
+def _alert_args(p: argparse.ArgumentParser, who: str = "who asks", login_fallback: bool = True) -> None:
     p.add_argument("alert", metavar="ID", help="alert id, e.g. A12")
-    p.add_argument("--operator", metavar="NAME",
-                   help=f"who asks (default ${audit.ENV_OPERATOR} or the login name)")
-    p.add_argument("--json", action="store_true", help="print JSON for tools")
-    add_db_option(p)
+    add_operator(p, what=who, login_fallback=login_fallback)
+    add_db_and_json(p)
 
 
 def _register_commands(sub: Any) -> None:
     """The commands to the device, and holds."""
-    listen = sub.add_parser("listen", help="tell the officer an operator is listening (covert haptic)",
-                            description="Queue the `listening` command: the officer's device plays the "
-                                        "listening pattern on the wrist (audited). `ack` sends it too.")
-    _operator_args(listen)
-    listen.set_defaults(func=cmd_command, op=commands.LISTENING)
+    listen = command(sub, "listen", cmd_command, op=commands.LISTENING,
+                     help="tell the officer an operator is listening (covert haptic)",
+                     description="Queue the `listening` command: the officer's device plays the listening "
+                                 "pattern on the wrist (audited). `ack` sends it too.")
+    _alert_args(listen)
 
-    more = sub.add_parser("more-audio", help="ask the device for more audio (listen-in)",
-                          description="Queue `more-audio`: the device extends the alert's audio clip by "
-                                      "SECONDS, up to its configured maximum (audio.max_clip_s).")
-    _operator_args(more)
+    more = command(sub, "more-audio", cmd_command, op=commands.MORE_AUDIO,
+                   help="ask the device for more audio (listen-in)",
+                   description="Queue `more-audio`: the device extends the alert's audio clip by SECONDS, up "
+                               "to its configured maximum (audio.max_clip_s).")
+    _alert_args(more)
     more.add_argument("--seconds", type=int, required=True, metavar="N",
                       help=f"seconds of audio to add (1..{commands.MORE_AUDIO_MAX_S})")
-    more.set_defaults(func=cmd_command, op=commands.MORE_AUDIO)
 
-    locate = sub.add_parser("locate", help="ask the device for a location now",
-                            description="Queue `locate`: the device sends a location frame of the live "
-                                        "alert at once.")
-    _operator_args(locate)
-    locate.set_defaults(func=cmd_command, op=commands.LOCATE)
+    locate = command(sub, "locate", cmd_command, op=commands.LOCATE, help="ask the device for a location now",
+                     description="Queue `locate`: the device sends a location frame of the live alert at "
+                                 "once.")
+    _alert_args(locate)
 
     names = ", ".join(f"{n} ({c})" for n, c in commands.QUESTIONS.items())
-    ask = sub.add_parser("ask", help="ask the officer a silent yes/no question",
-                         description="Queue `ask`: the device plays the question's haptic code; the officer "
-                                     "answers with the yes or no press pattern, or not at all in time. "
-                                     f"`show` gives the answer. Questions: {names}.")
-    _operator_args(ask)
+    ask = command(sub, "ask", cmd_command, op=commands.ASK, help="ask the officer a silent yes/no question",
+                  description="Queue `ask`: the device plays the question's haptic code; the officer answers "
+                              "with the yes or no press pattern, or not at all in time. `show` gives the "
+                              f"answer. Questions: {names}.")
+    _alert_args(ask)
     ask.add_argument("--question", required=True, metavar="CODE",
                      help=f"{names}, or a code 1..{commands.QUESTION_MAX} of the device's configuration")
-    ask.set_defaults(func=cmd_command, op=commands.ASK)
 
-    hold = sub.add_parser("hold", help="keep an alert whole whatever the retention (audited)",
-                          description="Place the alert on hold: `sotto purge` never touches it until "
-                                      "`sotto alerts release`.")
-    _operator_args(hold)
+    hold = command(sub, "hold", cmd_hold, help="keep an alert whole whatever the retention (audited)",
+                   description="Place the alert on hold: `sotto purge` never touches it until "
+                               "`sotto alerts release`.")
+    _alert_args(hold, "who holds it")
     hold.add_argument("--reason", required=True, metavar="TEXT", help="why, e.g. 'police investigation 4411'")
-    hold.set_defaults(func=cmd_hold)
 
-    release = sub.add_parser("release", help="release an alert's hold (audited)",
-                             description="Release the hold: the alert is purged again with the others once "
-                                         "it is older than the retention.")
-    _operator_args(release)
-    release.set_defaults(func=cmd_release)
-
-
-def _no_subcommand(parser: argparse.ArgumentParser) -> int:
-    parser.print_help(sys.stderr)
-    return 2
+    release = command(sub, "release", cmd_release, help="release an alert's hold (audited)",
+                      description="Release the hold: the alert is purged again with the others once it is "
+                                  "older than the retention.")
+    _alert_args(release, "who releases it")
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -180,8 +148,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     with closing(open_db(resolve_db_path(args.db))) as conn:
         ov = overview(conn, include_closed=args.all, grace_s=args.grace)
     if args.json:
-        print(json.dumps(ov.to_json(), indent=2))
-        return 0
+        return emit(ov.to_json(), args, [])
     if ov.alerts:
         rows = [("ALERT", "STATE", "OFFICER", "DEVICE", "STARTED (UTC)", "TRIGGER", "CHAIN", "AUDIO",
                  "ENDED", "NOTE")]
@@ -190,9 +157,7 @@ def cmd_list(args: argparse.Namespace) -> int:
                          a.trigger_name if a.trigger else "?", a.chain.state, f"{a.audio_seconds:.1f} s",
                          "cancelled" if a.end_type == 4 else "ended" if a.end_type == 6 else "-",
                          flags_text(a)))
-        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-        for row in rows:
-            print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+        emit(None, args, table(rows))
     else:
         print("no alerts" if args.all else "no open alerts")
     if ov.silent:
@@ -208,82 +173,69 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     """`sotto alerts show ID [--operator NAME] [--json]`."""
     alert_id = parse_alert_id(args.alert)
-    operator = audit.operator_name(args.operator)
+    operator = operator_of(args)
     with closing(open_db(resolve_db_path(args.db))) as conn:
         detail = show_alert(conn, alert_id, operator=operator)
-    if args.json:
-        print(json.dumps(detail.to_json(), indent=2))
-    else:
-        print("\n".join(format_alert(detail, args.full_track)))
-    return 0
+    return emit(detail.to_json(), args, lambda: format_alert(detail, args.full_track))
 
 
 def cmd_ack(args: argparse.Namespace) -> int:
     """`sotto alerts ack ID --operator NAME`."""
     alert_id = parse_alert_id(args.alert)
     with closing(open_db(resolve_db_path(args.db))) as conn:
-        a = acknowledge(conn, alert_id, operator=args.operator)
-    print(f"{a.code} acknowledged by {a.acked_by}; the officer feels it (listening) after the device's "
-          "next answer")
-    return 0
+        a = acknowledge(conn, alert_id, operator=operator_of(args))
+    return emit(a.to_json(), args, f"{a.code} acknowledged by {a.acked_by}; the officer feels it (listening) "
+                "after the device's next answer")
 
 
 def cmd_close(args: argparse.Namespace) -> int:
     """`sotto alerts close ID --operator NAME --outcome TEXT`."""
     alert_id = parse_alert_id(args.alert)
     with closing(open_db(resolve_db_path(args.db))) as conn:
-        a = close(conn, alert_id, operator=args.operator, outcome=args.outcome)
+        a = close(conn, alert_id, operator=operator_of(args), outcome=args.outcome)
     note = "" if a.end_type else "; the device is told in its next answer and sends its end frame"
-    print(f"{a.code} closed by {a.closed_by}: {a.outcome}{note}")
-    return 0
+    return emit(a.to_json(), args, f"{a.code} closed by {a.closed_by}: {a.outcome}{note}")
 
 
 def cmd_command(args: argparse.Namespace) -> int:
     """`sotto alerts listen|more-audio|locate|ask ID [...]`."""
     alert_id = parse_alert_id(args.alert)
-    operator = audit.operator_name(args.operator)
     with closing(open_db(resolve_db_path(args.db))) as conn:
-        c = commands.queue(conn, alert_id, args.op, operator=operator, seconds=getattr(args, "seconds", None),
-                           question=getattr(args, "question", None))
-    if args.json:
-        print(json.dumps(c.to_json(), indent=2))
-    else:
-        print(f"{alert_code(alert_id)}: command {c.command_id} ({c.what}) queued by {c.operator}; it goes in "
-              "the device's next answer (`sotto alerts show` follows it)")
-    return 0
+        c = commands.queue(conn, alert_id, args.op, operator=operator_of(args),
+                           seconds=getattr(args, "seconds", None), question=getattr(args, "question", None))
+    return emit(c.to_json(), args, f"{alert_code(alert_id)}: command {c.command_id} ({c.what}) queued by "
+                f"{c.operator}; it goes in the device's next answer (`sotto alerts show` follows it)")
 
 
 def cmd_hold(args: argparse.Namespace) -> int:
     """`sotto alerts hold ID --reason TEXT`."""
     alert_id = parse_alert_id(args.alert)
     with closing(open_db(resolve_db_path(args.db))) as conn:
-        h = holds.hold(conn, alert_id, operator=audit.operator_name(args.operator), reason=args.reason)
-    print(json.dumps(h.to_json(), indent=2) if args.json
-          else f"{alert_code(alert_id)} on hold ({h.text}); purge leaves it whole until released")
-    return 0
+        h = holds.hold(conn, alert_id, operator=operator_of(args), reason=args.reason)
+    return emit(h.to_json(), args, f"{alert_code(alert_id)} on hold ({h.text}); purge leaves it whole until "
+                "released")
 
 
 def cmd_release(args: argparse.Namespace) -> int:
     """`sotto alerts release ID`."""
     alert_id = parse_alert_id(args.alert)
-    operator = audit.operator_name(args.operator)
+    operator = operator_of(args)
     with closing(open_db(resolve_db_path(args.db))) as conn:
         h = holds.release(conn, alert_id, operator=operator)
-    print(json.dumps({**h.to_json(), "released_by": operator}, indent=2) if args.json
-          else f"{alert_code(alert_id)} released by {operator} (it was held {h.text})")
-    return 0
+    return emit({**h.to_json(), "released_by": operator}, args,
+                f"{alert_code(alert_id)} released by {operator} (it was held {h.text})")
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     """`sotto alerts export ID --out DIR`."""
     alert_id = parse_alert_id(args.alert)
-    operator = audit.operator_name(args.operator)
     with closing(open_db(resolve_db_path(args.db))) as conn:
-        result = export_alert(conn, alert_id, args.out, operator=operator)
-    print(f"exported {alert_code(alert_id)} to {result.path}: {result.frames} frames, "
-          f"{result.audio_seconds:.1f} s audio; chain {result.chain}")
-    print(f"bundle digest (SHA-256 of manifest.json): {result.manifest_sha256} (recorded in the audit log)")
-    return 0
+        result = export_alert(conn, alert_id, args.out, operator=operator_of(args))
+    data = {**dataclasses.asdict(result), "alert": alert_code(alert_id), "path": str(result.path)}
+    return emit(data, args, [
+        f"exported {alert_code(alert_id)} to {result.path}: {result.frames} frames, "
+        f"{result.audio_seconds:.1f} s audio; chain {result.chain}",
+        f"bundle digest (SHA-256 of manifest.json): {result.manifest_sha256} (recorded in the audit log)"])
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
@@ -292,8 +244,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     with closing(open_db(resolve_db_path(args.db))) as conn:
         rows = audit.entries(conn, alert_id=alert_id, limit=args.limit)
     if args.json:
-        print(json.dumps([r.to_json() for r in rows], indent=2))
-        return 0
+        return emit([r.to_json() for r in rows], args, [])
     if not rows:
         print("the audit log is empty" if alert_id is None
               else f"no audit entries for {alert_code(alert_id)}")

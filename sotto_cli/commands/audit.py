@@ -8,14 +8,13 @@ reordered (or entries were cut off the end); each problem is printed.
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from contextlib import closing
 from typing import Any
 
 from host_tools.receiver import audit
 from host_tools.receiver.store import open_db
-from host_tools.registry import add_db_option, resolve_db_path
+from host_tools.registry import resolve_db_path
+from sotto_cli.options import add_db_and_json, command, emit, group
 
 AUDIT_HELP = """\
 The audit log is hash-chained: each entry carries the SHA-256 of the one
@@ -26,20 +25,10 @@ back later with --anchor to prove that nothing written before it was changed."""
 
 def register(subparsers: Any) -> None:
     """Add `sotto audit verify` to the CLI."""
-    parser = subparsers.add_parser(
-        "audit",
-        help="check the audit log's hash chain",
-        description=AUDIT_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.set_defaults(func=lambda args: (parser.print_help(sys.stderr), 2)[1])
-    sub = parser.add_subparsers(dest="audit_command", metavar="SUBCOMMAND", title="subcommands")
-    ver = sub.add_parser(
-        "verify",
-        help="detect removed, altered or reordered entries (exit 1)",
-        description="Recompute every entry's hash and follow the chain; exit 1 if any "
-        "entry was removed, altered or reordered.",
-    )
+    _, sub = group(subparsers, "audit", help="check the audit log's hash chain", description=AUDIT_HELP)
+    ver = command(sub, "verify", cmd_verify, help="detect removed, altered or reordered entries (exit 1)",
+                  description="Recompute every entry's hash and follow the chain; exit 1 if any entry was "
+                              "removed, altered or reordered.")
     ver.add_argument(
         "--anchor",
         action="append",
@@ -47,21 +36,19 @@ def register(subparsers: Any) -> None:
         metavar="HASH",
         help="a head hash noted earlier that must still be in the chain (repeatable)",
     )
-    ver.add_argument("--json", action="store_true", help="print JSON for tools")
-    add_db_option(ver)
-    ver.set_defaults(func=cmd_verify)
+    add_db_and_json(ver)
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
     """`sotto audit verify --db PATH [--anchor HASH] [--json]`."""
     with closing(open_db(resolve_db_path(args.db))) as conn:
         check = audit.verify_chain(conn, tuple(args.anchor))
-    if args.json:
-        print(json.dumps(check.to_json(), indent=2))
-    elif check.ok:
-        print(f"audit log intact: {check.entries} entries, head {check.head_hash}")
-    else:
-        print(f"audit log TAMPERED: {len(check.problems)} problems in {check.entries} entries")
-        for audit_id, code, text in check.problems:
-            print(f"  {code}: {text}" if audit_id is None else f"  #{audit_id} {code}: {text}")
-    return 0 if check.ok else 1
+
+    def lines() -> list[str]:
+        if check.ok:
+            return [f"audit log intact: {check.entries} entries, head {check.head_hash}"]
+        return [f"audit log TAMPERED: {len(check.problems)} problems in {check.entries} entries"] + [
+            f"  {code}: {text}" if audit_id is None else f"  #{audit_id} {code}: {text}"
+            for audit_id, code, text in check.problems]
+
+    return emit(check.to_json(), args, lines, 0 if check.ok else 1)

@@ -7,8 +7,6 @@ once to its file and never printed; these commands print the public key only.
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -16,6 +14,7 @@ from typing import Any
 from host_tools.receiver import centre_key
 from host_tools.receiver.store import open_db
 from host_tools.registry import add_db_option, resolve_db_path
+from sotto_cli.options import add_db_and_json, add_json, command, emit, group
 
 CENTRE_HELP = """\
 The centre's answer-signing key (Ed25519).
@@ -43,23 +42,18 @@ def centre_key_path(args: argparse.Namespace, db: Path) -> Path:
 
 def register(subparsers: Any) -> None:
     """Add `sotto centre` and its subcommands to the CLI."""
-    fmt = argparse.RawDescriptionHelpFormatter
-    parser = subparsers.add_parser("centre", help="the centre's answer-signing key (init, key)",
-                                   description=CENTRE_HELP, formatter_class=fmt)
-    parser.set_defaults(func=lambda args: _no_subcommand(parser))
-    sub = parser.add_subparsers(dest="centre_command", metavar="SUBCOMMAND", title="subcommands")
+    _, sub = group(subparsers, "centre", help="the centre's answer-signing key (init, key)",
+                   description=CENTRE_HELP)
 
-    init = sub.add_parser("init", help="make the centre's answer-signing key",
+    init = command(sub, "init", cmd_init, help="make the centre's answer-signing key",
                           description="Make the centre's Ed25519 answer-signing key: written to its file "
                                       "(mode 0600; never over an existing one) and its public key recorded "
                                       "in the database (made if missing). Prints the public key.",
                           epilog="example: sotto centre init --db /srv/sotto/receiver.db")
-    add_db_option(init)
+    add_db_and_json(init)
     add_centre_key_option(init)
-    init.add_argument("--json", action="store_true", help="print JSON for tools")
-    init.set_defaults(func=cmd_init)
 
-    key = sub.add_parser("key", help="print the centre's public key",
+    key = command(sub, "key", cmd_key, help="print the centre's public key",
                          description="Print the centre's public key: 64 hex digits (what `sotto provision "
                                      "--centre-key-pub` takes), or PEM. Read from the key file when it is "
                                      "here, else from the database's record (a technician's machine needs "
@@ -69,13 +63,7 @@ def register(subparsers: Any) -> None:
     add_centre_key_option(key)
     form = key.add_mutually_exclusive_group()
     form.add_argument("--pem", action="store_true", help="print a PEM public key instead of hex")
-    form.add_argument("--json", action="store_true", help="print JSON for tools")
-    key.set_defaults(func=cmd_key)
-
-
-def _no_subcommand(parser: argparse.ArgumentParser) -> int:
-    parser.print_help(sys.stderr)
-    return 2
+    add_json(form)
 
 
 def _public_json(public_key: bytes, path: Path | None, created: bool | None = None) -> dict[str, Any]:
@@ -98,12 +86,9 @@ def cmd_init(args: argparse.Namespace) -> int:
                 "it. A new one would make every provisioned device refuse the centre's answers")
         key = centre_key.create(path)
         centre_key.record_public_key(conn, key.public_key)
-    if args.json:
-        print(json.dumps(_public_json(key.public_key, path, True), indent=2))
-    else:
-        print(f"made the centre key {path} (mode 0600; keep it with the database, back it up safely)")
-        print(f"public key {key.public_hex}")
-    return 0
+    return emit(_public_json(key.public_key, path, True), args, [
+        f"made the centre key {path} (mode 0600; keep it with the database, back it up safely)",
+        f"public key {key.public_hex}"])
 
 
 def cmd_key(args: argparse.Namespace) -> int:
@@ -112,10 +97,5 @@ def cmd_key(args: argparse.Namespace) -> int:
     path = centre_key_path(args, db)
     with closing(open_db(db)) as conn:
         public = centre_key.public_key_for(conn, path)
-    if args.json:
-        print(json.dumps(_public_json(public, path if path.exists() else None), indent=2))
-    elif args.pem:
-        print(centre_key.public_pem(public), end="")
-    else:
-        print(public.hex())
-    return 0
+    text = centre_key.public_pem(public).rstrip("\n") if args.pem else public.hex()
+    return emit(_public_json(public, path if path.exists() else None), args, text)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from contextlib import closing
 from typing import Any
@@ -17,7 +16,8 @@ from host_tools.frames import load_public_key
 from host_tools.receiver.alerts import DEFAULT_GRACE_S, duration_text, iso_utc, trust_states, utc_text
 from host_tools.receiver.audit import operator_name
 from host_tools.receiver.store import open_db
-from host_tools.registry import DeviceRecord, Registry, add_db_option, resolve_db_path
+from host_tools.registry import DeviceRecord, Registry, resolve_db_path
+from sotto_cli.options import add_db_and_json, command, emit, group, table
 
 DEVICES_HELP = """\
 The devices the receiver trusts and their Ed25519 public keys.
@@ -38,50 +38,41 @@ heard from and its heartbeat. --json prints every key with its history."""
 
 def register(subparsers: Any) -> None:
     """Add `sotto devices` and its subcommands to the CLI."""
-    fmt = argparse.RawDescriptionHelpFormatter
-    parser = subparsers.add_parser("devices", help="register, list and revoke devices' public keys",
-                                   description=DEVICES_HELP, formatter_class=fmt)
-    parser.set_defaults(func=lambda args: _no_subcommand(parser))
-    sub = parser.add_subparsers(dest="devices_command", metavar="SUBCOMMAND", title="subcommands")
+    _, sub = group(subparsers, "devices", help="register, list and revoke devices' public keys",
+                   description=DEVICES_HELP)
 
-    add = sub.add_parser("add", help="register a device with its public key", description=ADD_HELP,
-                         formatter_class=fmt,
-                         epilog="example: sotto devices add SOTTO-42 --pubkey sotto-42.pub.pem "
-                                "--officer 'J. Smith'")
+    add = command(sub, "add", cmd_add, help="register a device with its public key", description=ADD_HELP,
+                  epilog="example: sotto devices add SOTTO-42 --pubkey sotto-42.pub.pem --officer 'J. Smith'")
     add.add_argument("device", metavar="ID", help="device id: 8 characters (SOTTO-42) or 16 hex digits")
     add.add_argument("--pubkey", required=True, metavar="KEY", help="PEM public key file, or 64 hex digits")
     add.add_argument("--officer", metavar="NAME", help="the officer who wears the device")
-    add_db_option(add)
-    add.set_defaults(func=cmd_add)
+    add_db_and_json(add, "print the device's record as JSON")
 
-    lst = sub.add_parser("list", help="list devices, keys and last contact", description=LIST_HELP,
-                         formatter_class=fmt)
-    lst.add_argument("--json", action="store_true", help="print JSON for tools")
-    add_db_option(lst)
-    lst.set_defaults(func=cmd_list)
+    lst = command(sub, "list", cmd_list, help="list devices, keys and last contact", description=LIST_HELP)
+    add_db_and_json(lst)
 
-    revoke = sub.add_parser("revoke", help="stop trusting a device's key",
-                            description="Revoke the device's active key: every frame signed with it is "
-                                        "rejected as revoked-device from now on (a lost or stolen device). "
-                                        "The key stays on record and is never trusted again.")
-    revoke.add_argument("device", metavar="ID")
+    revoke = command(sub, "revoke", cmd_revoke, help="stop trusting a device's key",
+                     description="Revoke the device's active key: every frame signed with it is rejected as "
+                                 "revoked-device from now on (a lost or stolen device). The key stays on "
+                                 "record and is never trusted again.")
+    revoke.add_argument("device", metavar="ID", help="device id (SOTTO-42 or 16 hex digits)")
     revoke.add_argument("--reason", metavar="TEXT", help="why (kept with the key)")
-    add_db_option(revoke)
-    revoke.set_defaults(func=cmd_revoke)
+    add_db_and_json(revoke, "print the device's record as JSON")
 
-    rotate = sub.add_parser("rotate", help="replace a device's key with a new one",
-                            description="Revoke the device's active key and trust the new KEY instead "
-                                        "(`sotto rotate-key` does this together with the device).")
-    rotate.add_argument("device", metavar="ID")
+    rotate = command(sub, "rotate", cmd_rotate, help="replace a device's key with a new one",
+                     description="Revoke the device's active key and trust the new KEY instead "
+                                 "(`sotto rotate-key` does this together with the device).")
+    rotate.add_argument("device", metavar="ID", help="device id (SOTTO-42 or 16 hex digits)")
     rotate.add_argument("--pubkey", required=True, metavar="KEY",
                         help="the new public key: PEM file or 64 hex")
-    add_db_option(rotate)
-    rotate.set_defaults(func=cmd_rotate)
+    add_db_and_json(rotate, "print the device's record as JSON")
 
 
-def _no_subcommand(parser: argparse.ArgumentParser) -> int:
-    parser.print_help(sys.stderr)
-    return 2
+def _record_json(rec: DeviceRecord) -> dict[str, Any]:
+    return {"device": rec.name, "device_hex": rec.device_id.hex(), "status": rec.status,
+            "officer": rec.officer, "public_key": rec.public_key.hex() if rec.public_key else None,
+            "fingerprint": rec.active_key.fingerprint if rec.active_key else None,
+            "revoked_keys": [k.fingerprint for k in rec.revoked_keys]}
 
 
 def _by() -> str | None:
@@ -104,8 +95,7 @@ def cmd_add(args: argparse.Namespace) -> int:
     key = load_public_key(args.pubkey)
     with Registry(resolve_db_path(args.db)) as reg:
         record = reg.add(args.device, key, officer=args.officer, by=_by())
-    print(f"registered {_describe(record)}")
-    return 0
+    return emit(_record_json(record), args, f"registered {_describe(record)}")
 
 
 def cmd_rotate(args: argparse.Namespace) -> int:
@@ -114,8 +104,8 @@ def cmd_rotate(args: argparse.Namespace) -> int:
     with Registry(resolve_db_path(args.db), create=False) as reg:
         record = reg.rotate(args.device, key, by=_by())
     old = record.revoked_keys[-1].fingerprint if record.revoked_keys else None
-    print(f"rotated {_describe(record)}" + (f" (revoked key {old})" if old else ""))
-    return 0
+    return emit(_record_json(record), args,
+                f"rotated {_describe(record)}" + (f" (revoked key {old})" if old else ""))
 
 
 def cmd_revoke(args: argparse.Namespace) -> int:
@@ -123,8 +113,8 @@ def cmd_revoke(args: argparse.Namespace) -> int:
     with Registry(resolve_db_path(args.db), create=False) as reg:
         record = reg.revoke(args.device, reason=args.reason, by=_by())
     key = record.revoked_keys[-1]
-    print(f"revoked device {record.name}: key {key.fingerprint} is no longer trusted")
-    return 0
+    return emit(_record_json(record), args,
+                f"revoked device {record.name}: key {key.fingerprint} is no longer trusted")
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -170,7 +160,4 @@ def cmd_list(args: argparse.Namespace) -> int:
                      rec.active_key.fingerprint if rec.active_key else "-",
                      f"{utc_text(seen)} ({duration_text(now - seen)} ago)" if seen else "never",
                      f"every {duration_text(hb)}" if hb else "-", f"{batt} %" if batt is not None else "-"))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
-    return 0
+    return emit(None, args, table(rows))

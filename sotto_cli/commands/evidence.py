@@ -7,11 +7,11 @@ the folder (no database, no network).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
 from host_tools.receiver.evidence import verify_bundle
+from sotto_cli.options import add_json, command, emit, group
 
 EVIDENCE_HELP = """\
 Work with evidence bundles made by `sotto alerts export`."""
@@ -32,33 +32,22 @@ problem is printed with its code), 2 for a usage error."""
 
 def register(subparsers: Any) -> None:
     """Add `sotto evidence` to the CLI."""
-    fmt = argparse.RawDescriptionHelpFormatter
-    parser = subparsers.add_parser("evidence", help="verify evidence bundles offline",
-                                   description=EVIDENCE_HELP,
-                                   formatter_class=fmt)
-    parser.set_defaults(func=lambda args: _no_subcommand(parser))
-    sub = parser.add_subparsers(dest="evidence_command", metavar="SUBCOMMAND", title="subcommands")
-    verify = sub.add_parser("verify", help="re-verify a bundle offline", description=VERIFY_HELP,
-                            formatter_class=fmt, epilog="example: sotto evidence verify A12-evidence/")
+    _, sub = group(subparsers, "evidence", help="verify evidence bundles offline", description=EVIDENCE_HELP)
+    verify = command(sub, "verify", cmd_verify, help="re-verify a bundle offline", description=VERIFY_HELP,
+                     epilog="example: sotto evidence verify A12-evidence/")
     verify.add_argument("dir", metavar="DIR", help="the bundle folder")
-    verify.add_argument("--json", action="store_true", help="print JSON for tools")
-    verify.set_defaults(func=cmd_verify)
-
-
-def _no_subcommand(parser: argparse.ArgumentParser) -> int:
-    parser.print_help(sys.stderr)
-    return 2
+    add_json(verify)
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
     """`sotto evidence verify DIR [--json]`."""
     check = verify_bundle(args.dir)
     if args.json:
-        print(json.dumps({"ok": check.ok, "bundle": str(check.path), "device": check.device,
-                          "key_fingerprint": check.fingerprint, "chain": check.chain,
-                          "manifest_sha256": check.manifest_sha256, "passed": check.passed,
-                          "problems": [{"code": c, "detail": d} for c, d in check.problems]}, indent=2))
-        return 0 if check.ok else 1
+        return emit({"ok": check.ok, "bundle": str(check.path), "device": check.device,
+                     "key_fingerprint": check.fingerprint, "chain": check.chain,
+                     "manifest_sha256": check.manifest_sha256, "passed": check.passed,
+                     "problems": [{"code": c, "detail": d} for c, d in check.problems]},
+                    args, [], 0 if check.ok else 1)
     for line in check.passed:
         print(f"OK    {line}")
     for code, detail in check.problems:

@@ -12,6 +12,10 @@ from typing import Any
 
 from host_tools import flash
 from host_tools.errors import UsageError
+from sotto_cli.options import add_json, board_name, command, emit, known_boards
+
+# relative: under the folder the technician runs `sotto flash` in, not the checkout
+DEFAULT_BUILD_DIR = Path("build") / "flash"
 
 DESCRIPTION = """\
 Flash a device over USB (or a virtual device from `sotto vdev start`).
@@ -32,23 +36,24 @@ examples:
 
 def register(subparsers: Any) -> None:
     """Add `sotto flash` to the CLI."""
-    p = subparsers.add_parser("flash", help="write the firmware (and optionally MicroPython) to a device",
-                              description=DESCRIPTION, epilog=EPILOG,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = command(subparsers, "flash", cmd_flash,
+                help="write the firmware (and optionally MicroPython) to a device",
+                description=DESCRIPTION, epilog=EPILOG)
     p.add_argument("--port", required=True, help="the device's serial port (e.g. /dev/ttyACM0)")
     p.add_argument("--runtime", type=Path, metavar="MICROPYTHON.bin",
                    help="first write this MicroPython runtime image with esptool (erases the chip)")
     p.add_argument("--sha256", metavar="HEX",
                    help="the runtime image's published SHA-256 (required with --runtime)")
-    p.add_argument("--board", default=flash.DEFAULT_BOARD,
-                   help=f"board definition, for the chip type esptool needs (default {flash.DEFAULT_BOARD})")
+    p.add_argument("--board", default=flash.DEFAULT_BOARD, type=board_name,
+                   help=f"board definition, for the chip type esptool needs (default {flash.DEFAULT_BOARD}; "
+                        f"known: {', '.join(known_boards())})")
     p.add_argument("--full", action="store_true", help="copy every file, even those already up to date")
     p.add_argument("--romfs", action="store_true",
                    help="put the firmware package in the device's ROMFS partition (MicroPython >= 1.25 built "
                         "with one): its bytecode then runs from flash instead of taking RAM")
-    p.add_argument("--build-dir", type=Path, default=flash.DEFAULT_BUILD_DIR,
-                   help=f"where compiled files are kept (default {flash.DEFAULT_BUILD_DIR})")
-    p.set_defaults(func=cmd_flash)
+    p.add_argument("--build-dir", type=Path, default=DEFAULT_BUILD_DIR,
+                   help=f"where compiled files are kept (default {DEFAULT_BUILD_DIR}, in the current folder)")
+    add_json(p, "print what was flashed as JSON")
 
 
 class _Bar:
@@ -87,8 +92,11 @@ def cmd_flash(args: argparse.Namespace) -> int:
                                       romfs=args.romfs)
     finally:
         bar.end()
-    print(f"flashed firmware {result.version} (build {result.build_id[:12]}) on {args.port}: "
-          f"{len(result.copied)} file(s) copied ({result.bytes_copied // 1024} KB), "
-          f"{result.unchanged} unchanged, "
-          f"{len(result.removed)} removed, {result.verified} verified on the device; {result.device}")
-    return 0
+    data = {"port": args.port, "version": result.version, "build_id": result.build_id,
+            "copied": list(result.copied), "bytes_copied": result.bytes_copied, "unchanged": result.unchanged,
+            "removed": list(result.removed), "verified": result.verified, "device": str(result.device)}
+    return emit(data, args, f"flashed firmware {result.version} (build {result.build_id[:12]}) on "
+                f"{args.port}: "
+                f"{len(result.copied)} file(s) copied ({result.bytes_copied // 1024} KB), "
+                f"{result.unchanged} unchanged, "
+                f"{len(result.removed)} removed, {result.verified} verified on the device; {result.device}")

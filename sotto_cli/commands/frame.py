@@ -8,7 +8,6 @@ text; `-` reads standard input.
 from __future__ import annotations
 
 import argparse
-import json
 import string
 import sys
 import time
@@ -32,6 +31,7 @@ from host_tools.frames import (
     verify_frame,
 )
 from host_tools.ids import format_device_id, parse_device_id
+from sotto_cli.options import add_json, command, emit, group
 
 FRAME_HELP = """\
 Look at Sotto frames (docs/frames.md) and check them.
@@ -63,22 +63,17 @@ VERIFY_EPILOG = "example: sotto frame verify alert.cbor --pubkey device.pub.pem 
 
 def register(subparsers: Any) -> None:
     """Add `sotto frame` and its subcommands to the CLI."""
-    fmt = argparse.RawDescriptionHelpFormatter
-    parser = subparsers.add_parser("frame", help="inspect and verify signed frames",
-                                   description=FRAME_HELP, formatter_class=fmt)
-    parser.set_defaults(func=lambda args: _no_subcommand(parser))
-    sub = parser.add_subparsers(dest="frame_command", metavar="SUBCOMMAND", title="subcommands")
+    _, sub = group(subparsers, "frame", help="inspect and verify signed frames", description=FRAME_HELP)
 
-    inspect = sub.add_parser("inspect", help="print frames for a person (or --json for tools)",
-                             description=INSPECT_HELP, epilog=INSPECT_EPILOG, formatter_class=fmt)
+    inspect = command(sub, "inspect", cmd_inspect, help="print frames for a person (or --json for tools)",
+                      description=INSPECT_HELP, epilog=INSPECT_EPILOG)
     _add_input_args(inspect)
-    inspect.add_argument("--json", action="store_true",
-                         help="print a JSON array with one object per frame instead")
-    inspect.set_defaults(func=cmd_inspect)
+    add_json(inspect, "print a JSON array with one object per frame instead")
 
-    verify = sub.add_parser("verify", help="check frames' signatures with a device's public key",
-                            description=VERIFY_HELP, epilog=VERIFY_EPILOG, formatter_class=fmt)
+    verify = command(sub, "verify", cmd_verify, help="check frames' signatures with a device's public key",
+                     description=VERIFY_HELP, epilog=VERIFY_EPILOG)
     _add_input_args(verify)
+    add_json(verify, "print a JSON array with one verdict per frame instead")
     verify.add_argument("--pubkey", required=True, metavar="KEY",
                         help="the device's Ed25519 public key: a PEM file, or 64 hex digits")
     verify.add_argument("--device", metavar="ID",
@@ -86,17 +81,11 @@ def register(subparsers: Any) -> None:
                              "(16 hex digits or 8 characters such as SOTTO-42); others are unknown-device")
     verify.add_argument("--now", type=int, metavar="EPOCH",
                         help="judge time-in-future against this UTC epoch second instead of the clock")
-    verify.set_defaults(func=cmd_verify)
 
 
 def _add_input_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", metavar="FILE", help="frame or CBOR sequence of frames; - for stdin")
     parser.add_argument("--hex", action="store_true", help="FILE holds hex text (whitespace ignored)")
-
-
-def _no_subcommand(parser: argparse.ArgumentParser) -> int:
-    parser.print_help(sys.stderr)
-    return 2
 
 
 def read_frames(path: str, *, hex_text: bool = False) -> list[bytes]:
@@ -153,7 +142,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
             else:
                 entry.update(frame_to_json(d))
             out.append(entry)
-        print(json.dumps(out, indent=2))
+        emit(out, args, [])
     else:
         links: dict[bytes, int] = {}
         for i, d in enumerate(decoded):
@@ -196,13 +185,22 @@ def cmd_verify(args: argparse.Namespace) -> int:
     items = read_frames(args.file, hex_text=args.hex)
     now = args.now if args.now is not None else time.time()
     failed = 0
+    verdicts: list[dict[str, Any]] = []
     for i, wire in enumerate(items):
         verdict = verify_frame(wire, keys, now=now)
-        if verdict.ok and verdict.frame is not None:
+        ok = verdict.ok and verdict.frame is not None
+        verdicts.append({"index": i + 1, "ok": ok, **({"frame": frame_to_json(verdict.frame)} if ok else
+                        {"reason": str(getattr(verdict.reason, "value", verdict.reason)),
+                         "detail": verdict.detail})})
+        if args.json:
+            failed += not ok
+        elif ok:
             print(f"OK  {_label(i, len(items))}: {frame_summary(verdict.frame)}")
         else:
             failed += 1
             _report(i, len(items), None, verdict.reason, verdict.detail)
+    if args.json:
+        emit(verdicts, args, [])
     if failed:
         if len(items) > 1:
             print(f"sotto: {failed} of {len(items)} frames failed verification", file=sys.stderr)

@@ -5,7 +5,6 @@ audit log, which `sotto audit verify` checks)."""
 
 from __future__ import annotations
 
-import json
 from contextlib import closing
 from typing import Any
 
@@ -13,21 +12,18 @@ from host_tools.ids import format_device_id, parse_device_id
 from host_tools.receiver.format import utc_text
 from host_tools.receiver.ledger import device_ledger
 from host_tools.receiver.store import open_db
-from host_tools.registry import add_db_option, resolve_db_path
+from host_tools.registry import resolve_db_path
+from sotto_cli.options import add_db_and_json, command, emit
 
 
 def register(subparsers: Any) -> None:
     """Add `sotto ledger` to the CLI."""
-    parser = subparsers.add_parser(
-        "ledger",
-        help="who accessed a device's location or audio",
-        description="Every view of a location or the track, every listen to audio and every export of the "
-        "device's alerts: when, by whom, in which role, from the audit log.",
-    )
+    parser = command(subparsers, "ledger", cmd_ledger, help="who accessed a device's location or audio",
+                     description="Every view of a location or the track, every listen to audio and every "
+                                 "export of the device's alerts: when, by whom, in which role, from the "
+                                 "audit log.")
     parser.add_argument("device", metavar="DEVICE", help="device id (SOTTO-42 or 16 hex digits)")
-    parser.add_argument("--json", action="store_true", help="print JSON for tools")
-    add_db_option(parser)
-    parser.set_defaults(func=cmd_ledger)
+    add_db_and_json(parser)
 
 
 def cmd_ledger(args: Any) -> int:
@@ -35,14 +31,8 @@ def cmd_ledger(args: Any) -> int:
     device_id = parse_device_id(args.device)
     with closing(open_db(resolve_db_path(args.db))) as conn:
         rows = device_ledger(conn, device_id)
-    if args.json:
-        print(json.dumps({"device": format_device_id(device_id), "accesses": rows}, indent=2))
-        return 0
+    lines = [f"{utc_text(r['at_epoch'])}  {r['operator']} ({r['role']})  {r['action']}  "
+             f"{r['alert'] or '-'}  {r['detail'] or ''}".rstrip() for r in rows]
     if not rows:
-        print(f"nobody has accessed the location or audio of {format_device_id(device_id)}")
-    for r in rows:
-        print(
-            f"{utc_text(r['at_epoch'])}  {r['operator']} ({r['role']})  {r['action']}  "
-            f"{r['alert'] or '-'}  {r['detail'] or ''}".rstrip()
-        )
-    return 0
+        lines = [f"nobody has accessed the location or audio of {format_device_id(device_id)}"]
+    return emit({"device": format_device_id(device_id), "accesses": rows}, args, lines)

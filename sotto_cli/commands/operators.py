@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import json
 import sys
 import time
 from contextlib import closing
 from typing import Any
 
 from host_tools.errors import UsageError
-from host_tools.receiver import accounts, audit
+from host_tools.receiver import accounts
 from host_tools.receiver.format import utc_text
 from host_tools.receiver.roles import CLI, ROLES, Actor
 from host_tools.receiver.store import open_db
-from host_tools.registry import add_db_option, resolve_db_path
+from host_tools.registry import resolve_db_path
+from sotto_cli.options import add_db_and_json, add_operator, command, emit, group, operator_of, table
 
 OPERATORS_HELP = f"""\
 Accounts for the operators' console (`sotto receive --console-port P`).
@@ -36,54 +36,30 @@ never deleted: the audit log names them."""
 
 def register(subparsers: Any) -> None:
     """Add `sotto operators` and its subcommands to the CLI."""
-    fmt = argparse.RawDescriptionHelpFormatter
-    parser = subparsers.add_parser(
-        "operators",
-        help="console accounts: add, list, disable, passwd",
-        description=OPERATORS_HELP,
-        formatter_class=fmt,
-    )
-    parser.set_defaults(func=lambda args: _usage(parser))
-    sub = parser.add_subparsers(dest="operators_command", metavar="SUBCOMMAND", title="subcommands")
+    _, sub = group(subparsers, "operators", help="console accounts: add, list, disable, passwd",
+                   description=OPERATORS_HELP)
 
-    add = sub.add_parser(
-        "add",
-        help="create an account",
-        description="Create a console account with a role. The password is read from "
-        "standard input (--password-stdin) or asked for twice on a terminal.",
-    )
+    add = command(sub, "add", cmd_add, help="create an account",
+                  description="Create a console account with a role. The password is read from standard "
+                              "input (--password-stdin) or asked for twice on a terminal.")
     add.add_argument("name", metavar="NAME", help="login name (letters, digits, . _ @ -)")
     add.add_argument("--role", required=True, choices=ROLES, help="what the account may do")
     _common(add, password=True)
-    add.set_defaults(func=cmd_add)
 
-    lst = sub.add_parser(
-        "list",
-        help="the accounts, their roles and state",
-        description="Every account: role, created, last login, disabled or locked.",
-    )
-    lst.add_argument("--json", action="store_true", help="print JSON for tools")
-    add_db_option(lst)
-    lst.set_defaults(func=cmd_list)
+    lst = command(sub, "list", cmd_list, help="the accounts, their roles and state",
+                  description="Every account: role, created, last login, disabled or locked.")
+    add_db_and_json(lst)
 
-    dis = sub.add_parser(
-        "disable",
-        help="disable an account and end its sessions",
-        description="Disable the account at once: its console sessions end, it cannot "
-        "log in again. The audit log keeps its name.",
-    )
+    dis = command(sub, "disable", cmd_disable, help="disable an account and end its sessions",
+                  description="Disable the account at once: its console sessions end, it cannot log in "
+                              "again. The audit log keeps its name.")
     dis.add_argument("name", metavar="NAME", help="the account")
     _common(dis)
-    dis.set_defaults(func=cmd_disable)
 
-    pw = sub.add_parser(
-        "passwd",
-        help="set a new password (also unlocks)",
-        description="Set a new password: unlocks the account and ends its sessions.",
-    )
+    pw = command(sub, "passwd", cmd_passwd, help="set a new password (also unlocks)",
+                 description="Set a new password: unlocks the account and ends its sessions.")
     pw.add_argument("name", metavar="NAME", help="the account")
     _common(pw, password=True)
-    pw.set_defaults(func=cmd_passwd)
 
 
 def _common(p: argparse.ArgumentParser, password: bool = False) -> None:
@@ -91,18 +67,8 @@ def _common(p: argparse.ArgumentParser, password: bool = False) -> None:
         p.add_argument(
             "--password-stdin", action="store_true", help="read the password from standard input (one line)"
         )
-    p.add_argument(
-        "--operator",
-        metavar="WHO",
-        help=f"who makes the change, for the audit log (default ${audit.ENV_OPERATOR} or the login name)",
-    )
-    p.add_argument("--json", action="store_true", help="print the account as JSON")
-    add_db_option(p)
-
-
-def _usage(parser: argparse.ArgumentParser) -> int:
-    parser.print_help(sys.stderr)
-    return 2
+    add_operator(p, what="who makes the change", metavar="WHO")
+    add_db_and_json(p, "print the account as JSON")
 
 
 def read_password(from_stdin: bool) -> str:
@@ -121,12 +87,7 @@ def read_password(from_stdin: bool) -> str:
 
 
 def _actor(args: argparse.Namespace) -> Actor:
-    return Actor(audit.operator_name(args.operator), CLI)
-
-
-def _print(rec: accounts.OperatorRecord, as_json: bool, said: str) -> int:
-    print(json.dumps(rec.to_json(), indent=2) if as_json else said)
-    return 0
+    return Actor(operator_of(args), CLI)
 
 
 def cmd_add(args: argparse.Namespace) -> int:
@@ -134,7 +95,7 @@ def cmd_add(args: argparse.Namespace) -> int:
     password = read_password(args.password_stdin)
     with closing(open_db(resolve_db_path(args.db), create=True)) as conn:
         rec = accounts.add_operator(conn, args.name, args.role, password, by=_actor(args))
-    return _print(rec, args.json, f"operator {rec.name} added ({rec.role})")
+    return emit(rec.to_json(), args, f"operator {rec.name} added ({rec.role})")
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -142,12 +103,9 @@ def cmd_list(args: argparse.Namespace) -> int:
     now = time.time()
     with closing(open_db(resolve_db_path(args.db))) as conn:
         recs = accounts.list_operators(conn)
-    if args.json:
-        print(json.dumps([r.to_json(now) for r in recs], indent=2))
-        return 0
-    if not recs:
-        print("no operator accounts (`sotto operators add NAME --role ROLE --password-stdin`)")
-        return 0
+    if args.json or not recs:
+        return emit([r.to_json(now) for r in recs], args,
+                    "no operator accounts (`sotto operators add NAME --role ROLE --password-stdin`)")
     rows = [("NAME", "ROLE", "STATE", "LAST LOGIN (UTC)", "CREATED BY")]
     for r in recs:
         state = "disabled" if r.disabled_at else "locked" if r.locked(now) else "active"
@@ -160,17 +118,14 @@ def cmd_list(args: argparse.Namespace) -> int:
                 r.created_by,
             )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
-    return 0
+    return emit(None, args, table(rows))
 
 
 def cmd_disable(args: argparse.Namespace) -> int:
     """`sotto operators disable NAME`."""
     with closing(open_db(resolve_db_path(args.db))) as conn:
         rec = accounts.disable_operator(conn, args.name, by=_actor(args))
-    return _print(rec, args.json, f"operator {rec.name} disabled; its console sessions ended")
+    return emit(rec.to_json(), args, f"operator {rec.name} disabled; its console sessions ended")
 
 
 def cmd_passwd(args: argparse.Namespace) -> int:
@@ -178,4 +133,4 @@ def cmd_passwd(args: argparse.Namespace) -> int:
     password = read_password(args.password_stdin)
     with closing(open_db(resolve_db_path(args.db))) as conn:
         rec = accounts.set_password(conn, args.name, password, by=_actor(args))
-    return _print(rec, args.json, f"operator {rec.name}: new password set; unlocked, its sessions ended")
+    return emit(rec.to_json(), args, f"operator {rec.name}: new password set; unlocked, its sessions ended")

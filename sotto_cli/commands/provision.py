@@ -7,14 +7,14 @@ Thin handler over host_tools.provision.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
 from host_tools import provision
 from host_tools.errors import UsageError
 from host_tools.receiver import audit
-from host_tools.registry import add_db_option, resolve_db_path
+from host_tools.registry import resolve_db_path
+from sotto_cli.options import add_db_and_json, board_name, command, emit, known_boards
 
 DESCRIPTION = """\
 Provision a flashed device: write its configuration with the centre's trust
@@ -64,9 +64,8 @@ def queue_policy(args: argparse.Namespace, ca_pem: str | None = None) -> provisi
 
 def register(subparsers: Any) -> None:
     """Add `sotto provision` to the CLI."""
-    p = subparsers.add_parser("provision", help="configure a device and register its new key",
-                              description=DESCRIPTION, epilog=EPILOG,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = command(subparsers, "provision", cmd_provision, help="configure a device and register its new key",
+                description=DESCRIPTION, epilog=EPILOG)
     p.add_argument("--port", required=True, help="the device's serial port")
     p.add_argument("--id", required=True, dest="device_id",
                    help="device id: 16 hex digits or 8 characters such as SOTTO-42")
@@ -75,7 +74,8 @@ def register(subparsers: Any) -> None:
                    help="the receiver's URL, https://HOST[:PORT] (http:// only to a loopback address)")
     p.add_argument("--apn", required=True, help="the SIM's APN")
     p.add_argument("--sms-number", help="SMS fallback number, international form (+447700900123)")
-    p.add_argument("--board", help="board definition name (default sotto-ref-s3)")
+    p.add_argument("--board", type=board_name,
+                   help=f"board definition name (default sotto-ref-s3; known: {', '.join(known_boards())})")
     p.add_argument("--ca-cert", metavar="PEM", help="the centre's TLS CA certificate (needed for https)")
     p.add_argument("--centre-key-pub", metavar="HEX|FILE",
                    help="the centre's answer-signing public key (default: the registry database's, "
@@ -91,9 +91,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--export-pubkey", metavar="FILE",
                    help="also write the device's public key (PEM) to FILE, for a centre on another machine "
                         "(`sotto devices add --pubkey FILE`)")
-    p.add_argument("--json", action="store_true", help="print JSON for tools")
-    add_db_option(p)
-    p.set_defaults(func=cmd_provision)
+    add_db_and_json(p)
 
 
 def summary_lines(change: provision.KeyChange, db: Path) -> list[str]:
@@ -133,12 +131,7 @@ def cmd_provision(args: argparse.Namespace) -> int:
     db = resolve_db_path(args.db)
     change = provision.provision(args.port, request, db, force=args.force, queue=queue_policy(args, ca_pem),
                                  export_pubkey=args.export_pubkey)
-    if args.json:
-        out = {**change.to_json(), "registry": str(db), "exported_to": args.export_pubkey}
-        print(json.dumps(out, indent=2))
-        return 0
-    print(f"provisioned {change.device_id}; configuration written:")
-    print("\n".join(summary_lines(change, db)))
+    lines = [f"provisioned {change.device_id}; configuration written:", *summary_lines(change, db)]
     if args.export_pubkey:
-        print(f"public key written to {args.export_pubkey}")
-    return 0
+        lines.append(f"public key written to {args.export_pubkey}")
+    return emit({**change.to_json(), "registry": str(db), "exported_to": args.export_pubkey}, args, lines)

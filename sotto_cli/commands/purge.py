@@ -6,15 +6,14 @@ Thin handler over host_tools.receiver.purge.
 from __future__ import annotations
 
 import argparse
-import json
 from contextlib import closing
 from typing import Any
 
-from host_tools.receiver import audit
 from host_tools.receiver.alerts import utc_text
 from host_tools.receiver.purge import DEFAULT_MIN_RETENTION_DAYS, purge, set_min_retention
 from host_tools.receiver.store import alert_code, open_db
-from host_tools.registry import add_db_option, resolve_db_path
+from host_tools.registry import resolve_db_path
+from sotto_cli.options import add_db_and_json, add_operator, command, emit, operator_of
 
 PURGE_HELP = f"""\
 Remove the location and audio of closed alerts whose last frame arrived (and
@@ -31,39 +30,30 @@ DAYS is a whole number, at least the centre's minimum retention (default
 
 def register(subparsers: Any) -> None:
     """Add `sotto purge` to the CLI."""
-    parser = subparsers.add_parser("purge", help="remove location and audio past retention",
-                                   description=PURGE_HELP,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter,
-                                   epilog="example: sotto purge --older-than 30 --operator dpo")
+    parser = command(subparsers, "purge", cmd_purge, help="remove location and audio past retention",
+                     description=PURGE_HELP, epilog="example: sotto purge --older-than 30 --operator dpo")
     what = parser.add_mutually_exclusive_group(required=True)
     what.add_argument("--older-than", type=int, metavar="DAYS",
                       help="retention period in whole days (at least the minimum retention)")
     what.add_argument("--set-min-retention-days", type=int, metavar="N",
                       help=f"set the centre's minimum retention (default {DEFAULT_MIN_RETENTION_DAYS}); "
                            "purges nothing")
-    parser.add_argument("--operator", metavar="NAME",
-                        help="who purges (default $SOTTO_OPERATOR or login name)")
+    add_operator(parser, what="who purges")
     parser.add_argument("--dry-run", action="store_true", help="only say what would be removed")
-    parser.add_argument("--json", action="store_true", help="print JSON for tools")
-    add_db_option(parser)
-    parser.set_defaults(func=cmd_purge)
+    add_db_and_json(parser)
 
 
 def cmd_purge(args: argparse.Namespace) -> int:
     """`sotto purge --older-than DAYS [--dry-run]`."""
-    operator = audit.operator_name(args.operator)
+    operator = operator_of(args)
     with closing(open_db(resolve_db_path(args.db))) as conn:
         if args.set_min_retention_days is not None:
             old = set_min_retention(conn, args.set_min_retention_days, operator=operator)
-            if args.json:
-                print(json.dumps({"min_retention_days": args.set_min_retention_days, "was": old}))
-            else:
-                print(f"minimum retention {old} -> {args.set_min_retention_days} days (set by {operator})")
-            return 0
+            return emit({"min_retention_days": args.set_min_retention_days, "was": old}, args,
+                        f"minimum retention {old} -> {args.set_min_retention_days} days (set by {operator})")
         result = purge(conn, args.older_than, operator=operator, dry_run=args.dry_run)
     if args.json:
-        print(json.dumps(result.to_json(), indent=2))
-        return 0
+        return emit(result.to_json(), args, [])
     verb = "would remove" if result.dry_run else "removed"
     print(f"{verb} data received before {utc_text(result.cutoff)}:")
     for a in result.alerts:

@@ -6,12 +6,12 @@ Thin handler over host_tools.provision.
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
 from host_tools import provision
-from host_tools.registry import add_db_option, resolve_db_path
+from host_tools.registry import resolve_db_path
 from sotto_cli.commands.provision import add_queue_options, queue_policy
+from sotto_cli.options import add_db_and_json, command, emit
 
 DESCRIPTION = """\
 Rotate a provisioned device's key: the device makes a new Ed25519 key from its
@@ -26,27 +26,22 @@ audit log). The registry must trust the device's current key (otherwise use
 
 def register(subparsers: Any) -> None:
     """Add `sotto rotate-key` to the CLI."""
-    p = subparsers.add_parser("rotate-key", help="give a provisioned device a new key, revoke the old one",
-                              description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = command(subparsers, "rotate-key", cmd_rotate_key,
+                help="give a provisioned device a new key, revoke the old one", description=DESCRIPTION)
     p.add_argument("--port", required=True, help="the device's serial port")
     add_queue_options(p)
-    p.add_argument("--json", action="store_true", help="print JSON for tools")
-    add_db_option(p)
-    p.set_defaults(func=cmd_rotate_key)
+    add_db_and_json(p)
 
 
 def cmd_rotate_key(args: argparse.Namespace) -> int:
     """`sotto rotate-key --port PORT [--drain | --discard-queue] [--db PATH]`."""
     db = resolve_db_path(args.db)
     change = provision.rotate_key(args.port, db, queue=queue_policy(args))
-    if args.json:
-        print(json.dumps({**change.to_json(), "registry": str(db)}, indent=2))
-        return 0
     done = ""
     if change.drained is not None:
         done = f"; {change.drained.acked} queued frames delivered first"
     elif change.discarded:
         done = f"; {change.discarded} queued frames discarded (audit log)"
-    print(f"rotated {change.device_id}: new key {change.fingerprint} registered in {db}; "
-          f"revoked {', '.join(change.revoked)}{done}")
-    return 0
+    return emit({**change.to_json(), "registry": str(db)}, args,
+                f"rotated {change.device_id}: new key {change.fingerprint} registered in {db}; "
+                f"revoked {', '.join(change.revoked)}{done}")

@@ -5,12 +5,12 @@ Thin handler over host_tools.receiver.stats.month_stats."""
 from __future__ import annotations
 
 import argparse
-import json
 from contextlib import closing
 from typing import Any
 
 from host_tools.receiver.stats import TARGET_10S, TARGET_40S, month_stats
-from host_tools.registry import add_db_option, resolve_db_path
+from host_tools.registry import resolve_db_path
+from sotto_cli.options import add_db_and_json, command, emit
 
 STATS_HELP = f"""\
 For the alerts whose alert-start arrived in the month (UTC): how many, the share
@@ -20,16 +20,10 @@ acknowledged within 10 s and within 40 s of that arrival (BS 8484 expects
 
 def register(subparsers: Any) -> None:
     """Add `sotto stats` to the CLI."""
-    parser = subparsers.add_parser(
-        "stats",
-        help="monthly answer-time figures (BS 8484)",
-        description=STATS_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = command(subparsers, "stats", cmd_stats, help="monthly answer-time figures (BS 8484)",
+                     description=STATS_HELP)
     parser.add_argument("--month", required=True, metavar="YYYY-MM", help="the month, e.g. 2026-09")
-    parser.add_argument("--json", action="store_true", help="print JSON for tools")
-    add_db_option(parser)
-    parser.set_defaults(func=cmd_stats)
+    add_db_and_json(parser)
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
@@ -39,12 +33,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
     with closing(open_db(resolve_db_path(args.db))) as conn:
         s = month_stats(conn, args.month)
     j = s.to_json()
-    if args.json:
-        print(json.dumps(j, indent=2))
-        return 0
-    if not s.alerts:
-        print(f"{s.month}: no alerts")
-        return 0
+    if args.json or not s.alerts:
+        return emit(j, args, f"{s.month}: no alerts")
 
     def secs(v: float | None) -> str:
         return "-" if v is None else f"{v:.1f} s"

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from host_tools import vdev
+from sotto_cli.options import add_json, command, emit, group
 
 VDEV_HELP = """\
 A virtual Sotto device: the MicroPython VM behind a pseudo-terminal, with its
@@ -32,29 +33,20 @@ example:
 
 def register(subparsers: Any) -> None:
     """Add `sotto vdev` and its subcommands to the CLI."""
-    fmt = argparse.RawDescriptionHelpFormatter
-    parser = subparsers.add_parser("vdev", help="run a virtual device (MicroPython VM on a pty)",
-                                   description=VDEV_HELP, formatter_class=fmt)
-    parser.set_defaults(func=lambda args: _no_subcommand(parser))
-    sub = parser.add_subparsers(dest="vdev_command", metavar="SUBCOMMAND", title="subcommands")
+    _, sub = group(subparsers, "vdev", help="run a virtual device (MicroPython VM on a pty)",
+                   description=VDEV_HELP)
 
-    start = sub.add_parser("start", help="start a virtual device and print its port",
-                           description=START_HELP, epilog=START_EPILOG, formatter_class=fmt)
+    start = command(sub, "start", cmd_start, help="start a virtual device and print its port",
+                    description=START_HELP, epilog=START_EPILOG)
     vdev.add_options(start)
     start.add_argument("--detach", action="store_true",
                        help="leave it running in the background (stop it with `sotto vdev stop`)")
-    start.set_defaults(func=cmd_start)
 
-    stop = sub.add_parser("stop", help="stop a detached virtual device",
-                          description="Stop the virtual device running in DIR.")
+    stop = command(sub, "stop", cmd_stop, help="stop a detached virtual device",
+                   description="Stop the virtual device running in DIR and say so.")
     stop.add_argument("--dir", type=Path, default=vdev.DEFAULT_DIR,
                       help=f"its folder (default: $SOTTO_VDEV_DIR or {vdev.DEFAULT_DIR})")
-    stop.set_defaults(func=cmd_stop)
-
-
-def _no_subcommand(parser: argparse.ArgumentParser) -> int:
-    parser.print_help(sys.stderr)
-    return 2
+    add_json(stop, "print what was stopped as JSON")
 
 
 def cmd_start(args: argparse.Namespace) -> int:
@@ -81,6 +73,5 @@ def cmd_stop(args: argparse.Namespace) -> int:
     """`sotto vdev stop [--dir DIR]`."""
     dir = args.dir.expanduser().resolve()
     pid = vdev.stop(dir)
-    if sys.stderr.isatty():
-        print(f"stopped the virtual device in {dir} (pid {pid})", file=sys.stderr)
-    return 0
+    return emit({"dir": str(dir), "pid": pid, "stopped": True}, args,
+                f"stopped the virtual device in {dir} (pid {pid})")
