@@ -7,6 +7,8 @@ and the same scenario gives the same timeline every run.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 TICKS_PERIOD = 1 << 30
 
 
@@ -16,6 +18,7 @@ class VirtualClock:
         (default 2025-06-02 09:00:00 UTC: safely in the past for the receiver)."""
         self.now_ms = start_ms
         self.epoch_s = epoch_s
+        self.on_advance: Callable[[float], None] | None = None  # called with utc() when time moves
 
     def ticks(self) -> int:
         """What time.ticks_ms() would say on the device (wraps at 2**30)."""
@@ -27,4 +30,7 @@ class VirtualClock:
     def advance_to(self, t_ms: int) -> None:
         if t_ms < self.now_ms:
             raise ValueError(f"the clock cannot go back ({t_ms} < {self.now_ms})")
+        moved = t_ms != self.now_ms
         self.now_ms = t_ms
+        if moved and self.on_advance is not None:
+            self.on_advance(self.utc())

@@ -169,22 +169,23 @@ def _evaluate(expect: dict[str, Any], dev: Any, conn: Any) -> list[Check]:
     for name, want in expect.items():
         if name == "alert_within_s":
             starts = sorted((t, seq) for seq, (t, ftype, _) in made.items() if ftype == ff.ALERT_START)
+            limits = _per_alert(want, len(starts))
             if not starts:
                 add(name, False, "no alert was raised")
                 continue
-            t_made, seq = starts[0]
-            # from the moment the officer completed the pattern (else: the frame was made)
-            pressed = [t for kind, t in getattr(dev, "triggers", []) if kind == "sos" and t <= t_made]
-            since = pressed[-1] if pressed else t_made
-            seen = [acked[seq]] if seq in acked else []
-            wire = made[seq][2]
-            seen += [r.delivered_ms for r in dev.smsc.records if r.payload == wire and r.delivered_ms]
-            if not seen:
-                add(name, False, f"the alert-start frame (seq {seq}) never reached the receiver")
+            if len(starts) < len(limits):
+                add(name, False, f"{len(starts)} alert(s) raised, {len(limits)} limits given")
                 continue
-            took = (min(seen) - since) / 1000
-            add(name, took <= want, f"alert-start stored at the receiver {took:.2f} s after the "
-                f"{'pattern was complete' if pressed else 'frame was made'} (limit {want} s)")
+            results = [_alert_delay(dev, made, acked, t, seq) for t, seq in starts[:len(limits)]]
+            parts = []
+            for i, ((took, what), limit) in enumerate(zip(results, limits, strict=True)):
+                label = f"alert {i + 1}: " if len(limits) > 1 else ""
+                parts.append(label + (what if took is None else
+                                      f"alert-start stored at the receiver {took:.2f} s after the {what} "
+                                      f"(limit {limit} s)"))
+            ok = all(took is not None and took <= limit
+                     for (took, _), limit in zip(results, limits, strict=True))
+            add(name, ok, "; ".join(parts))
         elif name == "all_frames_verified":
             missing = sorted(s for s in acked if s not in stored)
             ok = rejected[0] == 0 and not missing
@@ -226,11 +227,18 @@ def _evaluate(expect: dict[str, Any], dev: Any, conn: Any) -> list[Check]:
             secs = max((a.audio_seconds for a in mine), default=0.0)
             add(name, secs >= want, f"{secs:.1f} s of audio received (at least {want})")
         elif name == "location_source":
-            srcs = []
-            for a in mine:
+            firsts = []
+            for a in sorted(mine, key=lambda a: a.alert_id):
                 pts = alerts.track(conn, a.alert_id)
-                srcs += [p.source_name for p in pts[:1]]
-            add(name, bool(srcs) and srcs[0] == want, f"first position from {srcs[0] if srcs else 'nowhere'}")
+                firsts.append(pts[0].source_name if pts else "nowhere")
+            wanted = _per_alert(want, len(firsts))
+            got = firsts[:len(wanted)] if isinstance(want, list) else firsts[:1]
+            if isinstance(want, list):
+                detail = "first positions per alert: " + (", ".join(firsts) or "no alert")
+            else:
+                detail = f"first position from {firsts[0] if firsts else 'nowhere'}"
+            add(name, bool(got) and got == wanted,
+                detail + ("" if got == wanted else f" (expected {', '.join(map(str, wanted))})"))
         elif name == "heartbeats":
             n = sum(1 for t, _ in stored.values() if t == hf.FrameType.HEARTBEAT)
             add(name, n == want, f"{n} heartbeats at the receiver (expected {want})")
@@ -263,6 +271,26 @@ def _evaluate(expect: dict[str, Any], dev: Any, conn: Any) -> list[Check]:
             add(name, got == list(want), f"commands and their outcomes: {', '.join(got) or 'none'}"
                 + ("" if got == list(want) else f" (expected {', '.join(want)})"))
     return checks
+
+
+def _per_alert(want: Any, alerts_seen: int) -> list[Any]:
+    """An expectation's per-alert form: a list holds one value per alert, in order;
+    a single value is about the first alert."""
+    return list(want) if isinstance(want, list) else [want]
+
+
+def _alert_delay(dev: Any, made: dict[int, Any], acked: dict[int, int], t_made: int,
+                 seq: int) -> tuple[float | None, str]:
+    """(seconds from the officer's pattern, else the frame's making, to the alert-start's
+    arrival at the receiver; what it was measured from), or (None, why not)."""
+    pressed = [t for kind, t in getattr(dev, "triggers", []) if kind == "sos" and t <= t_made]
+    since = pressed[-1] if pressed else t_made
+    seen = [acked[seq]] if seq in acked else []
+    wire = made[seq][2]
+    seen += [r.delivered_ms for r in dev.smsc.records if r.payload == wire and r.delivered_ms]
+    if not seen:
+        return None, f"the alert-start frame (seq {seq}) never reached the receiver"
+    return (min(seen) - since) / 1000, "pattern was complete" if pressed else "frame was made"
 
 
 def _command_text(c: Any) -> str:

@@ -169,22 +169,26 @@ class Runner:
     def _operator(self, dev: VirtualDevice, action: str, a: dict[str, Any]) -> None:
         """What a monitoring-centre operator does, through the receiver's own functions."""
         operator = a.get("operator", "qa-operator")
+        if dev.receiver.db is None:   # an outside receiver whose database is elsewhere
+            dev.note("centre", f"{action} skipped: the receiver's database is not here (--db)")
+            return
+        now = self.clock.utc()   # one clock: the operator acts at the simulation's time
         conn = store.open_db(dev.receiver.db)
         try:
             for al in alerts.list_alerts(conn):
                 if al.device_id != dev.spec.device_id:
                     continue
                 if action == "ack_alert":
-                    alerts.acknowledge(conn, al.alert_id, operator=operator)
+                    alerts.acknowledge(conn, al.alert_id, operator=operator, now=now)
                     dev.note("centre", f"{al.code} acknowledged by {operator} (listening queued)")
                 elif action == "close_alert":
                     outcome = a.get("outcome", "officer safe; closed by the scenario")
-                    alerts.close(conn, al.alert_id, operator=operator, outcome=outcome)
+                    alerts.close(conn, al.alert_id, operator=operator, outcome=outcome, now=now)
                     dev.note("centre", f"{al.code} closed by {operator}: {outcome}")
                 else:
                     op = {"listen": commands.LISTENING, "more_audio": commands.MORE_AUDIO}.get(action, action)
                     c = commands.queue(conn, al.alert_id, op, operator=operator, seconds=a.get("seconds"),
-                                       question=a.get("question"))
+                                       question=a.get("question"), now=now)
                     dev.note("centre", f"{al.code}: command {c.command_id} ({c.what}) queued by {operator}")
         finally:
             conn.close()
@@ -206,6 +210,8 @@ def run_scenario(sc: Scenario, workdir: str | Path | None = None, receiver: Any 
     try:
         wall0 = time.monotonic()
         clock = VirtualClock(epoch_s=sc.epoch_s)
+        if hasattr(rx, "attach_clock"):   # the receiver stamps receipts with this clock
+            rx.attach_clock(clock)
         dev = VirtualDevice(device_spec(sc, runtime), clock, rx, work / "flash")
         try:
             dev.provision()

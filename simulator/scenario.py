@@ -83,6 +83,12 @@ DEVICE_KEYS: dict[str, type] = {
     "start_lon": float, "runtime": str,
 }
 LOCATION_SOURCES = ("gnss", "cell", "last-known")
+# expectations about alerts that also take a list: one value per alert, in order
+PER_ALERT = ("alert_within_s", "location_source")
+# what `sotto provision` writes, for checking [device.config] when the scenario loads (the
+# centre key must be a real Ed25519 public key: the firmware checks it is one)
+_PROVISIONED = {"receiver": "https://receiver.test:8443", "apn": "internet", "ca_cert": "ca.pem",
+                "centre_key": "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a"}
 ALERT_FLAGS = ("duress", "minimal mode", "battery reserve")
 STATUS_NAMES = ("started", "battery-low", "battery-critical", "battery-reserve", "boot-loop", "queue-full")
 
@@ -131,6 +137,19 @@ def _type_ok(value: Any, want: type) -> bool:
     if want is int:
         return isinstance(value, int) and not isinstance(value, bool)
     return isinstance(value, want)
+
+
+def _check_config(config: dict[str, Any], device_id: bytes, fail: Any) -> None:
+    """[device.config] as the firmware's own rules see it (sotto.config.validate), over
+    what provisioning writes: a value the device would refuse is a ScenarioError."""
+    from sotto import config as fw_config
+
+    try:
+        fw_config.validate({"device_id": device_id.hex(), **_PROVISIONED, **config})
+    except fw_config.ConfigError as e:
+        why = str(e).split(": ", 1)[-1].split(" (run `sotto provision`")[0]
+        field = "" if e.field == "config.json" else "." + e.field
+        raise fail(f"device.config{field}: {why}") from None
 
 
 def load(path: str | Path) -> Scenario:
@@ -223,8 +242,12 @@ def parse(data: dict[str, Any], path: Path | None = None) -> Scenario:
     for k, v in expect.items():
         if k not in EXPECTATIONS:
             raise fail(f"expect.{k}: unknown expectation (known: {', '.join(sorted(EXPECTATIONS))})")
-        if not _type_ok(v, EXPECTATIONS[k]):
-            raise fail(f"expect.{k}: must be {EXPECTATIONS[k].__name__}")
+        per_alert = k in PER_ALERT and isinstance(v, list)
+        if per_alert and (not v or not all(_type_ok(x, EXPECTATIONS[k]) for x in v)):
+            raise fail(f"expect.{k}: a list takes one {EXPECTATIONS[k].__name__} per alert, in order")
+        if not per_alert and not _type_ok(v, EXPECTATIONS[k]):
+            raise fail(f"expect.{k}: must be {EXPECTATIONS[k].__name__}"
+                       + (" (or a list of them, one per alert)" if k in PER_ALERT else ""))
         if k == "alert_flags" and any(f not in ALERT_FLAGS for f in v):
             raise fail(f"expect.alert_flags: each one of {', '.join(ALERT_FLAGS)}")
         if k == "statuses" and any(st not in STATUS_NAMES for st in v):
@@ -233,12 +256,14 @@ def parse(data: dict[str, Any], path: Path | None = None) -> Scenario:
             raise fail(f"expect.haptic_order: each one of {', '.join(HAPTIC_PATTERNS)}")
         if k == "commands" and any(not isinstance(c, str) or len(c.split()) != 2 for c in v):
             raise fail("expect.commands: each \"OP OUTCOME\", e.g. \"listening done\", \"ask yes\"")
-        if k == "location_source" and v not in LOCATION_SOURCES:
+        if k == "location_source" and any(x not in LOCATION_SOURCES for x in (v if per_alert else [v])):
             raise fail(f"expect.location_source: one of {', '.join(LOCATION_SOURCES)}")
+    config = dict(dev.get("config", {}))
+    _check_config(config, device_id, fail)
     return Scenario(
         name=str(data.get("name", path.stem if path else "scenario")), path=path,
         duration_ms=int(data["duration_s"] * 1000), seed=int(data.get("seed", 1)), epoch_s=epoch,
-        device_id=device_id, officer=dev.get("officer"), config=dict(dev.get("config", {})),
+        device_id=device_id, officer=dev.get("officer"), config=config,
         board=str(dev.get("board", "sotto-ref-s3")), track=track, audio=audio,
         ttff_s=float(dev.get("ttff_s", 10.0)), hdop=float(dev.get("hdop", 0.9)),
         hot_ttff_s=float(dev.get("hot_ttff_s", 2.0)),

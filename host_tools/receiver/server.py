@@ -79,6 +79,8 @@ class ServerConfig:
     sms_secret: bytes | None = field(default=None, repr=False)   # the gateway's HMAC secret; None: no SMS
     sms_per_minute: float = 120.0          # posts per source address to /v1/sms
     sms_burst: int = 60
+    # receipts' times; `sotto receive --clock-file` (host_tools/receiver/clock_file.py) for simulated runs
+    clock: Callable[[], float] = field(default=time.time, repr=False)
 
 
 
@@ -305,7 +307,7 @@ def serve(db_path: Path, config: ServerConfig, *, announce: Callable[[str], None
                  "provision devices with it (`sotto centre key`)")
         if config.sms_secret is None:
             note("no SMS gateway secret (--sms-secret-file): POST /v1/sms answers 401 to everything")
-        receiver = Receiver(db_path, verify_helper=config.verify_helper)
+        receiver = Receiver(db_path, verify_helper=config.verify_helper, clock=config.clock)
         server = ReceiverHTTPServer(receiver, config, centre)
         if config.host not in ("127.0.0.1", "::1", "localhost") and server.ssl_context is None:
             log.warning("serving without TLS on %s: location and audio would cross the network in clear; "
@@ -378,7 +380,7 @@ def start_in_thread(db_path: str | os.PathLike[str], config: ServerConfig | None
     Its centre key is config.centre_key, else `<db>-centre.key` (made when missing)."""
     config = config or ServerConfig(port=0, verify_helper=False)
     centre, _ = centre_key_for(db_path, config)
-    receiver = receiver or Receiver(db_path, verify_helper=config.verify_helper)
+    receiver = receiver or Receiver(db_path, verify_helper=config.verify_helper, clock=config.clock)
     try:
         server = ReceiverHTTPServer(receiver, config, centre)
     except BaseException:

@@ -98,6 +98,9 @@ def register(subparsers: Any) -> None:
     note.add_argument("--notify-from", default="sotto@localhost", metavar="ADDR", help="the e-mails' sender")
     note.add_argument("--notify-to", action="append", default=[], metavar="ADDR",
                       help="an e-mail recipient (repeatable)")
+    parser.add_argument("--clock-file", metavar="PATH",
+                        help="simulated runs only: stamp receipts with the UTC epoch seconds the simulator "
+                             "writes to PATH instead of this machine's clock (one clock in the evidence)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every request")
     parser.add_argument("-q", "--quiet", action="store_true", help="log only errors")
     parser.set_defaults(func=cmd_receive)
@@ -123,6 +126,10 @@ def cmd_receive(args: argparse.Namespace) -> int:
                           centre_key=args.centre_key,
                           sms_secret=load_secret(secret_file) if secret_file else None,
                           sms_per_minute=args.sms_per_minute)
+    if args.clock_file:
+        from host_tools.receiver.clock_file import ClockFile
+
+        config.clock = ClockFile(args.clock_file)
 
     def announce(line: str) -> None:
         print(line, flush=True)
