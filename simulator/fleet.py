@@ -26,9 +26,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from host_tools.ids import format_device_id
 from simulator.clock import VirtualClock
-from simulator.device import VirtualDevice
-from simulator.receiver import ReceiverProcess
+from simulator.device import DeviceSpec, VirtualDevice
+from simulator.expect import Check, evaluate
+from simulator.receiver import OutsideReceiver, ReceiverProcess
 from simulator.run import Runner, device_spec
 from simulator.scenario import Event, Scenario
 from simulator.vmodem import stamp_ready
@@ -59,6 +61,33 @@ def percentile(values: list[float], p: float) -> float:
     return v[k]
 
 
+def fleet_spec(sc: Scenario, i: int) -> DeviceSpec:
+    """Device i (from 1) of a fleet running sc: its own id, seed and officer."""
+    spec = device_spec(sc)
+    spec.device_id = fleet_id(i)
+    spec.seed = sc.seed * 100_003 + i - 1
+    spec.officer = f"{sc.officer or 'officer'} #{i}"
+    return spec
+
+
+def device_keys(sc: Scenario, n: int | None = None) -> list[tuple[bytes, str | None, bytes]]:
+    """(device id, officer, public key) of the devices a run (n None) or a fleet of n
+    would provision: their keys come from their seeded RNG, so they are known
+    beforehand and can be registered with an outside receiver (`sotto sim keys`)."""
+    specs = [device_spec(sc, "cpython")] if n is None else [fleet_spec(sc, i) for i in range(1, n + 1)]
+    out = []
+    with tempfile.TemporaryDirectory(prefix="sotto-keys-") as tmp:
+        stand_in = OutsideReceiver("http://127.0.0.1:9", None, bytes(32))
+        for k, spec in enumerate(specs):
+            spec.runtime = "cpython"
+            dev = VirtualDevice(spec, VirtualClock(epoch_s=sc.epoch_s), stand_in, Path(tmp) / f"flash-{k}")
+            try:
+                out.append((spec.device_id, spec.officer, dev.provision()))
+            finally:
+                dev.close()
+    return out
+
+
 @dataclass
 class FleetResult:
     devices: int
@@ -68,10 +97,12 @@ class FleetResult:
     stored: int
     rejected: int
     latencies_ms: list[float] = field(default_factory=list)
+    expectations: int = 0                                     # how many each device was held to
+    failures: list[tuple[str, Check]] = field(default_factory=list)   # (device, failed expectation)
 
     @property
     def ok(self) -> bool:
-        return self.stored == self.made and self.rejected == 0
+        return self.stored == self.made and self.rejected == 0 and not self.failures
 
     def to_json(self) -> dict[str, Any]:
         return {"devices": self.devices, "simulated_s": self.sim_s, "wall_s": round(self.wall_s, 2),
@@ -79,7 +110,10 @@ class FleetResult:
                 "requests": len(self.latencies_ms),
                 "answer_ms_p50": round(percentile(self.latencies_ms, 50), 2),
                 "answer_ms_p99": round(percentile(self.latencies_ms, 99), 2),
-                "sim_speed_x": round(self.sim_s * self.devices / max(self.wall_s, 1e-9), 1)}
+                "sim_speed_x": round(self.sim_s * self.devices / max(self.wall_s, 1e-9), 1),
+                "expectations_per_device": self.expectations,
+                "expectation_failures": [{"device": d, "name": c.name, "detail": c.detail}
+                                         for d, c in self.failures]}
 
     def lines(self) -> list[str]:
         j = self.to_json()
@@ -91,7 +125,16 @@ class FleetResult:
             + ("" if self.ok else "  <- NOT ALL ACCEPTED"),
             f"receiver answers: {len(self.latencies_ms)} requests, p50 {j['answer_ms_p50']} ms, "
             f"p99 {j['answer_ms_p99']} ms, mean {mean:.2f} ms",
-        ]
+            self._expectation_line(),
+            *(f"  FAIL  {d}: {c.name}: {c.detail}" for d, c in self.failures[:20]),
+        ] + ([f"  ... and {len(self.failures) - 20} more"] if len(self.failures) > 20 else [])
+
+    def _expectation_line(self) -> str:
+        if not self.expectations:
+            return "expectations: none (the scenario has no [expect] table, so nothing was checked)"
+        failed = len({d for d, _ in self.failures})
+        return (f"expectations: {self.expectations} per device, held by {self.devices - failed} of "
+                f"{self.devices} devices" + (f"; {len(self.failures)} failed" if self.failures else ""))
 
 
 def run_fleet(sc: Scenario, n: int, workdir: str | Path | None = None, on_progress: Any = None,
@@ -112,11 +155,7 @@ def run_fleet(sc: Scenario, n: int, workdir: str | Path | None = None, on_progre
         clock = VirtualClock(epoch_s=sc.epoch_s)
         runner = Runner(clock)
         for i in range(n):
-            spec = device_spec(sc)
-            spec.device_id = fleet_id(i + 1)
-            spec.seed = sc.seed * 100_003 + i
-            spec.officer = f"{sc.officer or 'officer'} #{i + 1}"
-            dev = VirtualDevice(spec, clock, rx, flash_root / f"flash-{i + 1}")
+            dev = VirtualDevice(fleet_spec(sc, i + 1), clock, rx, flash_root / f"flash-{i + 1}")
             dev.provision()
             runner.add(dev)
             # device i is switched on at its shift and lives its scenario from there:
@@ -139,17 +178,14 @@ def run_fleet(sc: Scenario, n: int, workdir: str | Path | None = None, on_progre
         wall = time.monotonic() - wall0
         stamper.halt.set()
         stamper.join()
-        from host_tools.receiver import store
-
-        conn = store.open_db(rx.db)
-        try:
-            stored = conn.execute("SELECT count(*) FROM frames").fetchone()[0]
-            rejected = conn.execute("SELECT count(*) FROM rejections").fetchone()[0]
-        finally:
-            conn.close()
         made = sum(len(d.made) for d in devices)
         lat = [x for d in devices for x in d.modem.answer_wall_ms]
-        return FleetResult(n, end / 1000, wall, made, stored, rejected, lat)
+        result = FleetResult(n, end / 1000, wall, made, *_counts(rx, devices), lat,
+                             expectations=len(sc.expect))
+        for d in devices:   # every device is held to the scenario's expectations
+            result.failures += [(format_device_id(d.spec.device_id), c) for c in evaluate(sc.expect, d, rx)
+                                if not c.ok]
+        return result
     finally:
         stamper.halt.set()
         if stamper.is_alive():
@@ -161,3 +197,24 @@ def run_fleet(sc: Scenario, n: int, workdir: str | Path | None = None, on_progre
             rx.stop()
         if flash_root != work:
             shutil.rmtree(flash_root, ignore_errors=True)
+        if workdir is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _counts(rx: Any, devices: list[VirtualDevice]) -> tuple[int, int]:
+    """Frames stored and rejected at the receiver, of these devices only (an outside
+    receiver has others); made-count when its database is not here."""
+    if rx.db is None:
+        return sum(len(d.acked) for d in devices), 0
+    from host_tools.receiver import store
+
+    ids = [d.spec.device_id for d in devices]
+    marks = ",".join("?" * len(ids))
+    conn = store.open_db(rx.db)
+    try:
+        stored = conn.execute(f"SELECT count(*) FROM frames WHERE device_id IN ({marks})", ids).fetchone()[0]
+        rejected = conn.execute(f"SELECT count(*) FROM rejections WHERE device_id IN ({marks})",
+                                ids).fetchone()[0]
+    finally:
+        conn.close()
+    return stored, rejected

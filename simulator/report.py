@@ -3,6 +3,7 @@ timeline as a picture (SVG), the frames, and the receiver's view."""
 
 from __future__ import annotations
 
+import bisect
 import html
 import json
 from pathlib import Path
@@ -15,9 +16,13 @@ from host_tools.receiver import alerts, store
 from simulator.device import TYPE_NAMES
 
 LANES = ("scenario", "trigger", "frames", "delivery", "sms", "faults")
-COLOURS = {ff.ALERT_START: "#d62728", ff.LOCATION: "#1f77b4", ff.AUDIO: "#9467bd", ff.CANCEL: "#2ca02c",
-           ff.DURESS: "#ff7f0e", ff.END: "#2ca02c", ff.HEARTBEAT: "#7f7f7f", ff.STATUS: "#8c564b",
+# one colour per kind of mark: the frames by type, then everything else (all distinct)
+COLOURS = {ff.ALERT_START: "#d62728", ff.LOCATION: "#1f77b4", ff.AUDIO: "#9467bd", ff.CANCEL: "#98df8a",
+           ff.DURESS: "#ff7f0e", ff.END: "#006d2c", ff.HEARTBEAT: "#7f7f7f", ff.STATUS: "#8c564b",
            ff.CHECK_IN: "#17becf"}
+EVENT_COLOURS = {"scenario": "#000000", "fault": "#e377c2", "haptic": "#bcbd22", "acknowledged": "#2ca02c",
+                 "sms sent": "#ffbb78", "sms delivered": "#aec7e8"}
+FONT_W = 0.62   # a sans-serif character's width, in font sizes (enough for the widest lower case)
 
 
 # what the officer feels (sotto.feedback, sotto.haptic) and what it tells them
@@ -68,10 +73,18 @@ def timeline_lines(result: Any, verbose: bool = False) -> list[str]:
         if kind == "frame" and not verbose and "heartbeat" in text:
             continue
         rows.append((t, 0, f"{kind:<8} {text}"))
-    audio = [t for t, _, ftype, _ in dev.made if ftype == ff.AUDIO]
-    if audio:
-        rows.append((audio[0], 1, f"{'frame':<8} audio chunks: {len(audio)} queued from {clock(audio[0])} "
-                     f"to {clock(audio[-1])}"))
+    # each alert apart: a heading where it starts, its own audio summary
+    starts = sorted(t for t, _, ftype, _ in dev.made if ftype == ff.ALERT_START)
+    for k, t in enumerate(starts):
+        rows.append((t, -1, f"{'alert':<8} ---- alert {k + 1} of {len(starts)} ----"))
+    audio: dict[int, list[int]] = {}
+    for t, _, ftype, _ in dev.made:
+        if ftype == ff.AUDIO:
+            audio.setdefault(bisect.bisect_right(starts, t), []).append(t)
+    for k, ts in sorted(audio.items()):
+        which = f" of alert {k}" if len(starts) > 1 and k else ""
+        rows.append((ts[0], 1, f"{'frame':<8} audio chunks{which}: {len(ts)} queued from {clock(ts[0])} "
+                     f"to {clock(ts[-1])}"))
     for rec in dev.smsc.records:
         fate = f", delivered at {clock(rec.delivered_ms)}" if rec.delivered_ms else ", not delivered"
         rows.append((rec.submitted_ms, 2, f"{'sms':<8} {len(rec.payload)}-byte frame to {rec.number}{fate}"))
@@ -87,6 +100,16 @@ def timeline_lines(result: Any, verbose: bool = False) -> list[str]:
             rows.append((t, 4, f"{'haptic':<8} pulse"))
     rows.sort(key=lambda r: (r[0], r[1]))  # stable: same-time entries keep their order
     return [f"{clock(t)}  {text}" for t, _, text in rows]
+
+
+NO_EXPECTATIONS = "no expectations: the scenario has no [expect] table, so nothing was checked"
+
+
+def check_lines(result: Any) -> list[str]:
+    """Every expectation with PASS or FAIL; or that there were none."""
+    if not result.scenario.expect:
+        return [NO_EXPECTATIONS]
+    return [c.line() for c in result.checks]
 
 
 def receiver_view(db: Path, device_id: bytes) -> list[dict[str, Any]]:
@@ -106,61 +129,81 @@ def receiver_view(db: Path, device_id: bytes) -> list[dict[str, Any]]:
         conn.close()
 
 
+def _text(x: float, y: float, text: str, width: float, size: int = 11, **attrs: str) -> str:
+    """A label that stays inside the picture: anchored at its end when it would run
+    past the right edge, shortened when it is wider than the picture."""
+    room = int((width - 10) / (size * FONT_W))
+    if len(text) > room:
+        text = text[:room - 1] + "…"
+    anchor = "start"
+    if x + len(text) * size * FONT_W > width - 5:
+        x, anchor = max(x - 6, len(text) * size * FONT_W + 5), "end"
+    extra = "".join(f' {k.replace("_", "-")}="{v}"' for k, v in attrs.items())
+    return (f'<text x="{x:.1f}" y="{y:.1f}" font-size="{size}" text-anchor="{anchor}"{extra}>'
+            f'{html.escape(text)}</text>')
+
+
 def svg_timeline(result: Any, width: int = 1000) -> str:
     """The run as a picture: one lane each for what the scenario did, the
-    button, the frames made (by type), acknowledgements, SMS and faults."""
+    button, the frames made (by type), acknowledgements, SMS and faults. Every
+    kind of mark has its own colour (`class` names the kind), explained below."""
     dev = result.device
     end = max(result.scenario.duration_ms, 1)
     left, right, lane_h, top = 90, 20, 34, 40
     span = width - left - right
-    height = top + lane_h * len(LANES) + 40
+    legend = [(TYPE_NAMES[f], c) for f, c in COLOURS.items()] + list(EVENT_COLOURS.items())
+    per_row = max(1, (width - left) // 100)
+    legend_rows = (len(legend) + per_row - 1) // per_row
+    axis_y = top + lane_h * len(LANES) + 16
+    height = axis_y + 14 + 18 * legend_rows + 6
 
     def x(t: int) -> float:
         return left + span * min(max(t, 0), end) / end
 
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-             f'font-family="sans-serif" font-size="11">',
-             f'<text x="{left}" y="20" font-size="14" font-weight="bold">'
-             f'{html.escape(result.scenario.name)}</text>']
+             f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">',
+             _text(left, 20, result.scenario.name, width, 14, font_weight="bold")]
     for i, lane in enumerate(LANES):
         y = top + i * lane_h
-        parts.append(f'<text x="5" y="{y + 20}">{lane}</text>')
+        parts.append(_text(5, y + 20, lane, width))
         parts.append(f'<line x1="{left}" y1="{y + lane_h - 2}" x2="{width - right}" y2="{y + lane_h - 2}" '
                      'stroke="#ddd"/>')
     for k in range(11):
         t = end * k // 10
-        parts.append(f'<text x="{x(t):.1f}" y="{height - 12}" text-anchor="middle">{t // 1000}s</text>')
+        label = f"{t // 1000}s"
+        tx = min(x(t) - len(label) * 11 * FONT_W / 2, width - 5 - len(label) * 11 * FONT_W)
+        parts.append(_text(tx, axis_y, label, width))
 
-    def mark(lane: str, t: int, colour: str, label: str = "", w: float = 2) -> None:
+    def mark(lane: str, t: int, kind: str, colour: str, label: str = "", w: float = 2) -> None:
         y = top + LANES.index(lane) * lane_h
-        parts.append(f'<rect x="{x(t):.1f}" y="{y + 6}" width="{w}" height="{lane_h - 12}" fill="{colour}">'
+        parts.append(f'<rect class="{html.escape(kind)}" x="{x(t):.1f}" y="{y + 6}" width="{w}" '
+                     f'height="{lane_h - 12}" fill="{colour}">'
                      f'<title>{html.escape(clock(t) + " " + label)}</title></rect>')
 
     for t, kind, text in dev.timeline:
         if kind == "scenario":
-            mark("scenario", t, "#000", text)
-            y = top + 4
-            parts.append(f'<text x="{x(t) + 3:.1f}" y="{y + 22}" font-size="9">'
-                         f'{html.escape(text[:24])}</text>')
+            mark("scenario", t, "scenario", EVENT_COLOURS["scenario"], text)
+            parts.append(_text(x(t) + 3, top + 26, text[:24], width, 9))
         elif kind == "fault":
-            mark("faults", t, "#e377c2", text, 4)
+            mark("faults", t, "fault", EVENT_COLOURS["fault"], text, 4)
     for t, on in dev.hal.haptic_log:
         if on:
-            mark("trigger", t, "#bcbd22", "haptic answer")
+            mark("trigger", t, "haptic", EVENT_COLOURS["haptic"], "haptic answer")
     for t, seq, ftype, _ in dev.made:
-        mark("frames", t, COLOURS.get(ftype, "#333"), f"{TYPE_NAMES.get(ftype, ftype)} #{seq}")
+        name = TYPE_NAMES.get(ftype, str(ftype))
+        mark("frames", t, name, COLOURS.get(ftype, "#333333"), f"{name} #{seq}")
     for t, seq in dev.acked:
-        mark("delivery", t, "#2ca02c", f"acknowledged #{seq}", 1.5)
+        mark("delivery", t, "acknowledged", EVENT_COLOURS["acknowledged"], f"acknowledged #{seq}", 1.5)
     for rec in dev.smsc.records:
-        mark("sms", rec.submitted_ms, "#ff7f0e", "SMS sent", 4)
+        mark("sms", rec.submitted_ms, "sms sent", EVENT_COLOURS["sms sent"], "SMS sent", 4)
         if rec.delivered_ms:
-            mark("sms", rec.delivered_ms, "#2ca02c", "SMS delivered to the receiver", 4)
-    y = height - 30
-    lx = left
-    for ftype, colour in COLOURS.items():
-        parts.append(f'<rect x="{lx}" y="{y - 8}" width="8" height="8" fill="{colour}"/>'
-                     f'<text x="{lx + 11}" y="{y}">{TYPE_NAMES[ftype]}</text>')
-        lx += 90
+            mark("sms", rec.delivered_ms, "sms delivered", EVENT_COLOURS["sms delivered"],
+                 "SMS delivered to the receiver", 4)
+    for i, (name, colour) in enumerate(legend):
+        lx = left + 100 * (i % per_row)
+        y = axis_y + 14 + 18 * (i // per_row) + 8
+        parts.append(f'<rect x="{lx}" y="{y - 8}" width="8" height="8" fill="{colour}"/>')
+        parts.append(_text(lx + 11, y, name, width))
     parts.append("</svg>")
     return "\n".join(parts)
 
@@ -178,8 +221,9 @@ def write_report(result: Any, out: str | Path) -> Path:
             row = {"t_ms": t, "seq": seq, "type": TYPE_NAMES.get(ftype, ftype), "bytes": len(wire),
                    "acknowledged_ms": acked.get(seq), "wire_hex": wire.hex()}
             f.write(json.dumps(row) + "\n")
-    view = {"device": format_device_id(dev.spec.device_id), "alerts": receiver_view(result.receiver.db,
-                                                                                      dev.spec.device_id)}
+    db = result.receiver.db
+    view = {"device": format_device_id(dev.spec.device_id),
+            "alerts": receiver_view(db, dev.spec.device_id) if db is not None else None}
     (d / "receiver.json").write_text(json.dumps(view, indent=2) + "\n")
-    (d / "checks.txt").write_text("\n".join(c.line() for c in result.checks) + "\n")
+    (d / "checks.txt").write_text("\n".join(check_lines(result)) + "\n")
     return d

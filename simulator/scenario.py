@@ -256,8 +256,11 @@ def parse(data: dict[str, Any], path: Path | None = None) -> Scenario:
             raise fail(f"expect.haptic_order: each one of {', '.join(HAPTIC_PATTERNS)}")
         if k == "commands" and any(not isinstance(c, str) or len(c.split()) != 2 for c in v):
             raise fail("expect.commands: each \"OP OUTCOME\", e.g. \"listening done\", \"ask yes\"")
-        if k == "location_source" and any(x not in LOCATION_SOURCES for x in (v if per_alert else [v])):
+        if k == "location_source" and not per_alert and v not in LOCATION_SOURCES:
             raise fail(f"expect.location_source: one of {', '.join(LOCATION_SOURCES)}")
+        if k == "location_source" and per_alert and any(x not in (*LOCATION_SOURCES, "none") for x in v):
+            raise fail(f"expect.location_source: each one of {', '.join(LOCATION_SOURCES)}, or none "
+                       "(an alert without a position)")
     config = dict(dev.get("config", {}))
     _check_config(config, device_id, fail)
     return Scenario(
