@@ -182,8 +182,9 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_ack(args: argparse.Namespace) -> int:
     """`sotto alerts ack ID --operator NAME`."""
     alert_id = parse_alert_id(args.alert)
+    operator = operator_of(args)
     with closing(open_db(resolve_db_path(args.db))) as conn:
-        a = acknowledge(conn, alert_id, operator=operator_of(args))
+        a = acknowledge(conn, alert_id, operator=operator)
     return emit(a.to_json(), args, f"{a.code} acknowledged by {a.acked_by}; the officer feels it (listening) "
                 "after the device's next answer")
 
@@ -191,8 +192,9 @@ def cmd_ack(args: argparse.Namespace) -> int:
 def cmd_close(args: argparse.Namespace) -> int:
     """`sotto alerts close ID --operator NAME --outcome TEXT`."""
     alert_id = parse_alert_id(args.alert)
+    operator = operator_of(args)
     with closing(open_db(resolve_db_path(args.db))) as conn:
-        a = close(conn, alert_id, operator=operator_of(args), outcome=args.outcome)
+        a = close(conn, alert_id, operator=operator, outcome=args.outcome)
     note = "" if a.end_type else "; the device is told in its next answer and sends its end frame"
     return emit(a.to_json(), args, f"{a.code} closed by {a.closed_by}: {a.outcome}{note}")
 

@@ -57,8 +57,8 @@ def register(subparsers: Any) -> None:
     add_db_option(parser)
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8080, help="TCP port (default 8080; 0 = any free port)")
-    parser.add_argument("--tls-cert", metavar="C", help="PEM certificate (chain) for HTTPS")
-    parser.add_argument("--tls-key", metavar="K", help="PEM private key of that certificate")
+    parser.add_argument("--tls-cert", metavar="CERT_PEM", help="PEM certificate (chain) for HTTPS")
+    parser.add_argument("--tls-key", metavar="KEY_PEM", help="PEM private key of that certificate")
     parser.add_argument("--max-body-bytes", type=int, default=ServerConfig.max_body_bytes, metavar="N",
                         help=f"largest request body accepted (default {ServerConfig.max_body_bytes})")
     add_centre_key_option(parser)
@@ -72,9 +72,9 @@ def register(subparsers: Any) -> None:
                         help="verify every signature in the receiver process itself (by default a helper "
                              "process checks part of them when the machine has more than one core)")
     con = parser.add_argument_group("operators' console")
-    con.add_argument("--console-port", type=int, metavar="P",
+    con.add_argument("--console-port", type=int, metavar="PORT",
                      help="serve the console on this port (0 = any free port); off without it")
-    con.add_argument("--console-host", default="127.0.0.1", metavar="H",
+    con.add_argument("--console-host", default="127.0.0.1", metavar="HOST",
                      help="address the console listens on (default 127.0.0.1; others need TLS)")
     con.add_argument("--console-tiles", metavar="URL",
                      help="map tile server, e.g. https://tiles.example/{z}/{x}/{y}.png (default: none; the "
