@@ -9,7 +9,8 @@ frame's making and its receipt). Never for a real centre.
 The file holds one number, UTC epoch seconds (e.g. `1748854812.250`), written
 in place at a fixed width by ClockWriter (a simulation moves its clock
 thousands of times a second; replacing a file each time costs too much); the
-reader takes a value only when two reads in a row agree. Until the file exists,
+reader takes a value only when two reads in a row agree (it reads again until
+they do), and never goes back. Until the file exists,
 or if it cannot be read, the clock gives the last time it read (else this
 machine's clock)."""
 
@@ -30,11 +31,15 @@ class ClockFile:
     def __call__(self) -> float:
         try:
             with open(self.path, "rb") as f:
-                first = f.read(64)
-                f.seek(0)
-                again = f.read(64)
-            if first == again:
-                self.last = float(first.decode("ascii").strip())
+                seen = f.read(64)
+                for _ in range(20):   # a read that met a write in progress is read again
+                    f.seek(0)
+                    again = f.read(64)
+                    if again == seen:
+                        t = float(seen.decode("ascii").strip())
+                        self.last = t if self.last is None else max(self.last, t)   # never back
+                        break
+                    seen = again
         except (OSError, ValueError, UnicodeDecodeError):
             pass
         return time.time() if self.last is None else self.last
