@@ -7,7 +7,6 @@ database (--db PATH, else $SOTTO_DB, else the default path); only public keys.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from contextlib import closing
 from typing import Any
@@ -143,11 +142,9 @@ def cmd_list(args: argparse.Namespace) -> int:
                           "revoked": iso_utc(k.revoked_at), "revoked_by": k.revoked_by,
                           "revoke_reason": k.revoke_reason} for k in rec.keys],
             })
-        print(json.dumps(out, indent=2))
-        return 0
+        return emit(out, args, [])
     if not records:
-        print("no devices registered (add one with `sotto devices add ID --pubkey KEY`)")
-        return 0
+        return emit([], args, "no devices registered (add one with `sotto devices add ID --pubkey KEY`)")
     rows = [("DEVICE", "STATUS", "OFFICER", "KEY", "LAST HEARD", "HEARTBEAT", "BATTERY")]
     for rec in records:
         seen, hb, batt, _via = state.get(rec.device_id, (None, None, None, None))

@@ -21,6 +21,7 @@ from host_tools.receiver.server import ServerConfig, serve
 from host_tools.receiver.sms_auth import ENV_SECRET_FILE, load_secret
 from host_tools.registry import add_db_option, resolve_db_path
 from sotto_cli.commands.centre import add_centre_key_option
+from sotto_cli.options import command
 
 RECEIVE_HELP = """\
 Receive frames from devices: verify each one against the registry, store it
@@ -51,9 +52,8 @@ EPILOG = "example: sotto receive --db /srv/sotto/receiver.db --host 0.0.0.0 --po
 
 def register(subparsers: Any) -> None:
     """Add `sotto receive` to the CLI."""
-    parser = subparsers.add_parser("receive", help="run the receiver (HTTP ingest of frames)",
-                                   description=RECEIVE_HELP, epilog=EPILOG,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = command(subparsers, "receive", cmd_receive, help="run the receiver (HTTP ingest of frames)",
+                     description=RECEIVE_HELP, epilog=EPILOG)
     add_db_option(parser)
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8080, help="TCP port (default 8080; 0 = any free port)")
@@ -103,7 +103,6 @@ def register(subparsers: Any) -> None:
                              "writes to PATH instead of this machine's clock (one clock in the evidence)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every request")
     parser.add_argument("-q", "--quiet", action="store_true", help="log only errors")
-    parser.set_defaults(func=cmd_receive)
 
 
 def cmd_receive(args: argparse.Namespace) -> int:
