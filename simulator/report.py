@@ -73,9 +73,9 @@ def timeline_lines(result: Any, verbose: bool = False) -> list[str]:
         if kind == "frame" and not verbose and "heartbeat" in text:
             continue
         rows.append((t, 0, f"{kind:<8} {text}"))
-    # each alert apart: a heading where it starts, its own audio summary
+    # alerts apart: a heading where each starts (when there are several), each its own audio summary
     starts = sorted(t for t, _, ftype, _ in dev.made if ftype == ff.ALERT_START)
-    for k, t in enumerate(starts):
+    for k, t in enumerate(starts if len(starts) > 1 else []):
         rows.append((t, -1, f"{'alert':<8} ---- alert {k + 1} of {len(starts)} ----"))
     audio: dict[int, list[int]] = {}
     for t, _, ftype, _ in dev.made:
