@@ -10,7 +10,8 @@ The file holds one number, UTC epoch seconds (e.g. `1748854812.250`), written
 in place at a fixed width by ClockWriter (a simulation moves its clock
 thousands of times a second; replacing a file each time costs too much); the
 reader takes a value only when two reads in a row agree (it reads again until
-they do), and never goes back. Until the file exists,
+they do). A new run may set the clock back to its own start (a receiver shared
+by several scenario runs): the receiver follows. Until the file exists,
 or if it cannot be read, the clock gives the last time it read (else this
 machine's clock)."""
 
@@ -32,12 +33,11 @@ class ClockFile:
         try:
             with open(self.path, "rb") as f:
                 seen = f.read(64)
-                for _ in range(20):   # a read that met a write in progress is read again
+                for _ in range(50):   # a read that met a write in progress is read again
                     f.seek(0)
                     again = f.read(64)
                     if again == seen:
-                        t = float(seen.decode("ascii").strip())
-                        self.last = t if self.last is None else max(self.last, t)   # never back
+                        self.last = float(seen.decode("ascii").strip())
                         break
                     seen = again
         except (OSError, ValueError, UnicodeDecodeError):
