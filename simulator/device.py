@@ -151,8 +151,9 @@ class VirtualDevice:
         self.smsc = VirtualSmsc(receiver.sms_url, delay_ms=3000, epoch_s=clock.epoch_s, ca_pem=ca,
                                 secret=getattr(receiver, "sms_secret", None))
         # the module starts without the CA: the firmware downloads it from /data (AT+CCERTDOWN)
+        address = getattr(receiver, "address", "127.0.0.1")   # an outside receiver's own address
         self.modem = VirtualModem(timing=spec.timing, faults=Faults(), seed=spec.seed,
-                                  hosts={receiver.host: "127.0.0.1"}, smsc=self.smsc, msisdn=spec.msisdn,
+                                  hosts={receiver.host: address}, smsc=self.smsc, msisdn=spec.msisdn,
                                   powered=False)
         self.gnss = GnssReceiver(spec.track, clock.epoch_s, ttff_s=spec.ttff_s, hdop=spec.hdop,
                                  hot_ttff_s=spec.hot_ttff_s)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 import subprocess
 import sys
 from contextlib import closing
@@ -148,6 +149,10 @@ class OutsideReceiver:
             raise UsageError(f"--receiver {url}: give its CA certificate with --ca-cert")
         self.url = url
         self.host = parts.hostname
+        try:   # where the virtual modem's connections go (a staging centre is not on loopback)
+            self.address = socket.gethostbyname(parts.hostname)
+        except OSError as e:
+            raise UsageError(f"--receiver {url}: cannot resolve {parts.hostname} ({e})") from None
         self.port = parts.port or (443 if parts.scheme == "https" else 80)
         self.pki = _Pki(ca_pem) if parts.scheme == "https" and ca_pem else None
         self.centre_public_key = centre_public_key
