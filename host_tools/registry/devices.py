@@ -38,12 +38,12 @@ class Registry:
 
     def __init__(self, db_path: str | os.PathLike[str] | sqlite3.Connection, *, create: bool = True,
                  clock: Callable[[], float] = time.time) -> None:
-        if isinstance(db_path, sqlite3.Connection):
-            self._conn = db_path
-            self._owned = False
-        else:
+        if isinstance(db_path, (str, os.PathLike)):
             self._conn = connect(db_path, create=create)
             self._owned = True
+        else:                   # an open connection (SQLite or PostgreSQL)
+            self._conn = db_path
+            self._owned = False
         self._clock = clock
         ensure_registry_schema(self._conn)
 

@@ -19,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/: frame
 from host_tools.receiver import accounts  # noqa: E402
 from host_tools.receiver.roles import CLI, Actor  # noqa: E402
 from host_tools.receiver.store import open_db  # noqa: E402
+from host_tools.registry import connect as db_connect  # noqa: E402
 
 PASSWORD = "correct horse battery"
 CHROMIUM = os.environ.get("SOTTO_CHROMIUM", "/usr/bin/chromium")
@@ -109,7 +110,6 @@ ROLE_ACCOUNTS = {"olga": "operator", "sam": "supervisor", "aud": "auditor", "ada
 @pytest.fixture(scope="session")
 def centre_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Built once (argon2id hashing is slow on purpose), copied for each test."""
-    import sqlite3
 
     from host_tools.receiver.ingest import Receiver
     from host_tools.registry import Registry
@@ -129,7 +129,7 @@ def centre_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
             ]
         )
     add_accounts(db, **ROLE_ACCOUNTS)
-    conn = sqlite3.connect(db)
+    conn = db_connect(db)
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
     return db

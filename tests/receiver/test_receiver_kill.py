@@ -11,7 +11,6 @@ import http.client
 import os
 import random
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -25,6 +24,7 @@ from host_tools.frames import decode_frame
 from host_tools.receiver.alerts import chain_status
 from host_tools.receiver.evidence import analyse_chain
 from host_tools.registry import Registry
+from host_tools.registry import connect as db_connect  # noqa: E402
 
 KILLS = int(os.environ.get("SOTTO_KILL_LOOPS", "12"))
 REPO = Path(__file__).resolve().parents[2]
@@ -99,7 +99,7 @@ def test_every_acknowledged_frame_survives_sigkill(tmp_path: Path) -> None:
         rx.kill()
         for t in threads:
             t.join()
-        conn = sqlite3.connect(db)
+        conn = db_connect(db)
         stored = {bytes(w) for (w,) in conn.execute("SELECT wire FROM frames")}
         conn.close()
         missing = [w for w in acked if w not in stored]
@@ -112,7 +112,7 @@ def test_every_acknowledged_frame_survives_sigkill(tmp_path: Path) -> None:
             _deliver(rx.port, q, acked, lock, rng)
     finally:
         rx.kill()
-    conn = sqlite3.connect(db)
+    conn = db_connect(db)
     assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     stored_rows = [bytes(w) for (w,) in conn.execute("SELECT wire FROM frames")]
     assert sorted(stored_rows) == sorted(everything)
