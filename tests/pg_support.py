@@ -48,3 +48,13 @@ def new_db(tmp_path: Path, name: str = "receiver.db", template: str | None = Non
 
 def dbname_of(url: str) -> str:
     return url.rsplit("/", 1)[1]
+
+
+def lift_audit_guard(conn: Any) -> None:
+    """Let a test tamper with the audit log as an attacker with the owner's rights
+    would: the append-only triggers off (SQLite: dropped; PostgreSQL: disabled)."""
+    if PG:
+        conn.execute("ALTER TABLE audit DISABLE TRIGGER audit_append_only")
+    else:
+        conn.execute("DROP TRIGGER audit_append_only_update")
+        conn.execute("DROP TRIGGER audit_append_only_delete")

@@ -148,7 +148,7 @@ class Registry:
                              (kid, name, now, now))
             elif name is not None:
                 conn.execute("UPDATE devices SET officer = ?, updated_at = ? WHERE device_id = ? "
-                             "AND officer IS NOT ?", (name, now, kid, name))
+                             "AND officer IS DISTINCT FROM ?", (name, now, kid, name))
             if same is None:
                 conn.execute("INSERT INTO device_keys(device_id, public_key, added_at, added_by) "
                              "VALUES (?, ?, ?, ?)",

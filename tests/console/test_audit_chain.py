@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pg_support
 import pytest
 
 from host_tools import storage  # noqa: E402
@@ -18,7 +19,7 @@ from sotto_cli.cli import main
 @pytest.fixture
 def logged(tmp_path: Path) -> Path:
     """A database whose audit log holds six entries by two people."""
-    db = tmp_path / "receiver.db"
+    db = pg_support.new_db(tmp_path)
     conn = open_db(db, create=True)
     for i in range(6):
         audit.record(
@@ -36,10 +37,9 @@ def logged(tmp_path: Path) -> Path:
 
 
 def tamper(db: Path, *sql: str) -> None:
-    """What someone with write access to the file could do (sqlite3, triggers dropped)."""
+    """What someone with write access to the file (or the tables' owner) could do: triggers off."""
     conn = db_connect(db)
-    conn.execute("DROP TRIGGER audit_append_only_update")
-    conn.execute("DROP TRIGGER audit_append_only_delete")
+    pg_support.lift_audit_guard(conn)
     for statement in sql:
         conn.execute(statement)
     conn.commit()

@@ -237,7 +237,7 @@ def test_export_writes_a_bundle_on_the_centres_host(client: Any, centre: dict[st
     csrf = login(client, "sam")
     r = client.post("/api/alerts/A1/export", json={}, headers={"X-CSRF-Token": csrf})
     out = Path(r.json()["path"])
-    assert out.parent == centre["db"].parent / "exports" and (out / "manifest.json").is_file()
+    assert out.parent == centre["dir"] / "exports" and (out / "manifest.json").is_file()
 
 
 def test_hold_keeps_an_alert_from_purging(client: Any, centre: dict[str, Any]) -> None:
