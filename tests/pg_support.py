@@ -25,10 +25,15 @@ def server() -> Any:
     """The session's PostgreSQL server (started at first use, stopped at exit)."""
     global _server
     if _server is None:
+        import tempfile
+
         from host_tools.storage.pgserver import TempPostgres
 
         _server = TempPostgres()
         atexit.register(_server.close)
+        # a PostgreSQL database's default centre key lives under $XDG_DATA_HOME
+        # (host_tools.receiver.centre_key.default_path): never the user's own
+        os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="sotto-pg-xdg-", dir=_server.dir)
     return _server
 
 

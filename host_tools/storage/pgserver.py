@@ -37,9 +37,11 @@ def server_bin() -> Path:
     """The folder holding initdb and pg_ctl: $SOTTO_PG_BIN, else the newest
     /usr/lib/postgresql/<major>/bin."""
     given = os.environ.get(ENV_BIN)
-    candidates = [given] if given else sorted(glob.glob("/usr/lib/postgresql/*/bin"),
-                                              key=lambda p: int(Path(p).parent.name) if Path(p).parent.name.isdigit()
-                                              else 0)
+    def major(p: str) -> int:
+        name = Path(p).parent.name
+        return int(name) if name.isdigit() else 0
+
+    candidates = [given] if given else sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=major)
     for c in reversed(candidates):
         if c and (Path(c) / "initdb").is_file() and (Path(c) / "pg_ctl").is_file():
             return Path(c)
@@ -72,7 +74,8 @@ class TempPostgres:
             self._run_as = {"user": nobody.pw_uid, "group": nobody.pw_gid, "extra_groups": []}
         self._pg(["initdb", "-D", str(self.data), "-U", SUPERUSER, "--auth=trust", "-E", "UTF8",
                   "--no-instructions"])
-        conf = [f"port = {self.port}", "listen_addresses = '127.0.0.1'", f"unix_socket_directories = '{self.dir}'",
+        conf = [f"port = {self.port}", "listen_addresses = '127.0.0.1'",
+                f"unix_socket_directories = '{self.dir}'",
                 "max_connections = 200", "shared_buffers = 64MB", f"fsync = {'on' if fsync else 'off'}",
                 "synchronous_commit = on", "log_min_messages = warning"]
         with open(self.data / "postgresql.conf", "a", encoding="utf-8") as f:
@@ -84,7 +87,8 @@ class TempPostgres:
         r = subprocess.run(cmd, capture_output=True, text=True, cwd=self.dir, **self._run_as)
         if check and r.returncode != 0:
             log = self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
-            raise PostgresUnavailable(f"{' '.join(args[:2])} failed ({r.returncode}): {r.stderr.strip()} {log}")
+            raise PostgresUnavailable(f"{' '.join(args[:2])} failed ({r.returncode}): "
+                                      f"{r.stderr.strip()} {log}")
         return r
 
     # -- the server ---------------------------------------------------------------
