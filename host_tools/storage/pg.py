@@ -1,7 +1,7 @@
 """PostgreSQL connections with the sqlite3 connection's shape (see the package doc).
 
-- SQL translation: `?` -> `%s`, `:name` -> `%(name)s`, a literal `%` -> `%%`
-  (outside quoted strings), `BEGIN IMMEDIATE` -> `BEGIN`; cached per statement.
+- SQL translation: `?` -> `%s`, `:name` -> `%(name)s` (outside quoted strings),
+  a literal `%` -> `%%` (anywhere), `BEGIN IMMEDIATE` -> `BEGIN`; cached per statement.
 - Client-side parameter binding (psycopg.ClientCursor): a NULL parameter in
   `? IS NULL` needs no declared type, as in SQLite.
 - `lastrowid`: an INSERT into a table with an id column gets `RETURNING <id>`.
@@ -49,7 +49,7 @@ def translate(sql: str) -> tuple[str, str | None]:
             return "%%"
         if t.startswith(":") and t != "::":
             return f"%({t[1:]})s"
-        return t
+        return t.replace("%", "%%")       # a quoted string: only its % needs escaping
 
     out = _TOKENS.sub(swap, sql)
     returning = None
@@ -156,7 +156,7 @@ class PgConnection:
         else:
             conn = self._live()
         cur = conn.cursor()
-        cur.execute(text, params if params else None)
+        cur.execute(text, params)        # always a sequence or mapping: psycopg turns %% back into %
         lastrowid = None
         if returning is not None and cur.description is not None:
             row = cur.fetchone()

@@ -10,7 +10,7 @@ from typing import Any
 
 from host_tools.errors import UsageError
 from host_tools.registry import DatabaseError, add_db_option, connect, resolve_db_path
-from host_tools.storage import POSTGRESQL, backend_of, migrations, redact, roles
+from host_tools.storage import backend_of, is_postgres, migrations, redact, roles
 
 
 def register(subparsers: Any) -> None:
@@ -62,10 +62,10 @@ def cmd_migrate(args: Any) -> int:
 def cmd_roles(args: Any) -> int:
     """`sotto db roles [--json]`."""
     db = resolve_db_path(args.db)
+    if not is_postgres(db):
+        raise UsageError("database roles are PostgreSQL's: give --db postgresql://owner@host/dbname "
+                         "(a SQLite file is protected by its file permissions)")
     with closing(connect(db, create=False)) as conn:
-        if backend_of(conn) != POSTGRESQL:
-            raise UsageError("database roles are PostgreSQL's: give --db postgresql://owner@host/dbname "
-                             "(a SQLite file is protected by its file permissions)")
         migrations.migrate(conn)
         made = roles.apply(conn)
     if args.json:
