@@ -11,6 +11,7 @@ lock, on SQLite BEGIN IMMEDIATE, makes the second wait and then find nothing to 
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sqlite3
 from collections.abc import Callable
@@ -89,9 +90,18 @@ def _versions(conn: Any) -> dict[str, int]:
     else:
         exists = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' "
                               "AND name = 'schema_versions'").fetchone() is not None
-    if not exists:
-        conn.execute("CREATE TABLE IF NOT EXISTS schema_versions ("
-                     "component TEXT PRIMARY KEY, version INTEGER NOT NULL)")
+    if not exists:      # under the migration lock: two nodes starting at once must not race
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if backend_of(conn) == POSTGRESQL:
+                conn.execute("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK,))
+            conn.execute("CREATE TABLE IF NOT EXISTS schema_versions ("
+                         "component TEXT PRIMARY KEY, version INTEGER NOT NULL)")
+            conn.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(Exception):
+                conn.execute("ROLLBACK")
+            raise
     return {c: int(v) for c, v in conn.execute("SELECT component, version FROM schema_versions")}
 
 
@@ -134,10 +144,8 @@ def migrate(conn: Any) -> list[Migration]:
                 done.append(m)
             conn.execute("COMMIT")
         except BaseException:
-            try:
+            with contextlib.suppress(Exception):   # the first error is the one to report
                 conn.execute("ROLLBACK")
-            except Exception:  # noqa: S110 - the first error is the one to report
-                pass
             raise
     return done
 

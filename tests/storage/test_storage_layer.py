@@ -83,3 +83,31 @@ def test_an_unreachable_server_is_a_clear_error_without_the_password(pg: TempPos
     with pytest.raises(DatabaseError) as e:
         connect(url)
     assert "hunter2" not in str(e.value) and "cannot connect" in str(e.value)
+
+
+def test_nodes_starting_at_once_on_a_new_database_migrate_it_once(pg: TempPostgres) -> None:
+    import threading
+
+    url = pg.create_database("race")
+    barrier = threading.Barrier(6)
+    errors: list[BaseException] = []
+    applied: list[int] = []
+
+    def start() -> None:
+        from host_tools.receiver.store import open_db
+
+        barrier.wait()
+        try:
+            conn = connect(url)
+            applied.append(len(migrations.migrate(conn)))
+            conn.close()
+            open_db(url).close()
+        except BaseException as e:  # noqa: BLE001 - collected and asserted below
+            errors.append(e)
+
+    threads = [threading.Thread(target=start) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert errors == [] and sum(applied) == len(migrations.MIGRATIONS)
