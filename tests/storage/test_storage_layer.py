@@ -111,3 +111,18 @@ def test_nodes_starting_at_once_on_a_new_database_migrate_it_once(pg: TempPostgr
     for t in threads:
         t.join(120)
     assert errors == [] and sum(applied) == len(migrations.MIGRATIONS)
+
+
+def test_one_receiver_per_sqlite_file_but_several_on_postgresql(pg: TempPostgres, tmp_path: Path) -> None:
+    from host_tools.receiver.server import ServerError, _DbLock
+
+    first = _DbLock(tmp_path / "r.db")
+    try:
+        with pytest.raises(ServerError, match="another `sotto receive`"):
+            _DbLock(tmp_path / "r.db")
+    finally:
+        first.release()
+    url = pg.url("postgres")
+    locks = [_DbLock(url), _DbLock(url)]          # no lock file: the writers share the database
+    for lock in locks:
+        lock.release()
