@@ -8,7 +8,7 @@ PY      := $(VENV)/bin/python
 NODE    ?= node
 NPM     ?= npm
 
-.PHONY: setup test lint compile typecheck pytest vmtest e2e powercut simvm browser chromium demo bench vectors nmea-corpus clean help
+.PHONY: setup test lint compile typecheck pytest pytest-pg postgres vmtest e2e powercut simvm browser chromium demo bench vectors nmea-corpus clean help
 
 help:
 	@echo "make demo    - a simulated officer raises an alert; the receiver shows it verified"
@@ -16,6 +16,7 @@ help:
 	@echo "make e2e     - main.py unchanged in the MicroPython VM: alerts end to end, also at device speed"
 	@echo "make powercut - a power cut at every storage operation of a whole alert (about a minute)"
 	@echo "make simvm   - every scenario with the firmware in the MicroPython VM: the CPython frames, byte for byte"
+	@echo "make pytest-pg - the receiver and console tests again, on a real PostgreSQL (started and torn down)"
 	@echo "make browser - the operators' console in Debian's chromium (Playwright): an operator's day"
 	@echo "make bench   - benchmarks with same-run baselines; writes build/bench.json"
 	@echo "make vectors - regenerate tests/vectors/ (frames: the firmware in the MicroPython VM; answers: cbor2 + cryptography)"
@@ -38,7 +39,7 @@ node_modules/.installed: package.json package-lock.json
 	@touch $@
 
 test: setup
-	$(MAKE) --no-print-directory lint compile typecheck pytest vmtest e2e powercut simvm browser
+	$(MAKE) --no-print-directory lint compile typecheck pytest pytest-pg vmtest e2e powercut simvm browser
 
 lint: setup
 	$(VENV)/bin/ruff check .
@@ -49,8 +50,27 @@ compile: setup
 typecheck: setup
 	$(PY) tools/typecheck_firmware.py
 
-pytest: setup nmea-corpus
+pytest: setup nmea-corpus postgres
 	$(PY) -m pytest -q
+
+# The storage lane: the receiver's and the console's tests once more with every
+# database on PostgreSQL (tests/pg_support.py starts a server: initdb into a temporary
+# directory, pg_ctl on a free port). tests/storage (kill tests, several nodes, roles)
+# runs on PostgreSQL in `make pytest` already.
+pytest-pg: setup postgres
+	SOTTO_TEST_BACKEND=postgresql $(PY) -m pytest -q tests/receiver
+	SOTTO_TEST_BACKEND=postgresql $(PY) -m pytest -q tests/console
+
+# Debian's PostgreSQL server binaries for the tests (never skipped: missing and not
+# installable is an error). `postgres` installs the package when it is missing.
+PG_BIN ?= $(lastword $(sort $(wildcard /usr/lib/postgresql/*/bin)))
+
+postgres:
+	@test -x "$(PG_BIN)/initdb" -a -x "$(PG_BIN)/pg_ctl" || { echo "installing Debian's postgresql for the storage tests"; \
+	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql; } || \
+	  { echo "error: PostgreSQL's initdb/pg_ctl are missing and apt-get could not install postgresql; the storage tests need them (run as root, or install the postgresql package)" >&2; exit 1; }
+	@ls /usr/lib/postgresql/*/bin/initdb /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || \
+	  { echo "error: PostgreSQL's initdb/pg_ctl still missing after installing postgresql" >&2; exit 1; }
 
 # gpsd 3.22's regression logs (real receivers, BSD-2-Clause) from Debian's source package,
 # downloaded once into build/nmea-corpus/ and checked against their SHA-256

@@ -22,6 +22,7 @@ COMMAND_MODULES: list[str] = [
     "sotto_cli.commands.frame",
     "sotto_cli.commands.devices",
     "sotto_cli.commands.centre",
+    "sotto_cli.commands.db",
     "sotto_cli.commands.receive",
     "sotto_cli.commands.alerts",
     "sotto_cli.commands.evidence",

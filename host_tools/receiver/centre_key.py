@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import sqlite3
 import stat
 from collections.abc import Mapping
@@ -43,7 +44,21 @@ class CentreKeyError(SottoError, OSError):
 
 
 def default_path(db_path: str | os.PathLike[str]) -> Path:
-    """`<db>-centre.key`, beside the database."""
+    """`<db>-centre.key`, beside a SQLite database. For a PostgreSQL URL, in the
+    default database folder (host_tools.registry.default_db_path), named after the
+    server and database: `postgresql-<host>-<port>-<dbname>-centre.key`. Every
+    ingest node of one database needs the same key file (`--centre-key`)."""
+    from host_tools.storage import is_postgres
+
+    if is_postgres(db_path):
+        from urllib.parse import urlsplit
+
+        from host_tools.registry import default_db_path
+
+        u = urlsplit(str(db_path))
+        parts = ("postgresql", u.hostname or "local", str(u.port or 5432), u.path.lstrip("/") or "db")
+        name = "-".join(re.sub(r"[^A-Za-z0-9_.]", "_", part) for part in parts)
+        return default_db_path().parent / (name + KEY_SUFFIX)
     db = Path(db_path)
     return db.with_name(db.name + KEY_SUFFIX)
 

@@ -30,6 +30,7 @@ from host_tools.errors import UsageError
 from host_tools.receiver import audit
 from host_tools.receiver.store import alert_code
 from host_tools.registry import write_transaction
+from host_tools.storage import SQLITE, backend_of
 
 DEFAULT_MIN_RETENTION_DAYS = 30
 SETTING_MIN_RETENTION = "min_retention_days"
@@ -130,7 +131,8 @@ def purge(conn: sqlite3.Connection, older_than_days: int, *, operator: str, now:
     operator = audit.check_operator(operator)
     cutoff = now - older_than_days * 86400
     result = PurgeResult(cutoff, dry_run, older_than_days)
-    if not dry_run:
+    sqlite = backend_of(conn) == SQLITE
+    if not dry_run and sqlite:
         conn.execute("PRAGMA secure_delete = ON")
     with write_transaction(conn):
         old = conn.execute(
@@ -171,7 +173,7 @@ def purge(conn: sqlite3.Connection, older_than_days: int, *, operator: str, now:
                                 f"{result.audio_chunks} audio chunks ({result.audio_seconds:.1f} s), "
                                 f"{result.rejections} rejection records; {len(result.kept)} older alerts "
                                 f"kept (open, acknowledged or on hold)")
-    if not dry_run:
+    if not dry_run and sqlite:
         busy, _log_pages, _done = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
         result.wal_truncated = busy == 0
     return result

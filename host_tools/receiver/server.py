@@ -50,6 +50,7 @@ from host_tools.receiver.http_handler import _Handler
 from host_tools.receiver.ingest import Receiver
 from host_tools.receiver.sms_auth import RateLimiter
 from host_tools.receiver.store import open_db
+from host_tools.storage import is_postgres, redact
 
 log = logging.getLogger("sotto.receiver")
 
@@ -256,11 +257,16 @@ def _tls_context(cert: str | None, key: str | None) -> ssl.SSLContext:
 
 
 class _DbLock:
-    """One receiver per database: an exclusive lock on DB + '-receiver.lock'."""
+    """One receiver per SQLite database: an exclusive lock on DB + '-receiver.lock'.
+    PostgreSQL takes several receivers (each write transaction takes an advisory
+    lock, host_tools.receiver.ingest.writer): no lock file."""
 
     def __init__(self, db_path: Path) -> None:
         import fcntl
 
+        self.fd = -1
+        if is_postgres(db_path):
+            return
         self.path = db_path.with_name(db_path.name + "-receiver.lock")
         db_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -275,8 +281,9 @@ class _DbLock:
         os.pwrite(self.fd, str(os.getpid()).encode(), 0)
 
     def release(self) -> None:
-        with contextlib.suppress(OSError):
-            os.close(self.fd)
+        if self.fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
 
 
 def centre_key_for(db_path: str | os.PathLike[str], config: ServerConfig) -> tuple[CentreKey, bool]:
@@ -316,7 +323,7 @@ def serve(db_path: Path, config: ServerConfig, *, announce: Callable[[str], None
             from host_tools.receiver.console.server import start_console
 
             running_console = start_console(db_path, console)
-        announce(f"listening on {server.url} (database {db_path})")
+        announce(f"listening on {server.url} (database {redact(db_path)})")
         if running_console is not None:
             announce(f"console on {running_console.url}")
         log.info("receiver %s started: %d devices registered, pid %d", __version__,

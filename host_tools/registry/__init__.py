@@ -1,7 +1,7 @@
 """The device registry: which devices exist and which public keys the receiver trusts.
 
-It lives in the receiver's SQLite database, shared by `sotto devices`,
-`sotto provision` (which registers the key a device made for itself) and
+It lives in the receiver's database (a SQLite file or PostgreSQL: host_tools.storage),
+shared by `sotto devices`, `sotto provision` (which registers the key a device made for itself) and
 `sotto receive` (which verifies every frame against it):
 
     with Registry(resolve_db_path(args.db)) as reg:
@@ -30,7 +30,6 @@ from host_tools.registry.database import (
     REGISTRY_SCHEMA_VERSION,
     DatabaseError,
     add_db_option,
-    check_schema,
     connect,
     default_db_path,
     ensure_registry_schema,
@@ -54,7 +53,7 @@ from host_tools.registry.records import (
 __all__ = [
     "BUSY_TIMEOUT_MS", "DB_FILE_NAME", "DatabaseError", "DeviceNotFoundError", "DeviceRecord", "ENV_DB",
     "KeyBookEntry", "KeyRecord", "MAX_OFFICER_CHARS", "PUBLIC_KEY_BYTES", "REGISTRY_SCHEMA_VERSION",
-    "Registry", "RegistryError", "add_db_option", "check_schema", "connect", "default_db_path",
+    "Registry", "RegistryError", "add_db_option", "connect", "default_db_path",
     "device_id_bytes", "ensure_registry_schema", "key_fingerprint", "public_key_bytes", "resolve_db_path",
     "write_transaction",
 ]

@@ -38,12 +38,12 @@ class Registry:
 
     def __init__(self, db_path: str | os.PathLike[str] | sqlite3.Connection, *, create: bool = True,
                  clock: Callable[[], float] = time.time) -> None:
-        if isinstance(db_path, sqlite3.Connection):
-            self._conn = db_path
-            self._owned = False
-        else:
+        if isinstance(db_path, (str, os.PathLike)):
             self._conn = connect(db_path, create=create)
             self._owned = True
+        else:                   # an open connection (SQLite or PostgreSQL)
+            self._conn = db_path
+            self._owned = False
         self._clock = clock
         ensure_registry_schema(self._conn)
 
@@ -148,7 +148,7 @@ class Registry:
                              (kid, name, now, now))
             elif name is not None:
                 conn.execute("UPDATE devices SET officer = ?, updated_at = ? WHERE device_id = ? "
-                             "AND officer IS NOT ?", (name, now, kid, name))
+                             "AND officer IS DISTINCT FROM ?", (name, now, kid, name))
             if same is None:
                 conn.execute("INSERT INTO device_keys(device_id, public_key, added_at, added_by) "
                              "VALUES (?, ?, ?, ?)",

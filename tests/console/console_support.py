@@ -16,9 +16,12 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/: framefactory
 
+import pg_support  # noqa: E402
+
 from host_tools.receiver import accounts  # noqa: E402
 from host_tools.receiver.roles import CLI, Actor  # noqa: E402
 from host_tools.receiver.store import open_db  # noqa: E402
+from host_tools.registry import connect as db_connect  # noqa: E402
 
 PASSWORD = "correct horse battery"
 CHROMIUM = os.environ.get("SOTTO_CHROMIUM", "/usr/bin/chromium")
@@ -109,12 +112,13 @@ ROLE_ACCOUNTS = {"olga": "operator", "sam": "supervisor", "aud": "auditor", "ada
 @pytest.fixture(scope="session")
 def centre_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Built once (argon2id hashing is slow on purpose), copied for each test."""
-    import sqlite3
 
     from host_tools.receiver.ingest import Receiver
     from host_tools.registry import Registry
 
     db = tmp_path_factory.mktemp("centre") / "receiver.db"
+    if pg_support.PG:
+        db = pg_support.server().create_database(f"centre_template_{os.getpid()}")
     dev = make_device()
     with Registry(db) as reg:
         reg.add(dev.kid, dev.public_key, officer="J. Smith")
@@ -129,18 +133,22 @@ def centre_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
             ]
         )
     add_accounts(db, **ROLE_ACCOUNTS)
-    conn = sqlite3.connect(db)
-    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    conn.close()
+    if not pg_support.PG:
+        conn = db_connect(db)
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        conn.close()
     return db
 
 
 @pytest.fixture
 def centre(tmp_path: Path, centre_template: Path) -> dict[str, Any]:
     """A database with A1 (SOTTO-42: audio, a track), accounts for every role."""
-    db = tmp_path / "receiver.db"
-    shutil.copyfile(centre_template, db)
-    return {"db": db, "dev": make_device(), "clock": Clock()}
+    if pg_support.PG:    # a copy of the template database (CREATE DATABASE … TEMPLATE)
+        db: Any = pg_support.new_db(tmp_path, template=pg_support.dbname_of(str(centre_template)))
+    else:
+        db = tmp_path / "receiver.db"
+        shutil.copyfile(centre_template, db)
+    return {"db": db, "dev": make_device(), "clock": Clock(), "dir": tmp_path}
 
 
 @pytest.fixture
@@ -151,7 +159,7 @@ def client(centre: dict[str, Any]) -> Iterator[Any]:
     from host_tools.receiver.console import ConsoleConfig
     from host_tools.receiver.console.app import create_app
 
-    cfg = ConsoleConfig(clock=centre["clock"], export_dir=str(centre["db"].parent / "exports"))
+    cfg = ConsoleConfig(clock=centre["clock"], export_dir=str(centre["dir"] / "exports"))
     with TestClient(create_app(centre["db"], cfg), base_url="http://127.0.0.1") as c:
         c.config = cfg
         yield c

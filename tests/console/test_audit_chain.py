@@ -3,21 +3,23 @@ cut off the end, are found by verify_chain and `sotto audit verify` (exit 1)."""
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 from typing import Any
 
+import pg_support
 import pytest
 
+from host_tools import storage  # noqa: E402
 from host_tools.receiver import audit
 from host_tools.receiver.store import open_db
+from host_tools.registry import connect as db_connect  # noqa: E402
 from sotto_cli.cli import main
 
 
 @pytest.fixture
 def logged(tmp_path: Path) -> Path:
     """A database whose audit log holds six entries by two people."""
-    db = tmp_path / "receiver.db"
+    db = pg_support.new_db(tmp_path)
     conn = open_db(db, create=True)
     for i in range(6):
         audit.record(
@@ -35,10 +37,9 @@ def logged(tmp_path: Path) -> Path:
 
 
 def tamper(db: Path, *sql: str) -> None:
-    """What someone with write access to the file could do (sqlite3, triggers dropped)."""
-    conn = sqlite3.connect(db)
-    conn.execute("DROP TRIGGER audit_append_only_update")
-    conn.execute("DROP TRIGGER audit_append_only_delete")
+    """What someone with write access to the file (or the tables' owner) could do: triggers off."""
+    conn = db_connect(db)
+    pg_support.lift_audit_guard(conn)
     for statement in sql:
         conn.execute(statement)
     conn.commit()
@@ -60,16 +61,16 @@ def test_an_untouched_log_verifies_and_each_entry_names_who_and_role(
     assert check.ok and check.entries == 6 and len(check.head_hash) == 64
     assert main(["audit", "verify", "--db", str(logged)]) == 0
     assert f"6 entries, head {check.head_hash}" in capsys.readouterr().out
-    e = audit.entries(sqlite3.connect(logged))
+    e = audit.entries(db_connect(logged))
     assert [(x.operator, x.role) for x in e[:2]] == [("bob", "operator"), ("alice", "operator")]
     assert all(x.prev_hash == y.entry_hash for x, y in zip(e[1:], e[:-1], strict=True))
 
 
 def test_the_triggers_still_refuse_plain_changes(logged: Path) -> None:
-    conn = sqlite3.connect(logged)
-    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+    conn = db_connect(logged)
+    with pytest.raises(storage.Error, match="append-only"):
         conn.execute("DELETE FROM audit WHERE audit_id = 3")
-    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+    with pytest.raises(storage.Error, match="append-only"):
         conn.execute("UPDATE audit SET operator = 'mallory'")
 
 
@@ -115,7 +116,7 @@ def test_tampering_is_detected(
 
 
 def test_rehashing_an_altered_entry_breaks_the_link_after_it(logged: Path) -> None:
-    e = audit.entries(sqlite3.connect(logged))[2]
+    e = audit.entries(db_connect(logged))[2]
     forged = audit.entry_hash(
         e.prev_hash or "", e.audit_id, e.at, "mallory", e.role, e.action, e.alert_id, e.device_id, e.detail
     )
@@ -142,7 +143,7 @@ def test_an_anchor_noted_earlier_catches_a_rewritten_tail(logged: Path) -> None:
 def test_a_log_from_before_the_chain_is_chained_on_opening(tmp_path: Path) -> None:
     """Databases written by an older sotto: their rows are hashed in order (role cli)."""
     db = tmp_path / "old.db"
-    conn = sqlite3.connect(db)
+    conn = db_connect(db)
     conn.execute(
         "CREATE TABLE audit (audit_id INTEGER PRIMARY KEY, at REAL NOT NULL, operator TEXT NOT NULL, "
         "action TEXT NOT NULL, alert_id INTEGER, device_id BLOB, detail TEXT)"
@@ -169,8 +170,8 @@ def test_a_log_from_before_the_chain_is_chained_on_opening(tmp_path: Path) -> No
         (3, "carol", "supervisor"),
     ]
     assert verify(db).ok
-    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
-        sqlite3.connect(db).execute("UPDATE audit SET detail = 'x'")
+    with pytest.raises(storage.Error, match="append-only"):
+        db_connect(db).execute("UPDATE audit SET detail = 'x'")
 
 
 def test_json_output(logged: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from host_tools.receiver.console import ConsoleConfig
 from host_tools.receiver.console.app import OPENAPI, route_table
 from host_tools.receiver.roles import CLI, Actor
 from host_tools.receiver.store import open_db
+from host_tools.registry import connect as db_connect  # noqa: E402
 
 ARGS = {"alert": "A1", "name": "olga", "device": "SOTTO-42"}
 
@@ -237,7 +237,7 @@ def test_export_writes_a_bundle_on_the_centres_host(client: Any, centre: dict[st
     csrf = login(client, "sam")
     r = client.post("/api/alerts/A1/export", json={}, headers={"X-CSRF-Token": csrf})
     out = Path(r.json()["path"])
-    assert out.parent == centre["db"].parent / "exports" and (out / "manifest.json").is_file()
+    assert out.parent == centre["dir"] / "exports" and (out / "manifest.json").is_file()
 
 
 def test_hold_keeps_an_alert_from_purging(client: Any, centre: dict[str, Any]) -> None:
@@ -307,7 +307,7 @@ def test_cli_actions_are_logged_as_cli(
         == 0
     )
     assert main(["alerts", "show", "A1", "--db", str(centre["db"])]) == 0
-    e = audit.entries(sqlite3.connect(centre["db"]))
+    e = audit.entries(db_connect(centre["db"]))
     assert [(x.operator, x.role, x.action) for x in e[-2:]] == [
         ("night-admin", "cli", "operator-add"),
         ("night-admin", "cli", "view"),

@@ -16,6 +16,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))   # tests/: framefactory
 
 import framefactory as ff  # noqa: E402
+import pg_support  # noqa: E402
 
 from host_tools.receiver.ingest import Receiver  # noqa: E402
 from host_tools.receiver.server import RunningServer, ServerConfig, start_in_thread  # noqa: E402
@@ -45,8 +46,9 @@ class Clock:
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Path:
-    return tmp_path / "receiver.db"
+def db(tmp_path: Path) -> Any:
+    """The receiver database: a SQLite file, or a PostgreSQL URL (pg_support)."""
+    return pg_support.new_db(tmp_path)
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import framefactory as ff
 import pytest
 from conftest import LOC, NOW, Clock, device, loc
 
+from host_tools import storage  # noqa: E402
 from host_tools.errors import UsageError
 from host_tools.receiver import audit
 from host_tools.receiver.alerts import (
@@ -25,6 +26,7 @@ from host_tools.receiver.alerts import (
 from host_tools.receiver.ingest import Receiver
 from host_tools.receiver.store import parse_alert_id
 from host_tools.registry import Registry
+from host_tools.registry import connect as db_connect  # noqa: E402
 from sotto_cli.cli import main
 
 
@@ -38,7 +40,7 @@ def two_alerts(receiver: Receiver, db: Path, dev: ff.DeviceSim) -> sqlite3.Conne
                      dev.location(loc(1, 12)), dev.audio(b"\x33" * 2000, 8000, 4000),
                      dev.location(loc(2, 9))])
     receiver.ingest([other.alert_start(loc=LOC), other.duress(loc(5))])
-    return sqlite3.connect(db)
+    return db_connect(db)
 
 
 def test_list_puts_duress_first_and_shows_no_location(two_alerts: sqlite3.Connection) -> None:
@@ -92,9 +94,9 @@ def test_ack_then_close_with_outcome(two_alerts: sqlite3.Connection) -> None:
 
 def test_the_audit_log_is_append_only(two_alerts: sqlite3.Connection) -> None:
     acknowledge(two_alerts, 1, operator="Bob")
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(storage.IntegrityError):
         two_alerts.execute("DELETE FROM audit")
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(storage.IntegrityError):
         two_alerts.execute("UPDATE audit SET operator = 'nobody'")
     assert [e.operator for e in audit.entries(two_alerts)] == ["Bob", "Bob"]     # ack, its listening command
 
@@ -113,7 +115,7 @@ def test_a_device_is_silent_once_its_heartbeat_is_overdue(db: Path, dev: ff.Devi
         r.ingest([dev.heartbeat(interval_s=900)])
     with Registry(db) as reg:
         reg.revoke(revoked.kid)
-    conn = sqlite3.connect(db)
+    conn = db_connect(db)
     assert silent_devices(conn, now=NOW + 600 + 300) == []                 # exactly interval + grace: not yet
     late = silent_devices(conn, now=NOW + 600 + 301)
     assert [(s.device, s.officer, s.heartbeat_s) for s in late] == [("SOTTO-50", "Q", 600)]

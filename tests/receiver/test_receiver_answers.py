@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 from contextlib import closing
@@ -27,6 +26,7 @@ from host_tools.receiver.commands import Command
 from host_tools.receiver.ingest import Answer, Result
 from host_tools.receiver.server import RunningServer, ServerConfig, start_in_thread
 from host_tools.receiver.store import open_db
+from host_tools.registry import connect as db_connect  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 ANSWERS = REPO / "tests" / "vectors" / "answers"
@@ -81,7 +81,7 @@ def test_the_answer_over_http_is_what_the_device_opens(server: RunningServer, de
         open_answer(bytes.fromhex("3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c"),
                     request, body)
     assert e.value.code == "wrong-kid"
-    with sqlite3.connect(db) as conn:         # the database records the public key only
+    with db_connect(db) as conn:         # the database records the public key only
         assert centre_key.recorded_public_key(conn) == server.centre.public_key
 
 

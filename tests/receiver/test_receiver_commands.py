@@ -19,6 +19,7 @@ from host_tools.receiver.format import format_alert
 from host_tools.receiver.ingest import Receiver
 from host_tools.receiver.server import RunningServer
 from host_tools.registry import Registry
+from host_tools.registry import connect as db_connect  # noqa: E402
 from sotto_cli.cli import main
 
 
@@ -26,7 +27,7 @@ from sotto_cli.cli import main
 def alert(receiver: Receiver, db: Path, dev: ff.DeviceSim) -> sqlite3.Connection:
     """A1: SOTTO-42's live alert."""
     receiver.ingest([dev.alert_start(loc=LOC)])
-    return sqlite3.connect(db)
+    return db_connect(db)
 
 
 def _states(conn: sqlite3.Connection) -> list[tuple[int, str, str, int | None]]:
@@ -139,7 +140,7 @@ def test_commands_over_http_are_in_the_signed_answer(server: RunningServer, db: 
                                                      dev: ff.DeviceSim) -> None:
     start = dev.alert_start(loc=LOC)
     post(server.port, start)
-    with sqlite3.connect(db) as conn:
+    with db_connect(db) as conn:
         c = commands.queue(conn, 1, "ask", operator="Bob", question="can-you-talk")
     request = dev.location(LOC)
     opened = open_answer(server.centre.public_key, request, post(server.port, request)[2])
@@ -155,7 +156,7 @@ def test_insecure_tls_is_flagged_on_the_device_and_its_alerts(receiver: Receiver
     bench.alert_start(loc=LOC)
     bench.flags = 8                                   # the device runs insecure_tls: bit 3 on every frame
     receiver.ingest([bench.frames[-1], bench.location(LOC), bench.status(10, unauth=2, flags=8)])
-    with sqlite3.connect(db) as conn:
+    with db_connect(db) as conn:
         flagged = {a.code: a.insecure_tls for a in list_alerts(conn)}
         trust = conn.execute("SELECT device_id, insecure_tls, unauth FROM device_trust ORDER BY device_id"
                              ).fetchall()

@@ -7,7 +7,6 @@ import io
 import json
 import math
 import shutil
-import sqlite3
 import warnings
 import wave
 from array import array
@@ -23,6 +22,7 @@ from host_tools.receiver import audit
 from host_tools.receiver.evidence import export_alert, verify_bundle
 from host_tools.receiver.ingest import Receiver
 from host_tools.registry import Registry
+from host_tools.registry import connect as db_connect  # noqa: E402
 from sotto_cli.cli import main
 
 with warnings.catch_warnings():
@@ -60,7 +60,7 @@ def alert_frames(dev: ff.DeviceSim) -> list[bytes]:
 def bundle(receiver: Receiver, db: Path, tmp_path: Path, alert_frames: list[bytes]) -> Path:
     receiver.ingest(alert_frames[::-1])          # arrival order does not matter
     out = tmp_path / "A1-evidence"
-    export_alert(sqlite3.connect(db), 1, out, operator="Bob", now=NOW + 100)
+    export_alert(db_connect(db), 1, out, operator="Bob", now=NOW + 100)
     return out
 
 
@@ -94,7 +94,7 @@ def test_an_exported_bundle_verifies_offline(bundle: Path, db: Path, alert_frame
     assert report["device_key"]["ed25519"] == device().public_key.hex()
     assert [f["verdict"] for f in report["frames"]] == ["valid"] * len(alert_frames)
     assert report["export"]["operator"] == "Bob" and report["receiver"]["officer"] == "J. Smith"
-    (entry,) = [e for e in audit.entries(sqlite3.connect(db)) if e.action == "export"]
+    (entry,) = [e for e in audit.entries(db_connect(db)) if e.action == "export"]
     assert entry.operator == "Bob" and check.manifest_sha256 in (entry.detail or "")
     html = (bundle / "report.html").read_text()
     assert "<svg" in html and device().public_key.hex() in html and "chain complete" in html
@@ -216,14 +216,14 @@ def test_a_gap_the_receiver_saw_is_kept_honestly(receiver: Receiver, db: Path, d
                                                 tmp_path: Path) -> None:
     start, lost, later = dev.alert_start(loc=LOC), dev.location(loc(1)), dev.location(loc(2))
     receiver.ingest([start, later])
-    export_alert(sqlite3.connect(db), 1, tmp_path / "gap", operator="Bob")
+    export_alert(db_connect(db), 1, tmp_path / "gap", operator="Bob")
     check = verify_bundle(tmp_path / "gap")
     assert check.ok and check.chain is not None and check.chain.startswith("gap: frames missing before seq 3")
     assert lost not in (tmp_path / "gap" / "frames.cbor").read_bytes()
 
 
 def test_export_refuses_to_overwrite_and_unknown_alerts(bundle: Path, db: Path) -> None:
-    conn = sqlite3.connect(db)
+    conn = db_connect(db)
     with pytest.raises(UsageError):
         export_alert(conn, 1, bundle, operator="Bob")
     from host_tools.receiver.alerts import AlertNotFoundError

@@ -14,7 +14,6 @@ import json
 import os
 import random
 import socket
-import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -25,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from host_tools.receiver.server import ServerConfig, start_in_thread
 from host_tools.registry import Registry
+from host_tools.registry import connect as db_connect  # noqa: E402
 
 REQUESTS = int(os.environ.get("SOTTO_FUZZ_REQUESTS", "400"))
 CTYPES = ["application/cbor-seq", "application/cbor", "application/json", "text/plain", "",
@@ -220,7 +220,7 @@ def test_fuzzing_the_endpoints_while_a_device_is_served(tmp_path: Path) -> None:
     statuses = {s for s, _ in device_log}
     assert statuses == {200} and len(device_log) >= 10
     assert max(t for _, t in device_log) < 2.0
-    conn = sqlite3.connect(db)
+    conn = db_connect(db)
     stored = [bytes(w) for (w,) in conn.execute("SELECT wire FROM frames")]
     assert all(_verify_independently(w, keys) for w in stored)
     assert set(sent) <= set(stored)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import random
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -15,15 +14,17 @@ import framefactory as ff
 import pytest
 from conftest import LOC, Clock, device, loc, statuses
 
+from host_tools import storage  # noqa: E402
 from host_tools.frames import decode_frame
 from host_tools.receiver.alerts import chain_status, get_alert
 from host_tools.receiver.evidence import analyse_chain
 from host_tools.receiver.ingest import Receiver, StorageUnavailable
 from host_tools.registry import Registry
+from host_tools.registry import connect as db_connect  # noqa: E402
 
 
 def _count(db: Path, sql: str, *args: Any) -> int:
-    conn = sqlite3.connect(db)
+    conn = db_connect(db)
     try:
         return int(conn.execute(sql, args).fetchone()[0])
     finally:
@@ -35,7 +36,7 @@ def _stored(db: Path) -> int:
 
 
 def _chain(db: Path, alert_id: int = 1) -> str:
-    conn = sqlite3.connect(db)
+    conn = db_connect(db)
     try:
         return get_alert(conn, alert_id).chain.state
     finally:
@@ -96,7 +97,7 @@ def test_every_reason_code_is_given_and_nothing_invalid_is_stored(receiver: Rece
     assert all(r.detail for r in answer.results)        # and a detail for people
     assert _stored(db) == before
     logged = {r: n for r,
-              n in sqlite3.connect(db).execute("SELECT reason, count(*) FROM rejections GROUP BY reason")}
+              n in db_connect(db).execute("SELECT reason, count(*) FROM rejections GROUP BY reason")}
     assert logged == {code: 1 for code in bad}
     decodable = answer.results[list(bad).index("unknown-device")]
     assert decodable.device == b"SOTTO-77" and decodable.seq == 1
@@ -124,7 +125,7 @@ def test_a_retried_batch_is_harmless(receiver: Receiver, db: Path, dev: ff.Devic
     assert statuses(partly) == ["duplicate", "duplicate", "accepted"]
     assert statuses(inside) == ["accepted", "duplicate"]
     assert _stored(db) == 5
-    assert get_alert(sqlite3.connect(db), 1).frames == 5
+    assert get_alert(db_connect(db), 1).frames == 5
 
 
 def test_a_stored_frame_is_still_a_duplicate_after_its_key_was_rotated(receiver: Receiver, db: Path,
@@ -146,7 +147,7 @@ def test_a_different_frame_reusing_a_seq_is_kept_and_flagged(receiver: Receiver,
     answer = receiver.ingest([dev.location(loc(2))])
     assert statuses(answer) == ["accepted"]
     assert _count(db, "SELECT count(*) FROM frames WHERE seq = 2") == 2
-    assert get_alert(sqlite3.connect(db), 1).seq_reused == 1
+    assert get_alert(db_connect(db), 1).seq_reused == 1
 
 
 # -- the hash chain -------------------------------------------------------------------------------
@@ -166,7 +167,7 @@ def test_frames_in_any_order_make_a_complete_chain_only_when_all_are_there(db: P
         for d in devices:
             reg.add(d.kid, d.public_key)
     with Receiver(db, clock=clock) as r:
-        conn = sqlite3.connect(db)
+        conn = db_connect(db)
         for d, order in zip(devices, chosen, strict=True):
             frames = _alert(d)
             seen = []
@@ -183,7 +184,7 @@ def test_a_gap_is_reported_and_closes_when_the_frame_arrives(receiver: Receiver,
     start, l1, l2, l3, end = (dev.alert_start(loc=LOC), dev.location(loc(1)), dev.location(loc(2)),
                               dev.location(loc(3)), dev.end())
     receiver.ingest([start, l1, l3, end])
-    conn = sqlite3.connect(db)
+    conn = db_connect(db)
     a = get_alert(conn, 1)
     assert a.chain.state == "gap"
     assert a.chain.gap_before == (4,)
@@ -195,7 +196,7 @@ def test_a_gap_is_reported_and_closes_when_the_frame_arrives(receiver: Receiver,
 def test_a_missing_alert_start_is_a_gap(receiver: Receiver, db: Path, dev: ff.DeviceSim) -> None:
     start = dev.alert_start(loc=LOC)
     receiver.ingest([dev.location(loc(1)), dev.end()])
-    conn = sqlite3.connect(db)
+    conn = db_connect(db)
     assert "alert-start frame has not arrived" in get_alert(conn, 1).chain.summary
     receiver.ingest([start])
     assert get_alert(conn, 1).chain.state == "complete"
@@ -208,14 +209,14 @@ def test_two_frames_naming_the_same_predecessor_break_the_chain(receiver: Receiv
     receiver.ingest([dev.location(loc(1))])
     dev.prev = fork_point
     receiver.ingest([dev.location(loc(2)), dev.end()])
-    a = get_alert(sqlite3.connect(db), 1)
+    a = get_alert(db_connect(db), 1)
     assert a.chain.state == "broken"
     assert "frames seq 2, 3 all claim the same previous frame" in a.chain.summary
 
 
 def test_frames_after_the_end_frame_break_the_chain(receiver: Receiver, db: Path, dev: ff.DeviceSim) -> None:
     receiver.ingest([dev.alert_start(loc=LOC), dev.end(), dev.location(loc(1))])
-    assert "came after the end frame" in get_alert(sqlite3.connect(db), 1).chain.summary
+    assert "came after the end frame" in get_alert(db_connect(db), 1).chain.summary
 
 
 def test_the_counters_kept_as_frames_arrive_agree_with_the_chain_recomputed_from_scratch(db: Path,
@@ -225,7 +226,7 @@ def test_the_counters_kept_as_frames_arrive_agree_with_the_chain_recomputed_from
     with Registry(db) as reg:
         for d in devices:
             reg.add(d.kid, d.public_key)
-    conn = sqlite3.connect(db)
+    conn = db_connect(db)
     with Receiver(db, clock=clock) as r:
         for d in devices:
             frames = [d.alert_start(loc=LOC)] + [d.location(loc(i)) for i in range(rng.randint(1, 6))]
@@ -259,7 +260,7 @@ def test_closed_alerts_are_told_to_their_device_only_until_it_ends_them(receiver
     with Registry(db) as reg:
         reg.add(other.kid, other.public_key)
     receiver.ingest([dev.alert_start(loc=LOC), other.alert_start(loc=LOC)])
-    close(sqlite3.connect(db), 1, operator="Bob", outcome="officer safe")
+    close(db_connect(db), 1, operator="Bob", outcome="officer safe")
     mine = receiver.ingest([dev.location(LOC)])
     theirs = receiver.ingest([other.location(LOC)])
     nobody = receiver.ingest([b"\x00"])
@@ -301,7 +302,7 @@ def test_frames_by_sms_are_marked_and_device_state_is_kept(receiver: Receiver, d
     receiver.ingest([dev.heartbeat(battery=55, interval_s=600)])
     receiver.ingest([dev.status(5, battery=40, dropped=7)])
     receiver.ingest([dev.alert_start(loc=LOC)], via="sms", peer="+447700900123")
-    conn = sqlite3.connect(db)
+    conn = db_connect(db)
     via, peer = conn.execute("SELECT via, peer FROM frames WHERE type = 1").fetchone()
     state = conn.execute("SELECT heartbeat_s, battery, status, dropped_total, last_via "
                          "FROM device_state").fetchone()
@@ -319,7 +320,7 @@ def test_nothing_is_acknowledged_when_storage_fails(receiver: Receiver, db: Path
 
         def executemany(self, sql: str, rows: Any) -> Any:
             if sql.startswith("INSERT INTO frames"):
-                raise sqlite3.OperationalError("disk I/O error")
+                raise storage.OperationalError[0]("disk I/O error")
             return real.executemany(sql, rows)
 
     frames = [dev.alert_start(loc=LOC), dev.location(LOC)]

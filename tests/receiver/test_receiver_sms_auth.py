@@ -4,7 +4,6 @@ per-source rate limit, and nothing of a refused post where operators look."""
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from host_tools.receiver.sms_auth import (
     load_secret,
     signature_for,
 )
+from host_tools.registry import connect as db_connect  # noqa: E402
 
 NOW = 1_790_000_000
 
@@ -109,7 +109,7 @@ def test_forged_posts_are_refused_and_never_reach_the_alert(server: RunningServe
                  headers=sms_headers(body, secret=b"not the gateway's secret at all!"))
     reasons = [(s, json.loads(b)["reason"]) for s, _, b in (unsigned, stale, wrong)]
     assert reasons == [(401, "missing-signature"), (401, "stale-timestamp"), (401, "bad-signature")]
-    with sqlite3.connect(db) as conn:
+    with db_connect(db) as conn:
         assert conn.execute("SELECT count(*) FROM rejections").fetchone()[0] == 0
         assert conn.execute("SELECT count(*) FROM frames WHERE via = 'sms'").fetchone()[0] == 0
         detail = show_alert(conn, 1, operator="Bob")

@@ -15,7 +15,8 @@ _INSERT_FRAME = (
     "prev, received_at, via, peer, size, lat_e7, lon_e7, acc_m, age_s, src, battery, audio_off, audio_ns, "
     "audio_rate, wire) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 # All expressions of an UPDATE see the row as it was, so the conditions below
-# compare with the old start_seq / end_seq / battery_seq.
+# compare with the old start_seq / end_seq / battery_seq. (SQL for both backends:
+# CASE, not SQLite's two-argument max(); ON CONFLICT's columns named with their table.)
 _NEWER_START = "(:start_seq IS NOT NULL AND (start_seq IS NULL OR start_seq > :start_seq))"
 _NEWER_END = "(:end_seq IS NOT NULL AND (end_seq IS NULL OR end_seq < :end_seq))"
 _NEWER_BATT = "(:batt_seq IS NOT NULL AND (battery_seq IS NULL OR battery_seq < :batt_seq))"
@@ -24,9 +25,9 @@ _ALERT_UPDATE = (
     "dangling = dangling + :dangling, "
     "forks = forks + :forks, seq_reused = seq_reused + :reused, audio_frames = audio_frames + :audio_frames, "
     "audio_samples = audio_samples + :audio_samples, audio_rate = coalesce(:audio_rate, audio_rate), "
-    "duress = max(duress, :duress), "
+    "duress = CASE WHEN :duress > duress THEN :duress ELSE duress END, "
     "duress_at = CASE WHEN :duress = 1 AND duress_at IS NULL THEN :now ELSE duress_at END, "
-    "last_received_at = max(last_received_at, :now), "
+    "last_received_at = CASE WHEN :now > last_received_at THEN :now ELSE last_received_at END, "
     f"started_at = CASE WHEN {_NEWER_START} THEN :started_at ELSE started_at END, "
     f"trigger = CASE WHEN {_NEWER_START} THEN :trigger ELSE trigger END, "
     f"start_received_at = CASE WHEN {_NEWER_START} THEN :now ELSE start_received_at END, "
@@ -44,11 +45,14 @@ _DEVICE_STATE = (
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT(device_id) DO UPDATE SET last_seen_at = excluded.last_seen_at, "
     "last_seq = excluded.last_seq, last_type = excluded.last_type, last_via = excluded.last_via, "
-    "frames = frames + excluded.frames, heartbeat_s = coalesce(excluded.heartbeat_s, heartbeat_s), "
-    "heartbeat_at = coalesce(excluded.heartbeat_at, heartbeat_at), "
-    "battery = coalesce(excluded.battery, battery), battery_at = coalesce(excluded.battery_at, battery_at), "
-    "status = coalesce(excluded.status, status), status_at = coalesce(excluded.status_at, status_at), "
-    "dropped_total = dropped_total + excluded.dropped_total")
+    "frames = device_state.frames + excluded.frames, "
+    "heartbeat_s = coalesce(excluded.heartbeat_s, device_state.heartbeat_s), "
+    "heartbeat_at = coalesce(excluded.heartbeat_at, device_state.heartbeat_at), "
+    "battery = coalesce(excluded.battery, device_state.battery), "
+    "battery_at = coalesce(excluded.battery_at, device_state.battery_at), "
+    "status = coalesce(excluded.status, device_state.status), "
+    "status_at = coalesce(excluded.status_at, device_state.status_at), "
+    "dropped_total = device_state.dropped_total + excluded.dropped_total")
 _DEVICE_TRUST = (
     "INSERT INTO device_trust(device_id, insecure_tls, insecure_frames, insecure_at, unauth, unauth_at) "
     "VALUES (?, ?, ?, ?, ?, ?) "

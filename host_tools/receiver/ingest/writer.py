@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 import os
 import queue
-import sqlite3
 import threading
 from collections import OrderedDict
 from typing import Any
@@ -54,6 +53,8 @@ from host_tools.receiver.ingest.txn import _AlertDelta, _Chain, _DeviceDelta, _J
 from host_tools.receiver.store import open_db
 from host_tools.receiver.verifier import VerifyHelper
 from host_tools.registry import Registry
+from host_tools.storage import POSTGRESQL, backend_of
+from host_tools.storage import Error as StorageError
 
 log = logging.getLogger("sotto.receiver")
 MAX_TXN_FRAMES = 2000          # frames per group commit
@@ -61,6 +62,7 @@ MAX_REJECTIONS_KEPT = 100_000  # the rejections table keeps the newest this many
 MAX_CLOSED_LISTED = 16
 HELPER_MIN_FRAMES = 4          # smaller groups are verified in the writer alone
 HELPER_SHARE = 0.6             # the share of a group's signatures the helper checks
+INGEST_LOCK = 0x50770002       # PostgreSQL: the advisory lock every receiver's write transaction takes
 
 _STOP = object()
 MAX_CACHED_CHAINS = 4096   # alerts whose links the writer keeps in memory
@@ -69,10 +71,19 @@ MAX_CACHED_CHAINS = 4096   # alerts whose links the writer keeps in memory
 class Writer(threading.Thread):
     """The one thread that verifies and writes frames (see module doc).
 
-    Only one receiver writes a database (`sotto receive` holds a lock file), so
-    the writer may keep what it wrote in memory: alert ids by (key, session) and
-    each recent alert's chain links. Both are dropped for whatever a failed
-    transaction touched.
+    On SQLite only one receiver writes a database (`sotto receive` holds a lock
+    file), so the writer may keep what it wrote in memory: alert ids by (key,
+    session) and each recent alert's chain links. Both are dropped for whatever a
+    failed transaction touched.
+
+    On PostgreSQL several receivers (nodes) share the database. Each verifies its
+    frames in parallel with the others, then takes one transaction-scoped advisory
+    lock (INGEST_LOCK) before it reads what is stored: the duplicate check, the
+    alert's row and its chain counters are read and written by one node at a time,
+    as on SQLite, so no frame is stored twice (the unique index would refuse it
+    anyway) and dangling/fork counts stay exact when one alert's frames arrive
+    through two nodes at once. Alert ids stay cached (an alert's id never changes);
+    chain links are read again in each transaction (another node may have added some).
     """
 
     def __init__(self, db_path: str | os.PathLike[str], *, name: str = "sotto-writer",
@@ -82,6 +93,7 @@ class Writer(threading.Thread):
         if self.helper is not None and not self.helper.start():
             self.helper = None
         self.conn = open_db(db_path, create=True)
+        self.shared = backend_of(self.conn) == POSTGRESQL    # other receivers may write too
         self.keys = KeyBook(Registry(self.conn))
         self.keys.refresh()
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -155,7 +167,7 @@ class Writer(threading.Thread):
                 return
             self.failed_commits += 1
             self.last_error = f"{type(e).__name__}: {e}"
-            if isinstance(e, sqlite3.Error):
+            if isinstance(e, StorageError):
                 log.error("storage failed, %d frames not acknowledged: %s", len(jobs[0].wires), e)
             else:
                 log.exception("bug while storing %d frames; not acknowledged", len(jobs[0].wires))
@@ -175,6 +187,9 @@ class Writer(threading.Thread):
             # work keeps the GIL from bouncing between verifiers and the writer.
             self.keys.refresh()
             self._verify(jobs)
+            if self.shared:     # one node at a time from here to COMMIT (see class doc)
+                conn.execute("SELECT pg_advisory_xact_lock(?)", (INGEST_LOCK,))
+                self._chains.clear()
             self._load_seen(txn, jobs)
             for job in jobs:
                 job.results = [self._decide(txn, job, item) for item in job.items]
@@ -191,7 +206,7 @@ class Writer(threading.Thread):
                 self._duress_alerts.discard(alert_id)
             try:
                 conn.execute("ROLLBACK")
-            except sqlite3.Error:
+            except StorageError:
                 pass  # a failed COMMIT may already have rolled back
             raise
         for alert_id, d in txn.alerts.items():

@@ -1,0 +1,115 @@
+"""Database roles on PostgreSQL (`sotto db roles`, host_tools.storage.roles): each
+part of the centre logs in as a member of its group role and can do its work;
+the console/API role cannot delete or rewrite audit entries or frames, nor lift
+the triggers that guard them; purge may empty a frame's personal columns and
+nothing else; ingest cannot touch the audit log."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import storage_support as rs
+
+from host_tools.receiver import accounts, audit
+from host_tools.receiver.alerts import acknowledge, close
+from host_tools.receiver.purge import purge
+from host_tools.receiver.roles import CLI, Actor
+from host_tools.receiver.server import ServerConfig, start_in_thread
+from host_tools.receiver.store import open_db
+from host_tools.registry import Registry
+from host_tools.storage import roles
+from host_tools.storage.pgserver import TempPostgres
+from sotto_cli.cli import main
+
+NOW = 1_790_000_500
+
+
+@pytest.fixture(scope="module")
+def centre(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    tmp = tmp_path_factory.mktemp("roles")
+    with TempPostgres() as pg:
+        owner = pg.create_database("centre")
+        assert main(["db", "migrate", "--db", owner]) == 0
+        assert main(["db", "roles", "--db", owner]) == 0
+        with pg.admin("centre") as conn:
+            for user, group in (("node1", roles.INGEST), ("desk1", roles.CONSOLE), ("dpo1", roles.PURGE),
+                                ("tech1", roles.REGISTRY)):
+                conn.execute(f"CREATE ROLE {user} LOGIN IN ROLE {group}")
+        yield {"pg": pg, "url": {u: pg.url("centre", user=u) for u in ("node1", "desk1", "dpo1", "tech1")},
+               "owner": owner, "tmp": tmp}
+
+
+def _denied(conn: Any, sql: str) -> None:
+    with pytest.raises(psycopg.Error) as e:
+        conn.execute(sql)
+    refused = (psycopg.errors.InsufficientPrivilege, psycopg.errors.IntegrityConstraintViolation)
+    assert isinstance(e.value, refused) or "must be owner" in str(e.value), (sql, e.value)
+
+
+def test_every_role_does_its_work_and_no_more(centre: Any, tmp_path: Path) -> None:
+    url = centre["url"]
+    d = rs.device(b"ROLES-01")
+    with Registry(url["tech1"]) as reg:                                 # registry: devices and keys
+        reg.add(d.kid, d.public_key, officer="J. Smith")
+    running = start_in_thread(url["node1"], ServerConfig(port=0, centre_key=str(tmp_path / "centre.key")))
+    try:                                                                # ingest: frames, alerts
+        frames = [d.alert_start(loc=rs.loc(0)), d.location(rs.loc(1)), d.end()]
+        status, answer = rs.post(running.port, frames)
+    finally:
+        running.stop()
+    assert status == 200 and [r["status"] for r in answer["results"]] == ["accepted"] * 3
+
+    desk = open_db(url["desk1"])                                        # console: handle, accounts, audit
+    accounts.add_operator(desk, "olga", "operator", "correct horse battery", by=Actor("root", CLI))
+    acknowledge(desk, 1, operator="olga", now=NOW, role="operator")
+    close(desk, 1, operator="olga", outcome="false alarm", now=NOW + 60, role="operator")
+    entries = len(audit.entries(desk))
+    for sql in ("DELETE FROM audit", "UPDATE audit SET detail = 'x'", "TRUNCATE audit",
+                "DELETE FROM frames", "UPDATE frames SET wire = NULL", "UPDATE frames SET seq = seq + 1",
+                "TRUNCATE frames", "ALTER TABLE audit DISABLE TRIGGER audit_append_only",
+                "ALTER TABLE frames DISABLE TRIGGER frames_write_once", "DROP TABLE audit",
+                "INSERT INTO frames(device_id, key_id, seq, digest, type, time, up_ms, flags, link, "
+                "received_at, via, size) VALUES ('\\x00', 1, 1, '\\x00', 1, 0, 0, 0, '\\x00', 0, 'x', 0)"):
+        _denied(desk, sql)
+    assert len(audit.entries(desk)) == entries and audit.verify_chain(desk).ok
+    desk.close()
+
+    node = open_db(url["node1"])                                        # ingest: no audit, no rewriting
+    for sql in ("INSERT INTO audit(at, operator, action) VALUES (0, 'x', 'view')", "DELETE FROM audit",
+                "UPDATE frames SET wire = NULL", "DELETE FROM frames", "UPDATE operators SET role = 'admin'"):
+        _denied(node, sql)
+    node.close()
+
+    dpo = open_db(url["dpo1"])                                          # purge: personal columns only
+    result = purge(dpo, 30, operator="dpo", now=time.time() + 40 * 86400)
+    assert [a.alert_id for a in result.alerts] == [1] and result.locations == 2
+    assert dpo.execute("SELECT count(*) FROM frames WHERE wire IS NULL").fetchone()[0] == 2
+    for sql in ("UPDATE frames SET digest = '\\x00'", "UPDATE frames SET seq = 7", "DELETE FROM frames",
+                "DELETE FROM audit", "UPDATE alerts SET state = 'open'",
+                "UPDATE operators SET role = 'admin'"):
+        _denied(dpo, sql)
+    assert audit.verify_chain(dpo).ok
+    dpo.close()
+
+    tech = open_db(url["tech1"])
+    for sql in ("DELETE FROM frames", "UPDATE alerts SET state = 'open'", "DELETE FROM audit"):
+        _denied(tech, sql)
+    tech.close()
+
+
+def test_even_the_owner_cannot_rewrite_audit_or_frames_without_lifting_the_triggers(centre: Any) -> None:
+    conn = open_db(centre["owner"])
+    for sql in ("UPDATE audit SET detail = 'x'", "DELETE FROM audit", "DELETE FROM frames",
+                "UPDATE frames SET seq = seq + 1", "TRUNCATE audit", "TRUNCATE frames"):
+        with pytest.raises(psycopg.Error, match="append-only|write-once"):
+            conn.execute(sql)
+    conn.close()
+
+
+def test_roles_are_postgresql_only(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["db", "roles", "--db", str(tmp_path / "x.db")]) == 2
+    assert "PostgreSQL" in capsys.readouterr().err
