@@ -194,6 +194,7 @@ def _json_runs(d: dict[str, Any]) -> list[tuple[list[str], int]]:
         (["operators", "disable", "olga"], 0), (["operators", "list"], 0),
         (["frame", "inspect", str(t / "frames.cbor")], 0),
         (["frame", "verify", str(t / "frames.cbor"), "--pubkey", d["pub"], "--now", "1790000500"], 0),
+        (["db", "migrate"], 0),
     ]
 
 
@@ -212,6 +213,7 @@ def test_json_output_of_every_data_command_parses(small_db, monkeypatch, capsys)
     runnable_offline = {n for n, p in COMMANDS if n not in NO_JSON} - {
         "flash", "provision", "rotate-key", "vdev stop",   # need a device (vdev stop: below)
         "sim run", "sim fleet", "sim keys",                 # tests/simulator/test_sim_cli.py
+        "db roles",                                         # PostgreSQL only: tests/storage/test_pg_roles.py
     }
     assert runnable_offline <= ran, runnable_offline - ran
 
