@@ -87,6 +87,14 @@ class CentreKey:
         signature = self._private.sign(to_sign)
         return _canonical(cbor2.CBORTag(18, [self._protected, {}, body, signature]))
 
+    def sign_detached(self, message: bytes) -> bytes:
+        """A raw Ed25519 signature (64 bytes) over `message`. Callers put a
+        context prefix first (evidence seals: host_tools.receiver.evidence.seal)
+        so that nothing signed here can pass for an answer."""
+        if message[:1] == b"\x84":
+            raise ValueError("a detached message must not look like a COSE Sig_structure")
+        return self._private.sign(message)
+
 
 def public_pem(public_key: bytes) -> str:
     """A 32-byte Ed25519 public key as a SubjectPublicKeyInfo PEM."""

@@ -97,8 +97,12 @@ def register(subparsers: Any) -> None:
                          description="Write the alert's evidence to DIR (new or empty): the frames exactly "
                                      "as received, the audio as WAV, the track as GeoJSON, a verification "
                                      "report (JSON and HTML) with the device's public key, and a manifest "
-                                     "of SHA-256s. Check it with `sotto evidence verify DIR`.")
+                                     "of SHA-256s sealed by the centre's key (manifest.sig). Check it "
+                                     "with `sotto evidence verify DIR --centre-key KEY`.")
     exp.add_argument("alert", metavar="ID")
+    exp.add_argument("--centre-key", metavar="PATH",
+                     help="the centre's private key file that seals the bundle (default: the database's "
+                          "path + -centre.key)")
     exp.add_argument("--out", required=True, metavar="DIR", help="folder to create")
     exp.add_argument("--operator", metavar="NAME", help="who exports (default $SOTTO_OPERATOR or login name)")
     add_db_option(exp)
@@ -279,10 +283,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     alert_id = parse_alert_id(args.alert)
     operator = audit.operator_name(args.operator)
     with closing(open_db(resolve_db_path(args.db))) as conn:
-        result = export_alert(conn, alert_id, args.out, operator=operator)
+        result = export_alert(conn, alert_id, args.out, operator=operator, centre_key_path=args.centre_key)
     print(f"exported {alert_code(alert_id)} to {result.path}: {result.frames} frames, "
           f"{result.audio_seconds:.1f} s audio; chain {result.chain}")
-    print(f"bundle digest (SHA-256 of manifest.json): {result.manifest_sha256} (recorded in the audit log)")
+    print(f"bundle digest (SHA-256 of manifest.json): {result.manifest_sha256} (recorded in the audit log); "
+          "sealed by the centre key (manifest.sig)")
     return 0
 
 

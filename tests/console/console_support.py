@@ -130,6 +130,9 @@ def centre_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
         )
     add_accounts(db, **ROLE_ACCOUNTS)
     conn = sqlite3.connect(db)
+    from host_tools.receiver import centre_key
+
+    centre_key.ensure(conn, centre_key.default_path(db))       # seals the console's exports
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
     return db
@@ -140,6 +143,8 @@ def centre(tmp_path: Path, centre_template: Path) -> dict[str, Any]:
     """A database with A1 (SOTTO-42: audio, a track), accounts for every role."""
     db = tmp_path / "receiver.db"
     shutil.copyfile(centre_template, db)
+    key = centre_template.with_name(centre_template.name + "-centre.key")
+    shutil.copy2(key, db.with_name(db.name + "-centre.key"))
     return {"db": db, "dev": make_device(), "clock": Clock()}
 
 
