@@ -198,6 +198,8 @@ def ensure_schema(conn: sqlite3.Connection) -> None:
     ensure_registry_schema(conn)
     check_schema(conn, "receiver", RECEIVER_SCHEMA_VERSION, _DDL)
     ensure_centre_schema(conn)      # operators, sessions, the audit chain (centre_schema.py)
+    from host_tools.receiver.flags import ensure_flags_schema  # here: flags imports audit, which needs store
+    ensure_flags_schema(conn)       # alert_flags (flags.py)
 
 
 def open_db(db_path: str | os.PathLike[str], *, create: bool = False) -> sqlite3.Connection:

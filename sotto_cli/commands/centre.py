@@ -1,4 +1,4 @@
-"""`sotto centre init|key`: the monitoring centre's own identity.
+"""`sotto centre init|key|time-window`: the monitoring centre's own identity and settings.
 
 Thin handlers over host_tools.receiver.centre_key. The private key is written
 once to its file and never printed; these commands print the public key only.
@@ -13,7 +13,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
-from host_tools.receiver import centre_key
+from host_tools.receiver import audit, centre_key, flags
 from host_tools.receiver.store import open_db
 from host_tools.registry import add_db_option, resolve_db_path
 
@@ -44,7 +44,7 @@ def centre_key_path(args: argparse.Namespace, db: Path) -> Path:
 def register(subparsers: Any) -> None:
     """Add `sotto centre` and its subcommands to the CLI."""
     fmt = argparse.RawDescriptionHelpFormatter
-    parser = subparsers.add_parser("centre", help="the centre's answer-signing key (init, key)",
+    parser = subparsers.add_parser("centre", help="the centre's answer-signing key (init, key), time-window",
                                    description=CENTRE_HELP, formatter_class=fmt)
     parser.set_defaults(func=lambda args: _no_subcommand(parser))
     sub = parser.add_subparsers(dest="centre_command", metavar="SUBCOMMAND", title="subcommands")
@@ -71,6 +71,23 @@ def register(subparsers: Any) -> None:
     form.add_argument("--pem", action="store_true", help="print a PEM public key instead of hex")
     form.add_argument("--json", action="store_true", help="print JSON for tools")
     key.set_defaults(func=cmd_key)
+
+    win = sub.add_parser("time-window", help="show or set how far a frame's device time may be from receipt",
+                         description="Frames whose device time is more than --behind-s behind or --ahead-s "
+                                     "ahead of when the receiver got them are accepted but flagged on their "
+                                     "alert (time-behind / time-ahead; a time of 0 counts as behind). "
+                                     f"Defaults {flags.DEFAULT_TIME_BEHIND_S} s behind, "
+                                     f"{flags.DEFAULT_TIME_AHEAD_S} s ahead. A change is audited and taken "
+                                     "by a running receiver at its next group commit.",
+                         epilog="example: sotto centre time-window --behind-s 1800 --operator dpo")
+    add_db_option(win)
+    win.add_argument("--behind-s", type=int, metavar="S",
+                     help="seconds behind receipt before a frame is flagged")
+    win.add_argument("--ahead-s", type=int, metavar="S", help="seconds ahead of receipt before it is flagged")
+    win.add_argument("--operator", metavar="NAME",
+                     help="who changes it (default $SOTTO_OPERATOR or login name)")
+    win.add_argument("--json", action="store_true", help="print JSON for tools")
+    win.set_defaults(func=cmd_time_window)
 
 
 def _no_subcommand(parser: argparse.ArgumentParser) -> int:
@@ -118,4 +135,21 @@ def cmd_key(args: argparse.Namespace) -> int:
         print(centre_key.public_pem(public), end="")
     else:
         print(public.hex())
+    return 0
+
+
+def cmd_time_window(args: argparse.Namespace) -> int:
+    """`sotto centre time-window [--behind-s S] [--ahead-s S] [--json]`."""
+    db = resolve_db_path(args.db)
+    with closing(open_db(db)) as conn:
+        if args.behind_s is None and args.ahead_s is None:
+            behind, ahead = flags.time_window(conn)
+        else:
+            behind, ahead = flags.set_time_window(conn, behind_s=args.behind_s, ahead_s=args.ahead_s,
+                                                  operator=audit.operator_name(args.operator))
+    if args.json:
+        print(json.dumps({"behind_s": behind, "ahead_s": ahead}, indent=2))
+    else:
+        print(f"frames are flagged when their device time is over {behind} s behind or {ahead} s ahead "
+              "of receipt")
     return 0
