@@ -142,3 +142,12 @@ def test_a_revoked_device_without_a_replacement(db: Path, clock: Clock) -> None:
         ("accepted", None), ("rejected", "revoked-device"), ("rejected", "revoked-device"),
         ("rejected", "revoked-device")]
     assert [f.flag for f in _flags(db, 1).values()] == ["signed-before-revocation"]
+
+
+def test_the_consoles_queue_carries_the_flags_and_ages_from_receipt(receiver: Receiver, db: Path,
+                                                                    clock: Clock) -> None:
+    from host_tools.receiver.queue import live_queue
+
+    receiver.ingest([_at(86_400 * 200).alert_start(loc=LOC)])     # a 1970 date
+    (row,) = live_queue(sqlite3.connect(db), now=NOW + 20)["alerts"]
+    assert row["flags"] == ["time-behind"] and row["age_s"] == 20.0
