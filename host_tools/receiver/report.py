@@ -163,6 +163,9 @@ def render_html(report: dict[str, Any]) -> str:
         ("fingerprint", f'<span class="mono">{_e(key.get("fingerprint"))}</span>'),
         ("revoked since", _e(receiver.get("key_revoked")) or "not revoked at export"),
     ]) + f"<pre class=mono>{_e(key.get('pem'))}</pre>")
+    if receiver.get("flags"):
+        out.append("<h2>Flags</h2><ul>" + "".join(f'<li class="bad">{_e(f.get("text"))}</li>'
+                                                  for f in receiver["flags"]) + "</ul>")
     if chain.get("problems"):
         out.append("<h2>Chain problems</h2><ul>" + "".join(f'<li class="bad">{_e(p)}</li>'
                                                           for p in chain["problems"]) + "</ul>")

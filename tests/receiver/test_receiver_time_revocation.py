@@ -151,3 +151,18 @@ def test_the_consoles_queue_carries_the_flags_and_ages_from_receipt(receiver: Re
     receiver.ingest([_at(86_400 * 200).alert_start(loc=LOC)])     # a 1970 date
     (row,) = live_queue(sqlite3.connect(db), now=NOW + 20)["alerts"]
     assert row["flags"] == ["time-behind"] and row["age_s"] == 20.0
+
+
+def test_the_flags_travel_into_the_evidence_bundle(receiver: Receiver, db: Path, tmp_path: Path) -> None:
+    from host_tools.receiver import centre_key
+    from host_tools.receiver.evidence import export_alert, verify_bundle
+
+    d = _at(NOW - 5000)
+    receiver.ingest([d.alert_start(loc=LOC), d.end()])
+    conn = sqlite3.connect(db)
+    key = centre_key.ensure(conn, centre_key.default_path(db))[0]
+    export_alert(conn, 1, tmp_path / "b", operator="Bob")
+    report = json.loads((tmp_path / "b" / "report.json").read_text())
+    assert [f["flag"] for f in report["receiver"]["flags"]] == ["time-behind"]
+    assert "device clock behind" in (tmp_path / "b" / "report.html").read_text()
+    assert verify_bundle(tmp_path / "b", centre_key=key.public_key, device_key=d.public_key).ok

@@ -131,6 +131,7 @@ def export_alert(conn: sqlite3.Connection, alert_id: int, out_dir: str | os.Path
         "closed": iso_utc(alert.closed_at),
         "outcome": alert.outcome, "chain_at_receiver": alert.chain.summary,
         "key_revoked": iso_utc(revoked_at), "receipts": receipts,
+        "flags": [f.to_json() for f in alert.flags],   # clock far off, signed before revocation
     }
     report["export"] = {"at": iso_utc(now), "at_epoch": now, "operator": operator,
                         "tool": f"sotto {__version__}"}
