@@ -166,3 +166,24 @@ def test_the_flags_travel_into_the_evidence_bundle(receiver: Receiver, db: Path,
     assert [f["flag"] for f in report["receiver"]["flags"]] == ["time-behind"]
     assert "device clock behind" in (tmp_path / "b" / "report.html").read_text()
     assert verify_bundle(tmp_path / "b", centre_key=key.public_key, device_key=d.public_key).ok
+
+
+def test_the_old_unit_gets_no_commands_meant_for_its_replacement(db: Path, clock: Clock) -> None:
+    from host_tools.receiver import commands
+
+    old = _at(NOW - 600)
+    held = [old.alert_start(loc=LOC)]
+    new = device(b"SOTTO-42")
+    new.seed = bytes(range(1, 33))
+    new.time = NOW
+    with Registry(db) as reg:
+        reg.add(old.kid, old.public_key, officer="J. Smith")
+    with Registry(db, clock=lambda: NOW - 60) as reg:
+        reg.rotate(old.kid, new.public_key)
+    with Receiver(db, clock=clock) as r:
+        r.ingest([new.alert_start(loc=LOC)])                      # A1: the new unit's alert
+        commands.queue(sqlite3.connect(db), 1, "locate", operator="Bob")
+        to_old = r.ingest(held)                                   # the old unit's A2, signed before
+        to_new = r.ingest([new.heartbeat()])
+    assert to_old.results[0].status == "accepted" and to_old.cmds == []
+    assert len(to_new.cmds) == 1

@@ -482,9 +482,13 @@ class Writer(threading.Thread):
     def _commands_for(self, jobs: list[_Job]) -> None:
         """Each job's `cmds`: the undone commands of the device whose frames it
         carried (authenticated: accepted or duplicate). A request that mixes
-        devices gets none: a command names no device, only the answer does."""
+        devices gets none: a command names no device, only the answer does. Nor
+        does one carrying frames of a revoked key (signed before the revocation):
+        the commands are for the unit that holds the device's active key."""
         for job in jobs:
             devices = {item.frame.kid for item, r in zip(job.items, job.results, strict=True)
                        if r.status != REJECTED and item.frame is not None}
+            if any(item.before_revocation is not None for item in job.items):
+                continue
             if len(devices) == 1:
                 job.cmds = undone_for(self.conn, devices.pop(), job.now)
