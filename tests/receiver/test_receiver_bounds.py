@@ -151,3 +151,14 @@ def test_version_and_type_beyond_any_store(server: RunningServer, dev: ff.Device
     verdicts = [(r["status"], r.get("reason")) for r in _results(server.port, frames)]
     assert verdicts == [("rejected", reason)] * len(BIG)
     assert _health(server.port) == "ok"
+
+
+def test_every_integer_field_of_the_schema_is_tested_here() -> None:
+    # a key added to the schema (docs/frames.md) must get its edges tested above
+    from host_tools.frames.schema import _FIELDS
+
+    uints = {k for k, f in _FIELDS.items() if f.kind == "uint"}
+    covered = {k for k, *_ in FIELDS} | {0, 1, 4}            # v, t, time: their own tests
+    assert uints - covered == set(), f"integer keys without an edge test: {sorted(uints - covered)}"
+    tops = {k: top for k, _, _, top in FIELDS}
+    assert {k: _FIELDS[k].hi for k in tops} == tops           # the largest value is the schema's
