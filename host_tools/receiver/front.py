@@ -1,4 +1,6 @@
 """The device-facing listener of `sotto receive`: one asyncio event loop for every socket.
+(A little over 400 lines: the connection state machine and the listener that counts and
+feeds it read best side by side.)
 
 No thread waits on an idle or slow socket. The loop accepts, counts connections
 per source address and in all, runs TLS handshakes, reads the request line and
@@ -35,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import cbor2
 
+from host_tools.receiver import fastpath
 from host_tools.receiver.http_handler import PATH_FRAMES, handle_request
 from host_tools.receiver.sms_auth import RateLimiter
 
@@ -252,7 +255,7 @@ class _Conn(asyncio.Protocol):
             del self.buf[:total]
             self._cancel()
             self.state = _BUSY
-            front.dispatch(self, request)
+            front.dispatch(self, request, self.head_end)
 
     def answered(self, out: bytes, close: bool) -> None:
         """In the loop: the worker's answer to the request in progress."""
@@ -273,6 +276,18 @@ class _Conn(asyncio.Protocol):
             self._advance()
 
 
+def _new_loop(fast: bool) -> asyncio.AbstractEventLoop:
+    """uvloop's event loop (libuv; TLS without asyncio's Python layer) when installed, else asyncio's."""
+    if fast:
+        try:
+            import uvloop
+        except ImportError:
+            pass
+        else:
+            return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
+
+
 class FrontEnd:
     """The listener: `serve_forever()` runs the loop (in the calling thread) until `stop()`."""
 
@@ -291,7 +306,7 @@ class FrontEnd:
         self.per_address: dict[str, int] = {}
         self.conns: set[_Conn] = set()
         self.in_flight = 0
-        self.loop: asyncio.AbstractEventLoop = asyncio.new_event_loop()
+        self.loop: asyncio.AbstractEventLoop = _new_loop(config.uvloop)
         self.pool = ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="sotto-request")
         self._stopped = threading.Event()
         self._running = False
@@ -350,8 +365,17 @@ class FrontEnd:
         else:
             self.per_address.pop(addr, None)
 
-    def dispatch(self, conn: _Conn, request: bytes) -> None:
+    def dispatch(self, conn: _Conn, request: bytes, head_end: int) -> None:
         self.in_flight += 1
+        if self.config.fast_path:
+            plain, close = fastpath.eligible(request[:head_end])
+            if plain:
+                def answered(out: bytes, close: bool) -> None:
+                    self.in_flight -= 1
+                    conn.answered(out, close)
+
+                if fastpath.handle(self, request[head_end:], conn.addr[0], close, answered):
+                    return
         fut = self.pool.submit(handle_request, self, request, conn.addr)
         loop = self.loop
 

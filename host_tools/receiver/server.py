@@ -70,7 +70,9 @@ class ServerConfig:
     header_timeout_s: float = 10.0         # request line + headers (and the TLS handshake)
     max_connections: int = 4096            # in all
     max_per_address: int = 256             # from one source address (raise it behind a carrier NAT)
-    workers: int = 128                     # threads that handle complete requests
+    workers: int = 32                      # threads that handle complete requests (not the fast path)
+    uvloop: bool = True                    # uvloop's event loop where installed
+    fast_path: bool = True                 # plain frame POSTs without a worker (receiver.fastpath)
     listen_backlog: int = 1024
     verify_helper: bool = (os.cpu_count() or 1) > 1   # verify on a second core too
     centre_key: str | None = None          # the answer-signing key file; None: <db>-centre.key

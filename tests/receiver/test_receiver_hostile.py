@@ -206,3 +206,31 @@ def test_a_mebibyte_of_one_byte_items_is_refused_and_others_are_served_meanwhile
         rs.stop()
     assert served == [200] * 20
     assert hostile == [(413, "too-large")] * 12
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_frames_are_answered_alike_with_and_without_the_fast_path(db: Path, dev: ff.DeviceSim,
+                                                                  fast: bool) -> None:
+    """Plain frame POSTs skip the worker pool (host_tools.receiver.fastpath); the answer
+    is the same signed answer the full handler gives, and odd requests still get the
+    handler's reasons."""
+    rs = start_in_thread(db, ServerConfig(port=0, fast_path=fast, max_frames=4))
+    try:
+        start = dev.alert_start(loc=LOC)
+        first = post(rs.port, start)
+        again = post(rs.port, start)
+        five = b"".join(dev.heartbeat() for _ in range(5))
+        many = post(rs.port, five)
+        bad = post(rs.port, b"\xd2\x84\x41")
+        closing = post(rs.port, dev.heartbeat(), headers={"Connection": "close"})
+    finally:
+        rs.stop()
+    key = rs.centre.public_key
+    assert first[0] == 200 and first[1]["content-type"] == "application/cose"
+    assert open_answer(key, start, first[2])["results"][0]["status"] == "accepted"
+    assert open_answer(key, start, again[2])["results"][0]["status"] == "duplicate"
+    assert many[0] == 413 and open_answer(key, five, many[2])["reason"] == "too-large"
+    assert bad[0] == 400 and open_answer(key, b"\xd2\x84\x41", bad[2])["reason"] == "malformed-cbor"
+    assert closing[0] == 200
+    assert first[1]["server"].startswith("sotto-receiver/") and "date" in first[1]
+    assert rs.server.bugs == 0
