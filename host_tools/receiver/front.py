@@ -139,7 +139,6 @@ class _Conn(asyncio.Protocol):
         self._arm(front.config.header_timeout_s, self._head_timeout)   # counts from the connect
         self.head_armed = True
         if front.ssl_context is not None:
-            transport.pause_reading()   # the ClientHello must reach start_tls, not data_received
             self.transport = None
             self.raw = transport
             front.loop.create_task(self._start_tls(transport))

@@ -1,7 +1,7 @@
 """Durable before acknowledged: `sotto receive` is killed with SIGKILL at random
 moments while devices post frames (a random number of new acknowledgements after each
-start, so the work done is bound by count, not by wall time on a loaded machine); after each restart every frame that was
-answered `accepted` (or `duplicate`) is in the database, byte for byte.
+start, so the work done is bound by count, not by wall time on a loaded machine); after
+each restart every frame that was answered `accepted` (or `duplicate`) is in the database, byte for byte.
 
 SOTTO_KILL_LOOPS sets how many kills (default 12).
 """
