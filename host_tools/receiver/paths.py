@@ -49,6 +49,8 @@ def delivered_via(conn: sqlite3.Connection, alert_id: int) -> str | None:
     device_id, first_at, last_at = row
     start = conn.execute("SELECT wire FROM frames WHERE alert_id = ? AND type = ? ORDER BY seq LIMIT 1",
                          (alert_id, int(FrameType.ALERT_START))).fetchone()
+    if start is not None and start[0] is None:
+        return None   # purged (retention): the frame's bytes are gone
     if start is not None:
         rx = payload_of(bytes(start[0])).get(RX_KEY)
         if rx in PATH_NAMES:
@@ -58,6 +60,8 @@ def delivered_via(conn: sqlite3.Connection, alert_id: int) -> str | None:
             "SELECT wire FROM frames WHERE device_id = ? AND type = ? AND received_at BETWEEN ? AND ?",
             (device_id, int(FrameType.STATUS), (first_at or 0) - REPORT_WINDOW_S,
              (last_at or first_at or 0) + REPORT_WINDOW_S)):
+        if wire is None:
+            continue
         p = payload_of(bytes(wire))
         if p.get(18) == ST_RECEIVER_DOWN and p.get(RX_KEY) == 0:
             return "secondary"
