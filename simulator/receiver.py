@@ -78,6 +78,16 @@ class ReceiverProcess:
         with Registry(self.db) as reg:
             reg.add(device_id, public_key, officer=officer, by="simulator")
 
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL, as a centre that dies mid-alert (no clean shutdown); its database stays."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()
