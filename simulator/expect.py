@@ -154,6 +154,8 @@ def evaluate(expect: dict[str, Any], dev: Any, rx: Any, rx2: Any = None) -> list
         checks = _evaluate(expect, dev, conn, conn2)
         if conn2 is not None:
             checks += dualpath.evaluate(expect, dev, [conn, conn2])
+            order = list(expect)
+            checks.sort(key=lambda c: order.index(c.name))   # in the scenario's order, as with one
         return checks
     finally:
         conn.close()
