@@ -327,7 +327,9 @@ class Delivery:
         if p.active != was:
             # the other receiver: try it now, not after the backoff the failures built up
             _log.w("receiver %d stopped answering: delivering to receiver %d", i, p.active)
+            # (and no CFUN or power cycle queued by them: the modem reached the network)
             self.ladder.succeeded()
+            self.ladder.pending = ld.NONE
             self.next_try = None
             self.must_close = True
 
