@@ -9,7 +9,8 @@ import subprocess
 import sys
 
 import pytest
-from test_provision import REQUEST, ca_file, centre_db, device  # noqa: F401 - fixtures
+from centre_support import centre_db
+from test_provision import REQUEST, ca_file  # noqa: F401 - fixtures
 
 from host_tools import provision
 from host_tools.receiver import centre_key
