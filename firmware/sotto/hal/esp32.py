@@ -79,8 +79,9 @@ class Esp32Hal:
 
             i2c = machine.I2C(a.get("i2c", 0), scl=machine.Pin(a["scl"]), sda=machine.Pin(a["sda"]),
                               freq=400000)
-            acc = Lis2dh12(i2c, machine.Pin(a["int1"], machine.Pin.IN), machine.Pin(a["int2"], machine.Pin.IN),
-                           a.get("addr", ADDR))
+            int1 = machine.Pin(a["int1"], machine.Pin.IN)
+            int2 = machine.Pin(a["int2"], machine.Pin.IN)
+            acc = Lis2dh12(i2c, int1, int2, a.get("addr", ADDR))
             if acc.present:
                 self.accel = acc  # type: Lis2dh12
                 self.accel_events = acc.events
