@@ -244,6 +244,12 @@ def _evaluate(expect: dict[str, Any], dev: Any, conn: Any) -> list[Check]:
             missing = [f for f in want if f not in got]
             add(name, not missing, f"alert-start flags: {', '.join(got) or 'none'}"
                 + (f"; missing {', '.join(missing)}" if missing else ""))
+        elif name == "trigger_kind":
+            kinds = [hf.TRIGGER_NAMES.get(hf.decode_frame(w).trigger or 0, "?")
+                     for _t, seq, ftype, w in sorted(dev.made, key=lambda m: m[1])
+                     if ftype == ff.ALERT_START and seq in stored]
+            add(name, kinds == list(want), f"alerts at the receiver raised by: {', '.join(kinds) or 'none'}"
+                + ("" if kinds == list(want) else f" (expected {', '.join(want)})"))
         elif name == "heartbeats_min":
             n = sum(1 for t, _ in stored.values() if t == hf.FrameType.HEARTBEAT)
             add(name, n >= want, f"{n} heartbeats at the receiver (at least {want})")

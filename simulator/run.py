@@ -165,6 +165,12 @@ class Runner:
             dev.triggers.append((ev.action, pattern_presses(dev, now, trig[a["reply"]])))
         elif ev.action in ("ack_alert", "close_alert", "listen", "more_audio", "locate", "ask"):
             self._operator(dev, ev.action, a)
+        elif ev.action == "motion":
+            dev.accel.play(now, a["profile"], float(a["for_s"]))
+        elif ev.action.startswith("check_in"):
+            ci = fw_config.validate(dev.config_json())["checkin"]
+            key = {"check_in": "start", "check_in_extend": "extend", "check_in_end": "end"}[ev.action]
+            dev.triggers.append((ev.action, pattern_presses(dev, now, ci[key])))
 
     def _operator(self, dev: VirtualDevice, action: str, a: dict[str, Any]) -> None:
         """What a monitoring-centre operator does, through the receiver's own functions."""

@@ -19,9 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sotto import config as fw_config
+
 from host_tools.errors import SottoError
 from host_tools.ids import parse_device_id
+from simulator.accel import PROFILES
 from simulator.device import RUNTIMES
+from simulator.hal import BoardFileError, load_board
 from simulator.peripherals import read_wav
 from simulator.track import Track, load_track, standing
 
@@ -59,6 +63,11 @@ ACTIONS: dict[str, dict[str, type]] = {
     "locate": {"operator": str},
     "ask": {"question": str, "operator": str},
     "answer": {"reply": str},                    # the officer's yes / no press pattern
+    # issue 16: the accelerometer's motion, and the officer's timed check-in patterns
+    "motion": {"profile": str, "for_s": float},
+    "check_in": {"minutes": int},
+    "check_in_extend": {"minutes": int},
+    "check_in_end": {},
 }
 ANSWERS = ("yes", "no")
 MODEM_FAULTS = ("hang", "sim_missing", "denied", "no_coverage", "error_rate", "cme_rate",
@@ -74,9 +83,12 @@ EXPECTATIONS: dict[str, type] = {
     "every_frame_delivered": bool, "nothing_lost": bool, "max_frames_dropped": int,
     "closed_by_centre": bool, "statuses": list, "heartbeats": int, "alert_flags": list,
     "haptic_order": list, "received_within_s": float, "commands": list, "not_through": bool,
+    "trigger_kind": list,
 }
+TRIGGER_KINDS = ("hold", "presses", "check-in-overdue", "no-motion", "man-down")
 HAPTIC_PATTERNS = ("confirm", "received", "listening", "not-through", "q1", "q2", "q3", "q4", "q5", "q6",
-                   "q7", "q8")
+                   "q7", "q8", "visit-started", "visit-extended", "visit-ended", "visit-reminder",
+                   "pre-alarm")
 DEVICE_KEYS: dict[str, type] = {
     "id": str, "officer": str, "battery_pct": float, "track": str, "audio": str, "ttff_s": float,
     "hot_ttff_s": float, "hdop": float, "seed": int, "config": dict, "board": str, "start_lat": float,
@@ -85,6 +97,38 @@ DEVICE_KEYS: dict[str, type] = {
 LOCATION_SOURCES = ("gnss", "cell", "last-known")
 ALERT_FLAGS = ("duress", "minimal mode", "battery reserve")
 STATUS_NAMES = ("started", "battery-low", "battery-critical", "battery-reserve", "boot-loop", "queue-full")
+
+
+def _check_motion(args: dict[str, Any], name: str, dev: dict[str, Any], fail: Any) -> None:
+    if args.get("profile") not in PROFILES:
+        raise fail(f"{name}.profile: one of {', '.join(PROFILES)}")
+    if not args.get("for_s", 0) > 0:
+        raise fail(f"{name}.for_s: how long the motion lasts, in seconds (more than 0)")
+    if "accel" not in _board(dev):
+        raise fail(f"{name}: board {dev.get('board', 'sotto-ref-s3')!r} has no accelerometer")
+
+
+def _board(dev: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return load_board(str(dev.get("board", "sotto-ref-s3")))
+    except BoardFileError:
+        return {}
+
+
+def _check_check_in(action: str, args: dict[str, Any], name: str, dev: dict[str, Any], fail: Any) -> None:
+    """The officer's check-in patterns: the device must have check-in on, and the
+    minutes a scenario names must be the ones the device is configured for (the
+    patterns carry no number: the length is the device's setting)."""
+    given = dev.get("config", {}).get("checkin", {})
+    ci = dict(fw_config.DEFAULTS["checkin"])
+    ci.update(given if isinstance(given, dict) else {})
+    if ci.get("enabled") is not True:
+        raise fail(f"{name}: {action} needs check-in on the device: [device.config.checkin] enabled = true")
+    setting = "extend_minutes" if action == "check_in_extend" else "minutes"
+    if "minutes" in args and action != "check_in_end" and args["minutes"] != ci[setting]:
+        raise fail(f"{name}.minutes: the device's {'extension' if setting != 'minutes' else 'visit'} is "
+                   f"checkin.{setting} = {ci[setting]} min; set [device.config.checkin] {setting} = "
+                   f"{args['minutes']} to run this one")
 
 
 @dataclass
@@ -217,6 +261,10 @@ def parse(data: dict[str, Any], path: Path | None = None) -> Scenario:
             raise fail(f"{name}.question: give the question's name or code (e.g. can-you-talk)")
         if action == "more_audio" and not 1 <= args.get("seconds", 0) <= 600:
             raise fail(f"{name}.seconds: 1..600")
+        if action == "motion":
+            _check_motion(args, name, dev, fail)
+        if action.startswith("check_in"):
+            _check_check_in(action, args, name, dev, fail)
         events.append(Event(int(ev["at_s"] * 1000), action, args))
     events.sort(key=lambda e: e.at_ms)
     expect = data.get("expect", {})
@@ -233,6 +281,8 @@ def parse(data: dict[str, Any], path: Path | None = None) -> Scenario:
             raise fail(f"expect.haptic_order: each one of {', '.join(HAPTIC_PATTERNS)}")
         if k == "commands" and any(not isinstance(c, str) or len(c.split()) != 2 for c in v):
             raise fail("expect.commands: each \"OP OUTCOME\", e.g. \"listening done\", \"ask yes\"")
+        if k == "trigger_kind" and any(x not in TRIGGER_KINDS for x in v):
+            raise fail(f"expect.trigger_kind: each one of {', '.join(TRIGGER_KINDS)}")
         if k == "location_source" and v not in LOCATION_SOURCES:
             raise fail(f"expect.location_source: one of {', '.join(LOCATION_SOURCES)}")
     return Scenario(

@@ -167,7 +167,8 @@ class Device:
         self.session.set_battery(lambda: self.power.pct)
         self.session.utc_s = self.clock.utc_s
         self.checkin = CheckIn(cfg, self._emit, self.haptic, self.session._add_location, self.clock.utc_s,
-                               lambda: self.power.pct, self._raise_alert, storage=st)
+                               lambda: self.power.pct, self._raise_alert, storage=st,
+                               gnss_on=self.session.gnss_for, fresh=self.gnss.has_fix)
         self.trigger = Trigger(cfg["trigger"], self.checkin.patterns_for_trigger())
         self.feedback = Feedback(cfg, self.haptic, self._emit, lambda: self.power.pct)
         self.commands = Commands(cfg, st, self._emit, self.session, self.feedback, self.haptic)

@@ -365,6 +365,14 @@ class Session:
             self._sync_record(now_ms)  # the queue is ahead of the record: catch up before acks
         return self.live
 
+    def gnss_for(self, now_ms, ms):
+        """Keep the GNSS on for at least ms from now (a check-in's position);
+        step() turns it off again when no alert needs it."""
+        until = ticks_add(now_ms, ms)
+        if self._gnss_until is None or ticks_diff(until, self._gnss_until) > 0:
+            self._gnss_until = until
+        self._power_gnss(True)
+
     def _add_location(self, fields, now_ms):
         if self.gnss is None:
             return False

@@ -1,7 +1,7 @@
 # Timed check-in (sotto.checkin) on the whole Device: start, extend and end
 # patterns with their frames and haptic answers, the reminder, the overrun
 # alert (trig 3), and what is ignored. Runs under CPython and in the VM.
-from fakehal import FakeHal, config
+from fakehal import FakeHal, config, nmea
 from fwtest import tmpdir
 from sotto import checkin, frames, identity
 from sotto.app import Device
@@ -9,6 +9,8 @@ from sotto.storage import Storage
 from sotto.ticks import ticks_add, ticks_diff
 
 CHECKIN = {"enabled": True, "minutes": 10, "extend_minutes": 5, "remind_min": 2}
+FIX = (nmea("GNRMC,143000.00,A,5127.2700,N,00235.2740,W,0.8,45.0,221126,,,A")
+       + nmea("GNGGA,143000.00,5127.2700,N,00235.2740,W,1,07,0.8,12.3,M,49.6,M,,"))
 
 
 class Rig:
@@ -63,19 +65,23 @@ class Rig:
 
 
 def test_start_extend_end_send_check_in_frames_and_answer_on_the_wrist():
+    # no position at all: the answer comes at once, each frame after FIX_WAIT_MS without loc
     r = Rig(checkin=CHECKIN)
     r.presses(6)
     r.run(8000)
+    assert checkin.STARTED in r.names() and r.dev.checkin.open and r.hal.gnss_on
+    assert r.of(frames.CHECK_IN) == []
+    r.run(checkin.FIX_WAIT_MS)
     ci = r.of(frames.CHECK_IN)
-    assert len(ci) == 1 and ci[0][frames.K_DUR] == 600 and ci[0][frames.K_VISIT] == 1
-    assert checkin.STARTED in r.names() and r.dev.checkin.open
+    assert len(ci) == 1 and 569 <= ci[0][frames.K_DUR] <= 600 and ci[0][frames.K_VISIT] == 1
+    assert frames.K_LOC not in ci[0]
     r.presses(7)
-    r.run(8000)
+    r.run(8000 + checkin.FIX_WAIT_MS)
     ci = r.of(frames.CHECK_IN)
-    assert len(ci) == 2 and ci[1][frames.K_DUR] == 300 and ci[1][frames.K_VISIT] == 1
+    assert len(ci) == 2 and 269 <= ci[1][frames.K_DUR] <= 300 and ci[1][frames.K_VISIT] == 1
     assert checkin.EXTENDED in r.names()
     r.presses(8)
-    r.run(8000)
+    r.run(8000 + checkin.FIX_WAIT_MS)
     ci = r.of(frames.CHECK_IN)
     assert len(ci) == 3 and ci[2][frames.K_DUR] == 0 and ci[2][frames.K_VISIT] == 1
     assert checkin.ENDED in r.names() and not r.dev.checkin.open
@@ -90,10 +96,37 @@ def test_the_due_time_is_the_device_clock_plus_the_duration():
     r = Rig(checkin=CHECKIN)
     r.dev.clock.set_network(1750000000, r.t)
     r.presses(6)
-    r.run(8000)
+    r.run(8000 + checkin.FIX_WAIT_MS)
     f = r.of(frames.CHECK_IN)[0]
+    assert f[frames.K_DUE] - f[frames.K_TIME] == f[frames.K_DUR]
     assert abs(f[frames.K_DUE] - (1750000000 + 8 + 600)) <= 8
-    assert f[frames.K_DUE] - f[frames.K_TIME] == 600
+
+
+def test_a_fresh_fix_sends_the_check_in_at_once_with_the_gnss_position():
+    r = Rig(checkin=CHECKIN)
+    r.presses(6)
+    r.run(8000)
+    assert r.hal.gnss_on and r.of(frames.CHECK_IN) == []
+    r.hal.gnss_uart.rx += FIX
+    r.run(2000)
+    ci = r.of(frames.CHECK_IN)
+    assert len(ci) == 1 and ci[0][frames.K_DUR] >= 590
+    assert frames.unpack_location(ci[0][frames.K_LOC])[4] == frames.SRC_GNSS
+    r.run(checkin.FIX_WAIT_MS + 5000)  # the GNSS goes off again (no alert needs it)
+    assert not r.hal.gnss_on
+
+
+def test_an_end_right_after_a_start_sends_both_frames_in_order():
+    r = Rig(checkin=CHECKIN)
+    r.presses(6)
+    r.run(8000)
+    r.presses(8)
+    r.run(8000)
+    ci = r.of(frames.CHECK_IN)
+    assert [f[frames.K_DUR] > 500 for f in ci] == [True]  # the start went when the end came
+    r.run(checkin.FIX_WAIT_MS)
+    ci = r.of(frames.CHECK_IN)
+    assert [f[frames.K_VISIT] for f in ci] == [1, 1] and ci[1][frames.K_DUR] == 0
 
 
 def test_an_overrun_raises_the_alert_with_trig_3_after_a_reminder():
@@ -112,8 +145,9 @@ def test_an_overrun_raises_the_alert_with_trig_3_after_a_reminder():
     starts = r.of(frames.ALERT_START)
     assert len(starts) == 1 and starts[0][frames.K_TRIG] == frames.TRIG_CHECKIN
     assert r.dev.session.live and not r.dev.checkin.open and r.dev.checkin.overruns == 1
+    # at the visit's end (the check-in frame went FIX_WAIT_MS after the start), not later
     up = starts[0][frames.K_UP] - r.of(frames.CHECK_IN)[0][frames.K_UP]
-    assert 600000 <= up <= 601000 and ticks_diff(r.t, start) > 0  # at the visit's end, not later
+    assert 600000 - checkin.FIX_WAIT_MS <= up <= 601000 - checkin.FIX_WAIT_MS and ticks_diff(r.t, start) > 0
     r.run(60000)  # the usual alert session: location and audio follow
     assert r.of(frames.AUDIO) and r.of(frames.LOCATION) == r.of(frames.LOCATION)
 
@@ -134,9 +168,9 @@ def test_a_second_start_restarts_the_open_visit_with_the_same_id():
     r.run(8000)
     r.run(6 * 60000)
     r.presses(6)
-    r.run(8000)
+    r.run(8000 + checkin.FIX_WAIT_MS)
     ci = r.of(frames.CHECK_IN)
-    assert [f[frames.K_VISIT] for f in ci] == [1, 1] and ci[1][frames.K_DUR] == 600
+    assert [f[frames.K_VISIT] for f in ci] == [1, 1] and ci[1][frames.K_DUR] >= 569
     r.run(6 * 60000)  # would have overrun under the first start
     assert r.of(frames.ALERT_START) == []
 
@@ -146,11 +180,11 @@ def test_visit_ids_do_not_repeat_across_a_restart():
     r.presses(6)
     r.run(8000)
     r.presses(8)
-    r.run(8000)
+    r.run(8000 + checkin.FIX_WAIT_MS)
     r.dev = Device(r.hal, config(checkin=CHECKIN))
     assert r.dev.boot(r.t)
     r.presses(6)
-    r.run(8000)
+    r.run(8000 + checkin.FIX_WAIT_MS)
     assert [f[frames.K_VISIT] for f in r.of(frames.CHECK_IN)] == [1, 1, 2]
 
 

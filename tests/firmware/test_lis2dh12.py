@@ -71,6 +71,10 @@ def _driver():
         from sotto.hal import lis2dh12
 
         lis2dh12.time = _Time
+        from sotto.hal import lis2dh12_setup as setup
+
+        for name in ("SETUP", "INT1_THS", "INT1_DURATION", "INT2_THS", "ODR_HZ"):
+            setattr(lis2dh12, name, getattr(setup, name))  # the tests read them off the driver
         return lis2dh12
     finally:
         del sys.modules["machine"]
