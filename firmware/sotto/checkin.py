@@ -147,7 +147,10 @@ class CheckIn:
 
     def _flush(self, now_ms, force):
         """Send the waiting frame if it may go now; ms until it must."""
-        visit, ended, deadline = self._wait
+        w = self._wait
+        if w is None:
+            return IDLE_MS
+        visit, ended, deadline = w
         f = {frames.K_BATT: self._battery(), frames.K_VISIT: visit}
         fresh = self._fresh is None or self._fresh(now_ms)
         if not (fresh or force or ticks_diff(now_ms, deadline) >= 0):
