@@ -13,7 +13,7 @@ from sotto import cbor as fw_cbor
 from sotto import frames as ff
 
 from host_tools import frames as hf
-from host_tools.receiver import alerts, commands, store
+from host_tools.receiver import alerts, commands, store, visits
 
 
 @dataclass(frozen=True)
@@ -250,6 +250,10 @@ def _evaluate(expect: dict[str, Any], dev: Any, conn: Any) -> list[Check]:
                      if ftype == ff.ALERT_START and seq in stored]
             add(name, kinds == list(want), f"alerts at the receiver raised by: {', '.join(kinds) or 'none'}"
                 + ("" if kinds == list(want) else f" (expected {', '.join(want)})"))
+        elif name == "visit_states":
+            got = _visit_states(dev, conn, did)
+            add(name, got == list(want), f"visits at the centre, by visit id: {', '.join(got) or 'none'}"
+                + ("" if got == list(want) else f" (expected {', '.join(want)})"))
         elif name == "heartbeats_min":
             n = sum(1 for t, _ in stored.values() if t == hf.FrameType.HEARTBEAT)
             add(name, n >= want, f"{n} heartbeats at the receiver (at least {want})")
@@ -269,6 +273,22 @@ def _evaluate(expect: dict[str, Any], dev: Any, conn: Any) -> list[Check]:
             add(name, got == list(want), f"commands and their outcomes: {', '.join(got) or 'none'}"
                 + ("" if got == list(want) else f" (expected {', '.join(want)})"))
     return checks
+
+
+def _visit_states(dev: Any, conn: Any, did: bytes) -> list[str]:
+    """The centre's view of the device's visits at the end of the scenario. The
+    receiver stamps frames with the wall clock, which runs faster than the
+    scenario's virtual one: the centre's `now` is mapped onto the scenario's
+    end from the newest stored frame (its wall receipt, its virtual making)."""
+    made_at = {seq: t for t, seq, _ftype, _w in dev.made}
+    rows = conn.execute("SELECT seq, received_at FROM frames WHERE device_id = ? ORDER BY received_at DESC "
+                        "LIMIT 1", (did,)).fetchall()
+    if not rows or rows[0][0] not in made_at:
+        return []
+    seq, received_at = rows[0]
+    now = received_at + (dev.clock.now_ms - made_at[seq]) / 1000
+    got = visits.list_visits(conn, include_ended=True, now=now, device_id=did)
+    return [v.state for v in sorted(got, key=lambda v: v.visit)]
 
 
 def _command_text(c: Any) -> str:

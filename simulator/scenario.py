@@ -83,8 +83,9 @@ EXPECTATIONS: dict[str, type] = {
     "every_frame_delivered": bool, "nothing_lost": bool, "max_frames_dropped": int,
     "closed_by_centre": bool, "statuses": list, "heartbeats": int, "alert_flags": list,
     "haptic_order": list, "received_within_s": float, "commands": list, "not_through": bool,
-    "trigger_kind": list,
+    "trigger_kind": list, "visit_states": list,
 }
+VISIT_STATES = ("overdue", "alerted", "open", "ended")
 TRIGGER_KINDS = ("hold", "presses", "check-in-overdue", "no-motion", "man-down")
 HAPTIC_PATTERNS = ("confirm", "received", "listening", "not-through", "q1", "q2", "q3", "q4", "q5", "q6",
                    "q7", "q8", "visit-started", "visit-extended", "visit-ended", "visit-reminder",
@@ -281,6 +282,8 @@ def parse(data: dict[str, Any], path: Path | None = None) -> Scenario:
             raise fail(f"expect.haptic_order: each one of {', '.join(HAPTIC_PATTERNS)}")
         if k == "commands" and any(not isinstance(c, str) or len(c.split()) != 2 for c in v):
             raise fail("expect.commands: each \"OP OUTCOME\", e.g. \"listening done\", \"ask yes\"")
+        if k == "visit_states" and any(x not in VISIT_STATES for x in v):
+            raise fail(f"expect.visit_states: each one of {', '.join(VISIT_STATES)}")
         if k == "trigger_kind" and any(x not in TRIGGER_KINDS for x in v):
             raise fail(f"expect.trigger_kind: each one of {', '.join(TRIGGER_KINDS)}")
         if k == "location_source" and v not in LOCATION_SOURCES:
