@@ -137,3 +137,12 @@ def test_the_ring_keeps_the_oldest_when_the_main_loop_stalls():
     got = acc.events()
     assert len(got) == d.EDGES - 1 and acc.edges_lost == 6
     assert got[0] == (0, motion.ACTIVE) and got[1] == (1 - d.ACT_MS, motion.STILL)
+
+
+def test_a_chip_already_still_at_start_up_is_reported_still():
+    d = _driver()
+    p2 = _Pin(16)
+    p2.level = 1  # INT2 high: the chip was asleep before the restart
+    _Time.now = 50000
+    acc = d.Lis2dh12(_I2C(), _Pin(15), p2)
+    assert acc.events() == [(50000 - d.ACT_MS, motion.STILL)]

@@ -61,6 +61,8 @@ class Lis2dh12:
         self._read(INT2_SRC)
         int1.irq(self._on_int1, machine.Pin.IRQ_RISING)
         int2.irq(self._on_int2, machine.Pin.IRQ_RISING | machine.Pin.IRQ_FALLING)
+        if int2.value():  # already still (a restart while lying still): no edge would ever say so
+            self._on_int2(int2)
 
     def _read(self, reg: int) -> int:
         try:
