@@ -130,6 +130,7 @@ class Device:
         self.reset_cause = 0  # frames.RST_*
         self.prering = None  # sotto.prering.PreRing when audio.pre_trigger
         self._cfg_obj = None  # the configuration object as on flash (for remote changes)
+        self.cfg_version = 0  # health: cfgv
 
     # -- boot ---------------------------------------------------------------------------
     def boot(self, now_ms):
@@ -153,6 +154,7 @@ class Device:
             _log.e("cannot run: %s", e)
             return False
         self.cfg = cfg
+        self.cfg_version = cfg["version"]
         self._cfg_obj = obj
         self.network_error = config_mod.network_refusal(cfg, st)
         if self.network_error is not None:
@@ -279,7 +281,7 @@ class Device:
         from sotto import config as config_mod  # boot-only module: loaded again for this rare path
 
         err = None
-        current = self.cfg["version"]
+        current = self.cfg_version
         if self.session.live:
             err = "busy: an alert is live; send it again after the alert"
         elif version <= current:
@@ -310,6 +312,7 @@ class Device:
     def _take(self, cfg, now_ms):
         # the parts that hold settings take the new ones (no alert is live)
         self.cfg = cfg
+        self.cfg_version = cfg["version"]
         self.trigger = Trigger(cfg["trigger"])
         self.haptic.enabled = cfg["trigger"]["haptic"]
         self.session.configure(cfg)
@@ -360,7 +363,7 @@ class Device:
     def _health(self, ftype, fields):
         # no location here, ever: what the centre needs to supervise the device
         fields[frames.K_FW] = VERSION
-        fields[frames.K_CFGV] = self.cfg["version"]
+        fields[frames.K_CFGV] = self.cfg_version
         fields[frames.K_QD] = len(self.queue) + len(self.pending)
         m = getattr(self.delivery, "modem", None)
         fields[frames.K_CSQ] = getattr(m, "rssi", 99) if m is not None else 99
@@ -487,19 +490,21 @@ class Device:
     def _pre_capture(self, now_ms):
         # idle: the microphone feeds the RAM ring (nothing is framed or stored);
         # not in reserve, where only alerts may spend the battery
-        audio = self.audio
+        audio, ring = self.audio, self.prering
+        if audio is None or ring is None:
+            return 60000
         if self.power.reserve:
             if audio.running:
                 audio.stop()
-            self.prering.clear()
+            ring.clear()
             return 60000
         try:
             if not audio.running:
-                self.prering.clear()  # a new stream: the ring holds one stream only
+                ring.clear()  # a new stream: the ring holds one stream only
                 audio.start(now_ms)
             chunk = audio.poll(now_ms)
             if chunk is not None:
-                self.prering.put(chunk)
+                ring.put(chunk)
                 audio.release()
         except Exception as e:  # noqa: BLE001
             self._fault("pre-trigger", e)

@@ -166,7 +166,8 @@ def change(obj, settings, version, storage=None):
         parts = name.split(".")
         if parts[0] in LOCKED:
             raise ConfigError(name, "locked", "identity and trust anchors change only by `sotto provision`")
-        node, d = new, DEFAULTS
+        node = new  # type: dict
+        d = DEFAULTS  # type: object
         for p in parts[:-1]:
             if not isinstance(d, dict) or p not in d or not isinstance(d[p], dict):
                 raise ConfigError(name, "unknown-field", "not a setting (misspelt?)")

@@ -215,8 +215,9 @@ class Session:
     def _poll_audio(self, now_ms):
         # one audio frame per pass at most: a device that falls behind loses
         # audio (the HAL counts overruns), never the watchdog
-        if self._pre_left:
-            data, samples, predictor, index = self.pre.get(self._pre_k)
+        pre = self.pre
+        if self._pre_left and pre is not None:
+            data, samples, predictor, index = pre.get(self._pre_k)
             f = {frames.K_CODEC: frames.CODEC_IMA_ADPCM, frames.K_RATE: self.rate_hz,
                  frames.K_OFF: self._pre_off, frames.K_AST: [predictor, index], frames.K_NS: samples,
                  frames.K_FLAGS: frames.FLAG_PRE_TRIGGER}
