@@ -22,6 +22,9 @@ the receiver answers `accepted` only after that (host_tools.receiver.ingest).
   `command_id` is the id the device sees: it only increases, so rows are never
   deleted (a reused id would be ignored by the device as already run).
 - alert_holds: alerts an operator placed on hold; purge never touches them.
+- device_config, device_health (devcfg.py, schema component `devcfg`): the
+  centre's configuration versions of each device and what it last said about
+  its health (firmware, configuration version, resets, faults, queue, signal).
 - device_trust: what each device says about its own trust setup: flag bit 3
   (it runs TLS without authenticating the server) and `unauth` (answers it
   could not authenticate).
@@ -198,6 +201,8 @@ def ensure_schema(conn: sqlite3.Connection) -> None:
     ensure_registry_schema(conn)
     check_schema(conn, "receiver", RECEIVER_SCHEMA_VERSION, _DDL)
     ensure_centre_schema(conn)      # operators, sessions, the audit chain (centre_schema.py)
+    from host_tools.receiver import devcfg  # noqa: PLC0415 - devcfg imports audit, which imports this module
+    devcfg.ensure_schema(conn)      # remote configuration versions and device health (devcfg.py)
 
 
 def open_db(db_path: str | os.PathLike[str], *, create: bool = False) -> sqlite3.Connection:
