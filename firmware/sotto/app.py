@@ -82,8 +82,8 @@ STABLE_MS = const(120000)
 SAVE_FIX_MS = const(60000)
 GNSS_READ = const(128)
 RETRY_MS = const(1000)  # how often a refused frame is offered to the flash again
-PENDING_MAX = const(8)
-PRE_POLL_MS = const(100)  # idle polls of the pre-trigger ring (a chunk lasts 250 ms or more)  # frames of other kinds held in RAM while the flash refuses them
+PENDING_MAX = const(8)  # frames of other kinds held in RAM while the flash refuses them
+PRE_POLL_MS = const(100)  # idle polls of the pre-trigger ring (a chunk lasts 250 ms or more)
 _MUST_KEEP = (frames.ALERT_START, frames.CANCEL, frames.DURESS, frames.END)
 
 _log = Logger("app")

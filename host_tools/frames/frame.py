@@ -24,8 +24,8 @@ from host_tools.frames.cbor_strict import (
 from host_tools.frames.reasons import (
     FLAG_CONFIG_INVALID,
     FLAG_INSECURE_TLS,
-    FLAG_PRE_TRIGGER,
     FLAG_NAMES,
+    FLAG_PRE_TRIGGER,
     HEADER_ALG,
     HEADER_KID,
     KID_BYTES,

@@ -179,9 +179,10 @@ def set_config(conn: sqlite3.Connection, device_id: bytes, settings: Mapping[str
             "INSERT INTO commands(device_id, alert_id, sid, op, args, operator, queued_at) "
             "VALUES (?, NULL, NULL, ?, ?, ?, ?) RETURNING command_id",
             (device_id, CONFIG_OP, json.dumps(args, sort_keys=True), operator, now)).fetchone()[0]
-        conn.execute("INSERT INTO device_config(device_id, version, settings, operator, created_at, command_id) "
-                     "VALUES (?, ?, ?, ?, ?, ?)",
-                     (device_id, version, json.dumps(dict(settings), sort_keys=True), operator, now, command_id))
+        conn.execute("INSERT INTO device_config(device_id, version, settings, operator, created_at, "
+                     "command_id) VALUES (?, ?, ?, ?, ?, ?)",
+                     (device_id, version, json.dumps(dict(settings), sort_keys=True), operator, now,
+                      command_id))
         audit.record(conn, operator, "config", device_id=device_id, at=now, in_transaction=True, role=role,
                      detail=f"configuration version {version}: {', '.join(sorted(settings))}")
     return Version(version, dict(settings), operator, now, int(command_id), QUEUED, None, None)
@@ -237,24 +238,27 @@ def apply_health(conn: sqlite3.Connection, reports: Sequence[tuple[bytes, int, i
             "ON CONFLICT(device_id) DO UPDATE SET fw = coalesce(excluded.fw, fw), "
             "cfgv = coalesce(excluded.cfgv, cfgv), rst = coalesce(excluded.rst, rst), "
             "boots = coalesce(excluded.boots, boots), faults = coalesce(excluded.faults, faults), "
-            "qd = coalesce(excluded.qd, qd), csq = coalesce(excluded.csq, csq), health_at = excluded.health_at, "
+            "qd = coalesce(excluded.qd, qd), csq = coalesce(excluded.csq, csq), "
+            "health_at = excluded.health_at, "
             "config_invalid = CASE WHEN ? THEN coalesce(?, device_health.config_invalid, 'invalid') "
             "ELSE NULL END, "
-            "invalid_at = CASE WHEN ? THEN coalesce(device_health.invalid_at, excluded.invalid_at) ELSE NULL END",
+            "invalid_at = CASE WHEN ? THEN coalesce(device_health.invalid_at, excluded.invalid_at) "
+            "ELSE NULL END",
             (device_id, fields.get("fw"), fields.get("cfgv"), fields.get("rst"), fields.get("boots"),
              fields.get("faults"), fields.get("qd"), fields.get("csq"), now,
              (reason or "invalid") if invalid else None, now if invalid else None, invalid, reason, invalid))
         if st == _ST_CONFIG_INVALID:
-            news.append(f"CONFIG INVALID on device {format_device_id(device_id)}: {reason or 'no reason given'}")
+            news.append(f"CONFIG INVALID on device {format_device_id(device_id)}: "
+                        f"{reason or 'no reason given'}")
         if st != _ST_HEALTH or "cfgv" not in fields:
             continue
         cfgv = fields["cfgv"]
         err = p.get(37)
         if err is None:
-            conn.execute("UPDATE device_config SET state = ?, done_at = ? WHERE device_id = ? AND version = ? "
-                         "AND state IN (?, ?)", (APPLIED, now, device_id, cfgv, *UNDONE))
-            conn.execute("UPDATE device_config SET state = ?, done_at = ? WHERE device_id = ? AND version < ? "
-                         "AND state IN (?, ?)", (SUPERSEDED, now, device_id, cfgv, *UNDONE))
+            conn.execute("UPDATE device_config SET state = ?, done_at = ? WHERE device_id = ? "
+                         "AND version = ? AND state IN (?, ?)", (APPLIED, now, device_id, cfgv, *UNDONE))
+            conn.execute("UPDATE device_config SET state = ?, done_at = ? WHERE device_id = ? "
+                         "AND version < ? AND state IN (?, ?)", (SUPERSEDED, now, device_id, cfgv, *UNDONE))
         else:
             # the device refuses versions in order: the oldest one it was sent above what it runs
             row = conn.execute("SELECT c.version FROM device_config c JOIN commands k "

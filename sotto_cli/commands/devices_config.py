@@ -145,7 +145,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     seen, hb, batt, via = row if row else (None, None, None, None)
     if args.json:
         print(json.dumps({
-            "device": rec.name, "device_hex": rec.device_id.hex(), "status": rec.status, "officer": rec.officer,
+            "device": rec.name, "device_hex": rec.device_id.hex(), "status": rec.status,
+            "officer": rec.officer,
             "fingerprint": rec.active_key.fingerprint if rec.active_key else None,
             "last_seen": iso_utc(seen), "last_via": via, "heartbeat_s": hb, "battery": batt,
             "silent": silent is not None, "never_heard": seen is None,

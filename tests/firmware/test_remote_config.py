@@ -76,7 +76,8 @@ def test_change_refuses_locked_unknown_and_invalid_settings():
     assert e.reason == "unknown-field"
     e = raises(cfgmod.ConfigError, cfgmod.change, obj, {"heartbeat_every_s": 5}, 2)
     assert e.reason == "range" and e.field == "heartbeat_every_s"
-    e = raises(cfgmod.ConfigError, cfgmod.change, obj, {"trigger.cancel": {"presses": 5, "window_ms": 2000}}, 2)
+    same_as_duress = {"trigger.cancel": {"presses": 5, "window_ms": 2000}}
+    e = raises(cfgmod.ConfigError, cfgmod.change, obj, same_as_duress, 2)
     assert e.field == "trigger.duress"  # cannot be told apart from the cancel now
     e = raises(cfgmod.ConfigError, cfgmod.change, obj, {"heartbeat_every_s": 600}, 0)
     assert e.field == "version"
