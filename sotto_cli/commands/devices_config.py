@@ -9,6 +9,7 @@ import time
 from contextlib import closing
 from typing import Any
 
+from host_tools.errors import UsageError
 from host_tools.frames import RESET_CAUSE_NAMES
 from host_tools.receiver import audit, devcfg
 from host_tools.receiver.alerts import DEFAULT_GRACE_S, duration_text, iso_utc, silent_devices, utc_text
@@ -48,32 +49,28 @@ def register(sub: Any) -> None:
     show.set_defaults(func=cmd_show)
 
     cfg = sub.add_parser("config", help="change a device's settings remotely (versioned)",
-                         description=CONFIG_HELP, formatter_class=fmt)
-    csub = cfg.add_subparsers(dest="config_command", metavar="ACTION", title="actions")
-    cfg.set_defaults(func=lambda args: _usage(cfg))
-    st = csub.add_parser("set", help="queue the next configuration version", description=CONFIG_HELP,
-                         epilog=SET_EPILOG, formatter_class=fmt)
-    st.add_argument("device", metavar="ID", help="device id: 8 characters (SOTTO-42) or 16 hex digits")
-    st.add_argument("settings", nargs="+", metavar="KEY=VALUE", help="dotted setting name and JSON value")
-    st.add_argument("--operator", metavar="NAME", help=f"who changes it (default ${audit.ENV_OPERATOR} "
-                    "or the login name); audited")
-    st.add_argument("--json", action="store_true", help="print the queued version as JSON")
-    add_db_option(st)
-    st.set_defaults(func=cmd_set)
-    sh = csub.add_parser("show", help="the device's configuration versions and their fate",
-                         description="Every configuration version of the device, newest first: its "
-                                     "settings, who set it, and whether the device applied it or refused "
-                                     "it (with the device's reason); and the version the device reports.")
-    sh.add_argument("device", metavar="ID", help="device id: 8 characters (SOTTO-42) or 16 hex digits")
-    sh.add_argument("--json", action="store_true", help="print JSON for tools")
-    add_db_option(sh)
-    sh.set_defaults(func=cmd_config_show)
+                         description=CONFIG_HELP, epilog=SET_EPILOG, formatter_class=fmt,
+                         usage="%(prog)s ID {set KEY=VALUE... | show} [--json] [--operator NAME] [--db PATH]")
+    cfg.add_argument("device", metavar="ID", help="device id: 8 characters (SOTTO-42) or 16 hex digits")
+    cfg.add_argument("action", choices=("set", "show"),
+                     help="set: queue the next configuration version; show: the versions and their fate "
+                          "(applied, or refused with the device's reason) and the version the device reports")
+    cfg.add_argument("settings", nargs="*", metavar="KEY=VALUE",
+                     help="set: dotted setting name and JSON value")
+    cfg.add_argument("--operator", metavar="NAME", help=f"who changes it (default ${audit.ENV_OPERATOR} "
+                     "or the login name); audited")
+    cfg.add_argument("--json", action="store_true", help="print JSON for tools")
+    add_db_option(cfg)
+    cfg.set_defaults(func=cmd_config)
 
 
-def _usage(parser: argparse.ArgumentParser) -> int:
-    parser.print_usage()
-    print("give an action: set or show")
-    return 2
+def cmd_config(args: argparse.Namespace) -> int:
+    """`sotto devices config ID set KEY=VALUE...` / `sotto devices config ID show`."""
+    if args.action == "show":
+        if args.settings:
+            raise UsageError("`show` takes no KEY=VALUE (did you mean `set`?)")
+        return cmd_config_show(args)
+    return cmd_set(args)
 
 
 def cmd_set(args: argparse.Namespace) -> int:
