@@ -130,7 +130,8 @@ class DeviceSim:
         fields[20] = why
         return self._emit(fields)
 
-    def heartbeat(self, battery: int = 80, interval_s: int = 900, extra: dict[int, Any] | None = None) -> bytes:
+    def heartbeat(self, battery: int = 80, interval_s: int = 900,
+                  extra: dict[int, Any] | None = None) -> bytes:
         fields = self._common(HEARTBEAT, False)
         fields.update({7: battery, 17: interval_s})
         fields.update(extra or {})      # health keys (24.., flags)

@@ -36,7 +36,8 @@ def test_a_version_rides_as_a_config_command_and_is_applied(receiver: Receiver, 
                                                             dev: ff.DeviceSim) -> None:
     conn = sqlite3.connect(db)
     v1 = devcfg.set_config(conn, dev.kid, {"heartbeat_every_s": 600}, operator="Ann")
-    v2 = devcfg.set_config(conn, dev.kid, {"trigger.alert": {"presses": 6, "window_ms": 3000}}, operator="Ann")
+    v2 = devcfg.set_config(conn, dev.kid, {"trigger.alert": {"presses": 6, "window_ms": 3000}},
+                           operator="Ann")
     assert (v1.version, v2.version) == (1, 2)
     answer = receiver.ingest([dev.heartbeat(extra=HB)])
     assert answer.cmds == [{"id": v1.command_id, "op": "config", "v": 1, "set": {"heartbeat_every_s": 600}},
