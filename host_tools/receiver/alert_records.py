@@ -182,6 +182,7 @@ class AlertDetail:
     audit_id: int = 0
     sms_frames: int = 0
     commands: list[Any] = field(default_factory=list)   # host_tools.receiver.commands.Command, oldest first
+    pre_trigger_samples: int = 0   # audio captured before the trigger (flag bit 4): the device's RAM ring
 
     @property
     def location(self) -> TrackPoint | None:
@@ -198,6 +199,8 @@ class AlertDetail:
         out["rejected_from_device_since_start"] = self.rejected_since_start
         out["device_last_seen"] = iso_utc(self.last_seen_at)
         out["commands"] = [c.to_json() for c in self.commands]
+        rate = self.alert.audio_rate or 0
+        out["pre_trigger_audio_seconds"] = round(self.pre_trigger_samples / rate, 3) if rate else 0.0
         return out
 
 

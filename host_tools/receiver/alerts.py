@@ -162,8 +162,10 @@ def show_alert(conn: sqlite3.Connection, alert_id: int, *, operator: str,
         (summary.device_id, summary.first_received_at))}
     seen = conn.execute("SELECT last_seen_at FROM device_state WHERE device_id = ?",
                         (summary.device_id,)).fetchone()
+    pre = conn.execute("SELECT coalesce(sum(audio_ns), 0) FROM frames WHERE alert_id = ? AND type = 3 "
+                       "AND flags & 16", (alert_id,)).fetchone()[0]   # flag bit 4: pre-trigger audio
     return AlertDetail(summary, points, counts, rejected, seen[0] if seen else None, now, audit_id, sms,
-                       commands.for_alert(conn, alert_id))
+                       commands.for_alert(conn, alert_id), int(pre))
 
 
 def silent_devices(conn: sqlite3.Connection, *, now: float | None = None, grace_s: float = DEFAULT_GRACE_S

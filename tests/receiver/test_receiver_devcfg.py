@@ -129,3 +129,25 @@ def test_settings_are_checked_for_shape_here_and_for_sense_on_the_device() -> No
             devcfg.parse_settings(bad)
     with pytest.raises(UsageError, match="bytes"):
         devcfg.parse_settings([f"officer={'x' * 3000}"])
+
+
+def test_pre_trigger_audio_is_shown_as_such(receiver: Receiver, db: Path, dev: ff.DeviceSim) -> None:
+    from host_tools.frames import decode_frame
+    from host_tools.receiver.alerts import show_alert
+    from host_tools.receiver.evidence.derive import build_audio
+    from host_tools.receiver.format import format_alert
+
+    chunk = bytes(range(256)) * 2 + bytes(488)      # 1000 bytes: 2000 samples of IMA-ADPCM
+    frames = [dev.alert_start()]
+    dev.flags = 16                                  # flag bit 4: from the device's RAM ring
+    frames += [dev.audio(chunk, 0, 2000), dev.audio(chunk, 2000, 2000)]
+    dev.flags = 0
+    frames += [dev.audio(chunk, 4000, 2000)]
+    receiver.ingest(frames)
+    d = show_alert(sqlite3.connect(db), 1, operator="Ann")
+    assert d.pre_trigger_samples == 4000 and d.to_json()["pre_trigger_audio_seconds"] == 0.5
+    text = "\n".join(format_alert(d))
+    assert "0.8 s received in 3 chunks, of which the first 0.5 s are PRE-TRIGGER" in text
+    built = build_audio([decode_frame(w) for w in frames])
+    assert built.pre_trigger_samples == 4000 and built.to_json()["pre_trigger"]["seconds"] == 0.5
+    assert decode_frame(frames[1]).pre_trigger and not decode_frame(frames[3]).pre_trigger
