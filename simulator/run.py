@@ -130,8 +130,7 @@ class Runner:
         now = self.clock.now_ms
         a = ev.args
         dev.note("scenario", ev.describe())
-        live = getattr(dev.device, "cfg", None)   # remote changes included (CPython runtime)
-        trig = (live if isinstance(live, dict) else fw_config.validate(dev.config_json()))["trigger"]
+        trig = self._config(dev)["trigger"]
         if ev.action == "sos":
             dev.triggers.append(("sos", pattern_presses(dev, now, trig["alert"])))
         elif ev.action in ("cancel", "duress"):
@@ -178,6 +177,22 @@ class Runner:
             dev.note("centre", f"configuration version {v.version} queued: {v.settings}")
         elif ev.action == "corrupt_config":
             corrupt_config(dev, a.get("how", "torn"))
+
+    @staticmethod
+    def _config(dev: VirtualDevice) -> dict[str, Any]:
+        """The configuration the device runs: as provisioned, with every remote
+        version the centre saw applied (the officer presses the patterns in force)."""
+        obj: dict[str, Any] = dev.config_json()
+        cfg = fw_config.validate(obj)
+        conn = store.open_db(dev.receiver.db)
+        try:
+            versions = devcfg.config_view(conn, dev.spec.device_id).versions
+        finally:
+            conn.close()
+        for v in reversed(versions):
+            if v.state == devcfg.APPLIED:
+                cfg, obj = fw_config.change(obj, v.settings, v.version)
+        return cfg
 
     def _operator(self, dev: VirtualDevice, action: str, a: dict[str, Any]) -> None:
         """What a monitoring-centre operator does, through the receiver's own functions."""
