@@ -59,8 +59,8 @@ BOUNDS = {
 CARRIER = {2: "location", 3: "heartbeat", 4: "heartbeat", 5: "heartbeat", 7: "heartbeat",
            9: "alert-start", 10: "status", 11: "audio", 12: "audio", 13: "audio", 16: "audio",
            17: "heartbeat", 18: "status", 19: "status", 20: "end", 21: "reply", 22: "reply",
-           23: "status-not-through", 25: "status", 26: "status", 27: "status", 28: "status",
-           29: "heartbeat", 30: "heartbeat"}
+           23: "status-not-through", 25: "status-health", 26: "status-health", 27: "status-health",
+           28: "status-health", 29: "heartbeat-config-invalid", 30: "heartbeat-config-invalid"}
 
 
 @pytest.fixture(scope="module")
