@@ -330,7 +330,13 @@ def rotate_key(port: str, db_path: str | Path, *, queue: QueuePolicy = KEEP_QUEU
             target = DeviceSession(dev)
             kid = _config_kid(target.config)
             if kid is None or target.key is None:
-                what = "no configuration" if kid is None else f"no usable key ({target.key_error})"
+                if kid is not None:
+                    what = f"no usable key ({target.key_error})"
+                elif target.config_text:
+                    what = ("a corrupt configuration (config.json is not valid or names no device id; "
+                            "the device runs on config.good or built-in defaults)")
+                else:
+                    what = "no configuration"
                 raise NotProvisioned(f"the device at {port} has {what}: provision it with `sotto provision "
                                      f"--port {port} --id ID ...` (add --force to replace a damaged key)")
             name = format_device_id(kid)
