@@ -51,7 +51,6 @@
 # Health rides in every status and heartbeat (never a location): firmware
 # version, configuration version, queue depth and signal quality; status
 # frames add the reset cause, boots since provisioning and faults since boot.
-import json
 import struct
 import sys
 
@@ -232,29 +231,12 @@ class Device:
         return True
 
     def _load_config(self, config_mod, st):
-        """(cfg, obj): config.json, kept as config.good when it loads; else the
-        fallback, with self.config_invalid saying why (ConfigError only when
-        nothing names the device)."""
+        # (cfg, obj); self.config_invalid says why when it is a fallback
         if self._config is not None:
             return config_mod.validate(self._config), self._config
-        try:
-            obj = config_mod.read_obj(st)
-            cfg = config_mod.validate(obj, st)
-        except config_mod.ConfigError as e:
-            why = e.short(frames.ERR_MAX_BYTES)
-            try:
-                cfg, obj = config_mod.fallback(st)
-            except config_mod.ConfigError:
-                raise e from None
-            _log.e("configuration not usable (%s): running on a fallback", why)
-            self.config_invalid = why
-            return cfg, obj
-        try:
-            data = json.dumps(obj).encode()
-            if st.read(config_mod.GOOD) != data:
-                st.write_atomic(config_mod.GOOD, data)
-        except OSError as e:
-            _log.e("cannot keep config.good: %s", e)
+        cfg, obj, self.config_invalid = config_mod.boot_load(st, frames.ERR_MAX_BYTES)
+        if self.config_invalid is not None:
+            _log.e("configuration not usable (%s): running on a fallback", self.config_invalid)
         return cfg, obj
 
     def _count_boot(self):
@@ -281,17 +263,12 @@ class Device:
         from sotto import config as config_mod  # boot-only module: loaded again for this rare path
 
         err = None
-        current = self.cfg_version
         if self.session.live:
             err = "busy: an alert is live; send it again after the alert"
-        elif version <= current:
-            err = "version %d is not above the applied %d" % (version, current)
         else:
             try:
-                cfg, obj = config_mod.change(self._cfg_obj, settings, version, self.storage)
-                data = json.dumps(obj).encode()
-                self.storage.write_atomic(config_mod.CONFIG, data)  # new file, then rename
-                self.storage.write_atomic(config_mod.GOOD, data)
+                cfg, obj = config_mod.apply_change(self.storage, self._cfg_obj, settings, version,
+                                                   self.cfg_version)
             except config_mod.ConfigError as e:
                 err = e.short(frames.ERR_MAX_BYTES)
             except OSError as e:

@@ -182,6 +182,43 @@ def change(obj, settings, version, storage=None):
     return validate(new, storage), new
 
 
+def boot_load(storage, err_bytes=64):
+    """(cfg, obj, why) at boot: config.json, kept as config.good when it
+    loads (why None); else fallback() with why = the short reason. Raises
+    the ConfigError of config.json only when nothing names the device."""
+    try:
+        obj = read_obj(storage)
+        cfg = validate(obj, storage)
+    except ConfigError as e:
+        why = e.short(err_bytes)
+        try:
+            cfg, obj = fallback(storage)
+        except ConfigError:
+            raise e from None
+        return cfg, obj, why
+    try:
+        data = json.dumps(obj).encode()
+        if storage.read(GOOD) != data:
+            storage.write_atomic(GOOD, data)
+    except OSError:
+        pass  # config.good is a spare: the device runs without it
+    return cfg, obj, None
+
+
+def apply_change(storage, obj, settings, version, current):
+    """(cfg, new obj) of a remote change (change()) to a version above
+    `current`, written atomically as config.json and kept as config.good.
+    ConfigError if refused; OSError if the flash refused it (config.json is
+    then either the old file or the new one, never a mix)."""
+    if type(version) is int and version <= current:
+        raise ConfigError("version", "range", "%d is not above the applied %d" % (version, current))
+    cfg, new = change(obj, settings, version, storage)
+    data = json.dumps(new).encode()
+    storage.write_atomic(CONFIG, data)  # a new file, then a rename
+    storage.write_atomic(GOOD, data)
+    return cfg, new
+
+
 def validate(obj, storage=None, strict=False):
     """The configuration with defaults filled in; ConfigError if it is not
     one. With strict (what `sotto provision` runs on the device), a

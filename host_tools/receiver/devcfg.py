@@ -43,7 +43,7 @@ LOCKED = ("device_id", "receiver", "apn", "sms_number", "ca_cert", "centre_key",
           "board", "version")
 QUEUED, DELIVERED, APPLIED, REFUSED, SUPERSEDED = "queued", "delivered", "applied", "refused", "superseded"
 UNDONE = (QUEUED, DELIVERED)
-MAX_SETTINGS_BYTES = 2048           # the device reads answers of at most 4 KB
+MAX_SETTINGS_BYTES = 1024           # one version in an answer; the device reads answers of at most 4 KB
 _HEALTH_KEYS = {24: "fw", 25: "cfgv", 26: "rst", 27: "boots", 28: "faults", 29: "qd", 30: "csq"}
 _FLAG_CONFIG_INVALID = 32
 _ST_HEALTH, _ST_CONFIG_INVALID = 7, 8
