@@ -283,3 +283,35 @@ def test_pre_trigger_is_never_sent_without_a_trigger():
     r.run(60000)
     assert not r.of(frames.AUDIO)
     assert frames.FLAG_PRE_TRIGGER == 16 and frames.FLAG_CONFIG_INVALID == 32
+
+
+def test_a_power_cut_while_a_change_is_written_leaves_a_config_that_loads():
+    # every point of the write (tmp, rename of config.json, config.good): at the
+    # next boot the device runs the old version or the new one, never nothing
+    from faultstorage import FaultStorage
+
+    for cut in range(1, 5):
+        r = Rig()
+        fs = FaultStorage(r.root, cut_at=cut)
+        got = raises(OSError, cfgmod.apply_change, fs, r.dev._cfg_obj, {"heartbeat_every_s": 600}, 2, 0)
+        assert got is not None
+        r.t += 1000
+        r.boot()  # power back: a fresh Storage over the same flash
+        assert r.ok and r.dev.cfg["heartbeat_every_s"] in (900, 600)
+        assert r.dev.config_invalid is None  # config.json itself is whole, old or new
+
+
+def test_a_flash_that_refuses_the_change_says_so():
+    r = Rig()
+    real = r.dev.storage.write_atomic
+
+    def refuse(name, data):
+        if name.startswith("config"):
+            raise OSError(28, "no space")
+        return real(name, data)
+
+    r.dev.storage.write_atomic = refuse
+    r.dev.commands.run([_cmd(1, 2, {"heartbeat_every_s": 600})], r.t)
+    r.dev.storage.write_atomic = real
+    assert r.of(frames.STATUS)[-1][frames.K_ERR].startswith("flash:")
+    assert r.of(frames.REPLY)[-1][frames.K_RES] == frames.RES_REFUSED and r.dev.cfg_version == 0
