@@ -92,6 +92,7 @@ class ProvisionRequest:
     ca_cert: str | Path | None = None        # a PEM file on this machine: the centre's TLS CA
     centre_key_pub: str | None = None        # 64 hex digits or a key file; None: the registry's record
     insecure_tls: bool = False               # bench work only: TLS without server authentication
+    release_key_pub: str | None = None       # the release key's public half (docs/ota.md); None: no updates
     new_registry: bool = False               # the registry database may be created
 
 
@@ -191,6 +192,11 @@ def _config_for(request: ProvisionRequest, kid: bytes, centre: bytes, ca: bytes 
         cfg["ca_cert"] = CA_FILE
     if request.insecure_tls:
         cfg["insecure_tls"] = True
+    if request.release_key_pub is not None:
+        try:
+            cfg["release_key"] = public_key_bytes(load_public_key(request.release_key_pub)).hex()
+        except KeyFormatError as e:
+            raise UsageError(f"--release-key-pub: {e}") from None
     return cfg
 
 

@@ -40,7 +40,14 @@ K_WHY = const(20)
 K_CMD = const(21)  # reply: the id of the centre's command it answers
 K_RES = const(22)  # reply: RES_*
 K_UNAUTH = const(23)  # status, heartbeat: answers not authenticated since boot
-_K_LAST = const(23)  # the highest key of the format
+K_FW = const(24)  # status, heartbeat: the running application's version (text)
+K_PEND = const(35)  # status: the version staged for the next boot (text)
+K_UPD = const(36)  # status: the last update's result, UPD_*
+K_ERR = const(37)  # status: why (text, at most 64 bytes): a refused or failed update
+_K_LAST = const(37)  # the highest key of the format
+# keys from _HI on are kept in a second mask: 1 << 30 and above is a big int on
+# the ESP32 (small ints are 31 bits), and the check must not allocate
+_HI = const(30)
 
 # frame types (t)
 ALERT_START = const(1)
@@ -73,6 +80,17 @@ ST_BOOT_LOOP = const(4)
 ST_QUEUE_FULL = const(5)
 ST_STARTED = const(6)
 ST_NOT_THROUGH = const(10)  # the alert-start was not delivered within feedback.not_through_s
+ST_UPDATE = const(11)  # an update's result (upd, and err when it failed or was refused)
+# update results (upd); docs/ota.md
+UPD_APPLIED = const(1)  # the new release runs and passed its health check
+UPD_ROLLED_BACK = const(2)  # it failed its health check: the previous one runs again
+UPD_STAGED = const(3)  # downloaded and verified: switched to at the next boot
+UPD_BAD_SIGNATURE = const(4)  # the manifest is not signed by the release key
+UPD_BAD_VERSION = const(5)  # a downgrade not allowed, or below the release's minimum
+UPD_BAD_BOARD = const(6)  # not built for this board
+UPD_BAD_FILE = const(7)  # a file did not match its SHA-256 or size
+UPD_FLASH = const(8)  # the flash refused the staging (full or failing)
+UPD_CENTRE = const(9)  # the centre could not give the release (withdrawn, unknown)
 WHY_DEVICE = const(1)
 WHY_CENTRE = const(2)
 WHY_MAX_DURATION = const(3)
@@ -100,6 +118,13 @@ def _bits(*keys):
     return m
 
 
+def _bits_hi(*keys):
+    m = 0
+    for k in keys:
+        m |= 1 << (k - _HI)
+    return m
+
+
 _COMMON = _bits(K_V, K_T, K_SEQ, K_TIME, K_UP)
 _IN_ALERT = _COMMON | _bits(K_SID)
 # (required, optional) keys per frame type; flags are optional everywhere
@@ -110,18 +135,24 @@ _SCHEMA = {
     CANCEL: (_IN_ALERT | _bits(K_PREV), _bits(K_BATT)),
     DURESS: (_IN_ALERT | _bits(K_PREV), _bits(K_LOC, K_BATT)),
     END: (_IN_ALERT | _bits(K_PREV, K_WHY), _bits(K_BATT)),
-    HEARTBEAT: (_COMMON | _bits(K_BATT, K_HB), _bits(K_UNAUTH)),
+    HEARTBEAT: (_COMMON | _bits(K_BATT, K_HB), _bits(K_UNAUTH, K_FW)),
     CHECK_IN: (_COMMON | _bits(K_BATT), _bits(K_LOC)),
-    STATUS: (_COMMON | _bits(K_BATT, K_ST), _bits(K_DROP, K_UNAUTH)),
+    STATUS: (_COMMON | _bits(K_BATT, K_ST), _bits(K_DROP, K_UNAUTH, K_FW)),
     REPLY: (_COMMON | _bits(K_CMD, K_RES), _bits(K_SID)),
 }
+# optional keys from _HI on, per frame type (none is required)
+_SCHEMA_HI = {
+    STATUS: _bits_hi(K_PEND, K_UPD, K_ERR),
+}
+# text fields: key -> most bytes
+_TEXT = {K_FW: 32, K_PEND: 32, K_ERR: 64}
 # value ranges of the integer fields: key -> (min, max); None: no upper bound
 _RANGE = {
     K_V: (0, None), K_T: (0, None), K_SID: (1, 65535), K_SEQ: (1, _U32), K_TIME: (0, None),
     K_UP: (0, _U32), K_BATT: (0, 100), K_TRIG: (1, 2), K_FLAGS: (0, None),
     K_CODEC: (1, 1), K_RATE: (1, None), K_OFF: (0, None), K_NS: (0, None), K_HB: (0, None),
-    K_ST: (1, 10), K_DROP: (0, None), K_WHY: (1, 4),
-    K_CMD: (1, 1 << 53), K_RES: (1, 7), K_UNAUTH: (0, None),
+    K_ST: (1, 11), K_DROP: (0, None), K_WHY: (1, 4),
+    K_CMD: (1, 1 << 53), K_RES: (1, 7), K_UNAUTH: (0, None), K_UPD: (1, 9),
 }
 _BYTES = {K_LOC: LOC_BYTES, K_PREV: LINK_BYTES, K_ADIG: 32}
 
@@ -145,11 +176,18 @@ def check_fields(fields):
         raise FrameError("unknown-frame-type", "t is %r" % (t,))
     required, optional = schema
     have = 0
+    have_hi = 0
     for k, v in fields.items():
         if type(k) is not int or not 0 <= k <= _K_LAST:
             raise FrameError("bad-field", "key %r not allowed" % (k,))
-        have |= 1 << k
-        if k in _BYTES:
+        if k < _HI:
+            have |= 1 << k
+        else:
+            have_hi |= 1 << (k - _HI)
+        if k in _TEXT:
+            if not isinstance(v, str) or not v or len(v.encode()) > _TEXT[k]:
+                raise FrameError("bad-field", "key %d must be text of 1..%d bytes" % (k, _TEXT[k]))
+        elif k in _BYTES:
             if not isinstance(v, bytes) or len(v) != _BYTES[k]:
                 raise FrameError("bad-field", "key %d must be %d bytes" % (k, _BYTES[k]))
             if k == K_LOC:
@@ -163,6 +201,10 @@ def check_fields(fields):
             if type(v) is not int or v < lo or (hi is not None and v > hi):
                 raise FrameError("bad-field", "key %d: %r out of range" % (k, v))
     extra = have & ~(required | optional | (1 << K_FLAGS))
+    extra_hi = have_hi & ~_SCHEMA_HI.get(t, 0)
+    if extra_hi:
+        raise FrameError("bad-field", "keys %s not allowed in type %d"
+                         % ([k + _HI for k in range(_K_LAST - _HI + 1) if extra_hi & (1 << k)], t))
     if extra:
         raise FrameError("bad-field", "keys %s not allowed in type %d" % (_keys(extra), t))
     missing = required & ~have
@@ -173,7 +215,7 @@ def check_fields(fields):
 
 
 def _keys(mask):
-    return [k for k in range(_K_LAST + 1) if mask & (1 << k)]
+    return [k for k in range(_HI) if mask & (1 << k)]
 
 
 class FrameSigner:
@@ -183,6 +225,11 @@ class FrameSigner:
     def __init__(self, kid8, signing_key):
         self._cose = cose.Signer(kid8, signing_key)
         self.kid = self._cose.kid
+
+    def sign_request(self, payload):
+        """A COSE_Sign1 by the device over payload (CBOR bytes): the body of a
+        request that is not a frame (sotto.otafetch's POST /v1/release-chunk)."""
+        return self._cose.sign(payload)
 
     def sign(self, fields, audio=None):
         """Wire bytes of a frame: fields is the payload map without `v`

@@ -112,7 +112,8 @@ def frame_to_json(frame: Frame) -> dict[str, Any]:
                            "accuracy_m": loc.accuracy_m, "age_s": loc.age_s, "source": loc.source,
                            "source_name": loc.source_name}
     for key, name in ((7, "battery"), (9, "trigger"), (17, "heartbeat_s"), (18, "status"),
-                      (19, "dropped"), (20, "why"), (21, "cmd"), (22, "res"), (23, "unauth")):
+                      (19, "dropped"), (20, "why"), (21, "cmd"), (22, "res"), (23, "unauth"),
+                      (24, "fw"), (35, "pend"), (36, "upd"), (37, "err")):
         if key in frame.payload:
             out[name] = frame.payload[key]
     if frame.type == FrameType.AUDIO:

@@ -101,7 +101,12 @@ FLAG_INSECURE_TLS = 8           # bit 3: the device runs TLS without server auth
 FLAGS_DEFINED = 0x0F            # bits 0..3; an undefined bit is a format change (bad-field)
 STATUS_NAMES = {1: "battery low", 2: "battery critical", 3: "battery reserve reached",
                 4: "boot loop: minimal alert-only mode", 5: "queue full, frames dropped",
-                6: "device started", 10: "not through: the alert-start was not acknowledged in time"}
+                6: "device started", 10: "not through: the alert-start was not acknowledged in time",
+                11: "update"}
+# status `upd` (key 36): the result of the device's last update (docs/ota.md)
+UPDATE_RESULT_NAMES = {1: "applied", 2: "rolled back", 3: "staged", 4: "refused: signature",
+                       5: "refused: version", 6: "refused: board", 7: "refused: file digest",
+                       8: "flash", 9: "centre could not give it"}
 # reply `res` (key 22): the device's result of a centre command
 REPLY_RESULT_NAMES = {1: "done", 2: "refused", 3: "yes", 4: "no", 5: "no answer", 6: "unknown command",
                       7: "invalid"}

@@ -91,7 +91,7 @@ def _is_uint(value: Any, lo: int, hi: int) -> bool:
 class _Field:
     key: int
     name: str
-    kind: str          # "uint" or "bstr" or "ast" or "loc"
+    kind: str          # "uint" or "bstr" or "tstr" or "ast" or "loc"
     lo: int = 0
     hi: int = _U32     # uint: every integer is bounded (docs/frames.md); for bstr the exact size is lo
 
@@ -106,6 +106,10 @@ class _Field:
         elif self.kind == "bstr":
             if not isinstance(value, bytes) or len(value) != self.lo:
                 raise FrameError(Reason.BAD_FIELD, f"{label} must be {self.lo} bytes, got {_show(value)}")
+        elif self.kind == "tstr":
+            if not isinstance(value, str) or not 1 <= len(value.encode()) <= self.hi:
+                raise FrameError(Reason.BAD_FIELD, f"{label} must be text of 1..{self.hi} bytes, "
+                                 f"got {_show(value)}")
         elif self.kind == "loc":
             unpack_location(value)
         elif self.kind == "ast":
@@ -141,12 +145,16 @@ _FIELDS = {f.key: f for f in (
     _Field(15, "ast", "ast"),
     _Field(16, "ns", "uint", 0, _U32),
     _Field(17, "hb", "uint", 0, _U32),
-    _Field(18, "st", "uint", 1, 10),
+    _Field(18, "st", "uint", 1, 11),
     _Field(19, "drop", "uint", 0, _U32),
     _Field(20, "why", "uint", 1, 4),
     _Field(21, "cmd", "uint", 1, COMMAND_ID_MAX),
     _Field(22, "res", "uint", 1, 7),
     _Field(23, "unauth", "uint", 0, _U32),
+    _Field(24, "fw", "tstr", 1, 32),        # docs/ota.md: the running application's version
+    _Field(35, "pend", "tstr", 1, 32),      # the version staged for the next boot
+    _Field(36, "upd", "uint", 1, 9),        # the last update's result (UPDATE_RESULT_NAMES)
+    _Field(37, "err", "tstr", 1, 64),       # why an update failed or was refused
 )}
 _STATUS_CODES = frozenset(STATUS_NAMES)   # st 7..9 are other issues' (not defined yet)
 
@@ -160,9 +168,9 @@ _SCHEMA: dict[FrameType, tuple[frozenset[int], frozenset[int]]] = {
     FrameType.CANCEL: (_IN_ALERT | {8}, frozenset({7})),
     FrameType.DURESS: (_IN_ALERT | {8}, frozenset({6, 7})),
     FrameType.END: (_IN_ALERT | {8, 20}, frozenset({7})),
-    FrameType.HEARTBEAT: (_COMMON | {7, 17}, frozenset({23})),
+    FrameType.HEARTBEAT: (_COMMON | {7, 17}, frozenset({23, 24})),
     FrameType.CHECK_IN: (_COMMON | {7}, frozenset({6})),
-    FrameType.STATUS: (_COMMON | {7, 18}, frozenset({19, 23})),
+    FrameType.STATUS: (_COMMON | {7, 18}, frozenset({19, 23, 24, 35, 36, 37})),
     FrameType.REPLY: (_COMMON | {21, 22}, frozenset({2})),   # sid: the alert the command concerned
 }
 _ALLOWED = {t: req | opt | {10} for t, (req, opt) in _SCHEMA.items()}

@@ -80,6 +80,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--centre-key-pub", metavar="HEX|FILE",
                    help="the centre's answer-signing public key (default: the registry database's, "
                         "`sotto centre key`)")
+    p.add_argument("--release-key-pub", metavar="PEM|HEX",
+                   help="the release key's public half (`sotto release keygen` wrote KEY.pub): the "
+                        "device installs updates signed with it, and only those (docs/ota.md); without "
+                        "it, no updates")
     p.add_argument("--insecure-tls", action="store_true",
                    help="bench work only: TLS without a CA (the device cannot tell the centre from an "
                         "impostor; every frame carries the insecure-tls flag)")
@@ -107,7 +111,8 @@ def summary_lines(change: provision.KeyChange, db: Path) -> list[str]:
             ("centre key", f"{cfg['centre_key']} (answers are checked against it)"),
             ("apn", str(cfg["apn"])), ("officer", str(cfg.get("officer") or "-")),
             ("SMS fallback", str(cfg.get("sms_number") or "none")),
-            ("board", str(cfg.get("board") or "sotto-ref-s3 (default)"))]
+            ("board", str(cfg.get("board") or "sotto-ref-s3 (default)")),
+            ("release key", str(cfg.get("release_key") or "none (no over-the-air updates)"))]
     if change.revoked:
         rows.append(("revoked", ", ".join(change.revoked)))
     if change.drained is not None:
@@ -128,6 +133,7 @@ def cmd_provision(args: argparse.Namespace) -> int:
     request = provision.ProvisionRequest(args.device_id, officer=args.officer, server=args.server,
                                          sms_number=args.sms_number, apn=args.apn, board=args.board,
                                          ca_cert=args.ca_cert, centre_key_pub=args.centre_key_pub,
+                                         release_key_pub=args.release_key_pub,
                                          insecure_tls=args.insecure_tls, new_registry=args.new_registry)
     ca_pem = Path(args.ca_cert).read_text() if args.ca_cert and Path(args.ca_cert).is_file() else None
     db = resolve_db_path(args.db)
