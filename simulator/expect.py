@@ -9,11 +9,13 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from sotto import VERSION as fw_version
 from sotto import cbor as fw_cbor
 from sotto import frames as ff
 
 from host_tools import frames as hf
 from host_tools.receiver import alerts, commands, store
+from simulator import ota as sim_ota
 
 
 @dataclass(frozen=True)
@@ -258,11 +260,36 @@ def _evaluate(expect: dict[str, Any], dev: Any, conn: Any) -> list[Check]:
             add(name, dropped <= want, f"{dropped} frames dropped by a full queue (at most {want})")
         elif name in ("haptic_order", "received_within_s", "not_through"):
             _wrist(name, want, dev, add)
+        elif name in ("running_version", "update_result", "no_release_chunks_during_alert",
+                      "release_chunks_min"):
+            _update(name, want, dev, add)
         elif name == "commands":
             got = [_command_text(c) for a in mine for c in commands.for_alert(conn, a.alert_id)]
             add(name, got == list(want), f"commands and their outcomes: {', '.join(got) or 'none'}"
                 + ("" if got == list(want) else f" (expected {', '.join(want)})"))
     return checks
+
+
+def _update(name: str, want: Any, dev: Any, add: Any) -> None:
+    """Over-the-air updates (docs/ota.md): what the device reported to the centre,
+    the boot selector on its flash, its release-chunk requests."""
+    rep = sim_ota.reported(dev.receiver.db, dev.spec.device_id)
+    sel = sim_ota.selector(dev.flash_dir)
+    if name == "running_version":
+        on_flash = sel["ver"] if sel["run"] else fw_version
+        ok = rep.get("fw") == want and on_flash == want and sel["state"] == "good"
+        add(name, ok, f"the device reports {rep.get('fw')}; its selector runs {on_flash} ({sel['state']})")
+    elif name == "update_result":
+        got = rep.get("update_name")
+        add(name, got == want, f"last update result reported: {got or 'none'}"
+            + (f" ({rep['update_error']})" if rep.get("update_error") else ""))
+    elif name == "no_release_chunks_during_alert":
+        during = sum(1 for _t, live in dev.ota_posts if live)
+        add(name, (during == 0) == want, f"{during} of {len(dev.ota_posts)} release-chunk requests "
+            "made while an alert was live")
+    else:
+        n = len(dev.ota_posts)
+        add(name, n >= want, f"{n} release-chunk requests (at least {want})")
 
 
 def _command_text(c: Any) -> str:

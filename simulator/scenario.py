@@ -59,6 +59,10 @@ ACTIONS: dict[str, dict[str, type]] = {
     "locate": {"operator": str},
     "ask": {"question": str, "operator": str},
     "answer": {"reply": str},                    # the officer's yes / no press pattern
+    # over-the-air updates (docs/ota.md): a release of the flashed base with `changed` files
+    # changed, published and assigned to the device
+    "release": {"version": str, "changed": int, "tamper": bool, "wrong_key": bool, "min_version": str,
+                "allow_downgrade": bool},
 }
 ANSWERS = ("yes", "no")
 MODEM_FAULTS = ("hang", "sim_missing", "denied", "no_coverage", "error_rate", "cme_rate",
@@ -74,6 +78,8 @@ EXPECTATIONS: dict[str, type] = {
     "every_frame_delivered": bool, "nothing_lost": bool, "max_frames_dropped": int,
     "closed_by_centre": bool, "statuses": list, "heartbeats": int, "alert_flags": list,
     "haptic_order": list, "received_within_s": float, "commands": list, "not_through": bool,
+    "running_version": str, "update_result": str, "no_release_chunks_during_alert": bool,
+    "release_chunks_min": int,
 }
 HAPTIC_PATTERNS = ("confirm", "received", "listening", "not-through", "q1", "q2", "q3", "q4", "q5", "q6",
                    "q7", "q8")

@@ -35,6 +35,7 @@ import sqlite3
 
 from host_tools.errors import UsageError
 from host_tools.receiver.centre_schema import ensure_centre_schema
+from host_tools.receiver.releases import ensure_releases_schema
 from host_tools.registry import check_schema, connect, ensure_registry_schema
 
 RECEIVER_SCHEMA_VERSION = 2   # 2: centre_settings, commands, alert_holds, device_trust
@@ -198,6 +199,7 @@ def ensure_schema(conn: sqlite3.Connection) -> None:
     ensure_registry_schema(conn)
     check_schema(conn, "receiver", RECEIVER_SCHEMA_VERSION, _DDL)
     ensure_centre_schema(conn)      # operators, sessions, the audit chain (centre_schema.py)
+    ensure_releases_schema(conn)    # releases, assignments, cohorts, device versions (releases.py)
 
 
 def open_db(db_path: str | os.PathLike[str], *, create: bool = False) -> sqlite3.Connection:

@@ -14,10 +14,12 @@ from contextlib import closing
 from typing import Any
 
 from host_tools.frames import load_public_key
+from host_tools.receiver import releases
 from host_tools.receiver.alerts import DEFAULT_GRACE_S, duration_text, iso_utc, trust_states, utc_text
 from host_tools.receiver.audit import operator_name
 from host_tools.receiver.store import open_db
 from host_tools.registry import DeviceRecord, Registry, add_db_option, resolve_db_path
+from sotto_cli.commands.releases import register_device_commands
 
 DEVICES_HELP = """\
 The devices the receiver trusts and their Ed25519 public keys.
@@ -77,6 +79,7 @@ def register(subparsers: Any) -> None:
                         help="the new public key: PEM file or 64 hex")
     add_db_option(rotate)
     rotate.set_defaults(func=cmd_rotate)
+    register_device_commands(sub)   # update, cohort (docs/ota.md)
 
 
 def _no_subcommand(parser: argparse.ArgumentParser) -> int:
@@ -134,6 +137,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         state = {bytes(r[0]): r[1:] for r in conn.execute(
             "SELECT device_id, last_seen_at, heartbeat_s, battery, last_via FROM device_state")}
         trust = trust_states(conn)
+        versions = releases.device_view(conn)
+        cohorts = releases.cohort_summary(conn)
     now = time.time()
     if args.json:
         out = []
@@ -148,17 +153,19 @@ def cmd_list(args: argparse.Namespace) -> int:
                 "silent": bool(seen and hb and rec.active_key and now > seen + hb + DEFAULT_GRACE_S),
                 "insecure_tls": trust.get(rec.device_id, (False, None))[0],
                 "unauthenticated_answers": trust.get(rec.device_id, (False, None))[1],
+                **versions.get(rec.device_id, {}),
                 "keys": [{"fingerprint": k.fingerprint, "public_key": k.public_key.hex(),
                           "added": iso_utc(k.added_at), "added_by": k.added_by,
                           "revoked": iso_utc(k.revoked_at), "revoked_by": k.revoked_by,
                           "revoke_reason": k.revoke_reason} for k in rec.keys],
             })
-        print(json.dumps(out, indent=2))
+        print(json.dumps(out, indent=2))   # per cohort: `sotto releases list --json`
         return 0
     if not records:
         print("no devices registered (add one with `sotto devices add ID --pubkey KEY`)")
         return 0
-    rows = [("DEVICE", "STATUS", "OFFICER", "KEY", "LAST HEARD", "HEARTBEAT", "BATTERY")]
+    rows = [("DEVICE", "STATUS", "OFFICER", "KEY", "LAST HEARD", "HEARTBEAT", "BATTERY", "FIRMWARE",
+             "UPDATE")]
     for rec in records:
         seen, hb, batt, _via = state.get(rec.device_id, (None, None, None, None))
         status = rec.status
@@ -169,8 +176,29 @@ def cmd_list(args: argparse.Namespace) -> int:
         rows.append((rec.name, status, rec.officer or "-",
                      rec.active_key.fingerprint if rec.active_key else "-",
                      f"{utc_text(seen)} ({duration_text(now - seen)} ago)" if seen else "never",
-                     f"every {duration_text(hb)}" if hb else "-", f"{batt} %" if batt is not None else "-"))
+                     f"every {duration_text(hb)}" if hb else "-", f"{batt} %" if batt is not None else "-",
+                     *_firmware_cells(versions.get(rec.device_id))))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    for name, c in sorted(cohorts.items()):
+        running = ", ".join(f"{v}: {n}" for v, n in sorted(c["running"].items())) or "none reported"
+        assigned = ", ".join(f"{v}: {n}" for v, n in sorted(c["assigned"].items())) or "none"
+        print(f"cohort {name}: {c['devices']} devices; running {running}; assigned {assigned}; "
+              f"rolled back {c['rolled_back']}")
     return 0
+
+
+def _firmware_cells(v: dict[str, Any] | None) -> tuple[str, str]:
+    """FIRMWARE (running, -> staged or assigned) and UPDATE (the last result, and why)."""
+    if not v:
+        return "-", "-"
+    fw = v["fw"] or "?"
+    if v["pending"]:
+        fw += f" (staged {v['pending']})"
+    elif v["assigned_release"] and v["assigned_release"] != v["fw"]:
+        fw += f" (-> {v['assigned_release']})"
+    upd = v["update_name"] or "-"
+    if v["update_error"]:
+        upd += f": {v['update_error']}"
+    return fw, upd

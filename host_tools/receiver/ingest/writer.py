@@ -15,6 +15,7 @@ from typing import Any
 
 from host_tools.frames import Frame, Reason
 from host_tools.ids import format_device_id
+from host_tools.receiver import releases
 from host_tools.receiver.commands import apply_replies, undone_for
 from host_tools.receiver.ingest.answer import (
     ACCEPTED,
@@ -182,6 +183,7 @@ class Writer(threading.Thread):
             self._closed_for(jobs)
             apply_replies(conn, txn.replies, txn.now)   # before the commands are listed
             self._commands_for(jobs)
+            self._releases_for(jobs, txn)
             conn.execute("COMMIT")
         except BaseException:
             for key in txn.new_alert_keys:
@@ -387,6 +389,8 @@ class Writer(threading.Thread):
             dev.status = payload[18]
             dev.status_at = job.now
             dev.dropped += payload.get(19, 0)
+        if 24 in payload or 36 in payload:   # what runs, and updates (docs/ota.md)
+            txn.versions[kid] = (payload.get(24), payload.get(35), payload.get(36), payload.get(37), job.now)
 
     def _chain(self, alert_id: int) -> _Chain:
         """The alert's stored links (from memory; read once from the database)."""
@@ -459,6 +463,17 @@ class Writer(threading.Thread):
         for job, job_keys in zip(jobs, per_job, strict=True):
             job.closed = [sid for key_id in sorted(job_keys)
                           for sid in closed.get(key_id, [])[:MAX_CLOSED_LISTED]]
+
+    def _releases_for(self, jobs: list[_Job], txn: _Txn) -> None:
+        """What devices report running, and each job's `rel`: the release its one
+        device is assigned (docs/ota.md)."""
+        if txn.versions:
+            releases.record_versions(self.conn, txn.versions)
+        for job in jobs:
+            devices = {item.frame.kid for item, r in zip(job.items, job.results, strict=True)
+                       if r.status != REJECTED and item.frame is not None}
+            if len(devices) == 1:
+                job.rel = releases.assigned_for(self.conn, devices.pop())
 
     def _commands_for(self, jobs: list[_Job]) -> None:
         """Each job's `cmds`: the undone commands of the device whose frames it
