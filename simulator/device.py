@@ -146,6 +146,9 @@ class VirtualDevice:
         self.flash_dir = Path(flash_dir)
         self.flash_dir.mkdir(parents=True, exist_ok=True)
         self.ota_posts: list[tuple[int, bool]] = []   # release-chunk requests: (t_ms, alert live)
+        self.ota_air_bytes = 0                         # release bytes received in chunk answers
+        self.ota_seen: dict[int, int] = {}
+        self.ota_running: dict[str, int] = {}          # version -> when it first ran good (t_ms)
         self.timeline: list[tuple[int, str, str]] = []
         self.made: list[tuple[int, int, int, bytes]] = []  # (t, seq, type, wire) as queued
         self.acked: list[tuple[int, int]] = []  # (t, seq)

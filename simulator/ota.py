@@ -93,7 +93,8 @@ def selector(flash_dir: Path) -> dict[str, Any]:
 
 
 def watch(dev: Any, posts_before: int) -> None:
-    """After a step: note each release-chunk request and whether an alert was live."""
+    """After a step: note each release-chunk request and whether an alert was live,
+    the release bytes received, and when a new version first runs good."""
     d = getattr(dev.device, "delivery", None)
     if d is None:
         return
@@ -101,6 +102,18 @@ def watch(dev: Any, posts_before: int) -> None:
     if n > 0:
         live = bool(dev.device.session.live)
         dev.ota_posts.extend([(dev.clock.now_ms, live)] * n)
+    f = dev.device.fetcher
+    if f is not None:
+        seen = dev.ota_seen.get(id(f), 0)
+        if f.air_bytes > seen:
+            dev.ota_air_bytes += f.air_bytes - seen
+            dev.ota_seen = {id(f): f.air_bytes}
+    h = dev.device.health
+    fw = dev.device.fw
+    if h is not None and not h.on_trial and fw not in dev.ota_running and dev.ota_running:
+        dev.ota_running[fw] = dev.clock.now_ms
+    elif not dev.ota_running:
+        dev.ota_running[fw] = dev.clock.now_ms   # the version it started with
 
 
 def posts_of(dev: Any) -> int:
