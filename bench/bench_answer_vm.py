@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from bench.common import Row, lower_is_better, vm_result
 
 VM_SCRIPT = r"""
+from vm_timing import per_call_ms
 import time, json, hashlib
 from sotto import cbor, cose, ed25519, edwards, frames
 from sotto.answer import Opener, centre_kid
@@ -54,16 +55,6 @@ def plain_open(body):
 
 assert opener.open(A16, REQ)["results"][15]["seq"] == 1016
 
-def per_call_ms(fn, min_ms=80):
-    n = 1
-    while True:
-        t = time.ticks_ms()
-        for _ in range(n):
-            fn()
-        dt = time.ticks_diff(time.ticks_ms(), t)
-        if dt >= min_ms:
-            return dt / n
-        n *= 2
 
 def base_table():
     edwards._Table.combs = []

@@ -24,6 +24,7 @@ from bench.common import Row, higher_is_better, lower_is_better, vm_result
 BENCH_DIR = Path(__file__).resolve().parent
 
 VM_SCRIPT = r"""
+from vm_timing import per_call_ms
 import sys, time, json, gc
 sys.path.insert(0, '/ref')
 from sotto import adpcm
@@ -84,16 +85,6 @@ ours()
 assert bytes(out) == naive.encode_i2s32(raw, [0, 0])  # the same bytes
 pipeline()
 
-def per_call_ms(fn, min_ms=80):
-    n = 1
-    while True:
-        t = time.ticks_ms()
-        for _ in range(n):
-            fn()
-        dt = time.ticks_diff(time.ticks_ms(), t)
-        if dt >= min_ms:
-            return dt / n
-        n *= 2
 
 best = {}
 for _ in range(3):  # interleaved rounds, best of each: a busy machine slows all alike

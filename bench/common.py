@@ -62,9 +62,11 @@ def vm(source: str, **kw: object) -> str:
 def vm_result(source: str, files: dict[str, list[Path]] | None = None) -> dict[str, Any]:
     """Run a VM benchmark script that prints one `RESULT {json}` line; return
     the JSON. files: VM directory -> host files copied into it first."""
+    files = {"/bench": [Path(__file__).with_name("vm_timing.py")], **(files or {})}
+    source = "import sys\nsys.path.insert(0, '/bench')\n" + source
     with tempfile.TemporaryDirectory(prefix="sotto-bench-") as tmp:
         puts = {}
-        for i, (vm_dir, paths) in enumerate((files or {}).items()):
+        for i, (vm_dir, paths) in enumerate(files.items()):
             host = Path(tmp) / str(i)
             host.mkdir()
             for path in paths:

@@ -23,19 +23,28 @@ class TestPki:
     key_file: str
 
 
+def self_signed_ca(name: str, *, days_before: int, days_after: int
+                   ) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    """A P-256 CA certificate named `name`, valid from days_before ago to days_after ahead."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=days_before))
+            .not_valid_after(now + datetime.timedelta(days=days_after))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False),
+                           critical=True)
+            .sign(key, hashes.SHA256()))
+    return key, cert
+
+
 def make_pki(directory: str, names: tuple[str, ...] = (RECEIVER_NAME, "localhost")) -> TestPki:
     """A CA and a server certificate for `names` and 127.0.0.1, written to directory."""
     now = datetime.datetime.now(datetime.timezone.utc)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Sotto test CA")])
-    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
-          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
-          .not_valid_before(now - datetime.timedelta(days=1))
-          .not_valid_after(now + datetime.timedelta(days=30))
-          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-          .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False),
-                         critical=True)
-          .sign(ca_key, hashes.SHA256()))
+    ca_key, ca = self_signed_ca("Sotto test CA", days_before=1, days_after=30)
+    ca_name = ca.subject
     key = ec.generate_private_key(ec.SECP256R1())
     sans: list[x509.GeneralName] = [x509.DNSName(n) for n in names]
     sans.append(x509.IPAddress(ipaddress.ip_address("127.0.0.1")))

@@ -305,3 +305,22 @@ class RealReceiver:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+def run_task(sched: Any, vm: Any, gen: Any, limit_ms: int) -> Any:
+    """Run one driver generator as a scheduler task on the modem's clock and
+    return its value; an exception inside it is raised here, in the test."""
+    box: dict[str, Any] = {}
+
+    def task() -> Any:
+        try:
+            box["value"] = yield from gen
+        except Exception as e:  # handed to the test, not to the scheduler
+            box["error"] = e
+
+    sched.spawn("t", task)
+    run_until(sched, vm, lambda: bool(box), limit_ms)
+    sched.cancel("t")
+    if "error" in box:
+        raise box["error"]
+    return box.get("value")

@@ -8,7 +8,7 @@ import hashlib
 
 import pytest
 from framefactory import DeviceSim, pack_location
-from modem_support import RECEIVER_NAME, TEST_CENTRE, ReceiverDouble, make_pki, run_until
+from modem_support import RECEIVER_NAME, TEST_CENTRE, ReceiverDouble, make_pki, run_task, run_until
 from sotto.answer import Opener
 from sotto.modem import at
 from sotto.modem.at import AtEngine, ModemError
@@ -49,20 +49,7 @@ class Rig:
                             apn="internet", ca_cert="sotto_ca.pem")
 
     def run(self, gen, limit_ms=120000):
-        box: dict[str, object] = {}
-
-        def task():
-            try:
-                box["value"] = yield from gen
-            except Exception as e:  # handed to the test, not to the scheduler
-                box["error"] = e
-
-        self.sched.spawn("t", task)
-        run_until(self.sched, self.vm, lambda: bool(box), limit_ms)
-        self.sched.cancel("t")
-        if "error" in box:
-            raise box["error"]  # type: ignore[misc]
-        return box.get("value")
+        return run_task(self.sched, self.vm, gen, limit_ms)
 
     def up(self):
         m = self.modem

@@ -18,11 +18,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from modem_support import RECEIVER_NAME, run_until
+from modem_support import RECEIVER_NAME, run_task
 from sotto.modem.at import AtEngine
 from sotto.modem.simcom import Simcom
 from sotto.sched import Scheduler
 
+from simulator.pki import self_signed_ca
 from simulator.smsc import VirtualSmsc
 from simulator.vmodem import Faults, Timing, VirtualModem
 
@@ -118,20 +119,7 @@ class DriverRig:
                             ca_cert="sotto_ca.pem" if pki else None)
 
     def run(self, gen, limit_ms=200000):
-        box: dict[str, object] = {}
-
-        def task():
-            try:
-                box["value"] = yield from gen
-            except Exception as e:  # handed to the test
-                box["error"] = e
-
-        self.sched.spawn("t", task)
-        run_until(self.sched, self.vm, lambda: bool(box), limit_ms)
-        self.sched.cancel("t")
-        if "error" in box:
-            raise box["error"]  # type: ignore[misc]
-        return box.get("value")
+        return run_task(self.sched, self.vm, gen, limit_ms)
 
     def up(self):
         self.run(self.modem.start())
@@ -289,15 +277,5 @@ class TestCa:
 
 
 def make_ca(directory: str, name: str = "Sotto test CA") -> TestCa:
-    now = datetime.datetime.now(datetime.timezone.utc)
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=400))
-            .not_valid_after(now + datetime.timedelta(days=400))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False),
-                           critical=True)
-            .sign(key, hashes.SHA256()))
+    key, cert = self_signed_ca(name, days_before=400, days_after=400)
     return TestCa(key, cert, directory)

@@ -258,3 +258,18 @@ class ScriptedModem:
         if value and isinstance(value[0], list):  # a list of answers, one per call
             return value.pop(0) if len(value) > 1 else value[0]
         return value
+
+
+def driver_for(*names, **kw):
+    """(clock, transcript, Simcom driver) replaying the named transcripts from tests/data/at."""
+    from sotto.modem.at import AtEngine
+    from sotto.modem.simcom import Simcom
+
+    clock = Clock()
+    steps = []
+    for name in names:
+        steps += load_transcript(name)
+    t = Transcript(steps)
+    uart = FakeUart(clock, t)
+    t.start(uart)
+    return clock, t, Simcom(AtEngine(uart, clock), **kw)

@@ -1,22 +1,11 @@
 # The SIMCom driver (sotto.modem.simcom): its dialogues replayed from transcripts
 # (tests/data/at), power handling and the recovery rungs against a scripted module.
 # Runs under CPython and in the MicroPython VM.
-from atfake import Clock, FakeUart, ScriptedModem, Transcript, drive, load_transcript
+from atfake import Clock, ScriptedModem, drive, driver_for
 from fwtest import raises
 from sotto.modem import at, pdu
 from sotto.modem.at import AtEngine, ModemError
 from sotto.modem.simcom import Simcom
-
-
-def driver_for(*names, **kw):
-    clock = Clock()
-    steps = []
-    for name in names:
-        steps += load_transcript(name)
-    t = Transcript(steps)
-    uart = FakeUart(clock, t)
-    t.start(uart)
-    return clock, t, Simcom(AtEngine(uart, clock), **kw)
 
 
 def test_bring_up_dialogue():

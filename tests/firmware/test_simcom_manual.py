@@ -4,7 +4,7 @@
 # context, the PDP context and the certificate download. Each dialogue follows
 # the A76XX AT Command Manual V1.09 (tests/data/at/manual_*.at name the section)
 # or the A7670 hardware design manual V1.06. Runs under CPython and in the VM.
-from atfake import Clock, FakeUart, ScriptedModem, Transcript, drive, load_transcript
+from atfake import Clock, ScriptedModem, drive, driver_for
 from fwtest import raises
 from sotto import log
 from sotto.modem import at, ladder
@@ -12,17 +12,6 @@ from sotto.modem.at import AtEngine, ModemError
 from sotto.modem.simcom import Simcom
 
 CA_PACKET_MAX = 3072  # AT+CCERTDOWN, AT manual V1.09 19.2.2
-
-
-def driver_for(*names, **kw):
-    clock = Clock()
-    steps = []
-    for name in names:
-        steps += load_transcript(name)
-    t = Transcript(steps)
-    uart = FakeUart(clock, t)
-    t.start(uart)
-    return clock, t, Simcom(AtEngine(uart, clock), **kw)
 
 
 def scripted(answers=None, apn="", **kw):

@@ -118,3 +118,11 @@ def echo_port() -> Iterator[str]:
     thread.join(timeout=2)
     os.close(master)
     os.close(slave)
+
+
+@pytest.fixture
+def device(flashed: VirtualDevice) -> Iterator[VirtualDevice]:
+    """The shared flashed device with an empty /data (never provisioned), emptied again afterwards."""
+    flashed.wipe_data()
+    yield flashed
+    flashed.wipe_data()

@@ -18,6 +18,7 @@ from dataclasses import replace
 
 import cbor2
 import pytest
+from centre_support import centre_db
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
@@ -43,25 +44,6 @@ def ca_file(tmp_path_factory):
 def REQUEST(ca_file):  # noqa: N802 - the request every test provisions with
     return provision.ProvisionRequest("SOTTO-42", officer="PC 1234 Smith", server="https://alerts.example.org",
                                       apn="internet", sms_number="+447700900123", ca_cert=ca_file)
-
-
-def centre_db(path):
-    """A registry database whose centre has its key (`sotto centre init`); returns the path."""
-    from contextlib import closing
-
-    from host_tools.receiver.store import open_db
-
-    with closing(open_db(path, create=True)) as conn:
-        centre_key.ensure(conn, centre_key.default_path(path))
-    return path
-
-
-@pytest.fixture
-def device(flashed):
-    """The shared flashed device with an empty /data (never provisioned)."""
-    flashed.wipe_data()
-    yield flashed
-    flashed.wipe_data()
 
 
 def _device_public_key(dev) -> bytes:

@@ -12,27 +12,15 @@ import time
 from contextlib import closing
 
 import pytest
+from centre_support import centre_db
 
 from host_tools import provision
 from host_tools.drain import DrainError
-from host_tools.receiver import audit, centre_key
+from host_tools.receiver import audit
 from host_tools.receiver.server import ServerConfig, start_in_thread
 from host_tools.receiver.store import open_db
 
 SEQS = (1, 2, 3)
-
-
-def centre_db(path):
-    with closing(open_db(path, create=True)) as conn:
-        centre_key.ensure(conn, centre_key.default_path(path))
-    return path
-
-
-@pytest.fixture
-def device(flashed):
-    flashed.wipe_data()
-    yield flashed
-    flashed.wipe_data()
 
 
 def _provision(device, db, server: str) -> provision.KeyChange:
