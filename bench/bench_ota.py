@@ -6,12 +6,11 @@ version, on the simulator's clock (virtual modem timing, firmware on CPython).""
 from __future__ import annotations
 
 import tempfile
-import tomllib
 from pathlib import Path
 
 from bench.common import Row, lower_is_better
 from simulator.run import run_scenario
-from simulator.scenario import parse
+from simulator.scenario import parse, tomllib
 
 SCENARIO = Path(__file__).resolve().parent.parent / "scenarios" / "ota" / "update_applied.toml"
 ASSIGN_S = 20

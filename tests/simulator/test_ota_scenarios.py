@@ -14,10 +14,10 @@ from simulator.scenario import load
 OTA = sorted((Path(__file__).resolve().parents[2] / "scenarios" / "ota").glob("*.toml"))
 
 
-def test_the_six_update_scenarios_ship():
+def test_the_update_scenarios_ship():
     assert {p.stem for p in OTA} >= {"update_applied", "update_tampered_file", "update_wrong_key",
                                      "update_health_rollback", "update_deferred_by_alert",
-                                     "update_coverage_lost"}
+                                     "update_coverage_lost", "update_alert_mid_download"}
 
 
 @pytest.mark.parametrize("path", OTA, ids=[p.stem for p in OTA])

@@ -94,6 +94,8 @@ class Delivery:
         # frame waits (docs/ota.md)
         self.ota = None
         self.ota_posts = 0
+        self.ota_failed = 0
+        self.ota_next = None  # ticks: no chunk before (its own backoff: never the frames')
 
     # -- the task -------------------------------------------------------------
     def task(self):
@@ -121,7 +123,8 @@ class Delivery:
             yield from self._attempt(False)  # keep the modem warm: up, registered, PDP active
             yield from m.at.wait(self.idle_poll_ms)
             return
-        if self.ota is not None and self.refusal is None and self.ota.wants_network():
+        if self.ota is not None and self.refusal is None and self.ota.wants_network() and \
+                (self.ota_next is None or ticks_diff(self.sched.now_ms, self.ota_next) >= 0):
             yield from self._attempt_fetch()
             return
         if m.connected and ticks_diff(self.sched.now_ms, self.last_post) >= self.linger_ms:
@@ -154,24 +157,30 @@ class Delivery:
         self._succeeded(post)
 
     def _attempt_fetch(self):
-        # one chunk of a release: only from _idle (no frame waits); a failure
-        # goes to the ladder like a post's
-        self.attempts += 1
+        # one chunk of a release: only from _idle (no frame waits). A failure has
+        # a backoff of its own (2 s doubling to 64 s) and leaves the frames' ladder
+        # alone, so it never delays a frame; the connection is closed before the
+        # next use (its state is unknown).
         try:
             yield from self._fetch()
-        except ModemError as e:
-            self._failed(e, 1)
+        except (ModemError, http.HttpError) as e:
+            self.ota_failed += 1
+            self.must_close = True
+            delay = 2000 << (self.ota_failed if self.ota_failed < 5 else 5)
+            self.ota_next = ticks_add(self.sched.now_ms, delay)
+            _log.w("release chunk failed (%s); next in %d ms", e, delay)
             return
-        except http.HttpError as e:
-            self._failed(e, 2)
-            return
-        self._succeeded(False)
+        self.ota_failed = 0
+        self.ota_next = None
 
     def _fetch(self):
         m = self.modem
         fetcher = self.ota
         if fetcher is None:
             return
+        if self.must_close:
+            self.must_close = False
+            yield from m.close(force=True)
         yield 0  # the request's signature in a pass of its own
         body = fetcher.request()
         req = hashlib.sha256(body).digest()
@@ -184,7 +193,9 @@ class Delivery:
         self.bytes_sent += len(head) + len(body)
         self.ota_posts += 1
         self.last_post = self.sched.now_ms
-        yield from self._read_response()
+        # an alert raised meanwhile does not wait for this answer: the request is
+        # abandoned (asked again later, from the same offset)
+        yield from self._read_response(self._alert_waiting)
         status = self.resp.status
         if self.resp.close:
             yield from m.close()
@@ -315,11 +326,16 @@ class Delivery:
             _log.w("answer not authenticated (%s): nothing in it is used", e.code)
             raise http.HttpError(http.UNAUTHENTICATED, e.code) from None
 
-    def _read_response(self):
+    def _alert_waiting(self):
+        return len(self.queue) > 0 and self._alert()
+
+    def _read_response(self, abandon=None):
         m = self.modem
         resp = self.resp
         deadline = ticks_add(self.sched.now_ms, self.response_ms)
         while True:
+            if abandon is not None and abandon():
+                raise ModemError(0, _at.CLOSED, "response abandoned for an alert")
             if m.rx_n and resp.feed(m.consume()):
                 return
             if m.rx_event or m.rx_more:  # announced, or left behind by a full read
