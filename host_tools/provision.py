@@ -41,7 +41,7 @@ from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from cryptography import x509
 
@@ -93,6 +93,8 @@ class ProvisionRequest:
     centre_key_pub: str | None = None        # 64 hex digits or a key file; None: the registry's record
     insecure_tls: bool = False               # bench work only: TLS without server authentication
     new_registry: bool = False               # the registry database may be created
+    # --set: {dotted name: value}, checked on the device by its own rules
+    settings: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -191,6 +193,15 @@ def _config_for(request: ProvisionRequest, kid: bytes, centre: bytes, ca: bytes 
         cfg["ca_cert"] = CA_FILE
     if request.insecure_tls:
         cfg["insecure_tls"] = True
+    for name, value in request.settings.items():   # the device's own rules check them (check_config)
+        node: dict[str, Any] = cfg
+        parts = name.split(".")
+        for p in parts[:-1]:
+            child = node.get(p)
+            if not isinstance(child, dict):
+                child = node[p] = {}
+            node = child
+        node[parts[-1]] = value
     return cfg
 
 
@@ -319,7 +330,13 @@ def rotate_key(port: str, db_path: str | Path, *, queue: QueuePolicy = KEEP_QUEU
             target = DeviceSession(dev)
             kid = _config_kid(target.config)
             if kid is None or target.key is None:
-                what = "no configuration" if kid is None else f"no usable key ({target.key_error})"
+                if kid is not None:
+                    what = f"no usable key ({target.key_error})"
+                elif target.config_text:
+                    what = ("a corrupt configuration (config.json is not valid or names no device id; "
+                            "the device runs on config.good or built-in defaults)")
+                else:
+                    what = "no configuration"
                 raise NotProvisioned(f"the device at {port} has {what}: provision it with `sotto provision "
                                      f"--port {port} --id ID ...` (add --force to replace a damaged key)")
             name = format_device_id(kid)

@@ -15,7 +15,7 @@ from sotto import cbor as fw_cbor
 from sotto import frames as ff
 
 from host_tools import frames as hf
-from host_tools.receiver import alerts, commands, store
+from host_tools.receiver import alerts, commands, devcfg, store
 
 
 @dataclass(frozen=True)
@@ -275,7 +275,7 @@ def _evaluate(expect: dict[str, Any], dev: Any, conn: Any) -> list[Check]:
             add(name, n >= want, f"{n} heartbeats at the receiver (at least {want})")
         elif name == "statuses":
             names = {1: "battery-low", 2: "battery-critical", 3: "battery-reserve", 4: "boot-loop",
-                     5: "queue-full", 6: "started"}
+                     5: "queue-full", 6: "started", 7: "health", 8: "config-invalid"}
             got = _statuses(dev, stored, names)
             missing = [s for s in want if s not in got]
             add(name, not missing, f"status frames at the receiver: {', '.join(got) or 'none'}"
@@ -284,6 +284,26 @@ def _evaluate(expect: dict[str, Any], dev: Any, conn: Any) -> list[Check]:
             add(name, dropped <= want, f"{dropped} frames dropped by a full queue (at most {want})")
         elif name in ("haptic_order", "received_within_s", "not_through"):
             _wrist(name, want, dev, add)
+        elif name == "config_versions":
+            view = devcfg.config_view(conn, did)
+            got = [f"{v.version} {v.state}" for v in reversed(view.versions)]
+            why = "; ".join(f"{v.version}: {v.err}" for v in reversed(view.versions) if v.err)
+            add(name, got == list(want), f"configuration versions: {', '.join(got) or 'none'}"
+                + (f" (refused: {why})" if why else "")
+                + f"; the device reports version {view.reported}"
+                + ("" if got == list(want) else f" (expected {', '.join(want)})"))
+        elif name == "config_invalid":
+            h = devcfg.health_of(conn).get(did)
+            got = h is not None and h.config_invalid is not None
+            add(name, got == want, f"the centre shows the device config-invalid: {h.config_invalid}"
+                if got and h is not None else "the centre shows the device's configuration as valid")
+        elif name in ("pre_trigger_seconds_min", "pre_trigger_seconds"):
+            row = conn.execute("SELECT coalesce(sum(audio_ns), 0), max(audio_rate) FROM frames "
+                               "WHERE device_id = ? AND type = 3 AND flags & 16", (did,)).fetchone()
+            secs = row[0] / row[1] if row[1] else 0.0
+            ok = secs >= want if name == "pre_trigger_seconds_min" else abs(secs - want) < 1e-6
+            add(name, ok, f"{secs:.1f} s of pre-trigger audio at the receiver "
+                f"({'at least ' if name == 'pre_trigger_seconds_min' else ''}{want})")
         elif name == "commands":
             got = [_command_text(c) for a in mine for c in commands.for_alert(conn, a.alert_id)]
             add(name, got == list(want), f"commands and their outcomes: {', '.join(got) or 'none'}"

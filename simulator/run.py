@@ -10,6 +10,7 @@ throwaway CA); pass one in to share it (fleets, the demo).
 from __future__ import annotations
 
 import heapq
+import json
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -17,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from sotto import config as fw_config
+from sotto.storage import Storage
 
-from host_tools.receiver import alerts, commands, store
+from host_tools.receiver import alerts, commands, devcfg, store
 from simulator.clock import VirtualClock
 from simulator.device import DeviceSpec, VirtualDevice
 from simulator.expect import Check, evaluate
@@ -128,7 +130,7 @@ class Runner:
         now = self.clock.now_ms
         a = ev.args
         dev.note("scenario", ev.describe())
-        trig = fw_config.validate(dev.config_json())["trigger"]
+        trig = self._config(dev)["trigger"]
         if ev.action == "sos":
             dev.triggers.append(("sos", pattern_presses(dev, now, trig["alert"])))
         elif ev.action in ("cancel", "duress"):
@@ -165,6 +167,32 @@ class Runner:
             dev.triggers.append((ev.action, pattern_presses(dev, now, trig[a["reply"]])))
         elif ev.action in ("ack_alert", "close_alert", "listen", "more_audio", "locate", "ask"):
             self._operator(dev, ev.action, a)
+        elif ev.action == "configure":
+            conn = store.open_db(dev.receiver.db)
+            try:
+                v = devcfg.set_config(conn, dev.spec.device_id, a["set"],
+                                      operator=a.get("operator", "qa-operator"))
+            finally:
+                conn.close()
+            dev.note("centre", f"configuration version {v.version} queued: {v.settings}")
+        elif ev.action == "corrupt_config":
+            corrupt_config(dev, a.get("how", "torn"))
+
+    @staticmethod
+    def _config(dev: VirtualDevice) -> dict[str, Any]:
+        """The configuration the device runs: as provisioned, with every remote
+        version the centre saw applied (the officer presses the patterns in force)."""
+        obj: dict[str, Any] = dev.config_json()
+        cfg = fw_config.validate(obj)
+        conn = store.open_db(dev.receiver.db)
+        try:
+            versions = devcfg.config_view(conn, dev.spec.device_id).versions
+        finally:
+            conn.close()
+        for v in reversed(versions):
+            if v.state == devcfg.APPLIED:
+                cfg, obj = fw_config.change(obj, v.settings, v.version)
+        return cfg
 
     def _operator(self, dev: VirtualDevice, action: str, a: dict[str, Any]) -> None:
         """What a monitoring-centre operator does, through the receiver's own functions."""
@@ -192,6 +220,25 @@ class Runner:
                     dev.note("centre", f"{al.code}: command {c.command_id} ({c.what}) queued by {operator}")
         finally:
             conn.close()
+
+
+def corrupt_config(dev: VirtualDevice, how: str) -> None:
+    """Damage config.json on the device's flash as a bad write or a bad edit would
+    (torn: cut short; garbage: not text; missing: gone; bad-value: valid JSON whose
+    trigger patterns the firmware refuses). The firmware reads it at its next boot."""
+    st = Storage(dev.hal.storage_root)
+    raw = st.read("config.json") or b""
+    if how == "torn":
+        st.write_atomic("config.json", raw[: len(raw) // 2])
+    elif how == "garbage":
+        st.write_atomic("config.json", bytes(range(256)))
+    elif how == "missing":
+        st.remove("config.json")
+    else:
+        obj = json.loads(raw)
+        obj["trigger"] = {"alert": {"hold_ms": 1}}
+        st.write_atomic("config.json", json.dumps(obj).encode())
+    dev.note("scenario", f"config.json on flash damaged ({how})")
 
 
 def device_spec(sc: Scenario, runtime: str | None = None) -> DeviceSpec:

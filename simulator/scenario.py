@@ -59,7 +59,12 @@ ACTIONS: dict[str, dict[str, type]] = {
     "locate": {"operator": str},
     "ask": {"question": str, "operator": str},
     "answer": {"reply": str},                    # the officer's yes / no press pattern
+    # remote configuration (sotto devices config ID set KEY=VALUE...): the next version
+    "configure": {"set": dict, "operator": str},
+    # damage the device's config.json on flash (read at the next boot: follow with reboot)
+    "corrupt_config": {"how": str},
 }
+CORRUPTIONS = ("torn", "garbage", "missing", "bad-value")
 ANSWERS = ("yes", "no")
 MODEM_FAULTS = ("hang", "sim_missing", "denied", "no_coverage", "error_rate", "cme_rate",
                 "garbage_every_ms", "urc_burst", "data_down", "drop_after_bytes", "drop_before_response",
@@ -74,6 +79,8 @@ EXPECTATIONS: dict[str, type] = {
     "every_frame_delivered": bool, "nothing_lost": bool, "max_frames_dropped": int,
     "closed_by_centre": bool, "statuses": list, "heartbeats": int, "alert_flags": list,
     "haptic_order": list, "received_within_s": float, "commands": list, "not_through": bool,
+    "config_versions": list, "config_invalid": bool, "pre_trigger_seconds_min": float,
+    "pre_trigger_seconds": float,
 }
 HAPTIC_PATTERNS = ("confirm", "received", "listening", "not-through", "q1", "q2", "q3", "q4", "q5", "q6",
                    "q7", "q8")
@@ -90,7 +97,8 @@ PER_ALERT = ("alert_within_s", "location_source")
 _PROVISIONED = {"receiver": "https://receiver.test:8443", "apn": "internet", "ca_cert": "ca.pem",
                 "centre_key": "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a"}
 ALERT_FLAGS = ("duress", "minimal mode", "battery reserve")
-STATUS_NAMES = ("started", "battery-low", "battery-critical", "battery-reserve", "boot-loop", "queue-full")
+STATUS_NAMES = ("started", "battery-low", "battery-critical", "battery-reserve", "boot-loop", "queue-full",
+                "health", "config-invalid")
 
 
 @dataclass
@@ -236,6 +244,10 @@ def parse(data: dict[str, Any], path: Path | None = None) -> Scenario:
             raise fail(f"{name}.question: give the question's name or code (e.g. can-you-talk)")
         if action == "more_audio" and not 1 <= args.get("seconds", 0) <= 600:
             raise fail(f"{name}.seconds: 1..600")
+        if action == "configure" and not args.get("set"):
+            raise fail(f"{name}.set: a table of settings, e.g. set = {{ heartbeat_every_s = 600 }}")
+        if action == "corrupt_config" and args.get("how", "torn") not in CORRUPTIONS:
+            raise fail(f"{name}.how: one of {', '.join(CORRUPTIONS)}")
         events.append(Event(int(ev["at_s"] * 1000), action, args))
     events.sort(key=lambda e: e.at_ms)
     expect = data.get("expect", {})
@@ -256,6 +268,9 @@ def parse(data: dict[str, Any], path: Path | None = None) -> Scenario:
             raise fail(f"expect.haptic_order: each one of {', '.join(HAPTIC_PATTERNS)}")
         if k == "commands" and any(not isinstance(c, str) or len(c.split()) != 2 for c in v):
             raise fail("expect.commands: each \"OP OUTCOME\", e.g. \"listening done\", \"ask yes\"")
+        if k == "config_versions" and any(not isinstance(c, str) or len(c.split()) != 2
+                                          or not c.split()[0].isdigit() for c in v):
+            raise fail('expect.config_versions: each "VERSION STATE", e.g. "1 applied", "2 refused"')
         if k == "location_source" and not per_alert and v not in LOCATION_SOURCES:
             raise fail(f"expect.location_source: one of {', '.join(LOCATION_SOURCES)}")
         if k == "location_source" and per_alert and any(x not in (*LOCATION_SOURCES, "none") for x in v):

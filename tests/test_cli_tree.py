@@ -136,7 +136,7 @@ def _minimal_args(parser: argparse.ArgumentParser) -> list[str]:
     out: list[str] = []
     for a in parser._actions:
         if not a.option_strings and a.nargs != "?" and not isinstance(a, argparse._SubParsersAction):
-            out.append("A1")
+            out.append(a.choices[0] if a.choices else "A1")
         elif a.required:
             value = "1" if a.type in (int, float) else (a.choices[0] if a.choices else "x")
             out += [a.option_strings[0], value]
@@ -174,7 +174,9 @@ def _json_runs(d: dict[str, Any]) -> list[tuple[list[str], int]]:
     other = _device(b"SOTTO-43")
     third = _device(b"SOTTO-44")
     return [
-        (["devices", "list"], 0), (["devices", "add", "SOTTO-43", "--pubkey", other.public_key.hex()], 0),
+        (["devices", "list"], 0), (["devices", "show", "SOTTO-42"], 0),
+        (["devices", "config", "SOTTO-42", "set", "heartbeat_every_s=600"], 0),
+        (["devices", "config", "SOTTO-42", "show"], 0), (["devices", "add", "SOTTO-43", "--pubkey", other.public_key.hex()], 0),
         (["devices", "rotate", "SOTTO-43", "--pubkey", third.public_key.hex()], 0),
         (["devices", "revoke", "SOTTO-43", "--reason", "lost"], 0),
         (["centre", "init", "--centre-key", str(t / "centre.key")], 0),

@@ -36,12 +36,27 @@
 # (config.network_refusal: no centre key, TLS without a CA, http to another
 # machine) is a fault the device reports and survives: alerts are still
 # queued and go by SMS.
+#
+# Configuration trouble is survived too: a config.json that is missing or
+# corrupt falls back to config.good (the last one that loaded), else to the
+# built-in defaults with the identity, receiver and trust anchors salvaged
+# from either (sotto.config.fallback); the device then flags every status and
+# heartbeat config-invalid and says why in a st 8 status frame, and the button
+# still raises alerts. The centre's `config` command changes settings in
+# place (Device._configure): the new file is written atomically and kept as
+# config.good; the parts that hold settings take them at once, except
+# audio.rate_hz, chunk_ms, pre_trigger, pre_s, queue_max_bytes and delivery.*,
+# which are read at boot.
+#
+# Health rides in every status and heartbeat (never a location): firmware
+# version, configuration version, queue depth and signal quality; status
+# frames add the reset cause, boots since provisioning and faults since boot.
 import struct
 import sys
 
 from micropython import const
 
-from sotto import frames, modem, trigger
+from sotto import VERSION, frames, modem, trigger
 from sotto.answer import Opener
 from sotto.audio import Audio
 from sotto.clock import Clock
@@ -52,6 +67,7 @@ from sotto.gnss import Gnss
 from sotto.haptic import Haptic
 from sotto.log import Logger
 from sotto.power import Power
+from sotto.prering import PreRing
 from sotto.queue import FrameQueue
 from sotto.sched import Scheduler
 from sotto.session import Session
@@ -66,6 +82,7 @@ SAVE_FIX_MS = const(60000)
 GNSS_READ = const(128)
 RETRY_MS = const(1000)  # how often a refused frame is offered to the flash again
 PENDING_MAX = const(8)  # frames of other kinds held in RAM while the flash refuses them
+PRE_POLL_MS = const(100)  # idle polls of the pre-trigger ring (a chunk lasts 250 ms or more)
 _MUST_KEEP = (frames.ALERT_START, frames.CANCEL, frames.DURESS, frames.END)
 
 _log = Logger("app")
@@ -107,6 +124,12 @@ class Device:
         self._alerts_seen = 0
         self.audio = None
         self.observer = None  # see the header
+        self.config_invalid = None  # why config.json was not used (text), or None
+        self.boots_total = 0  # boots since provisioning (health: boots)
+        self.reset_cause = 0  # frames.RST_*
+        self.prering = None  # sotto.prering.PreRing when audio.pre_trigger
+        self._cfg_obj = None  # the configuration object as on flash (for remote changes)
+        self.cfg_version = 0  # health: cfgv
 
     # -- boot ---------------------------------------------------------------------------
     def boot(self, now_ms):
@@ -120,14 +143,18 @@ class Device:
         self.storage = st = Storage(hal.storage_root)
         self.boots = self._count_boot()
         self.minimal = self.boots >= BOOT_LOOP_LIMIT
+        rc = getattr(hal, "reset_cause", None)
+        self.reset_cause = rc() if rc is not None else frames.RST_UNKNOWN
         try:
-            cfg = config_mod.validate(self._config) if self._config is not None else config_mod.load(st)
+            cfg, obj = self._load_config(config_mod, st)
             key = identity.load(st)
         except (config_mod.ConfigError, identity.IdentityError) as e:
             self.error = e
             _log.e("cannot run: %s", e)
             return False
         self.cfg = cfg
+        self.cfg_version = cfg["version"]
+        self._cfg_obj = obj
         self.network_error = config_mod.network_refusal(cfg, st)
         if self.network_error is not None:
             self._fault("network", self.network_error)  # logged; alerts still queue and go by SMS
@@ -151,6 +178,9 @@ class Device:
         self.haptic.on_play = self._played
         a = cfg["audio"]
         self.audio = Audio(hal, a["rate_hz"], a["chunk_ms"])  # its buffers and the encoder's tables
+        if a["pre_trigger"] and not self.minimal:
+            # RAM only, taken once (about 4 KB a second at 8 kHz)
+            self.prering = PreRing(a["pre_s"], a["chunk_ms"], self.audio.chunk_bytes)
         self._frame_buf = bytearray(frames.frame_bytes(self.audio.chunk_bytes))  # every frame is made here
         self.power = Power(cfg, hal.battery_mv, self._emit, now_ms)
         self.power.enabled = not self.minimal
@@ -158,10 +188,12 @@ class Device:
                                gnss_power=hal.gnss_power, minimal=self.minimal, storage=st,
                                queue=self.queue, seq_mark=lambda: self.counters.peek_seq - 1)
         self.session.frame_on_flash = lambda: not self.pending
+        self.session.pre = self.prering
         self.session.set_battery(lambda: self.power.pct)
         self.session.utc_s = self.clock.utc_s
         self.feedback = Feedback(cfg, self.haptic, self._emit, lambda: self.power.pct)
         self.commands = Commands(cfg, st, self._emit, self.session, self.feedback, self.haptic)
+        self.commands.configure = self._configure
         self.sched = Scheduler()
         self.delivery = modem.build(
             hal, self.sched, self.queue, config_mod.modem_settings(cfg),
@@ -188,20 +220,82 @@ class Device:
         self._alerts_seen = self.session.alerts
         st_code = frames.ST_BOOT_LOOP if self.minimal else frames.ST_STARTED
         self._emit(now_ms, frames.STATUS, {frames.K_BATT: self.power.pct, frames.K_ST: st_code})
+        if self.config_invalid is not None:
+            self._emit(now_ms, frames.STATUS, {frames.K_BATT: self.power.pct,
+                                               frames.K_ST: frames.ST_CONFIG_INVALID,
+                                               frames.K_ERR: self.config_invalid})
         try:
             self.commands.load(now_ms)
         except Exception as e:  # noqa: BLE001
             self._fault("commands", e)
         return True
 
+    def _load_config(self, config_mod, st):
+        # (cfg, obj); self.config_invalid says why when it is a fallback
+        if self._config is not None:
+            return config_mod.validate(self._config), self._config
+        cfg, obj, self.config_invalid = config_mod.boot_load(st, frames.ERR_MAX_BYTES)
+        if self.config_invalid is not None:
+            _log.e("configuration not usable (%s): running on a fallback", self.config_invalid)
+        return cfg, obj
+
     def _count_boot(self):
+        # (boots since the last stable run, boots since provisioning); an old
+        # 4-byte file holds the first only
         raw = self.storage.read(BOOTS)
-        n = struct.unpack(">I", raw)[0] if raw is not None and len(raw) == 4 else 0
+        n = total = 0
+        if raw is not None and len(raw) == 8:
+            n, total = struct.unpack(">II", raw)
+        elif raw is not None and len(raw) == 4:
+            n = total = struct.unpack(">I", raw)[0]
+        self.boots_total = total = (total + 1) & 0xFFFFFFFF
         try:
-            self.storage.write_atomic(BOOTS, struct.pack(">I", n + 1))
+            self.storage.write_atomic(BOOTS, struct.pack(">II", n + 1, total))
         except OSError as e:
             _log.e("cannot count boots: %s", e)
         return n + 1
+
+    # -- remote configuration (sotto.commands "config") --------------------------------
+    def _configure(self, version, settings, now_ms):
+        """Apply the centre's configuration `version`; None when applied, else
+        the reason (at most 64 bytes). Either way a health status frame says
+        which version runs (and err why not) before the command's reply."""
+        from sotto import config as config_mod  # boot-only module: loaded again for this rare path
+
+        err = None
+        if self.session.live:
+            err = "busy: an alert is live; send it again after the alert"
+        else:
+            try:
+                cfg, obj = config_mod.apply_change(self.storage, self._cfg_obj, settings, version,
+                                                   self.cfg_version)
+            except config_mod.ConfigError as e:
+                err = e.short(frames.ERR_MAX_BYTES)
+            except OSError as e:
+                err = ("flash: %s" % (e,))[:frames.ERR_MAX_BYTES]
+        if err is None:
+            self._cfg_obj = obj
+            self._take(cfg, now_ms)
+            self.config_invalid = None
+            _log.i("configuration %d applied", version)
+        else:
+            _log.w("configuration %d refused: %s", version, err)
+        f = {frames.K_BATT: self.power.pct, frames.K_ST: frames.ST_HEALTH}
+        if err is not None:
+            f[frames.K_ERR] = err
+        self._emit(now_ms, frames.STATUS, f)
+        return err
+
+    def _take(self, cfg, now_ms):
+        # the parts that hold settings take the new ones (no alert is live)
+        self.cfg = cfg
+        self.cfg_version = cfg["version"]
+        self.trigger = Trigger(cfg["trigger"])
+        self.haptic.enabled = cfg["trigger"]["haptic"]
+        self.session.configure(cfg)
+        self.power.configure(cfg, now_ms)
+        self.feedback.configure(cfg)
+        self.commands.ask_timeout_ms = cfg["feedback"]["ask_timeout_s"] * 1000
 
     # -- frames -----------------------------------------------------------------------------
     def _emit(self, now_ms, ftype, fields, audio=None):
@@ -212,9 +306,12 @@ class Device:
             fields[frames.K_TIME] = self.clock.utc_s(now_ms)
         fields[frames.K_UP] = self.clock.uptime_ms(now_ms) & 0xFFFFFFFF
         flags = fields.get(frames.K_FLAGS, 0) | self._flags
-        if (ftype == frames.STATUS or ftype == frames.HEARTBEAT) and self.delivery is not None \
-                and self.delivery.unauth:
-            fields[frames.K_UNAUTH] = self.delivery.unauth
+        if ftype == frames.STATUS or ftype == frames.HEARTBEAT:
+            if self.delivery is not None and self.delivery.unauth:
+                fields[frames.K_UNAUTH] = self.delivery.unauth
+            self._health(ftype, fields)
+            if self.config_invalid is not None:
+                flags |= frames.FLAG_CONFIG_INVALID
         if self.minimal:
             flags |= frames.FLAG_MINIMAL
         if self.power.reserve:
@@ -239,6 +336,21 @@ class Device:
         if self.observer is not None:
             self.observer.frame_made(seq, ftype, wire)
         return wire
+
+    def _health(self, ftype, fields):
+        # no location here, ever: what the centre needs to supervise the device
+        fields[frames.K_FW] = VERSION
+        fields[frames.K_CFGV] = self.cfg_version
+        fields[frames.K_QD] = len(self.queue) + len(self.pending)
+        m = getattr(self.delivery, "modem", None)
+        fields[frames.K_CSQ] = getattr(m, "rssi", 99) if m is not None else 99
+        if ftype == frames.STATUS:
+            fields[frames.K_RST] = self.reset_cause
+            fields[frames.K_BOOTS] = self.boots_total
+            n = 0
+            for v in self.faults.values():
+                n += v
+            fields[frames.K_FAULTS] = n & 0xFFFFFFFF
 
     def _service_mic(self):
         # Making a frame (a signature, a flash write) takes longer on the device
@@ -344,11 +456,36 @@ class Device:
                 wait = min(wait, 100)
         if not self.session.live:
             self.feedback.alert_over()
+        if self.prering is not None and not self.session.live:
+            wait = min(wait, self._pre_capture(now_ms))
         wait = min(wait, self.sched.step(now_ms))
         self._housekeeping(now_ms)
         if self.pending:
             wait = min(wait, ticks_diff(self._retry_at, now_ms))
         return wait if wait > 0 else 0
+
+    def _pre_capture(self, now_ms):
+        # idle: the microphone feeds the RAM ring (nothing is framed or stored);
+        # not in reserve, where only alerts may spend the battery
+        audio, ring = self.audio, self.prering
+        if audio is None or ring is None:
+            return 60000
+        if self.power.reserve:
+            if audio.running:
+                audio.stop()
+            ring.clear()
+            return 60000
+        try:
+            if not audio.running:
+                ring.clear()  # a new stream: the ring holds one stream only
+                audio.start(now_ms)
+            chunk = audio.poll(now_ms)
+            if chunk is not None:
+                ring.put(chunk)
+                audio.release()
+        except Exception as e:  # noqa: BLE001
+            self._fault("pre-trigger", e)
+        return PRE_POLL_MS
 
     def _watch_alert(self, now_ms):
         s = self.session
@@ -372,7 +509,7 @@ class Device:
         if not self._stable and ticks_diff(now_ms, self.t_boot) >= STABLE_MS:
             self._stable = True
             try:
-                self.storage.write_atomic(BOOTS, struct.pack(">I", 0))
+                self.storage.write_atomic(BOOTS, struct.pack(">II", 0, self.boots_total))
             except OSError as e:
                 self._fault("boots", e)
         if ticks_diff(now_ms, self._next_save) >= 0:

@@ -40,7 +40,17 @@ K_WHY = const(20)
 K_CMD = const(21)  # reply: the id of the centre's command it answers
 K_RES = const(22)  # reply: RES_*
 K_UNAUTH = const(23)  # status, heartbeat: answers not authenticated since boot
-_K_LAST = const(23)  # the highest key of the format
+# device health (status, heartbeat; never a location)
+K_FW = const(24)  # tstr: the running firmware version
+K_CFGV = const(25)  # the applied configuration version
+K_RST = const(26)  # reset cause (RST_*)
+K_BOOTS = const(27)  # boots since provisioning
+K_FAULTS = const(28)  # faults caught since boot
+K_QD = const(29)  # frames waiting in the queue
+K_CSQ = const(30)  # signal quality 0..31, 99 unknown
+K_ERR = const(37)  # tstr <= 64 bytes: why a configuration was refused
+_K_LAST = const(37)  # the highest key of the format
+_K_HIGH = const(30)  # keys from here on live in the second mask (small ints: 31 bits)
 
 # frame types (t)
 ALERT_START = const(1)
@@ -60,6 +70,8 @@ FLAG_DURESS = const(1)
 FLAG_MINIMAL = const(2)
 FLAG_RESERVE = const(4)
 FLAG_INSECURE_TLS = const(8)  # the device runs TLS without server authentication
+FLAG_PRE_TRIGGER = const(16)  # audio: captured before the trigger (the RAM ring)
+FLAG_CONFIG_INVALID = const(32)  # status, heartbeat: running on config.good or built-in defaults
 SRC_GNSS = const(1)
 SRC_CELL = const(2)
 SRC_LAST_KNOWN = const(3)
@@ -72,6 +84,8 @@ ST_BATT_RESERVE = const(3)
 ST_BOOT_LOOP = const(4)
 ST_QUEUE_FULL = const(5)
 ST_STARTED = const(6)
+ST_HEALTH = const(7)  # health report: after a configuration change (cfgv, or err if refused)
+ST_CONFIG_INVALID = const(8)  # config.json missing or corrupt: running on a fallback
 ST_NOT_THROUGH = const(10)  # the alert-start was not delivered within feedback.not_through_s
 WHY_DEVICE = const(1)
 WHY_CENTRE = const(2)
@@ -86,6 +100,17 @@ RES_NO_ANSWER = const(5)
 RES_UNKNOWN = const(6)
 RES_INVALID = const(7)
 
+# reset causes (rst), as machine.reset_cause() names them
+RST_UNKNOWN = const(0)
+RST_POWER_ON = const(1)
+RST_HARD = const(2)
+RST_WDT = const(3)
+RST_DEEPSLEEP = const(4)
+RST_SOFT = const(5)
+RST_BROWNOUT = const(6)
+ERR_MAX_BYTES = const(64)
+FW_MAX_BYTES = const(32)
+
 LOC_BYTES = const(13)
 LINK_BYTES = const(8)
 SMS_MAX_BYTES = const(140)
@@ -94,15 +119,26 @@ _U32 = const(0xFFFFFFFF)
 
 
 def _bits(*keys):
+    # keys below _K_HIGH only (a bit above 30 would be a big int on the device)
     m = 0
     for k in keys:
         m |= 1 << k
     return m
 
 
+def _high(*keys):
+    # keys from _K_HIGH on, in the second mask
+    m = 0
+    for k in keys:
+        m |= 1 << (k - _K_HIGH)
+    return m
+
+
 _COMMON = _bits(K_V, K_T, K_SEQ, K_TIME, K_UP)
 _IN_ALERT = _COMMON | _bits(K_SID)
-# (required, optional) keys per frame type; flags are optional everywhere
+_HEALTH = _bits(K_FW, K_CFGV, K_QD)
+_HEALTH_FULL = _HEALTH | _bits(K_RST, K_BOOTS, K_FAULTS)
+# (required, optional) keys below _K_HIGH per frame type; flags are optional everywhere
 _SCHEMA = {
     ALERT_START: (_IN_ALERT | _bits(K_BATT, K_TRIG), _bits(K_LOC)),
     LOCATION: (_IN_ALERT | _bits(K_LOC, K_PREV), 0),
@@ -110,11 +146,14 @@ _SCHEMA = {
     CANCEL: (_IN_ALERT | _bits(K_PREV), _bits(K_BATT)),
     DURESS: (_IN_ALERT | _bits(K_PREV), _bits(K_LOC, K_BATT)),
     END: (_IN_ALERT | _bits(K_PREV, K_WHY), _bits(K_BATT)),
-    HEARTBEAT: (_COMMON | _bits(K_BATT, K_HB), _bits(K_UNAUTH)),
+    HEARTBEAT: (_COMMON | _bits(K_BATT, K_HB), _bits(K_UNAUTH) | _HEALTH),
     CHECK_IN: (_COMMON | _bits(K_BATT), _bits(K_LOC)),
-    STATUS: (_COMMON | _bits(K_BATT, K_ST), _bits(K_DROP, K_UNAUTH)),
+    STATUS: (_COMMON | _bits(K_BATT, K_ST), _bits(K_DROP, K_UNAUTH) | _HEALTH_FULL),
     REPLY: (_COMMON | _bits(K_CMD, K_RES), _bits(K_SID)),
 }
+# optional keys from _K_HIGH on, per frame type (none are required)
+_SCHEMA_HIGH = {HEARTBEAT: _high(K_CSQ), STATUS: _high(K_CSQ, K_ERR)}
+_TEXT = {K_FW: FW_MAX_BYTES, K_ERR: ERR_MAX_BYTES}
 # value ranges of the integer fields: key -> (min, max); None: no upper bound
 _RANGE = {
     K_V: (0, None), K_T: (0, None), K_SID: (1, 65535), K_SEQ: (1, _U32), K_TIME: (0, None),
@@ -122,6 +161,8 @@ _RANGE = {
     K_CODEC: (1, 1), K_RATE: (1, None), K_OFF: (0, None), K_NS: (0, None), K_HB: (0, None),
     K_ST: (1, 10), K_DROP: (0, None), K_WHY: (1, 4),
     K_CMD: (1, 1 << 53), K_RES: (1, 7), K_UNAUTH: (0, None),
+    K_CFGV: (0, _U32), K_RST: (0, 6), K_BOOTS: (0, _U32), K_FAULTS: (0, _U32),
+    K_QD: (0, _U32), K_CSQ: (0, 99),
 }
 _BYTES = {K_LOC: LOC_BYTES, K_PREV: LINK_BYTES, K_ADIG: 32}
 
@@ -148,8 +189,16 @@ def check_fields(fields):
     for k, v in fields.items():
         if type(k) is not int or not 0 <= k <= _K_LAST:
             raise FrameError("bad-field", "key %r not allowed" % (k,))
-        have |= 1 << k
-        if k in _BYTES:
+        if k >= _K_HIGH:
+            # two masks keep every bit a small int on the device (no allocation)
+            if not _SCHEMA_HIGH.get(t, 0) & (1 << (k - _K_HIGH)):
+                raise FrameError("bad-field", "keys %s not allowed in type %d" % ([k], t))
+        else:
+            have |= 1 << k
+        if k in _TEXT:
+            if not isinstance(v, str) or len(v.encode()) > _TEXT[k]:
+                raise FrameError("bad-field", "key %d must be text of at most %d bytes" % (k, _TEXT[k]))
+        elif k in _BYTES:
             if not isinstance(v, bytes) or len(v) != _BYTES[k]:
                 raise FrameError("bad-field", "key %d must be %d bytes" % (k, _BYTES[k]))
             if k == K_LOC:
@@ -173,7 +222,7 @@ def check_fields(fields):
 
 
 def _keys(mask):
-    return [k for k in range(_K_LAST + 1) if mask & (1 << k)]
+    return [k for k in range(_K_HIGH) if mask & (1 << k)]
 
 
 class FrameSigner:

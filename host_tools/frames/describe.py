@@ -10,6 +10,7 @@ from host_tools.frames.reasons import (
     CODEC_NAMES,
     END_REASON_NAMES,
     REPLY_RESULT_NAMES,
+    RESET_CAUSE_NAMES,
     STATUS_NAMES,
     TRIGGER_NAMES,
     FrameType,
@@ -66,6 +67,7 @@ def describe_frame(frame: Frame, extra: list[tuple[str, str]] | None = None) -> 
                                 f"({frame.result})"))
     if frame.unauth is not None:
         rows.append(("unauthenticated", f"{frame.unauth} answers since the device started"))
+    rows += health_rows(frame)
     rows.append(("flags", ", ".join(frame.flag_names) or "none"))
     if frame.type == FrameType.AUDIO:
         rate = frame.rate_hz or 1
@@ -87,6 +89,29 @@ def describe_frame(frame: Frame, extra: list[tuple[str, str]] | None = None) -> 
     rows += extra or []
     width = max(len(label) for label, _ in rows)
     return [f"{label.ljust(width)}  {value}" for label, value in rows]
+
+
+def health_rows(frame: Frame) -> list[tuple[str, str]]:
+    """(label, value) rows of the health keys a status or heartbeat carries."""
+    rows: list[tuple[str, str]] = []
+    if frame.firmware is not None:
+        rows.append(("firmware", frame.firmware))
+    if frame.config_version is not None:
+        rows.append(("config version", str(frame.config_version)))
+    if frame.reset_cause is not None:
+        rows.append(("reset cause", f"{frame.reset_cause}: "
+                     f"{RESET_CAUSE_NAMES.get(frame.reset_cause, '?')}"))
+    if frame.boots is not None:
+        rows.append(("boots", str(frame.boots)))
+    if frame.faults is not None:
+        rows.append(("faults", f"{frame.faults} since boot"))
+    if frame.queue_depth is not None:
+        rows.append(("queued", f"{frame.queue_depth} frames"))
+    if frame.signal is not None:
+        rows.append(("signal", "unknown (99)" if frame.signal == 99 else f"{frame.signal} (0..31)"))
+    if frame.error_text is not None:
+        rows.append(("error", frame.error_text))
+    return rows
 
 
 def frame_summary(frame: Frame) -> str:
@@ -112,7 +137,9 @@ def frame_to_json(frame: Frame) -> dict[str, Any]:
                            "accuracy_m": loc.accuracy_m, "age_s": loc.age_s, "source": loc.source,
                            "source_name": loc.source_name}
     for key, name in ((7, "battery"), (9, "trigger"), (17, "heartbeat_s"), (18, "status"),
-                      (19, "dropped"), (20, "why"), (21, "cmd"), (22, "res"), (23, "unauth")):
+                      (19, "dropped"), (20, "why"), (21, "cmd"), (22, "res"), (23, "unauth"),
+                      (24, "fw"), (25, "cfgv"), (26, "rst"), (27, "boots"), (28, "faults"), (29, "qd"),
+                      (30, "csq"), (37, "err")):
         if key in frame.payload:
             out[name] = frame.payload[key]
     if frame.type == FrameType.AUDIO:

@@ -16,6 +16,7 @@ from host_tools.frames.reasons import (
     LOCATION_BYTES,
     SOURCE_NAMES,
     STATUS_NAMES,
+    TEXT_MAX_BYTES,
     FrameError,
     FrameType,
     Reason,
@@ -91,7 +92,7 @@ def _is_uint(value: Any, lo: int, hi: int) -> bool:
 class _Field:
     key: int
     name: str
-    kind: str          # "uint" or "bstr" or "ast" or "loc"
+    kind: str          # "uint" or "bstr" or "tstr" or "ast" or "loc"
     lo: int = 0
     hi: int = _U32     # uint: every integer is bounded (docs/frames.md); for bstr the exact size is lo
 
@@ -103,6 +104,10 @@ class _Field:
                 if self.key == 10 and type(value) is int and value > 0:
                     want = f"bits 0..{FLAGS_DEFINED.bit_length() - 1} only (an undefined flag)"
                 raise FrameError(Reason.BAD_FIELD, f"{label} must be {want}, got {_show(value)}")
+        elif self.kind == "tstr":
+            if not isinstance(value, str) or len(value.encode("utf-8", "surrogatepass")) > self.hi:
+                raise FrameError(Reason.BAD_FIELD,
+                                 f"{label} must be text of at most {self.hi} bytes, got {_show(value)}")
         elif self.kind == "bstr":
             if not isinstance(value, bytes) or len(value) != self.lo:
                 raise FrameError(Reason.BAD_FIELD, f"{label} must be {self.lo} bytes, got {_show(value)}")
@@ -147,11 +152,20 @@ _FIELDS = {f.key: f for f in (
     _Field(21, "cmd", "uint", 1, COMMAND_ID_MAX),
     _Field(22, "res", "uint", 1, 7),
     _Field(23, "unauth", "uint", 0, _U32),
+    _Field(24, "fw", "tstr", 0, TEXT_MAX_BYTES[24]),
+    _Field(25, "cfgv", "uint", 0, _U32),
+    _Field(26, "rst", "uint", 0, 6),
+    _Field(27, "boots", "uint", 0, _U32),
+    _Field(28, "faults", "uint", 0, _U32),
+    _Field(29, "qd", "uint", 0, _U32),
+    _Field(30, "csq", "uint", 0, 99),
+    _Field(37, "err", "tstr", 0, TEXT_MAX_BYTES[37]),
 )}
-_STATUS_CODES = frozenset(STATUS_NAMES)   # st 7..9 are other issues' (not defined yet)
+_STATUS_CODES = frozenset(STATUS_NAMES)   # st 9 is another issue's (not defined yet)
 
 _COMMON = frozenset({0, 1, 3, 4, 5})
 _IN_ALERT = _COMMON | {2}
+_HEALTH = frozenset({24, 25, 29, 30})   # fw, cfgv, qd, csq: status and heartbeat (never a location)
 # frame type -> (required keys, optional keys); flags (10) is optional everywhere.
 _SCHEMA: dict[FrameType, tuple[frozenset[int], frozenset[int]]] = {
     FrameType.ALERT_START: (_IN_ALERT | {7, 9}, frozenset({6})),
@@ -160,9 +174,9 @@ _SCHEMA: dict[FrameType, tuple[frozenset[int], frozenset[int]]] = {
     FrameType.CANCEL: (_IN_ALERT | {8}, frozenset({7})),
     FrameType.DURESS: (_IN_ALERT | {8}, frozenset({6, 7})),
     FrameType.END: (_IN_ALERT | {8, 20}, frozenset({7})),
-    FrameType.HEARTBEAT: (_COMMON | {7, 17}, frozenset({23})),
+    FrameType.HEARTBEAT: (_COMMON | {7, 17}, frozenset({23}) | _HEALTH),
     FrameType.CHECK_IN: (_COMMON | {7}, frozenset({6})),
-    FrameType.STATUS: (_COMMON | {7, 18}, frozenset({19, 23})),
+    FrameType.STATUS: (_COMMON | {7, 18}, frozenset({19, 23, 26, 27, 28, 37}) | _HEALTH),
     FrameType.REPLY: (_COMMON | {21, 22}, frozenset({2})),   # sid: the alert the command concerned
 }
 _ALLOWED = {t: req | opt | {10} for t, (req, opt) in _SCHEMA.items()}

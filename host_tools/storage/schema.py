@@ -230,6 +230,38 @@ CREATE TABLE IF NOT EXISTS notifications (
 """
 
 
+# devcfg 1: remote configuration versions of each device and what it last said about its
+# health (host_tools.receiver.devcfg).
+DEVCFG_DDL = """
+CREATE TABLE IF NOT EXISTS device_config (
+    device_id   BLOB NOT NULL,
+    version     INTEGER NOT NULL,
+    settings    TEXT NOT NULL,
+    operator    TEXT NOT NULL,
+    created_at  REAL NOT NULL,
+    command_id  INTEGER,
+    state       TEXT NOT NULL DEFAULT 'queued'
+                CHECK (state IN ('queued', 'delivered', 'applied', 'refused', 'superseded')),
+    err         TEXT,
+    done_at     REAL,
+    PRIMARY KEY (device_id, version)
+);
+CREATE TABLE IF NOT EXISTS device_health (
+    device_id      BLOB PRIMARY KEY,
+    fw             TEXT,
+    cfgv           INTEGER,
+    rst            INTEGER,
+    boots          INTEGER,
+    faults         INTEGER,
+    qd             INTEGER,
+    csq            INTEGER,
+    health_at      REAL,
+    config_invalid TEXT,
+    invalid_at     REAL
+);
+"""
+
+
 # receiver 3: a frame (device, seq, digest) is stored once, whichever node got it.
 FRAMES_UNIQUE = "CREATE UNIQUE INDEX IF NOT EXISTS frames_once ON frames(device_id, seq, digest)"
 

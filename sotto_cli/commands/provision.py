@@ -7,12 +7,13 @@ Thin handler over host_tools.provision.
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import Any
 
 from host_tools import provision
 from host_tools.errors import UsageError
-from host_tools.receiver import audit
+from host_tools.receiver import audit, devcfg
 from host_tools.registry import resolve_db_path
 from sotto_cli.options import add_db_and_json, board_name, command, emit, known_boards
 
@@ -83,6 +84,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--insecure-tls", action="store_true",
                    help="bench work only: TLS without a CA (the device cannot tell the centre from an "
                         "impostor; every frame carries the insecure-tls flag)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="settings",
+                   help="any other setting, checked by the firmware's own rules (repeatable; VALUE is "
+                        "JSON): trigger.alert='{\"presses\": 4, \"window_ms\": 2000}', "
+                        "heartbeat_every_s=600, audio.clip_s=60, audio.pre_trigger=true; later changes "
+                        "need no re-keying: `sotto devices config ID set`")
     p.add_argument("--force", action="store_true",
                    help="re-provision a provisioned device: a clean identity, a new key, the old key revoked")
     add_queue_options(p)
@@ -106,6 +112,10 @@ def summary_lines(change: provision.KeyChange, db: Path) -> list[str]:
             ("apn", str(cfg["apn"])), ("officer", str(cfg.get("officer") or "-")),
             ("SMS fallback", str(cfg.get("sms_number") or "none")),
             ("board", str(cfg.get("board") or "sotto-ref-s3 (default)"))]
+    extra = sorted(k for k in cfg if k not in ("device_id", "receiver", "apn", "centre_key", "officer",
+                                                 "sms_number", "board", "ca_cert", "insecure_tls"))
+    if extra:
+        rows.append(("settings", ", ".join(f"{k}={json.dumps(cfg[k])}" for k in extra)))
     if change.revoked:
         rows.append(("revoked", ", ".join(change.revoked)))
     if change.drained is not None:
@@ -126,7 +136,9 @@ def cmd_provision(args: argparse.Namespace) -> int:
     request = provision.ProvisionRequest(args.device_id, officer=args.officer, server=args.server,
                                          sms_number=args.sms_number, apn=args.apn, board=args.board,
                                          ca_cert=args.ca_cert, centre_key_pub=args.centre_key_pub,
-                                         insecure_tls=args.insecure_tls, new_registry=args.new_registry)
+                                         insecure_tls=args.insecure_tls, new_registry=args.new_registry,
+                                         settings=devcfg.parse_settings(args.settings) if args.settings
+                                         else {})
     ca_pem = Path(args.ca_cert).read_text() if args.ca_cert and Path(args.ca_cert).is_file() else None
     db = resolve_db_path(args.db)
     change = provision.provision(args.port, request, db, force=args.force, queue=queue_policy(args, ca_pem),

@@ -127,3 +127,5 @@ class _Txn:
         self.seq_reuse: list[tuple[bytes, int]] = []
         self.news: list[str] = []     # for the console, logged after COMMIT
         self.replies: list[tuple[bytes, int, int, int]] = []   # reply frames: (device, cmd, res, seq)
+        # status and heartbeat frames: (device, seq, type, payload), for devcfg.apply_health
+        self.health: list[tuple[bytes, int, int, Any]] = []

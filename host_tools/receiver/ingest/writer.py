@@ -14,6 +14,7 @@ from typing import Any
 
 from host_tools.frames import Frame, Reason
 from host_tools.ids import format_device_id
+from host_tools.receiver import devcfg
 from host_tools.receiver.commands import apply_replies, undone_for
 from host_tools.receiver.ingest.answer import (
     ACCEPTED,
@@ -195,7 +196,10 @@ class Writer(threading.Thread):
                 job.results = [self._decide(txn, job, item) for item in job.items]
             self._write(txn)
             self._closed_for(jobs)
+            if txn.health:
+                txn.news += devcfg.apply_health(conn, txn.health, txn.now)
             apply_replies(conn, txn.replies, txn.now)   # before the commands are listed
+            devcfg.apply_config_replies(conn, txn.replies, txn.now)
             self._commands_for(jobs)
             conn.execute("COMMIT")
         except BaseException:
@@ -310,6 +314,8 @@ class Writer(threading.Thread):
         alert_id = None
         if ftype == _REPLY:
             txn.replies.append((kid, payload[21], payload[22], seq))
+        elif ftype == _STATUS or ftype == _HEARTBEAT:
+            txn.health.append((kid, seq, ftype, payload))
         if ftype <= _END:
             alert_id = self._alert_for(txn, f, key_id, item.officer)
             self._alert_frame(txn, alert_id, ftype, payload, link, prev, reused)
