@@ -92,6 +92,7 @@ class ProvisionRequest:
     ca_cert: str | Path | None = None        # a PEM file on this machine: the centre's TLS CA
     centre_key_pub: str | None = None        # 64 hex digits or a key file; None: the registry's record
     insecure_tls: bool = False               # bench work only: TLS without server authentication
+    release_key_pub: str | None = None       # the release key's public half (docs/ota.md); None: no updates
     new_registry: bool = False               # the registry database may be created
     # --set: {dotted name: value}, checked on the device by its own rules
     settings: dict[str, Any] = field(default_factory=dict)
@@ -202,6 +203,11 @@ def _config_for(request: ProvisionRequest, kid: bytes, centre: bytes, ca: bytes 
                 child = node[p] = {}
             node = child
         node[parts[-1]] = value
+    if request.release_key_pub is not None:
+        try:
+            cfg["release_key"] = public_key_bytes(load_public_key(request.release_key_pub)).hex()
+        except KeyFormatError as e:
+            raise UsageError(f"--release-key-pub: {e}") from None
     return cfg
 
 

@@ -11,11 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sotto import VERSION as fw_version
 from sotto import cbor as fw_cbor
 from sotto import frames as ff
 
 from host_tools import frames as hf
 from host_tools.receiver import alerts, commands, devcfg, store
+from simulator import ota as sim_ota
 
 
 @dataclass(frozen=True)
@@ -299,11 +301,14 @@ def _evaluate(expect: dict[str, Any], dev: Any, conn: Any) -> list[Check]:
                 if got and h is not None else "the centre shows the device's configuration as valid")
         elif name in ("pre_trigger_seconds_min", "pre_trigger_seconds"):
             row = conn.execute("SELECT coalesce(sum(audio_ns), 0), max(audio_rate) FROM frames "
-                               "WHERE device_id = ? AND type = 3 AND flags & 16", (did,)).fetchone()
+                               "WHERE device_id = ? AND type = 3 AND (flags & 16) != 0", (did,)).fetchone()
             secs = row[0] / row[1] if row[1] else 0.0
             ok = secs >= want if name == "pre_trigger_seconds_min" else abs(secs - want) < 1e-6
             add(name, ok, f"{secs:.1f} s of pre-trigger audio at the receiver "
                 f"({'at least ' if name == 'pre_trigger_seconds_min' else ''}{want})")
+        elif name in ("running_version", "update_result", "no_release_chunks_during_alert",
+                      "release_chunks_min"):
+            _update(name, want, dev, add)
         elif name == "commands":
             got = [_command_text(c) for a in mine for c in commands.for_alert(conn, a.alert_id)]
             add(name, got == list(want), f"commands and their outcomes: {', '.join(got) or 'none'}"
@@ -329,6 +334,26 @@ def _alert_delay(dev: Any, made: dict[int, Any], acked: dict[int, int], t_made: 
     if not seen:
         return None, f"the alert-start frame (seq {seq}) never reached the receiver"
     return (min(seen) - since) / 1000, "pattern was complete" if pressed else "frame was made"
+def _update(name: str, want: Any, dev: Any, add: Any) -> None:
+    """Over-the-air updates (docs/ota.md): what the device reported to the centre,
+    the boot selector on its flash, its release-chunk requests."""
+    rep = sim_ota.reported(dev.receiver.db, dev.spec.device_id)
+    sel = sim_ota.selector(dev.flash_dir)
+    if name == "running_version":
+        on_flash = sel["ver"] if sel["run"] else fw_version
+        ok = rep.get("fw") == want and on_flash == want and sel["state"] == "good"
+        add(name, ok, f"the device reports {rep.get('fw')}; its selector runs {on_flash} ({sel['state']})")
+    elif name == "update_result":
+        got = rep.get("update_name")
+        add(name, got == want, f"last update result reported: {got or 'none'}"
+            + (f" ({rep['update_error']})" if rep.get("update_error") else ""))
+    elif name == "no_release_chunks_during_alert":
+        during = sum(1 for _t, live in dev.ota_posts if live)
+        add(name, (during == 0) == want, f"{during} of {len(dev.ota_posts)} release-chunk requests "
+            "made while an alert was live")
+    else:
+        n = len(dev.ota_posts)
+        add(name, n >= want, f"{n} release-chunk requests (at least {want})")
 
 
 def _command_text(c: Any) -> str:

@@ -21,6 +21,7 @@ from sotto import config as fw_config
 from sotto.storage import Storage
 
 from host_tools.receiver import alerts, commands, devcfg, store
+from simulator import ota as sim_ota
 from simulator.clock import VirtualClock
 from simulator.device import DeviceSpec, VirtualDevice
 from simulator.expect import Check, evaluate
@@ -177,6 +178,14 @@ class Runner:
             dev.note("centre", f"configuration version {v.version} queued: {v.settings}")
         elif ev.action == "corrupt_config":
             corrupt_config(dev, a.get("how", "torn"))
+        elif ev.action == "release":
+            d = sim_ota.build(dev.flash_dir.parent, a["version"], a.get("changed", 1),
+                              wrong_key=a.get("wrong_key", False),
+                              min_version=a.get("min_version", "0.0.0"),
+                              allow_downgrade=a.get("allow_downgrade", False))
+            v = sim_ota.publish_and_assign(dev.receiver.db, d, dev.spec.device_id,
+                                           tamper=a.get("tamper", False))
+            dev.note("centre", f"release {v} published and assigned")
 
     @staticmethod
     def _config(dev: VirtualDevice) -> dict[str, Any]:
@@ -259,9 +268,15 @@ def run_scenario(sc: Scenario, workdir: str | Path | None = None, receiver: Any 
         clock = VirtualClock(epoch_s=sc.epoch_s)
         if hasattr(rx, "attach_clock"):   # the receiver stamps receipts with this clock
             rx.attach_clock(clock)
-        dev = VirtualDevice(device_spec(sc, runtime), clock, rx, work / "flash")
+        spec = device_spec(sc, runtime)
+        updates = any(ev.action == "release" for ev in sc.events)
+        if updates:   # the release key's public half, as `sotto provision --release-key-pub` writes it
+            spec.config = dict(spec.config, release_key=sim_ota.release_key(work)[1].hex())
+        dev = VirtualDevice(spec, clock, rx, work / "flash")
         try:
             dev.provision()
+            if updates:
+                sim_ota.flash_base(dev.flash_dir)   # what `sotto flash` put there
             dev.boot()
             runner = Runner(clock)
             runner.add(dev)

@@ -63,6 +63,10 @@ ACTIONS: dict[str, dict[str, type]] = {
     "configure": {"set": dict, "operator": str},
     # damage the device's config.json on flash (read at the next boot: follow with reboot)
     "corrupt_config": {"how": str},
+    # over-the-air updates (docs/ota.md): a release of the flashed base with `changed` files
+    # changed, published and assigned to the device
+    "release": {"version": str, "changed": int, "tamper": bool, "wrong_key": bool, "min_version": str,
+                "allow_downgrade": bool},
 }
 CORRUPTIONS = ("torn", "garbage", "missing", "bad-value")
 ANSWERS = ("yes", "no")
@@ -81,6 +85,8 @@ EXPECTATIONS: dict[str, type] = {
     "haptic_order": list, "received_within_s": float, "commands": list, "not_through": bool,
     "config_versions": list, "config_invalid": bool, "pre_trigger_seconds_min": float,
     "pre_trigger_seconds": float,
+    "running_version": str, "update_result": str, "no_release_chunks_during_alert": bool,
+    "release_chunks_min": int,
 }
 HAPTIC_PATTERNS = ("confirm", "received", "listening", "not-through", "q1", "q2", "q3", "q4", "q5", "q6",
                    "q7", "q8")

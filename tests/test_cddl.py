@@ -50,10 +50,10 @@ BOUNDS = {
     2: ("sid", 1, 65535), 3: ("seq", 1, U32), 4: ("time", 0, U32), 5: ("up", 0, U32),
     7: ("batt", 0, 100), 9: ("trig", 1, 2), 10: ("flags", 0, 63), 11: ("codec", 1, 1),
     12: ("rate", 1, U32), 13: ("off", 0, U32), 16: ("ns", 0, U32), 17: ("hb", 0, U32),
-    18: ("st", 1, 10), 19: ("drop", 0, U32), 20: ("why", 1, 4),
+    18: ("st", 1, 11), 19: ("drop", 0, U32), 20: ("why", 1, 4),
     21: ("cmd", 1, 2**53), 22: ("res", 1, 7), 23: ("unauth", 0, U32),
     25: ("cfgv", 0, U32), 26: ("rst", 0, 6), 27: ("boots", 0, U32), 28: ("faults", 0, U32),
-    29: ("qd", 0, U32), 30: ("csq", 0, 99),
+    29: ("qd", 0, U32), 30: ("csq", 0, 99), 36: ("upd", 1, 9),
 }
 # a golden vector that carries each bounded key (v and t change the frame's meaning: tested apart)
 CARRIER = {2: "location", 3: "heartbeat", 4: "heartbeat", 5: "heartbeat", 7: "heartbeat",

@@ -56,7 +56,7 @@ import sys
 
 from micropython import const
 
-from sotto import VERSION, frames, modem, trigger
+from sotto import VERSION, bootsel, frames, modem, ota, trigger
 from sotto.answer import Opener
 from sotto.audio import Audio
 from sotto.clock import Clock
@@ -66,6 +66,7 @@ from sotto.feedback import Feedback
 from sotto.gnss import Gnss
 from sotto.haptic import Haptic
 from sotto.log import Logger
+from sotto.otafetch import Fetcher
 from sotto.power import Power
 from sotto.prering import PreRing
 from sotto.queue import FrameQueue
@@ -130,6 +131,10 @@ class Device:
         self.prering = None  # sotto.prering.PreRing when audio.pre_trigger
         self._cfg_obj = None  # the configuration object as on flash (for remote changes)
         self.cfg_version = 0  # health: cfgv
+        self.fetcher = None  # sotto.otafetch: releases the centre assigns (docs/ota.md)
+        self.health = None  # sotto.bootsel.Health of a release on trial
+        self.fw = VERSION
+        self._reset_asked = False
 
     # -- boot ---------------------------------------------------------------------------
     def boot(self, now_ms):
@@ -204,6 +209,7 @@ class Device:
             on_start_acked=self._start_acked,
             on_commands=self._run_commands)
         self.sched.spawn("delivery", self.delivery.task)
+        self._ota_boot(cfg, opener, now_ms)
         self._now = now_ms
         self._next_save = ticks_add(now_ms, SAVE_FIX_MS)
         self._stable = False
@@ -224,6 +230,7 @@ class Device:
             self._emit(now_ms, frames.STATUS, {frames.K_BATT: self.power.pct,
                                                frames.K_ST: frames.ST_CONFIG_INVALID,
                                                frames.K_ERR: self.config_invalid})
+        self._report_sel(now_ms)  # an update applied or rolled back at this boot (docs/ota.md)
         try:
             self.commands.load(now_ms)
         except Exception as e:  # noqa: BLE001
@@ -238,6 +245,65 @@ class Device:
         if self.config_invalid is not None:
             _log.e("configuration not usable (%s): running on a fallback", self.config_invalid)
         return cfg, obj
+    # -- updates (docs/ota.md) ----------------------------------------------------------
+    def _ota_boot(self, cfg, opener, now_ms):
+        st = self.storage
+        self.sel = sel = bootsel.read(st)  # boot.py already switched (or rolled back)
+        self.fw = bootsel.running_version(sel, VERSION)
+        self.health = bootsel.Health(st, sel, cfg["ota"]["health_s"], now_ms)
+        key = ota.release_key(cfg, st)
+        if key is None or opener is None:
+            return
+        self.fetcher = f = Fetcher(st, Storage(bootsel.flash_root(self.hal.storage_root)), sel, key,
+                                   cfg["board"], self.fw, cfg["ota"]["chunk_bytes"], self.signer.sign_request,
+                                   busy=lambda: self.session.live, report=self._report_update)
+        if self.delivery is not None:
+            self.delivery.ota = f
+        try:
+            f.resume()
+        except Exception as e:  # noqa: BLE001 - an update never stops the device
+            self._fault("ota", e)
+
+    def _report_update(self, upd, err, pend):
+        fields = {frames.K_BATT: self.power.pct, frames.K_ST: frames.ST_UPDATE, frames.K_UPD: upd,
+                  frames.K_FW: self.fw}
+        if err:
+            fields[frames.K_ERR] = err
+        if pend:
+            fields[frames.K_PEND] = pend
+        self._emit(self._now, frames.STATUS, fields)
+
+    def _report_sel(self, now_ms):
+        # a result the selector holds and has not reported: an update applied or rolled back
+        sel = self.sel
+        if sel["rep"] or not sel["res"]:
+            return
+        self._now = now_ms
+        self._report_update(sel["res"], sel["why"], None)
+        sel["rep"] = True
+        try:
+            bootsel.write(self.storage, sel)
+        except OSError as e:
+            self._fault("ota", e)
+
+    def _ota_step(self, now_ms):
+        h = self.health
+        d = self.delivery
+        if h is None or d is None:
+            return 60000
+        if h.on_trial and h.step(now_ms, [n for n in self.faults if n != "ota"], d.answers > 0):
+            if not h.failed:
+                _log.i("release %s is good", self.fw)
+                self._report_sel(now_ms)
+        f = self.fetcher
+        more = f is not None and f.step()
+        idle = not self.session.live and not len(self.queue) and not self.pending
+        if idle and not self._reset_asked and (h.failed or (f is not None and f.restart and not h.on_trial)):
+            # the switch (or the rollback) happens at boot; never during an alert
+            self._reset_asked = True
+            _log.i("restarting: %s", "rollback" if h.failed else "update staged")
+            self.hal.reset()
+        return 0 if more else 60000
 
     def _count_boot(self):
         # (boots since the last stable run, boots since provisioning); an old
@@ -339,7 +405,7 @@ class Device:
 
     def _health(self, ftype, fields):
         # no location here, ever: what the centre needs to supervise the device
-        fields[frames.K_FW] = VERSION
+        fields[frames.K_FW] = self.fw  # the release running (bootsel), else the built-in VERSION
         fields[frames.K_CFGV] = self.cfg_version
         fields[frames.K_QD] = len(self.queue) + len(self.pending)
         m = getattr(self.delivery, "modem", None)
@@ -459,6 +525,11 @@ class Device:
         if self.prering is not None and not self.session.live:
             wait = min(wait, self._pre_capture(now_ms))
         wait = min(wait, self.sched.step(now_ms))
+        if self.health is not None:
+            try:
+                wait = min(wait, self._ota_step(now_ms))
+            except Exception as e:  # noqa: BLE001 - an update never stops the device
+                self._fault("ota", e)
         self._housekeeping(now_ms)
         if self.pending:
             wait = min(wait, ticks_diff(self._retry_at, now_ms))

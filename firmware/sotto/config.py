@@ -40,6 +40,11 @@ DEFAULTS = {
     "battery": {"low_pct": 20, "critical_pct": 10, "reserve_pct": 5},
     "delivery": {"sms_after_s": 30, "sms_every_s": 120},
     "queue_max_bytes": 262144,
+    # over-the-air updates (docs/ota.md): the release key's public half (hex; None:
+    # no updates), how long a new release has to get an authenticated answer
+    # before it is rolled back, the bytes of one download chunk
+    "release_key": None,
+    "ota": {"health_s": 600, "chunk_bytes": 2048},
     # covert wrist feedback, on/off/on... ms (sotto.feedback); every pattern is
     # told apart from the others and from the "pattern accepted" pulse by its
     # shape (how many pulses, which are long)
@@ -57,9 +62,10 @@ REQUIRED = ("device_id", "receiver", "apn")
 # identity, trust anchors and where alerts go: `sotto provision` only, never a
 # remote change (a stolen centre database must not redirect a device)
 LOCKED = ("device_id", "receiver", "apn", "sms_number", "ca_cert", "centre_key", "insecure_tls",
-          "board", "version")
+          "board", "version", "release_key")
 # what a configuration that cannot be read keeps from an older one, if it can
-ESSENTIAL = REQUIRED + ("officer", "board", "sms_number", "ca_cert", "centre_key", "insecure_tls")
+ESSENTIAL = REQUIRED + ("officer", "board", "sms_number", "ca_cert", "centre_key", "insecure_tls",
+                        "release_key")
 VERSION_MAX = 0x3FFFFFFF
 # integer fields: (min, max)
 _RANGES = {
@@ -72,6 +78,7 @@ _RANGES = {
     "queue_max_bytes": (32768, 4194304), "audio.max_clip_s": (0, 600),
     "feedback.not_through_s": (5, 600), "feedback.ask_timeout_s": (10, 600),
     "version": (0, VERSION_MAX), "audio.pre_s": (1, 30),
+    "ota.health_s": (60, 86400), "ota.chunk_bytes": (256, 3072),
 }
 _PATTERN_RANGES = {"hold_ms": (500, 20000), "presses": (2, 10), "window_ms": (300, 10000)}
 
@@ -250,6 +257,8 @@ def validate(obj, storage=None, strict=False):
         raise ConfigError("sms_number", "range", "must be international, e.g. +447700900123")
     if cfg["centre_key"] is not None:
         cfg["centre_key"] = _centre_key(cfg["centre_key"])
+    if cfg["release_key"] is not None:
+        cfg["release_key"] = _centre_key(cfg["release_key"], "release_key", "sotto release keygen")
     if not isinstance(cfg["insecure_tls"], bool):
         raise ConfigError("insecure_tls", "type", "must be true or false")
     if cfg["insecure_tls"] and c is not None:
@@ -307,12 +316,12 @@ def _loopback(host):
     return len(parts) == 4 and parts[0] == "127" and all(p.isdigit() and int(p) < 256 for p in parts)
 
 
-def _centre_key(v):
+def _centre_key(v, field="centre_key", where="sotto centre key"):
     if not isinstance(v, str) or len(v) != 64 or not _only(v.lower(), _HEX):
-        raise ConfigError("centre_key", "type", "must be 64 hex digits (`sotto centre key` prints it)")
+        raise ConfigError(field, "type", "must be 64 hex digits (`%s` prints it)" % where)
     key = bytes.fromhex(v)
     if edwards.decode(key) is None:
-        raise ConfigError("centre_key", "range", "is not an Ed25519 public key")
+        raise ConfigError(field, "range", "is not an Ed25519 public key")
     return key
 
 

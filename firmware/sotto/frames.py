@@ -48,7 +48,9 @@ K_BOOTS = const(27)  # boots since provisioning
 K_FAULTS = const(28)  # faults caught since boot
 K_QD = const(29)  # frames waiting in the queue
 K_CSQ = const(30)  # signal quality 0..31, 99 unknown
-K_ERR = const(37)  # tstr <= 64 bytes: why a configuration was refused
+K_PEND = const(35)  # status: tstr, the version staged for the next boot (docs/ota.md)
+K_UPD = const(36)  # status: the last update's result, UPD_*
+K_ERR = const(37)  # status: tstr <= 64 bytes: why a configuration was refused or an update failed
 _K_LAST = const(37)  # the highest key of the format
 _K_HIGH = const(30)  # keys from here on live in the second mask (small ints: 31 bits)
 
@@ -87,6 +89,17 @@ ST_STARTED = const(6)
 ST_HEALTH = const(7)  # health report: after a configuration change (cfgv, or err if refused)
 ST_CONFIG_INVALID = const(8)  # config.json missing or corrupt: running on a fallback
 ST_NOT_THROUGH = const(10)  # the alert-start was not delivered within feedback.not_through_s
+ST_UPDATE = const(11)  # an update's result (upd, and err when it failed or was refused)
+# update results (upd); docs/ota.md
+UPD_APPLIED = const(1)  # the new release runs and passed its health check
+UPD_ROLLED_BACK = const(2)  # it failed its health check: the previous one runs again
+UPD_STAGED = const(3)  # downloaded and verified: switched to at the next boot
+UPD_BAD_SIGNATURE = const(4)  # the manifest is not signed by the release key
+UPD_BAD_VERSION = const(5)  # a downgrade not allowed, or below the release's minimum
+UPD_BAD_BOARD = const(6)  # not built for this board
+UPD_BAD_FILE = const(7)  # a file did not match its SHA-256 or size
+UPD_FLASH = const(8)  # the flash refused the staging (full or failing)
+UPD_CENTRE = const(9)  # the centre could not give the release (withdrawn, unknown)
 WHY_DEVICE = const(1)
 WHY_CENTRE = const(2)
 WHY_MAX_DURATION = const(3)
@@ -152,14 +165,14 @@ _SCHEMA = {
     REPLY: (_COMMON | _bits(K_CMD, K_RES), _bits(K_SID)),
 }
 # optional keys from _K_HIGH on, per frame type (none are required)
-_SCHEMA_HIGH = {HEARTBEAT: _high(K_CSQ), STATUS: _high(K_CSQ, K_ERR)}
-_TEXT = {K_FW: FW_MAX_BYTES, K_ERR: ERR_MAX_BYTES}
+_SCHEMA_HIGH = {HEARTBEAT: _high(K_CSQ), STATUS: _high(K_CSQ, K_PEND, K_UPD, K_ERR)}
+_TEXT = {K_FW: FW_MAX_BYTES, K_PEND: FW_MAX_BYTES, K_ERR: ERR_MAX_BYTES}
 # value ranges of the integer fields: key -> (min, max); None: no upper bound
 _RANGE = {
     K_V: (0, None), K_T: (0, None), K_SID: (1, 65535), K_SEQ: (1, _U32), K_TIME: (0, None),
     K_UP: (0, _U32), K_BATT: (0, 100), K_TRIG: (1, 2), K_FLAGS: (0, None),
     K_CODEC: (1, 1), K_RATE: (1, None), K_OFF: (0, None), K_NS: (0, None), K_HB: (0, None),
-    K_ST: (1, 10), K_DROP: (0, None), K_WHY: (1, 4),
+    K_ST: (1, 11), K_DROP: (0, None), K_WHY: (1, 4), K_UPD: (1, 9),
     K_CMD: (1, 1 << 53), K_RES: (1, 7), K_UNAUTH: (0, None),
     K_CFGV: (0, _U32), K_RST: (0, 6), K_BOOTS: (0, _U32), K_FAULTS: (0, _U32),
     K_QD: (0, _U32), K_CSQ: (0, 99),
@@ -196,8 +209,8 @@ def check_fields(fields):
         else:
             have |= 1 << k
         if k in _TEXT:
-            if not isinstance(v, str) or len(v.encode()) > _TEXT[k]:
-                raise FrameError("bad-field", "key %d must be text of at most %d bytes" % (k, _TEXT[k]))
+            if not isinstance(v, str) or not v or len(v.encode()) > _TEXT[k]:
+                raise FrameError("bad-field", "key %d must be text of 1..%d bytes" % (k, _TEXT[k]))
         elif k in _BYTES:
             if not isinstance(v, bytes) or len(v) != _BYTES[k]:
                 raise FrameError("bad-field", "key %d must be %d bytes" % (k, _BYTES[k]))
@@ -232,6 +245,11 @@ class FrameSigner:
     def __init__(self, kid8, signing_key):
         self._cose = cose.Signer(kid8, signing_key)
         self.kid = self._cose.kid
+
+    def sign_request(self, payload):
+        """A COSE_Sign1 by the device over payload (CBOR bytes): the body of a
+        request that is not a frame (sotto.otafetch's POST /v1/release-chunk)."""
+        return self._cose.sign(payload)
 
     def sign(self, fields, audio=None):
         """Wire bytes of a frame: fields is the payload map without `v`

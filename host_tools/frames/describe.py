@@ -139,7 +139,7 @@ def frame_to_json(frame: Frame) -> dict[str, Any]:
     for key, name in ((7, "battery"), (9, "trigger"), (17, "heartbeat_s"), (18, "status"),
                       (19, "dropped"), (20, "why"), (21, "cmd"), (22, "res"), (23, "unauth"),
                       (24, "fw"), (25, "cfgv"), (26, "rst"), (27, "boots"), (28, "faults"), (29, "qd"),
-                      (30, "csq"), (37, "err")):
+                      (30, "csq"), (35, "pend"), (36, "upd"), (37, "err")):
         if key in frame.payload:
             out[name] = frame.payload[key]
     if frame.type == FrameType.AUDIO:

@@ -263,6 +263,18 @@ class Frame:
         return bool(self.flags & FLAG_CONFIG_INVALID)
 
     @property
+    def firmware_version(self) -> str | None:
+        """status / heartbeat: the running application's version (docs/ota.md)."""
+        v = self.payload.get(24)
+        return v if isinstance(v, str) else None
+
+    @property
+    def update(self) -> tuple[int | None, str | None, str | None]:
+        """status: (upd result, err, pend) of the device's updates (docs/ota.md)."""
+        err, pend = self.payload.get(37), self.payload.get(35)
+        return self._int(36), err if isinstance(err, str) else None, pend if isinstance(pend, str) else None
+
+    @property
     def insecure_tls(self) -> bool:
         """Flag bit 3: the device runs TLS without server authentication (bench work)."""
         return bool(self.flags & FLAG_INSECURE_TLS)

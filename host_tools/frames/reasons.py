@@ -106,12 +106,18 @@ STATUS_NAMES = {1: "battery low", 2: "battery critical", 3: "battery reserve rea
                 4: "boot loop: minimal alert-only mode", 5: "queue full, frames dropped",
                 6: "device started", 7: "health report (configuration applied or refused)",
                 8: "config invalid: running on config.good or built-in defaults",
-                10: "not through: the alert-start was not acknowledged in time"}
+                10: "not through: the alert-start was not acknowledged in time",
+                11: "update"}
 ST_HEALTH = 7
 ST_CONFIG_INVALID = 8
+ST_UPDATE = 11
+# status `upd` (key 36): the result of the device's last update (docs/ota.md)
+UPDATE_RESULT_NAMES = {1: "applied", 2: "rolled back", 3: "staged", 4: "refused: signature",
+                       5: "refused: version", 6: "refused: board", 7: "refused: file digest",
+                       8: "flash", 9: "centre could not give it"}
 RESET_CAUSE_NAMES = {0: "unknown", 1: "power-on", 2: "hard reset", 3: "watchdog", 4: "deep sleep",
                      5: "soft reset", 6: "brownout"}
-TEXT_MAX_BYTES = {24: 32, 37: 64}   # fw, err: UTF-8 text of at most this many bytes
+TEXT_MAX_BYTES = {24: 32, 35: 32, 37: 64}   # fw, pend, err: UTF-8 text of at most this many bytes
 # reply `res` (key 22): the device's result of a centre command
 REPLY_RESULT_NAMES = {1: "done", 2: "refused", 3: "yes", 4: "no", 5: "no answer", 6: "unknown command",
                       7: "invalid"}

@@ -104,13 +104,14 @@ class _Field:
                 if self.key == 10 and type(value) is int and value > 0:
                     want = f"bits 0..{FLAGS_DEFINED.bit_length() - 1} only (an undefined flag)"
                 raise FrameError(Reason.BAD_FIELD, f"{label} must be {want}, got {_show(value)}")
-        elif self.kind == "tstr":
-            if not isinstance(value, str) or len(value.encode("utf-8", "surrogatepass")) > self.hi:
-                raise FrameError(Reason.BAD_FIELD,
-                                 f"{label} must be text of at most {self.hi} bytes, got {_show(value)}")
         elif self.kind == "bstr":
             if not isinstance(value, bytes) or len(value) != self.lo:
                 raise FrameError(Reason.BAD_FIELD, f"{label} must be {self.lo} bytes, got {_show(value)}")
+        elif self.kind == "tstr":
+            size = len(value.encode("utf-8", "surrogatepass")) if isinstance(value, str) else -1
+            if not self.lo <= size <= self.hi:
+                raise FrameError(Reason.BAD_FIELD, f"{label} must be text of 1..{self.hi} bytes, "
+                                 f"got {_show(value)}")
         elif self.kind == "loc":
             unpack_location(value)
         elif self.kind == "ast":
@@ -146,20 +147,22 @@ _FIELDS = {f.key: f for f in (
     _Field(15, "ast", "ast"),
     _Field(16, "ns", "uint", 0, _U32),
     _Field(17, "hb", "uint", 0, _U32),
-    _Field(18, "st", "uint", 1, 10),
+    _Field(18, "st", "uint", 1, 11),
     _Field(19, "drop", "uint", 0, _U32),
     _Field(20, "why", "uint", 1, 4),
     _Field(21, "cmd", "uint", 1, COMMAND_ID_MAX),
     _Field(22, "res", "uint", 1, 7),
     _Field(23, "unauth", "uint", 0, _U32),
-    _Field(24, "fw", "tstr", 0, TEXT_MAX_BYTES[24]),
+    _Field(24, "fw", "tstr", 1, TEXT_MAX_BYTES[24]),
     _Field(25, "cfgv", "uint", 0, _U32),
     _Field(26, "rst", "uint", 0, 6),
     _Field(27, "boots", "uint", 0, _U32),
     _Field(28, "faults", "uint", 0, _U32),
     _Field(29, "qd", "uint", 0, _U32),
     _Field(30, "csq", "uint", 0, 99),
-    _Field(37, "err", "tstr", 0, TEXT_MAX_BYTES[37]),
+    _Field(35, "pend", "tstr", 1, TEXT_MAX_BYTES[35]),   # docs/ota.md: staged for the next boot
+    _Field(36, "upd", "uint", 1, 9),        # the last update's result (UPDATE_RESULT_NAMES)
+    _Field(37, "err", "tstr", 1, TEXT_MAX_BYTES[37]),
 )}
 _STATUS_CODES = frozenset(STATUS_NAMES)   # st 9 is another issue's (not defined yet)
 
@@ -176,7 +179,7 @@ _SCHEMA: dict[FrameType, tuple[frozenset[int], frozenset[int]]] = {
     FrameType.END: (_IN_ALERT | {8, 20}, frozenset({7})),
     FrameType.HEARTBEAT: (_COMMON | {7, 17}, frozenset({23}) | _HEALTH),
     FrameType.CHECK_IN: (_COMMON | {7}, frozenset({6})),
-    FrameType.STATUS: (_COMMON | {7, 18}, frozenset({19, 23, 26, 27, 28, 37}) | _HEALTH),
+    FrameType.STATUS: (_COMMON | {7, 18}, frozenset({19, 23, 26, 27, 28, 35, 36, 37}) | _HEALTH),
     FrameType.REPLY: (_COMMON | {21, 22}, frozenset({2})),   # sid: the alert the command concerned
 }
 _ALLOWED = {t: req | opt | {10} for t, (req, opt) in _SCHEMA.items()}

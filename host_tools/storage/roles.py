@@ -29,6 +29,9 @@ INGEST, CONSOLE, PURGE, REGISTRY = "sotto_ingest", "sotto_console", "sotto_purge
 
 _AUDIT_APPEND = {"audit": "SELECT, INSERT", "audit_head": "SELECT, UPDATE"}
 _READ_REGISTRY = {"devices": "SELECT", "device_keys": "SELECT", "registry_meta": "SELECT"}
+# ingest serves release chunks (POST /v1/release-chunk) and puts the assigned release in answers
+_READ_RELEASES = {"releases": "SELECT", "release_files": "SELECT", "release_cohorts": "SELECT",
+                  "release_assignments": "SELECT"}
 
 GRANTS: dict[str, dict[str, str]] = {
     INGEST: {
@@ -38,6 +41,7 @@ GRANTS: dict[str, dict[str, str]] = {
         "rejections": "SELECT, INSERT, DELETE", "commands": "SELECT, UPDATE",
         "centre_settings": "SELECT, INSERT", "alert_holds": "SELECT",
         "device_health": "SELECT, INSERT, UPDATE", "device_config": "SELECT, UPDATE",
+        "device_versions": "SELECT, INSERT, UPDATE", **_READ_RELEASES,
     },
     CONSOLE: {
         **_READ_REGISTRY, **_AUDIT_APPEND,
@@ -45,7 +49,9 @@ GRANTS: dict[str, dict[str, str]] = {
         "rejections": "SELECT", "commands": "SELECT, INSERT, UPDATE", "centre_settings": "SELECT",
         "alert_holds": "SELECT, INSERT, DELETE", "operators": "SELECT, INSERT, UPDATE",
         "console_sessions": "SELECT, INSERT, UPDATE", "notifications": "SELECT, INSERT",
-        "device_health": "SELECT", "device_config": "SELECT, INSERT",
+        "device_health": "SELECT", "device_config": "SELECT, INSERT", "device_versions": "SELECT",
+        "releases": "SELECT, INSERT", "release_files": "SELECT, INSERT",
+        "release_cohorts": "SELECT, INSERT, UPDATE", "release_assignments": "SELECT, INSERT, UPDATE",
     },
     PURGE: {
         **_AUDIT_APPEND,

@@ -262,6 +262,46 @@ CREATE TABLE IF NOT EXISTS device_health (
 """
 
 
+# releases 1: published releases, their files, cohorts, assignments and what each device
+# reports running (host_tools.receiver.releases, docs/ota.md).
+RELEASES_DDL = """
+CREATE TABLE IF NOT EXISTS releases (
+    version       TEXT PRIMARY KEY,
+    manifest      BLOB NOT NULL,
+    release_kid   TEXT NOT NULL,
+    files         INTEGER NOT NULL,
+    bytes         INTEGER NOT NULL,
+    published_at  REAL NOT NULL,
+    published_by  TEXT
+);
+CREATE TABLE IF NOT EXISTS release_files (
+    version  TEXT NOT NULL REFERENCES releases(version),
+    path     TEXT NOT NULL,
+    sha256   TEXT NOT NULL,
+    size     INTEGER NOT NULL,
+    data     BLOB NOT NULL,
+    PRIMARY KEY (version, path)
+);
+CREATE TABLE IF NOT EXISTS release_cohorts (
+    device_id  BLOB PRIMARY KEY,
+    cohort     TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS release_assignments (
+    device_id    BLOB PRIMARY KEY,
+    version      TEXT NOT NULL REFERENCES releases(version),
+    assigned_at  REAL NOT NULL,
+    assigned_by  TEXT
+);
+CREATE TABLE IF NOT EXISTS device_versions (
+    device_id  BLOB PRIMARY KEY,
+    fw         TEXT,
+    pend       TEXT,
+    upd        INTEGER,
+    err        TEXT,
+    at         REAL NOT NULL
+);
+"""
+
 # receiver 3: a frame (device, seq, digest) is stored once, whichever node got it.
 FRAMES_UNIQUE = "CREATE UNIQUE INDEX IF NOT EXISTS frames_once ON frames(device_id, seq, digest)"
 

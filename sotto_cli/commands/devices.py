@@ -1,5 +1,6 @@
-"""`sotto devices add|list|show|config|revoke|rotate`: the registry of devices, their
-public keys, health and remote configuration (show and config: devices_config.py).
+"""`sotto devices add|list|show|config|revoke|rotate|update|cohort`: the registry of
+devices, their public keys, health and remote configuration (show and config:
+devices_config.py), and their releases (update and cohort: releases.py, docs/ota.md).
 
 Thin handlers over host_tools.registry. The keys live in the receiver's
 database (--db PATH, else $SOTTO_DB, else the default path); only public keys.
@@ -13,12 +14,13 @@ from contextlib import closing
 from typing import Any
 
 from host_tools.frames import load_public_key
-from host_tools.receiver import devcfg
+from host_tools.receiver import devcfg, releases
 from host_tools.receiver.alerts import duration_text, iso_utc, silent_devices, trust_states, utc_text
 from host_tools.receiver.audit import operator_name
 from host_tools.receiver.store import open_db
 from host_tools.registry import DeviceRecord, Registry, resolve_db_path
 from sotto_cli.commands import devices_config
+from sotto_cli.commands.releases import register_device_commands
 from sotto_cli.options import add_db_and_json, command, emit, group, table
 
 DEVICES_HELP = """\
@@ -74,6 +76,7 @@ def register(subparsers: Any) -> None:
     rotate.add_argument("--pubkey", required=True, metavar="KEY",
                         help="the new public key: PEM file or 64 hex")
     add_db_and_json(rotate, "print the device's record as JSON")
+    register_device_commands(sub)   # update, cohort (docs/ota.md)
 
 
 def _record_json(rec: DeviceRecord) -> dict[str, Any]:
@@ -139,6 +142,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         now = time.time()
         silent = {s.device_id for s in silent_devices(conn, now=now)}
         health = devcfg.health_of(conn)
+        versions = releases.device_view(conn)
+        cohorts = releases.cohort_summary(conn)
     if args.json:
         out = []
         for rec in records:
@@ -153,16 +158,17 @@ def cmd_list(args: argparse.Namespace) -> int:
                 "health": health[rec.device_id].to_json() if rec.device_id in health else None,
                 "insecure_tls": trust.get(rec.device_id, (False, None))[0],
                 "unauthenticated_answers": trust.get(rec.device_id, (False, None))[1],
+                **versions.get(rec.device_id, {}),
                 "keys": [{"fingerprint": k.fingerprint, "public_key": k.public_key.hex(),
                           "added": iso_utc(k.added_at), "added_by": k.added_by,
                           "revoked": iso_utc(k.revoked_at), "revoked_by": k.revoked_by,
                           "revoke_reason": k.revoke_reason} for k in rec.keys],
             })
-        return emit(out, args, [])
+        return emit(out, args, [])   # per cohort: `sotto releases list --json`
     if not records:
         return emit([], args, "no devices registered (add one with `sotto devices add ID --pubkey KEY`)")
-    rows = [("DEVICE", "STATUS", "OFFICER", "KEY", "LAST HEARD", "HEARTBEAT", "BATTERY", "FW", "CFG",
-             "QUEUED", "SIGNAL")]
+    rows = [("DEVICE", "STATUS", "OFFICER", "KEY", "LAST HEARD", "HEARTBEAT", "BATTERY", "FIRMWARE",
+             "UPDATE", "CFG", "QUEUED", "SIGNAL")]
     for rec in records:
         seen, hb, batt, _via = state.get(rec.device_id, (None, None, None, None))
         status = rec.status
@@ -177,6 +183,29 @@ def cmd_list(args: argparse.Namespace) -> int:
                      rec.active_key.fingerprint if rec.active_key else "-",
                      f"{utc_text(seen)} ({duration_text(now - seen)} ago)" if seen else "never",
                      f"every {duration_text(hb)}" if hb else "-", f"{batt} %" if batt is not None else "-",
-                     (h.fw if h else None) or "-", _num(h.cfgv if h else None), _num(h.qd if h else None),
+                     *_firmware_cells(versions.get(rec.device_id), h),
+                     _num(h.cfgv if h else None), _num(h.qd if h else None),
                      "-" if h is None or h.csq is None else ("?" if h.csq == 99 else f"{h.csq}/31")))
-    return emit(None, args, table(rows))
+    lines = table(rows)
+    for name, c in sorted(cohorts.items()):
+        running = ", ".join(f"{v}: {n}" for v, n in sorted(c["running"].items())) or "none reported"
+        assigned = ", ".join(f"{v}: {n}" for v, n in sorted(c["assigned"].items())) or "none"
+        lines.append(f"cohort {name}: {c['devices']} devices; running {running}; assigned {assigned}; "
+                     f"rolled back {c['rolled_back']}")
+    return emit(None, args, lines)
+
+
+def _firmware_cells(v: dict[str, Any] | None, h: devcfg.Health | None) -> tuple[str, str]:
+    """FIRMWARE (running, -> staged or assigned) and UPDATE (the last result, and why)."""
+    running = (v or {}).get("fw") or (h.fw if h else None)
+    if not v:
+        return running or "-", "-"
+    fw = running or "?"
+    if v["pending"]:
+        fw += f" (staged {v['pending']})"
+    elif v["assigned_release"] and v["assigned_release"] != running:
+        fw += f" (-> {v['assigned_release']})"
+    upd = v["update_name"] or "-"
+    if v["update_error"]:
+        upd += f": {v['update_error']}"
+    return fw, upd

@@ -81,6 +81,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--centre-key-pub", metavar="HEX|FILE",
                    help="the centre's answer-signing public key (default: the registry database's, "
                         "`sotto centre key`)")
+    p.add_argument("--release-key-pub", metavar="PEM|HEX",
+                   help="the release key's public half (`sotto release keygen` wrote KEY.pub): the "
+                        "device installs updates signed with it, and only those (docs/ota.md); without "
+                        "it, no updates")
     p.add_argument("--insecure-tls", action="store_true",
                    help="bench work only: TLS without a CA (the device cannot tell the centre from an "
                         "impostor; every frame carries the insecure-tls flag)")
@@ -111,9 +115,11 @@ def summary_lines(change: provision.KeyChange, db: Path) -> list[str]:
             ("centre key", f"{cfg['centre_key']} (answers are checked against it)"),
             ("apn", str(cfg["apn"])), ("officer", str(cfg.get("officer") or "-")),
             ("SMS fallback", str(cfg.get("sms_number") or "none")),
-            ("board", str(cfg.get("board") or "sotto-ref-s3 (default)"))]
+            ("board", str(cfg.get("board") or "sotto-ref-s3 (default)")),
+            ("release key", str(cfg.get("release_key") or "none (no over-the-air updates)"))]
     extra = sorted(k for k in cfg if k not in ("device_id", "receiver", "apn", "centre_key", "officer",
-                                                 "sms_number", "board", "ca_cert", "insecure_tls"))
+                                                 "sms_number", "board", "ca_cert", "insecure_tls",
+                                                 "release_key"))
     if extra:
         rows.append(("settings", ", ".join(f"{k}={json.dumps(cfg[k])}" for k in extra)))
     if change.revoked:
@@ -136,6 +142,7 @@ def cmd_provision(args: argparse.Namespace) -> int:
     request = provision.ProvisionRequest(args.device_id, officer=args.officer, server=args.server,
                                          sms_number=args.sms_number, apn=args.apn, board=args.board,
                                          ca_cert=args.ca_cert, centre_key_pub=args.centre_key_pub,
+                                         release_key_pub=args.release_key_pub,
                                          insecure_tls=args.insecure_tls, new_registry=args.new_registry,
                                          settings=devcfg.parse_settings(args.settings) if args.settings
                                          else {})
