@@ -104,7 +104,7 @@ def test_cli_config_set_show_and_devices_show(receiver: Receiver, db: Path, dev:
     row = json.loads(out)[0]
     assert row["health"]["config_version"] == 1 and row["silent"] is False and row["never_heard"] is False
     rc, out, _ = _cli(capsys, "devices", "list", "--db", str(db))
-    assert "FW" in out and "0.1.0" in out
+    assert "FIRMWARE" in out and "0.1.0" in out
 
 
 def test_cli_devices_list_names_a_never_heard_device_silent(db: Path, capsys: pytest.CaptureFixture[str]

@@ -1,5 +1,6 @@
 """The centre's side of updates: publish, list, assign, staged rollouts by cohort,
-what devices report, and POST /v1/release-chunk (device-signed request, signed answer)."""
+what devices report, and POST /v1/release-chunk (device-signed request, signed answer).
+On SQLite and PostgreSQL (`make pytest-pg`): the conftest's `db`."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from contextlib import closing
 import cbor2
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from framefactory import canonical
 
 from host_tools import release
 from host_tools.receiver import release_chunk, releases
@@ -17,14 +19,11 @@ from host_tools.receiver.centre_key import verify_answer
 from host_tools.receiver.store import open_db
 from host_tools.registry import Registry
 from sotto_cli.cli import main
-from tests.framefactory import canonical
 
 FILES = {"/sotto/app.mpy": b"x" * 5000, "/sotto/b.mpy": b"b" * 10}
 
 
-@pytest.fixture
-def centre(tmp_path):
-    db = tmp_path / "c.db"
+def _centre(tmp_path, db):
     keys = {}
     with closing(open_db(db, create=True)) as conn:
         reg = Registry(conn)
@@ -36,6 +35,11 @@ def centre(tmp_path):
     pub = release.keygen(tmp_path / "rel.key")
     release.build(FILES, "0.2.0", release.load_key(tmp_path / "rel.key"), tmp_path / "r2")
     return db, keys, pub, tmp_path
+
+
+@pytest.fixture
+def centre(tmp_path, db):
+    return _centre(tmp_path, db)
 
 
 def test_publish_list_and_idempotent(centre, capsys):
@@ -118,12 +122,12 @@ def test_release_chunk_answers(centre):
     assert status == 400
 
 
-def test_release_chunk_over_http_is_signed_and_bound(centre):
+def test_release_chunk_over_http_is_signed_and_bound(tmp_path):
     import http.client
 
     from simulator.receiver import ReceiverProcess
 
-    db, keys, _pub, tmp = centre
+    db, keys, _pub, tmp = _centre(tmp_path, tmp_path / "http.db")   # the simulator's receiver: SQLite
     rx = ReceiverProcess(tmp / "rx", tls=False, db=db)
     try:
         did = sorted(keys)[0]
