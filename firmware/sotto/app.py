@@ -37,26 +37,16 @@
 # machine) is a fault the device reports and survives: alerts are still
 # queued and go by SMS.
 #
-# Configuration trouble is survived too: a config.json that is missing or
-# corrupt falls back to config.good (the last one that loaded), else to the
-# built-in defaults with the identity, receiver and trust anchors salvaged
-# from either (sotto.config.fallback); the device then flags every status and
-# heartbeat config-invalid and says why in a st 8 status frame, and the button
-# still raises alerts. The centre's `config` command changes settings in
-# place (Device._configure): the new file is written atomically and kept as
-# config.good; the parts that hold settings take them at once, except
-# audio.rate_hz, chunk_ms, pre_trigger, pre_s, queue_max_bytes and delivery.*,
-# which are read at boot.
-#
-# Health rides in every status and heartbeat (never a location): firmware
-# version, configuration version, queue depth and signal quality; status
-# frames add the reset cause, boots since provisioning and faults since boot.
-import struct
+# Configuration trouble is survived too (a fallback configuration, flagged
+# config-invalid), the centre's `config` command changes settings in place,
+# and health rides in every status and heartbeat: sotto.remote. Over-the-air
+# updates (the release on trial, staging, the restart): sotto.updates.
+# Pre-trigger audio (audio.pre_trigger): sotto.prering, fed while idle.
 import sys
 
 from micropython import const
 
-from sotto import VERSION, bootsel, frames, modem, ota, trigger
+from sotto import VERSION, frames, modem, prering, remote, trigger, updates
 from sotto.answer import Opener
 from sotto.audio import Audio
 from sotto.clock import Clock
@@ -66,9 +56,7 @@ from sotto.feedback import Feedback
 from sotto.gnss import Gnss
 from sotto.haptic import Haptic
 from sotto.log import Logger
-from sotto.otafetch import Fetcher
 from sotto.power import Power
-from sotto.prering import PreRing
 from sotto.queue import FrameQueue
 from sotto.sched import Scheduler
 from sotto.session import Session
@@ -76,14 +64,12 @@ from sotto.storage import Storage
 from sotto.ticks import ticks_add, ticks_diff
 from sotto.trigger import Trigger
 
-BOOTS = "boots"
 BOOT_LOOP_LIMIT = const(5)
 STABLE_MS = const(120000)
 SAVE_FIX_MS = const(60000)
 GNSS_READ = const(128)
 RETRY_MS = const(1000)  # how often a refused frame is offered to the flash again
 PENDING_MAX = const(8)  # frames of other kinds held in RAM while the flash refuses them
-PRE_POLL_MS = const(100)  # idle polls of the pre-trigger ring (a chunk lasts 250 ms or more)
 _MUST_KEEP = (frames.ALERT_START, frames.CANCEL, frames.DURESS, frames.END)
 
 _log = Logger("app")
@@ -133,7 +119,8 @@ class Device:
         self.cfg_version = 0  # health: cfgv
         self.fetcher = None  # sotto.otafetch: releases the centre assigns (docs/ota.md)
         self.health = None  # sotto.bootsel.Health of a release on trial
-        self.fw = VERSION
+        self.fw = VERSION  # the version running (sotto.updates)
+        self.sel = None  # sotto.bootsel's selector record, read at boot
         self._reset_asked = False
 
     # -- boot ---------------------------------------------------------------------------
@@ -146,12 +133,12 @@ class Device:
         hal = self.hal
         self.t_boot = now_ms
         self.storage = st = Storage(hal.storage_root)
-        self.boots = self._count_boot()
+        self.boots = remote.count_boot(self)
         self.minimal = self.boots >= BOOT_LOOP_LIMIT
         rc = getattr(hal, "reset_cause", None)
         self.reset_cause = rc() if rc is not None else frames.RST_UNKNOWN
         try:
-            cfg, obj = self._load_config(config_mod, st)
+            cfg, obj = remote.load_config(self, config_mod, st)
             key = identity.load(st)
         except (config_mod.ConfigError, identity.IdentityError) as e:
             self.error = e
@@ -185,7 +172,7 @@ class Device:
         self.audio = Audio(hal, a["rate_hz"], a["chunk_ms"])  # its buffers and the encoder's tables
         if a["pre_trigger"] and not self.minimal:
             # RAM only, taken once (about 4 KB a second at 8 kHz)
-            self.prering = PreRing(a["pre_s"], a["chunk_ms"], self.audio.chunk_bytes)
+            self.prering = prering.PreRing(a["pre_s"], a["chunk_ms"], self.audio.chunk_bytes)
         self._frame_buf = bytearray(frames.frame_bytes(self.audio.chunk_bytes))  # every frame is made here
         self.power = Power(cfg, hal.battery_mv, self._emit, now_ms)
         self.power.enabled = not self.minimal
@@ -198,7 +185,8 @@ class Device:
         self.session.utc_s = self.clock.utc_s
         self.feedback = Feedback(cfg, self.haptic, self._emit, lambda: self.power.pct)
         self.commands = Commands(cfg, st, self._emit, self.session, self.feedback, self.haptic)
-        self.commands.configure = self._configure
+        self.commands.configure = lambda version, settings, now_ms: remote.configure(self, version, settings,
+                                                                                    now_ms)
         self.sched = Scheduler()
         self.delivery = modem.build(
             hal, self.sched, self.queue, config_mod.modem_settings(cfg),
@@ -209,7 +197,7 @@ class Device:
             on_start_acked=self._start_acked,
             on_commands=self._run_commands)
         self.sched.spawn("delivery", self.delivery.task)
-        self._ota_boot(cfg, opener, now_ms)
+        updates.boot(self, cfg, opener, now_ms)
         self._now = now_ms
         self._next_save = ticks_add(now_ms, SAVE_FIX_MS)
         self._stable = False
@@ -230,138 +218,12 @@ class Device:
             self._emit(now_ms, frames.STATUS, {frames.K_BATT: self.power.pct,
                                                frames.K_ST: frames.ST_CONFIG_INVALID,
                                                frames.K_ERR: self.config_invalid})
-        self._report_sel(now_ms)  # an update applied or rolled back at this boot (docs/ota.md)
+        updates.report_sel(self, now_ms)  # an update applied or rolled back at this boot (docs/ota.md)
         try:
             self.commands.load(now_ms)
         except Exception as e:  # noqa: BLE001
             self._fault("commands", e)
         return True
-
-    def _load_config(self, config_mod, st):
-        # (cfg, obj); self.config_invalid says why when it is a fallback
-        if self._config is not None:
-            return config_mod.validate(self._config), self._config
-        cfg, obj, self.config_invalid = config_mod.boot_load(st, frames.ERR_MAX_BYTES)
-        if self.config_invalid is not None:
-            _log.e("configuration not usable (%s): running on a fallback", self.config_invalid)
-        return cfg, obj
-    # -- updates (docs/ota.md) ----------------------------------------------------------
-    def _ota_boot(self, cfg, opener, now_ms):
-        st = self.storage
-        self.sel = sel = bootsel.read(st)  # boot.py already switched (or rolled back)
-        self.fw = bootsel.running_version(sel, VERSION)
-        self.health = bootsel.Health(st, sel, cfg["ota"]["health_s"], now_ms)
-        key = ota.release_key(cfg, st)
-        if key is None or opener is None:
-            return
-        self.fetcher = f = Fetcher(st, Storage(bootsel.flash_root(self.hal.storage_root)), sel, key,
-                                   cfg["board"], self.fw, cfg["ota"]["chunk_bytes"], self.signer.sign_request,
-                                   busy=lambda: self.session.live, report=self._report_update)
-        if self.delivery is not None:
-            self.delivery.ota = f
-        try:
-            f.resume()
-        except Exception as e:  # noqa: BLE001 - an update never stops the device
-            self._fault("ota", e)
-
-    def _report_update(self, upd, err, pend):
-        fields = {frames.K_BATT: self.power.pct, frames.K_ST: frames.ST_UPDATE, frames.K_UPD: upd,
-                  frames.K_FW: self.fw}
-        if err:
-            fields[frames.K_ERR] = err
-        if pend:
-            fields[frames.K_PEND] = pend
-        self._emit(self._now, frames.STATUS, fields)
-
-    def _report_sel(self, now_ms):
-        # a result the selector holds and has not reported: an update applied or rolled back
-        sel = self.sel
-        if sel["rep"] or not sel["res"]:
-            return
-        self._now = now_ms
-        self._report_update(sel["res"], sel["why"], None)
-        sel["rep"] = True
-        try:
-            bootsel.write(self.storage, sel)
-        except OSError as e:
-            self._fault("ota", e)
-
-    def _ota_step(self, now_ms):
-        h = self.health
-        d = self.delivery
-        if h is None or d is None:
-            return 60000
-        if h.on_trial and h.step(now_ms, [n for n in self.faults if n != "ota"], d.answers > 0):
-            if not h.failed:
-                _log.i("release %s is good", self.fw)
-                self._report_sel(now_ms)
-        f = self.fetcher
-        more = f is not None and f.step()
-        idle = not self.session.live and not len(self.queue) and not self.pending
-        if idle and not self._reset_asked and (h.failed or (f is not None and f.restart and not h.on_trial)):
-            # the switch (or the rollback) happens at boot; never during an alert
-            self._reset_asked = True
-            _log.i("restarting: %s", "rollback" if h.failed else "update staged")
-            self.hal.reset()
-        return 0 if more else 60000
-
-    def _count_boot(self):
-        # (boots since the last stable run, boots since provisioning); an old
-        # 4-byte file holds the first only
-        raw = self.storage.read(BOOTS)
-        n = total = 0
-        if raw is not None and len(raw) == 8:
-            n, total = struct.unpack(">II", raw)
-        elif raw is not None and len(raw) == 4:
-            n = total = struct.unpack(">I", raw)[0]
-        self.boots_total = total = (total + 1) & 0xFFFFFFFF
-        try:
-            self.storage.write_atomic(BOOTS, struct.pack(">II", n + 1, total))
-        except OSError as e:
-            _log.e("cannot count boots: %s", e)
-        return n + 1
-
-    # -- remote configuration (sotto.commands "config") --------------------------------
-    def _configure(self, version, settings, now_ms):
-        """Apply the centre's configuration `version`; None when applied, else
-        the reason (at most 64 bytes). Either way a health status frame says
-        which version runs (and err why not) before the command's reply."""
-        from sotto import config as config_mod  # boot-only module: loaded again for this rare path
-
-        err = None
-        if self.session.live:
-            err = "busy: an alert is live; send it again after the alert"
-        else:
-            try:
-                cfg, obj = config_mod.apply_change(self.storage, self._cfg_obj, settings, version,
-                                                   self.cfg_version)
-            except config_mod.ConfigError as e:
-                err = e.short(frames.ERR_MAX_BYTES)
-            except OSError as e:
-                err = ("flash: %s" % (e,))[:frames.ERR_MAX_BYTES]
-        if err is None:
-            self._cfg_obj = obj
-            self._take(cfg, now_ms)
-            self.config_invalid = None
-            _log.i("configuration %d applied", version)
-        else:
-            _log.w("configuration %d refused: %s", version, err)
-        f = {frames.K_BATT: self.power.pct, frames.K_ST: frames.ST_HEALTH}
-        if err is not None:
-            f[frames.K_ERR] = err
-        self._emit(now_ms, frames.STATUS, f)
-        return err
-
-    def _take(self, cfg, now_ms):
-        # the parts that hold settings take the new ones (no alert is live)
-        self.cfg = cfg
-        self.cfg_version = cfg["version"]
-        self.trigger = Trigger(cfg["trigger"])
-        self.haptic.enabled = cfg["trigger"]["haptic"]
-        self.session.configure(cfg)
-        self.power.configure(cfg, now_ms)
-        self.feedback.configure(cfg)
-        self.commands.ask_timeout_ms = cfg["feedback"]["ask_timeout_s"] * 1000
 
     # -- frames -----------------------------------------------------------------------------
     def _emit(self, now_ms, ftype, fields, audio=None):
@@ -375,7 +237,7 @@ class Device:
         if ftype == frames.STATUS or ftype == frames.HEARTBEAT:
             if self.delivery is not None and self.delivery.unauth:
                 fields[frames.K_UNAUTH] = self.delivery.unauth
-            self._health(ftype, fields)
+            remote.health(self, ftype, fields)
             if self.config_invalid is not None:
                 flags |= frames.FLAG_CONFIG_INVALID
         if self.minimal:
@@ -402,21 +264,6 @@ class Device:
         if self.observer is not None:
             self.observer.frame_made(seq, ftype, wire)
         return wire
-
-    def _health(self, ftype, fields):
-        # no location here, ever: what the centre needs to supervise the device
-        fields[frames.K_FW] = self.fw  # the release running (bootsel), else the built-in VERSION
-        fields[frames.K_CFGV] = self.cfg_version
-        fields[frames.K_QD] = len(self.queue) + len(self.pending)
-        m = getattr(self.delivery, "modem", None)
-        fields[frames.K_CSQ] = getattr(m, "rssi", 99) if m is not None else 99
-        if ftype == frames.STATUS:
-            fields[frames.K_RST] = self.reset_cause
-            fields[frames.K_BOOTS] = self.boots_total
-            n = 0
-            for v in self.faults.values():
-                n += v
-            fields[frames.K_FAULTS] = n & 0xFFFFFFFF
 
     def _service_mic(self):
         # Making a frame (a signature, a flash write) takes longer on the device
@@ -523,40 +370,20 @@ class Device:
         if not self.session.live:
             self.feedback.alert_over()
         if self.prering is not None and not self.session.live:
-            wait = min(wait, self._pre_capture(now_ms))
+            try:
+                wait = min(wait, prering.capture(self.prering, self.audio, self.power.reserve, now_ms))
+            except Exception as e:  # noqa: BLE001
+                self._fault("pre-trigger", e)
         wait = min(wait, self.sched.step(now_ms))
         if self.health is not None:
             try:
-                wait = min(wait, self._ota_step(now_ms))
+                wait = min(wait, updates.step(self, now_ms))
             except Exception as e:  # noqa: BLE001 - an update never stops the device
                 self._fault("ota", e)
         self._housekeeping(now_ms)
         if self.pending:
             wait = min(wait, ticks_diff(self._retry_at, now_ms))
         return wait if wait > 0 else 0
-
-    def _pre_capture(self, now_ms):
-        # idle: the microphone feeds the RAM ring (nothing is framed or stored);
-        # not in reserve, where only alerts may spend the battery
-        audio, ring = self.audio, self.prering
-        if audio is None or ring is None:
-            return 60000
-        if self.power.reserve:
-            if audio.running:
-                audio.stop()
-            ring.clear()
-            return 60000
-        try:
-            if not audio.running:
-                ring.clear()  # a new stream: the ring holds one stream only
-                audio.start(now_ms)
-            chunk = audio.poll(now_ms)
-            if chunk is not None:
-                ring.put(chunk)
-                audio.release()
-        except Exception as e:  # noqa: BLE001
-            self._fault("pre-trigger", e)
-        return PRE_POLL_MS
 
     def _watch_alert(self, now_ms):
         s = self.session
@@ -580,7 +407,7 @@ class Device:
         if not self._stable and ticks_diff(now_ms, self.t_boot) >= STABLE_MS:
             self._stable = True
             try:
-                self.storage.write_atomic(BOOTS, struct.pack(">II", 0, self.boots_total))
+                remote.stable(self)
             except OSError as e:
                 self._fault("boots", e)
         if ticks_diff(now_ms, self._next_save) >= 0:

@@ -6,7 +6,11 @@
 # All memory is taken once, at boot: one bytearray for every slot's ADPCM
 # codes and four small lists for each slot's length, samples and codec state.
 # put() copies a chunk into the oldest slot and allocates nothing;
-# a restart or power cut loses the ring, which is the point.
+# a restart or power cut loses the ring, which is the point. capture() is
+# the device's idle pass (sotto.app).
+from micropython import const
+
+PRE_POLL_MS = const(100)  # idle polls of the ring (a chunk lasts 250 ms or more)
 
 
 class PreRing:
@@ -57,3 +61,23 @@ class PreRing:
         i = (self._next - self.count + k) % self.slots
         at = i * self.chunk_bytes
         return self._mv[at:at + self._len[i]], self._samples[i], self._pred[i], self._step[i]
+
+
+def capture(ring, audio, reserve, now_ms):
+    """One idle pass (no alert live): the microphone feeds the ring (nothing is
+    framed or stored); in battery reserve, where only alerts may spend the
+    battery, the microphone is off and the ring empty. Returns how long the
+    caller may sleep. Allocates nothing beyond what Audio.poll() does."""
+    if reserve:
+        if audio.running:
+            audio.stop()
+        ring.clear()
+        return 60000
+    if not audio.running:
+        ring.clear()  # a new stream: the ring holds one stream only
+        audio.start(now_ms)
+    chunk = audio.poll(now_ms)
+    if chunk is not None:
+        ring.put(chunk)
+        audio.release()
+    return PRE_POLL_MS

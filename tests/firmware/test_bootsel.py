@@ -233,3 +233,21 @@ def test_digest_of_running_copy_used_only_when_equal():
     assert rs.read("app/a/sotto/a.mpy") == new["/sotto/a.mpy"]
     got = rs.read("app/a/sotto/b.mpy")
     assert hashlib.sha256(got).digest() == hashlib.sha256(new["/sotto/b.mpy"]).digest()
+
+
+def test_the_trial_check_allocates_nothing_while_no_part_failed():
+    # it runs every pass while a release is on trial: under heap_lock any
+    # allocation is a MemoryError in the VM (a no-op in the CPython shim)
+    import micropython
+
+    from sotto import updates
+
+    only_ota, none = {"ota": 2}, {}
+    micropython.heap_lock()
+    try:
+        a = updates._other_faults(only_ota)
+        b = updates._other_faults(none)
+    finally:
+        micropython.heap_unlock()
+    assert a == () and b == ()
+    assert updates._other_faults({"ota": 1, "gnss": 1}) == ["gnss"]
