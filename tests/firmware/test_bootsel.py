@@ -239,7 +239,6 @@ def test_the_trial_check_allocates_nothing_while_no_part_failed():
     # it runs every pass while a release is on trial: under heap_lock any
     # allocation is a MemoryError in the VM (a no-op in the CPython shim)
     import micropython
-
     from sotto import updates
 
     only_ota, none = {"ota": 2}, {}
