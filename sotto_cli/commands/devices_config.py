@@ -28,7 +28,8 @@ Change a device's settings without re-keying it. `set` queues the next
 configuration version; it rides to the device in the centre's signed answer,
 the device checks it with its own rules and reports the version it runs (or
 why it refused). Identity, receiver and trust anchors (device_id, receiver,
-apn, sms_number, ca_cert, centre_key, insecure_tls) stay with `sotto provision`.
+apn, sms_number, ca_cert, centre_key, insecure_tls, release_key) stay with
+`sotto provision`.
 A change is refused by the device while an alert is live: set it again after."""
 
 SET_EPILOG = """\
