@@ -40,7 +40,7 @@ RULE_OF_KIND = {"alert-start": "alert-start", "location": "location-update", "au
                 "check-in": "check-in", "status": "status", "reply": "reply"}
 OPTIONAL_KEYS = {"alert-start": {6, 10}, "location": {10}, "audio": {10}, "cancel": {7, 10},
                  "duress": {6, 7, 10}, "end": {7, 10}, "heartbeat": {10, 23, 24, 25, 29, 30},
-                 "check-in": {6, 10}, "status": {10, 19, 23, 24, 25, 26, 27, 28, 29, 30, 37},
+                 "check-in": {6, 10}, "status": {10, 19, 23, 24, 25, 26, 27, 28, 29, 30, 35, 36, 37},
                  "reply": {2, 10}}
 
 # The bounds of every integer field, key -> (name, lowest, highest): the contract the
@@ -60,7 +60,8 @@ CARRIER = {2: "location", 3: "heartbeat", 4: "heartbeat", 5: "heartbeat", 7: "he
            9: "alert-start", 10: "status", 11: "audio", 12: "audio", 13: "audio", 16: "audio",
            17: "heartbeat", 18: "status", 19: "status", 20: "end", 21: "reply", 22: "reply",
            23: "status-not-through", 25: "status-health", 26: "status-health", 27: "status-health",
-           28: "status-health", 29: "heartbeat-config-invalid", 30: "heartbeat-config-invalid"}
+           28: "status-health", 29: "heartbeat-config-invalid", 30: "heartbeat-config-invalid",
+           36: "status-update"}
 
 
 @pytest.fixture(scope="module")

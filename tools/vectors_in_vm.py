@@ -21,6 +21,7 @@ FIELD_KEYS = {
     "cmd": frames.K_CMD, "res": frames.K_RES, "unauth": frames.K_UNAUTH,
     "fw": frames.K_FW, "cfgv": frames.K_CFGV, "rst": frames.K_RST, "boots": frames.K_BOOTS,
     "faults": frames.K_FAULTS, "qd": frames.K_QD, "csq": frames.K_CSQ, "err": frames.K_ERR,
+    "pend": frames.K_PEND, "upd": frames.K_UPD,
 }
 KINDS = {
     "alert-start": frames.ALERT_START, "location": frames.LOCATION, "audio": frames.AUDIO,
