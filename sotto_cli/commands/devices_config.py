@@ -11,7 +11,7 @@ from typing import Any
 
 from host_tools.errors import UsageError
 from host_tools.frames import RESET_CAUSE_NAMES
-from host_tools.receiver import devcfg
+from host_tools.receiver import devcfg, releases
 from host_tools.receiver.alerts import DEFAULT_GRACE_S, duration_text, iso_utc, silent_devices, utc_text
 from host_tools.receiver.store import open_db
 from host_tools.registry import Registry, resolve_db_path
@@ -20,8 +20,9 @@ from sotto_cli.options import add_db_and_json, add_operator, command, emit, oper
 SHOW_HELP = """\
 One device: its key, last contact, battery and the health it last reported
 (firmware, configuration version, reset cause, boots, faults, queued frames,
-signal), whether it is silent (a device registered but never heard counts too)
-or running on a fallback configuration, and its configuration versions."""
+signal), its releases (staged, assigned, the last update's result), whether
+it is silent (a device registered but never heard counts too) or running on a
+fallback configuration, and its configuration versions."""
 
 CONFIG_HELP = """\
 Change a device's settings without re-keying it. `set` queues the next
@@ -121,6 +122,22 @@ def health_text(h: devcfg.Health | None) -> list[tuple[str, str]]:
     return rows
 
 
+def release_text(v: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """(label, value) rows of a device's releases (docs/ota.md): staged, assigned, the last update."""
+    if not v:
+        return []
+    rows = []
+    if v["pending"]:
+        rows.append(("release staged", f"{v['pending']} (switched to at the next boot)"))
+    if v["assigned_release"]:
+        rows.append(("release assigned", v["assigned_release"]
+                     + (f" (cohort {v['cohort']})" if v["cohort"] else "")))
+    if v["update_name"]:
+        why = f": {v['update_error']}" if v["update_error"] else ""
+        rows.append(("last update", v["update_name"] + why))
+    return rows
+
+
 def cmd_show(args: argparse.Namespace) -> int:
     """`sotto devices show ID [--json]`."""
     now = time.time()
@@ -131,6 +148,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         health = devcfg.health_of(conn).get(rec.device_id)
         silent = next((s for s in silent_devices(conn, now=now) if s.device_id == rec.device_id), None)
         view = devcfg.config_view(conn, rec.device_id)
+        rel = releases.device_view(conn).get(rec.device_id)
     seen, hb, batt, via = row if row else (None, None, None, None)
     if args.json:
         return emit({
@@ -139,7 +157,8 @@ def cmd_show(args: argparse.Namespace) -> int:
             "fingerprint": rec.active_key.fingerprint if rec.active_key else None,
             "last_seen": iso_utc(seen), "last_via": via, "heartbeat_s": hb, "battery": batt,
             "silent": silent is not None, "never_heard": seen is None,
-            "health": health.to_json() if health else None, "config": view.to_json()}, args, [])
+            "health": health.to_json() if health else None, "config": view.to_json(),
+            "release": rel}, args, [])
     rows = [("device", f"{rec.name} ({rec.status})"), ("officer", rec.officer or "-"),
             ("key", rec.active_key.fingerprint if rec.active_key else "-")]
     if seen is None:
@@ -150,6 +169,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     rows += [("heartbeat", f"every {duration_text(hb)}" if hb else "-"),
              ("battery", f"{batt} %" if batt is not None else "-")]
     rows += health_text(health)
+    rows += release_text(rel)
     pending = [v for v in view.versions if v.state in devcfg.UNDONE]
     refused = next((v for v in view.versions if v.state == devcfg.REFUSED), None)
     if pending:

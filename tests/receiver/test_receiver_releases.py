@@ -143,3 +143,24 @@ def test_release_chunk_over_http_is_signed_and_bound(tmp_path):
         assert answer["req"] == hashlib.sha256(body).digest()
     finally:
         rx.stop()
+
+
+def test_update_status_is_kept_apart_from_configuration_and_health(receiver, db, dev, capsys):
+    # one request: an update status (st 11), then a refused configuration (st 7, err) and a
+    # heartbeat; all carry fw. The update's result and reason survive the later frames,
+    # and the configuration's err is not taken for an update's.
+    ans = receiver.ingest([
+        dev.status(11, extra={24: "0.1.0", 35: "0.2.1", 36: 2, 37: "no authenticated answer in 600 s"}),
+        dev.status(7, extra={24: "0.1.0", 25: 3, 37: "trigger.duress: cannot be told apart"}),
+        dev.heartbeat(extra={24: "0.1.0", 25: 3})])
+    assert all(r.status == "accepted" for r in ans.results)
+    with closing(open_db(db)) as conn:
+        v = releases.device_view(conn)[dev.kid]
+    assert (v["fw"], v["pending"], v["update"], v["update_name"]) == ("0.1.0", "0.2.1", 2, "rolled back")
+    assert v["update_error"] == "no authenticated answer in 600 s"
+    assert main(["devices", "show", "SOTTO-42", "--db", str(db)]) == 0
+    text = capsys.readouterr().out
+    assert "rolled back: no authenticated answer" in text and "0.2.1" in text
+    assert main(["devices", "show", "SOTTO-42", "--db", str(db), "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["release"]["update_name"] == "rolled back" and shown["health"]["config_version"] == 3
