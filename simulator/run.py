@@ -168,6 +168,9 @@ class Runner:
             dev.triggers.append((ev.action, pattern_presses(dev, now, trig[a["reply"]])))
         elif ev.action in ("ack_alert", "close_alert", "listen", "more_audio", "locate", "ask"):
             self._operator(dev, ev.action, a)
+        elif ev.action in ("configure", "release") and dev.receiver.db is None:
+            # an outside receiver whose database is elsewhere: the centre's side is not here
+            dev.note("centre", f"{ev.action} skipped: the receiver's database is not here (--db)")
         elif ev.action == "configure":
             conn = store.open_db(dev.receiver.db)
             try:
@@ -193,6 +196,8 @@ class Runner:
         version the centre saw applied (the officer presses the patterns in force)."""
         obj: dict[str, Any] = dev.config_json()
         cfg = fw_config.validate(obj)
+        if dev.receiver.db is None:   # an outside receiver: no remote versions are known here
+            return cfg
         conn = store.open_db(dev.receiver.db)
         try:
             versions = devcfg.config_view(conn, dev.spec.device_id).versions
