@@ -60,6 +60,7 @@ from simulator.vmruntime import VmBridgeError, VmRuntime
 REPO = Path(__file__).resolve().parent.parent
 BOARDS = BOARDS_DIR
 CA_FILE = "sotto_ca.pem"  # the CA certificate's file under /data (config ca_cert)
+CA2_FILE = "sotto_ca2.pem"  # the secondary receiver's (config secondary_ca_cert)
 CRASH_RESET_MS = 2000  # main.py: a fatal error, 2 s to interrupt from the REPL, then reset
 RUNTIMES = ("cpython", "vm")
 TYPE_NAMES = {frames.ALERT_START: "alert-start", frames.LOCATION: "location", frames.AUDIO: "audio",
@@ -138,10 +139,12 @@ class _Sink:
 
 
 class VirtualDevice:
-    def __init__(self, spec: DeviceSpec, clock: VirtualClock, receiver: Any, flash_dir: str | Path) -> None:
+    def __init__(self, spec: DeviceSpec, clock: VirtualClock, receiver: Any, flash_dir: str | Path,
+                 secondary: Any = None) -> None:
         self.spec = spec
         self.clock = clock
         self.receiver = receiver
+        self.secondary = secondary  # the second path's receiver (another centre), or None
         self.flash_dir = Path(flash_dir)
         self.flash_dir.mkdir(parents=True, exist_ok=True)
         self.timeline: list[tuple[int, str, str]] = []
@@ -187,6 +190,11 @@ class VirtualDevice:
                                "officer": self.spec.officer, "board": self.spec.board,
                                "ca_cert": CA_FILE if r.pki else None,
                                "centre_key": r.centre_public_key.hex()}
+        s = self.secondary
+        if s is not None:  # as `sotto provision --secondary-server ... --secondary-ca-cert ...`
+            cfg.update({"secondary_receiver": f"{'https' if s.pki else 'http'}://{s.host}:{s.port}",
+                        "secondary_ca_cert": CA2_FILE if s.pki else None,
+                        "secondary_centre_key": s.centre_public_key.hex()})
         cfg.update(self.spec.config)
         return cfg
 
@@ -194,6 +202,8 @@ class VirtualDevice:
         """The CA certificate (when the receiver has TLS) and the configuration, on flash."""
         if self.receiver.pki is not None:
             st.write_atomic(CA_FILE, self.receiver.pki.ca_pem.encode())
+        if self.secondary is not None and self.secondary.pki is not None:
+            st.write_atomic(CA2_FILE, self.secondary.pki.ca_pem.encode())
         st.write_atomic("config.json", json.dumps(self.config_json()).encode())
 
     def provision(self) -> bytes:
@@ -203,6 +213,8 @@ class VirtualDevice:
         self.write_config(st)
         self.public_key = identity.create(st, self.hal.random_bytes, force=True)
         self.receiver.register(self.spec.device_id, self.public_key, self.spec.officer)
+        if self.secondary is not None:  # the other centre registers the same key
+            self.secondary.register(self.spec.device_id, self.public_key, self.spec.officer)
         return self.public_key
 
     def boot(self) -> None:

@@ -16,6 +16,7 @@ from sotto import frames as ff
 
 from host_tools import frames as hf
 from host_tools.receiver import alerts, commands, store
+from simulator import dualpath
 
 
 @dataclass(frozen=True)
@@ -149,7 +150,11 @@ DEVICE_SIDE = frozenset({"alert_within_s", "received_within_s", "haptic_order", 
                          "sms_sent", "sms_sent_min", "max_frames_dropped"})
 
 
-def evaluate(expect: dict[str, Any], dev: Any, rx: Any) -> list[Check]:
+def evaluate(expect: dict[str, Any], dev: Any, rx: Any, rx2: Any = None) -> list[Check]:
+    """rx2: the second path's receiver (another centre), or None. With two, what a
+    frame-level expectation asks of "the receiver" holds for the two together (a
+    frame at either centre is delivered), and the alert's chain is checked across
+    both records (simulator.dualpath)."""
     if rx.db is None:   # an outside receiver whose database is elsewhere: the device's side only
         with tempfile.TemporaryDirectory(prefix="sotto-expect-") as tmp:
             conn = store.open_db(Path(tmp) / "empty.db", create=True)
@@ -160,20 +165,34 @@ def evaluate(expect: dict[str, Any], dev: Any, rx: Any) -> list[Check]:
         return checks + [Check(k, False, "needs the receiver's database (give --db)")
                          for k in expect if k not in DEVICE_SIDE]
     conn = store.open_db(rx.db)
+    conn2 = store.open_db(rx2.db) if rx2 is not None else None
     try:
-        return _evaluate(expect, dev, conn)
+        checks = _evaluate(expect, dev, conn, conn2)
+        if conn2 is not None:
+            checks += dualpath.evaluate(expect, dev, [conn, conn2])
+            order = list(expect)
+            checks.sort(key=lambda c: order.index(c.name))   # in the scenario's order, as with one
+        return checks
     finally:
         conn.close()
+        if conn2 is not None:
+            conn2.close()
 
 
-def _evaluate(expect: dict[str, Any], dev: Any, conn: Any) -> list[Check]:
+def _evaluate(expect: dict[str, Any], dev: Any, conn: Any, conn2: Any = None) -> list[Check]:
     did = dev.spec.device_id
     checks: list[Check] = []
-    stored = {seq: (t, alert_id) for seq, t, alert_id in conn.execute(
-        "SELECT seq, type, alert_id FROM frames WHERE device_id = ?", (did,))}
-    rejected = conn.execute("SELECT count(*), group_concat(DISTINCT reason) FROM rejections "
-                            "WHERE device_id = ?", (did,)).fetchone()
-    mine = [a for a in alerts.list_alerts(conn, include_closed=True) if a.device_id == did]
+    conns = [conn] if conn2 is None else [conn, conn2]
+    stored: dict[int, Any] = {}
+    rejected = (0, None)
+    for c in conns:
+        for seq, t, alert_id in c.execute("SELECT seq, type, alert_id FROM frames WHERE device_id = ?",
+                                          (did,)):
+            stored.setdefault(seq, (t, alert_id))
+        n, why = c.execute("SELECT count(*), group_concat(DISTINCT reason) FROM rejections "
+                           "WHERE device_id = ?", (did,)).fetchone()
+        rejected = (rejected[0] + n, rejected[1] or why)
+    mine = [a for c in conns for a in alerts.list_alerts(c, include_closed=True) if a.device_id == did]
     made = {seq: (t, ftype, wire) for t, seq, ftype, wire in dev.made}
     acked = {seq: t for t, seq in dev.acked}
     queued = set(dev.device.queue.seqs()) if dev.device else set()
@@ -183,6 +202,8 @@ def _evaluate(expect: dict[str, Any], dev: Any, conn: Any) -> list[Check]:
         checks.append(Check(name, ok, detail))
 
     for name, want in expect.items():
+        if conn2 is not None and name in dualpath.OWN:
+            continue   # checked across both centres (simulator.dualpath)
         if name == "alert_within_s":
             starts = sorted((t, seq) for seq, (t, ftype, _) in made.items() if ftype == ff.ALERT_START)
             limits = _per_alert(want, len(starts))
@@ -275,7 +296,7 @@ def _evaluate(expect: dict[str, Any], dev: Any, conn: Any) -> list[Check]:
             add(name, n >= want, f"{n} heartbeats at the receiver (at least {want})")
         elif name == "statuses":
             names = {1: "battery-low", 2: "battery-critical", 3: "battery-reserve", 4: "boot-loop",
-                     5: "queue-full", 6: "started"}
+                     5: "queue-full", 6: "started", 9: "receiver-down"}
             got = _statuses(dev, stored, names)
             missing = [s for s in want if s not in got]
             add(name, not missing, f"status frames at the receiver: {', '.join(got) or 'none'}"

@@ -2,6 +2,7 @@
 
     name = "covert SOS in coverage"
     duration_s = 120
+    secondary_receiver = true     a second centre's receiver (the second path; optional)
     [device]                      id, officer, battery_pct, track, audio, ttff_s, hdop, seed, runtime
     [device.config]               firmware settings (docs/architecture.md, config)
     [[events]]  at_s = 20  action = "sos"
@@ -59,7 +60,9 @@ ACTIONS: dict[str, dict[str, type]] = {
     "locate": {"operator": str},
     "ask": {"question": str, "operator": str},
     "answer": {"reply": str},                    # the officer's yes / no press pattern
+    "kill_receiver": {"which": str},             # SIGKILL a centre's receiver: primary / secondary
 }
+RECEIVERS = ("primary", "secondary")
 ANSWERS = ("yes", "no")
 MODEM_FAULTS = ("hang", "sim_missing", "denied", "no_coverage", "error_rate", "cme_rate",
                 "garbage_every_ms", "urc_burst", "data_down", "drop_after_bytes", "drop_before_response",
@@ -74,6 +77,9 @@ EXPECTATIONS: dict[str, type] = {
     "every_frame_delivered": bool, "nothing_lost": bool, "max_frames_dropped": int,
     "closed_by_centre": bool, "statuses": list, "heartbeats": int, "alert_flags": list,
     "haptic_order": list, "received_within_s": float, "commands": list, "not_through": bool,
+    # the second path: where the alert's view says it came, which receivers were reported down,
+    # every centre's own record verifying by itself
+    "delivered_via_secondary": bool, "receivers_down": list, "records_verify": bool,
 }
 HAPTIC_PATTERNS = ("confirm", "received", "listening", "not-through", "q1", "q2", "q3", "q4", "q5", "q6",
                    "q7", "q8")
@@ -90,7 +96,8 @@ PER_ALERT = ("alert_within_s", "location_source")
 _PROVISIONED = {"receiver": "https://receiver.test:8443", "apn": "internet", "ca_cert": "ca.pem",
                 "centre_key": "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a"}
 ALERT_FLAGS = ("duress", "minimal mode", "battery reserve")
-STATUS_NAMES = ("started", "battery-low", "battery-critical", "battery-reserve", "boot-loop", "queue-full")
+STATUS_NAMES = ("started", "battery-low", "battery-critical", "battery-reserve", "boot-loop", "queue-full",
+                "receiver-down")
 
 
 @dataclass
@@ -127,6 +134,7 @@ class Scenario:
     description: str = ""
     hot_ttff_s: float = 2.0
     runtime: str = "cpython"
+    secondary: bool = False  # a second receiver (another centre) for the second path
 
 
 def _type_ok(value: Any, want: type) -> bool:
@@ -170,9 +178,12 @@ def parse(data: dict[str, Any], path: Path | None = None) -> Scenario:
     def fail(msg: str) -> ScenarioError:
         return ScenarioError(f"{where}: {msg}")
 
-    unknown = set(data) - {"name", "description", "duration_s", "seed", "start", "device", "events", "expect"}
+    unknown = set(data) - {"name", "description", "duration_s", "seed", "start", "device", "events", "expect",
+                           "secondary_receiver"}
     if unknown:
         raise fail(f"unknown top-level key(s) {sorted(unknown)}")
+    if not isinstance(data.get("secondary_receiver", False), bool):
+        raise fail("secondary_receiver: true or false")
     if not _type_ok(data.get("duration_s"), float) or data["duration_s"] <= 0:
         raise fail("duration_s: give the scenario's length in seconds")
     dev = data.get("device", {})
@@ -234,6 +245,11 @@ def parse(data: dict[str, Any], path: Path | None = None) -> Scenario:
             raise fail(f"{name}.reply: one of {', '.join(ANSWERS)}")
         if action == "ask" and "question" not in args:
             raise fail(f"{name}.question: give the question's name or code (e.g. can-you-talk)")
+        if action == "kill_receiver":
+            if args.get("which") not in RECEIVERS:
+                raise fail(f"{name}.which: one of {', '.join(RECEIVERS)}")
+            if args["which"] == "secondary" and not data.get("secondary_receiver"):
+                raise fail(f"{name}: no secondary receiver (set secondary_receiver = true)")
         if action == "more_audio" and not 1 <= args.get("seconds", 0) <= 600:
             raise fail(f"{name}.seconds: 1..600")
         events.append(Event(int(ev["at_s"] * 1000), action, args))
@@ -256,6 +272,10 @@ def parse(data: dict[str, Any], path: Path | None = None) -> Scenario:
             raise fail(f"expect.haptic_order: each one of {', '.join(HAPTIC_PATTERNS)}")
         if k == "commands" and any(not isinstance(c, str) or len(c.split()) != 2 for c in v):
             raise fail("expect.commands: each \"OP OUTCOME\", e.g. \"listening done\", \"ask yes\"")
+        if k == "receivers_down" and any(r not in RECEIVERS for r in v):
+            raise fail(f"expect.receivers_down: each one of {', '.join(RECEIVERS)}")
+        if k in ("delivered_via_secondary", "receivers_down") and not data.get("secondary_receiver"):
+            raise fail(f"expect.{k}: needs a second receiver (secondary_receiver = true)")
         if k == "location_source" and not per_alert and v not in LOCATION_SOURCES:
             raise fail(f"expect.location_source: one of {', '.join(LOCATION_SOURCES)}")
         if k == "location_source" and per_alert and any(x not in (*LOCATION_SOURCES, "none") for x in v):
@@ -271,4 +291,5 @@ def parse(data: dict[str, Any], path: Path | None = None) -> Scenario:
         ttff_s=float(dev.get("ttff_s", 10.0)), hdop=float(dev.get("hdop", 0.9)),
         hot_ttff_s=float(dev.get("hot_ttff_s", 2.0)),
         battery_pct=float(dev.get("battery_pct", 90.0)), events=events, expect=dict(expect),
-        description=str(data.get("description", "")), runtime=str(dev.get("runtime", "cpython")))
+        description=str(data.get("description", "")), runtime=str(dev.get("runtime", "cpython")),
+        secondary=bool(data.get("secondary_receiver", False)))

@@ -38,9 +38,9 @@ STORE_MAX = 2**63 - 1     # SQLite and PostgreSQL integers are signed 64-bit
 RULE_OF_KIND = {"alert-start": "alert-start", "location": "location-update", "audio": "audio-chunk",
                 "cancel": "cancel", "duress": "duress", "end": "end", "heartbeat": "heartbeat",
                 "check-in": "check-in", "status": "status", "reply": "reply"}
-OPTIONAL_KEYS = {"alert-start": {6, 10}, "location": {10}, "audio": {10}, "cancel": {7, 10},
-                 "duress": {6, 7, 10}, "end": {7, 10}, "heartbeat": {10, 23}, "check-in": {6, 10},
-                 "status": {10, 19, 23}, "reply": {2, 10}}
+OPTIONAL_KEYS = {"alert-start": {6, 10, 34}, "location": {10}, "audio": {10}, "cancel": {7, 10},
+                 "duress": {6, 7, 10}, "end": {7, 10}, "heartbeat": {10, 23, 34}, "check-in": {6, 10},
+                 "status": {10, 19, 23, 34}, "reply": {2, 10}}
 
 # The bounds of every integer field, key -> (name, lowest, highest): the contract the
 # host verifier (host_tools/frames.py) and the firmware apply too. Nothing reaches 2^63.
@@ -50,13 +50,13 @@ BOUNDS = {
     7: ("batt", 0, 100), 9: ("trig", 1, 2), 10: ("flags", 0, 15), 11: ("codec", 1, 1),
     12: ("rate", 1, U32), 13: ("off", 0, U32), 16: ("ns", 0, U32), 17: ("hb", 0, U32),
     18: ("st", 1, 10), 19: ("drop", 0, U32), 20: ("why", 1, 4),
-    21: ("cmd", 1, 2**53), 22: ("res", 1, 7), 23: ("unauth", 0, U32),
+    21: ("cmd", 1, 2**53), 22: ("res", 1, 7), 23: ("unauth", 0, U32), 34: ("rx", 0, 1),
 }
 # a golden vector that carries each bounded key (v and t change the frame's meaning: tested apart)
 CARRIER = {2: "location", 3: "heartbeat", 4: "heartbeat", 5: "heartbeat", 7: "heartbeat",
            9: "alert-start", 10: "status", 11: "audio", 12: "audio", 13: "audio", 16: "audio",
            17: "heartbeat", 18: "status", 19: "status", 20: "end", 21: "reply", 22: "reply",
-           23: "status-not-through"}
+           23: "status-not-through", 34: "status-receiver-down"}
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,7 @@ FIELD_KEYS = {
     "rate": frames.K_RATE, "off": frames.K_OFF, "ast": frames.K_AST, "ns": frames.K_NS,
     "hb": frames.K_HB, "st": frames.K_ST, "drop": frames.K_DROP, "why": frames.K_WHY,
     "cmd": frames.K_CMD, "res": frames.K_RES, "unauth": frames.K_UNAUTH,
+    "rx": frames.K_RX,
 }
 KINDS = {
     "alert-start": frames.ALERT_START, "location": frames.LOCATION, "audio": frames.AUDIO,

@@ -134,6 +134,14 @@ class Device:
         opener = Opener(cfg["centre_key"]) if self.network_error is None else None
         if opener is not None:
             opener.idle = self._service_mic  # as the signer: capture never waits for an answer
+        # the second path (sotto.paths): only with its own centre key and nothing refused
+        sec_refusal = config_mod.secondary_refusal(cfg, st)
+        if sec_refusal is not None:
+            self._fault("secondary", sec_refusal)
+        sec_opener = None
+        if opener is not None and sec_refusal is None and cfg["secondary"] is not None:
+            sec_opener = Opener(cfg["secondary_centre_key"])
+            sec_opener.idle = self._service_mic
         if cfg["insecure_tls"] and cfg["server"]["tls"]:
             self._flags = frames.FLAG_INSECURE_TLS
         self.queue = FrameQueue(st, cfg["queue_max_bytes"])
@@ -170,7 +178,9 @@ class Device:
             on_closed=lambda sids: self.session.closed_by_centre(sids, self._now),
             on_rejected=self._rejected, opener=opener, refusal=self.network_error,
             on_start_acked=self._start_acked,
-            on_commands=self._run_commands)
+            on_commands=self._run_commands, secondary_opener=sec_opener)
+        if self.delivery.paths.dual:
+            self.delivery.paths.on_down = self._receiver_down
         self.sched.spawn("delivery", self.delivery.task)
         self._now = now_ms
         self._next_save = ticks_add(now_ms, SAVE_FIX_MS)
@@ -215,6 +225,9 @@ class Device:
         if (ftype == frames.STATUS or ftype == frames.HEARTBEAT) and self.delivery is not None \
                 and self.delivery.unauth:
             fields[frames.K_UNAUTH] = self.delivery.unauth
+        if (ftype == frames.STATUS or ftype == frames.HEARTBEAT or ftype == frames.ALERT_START) \
+                and self.delivery is not None and self.delivery.paths.dual and frames.K_RX not in fields:
+            fields[frames.K_RX] = self.delivery.paths.active  # the path the device is on
         if self.minimal:
             flags |= frames.FLAG_MINIMAL
         if self.power.reserve:
@@ -297,6 +310,14 @@ class Device:
             self.commands.run(cmds, self._now)
         except Exception as e:  # noqa: BLE001 - never the delivery task's problem
             self._fault("commands", e)
+
+    def _receiver_down(self, rx):
+        # supervision of both paths: reported through whichever receiver answers
+        try:
+            self._emit(self._now, frames.STATUS, {frames.K_BATT: self.power.pct,
+                                                  frames.K_ST: frames.ST_RECEIVER_DOWN, frames.K_RX: rx})
+        except OSError as e:
+            self._fault("status", e)
 
     def _start_acked(self, sid):
         s = self.session

@@ -17,6 +17,11 @@ DEFAULTS = {
     "ca_cert": None,
     "centre_key": None,
     "insecure_tls": False,
+    # the second path (EN 50136 DP): another centre's receiver, its CA file and
+    # its answer-signing key; sotto.paths switches to it and back
+    "secondary_receiver": None,
+    "secondary_ca_cert": None,
+    "secondary_centre_key": None,
     "trigger": {
         "alert": {"hold_ms": 3000},
         "cancel": {"presses": 3, "window_ms": 2000},
@@ -33,7 +38,7 @@ DEFAULTS = {
     "alert_max_s": 3600,
     "heartbeat_every_s": 900,
     "battery": {"low_pct": 20, "critical_pct": 10, "reserve_pct": 5},
-    "delivery": {"sms_after_s": 30, "sms_every_s": 120},
+    "delivery": {"sms_after_s": 30, "sms_every_s": 120, "secondary_after_s": 60, "probe_s": 300},
     "queue_max_bytes": 262144,
     # covert wrist feedback, on/off/on... ms (sotto.feedback); every pattern is
     # told apart from the others and from the "pattern accepted" pulse by its
@@ -57,6 +62,7 @@ _RANGES = {
     "heartbeat_every_s": (60, 86400), "battery.low_pct": (1, 100),
     "battery.critical_pct": (1, 100), "battery.reserve_pct": (0, 100),
     "delivery.sms_after_s": (5, 3600), "delivery.sms_every_s": (30, 86400),
+    "delivery.secondary_after_s": (10, 3600), "delivery.probe_s": (30, 86400),
     "queue_max_bytes": (32768, 4194304), "audio.max_clip_s": (0, 600),
     "feedback.not_through_s": (5, 600), "feedback.ask_timeout_s": (10, 600),
 }
@@ -116,6 +122,7 @@ def validate(obj, storage=None, strict=False):
         raise ConfigError("sms_number", "range", "must be international, e.g. +447700900123")
     if cfg["centre_key"] is not None:
         cfg["centre_key"] = _centre_key(cfg["centre_key"])
+    _secondary(cfg)
     if not isinstance(cfg["insecure_tls"], bool):
         raise ConfigError("insecure_tls", "type", "must be true or false")
     if cfg["insecure_tls"] and c is not None:
@@ -131,9 +138,60 @@ def validate(obj, storage=None, strict=False):
         raise ConfigError("battery", "range", "need reserve_pct < critical_pct < low_pct")
     if strict:
         refusal = network_refusal(cfg, storage)
+        if refusal is None:
+            refusal = secondary_refusal(cfg, storage)
         if refusal is not None:
             raise refusal
     return cfg
+
+
+def _secondary(cfg):
+    # the second receiver: the same rules as the first, under its own names
+    url = cfg["secondary_receiver"]
+    for name in ("secondary_ca_cert", "secondary_centre_key"):
+        v = cfg[name]
+        if v is not None and not isinstance(v, str):
+            raise ConfigError(name, "type", "must be text or null")
+        if v is not None and url is None:
+            raise ConfigError(name, "range", "set without secondary_receiver")
+    cfg["secondary"] = None
+    if url is None:
+        return
+    cfg["secondary"] = _receiver(url, "secondary_receiver")
+    c = cfg["secondary_ca_cert"]
+    if c is not None and (not c or "/" in c or c[0] == "." or c == CONFIG):
+        raise ConfigError("secondary_ca_cert", "range", "must be a file name under /data, e.g. ca2.pem")
+    if cfg["secondary_centre_key"] is not None:
+        cfg["secondary_centre_key"] = _centre_key(cfg["secondary_centre_key"], "secondary_centre_key")
+
+
+def secondary_refusal(cfg, storage=None):
+    """Why the secondary receiver must not be used (a ConfigError, not
+    raised), or None (also when there is none). The same rules as
+    network_refusal(): its own centre key, a CA for TLS, http only to a
+    loopback address."""
+    srv = cfg.get("secondary")
+    if srv is None:
+        return None
+    if cfg["secondary_centre_key"] is None:
+        return ConfigError("secondary_centre_key", "missing", "the secondary centre's answer-signing "
+                           "key is not set: its answers could not be authenticated")
+    if not srv["tls"]:
+        if not _loopback(srv["host"]):
+            return ConfigError("secondary_receiver", "insecure", "http:// only to a loopback address")
+        return None
+    ca = cfg["secondary_ca_cert"]
+    if ca is None:
+        if cfg["insecure_tls"]:
+            return None
+        return ConfigError("secondary_ca_cert", "missing", "TLS needs the secondary centre's CA certificate")
+    if storage is not None:
+        size = storage.size(ca) if storage.exists(ca) else -1
+        if size <= 0:
+            return ConfigError("secondary_ca_cert", "missing", "no file %s on the device" % ca)
+        if size > CA_MAX_BYTES:
+            return ConfigError("secondary_ca_cert", "range", "%s is over %d bytes" % (ca, CA_MAX_BYTES))
+    return None
 
 
 def network_refusal(cfg, storage=None):
@@ -171,12 +229,12 @@ def _loopback(host):
     return len(parts) == 4 and parts[0] == "127" and all(p.isdigit() and int(p) < 256 for p in parts)
 
 
-def _centre_key(v):
+def _centre_key(v, field="centre_key"):
     if not isinstance(v, str) or len(v) != 64 or not _only(v.lower(), _HEX):
-        raise ConfigError("centre_key", "type", "must be 64 hex digits (`sotto centre key` prints it)")
+        raise ConfigError(field, "type", "must be 64 hex digits (`sotto centre key` prints it)")
     key = bytes.fromhex(v)
     if edwards.decode(key) is None:
-        raise ConfigError("centre_key", "range", "is not an Ed25519 public key")
+        raise ConfigError(field, "range", "is not an Ed25519 public key")
     return key
 
 
@@ -313,20 +371,20 @@ def _only(text, allowed):
     return True
 
 
-def _receiver(url):
+def _receiver(url, field="receiver"):
     """(host, port, tls) of "https://host[:port]" or "http://host:port"."""
     if not isinstance(url, str):
-        raise ConfigError("receiver", "type", "must be a URL like https://alerts.example.org")
+        raise ConfigError(field, "type", "must be a URL like https://alerts.example.org")
     if url.startswith("https://"):
         rest, tls, port = url[8:], True, 443
     elif url.startswith("http://"):
         rest, tls, port = url[7:], False, 80
     else:
-        raise ConfigError("receiver", "type", "must start with https:// or http://")
+        raise ConfigError(field, "type", "must start with https:// or http://")
     if "/" in rest:
         rest, path = rest.split("/", 1)
         if path:
-            raise ConfigError("receiver", "range",
+            raise ConfigError(field, "range",
                               "give only https://host[:port]: the device posts to /v1/frames")
     v6 = rest.startswith("[::1]")  # the IPv6 loopback, the only address in brackets
     if v6:
@@ -334,14 +392,14 @@ def _receiver(url):
     if rest.count(":") > (2 if v6 else 0):
         host, p = rest.rsplit(":", 1)
         if not p.isdigit() or not 0 < int(p) < 65536:
-            raise ConfigError("receiver", "range", "port must be 1..65535")
+            raise ConfigError(field, "range", "port must be 1..65535")
         port = int(p)
     else:
         host = rest
     if not host:
-        raise ConfigError("receiver", "missing", "no host in the URL")
+        raise ConfigError(field, "missing", "no host in the URL")
     if host != "::1" and (not _only(host.lower(), _HOST) or host[0] in ".-"):
-        raise ConfigError("receiver", "range", "host %r is not a host name or IPv4 address" % host)
+        raise ConfigError(field, "range", "host %r is not a host name or IPv4 address" % host)
     return {"host": host, "port": port, "tls": tls}
 
 
@@ -354,4 +412,10 @@ def modem_settings(cfg):
     s["sms_number"] = cfg["sms_number"]
     s["sms_after_s"] = cfg["delivery"]["sms_after_s"]
     s["sms_every_s"] = cfg["delivery"]["sms_every_s"]
+    sec = cfg.get("secondary")
+    if sec is not None:  # sotto.paths: where to go when the first receiver stops answering
+        s["secondary"] = dict(sec)
+        s["secondary"]["ca_cert"] = cfg["secondary_ca_cert"]
+        s["secondary_after_s"] = cfg["delivery"]["secondary_after_s"]
+        s["probe_s"] = cfg["delivery"]["probe_s"]
     return s

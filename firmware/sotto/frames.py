@@ -40,7 +40,12 @@ K_WHY = const(20)
 K_CMD = const(21)  # reply: the id of the centre's command it answers
 K_RES = const(22)  # reply: RES_*
 K_UNAUTH = const(23)  # status, heartbeat: answers not authenticated since boot
-_K_LAST = const(23)  # the highest key of the format
+_K_LAST = const(23)  # the highest key of the low mask (keys 0..29: one small int)
+# keys from 30 on: a mask of their own (bit k - _K_HIGH), so that no mask
+# outgrows MicroPython's 31-bit small int (a big int would allocate per check)
+_K_HIGH = const(30)
+K_RX = const(34)  # status, heartbeat, alert-start: which receiver (RX_*) the frame was made for
+_K_HIGH_LAST = const(34)
 
 # frame types (t)
 ALERT_START = const(1)
@@ -72,7 +77,10 @@ ST_BATT_RESERVE = const(3)
 ST_BOOT_LOOP = const(4)
 ST_QUEUE_FULL = const(5)
 ST_STARTED = const(6)
+ST_RECEIVER_DOWN = const(9)  # rx names a receiver that has stopped answering
 ST_NOT_THROUGH = const(10)  # the alert-start was not delivered within feedback.not_through_s
+RX_PRIMARY = const(0)
+RX_SECONDARY = const(1)
 WHY_DEVICE = const(1)
 WHY_CENTRE = const(2)
 WHY_MAX_DURATION = const(3)
@@ -100,6 +108,13 @@ def _bits(*keys):
     return m
 
 
+def _hbits(*keys):
+    m = 0
+    for k in keys:
+        m |= 1 << (k - _K_HIGH)
+    return m
+
+
 _COMMON = _bits(K_V, K_T, K_SEQ, K_TIME, K_UP)
 _IN_ALERT = _COMMON | _bits(K_SID)
 # (required, optional) keys per frame type; flags are optional everywhere
@@ -123,6 +138,11 @@ _RANGE = {
     K_ST: (1, 10), K_DROP: (0, None), K_WHY: (1, 4),
     K_CMD: (1, 1 << 53), K_RES: (1, 7), K_UNAUTH: (0, None),
 }
+# optional keys from _K_HIGH on, per frame type (the high mask; none is required)
+_SCHEMA_HIGH = {
+    ALERT_START: _hbits(K_RX), HEARTBEAT: _hbits(K_RX), STATUS: _hbits(K_RX),
+}
+_RANGE_HIGH = {K_RX: (RX_PRIMARY, RX_SECONDARY)}
 _BYTES = {K_LOC: LOC_BYTES, K_PREV: LINK_BYTES, K_ADIG: 32}
 
 
@@ -145,7 +165,14 @@ def check_fields(fields):
         raise FrameError("unknown-frame-type", "t is %r" % (t,))
     required, optional = schema
     have = 0
+    high = 0
     for k, v in fields.items():
+        if type(k) is int and _K_HIGH <= k <= _K_HIGH_LAST and k in _RANGE_HIGH:
+            high |= 1 << (k - _K_HIGH)
+            hlo, hhi = _RANGE_HIGH[k]
+            if type(v) is not int or not hlo <= v <= hhi:
+                raise FrameError("bad-field", "key %d: %r out of range" % (k, v))
+            continue
         if type(k) is not int or not 0 <= k <= _K_LAST:
             raise FrameError("bad-field", "key %r not allowed" % (k,))
         have |= 1 << k
@@ -165,6 +192,10 @@ def check_fields(fields):
     extra = have & ~(required | optional | (1 << K_FLAGS))
     if extra:
         raise FrameError("bad-field", "keys %s not allowed in type %d" % (_keys(extra), t))
+    extra = high & ~_SCHEMA_HIGH.get(t, 0)
+    if extra:
+        raise FrameError("bad-field", "keys %s not allowed in type %d"
+                         % ([k + _K_HIGH for k in range(_K_HIGH_LAST - _K_HIGH + 1) if extra & (1 << k)], t))
     missing = required & ~have
     if missing:
         raise FrameError("missing-field", "type %d lacks keys %s" % (t, _keys(missing)))

@@ -9,6 +9,7 @@ from host_tools.frames.reasons import (
     ALG_NAMES,
     CODEC_NAMES,
     END_REASON_NAMES,
+    RECEIVER_NAMES,
     REPLY_RESULT_NAMES,
     STATUS_NAMES,
     TRIGGER_NAMES,
@@ -66,6 +67,9 @@ def describe_frame(frame: Frame, extra: list[tuple[str, str]] | None = None) -> 
                                 f"({frame.result})"))
     if frame.unauth is not None:
         rows.append(("unauthenticated", f"{frame.unauth} answers since the device started"))
+    if frame.rx is not None:
+        what = "down" if frame.status == 9 else "in use"
+        rows.append(("receiver", f"{frame.rx}: {RECEIVER_NAMES.get(frame.rx, '?')} ({what})"))
     rows.append(("flags", ", ".join(frame.flag_names) or "none"))
     if frame.type == FrameType.AUDIO:
         rate = frame.rate_hz or 1
@@ -112,7 +116,7 @@ def frame_to_json(frame: Frame) -> dict[str, Any]:
                            "accuracy_m": loc.accuracy_m, "age_s": loc.age_s, "source": loc.source,
                            "source_name": loc.source_name}
     for key, name in ((7, "battery"), (9, "trigger"), (17, "heartbeat_s"), (18, "status"),
-                      (19, "dropped"), (20, "why"), (21, "cmd"), (22, "res"), (23, "unauth")):
+                      (19, "dropped"), (20, "why"), (21, "cmd"), (22, "res"), (23, "unauth"), (34, "rx")):
         if key in frame.payload:
             out[name] = frame.payload[key]
     if frame.type == FrameType.AUDIO:

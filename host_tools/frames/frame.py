@@ -211,6 +211,12 @@ class Frame:
         return self._int(23)
 
     @property
+    def rx(self) -> int | None:
+        """status / heartbeat / alert-start: the receiver the device was on (0 primary,
+        1 secondary); with st 9 receiver-down, the receiver that stopped answering."""
+        return self._int(34)
+
+    @property
     def insecure_tls(self) -> bool:
         """Flag bit 3: the device runs TLS without server authentication (bench work)."""
         return bool(self.flags & FLAG_INSECURE_TLS)

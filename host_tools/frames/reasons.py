@@ -101,7 +101,10 @@ FLAG_INSECURE_TLS = 8           # bit 3: the device runs TLS without server auth
 FLAGS_DEFINED = 0x0F            # bits 0..3; an undefined bit is a format change (bad-field)
 STATUS_NAMES = {1: "battery low", 2: "battery critical", 3: "battery reserve reached",
                 4: "boot loop: minimal alert-only mode", 5: "queue full, frames dropped",
-                6: "device started", 10: "not through: the alert-start was not acknowledged in time"}
+                6: "device started", 9: "receiver down: the receiver rx has stopped answering",
+                10: "not through: the alert-start was not acknowledged in time"}
+# `rx` (key 34): which receiver of the second path (EN 50136 dual path)
+RECEIVER_NAMES = {0: "primary", 1: "secondary"}
 # reply `res` (key 22): the device's result of a centre command
 REPLY_RESULT_NAMES = {1: "done", 2: "refused", 3: "yes", 4: "no", 5: "no answer", 6: "unknown command",
                       7: "invalid"}

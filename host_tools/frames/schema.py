@@ -147,22 +147,23 @@ _FIELDS = {f.key: f for f in (
     _Field(21, "cmd", "uint", 1, COMMAND_ID_MAX),
     _Field(22, "res", "uint", 1, 7),
     _Field(23, "unauth", "uint", 0, _U32),
+    _Field(34, "rx", "uint", 0, 1),        # which receiver: 0 primary, 1 secondary (dual path)
 )}
-_STATUS_CODES = frozenset(STATUS_NAMES)   # st 7..9 are other issues' (not defined yet)
+_STATUS_CODES = frozenset(STATUS_NAMES)   # st 7, 8 are other issues' (not defined yet)
 
 _COMMON = frozenset({0, 1, 3, 4, 5})
 _IN_ALERT = _COMMON | {2}
 # frame type -> (required keys, optional keys); flags (10) is optional everywhere.
 _SCHEMA: dict[FrameType, tuple[frozenset[int], frozenset[int]]] = {
-    FrameType.ALERT_START: (_IN_ALERT | {7, 9}, frozenset({6})),
+    FrameType.ALERT_START: (_IN_ALERT | {7, 9}, frozenset({6, 34})),
     FrameType.LOCATION: (_IN_ALERT | {6, 8}, frozenset()),
     FrameType.AUDIO: (_IN_ALERT | {8, 11, 12, 13, 14, 15, 16}, frozenset()),
     FrameType.CANCEL: (_IN_ALERT | {8}, frozenset({7})),
     FrameType.DURESS: (_IN_ALERT | {8}, frozenset({6, 7})),
     FrameType.END: (_IN_ALERT | {8, 20}, frozenset({7})),
-    FrameType.HEARTBEAT: (_COMMON | {7, 17}, frozenset({23})),
+    FrameType.HEARTBEAT: (_COMMON | {7, 17}, frozenset({23, 34})),
     FrameType.CHECK_IN: (_COMMON | {7}, frozenset({6})),
-    FrameType.STATUS: (_COMMON | {7, 18}, frozenset({19, 23})),
+    FrameType.STATUS: (_COMMON | {7, 18}, frozenset({19, 23, 34})),
     FrameType.REPLY: (_COMMON | {21, 22}, frozenset({2})),   # sid: the alert the command concerned
 }
 _ALLOWED = {t: req | opt | {10} for t, (req, opt) in _SCHEMA.items()}

@@ -181,6 +181,7 @@ class AlertDetail:
     audit_id: int = 0
     sms_frames: int = 0
     commands: list[Any] = field(default_factory=list)   # host_tools.receiver.commands.Command, oldest first
+    delivered_via: str | None = None   # "primary" / "secondary" (the second path), None: one path
 
     @property
     def location(self) -> TrackPoint | None:
@@ -197,6 +198,7 @@ class AlertDetail:
         out["rejected_from_device_since_start"] = self.rejected_since_start
         out["device_last_seen"] = iso_utc(self.last_seen_at)
         out["commands"] = [c.to_json() for c in self.commands]
+        out["delivered_via"] = self.delivered_via
         return out
 
 

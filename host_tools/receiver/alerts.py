@@ -24,7 +24,7 @@ from typing import Any
 
 from host_tools.errors import UsageError
 from host_tools.frames import FLAG_INSECURE_TLS, FrameType
-from host_tools.receiver import audit, commands, holds
+from host_tools.receiver import audit, commands, holds, paths
 from host_tools.receiver.alert_records import (
     BROKEN,
     COMPLETE,
@@ -162,7 +162,7 @@ def show_alert(conn: sqlite3.Connection, alert_id: int, *, operator: str,
     seen = conn.execute("SELECT last_seen_at FROM device_state WHERE device_id = ?",
                         (summary.device_id,)).fetchone()
     return AlertDetail(summary, points, counts, rejected, seen[0] if seen else None, now, audit_id, sms,
-                       commands.for_alert(conn, alert_id))
+                       commands.for_alert(conn, alert_id), paths.delivered_via(conn, alert_id))
 
 
 def silent_devices(conn: sqlite3.Connection, *, now: float | None = None, grace_s: float = DEFAULT_GRACE_S
