@@ -48,6 +48,7 @@ from sotto.storage import Storage
 
 from host_tools import frames as host_frames
 from host_tools.errors import UsageError
+from simulator.accel import VirtualAccelerometer
 from simulator.clock import VirtualClock
 from simulator.flashcut import FlashCut, PowerLoss
 from simulator.hal import BOARDS_DIR, SimHal, load_board
@@ -163,9 +164,10 @@ class VirtualDevice:
         self.mic = Microphone(spec.audio if spec.audio is not None else synthetic_voice())
         self.battery = Battery(spec.battery_pct)
         self.button = Button()
+        self.accel = VirtualAccelerometer(spec.seed)  # fed by the scenario's `motion` actions
         board = load_board(spec.board)
         self.hal = SimHal(board, str(self.flash_dir), clock, self.modem, self.gnss, self.mic,
-                          self.battery, self.button, seed=spec.seed)
+                          self.battery, self.button, seed=spec.seed, accel=self.accel)
         self.device: Any = None  # the booted firmware Device (a VmDevice in the VM runtime)
         self.runtime = make_runtime(self, spec.runtime)
         self.public_key = b""
@@ -317,7 +319,7 @@ class VirtualDevice:
         now = self.clock.now_ms
         t = now + max(1, wait_ms)
         for cand in (self.modem.next_event_ms(), self.gnss.next_event_ms(), self.button.next_edge_ms(),
-                     self._reboot_at):
+                     self._reboot_at, self.accel.next_edge_ms()):
             if cand is not None and now < cand < t:
                 t = int(cand)
         return t

@@ -15,7 +15,7 @@ from sotto import cbor as fw_cbor
 from sotto import frames as ff
 
 from host_tools import frames as hf
-from host_tools.receiver import alerts, commands, store
+from host_tools.receiver import alerts, commands, store, visits
 from simulator import dualpath
 
 
@@ -291,6 +291,16 @@ def _evaluate(expect: dict[str, Any], dev: Any, conn: Any, conn2: Any = None) ->
             missing = [f for f in want if f not in got]
             add(name, not missing, f"alert-start flags: {', '.join(got) or 'none'}"
                 + (f"; missing {', '.join(missing)}" if missing else ""))
+        elif name == "trigger_kind":
+            kinds = [hf.TRIGGER_NAMES.get(hf.decode_frame(w).trigger or 0, "?")
+                     for _t, seq, ftype, w in sorted(dev.made, key=lambda m: m[1])
+                     if ftype == ff.ALERT_START and seq in stored]
+            add(name, kinds == list(want), f"alerts at the receiver raised by: {', '.join(kinds) or 'none'}"
+                + ("" if kinds == list(want) else f" (expected {', '.join(want)})"))
+        elif name == "visit_states":
+            got = _visit_states(dev, conn, did)
+            add(name, got == list(want), f"visits at the centre, by visit id: {', '.join(got) or 'none'}"
+                + ("" if got == list(want) else f" (expected {', '.join(want)})"))
         elif name == "heartbeats_min":
             n = sum(1 for t, _ in stored.values() if t == hf.FrameType.HEARTBEAT)
             add(name, n >= want, f"{n} heartbeats at the receiver (at least {want})")
@@ -330,6 +340,22 @@ def _alert_delay(dev: Any, made: dict[int, Any], acked: dict[int, int], t_made: 
     if not seen:
         return None, f"the alert-start frame (seq {seq}) never reached the receiver"
     return (min(seen) - since) / 1000, "pattern was complete" if pressed else "frame was made"
+
+
+def _visit_states(dev: Any, conn: Any, did: bytes) -> list[str]:
+    """The centre's view of the device's visits at the end of the scenario. The
+    receiver stamps frames with the wall clock, which runs faster than the
+    scenario's virtual one: the centre's `now` is mapped onto the scenario's
+    end from the newest stored frame (its wall receipt, its virtual making)."""
+    made_at = {seq: t for t, seq, _ftype, _w in dev.made}
+    rows = conn.execute("SELECT seq, received_at FROM frames WHERE device_id = ? ORDER BY received_at DESC "
+                        "LIMIT 1", (did,)).fetchall()
+    if not rows or rows[0][0] not in made_at:
+        return []
+    seq, received_at = rows[0]
+    now = received_at + (dev.clock.now_ms - made_at[seq]) / 1000
+    got = visits.list_visits(conn, include_ended=True, now=now, device_id=did)
+    return [v.state for v in sorted(got, key=lambda v: v.visit)]
 
 
 def _command_text(c: Any) -> str:

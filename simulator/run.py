@@ -171,6 +171,12 @@ class Runner:
             rx = dev.receiver if a["which"] == "primary" else dev.secondary
             rx.kill()
             dev.note("centre", f"the {a['which']} receiver was killed (SIGKILL)")
+        elif ev.action == "motion":
+            dev.accel.play(now, a["profile"], float(a["for_s"]))
+        elif ev.action.startswith("check_in"):
+            ci = fw_config.validate(dev.config_json())["checkin"]
+            key = {"check_in": "start", "check_in_extend": "extend", "check_in_end": "end"}[ev.action]
+            dev.triggers.append((ev.action, pattern_presses(dev, now, ci[key])))
 
     def _operator(self, dev: VirtualDevice, action: str, a: dict[str, Any], rx: Any) -> None:
         """What a monitoring-centre operator does, through the receiver's own functions

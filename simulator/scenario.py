@@ -20,9 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sotto import config as fw_config
+
 from host_tools.errors import SottoError
 from host_tools.ids import parse_device_id
+from simulator.accel import PROFILES
 from simulator.device import RUNTIMES
+from simulator.hal import BoardFileError, load_board
 from simulator.peripherals import read_wav
 from simulator.track import Track, load_track, standing
 
@@ -61,6 +65,11 @@ ACTIONS: dict[str, dict[str, type]] = {
     "ask": {"question": str, "operator": str},
     "answer": {"reply": str},                    # the officer's yes / no press pattern
     "kill_receiver": {"which": str},             # SIGKILL a centre's receiver: primary / secondary
+    # issue 16: the accelerometer's motion, and the officer's timed check-in patterns
+    "motion": {"profile": str, "for_s": float},
+    "check_in": {"minutes": int},
+    "check_in_extend": {"minutes": int},
+    "check_in_end": {},
 }
 RECEIVERS = ("primary", "secondary")
 ANSWERS = ("yes", "no")
@@ -80,9 +89,13 @@ EXPECTATIONS: dict[str, type] = {
     # the second path: where the alert's view says it came, which receivers were reported down,
     # every centre's own record verifying by itself
     "delivered_via_secondary": bool, "receivers_down": list, "records_verify": bool,
+    "trigger_kind": list, "visit_states": list,
 }
+VISIT_STATES = ("overdue", "alerted", "open", "ended")
+TRIGGER_KINDS = ("hold", "presses", "check-in-overdue", "no-motion", "man-down")
 HAPTIC_PATTERNS = ("confirm", "received", "listening", "not-through", "q1", "q2", "q3", "q4", "q5", "q6",
-                   "q7", "q8")
+                   "q7", "q8", "visit-started", "visit-extended", "visit-ended", "visit-reminder",
+                   "pre-alarm")
 DEVICE_KEYS: dict[str, type] = {
     "id": str, "officer": str, "battery_pct": float, "track": str, "audio": str, "ttff_s": float,
     "hot_ttff_s": float, "hdop": float, "seed": int, "config": dict, "board": str, "start_lat": float,
@@ -98,6 +111,38 @@ _PROVISIONED = {"receiver": "https://receiver.test:8443", "apn": "internet", "ca
 ALERT_FLAGS = ("duress", "minimal mode", "battery reserve")
 STATUS_NAMES = ("started", "battery-low", "battery-critical", "battery-reserve", "boot-loop", "queue-full",
                 "receiver-down")
+
+
+def _check_motion(args: dict[str, Any], name: str, dev: dict[str, Any], fail: Any) -> None:
+    if args.get("profile") not in PROFILES:
+        raise fail(f"{name}.profile: one of {', '.join(PROFILES)}")
+    if not args.get("for_s", 0) > 0:
+        raise fail(f"{name}.for_s: how long the motion lasts, in seconds (more than 0)")
+    if "accel" not in _board(dev):
+        raise fail(f"{name}: board {dev.get('board', 'sotto-ref-s3')!r} has no accelerometer")
+
+
+def _board(dev: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return load_board(str(dev.get("board", "sotto-ref-s3")))
+    except BoardFileError:
+        return {}
+
+
+def _check_check_in(action: str, args: dict[str, Any], name: str, dev: dict[str, Any], fail: Any) -> None:
+    """The officer's check-in patterns: the device must have check-in on, and the
+    minutes a scenario names must be the ones the device is configured for (the
+    patterns carry no number: the length is the device's setting)."""
+    given = dev.get("config", {}).get("checkin", {})
+    ci = dict(fw_config.DEFAULTS["checkin"])
+    ci.update(given if isinstance(given, dict) else {})
+    if ci.get("enabled") is not True:
+        raise fail(f"{name}: {action} needs check-in on the device: [device.config.checkin] enabled = true")
+    setting = "extend_minutes" if action == "check_in_extend" else "minutes"
+    if "minutes" in args and action != "check_in_end" and args["minutes"] != ci[setting]:
+        raise fail(f"{name}.minutes: the device's {'extension' if setting != 'minutes' else 'visit'} is "
+                   f"checkin.{setting} = {ci[setting]} min; set [device.config.checkin] {setting} = "
+                   f"{args['minutes']} to run this one")
 
 
 @dataclass
@@ -252,6 +297,10 @@ def parse(data: dict[str, Any], path: Path | None = None) -> Scenario:
                 raise fail(f"{name}: no secondary receiver (set secondary_receiver = true)")
         if action == "more_audio" and not 1 <= args.get("seconds", 0) <= 600:
             raise fail(f"{name}.seconds: 1..600")
+        if action == "motion":
+            _check_motion(args, name, dev, fail)
+        if action.startswith("check_in"):
+            _check_check_in(action, args, name, dev, fail)
         events.append(Event(int(ev["at_s"] * 1000), action, args))
     events.sort(key=lambda e: e.at_ms)
     expect = data.get("expect", {})
@@ -276,6 +325,10 @@ def parse(data: dict[str, Any], path: Path | None = None) -> Scenario:
             raise fail(f"expect.receivers_down: each one of {', '.join(RECEIVERS)}")
         if k in ("delivered_via_secondary", "receivers_down") and not data.get("secondary_receiver"):
             raise fail(f"expect.{k}: needs a second receiver (secondary_receiver = true)")
+        if k == "visit_states" and any(x not in VISIT_STATES for x in v):
+            raise fail(f"expect.visit_states: each one of {', '.join(VISIT_STATES)}")
+        if k == "trigger_kind" and any(x not in TRIGGER_KINDS for x in v):
+            raise fail(f"expect.trigger_kind: each one of {', '.join(TRIGGER_KINDS)}")
         if k == "location_source" and not per_alert and v not in LOCATION_SOURCES:
             raise fail(f"expect.location_source: one of {', '.join(LOCATION_SOURCES)}")
         if k == "location_source" and per_alert and any(x not in (*LOCATION_SOURCES, "none") for x in v):

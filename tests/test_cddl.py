@@ -47,16 +47,18 @@ OPTIONAL_KEYS = {"alert-start": {6, 10, 34}, "location": {10}, "audio": {10}, "c
 BOUNDS = {
     0: ("v", 1, 1), 1: ("t", 1, 10),
     2: ("sid", 1, 65535), 3: ("seq", 1, U32), 4: ("time", 0, U32), 5: ("up", 0, U32),
-    7: ("batt", 0, 100), 9: ("trig", 1, 2), 10: ("flags", 0, 15), 11: ("codec", 1, 1),
+    7: ("batt", 0, 100), 9: ("trig", 1, 5), 10: ("flags", 0, 15), 11: ("codec", 1, 1),
     12: ("rate", 1, U32), 13: ("off", 0, U32), 16: ("ns", 0, U32), 17: ("hb", 0, U32),
     18: ("st", 1, 10), 19: ("drop", 0, U32), 20: ("why", 1, 4),
-    21: ("cmd", 1, 2**53), 22: ("res", 1, 7), 23: ("unauth", 0, U32), 34: ("rx", 0, 1),
+    21: ("cmd", 1, 2**53), 22: ("res", 1, 7), 23: ("unauth", 0, U32),
+    31: ("visit", 1, U32), 32: ("due", 0, U32), 33: ("dur", 0, 604800), 34: ("rx", 0, 1),
 }
 # a golden vector that carries each bounded key (v and t change the frame's meaning: tested apart)
 CARRIER = {2: "location", 3: "heartbeat", 4: "heartbeat", 5: "heartbeat", 7: "heartbeat",
            9: "alert-start", 10: "status", 11: "audio", 12: "audio", 13: "audio", 16: "audio",
            17: "heartbeat", 18: "status", 19: "status", 20: "end", 21: "reply", 22: "reply",
-           23: "status-not-through", 34: "status-receiver-down"}
+           23: "status-not-through", 31: "check-in-visit", 32: "check-in-visit", 33: "check-in-visit",
+           34: "status-receiver-down"}
 
 
 @pytest.fixture(scope="module")

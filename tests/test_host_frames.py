@@ -236,7 +236,7 @@ def test_a_key_the_type_does_not_list_is_bad_field(kind, key, value):
     ("alert-start", 5, 2**32 - 1, True), ("alert-start", 5, 2**32, False),
     ("alert-start", 4, 2**32 - 1, True), ("alert-start", 4, 2**32, False), ("alert-start", 4, -1, False),
     ("alert-start", 7, 100, True), ("alert-start", 7, 101, False), ("alert-start", 7, True, False),
-    ("alert-start", 9, 3, False), ("alert-start", 9, "hold", False),
+    ("alert-start", 9, 5, True), ("alert-start", 9, 6, False), ("alert-start", 9, "hold", False),
     ("alert-start", 10, 0, True), ("alert-start", 10, 15, True), ("alert-start", 10, 16, False),
     ("alert-start", 10, -1, False),
     ("alert-start", 6, LOC[:12], False), ("alert-start", 6, [1, 2], False),

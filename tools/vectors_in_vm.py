@@ -20,6 +20,7 @@ FIELD_KEYS = {
     "hb": frames.K_HB, "st": frames.K_ST, "drop": frames.K_DROP, "why": frames.K_WHY,
     "cmd": frames.K_CMD, "res": frames.K_RES, "unauth": frames.K_UNAUTH,
     "rx": frames.K_RX,
+    "visit": frames.K_VISIT, "due": frames.K_DUE, "dur": frames.K_DUR,
 }
 KINDS = {
     "alert-start": frames.ALERT_START, "location": frames.LOCATION, "audio": frames.AUDIO,

@@ -44,6 +44,7 @@ from micropython import const
 from sotto import frames, modem, trigger
 from sotto.answer import Opener
 from sotto.audio import Audio
+from sotto.checkin import CheckIn
 from sotto.clock import Clock
 from sotto.commands import Commands
 from sotto.counters import Counters
@@ -51,6 +52,7 @@ from sotto.feedback import Feedback
 from sotto.gnss import Gnss
 from sotto.haptic import Haptic
 from sotto.log import Logger
+from sotto.motion import Motion
 from sotto.power import Power
 from sotto.queue import FrameQueue
 from sotto.sched import Scheduler
@@ -154,9 +156,13 @@ class Device:
         del key
         self.gnss = Gnss(st)
         self.clock = Clock(self.gnss, now_ms)
-        self.trigger = Trigger(cfg["trigger"])
         self.haptic = Haptic(hal.haptic, enabled=cfg["trigger"]["haptic"])
         self.haptic.on_play = self._played
+        self.motion = Motion(cfg, self.haptic, self._raise_alert)
+        # a board without an accelerometer: the HAL has no accel_events (and motion stays off)
+        self._accel = getattr(hal, "accel_events", None)
+        if self.motion.enabled and self._accel is None:
+            self._fault("motion", "motion.* enabled on a board without an accelerometer")
         a = cfg["audio"]
         self.audio = Audio(hal, a["rate_hz"], a["chunk_ms"])  # its buffers and the encoder's tables
         self._frame_buf = bytearray(frames.frame_bytes(self.audio.chunk_bytes))  # every frame is made here
@@ -168,6 +174,10 @@ class Device:
         self.session.frame_on_flash = lambda: not self.pending
         self.session.set_battery(lambda: self.power.pct)
         self.session.utc_s = self.clock.utc_s
+        self.checkin = CheckIn(cfg, self._emit, self.haptic, self.session._add_location, self.clock.utc_s,
+                               lambda: self.power.pct, self._raise_alert, storage=st,
+                               gnss_on=self.session.gnss_for, fresh=self.gnss.has_fix)
+        self.trigger = Trigger(cfg["trigger"], self.checkin.patterns_for_trigger())
         self.feedback = Feedback(cfg, self.haptic, self._emit, lambda: self.power.pct)
         self.commands = Commands(cfg, st, self._emit, self.session, self.feedback, self.haptic)
         self.sched = Scheduler()
@@ -335,12 +345,19 @@ class Device:
         try:
             for t, pressed in hal.button_edges():
                 self.trigger.edge(t, pressed)
+            if self._accel is not None:
+                for t, kind in self._accel():
+                    self.motion.edge(t, kind)
             while True:
                 ev = self.trigger.poll(now_ms)
                 if ev == trigger.NONE:
                     break
                 if ev == trigger.YES or ev == trigger.NO:
                     self.commands.answer(ev, now_ms)
+                elif ev >= trigger.VISIT_START:
+                    self.checkin.event(ev, now_ms)
+                elif ev == trigger.CANCEL and self.motion.cancel(now_ms):
+                    pass  # it cancelled a pre-alarm (no alert is live during one)
                 else:
                     self.session.event(ev, now_ms, self.counters.next_sid)
                     self._watch_alert(now_ms)
@@ -357,7 +374,8 @@ class Device:
         except Exception as e:  # noqa: BLE001
             self._fault("gnss", e)
         for name, part in (("session", self.session), ("power", self.power), ("feedback", self.feedback),
-                           ("commands", self.commands), ("haptic", self.haptic)):
+                           ("commands", self.commands), ("checkin", self.checkin), ("motion", self.motion),
+                           ("haptic", self.haptic)):
             try:
                 wait = min(wait, part.step(now_ms))
             except Exception as e:  # noqa: BLE001
@@ -377,6 +395,14 @@ class Device:
             self._alerts_seen = s.alerts
             if s.live:
                 self.feedback.alert_started(s.sid, now_ms)
+                self.motion.stop()  # an alert is live: a pre-alarm is moot
+
+    def _raise_alert(self, now_ms, trig):
+        """An alert the device raises on its own (check-in overrun, no-motion,
+        man-down): the usual alert session, trig says why."""
+        raised = self.session.raise_alert(now_ms, self.counters.next_sid, trig)
+        self._watch_alert(now_ms)
+        return raised
 
     def _housekeeping(self, now_ms):
         if self.pending:

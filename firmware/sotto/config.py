@@ -52,7 +52,36 @@ DEFAULTS = {
         "ask_timeout_s": 60,
         "questions": [[100, 150, 100, 150, 500], [500, 150, 100, 150, 100]],
     },
+    # timed check-in (sotto.checkin): off until enabled per device; its press
+    # patterns are recognised only then; its haptic answers (on/off/on... ms)
+    # feel different from every other pattern
+    "checkin": {
+        "enabled": False,
+        "minutes": 30,  # a visit's length from the start pattern
+        "extend_minutes": 15,  # what the extend pattern adds from now
+        "remind_min": 5,  # the reminder this long before the end (0: none)
+        "start": {"presses": 6, "window_ms": 3000},
+        "extend": {"presses": 7, "window_ms": 3500},
+        "end": {"presses": 8, "window_ms": 4000},
+        "started": [100, 150, 400, 150, 400],
+        "extended": [400, 150, 400, 150, 100],
+        "ended": [100, 150, 100, 150, 100, 150, 100],
+        "reminder": [400, 200, 400, 200, 400],
+    },
+    # man-down and no-motion (sotto.motion), both off until enabled per device;
+    # they need a board with an accelerometer (hardware/boards, "accel")
+    "motion": {
+        "no_motion": False,
+        "no_motion_s": 120,  # still this long: pre-alarm
+        "man_down": False,
+        "man_down_still_s": 10,  # free-fall, impact, then still this long: pre-alarm
+        "pre_alarm_s": 30,  # the cancel window before the alert
+        "pre_alarm_every_s": 10,  # the pre-alarm pattern again this often
+        "pre_alarm": [800, 200, 100, 200, 800],
+    },
 }
+# dicts taken whole from the given configuration (patterns), not merged key by key
+_WHOLE = ("checkin.start", "checkin.extend", "checkin.end")
 REQUIRED = ("device_id", "receiver", "apn")
 # integer fields: (min, max)
 _RANGES = {
@@ -65,6 +94,9 @@ _RANGES = {
     "delivery.secondary_after_s": (10, 3600), "delivery.probe_s": (30, 86400),
     "queue_max_bytes": (32768, 4194304), "audio.max_clip_s": (0, 600),
     "feedback.not_through_s": (5, 600), "feedback.ask_timeout_s": (10, 600),
+    "checkin.minutes": (1, 720), "checkin.extend_minutes": (1, 720), "checkin.remind_min": (0, 60),
+    "motion.no_motion_s": (30, 3600), "motion.man_down_still_s": (3, 120),
+    "motion.pre_alarm_s": (5, 300), "motion.pre_alarm_every_s": (2, 60),
 }
 _PATTERN_RANGES = {"hold_ms": (500, 20000), "presses": (2, 10), "window_ms": (300, 10000)}
 
@@ -133,6 +165,7 @@ def validate(obj, storage=None, strict=False):
         raise ConfigError("audio.max_clip_s", "range", "must be at least audio.clip_s")
     _patterns(cfg["trigger"])
     _feedback(cfg["feedback"])
+    _checkin_motion(cfg)
     b = cfg["battery"]
     if not b["reserve_pct"] < b["critical_pct"] < b["low_pct"]:
         raise ConfigError("battery", "range", "need reserve_pct < critical_pct < low_pct")
@@ -293,7 +326,9 @@ def _merge(defaults, given, prefix):
             raise ConfigError(prefix + k, "unknown-field", "not a setting (misspelt?)")
     for k, d in defaults.items():
         v = given.get(k, d)
-        if isinstance(d, dict):
+        if prefix + k in _WHOLE:
+            out[k] = dict(v) if isinstance(v, dict) else v  # checked by _checkin_motion
+        elif isinstance(d, dict):
             if not isinstance(v, dict):
                 raise ConfigError(prefix + k, "type", "must be an object")
             # trigger patterns are replaced whole: a hold merged into a burst is nonsense
@@ -352,6 +387,48 @@ def _patterns(trig):
         if sig in seen:
             raise ConfigError(name, "range", "cannot be told apart from trigger.%s" % seen[sig])
         seen[sig] = key
+
+
+def _checkin_motion(cfg):
+    """The check-in and motion settings: switches, press patterns told apart
+    from the trigger's, haptic answers told apart from every other pattern."""
+    c, m = cfg["checkin"], cfg["motion"]
+    for name, v in (("checkin.enabled", c["enabled"]), ("motion.no_motion", m["no_motion"]),
+                    ("motion.man_down", m["man_down"])):
+        if not isinstance(v, bool):
+            raise ConfigError(name, "type", "must be true or false")
+    if c["remind_min"] >= c["minutes"]:
+        raise ConfigError("checkin.remind_min", "range", "must be less than checkin.minutes")
+    trig = cfg["trigger"]
+    seen = {}  # type: dict
+    for key in ("alert", "cancel", "duress", "yes", "no"):
+        seen["hold" if "hold_ms" in trig[key] else trig[key]["presses"]] = "trigger." + key
+    for key in ("start", "extend", "end"):
+        p = c[key]
+        name = "checkin." + key
+        if not isinstance(p, dict) or sorted(p) != ["presses", "window_ms"]:
+            raise ConfigError(name, "type", 'must be {"presses": N, "window_ms": W}')
+        for k in ("presses", "window_ms"):
+            lo, hi = _PATTERN_RANGES[k]
+            _int_in(c, key + "." + k, lo, hi, "checkin.")
+        if c["enabled"] and p["presses"] in seen:  # recognised only when enabled
+            raise ConfigError(name, "range", "cannot be told apart from %s" % seen[p["presses"]])
+        seen[p["presses"]] = name
+    fb = cfg["feedback"]
+    shapes = {CONFIRM_SHAPE: "the pattern-accepted pulse"}
+    for k in ("received", "listening", "not_through"):
+        shapes[haptic_shape(fb[k])] = "feedback." + k
+    for i in range(len(fb["questions"])):
+        shapes[haptic_shape(fb["questions"][i])] = "feedback.questions.%d" % (i + 1)
+    for name, p in (("checkin.started", c["started"]), ("checkin.extended", c["extended"]),
+                    ("checkin.ended", c["ended"]), ("checkin.reminder", c["reminder"]),
+                    ("motion.pre_alarm", m["pre_alarm"])):
+        _haptic_pattern(name, p)
+        shape = haptic_shape(p)
+        on = c["enabled"] if name[0] == "c" else (m["no_motion"] or m["man_down"])
+        if on and shape in shapes:  # felt only when enabled
+            raise ConfigError(name, "range", "feels the same as %s (pulses %s)" % (shapes[shape], shape))
+        shapes[shape] = name
 
 
 def _device_id(v):

@@ -40,12 +40,15 @@ K_WHY = const(20)
 K_CMD = const(21)  # reply: the id of the centre's command it answers
 K_RES = const(22)  # reply: RES_*
 K_UNAUTH = const(23)  # status, heartbeat: answers not authenticated since boot
-_K_LAST = const(23)  # the highest key of the low mask (keys 0..29: one small int)
-# keys from 30 on: a mask of their own (bit k - _K_HIGH), so that no mask
-# outgrows MicroPython's 31-bit small int (a big int would allocate per check)
-_K_HIGH = const(30)
+K_VISIT = const(31)  # check-in: the visit's id
+K_DUE = const(32)  # check-in: the visit's end, device unix time s (0: time unknown)
+K_DUR = const(33)  # check-in: seconds from now to the visit's end (0: the visit ended)
 K_RX = const(34)  # status, heartbeat, alert-start: which receiver (RX_*) the frame was made for
-_K_HIGH_LAST = const(34)
+_K_LAST = const(34)  # the highest key of the format (SPEC-wire: the high mask covers 30..37)
+# Key masks come in two halves so that every mask is a small int on the
+# device (31 bits: a `1 << 30` would be a heap-allocated big int): keys
+# 0.._K_HI-1 in the low mask (1 << k), keys _K_HI.. in the high one (1 << (k - _K_HI)).
+_K_HI = const(30)
 
 # frame types (t)
 ALERT_START = const(1)
@@ -71,6 +74,9 @@ SRC_LAST_KNOWN = const(3)
 CODEC_IMA_ADPCM = const(1)
 TRIG_HOLD = const(1)
 TRIG_PRESSES = const(2)
+TRIG_CHECKIN = const(3)  # a check-in visit overran (sotto.checkin)
+TRIG_NO_MOTION = const(4)  # still for motion.no_motion_s, pre-alarm not cancelled (sotto.motion)
+TRIG_MAN_DOWN = const(5)  # free-fall, impact, stillness, pre-alarm not cancelled
 ST_BATT_LOW = const(1)
 ST_BATT_CRITICAL = const(2)
 ST_BATT_RESERVE = const(3)
@@ -104,6 +110,8 @@ _U32 = const(0xFFFFFFFF)
 def _bits(*keys):
     m = 0
     for k in keys:
+        if k >= _K_HI:
+            raise ValueError("key %d belongs in the high mask (_hbits)" % k)
         m |= 1 << k
     return m
 
@@ -111,7 +119,7 @@ def _bits(*keys):
 def _hbits(*keys):
     m = 0
     for k in keys:
-        m |= 1 << (k - _K_HIGH)
+        m |= 1 << (k - _K_HI)
     return m
 
 
@@ -130,19 +138,22 @@ _SCHEMA = {
     STATUS: (_COMMON | _bits(K_BATT, K_ST), _bits(K_DROP, K_UNAUTH)),
     REPLY: (_COMMON | _bits(K_CMD, K_RES), _bits(K_SID)),
 }
+# keys _K_HI.. per frame type: (required, optional) high masks; a type not here takes none
+_VISIT = _hbits(K_VISIT, K_DUE, K_DUR)  # a check-in's visit: all three or none
+_RX = _hbits(K_RX)  # the second path: optional where the device is dual (sotto.paths)
+_SCHEMA_HI = {
+    CHECK_IN: (0, _VISIT),
+    ALERT_START: (0, _RX), HEARTBEAT: (0, _RX), STATUS: (0, _RX),
+}
 # value ranges of the integer fields: key -> (min, max); None: no upper bound
 _RANGE = {
     K_V: (0, None), K_T: (0, None), K_SID: (1, 65535), K_SEQ: (1, _U32), K_TIME: (0, None),
-    K_UP: (0, _U32), K_BATT: (0, 100), K_TRIG: (1, 2), K_FLAGS: (0, None),
+    K_UP: (0, _U32), K_BATT: (0, 100), K_TRIG: (1, 5), K_FLAGS: (0, None),
     K_CODEC: (1, 1), K_RATE: (1, None), K_OFF: (0, None), K_NS: (0, None), K_HB: (0, None),
     K_ST: (1, 10), K_DROP: (0, None), K_WHY: (1, 4),
     K_CMD: (1, 1 << 53), K_RES: (1, 7), K_UNAUTH: (0, None),
+    K_VISIT: (1, _U32), K_DUE: (0, None), K_DUR: (0, 604800), K_RX: (RX_PRIMARY, RX_SECONDARY),
 }
-# optional keys from _K_HIGH on, per frame type (the high mask; none is required)
-_SCHEMA_HIGH = {
-    ALERT_START: _hbits(K_RX), HEARTBEAT: _hbits(K_RX), STATUS: _hbits(K_RX),
-}
-_RANGE_HIGH = {K_RX: (RX_PRIMARY, RX_SECONDARY)}
 _BYTES = {K_LOC: LOC_BYTES, K_PREV: LINK_BYTES, K_ADIG: 32}
 
 
@@ -164,18 +175,17 @@ def check_fields(fields):
     if schema is None:
         raise FrameError("unknown-frame-type", "t is %r" % (t,))
     required, optional = schema
+    required_hi, optional_hi = _SCHEMA_HI.get(t, (0, 0))
     have = 0
-    high = 0
+    have_hi = 0  # keys _K_HI..: both masks stay small ints (no allocation)
     for k, v in fields.items():
-        if type(k) is int and _K_HIGH <= k <= _K_HIGH_LAST and k in _RANGE_HIGH:
-            high |= 1 << (k - _K_HIGH)
-            hlo, hhi = _RANGE_HIGH[k]
-            if type(v) is not int or not hlo <= v <= hhi:
-                raise FrameError("bad-field", "key %d: %r out of range" % (k, v))
-            continue
-        if type(k) is not int or not 0 <= k <= _K_LAST:
+        if type(k) is not int or not 0 <= k <= _K_LAST or (k not in _RANGE and k not in _BYTES
+                                                             and k != K_AST):
             raise FrameError("bad-field", "key %r not allowed" % (k,))
-        have |= 1 << k
+        if k < _K_HI:
+            have |= 1 << k
+        else:
+            have_hi |= 1 << (k - _K_HI)
         if k in _BYTES:
             if not isinstance(v, bytes) or len(v) != _BYTES[k]:
                 raise FrameError("bad-field", "key %d must be %d bytes" % (k, _BYTES[k]))
@@ -190,21 +200,22 @@ def check_fields(fields):
             if type(v) is not int or v < lo or (hi is not None and v > hi):
                 raise FrameError("bad-field", "key %d: %r out of range" % (k, v))
     extra = have & ~(required | optional | (1 << K_FLAGS))
-    if extra:
-        raise FrameError("bad-field", "keys %s not allowed in type %d" % (_keys(extra), t))
-    extra = high & ~_SCHEMA_HIGH.get(t, 0)
-    if extra:
-        raise FrameError("bad-field", "keys %s not allowed in type %d"
-                         % ([k + _K_HIGH for k in range(_K_HIGH_LAST - _K_HIGH + 1) if extra & (1 << k)], t))
+    extra_hi = have_hi & ~(required_hi | optional_hi)
+    if extra or extra_hi:
+        raise FrameError("bad-field", "keys %s not allowed in type %d" % (_keys(extra, extra_hi), t))
     missing = required & ~have
-    if missing:
-        raise FrameError("missing-field", "type %d lacks keys %s" % (t, _keys(missing)))
+    missing_hi = required_hi & ~have_hi
+    if missing or missing_hi:
+        raise FrameError("missing-field", "type %d lacks keys %s" % (t, _keys(missing, missing_hi)))
+    if have_hi & _VISIT and have_hi & _VISIT != _VISIT:
+        raise FrameError("missing-field", "a visit needs visit, due and dur together")
     if K_DROP in fields and fields[K_ST] != ST_QUEUE_FULL:
         raise FrameError("bad-field", "drop is only sent with st=%d" % ST_QUEUE_FULL)
 
 
-def _keys(mask):
-    return [k for k in range(_K_LAST + 1) if mask & (1 << k)]
+def _keys(mask, mask_hi=0):
+    return [k for k in range(_K_LAST + 1)
+            if (k < _K_HI and mask & (1 << k)) or (k >= _K_HI and mask_hi & (1 << (k - _K_HI)))]
 
 
 class FrameSigner:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 from host_tools.frames.frame import Frame
@@ -70,6 +71,8 @@ def describe_frame(frame: Frame, extra: list[tuple[str, str]] | None = None) -> 
     if frame.rx is not None:
         what = "down" if frame.status == 9 else "in use"
         rows.append(("receiver", f"{frame.rx}: {RECEIVER_NAMES.get(frame.rx, '?')} ({what})"))
+    if frame.visit is not None:
+        rows.append(("visit", _visit_text(frame)))
     rows.append(("flags", ", ".join(frame.flag_names) or "none"))
     if frame.type == FrameType.AUDIO:
         rate = frame.rate_hz or 1
@@ -91,6 +94,16 @@ def describe_frame(frame: Frame, extra: list[tuple[str, str]] | None = None) -> 
     rows += extra or []
     width = max(len(label) for label, _ in rows)
     return [f"{label.ljust(width)}  {value}" for label, value in rows]
+
+
+def _visit_text(frame: Frame) -> str:
+    dur = frame.duration_s or 0
+    if not dur:
+        return f"{frame.visit}: ended"
+    due = frame.due or 0
+    when = (datetime.datetime.fromtimestamp(due, datetime.timezone.utc).isoformat().replace("+00:00", "Z")
+            if due else "device time unknown")
+    return f"{frame.visit}: ends in {dur} s (at {when})"
 
 
 def frame_summary(frame: Frame) -> str:
@@ -116,7 +129,8 @@ def frame_to_json(frame: Frame) -> dict[str, Any]:
                            "accuracy_m": loc.accuracy_m, "age_s": loc.age_s, "source": loc.source,
                            "source_name": loc.source_name}
     for key, name in ((7, "battery"), (9, "trigger"), (17, "heartbeat_s"), (18, "status"),
-                      (19, "dropped"), (20, "why"), (21, "cmd"), (22, "res"), (23, "unauth"), (34, "rx")):
+                      (19, "dropped"), (20, "why"), (21, "cmd"), (22, "res"), (23, "unauth"),
+                      (31, "visit"), (32, "due"), (33, "dur"), (34, "rx")):
         if key in frame.payload:
             out[name] = frame.payload[key]
     if frame.type == FrameType.AUDIO:

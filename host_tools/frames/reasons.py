@@ -94,7 +94,7 @@ class FrameType(IntEnum):
 
 
 SOURCE_NAMES = {1: "gnss", 2: "cell", 3: "last-known"}
-TRIGGER_NAMES = {1: "hold", 2: "presses"}
+TRIGGER_NAMES = {1: "hold", 2: "presses", 3: "check-in-overdue", 4: "no-motion", 5: "man-down"}
 CODEC_NAMES = {1: "IMA-ADPCM"}
 FLAG_NAMES = {0: "duress", 1: "minimal mode", 2: "battery reserve", 3: "insecure-tls"}
 FLAG_INSECURE_TLS = 8           # bit 3: the device runs TLS without server authentication
