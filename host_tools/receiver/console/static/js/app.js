@@ -157,7 +157,7 @@ function renderQueue() {
     visits.map((v) => h("tr", { className: `visit-row visit-${v.state}` },
       h("td", {}, v.device), h("td", {}, v.officer || "–"), h("td", {}, String(v.visit)),
       h("td", {}, v.state === "alerted" ? `alerted (${v.alert})` : v.state),
-      h("td", {}, v.due), h("td", {}, v.left_s >= 0 ? dur(v.left_s) : `${dur(-v.left_s)} overdue`)))))
+      h("td", {}, v.due), h("td", {}, v.left_s >= 0 ? dur(v.left_s) : `${dur(-v.left_s)} overdue`))))
                          : h("p", { className: "muted" }, "No open visits."));
   out.push(h("h2", {}, `Rejected frames, last 24 h (${q.rejections.length})`));
   if (q.rejections.length) out.push(table(["Device", "Officer", "Reason", "Count", "Last"],
