@@ -21,7 +21,7 @@ help:
 	@echo "make bench   - benchmarks with same-run baselines; writes build/bench.json"
 	@echo "make vectors - regenerate tests/vectors/ (frames: the firmware in the MicroPython VM; answers: cbor2 + cryptography)"
 	@echo "make nmea-corpus - fetch gpsd's real receiver logs (once, SHA-256 checked) for the NMEA tests"
-	@echo "make lint    - ruff"
+	@echo "make lint    - ruff; node --check on the console's scripts and the VM tools"
 	@echo "make setup   - create .venv and install the pinned Python and npm packages"
 
 setup: $(VENV)/.installed node_modules/.installed
@@ -43,6 +43,7 @@ test: setup
 
 lint: setup
 	$(VENV)/bin/ruff check .
+	@for f in host_tools/receiver/console/static/js/*.js tools/vm/*.mjs; do $(NODE) --check $$f || exit 1; done
 
 compile: setup
 	$(PY) -m host_tools.firmware_build --out build/mpy

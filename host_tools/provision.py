@@ -58,6 +58,7 @@ from host_tools.registry import Registry, key_fingerprint
 T = TypeVar("T")
 
 CA_FILE = "centre-ca.pem"   # the CA certificate's name under /data (config ca_cert)
+CA2_FILE = "secondary-ca.pem"   # the secondary receiver's CA under /data (config secondary_ca_cert)
 CA_MAX_BYTES = 10240        # what the module's AT+CCERTDOWN takes (sotto.config.CA_MAX_BYTES)
 # what a clean identity keeps under /data: its key and configuration, the CA just
 # written (when there is one), and the sequence counters (a seq is never used
@@ -96,6 +97,10 @@ class ProvisionRequest:
     new_registry: bool = False               # the registry database may be created
     # --set: {dotted name: value}, checked on the device by its own rules
     settings: dict[str, Any] = field(default_factory=dict)
+    # the second path (EN 50136 dual path): another centre's receiver, its CA and its key
+    secondary_server: str | None = None
+    secondary_ca_cert: str | Path | None = None
+    secondary_centre_key_pub: str | None = None   # 64 hex digits or a key file (required with the server)
 
 
 @dataclass(frozen=True)
@@ -154,19 +159,21 @@ def _centre_public_key(request: ProvisionRequest, reg: Registry) -> bytes:
     return given
 
 
-def _ca_pem(request: ProvisionRequest, tls: bool) -> bytes | None:
-    if request.insecure_tls and request.ca_cert is not None:
+def _ca_pem(request: ProvisionRequest, tls: bool, ca_cert: str | Path | None = None,
+            option: str = "--ca-cert") -> bytes | None:
+    ca_cert = request.ca_cert if option == "--ca-cert" else ca_cert
+    if request.insecure_tls and ca_cert is not None and option == "--ca-cert":
         raise UsageError("give either --ca-cert or --insecure-tls, not both")
     if not tls:
-        if request.ca_cert is not None:
-            raise UsageError("--ca-cert goes with an https:// receiver")
+        if ca_cert is not None:
+            raise UsageError(f"{option} goes with an https:// receiver")
         return None
-    if request.ca_cert is None:
+    if ca_cert is None:
         if request.insecure_tls:
             return None
-        raise UsageError("an https receiver needs the centre's CA certificate: --ca-cert PEM "
+        raise UsageError(f"an https receiver needs the centre's CA certificate: {option} PEM "
                          "(--insecure-tls only for bench work: the device would not know whom it talks to)")
-    path = Path(request.ca_cert)
+    path = Path(ca_cert)
     try:
         pem = path.read_bytes()
     except OSError as e:
@@ -209,6 +216,31 @@ def _config_for(request: ProvisionRequest, kid: bytes, centre: bytes, ca: bytes 
         except KeyFormatError as e:
             raise UsageError(f"--release-key-pub: {e}") from None
     return cfg
+
+
+def _secondary(request: ProvisionRequest) -> tuple[dict[str, object], bytes | None]:
+    """The second path's configuration entries and its CA (None: no CA file)."""
+    given = [o for o, v in (("--secondary-ca-cert", request.secondary_ca_cert),
+                            ("--secondary-centre-key-pub", request.secondary_centre_key_pub))
+             if v is not None]
+    if request.secondary_server is None:
+        if given:
+            raise UsageError(f"{', '.join(given)} goes with --secondary-server URL")
+        return {}, None
+    scheme, _host, _port = check_receiver_url(request.secondary_server)
+    if request.secondary_centre_key_pub is None:
+        raise UsageError("--secondary-server needs the secondary centre's answer-signing key: "
+                         "--secondary-centre-key-pub HEX|FILE (`sotto centre key` at that centre)")
+    try:
+        key = public_key_bytes(load_public_key(request.secondary_centre_key_pub))
+    except KeyFormatError as e:
+        raise UsageError(f"--secondary-centre-key-pub: {e}") from None
+    ca = _ca_pem(request, scheme == "https", request.secondary_ca_cert, "--secondary-ca-cert")
+    cfg: dict[str, object] = {"secondary_receiver": request.secondary_server,
+                              "secondary_centre_key": key.hex()}
+    if ca is not None:
+        cfg["secondary_ca_cert"] = CA2_FILE
+    return cfg, ca
 
 
 # --------------------------------------------------------------------------
@@ -258,6 +290,8 @@ def provision(port: str, request: ProvisionRequest, db_path: str | Path, *, forc
         centre = _centre_public_key(request, reg)
         ca = _ca_pem(request, scheme == "https")
         cfg = _config_for(request, kid, centre, ca)
+        second, ca2 = _secondary(request)
+        cfg.update(second)
         dev = link or DeviceLink.open(port)
         try:
             target = DeviceSession(dev)
@@ -271,6 +305,8 @@ def provision(port: str, request: ProvisionRequest, db_path: str | Path, *, forc
                                                "provision --force") if target.has_key else (None, 0)
             if ca is not None:
                 target.put_file(CA_FILE, ca)
+            if ca2 is not None:
+                target.put_file(CA2_FILE, ca2)
             text = target.check_config(cfg)
             old_key = target.key
             old_kid = _config_kid(target.config)
@@ -278,7 +314,7 @@ def provision(port: str, request: ProvisionRequest, db_path: str | Path, *, forc
             def register(key: bytes) -> tuple[str, ...]:
                 return _register(reg, kid, key, request.officer, old_kid, old_key, by)
 
-            keep = _KEEP + ([CA_FILE] if ca is not None else [])
+            keep = _KEEP + ([CA_FILE] if ca is not None else []) + ([CA2_FILE] if ca2 is not None else [])
             new_key, revoked, removed = _replace_key(target, dev, text, register, reset, keep)
         finally:
             if link is None:

@@ -49,6 +49,7 @@ from sotto.storage import Storage
 from host_tools import frames as host_frames
 from host_tools.errors import UsageError
 from simulator import ota as sim_ota
+from simulator.accel import VirtualAccelerometer
 from simulator.clock import VirtualClock
 from simulator.flashcut import FlashCut, PowerLoss
 from simulator.hal import BOARDS_DIR, SimHal, load_board
@@ -61,6 +62,7 @@ from simulator.vmruntime import VmBridgeError, VmRuntime
 REPO = Path(__file__).resolve().parent.parent
 BOARDS = BOARDS_DIR
 CA_FILE = "sotto_ca.pem"  # the CA certificate's file under /data (config ca_cert)
+CA2_FILE = "sotto_ca2.pem"  # the secondary receiver's (config secondary_ca_cert)
 CRASH_RESET_MS = 2000  # main.py: a fatal error, 2 s to interrupt from the REPL, then reset
 RUNTIMES = ("cpython", "vm")
 TYPE_NAMES = {frames.ALERT_START: "alert-start", frames.LOCATION: "location", frames.AUDIO: "audio",
@@ -139,10 +141,12 @@ class _Sink:
 
 
 class VirtualDevice:
-    def __init__(self, spec: DeviceSpec, clock: VirtualClock, receiver: Any, flash_dir: str | Path) -> None:
+    def __init__(self, spec: DeviceSpec, clock: VirtualClock, receiver: Any, flash_dir: str | Path,
+                 secondary: Any = None) -> None:
         self.spec = spec
         self.clock = clock
         self.receiver = receiver
+        self.secondary = secondary  # the second path's receiver (another centre), or None
         self.flash_dir = Path(flash_dir)
         self.flash_dir.mkdir(parents=True, exist_ok=True)
         self.ota_posts: list[tuple[int, bool]] = []   # release-chunk requests: (t_ms, alert live)
@@ -165,9 +169,10 @@ class VirtualDevice:
         self.mic = Microphone(spec.audio if spec.audio is not None else synthetic_voice())
         self.battery = Battery(spec.battery_pct)
         self.button = Button()
+        self.accel = VirtualAccelerometer(spec.seed)  # fed by the scenario's `motion` actions
         board = load_board(spec.board)
         self.hal = SimHal(board, str(self.flash_dir), clock, self.modem, self.gnss, self.mic,
-                          self.battery, self.button, seed=spec.seed)
+                          self.battery, self.button, seed=spec.seed, accel=self.accel)
         self.device: Any = None  # the booted firmware Device (a VmDevice in the VM runtime)
         self.runtime = make_runtime(self, spec.runtime)
         self.public_key = b""
@@ -192,6 +197,11 @@ class VirtualDevice:
                                "officer": self.spec.officer, "board": self.spec.board,
                                "ca_cert": CA_FILE if r.pki else None,
                                "centre_key": r.centre_public_key.hex()}
+        s = self.secondary
+        if s is not None:  # as `sotto provision --secondary-server ... --secondary-ca-cert ...`
+            cfg.update({"secondary_receiver": f"{'https' if s.pki else 'http'}://{s.host}:{s.port}",
+                        "secondary_ca_cert": CA2_FILE if s.pki else None,
+                        "secondary_centre_key": s.centre_public_key.hex()})
         cfg.update(self.spec.config)
         return cfg
 
@@ -199,6 +209,8 @@ class VirtualDevice:
         """The CA certificate (when the receiver has TLS) and the configuration, on flash."""
         if self.receiver.pki is not None:
             st.write_atomic(CA_FILE, self.receiver.pki.ca_pem.encode())
+        if self.secondary is not None and self.secondary.pki is not None:
+            st.write_atomic(CA2_FILE, self.secondary.pki.ca_pem.encode())
         st.write_atomic("config.json", json.dumps(self.config_json()).encode())
 
     def provision(self) -> bytes:
@@ -208,6 +220,8 @@ class VirtualDevice:
         self.write_config(st)
         self.public_key = identity.create(st, self.hal.random_bytes, force=True)
         self.receiver.register(self.spec.device_id, self.public_key, self.spec.officer)
+        if self.secondary is not None:  # the other centre registers the same key
+            self.secondary.register(self.spec.device_id, self.public_key, self.spec.officer)
         return self.public_key
 
     def boot(self) -> None:
@@ -313,7 +327,7 @@ class VirtualDevice:
         now = self.clock.now_ms
         t = now + max(1, wait_ms)
         for cand in (self.modem.next_event_ms(), self.gnss.next_event_ms(), self.button.next_edge_ms(),
-                     self._reboot_at):
+                     self._reboot_at, self.accel.next_edge_ms()):
             if cand is not None and now < cand < t:
                 t = int(cand)
         return t

@@ -16,7 +16,8 @@ from sotto import cbor as fw_cbor
 from sotto import frames as ff
 
 from host_tools import frames as hf
-from host_tools.receiver import alerts, commands, devcfg, store
+from host_tools.receiver import alerts, commands, devcfg, store, visits
+from simulator import dualpath
 from simulator import ota as sim_ota
 
 
@@ -151,7 +152,11 @@ DEVICE_SIDE = frozenset({"alert_within_s", "received_within_s", "haptic_order", 
                          "sms_sent", "sms_sent_min", "max_frames_dropped"})
 
 
-def evaluate(expect: dict[str, Any], dev: Any, rx: Any) -> list[Check]:
+def evaluate(expect: dict[str, Any], dev: Any, rx: Any, rx2: Any = None) -> list[Check]:
+    """rx2: the second path's receiver (another centre), or None. With two, what a
+    frame-level expectation asks of "the receiver" holds for the two together (a
+    frame at either centre is delivered), and the alert's chain is checked across
+    both records (simulator.dualpath)."""
     if rx.db is None:   # an outside receiver whose database is elsewhere: the device's side only
         with tempfile.TemporaryDirectory(prefix="sotto-expect-") as tmp:
             conn = store.open_db(Path(tmp) / "empty.db", create=True)
@@ -162,20 +167,34 @@ def evaluate(expect: dict[str, Any], dev: Any, rx: Any) -> list[Check]:
         return checks + [Check(k, False, "needs the receiver's database (give --db)")
                          for k in expect if k not in DEVICE_SIDE]
     conn = store.open_db(rx.db)
+    conn2 = store.open_db(rx2.db) if rx2 is not None else None
     try:
-        return _evaluate(expect, dev, conn)
+        checks = _evaluate(expect, dev, conn, conn2)
+        if conn2 is not None:
+            checks += dualpath.evaluate(expect, dev, [conn, conn2])
+            order = list(expect)
+            checks.sort(key=lambda c: order.index(c.name))   # in the scenario's order, as with one
+        return checks
     finally:
         conn.close()
+        if conn2 is not None:
+            conn2.close()
 
 
-def _evaluate(expect: dict[str, Any], dev: Any, conn: Any) -> list[Check]:
+def _evaluate(expect: dict[str, Any], dev: Any, conn: Any, conn2: Any = None) -> list[Check]:
     did = dev.spec.device_id
     checks: list[Check] = []
-    stored = {seq: (t, alert_id) for seq, t, alert_id in conn.execute(
-        "SELECT seq, type, alert_id FROM frames WHERE device_id = ?", (did,))}
-    rejected = conn.execute("SELECT count(*), group_concat(DISTINCT reason) FROM rejections "
-                            "WHERE device_id = ?", (did,)).fetchone()
-    mine = [a for a in alerts.list_alerts(conn, include_closed=True) if a.device_id == did]
+    conns = [conn] if conn2 is None else [conn, conn2]
+    stored: dict[int, Any] = {}
+    rejected = (0, None)
+    for c in conns:
+        for seq, t, alert_id in c.execute("SELECT seq, type, alert_id FROM frames WHERE device_id = ?",
+                                          (did,)):
+            stored.setdefault(seq, (t, alert_id))
+        n, why = c.execute("SELECT count(*), group_concat(DISTINCT reason) FROM rejections "
+                           "WHERE device_id = ?", (did,)).fetchone()
+        rejected = (rejected[0] + n, rejected[1] or why)
+    mine = [a for c in conns for a in alerts.list_alerts(c, include_closed=True) if a.device_id == did]
     made = {seq: (t, ftype, wire) for t, seq, ftype, wire in dev.made}
     acked = {seq: t for t, seq in dev.acked}
     queued = set(dev.device.queue.seqs()) if dev.device else set()
@@ -185,6 +204,8 @@ def _evaluate(expect: dict[str, Any], dev: Any, conn: Any) -> list[Check]:
         checks.append(Check(name, ok, detail))
 
     for name, want in expect.items():
+        if conn2 is not None and name in dualpath.OWN:
+            continue   # checked across both centres (simulator.dualpath)
         if name == "alert_within_s":
             starts = sorted((t, seq) for seq, (t, ftype, _) in made.items() if ftype == ff.ALERT_START)
             limits = _per_alert(want, len(starts))
@@ -272,12 +293,22 @@ def _evaluate(expect: dict[str, Any], dev: Any, conn: Any) -> list[Check]:
             missing = [f for f in want if f not in got]
             add(name, not missing, f"alert-start flags: {', '.join(got) or 'none'}"
                 + (f"; missing {', '.join(missing)}" if missing else ""))
+        elif name == "trigger_kind":
+            kinds = [hf.TRIGGER_NAMES.get(hf.decode_frame(w).trigger or 0, "?")
+                     for _t, seq, ftype, w in sorted(dev.made, key=lambda m: m[1])
+                     if ftype == ff.ALERT_START and seq in stored]
+            add(name, kinds == list(want), f"alerts at the receiver raised by: {', '.join(kinds) or 'none'}"
+                + ("" if kinds == list(want) else f" (expected {', '.join(want)})"))
+        elif name == "visit_states":
+            got = _visit_states(dev, conn, did)
+            add(name, got == list(want), f"visits at the centre, by visit id: {', '.join(got) or 'none'}"
+                + ("" if got == list(want) else f" (expected {', '.join(want)})"))
         elif name == "heartbeats_min":
             n = sum(1 for t, _ in stored.values() if t == hf.FrameType.HEARTBEAT)
             add(name, n >= want, f"{n} heartbeats at the receiver (at least {want})")
         elif name == "statuses":
             names = {1: "battery-low", 2: "battery-critical", 3: "battery-reserve", 4: "boot-loop",
-                     5: "queue-full", 6: "started", 7: "health", 8: "config-invalid"}
+                     5: "queue-full", 6: "started", 7: "health", 8: "config-invalid", 9: "receiver-down"}
             got = _statuses(dev, stored, names)
             missing = [s for s in want if s not in got]
             add(name, not missing, f"status frames at the receiver: {', '.join(got) or 'none'}"
@@ -334,6 +365,8 @@ def _alert_delay(dev: Any, made: dict[int, Any], acked: dict[int, int], t_made: 
     if not seen:
         return None, f"the alert-start frame (seq {seq}) never reached the receiver"
     return (min(seen) - since) / 1000, "pattern was complete" if pressed else "frame was made"
+
+
 def _update(name: str, want: Any, dev: Any, add: Any) -> None:
     """Over-the-air updates (docs/ota.md): what the device reported to the centre,
     the boot selector on its flash, its release-chunk requests."""
@@ -354,6 +387,22 @@ def _update(name: str, want: Any, dev: Any, add: Any) -> None:
     else:
         n = len(dev.ota_posts)
         add(name, n >= want, f"{n} release-chunk requests (at least {want})")
+
+
+def _visit_states(dev: Any, conn: Any, did: bytes) -> list[str]:
+    """The centre's view of the device's visits at the end of the scenario. The
+    receiver stamps frames with the wall clock, which runs faster than the
+    scenario's virtual one: the centre's `now` is mapped onto the scenario's
+    end from the newest stored frame (its wall receipt, its virtual making)."""
+    made_at = {seq: t for t, seq, _ftype, _w in dev.made}
+    rows = conn.execute("SELECT seq, received_at FROM frames WHERE device_id = ? ORDER BY received_at DESC "
+                        "LIMIT 1", (did,)).fetchall()
+    if not rows or rows[0][0] not in made_at:
+        return []
+    seq, received_at = rows[0]
+    now = received_at + (dev.clock.now_ms - made_at[seq]) / 1000
+    got = visits.list_visits(conn, include_ended=True, now=now, device_id=did)
+    return [v.state for v in sorted(got, key=lambda v: v.visit)]
 
 
 def _command_text(c: Any) -> str:

@@ -19,13 +19,14 @@ HAL afterwards).
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sotto import hal as fw_hal
 
 from host_tools.errors import SottoError
+from simulator.accel import VirtualAccelerometer
 from simulator.clock import VirtualClock
 from simulator.peripherals import Battery, Button, GnssReceiver, GnssUart, Microphone
 from simulator.vmodem import VirtualModem
@@ -62,12 +63,13 @@ class Inputs:
     modem: bytes
     mic: bytes
     battery_mv: int
+    accel: list[tuple[int, int]] = field(default_factory=list)  # accelerometer edges not yet taken
 
 
 class SimHal:
     def __init__(self, board: dict[str, Any], flash_dir: str, clock: VirtualClock,
                  modem: VirtualModem, gnss: GnssReceiver, mic: Microphone, battery: Battery,
-                 button: Button, seed: int = 1) -> None:
+                 button: Button, seed: int = 1, accel: VirtualAccelerometer | None = None) -> None:
         self.board = board
         self.flash_dir = flash_dir
         self.storage_root = flash_dir.rstrip("/") + "/data"
@@ -77,6 +79,11 @@ class SimHal:
         self.mic = mic
         self.battery = battery
         self.button = button
+        # the accelerometer, on a board that has one ("accel"): accel_events() exists only then,
+        # as on the device (sotto.app looks for it)
+        self.accel = accel if "accel" in board else None
+        if self.accel is not None:
+            self.accel_events = self._accel_events
         self.modem_uart = modem.stream
         self.gnss_uart = GnssUart(gnss)
         self.haptic_log: list[tuple[int, bool]] = []
@@ -94,11 +101,16 @@ class SimHal:
         self.mic.now_ms = now
         return Inputs(edges=[(t % (1 << 30), p) for t, p in self.button.due(now)],
                       gnss=self.gnss_uart.peek(), modem=self.modem_uart.peek(), mic=self.mic.peek(),
-                      battery_mv=self.battery.mv())
+                      battery_mv=self.battery.mv(),
+                      accel=[(t % (1 << 30), k) for t, k in self.accel.due(now)] if self.accel else [])
 
     # the interface ---------------------------------------------------------------
     def button_edges(self) -> list[tuple[int, bool]]:
         return [(t % (1 << 30), p) for t, p in self.button.take(self.clock.now_ms)]
+
+    def _accel_events(self) -> list[tuple[int, int]]:
+        assert self.accel is not None
+        return [(t % (1 << 30), k) for t, k in self.accel.take(self.clock.now_ms)]
 
     def modem_pwrkey(self, level: int) -> None:
         self.modem.pwrkey(level)

@@ -102,6 +102,16 @@ class ReceiverProcess:
         self._clock_writer(clock.utc())
         clock.on_advance = self._clock_writer
 
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL, as a centre that dies mid-alert (no clean shutdown); its database stays."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()

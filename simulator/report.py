@@ -27,7 +27,10 @@ FONT_W = 0.62   # a sans-serif character's width, in font sizes (enough for the 
 
 # what the officer feels (sotto.feedback, sotto.haptic) and what it tells them
 WRIST = {"confirm": "pattern accepted", "received": "the centre has the alert",
-         "listening": "an operator is listening", "not-through": "not through yet: try another way"}
+         "listening": "an operator is listening", "not-through": "not through yet: try another way",
+         "visit-started": "visit started", "visit-extended": "visit extended", "visit-ended": "visit ended",
+         "visit-reminder": "the visit ends soon: extend or end it",
+         "pre-alarm": "pre-alarm: cancel now or the alert goes out"}
 
 
 def clock(t_ms: int) -> str:

@@ -167,7 +167,19 @@ class Runner:
         elif ev.action == "answer":
             dev.triggers.append((ev.action, pattern_presses(dev, now, trig[a["reply"]])))
         elif ev.action in ("ack_alert", "close_alert", "listen", "more_audio", "locate", "ask"):
-            self._operator(dev, ev.action, a)
+            for rx in (dev.receiver, getattr(dev, "secondary", None)):
+                if rx is not None and getattr(rx, "alive", True):   # a killed centre does nothing
+                    self._operator(dev, ev.action, a, rx)
+        elif ev.action == "kill_receiver":
+            rx = dev.receiver if a["which"] == "primary" else dev.secondary
+            rx.kill()
+            dev.note("centre", f"the {a['which']} receiver was killed (SIGKILL)")
+        elif ev.action == "motion":
+            dev.accel.play(now, a["profile"], float(a["for_s"]))
+        elif ev.action.startswith("check_in"):
+            ci = self._config(dev)["checkin"]
+            key = {"check_in": "start", "check_in_extend": "extend", "check_in_end": "end"}[ev.action]
+            dev.triggers.append((ev.action, pattern_presses(dev, now, ci[key])))
         elif ev.action in ("configure", "release") and dev.receiver.db is None:
             # an outside receiver whose database is elsewhere: the centre's side is not here
             dev.note("centre", f"{ev.action} skipped: the receiver's database is not here (--db)")
@@ -208,14 +220,15 @@ class Runner:
                 cfg, obj = fw_config.change(obj, v.settings, v.version)
         return cfg
 
-    def _operator(self, dev: VirtualDevice, action: str, a: dict[str, Any]) -> None:
-        """What a monitoring-centre operator does, through the receiver's own functions."""
+    def _operator(self, dev: VirtualDevice, action: str, a: dict[str, Any], rx: Any) -> None:
+        """What a monitoring-centre operator does, through the receiver's own functions
+        (with two centres: at each one that is up and holds the alert)."""
         operator = a.get("operator", "qa-operator")
-        if dev.receiver.db is None:   # an outside receiver whose database is elsewhere
+        if rx.db is None:   # an outside receiver whose database is elsewhere
             dev.note("centre", f"{action} skipped: the receiver's database is not here (--db)")
             return
         now = self.clock.utc()   # one clock: the operator acts at the simulation's time
-        conn = store.open_db(dev.receiver.db)
+        conn = store.open_db(rx.db)
         try:
             for al in alerts.list_alerts(conn):
                 if al.device_id != dev.spec.device_id:
@@ -268,16 +281,20 @@ def run_scenario(sc: Scenario, workdir: str | Path | None = None, receiver: Any 
     work = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="sotto-sim-"))
     own = receiver is None
     rx = receiver or ReceiverProcess(work / "receiver")
+    rx2 = None
     try:
+        if sc.secondary:   # the second path: another centre, its own PKI, key and database
+            rx2 = ReceiverProcess(work / "receiver2")
         wall0 = time.monotonic()
         clock = VirtualClock(epoch_s=sc.epoch_s)
-        if hasattr(rx, "attach_clock"):   # the receiver stamps receipts with this clock
-            rx.attach_clock(clock)
+        for r in (rx, rx2):   # each receiver stamps receipts with this clock
+            if r is not None and hasattr(r, "attach_clock"):
+                r.attach_clock(clock)
         spec = device_spec(sc, runtime)
         updates = any(ev.action == "release" for ev in sc.events)
         if updates:   # the release key's public half, as `sotto provision --release-key-pub` writes it
             spec.config = dict(spec.config, release_key=sim_ota.release_key(work)[1].hex())
-        dev = VirtualDevice(spec, clock, rx, work / "flash")
+        dev = VirtualDevice(spec, clock, rx, work / "flash", secondary=rx2)
         try:
             dev.provision()
             if updates:
@@ -295,10 +312,12 @@ def run_scenario(sc: Scenario, workdir: str | Path | None = None, receiver: Any 
                 if on_progress is not None:
                     on_progress(t, sc.duration_ms)
             result = RunResult(sc, dev, rx, wall_s=time.monotonic() - wall0, sim_s=sc.duration_ms / 1000)
-            result.checks = evaluate(sc.expect, dev, rx)
+            result.checks = evaluate(sc.expect, dev, rx, rx2)
         finally:
             dev.close()  # hang up, so the receiver need not wait for idle connections; stop the VM
         return result
     finally:
+        if rx2 is not None:
+            rx2.stop()
         if own:
             rx.stop()

@@ -2,6 +2,7 @@
 
     name = "covert SOS in coverage"
     duration_s = 120
+    secondary_receiver = true     a second centre's receiver (the second path; optional)
     [device]                      id, officer, battery_pct, track, audio, ttff_s, hdop, seed, runtime
     [device.config]               firmware settings (docs/architecture.md, config)
     [[events]]  at_s = 20  action = "sos"
@@ -19,9 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sotto import config as fw_config
+
 from host_tools.errors import SottoError
 from host_tools.ids import parse_device_id
+from simulator.accel import PROFILES
 from simulator.device import RUNTIMES
+from simulator.hal import BoardFileError, load_board
 from simulator.peripherals import read_wav
 from simulator.track import Track, load_track, standing
 
@@ -67,8 +72,15 @@ ACTIONS: dict[str, dict[str, type]] = {
     # changed, published and assigned to the device
     "release": {"version": str, "changed": int, "tamper": bool, "wrong_key": bool, "min_version": str,
                 "allow_downgrade": bool},
+    "kill_receiver": {"which": str},             # SIGKILL a centre's receiver: primary / secondary
+    # issue 16: the accelerometer's motion, and the officer's timed check-in patterns
+    "motion": {"profile": str, "for_s": float},
+    "check_in": {"minutes": int},
+    "check_in_extend": {"minutes": int},
+    "check_in_end": {},
 }
 CORRUPTIONS = ("torn", "garbage", "missing", "bad-value")
+RECEIVERS = ("primary", "secondary")
 ANSWERS = ("yes", "no")
 MODEM_FAULTS = ("hang", "sim_missing", "denied", "no_coverage", "error_rate", "cme_rate",
                 "garbage_every_ms", "urc_burst", "data_down", "drop_after_bytes", "drop_before_response",
@@ -87,9 +99,16 @@ EXPECTATIONS: dict[str, type] = {
     "pre_trigger_seconds": float,
     "running_version": str, "update_result": str, "no_release_chunks_during_alert": bool,
     "release_chunks_min": int,
+    # the second path: where the alert's view says it came, which receivers were reported down,
+    # every centre's own record verifying by itself
+    "delivered_via_secondary": bool, "receivers_down": list, "records_verify": bool,
+    "trigger_kind": list, "visit_states": list,
 }
+VISIT_STATES = ("overdue", "alerted", "open", "ended")
+TRIGGER_KINDS = ("hold", "presses", "check-in-overdue", "no-motion", "man-down")
 HAPTIC_PATTERNS = ("confirm", "received", "listening", "not-through", "q1", "q2", "q3", "q4", "q5", "q6",
-                   "q7", "q8")
+                   "q7", "q8", "visit-started", "visit-extended", "visit-ended", "visit-reminder",
+                   "pre-alarm")
 DEVICE_KEYS: dict[str, type] = {
     "id": str, "officer": str, "battery_pct": float, "track": str, "audio": str, "ttff_s": float,
     "hot_ttff_s": float, "hdop": float, "seed": int, "config": dict, "board": str, "start_lat": float,
@@ -104,7 +123,39 @@ _PROVISIONED = {"receiver": "https://receiver.test:8443", "apn": "internet", "ca
                 "centre_key": "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a"}
 ALERT_FLAGS = ("duress", "minimal mode", "battery reserve")
 STATUS_NAMES = ("started", "battery-low", "battery-critical", "battery-reserve", "boot-loop", "queue-full",
-                "health", "config-invalid")
+                "health", "config-invalid", "receiver-down")
+
+
+def _check_motion(args: dict[str, Any], name: str, dev: dict[str, Any], fail: Any) -> None:
+    if args.get("profile") not in PROFILES:
+        raise fail(f"{name}.profile: one of {', '.join(PROFILES)}")
+    if not args.get("for_s", 0) > 0:
+        raise fail(f"{name}.for_s: how long the motion lasts, in seconds (more than 0)")
+    if "accel" not in _board(dev):
+        raise fail(f"{name}: board {dev.get('board', 'sotto-ref-s3')!r} has no accelerometer")
+
+
+def _board(dev: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return load_board(str(dev.get("board", "sotto-ref-s3")))
+    except BoardFileError:
+        return {}
+
+
+def _check_check_in(action: str, args: dict[str, Any], name: str, dev: dict[str, Any], fail: Any) -> None:
+    """The officer's check-in patterns: the device must have check-in on, and the
+    minutes a scenario names must be the ones the device is configured for (the
+    patterns carry no number: the length is the device's setting)."""
+    given = dev.get("config", {}).get("checkin", {})
+    ci = dict(fw_config.DEFAULTS["checkin"])
+    ci.update(given if isinstance(given, dict) else {})
+    if ci.get("enabled") is not True:
+        raise fail(f"{name}: {action} needs check-in on the device: [device.config.checkin] enabled = true")
+    setting = "extend_minutes" if action == "check_in_extend" else "minutes"
+    if "minutes" in args and action != "check_in_end" and args["minutes"] != ci[setting]:
+        raise fail(f"{name}.minutes: the device's {'extension' if setting != 'minutes' else 'visit'} is "
+                   f"checkin.{setting} = {ci[setting]} min; set [device.config.checkin] {setting} = "
+                   f"{args['minutes']} to run this one")
 
 
 @dataclass
@@ -141,6 +192,7 @@ class Scenario:
     description: str = ""
     hot_ttff_s: float = 2.0
     runtime: str = "cpython"
+    secondary: bool = False  # a second receiver (another centre) for the second path
 
 
 def _type_ok(value: Any, want: type) -> bool:
@@ -184,9 +236,12 @@ def parse(data: dict[str, Any], path: Path | None = None) -> Scenario:
     def fail(msg: str) -> ScenarioError:
         return ScenarioError(f"{where}: {msg}")
 
-    unknown = set(data) - {"name", "description", "duration_s", "seed", "start", "device", "events", "expect"}
+    unknown = set(data) - {"name", "description", "duration_s", "seed", "start", "device", "events", "expect",
+                           "secondary_receiver"}
     if unknown:
         raise fail(f"unknown top-level key(s) {sorted(unknown)}")
+    if not isinstance(data.get("secondary_receiver", False), bool):
+        raise fail("secondary_receiver: true or false")
     if not _type_ok(data.get("duration_s"), float) or data["duration_s"] <= 0:
         raise fail("duration_s: give the scenario's length in seconds")
     dev = data.get("device", {})
@@ -248,12 +303,21 @@ def parse(data: dict[str, Any], path: Path | None = None) -> Scenario:
             raise fail(f"{name}.reply: one of {', '.join(ANSWERS)}")
         if action == "ask" and "question" not in args:
             raise fail(f"{name}.question: give the question's name or code (e.g. can-you-talk)")
+        if action == "kill_receiver":
+            if args.get("which") not in RECEIVERS:
+                raise fail(f"{name}.which: one of {', '.join(RECEIVERS)}")
+            if args["which"] == "secondary" and not data.get("secondary_receiver"):
+                raise fail(f"{name}: no secondary receiver (set secondary_receiver = true)")
         if action == "more_audio" and not 1 <= args.get("seconds", 0) <= 600:
             raise fail(f"{name}.seconds: 1..600")
         if action == "configure" and not args.get("set"):
             raise fail(f"{name}.set: a table of settings, e.g. set = {{ heartbeat_every_s = 600 }}")
         if action == "corrupt_config" and args.get("how", "torn") not in CORRUPTIONS:
             raise fail(f"{name}.how: one of {', '.join(CORRUPTIONS)}")
+        if action == "motion":
+            _check_motion(args, name, dev, fail)
+        if action.startswith("check_in"):
+            _check_check_in(action, args, name, dev, fail)
         events.append(Event(int(ev["at_s"] * 1000), action, args))
     events.sort(key=lambda e: e.at_ms)
     expect = data.get("expect", {})
@@ -277,6 +341,14 @@ def parse(data: dict[str, Any], path: Path | None = None) -> Scenario:
         if k == "config_versions" and any(not isinstance(c, str) or len(c.split()) != 2
                                           or not c.split()[0].isdigit() for c in v):
             raise fail('expect.config_versions: each "VERSION STATE", e.g. "1 applied", "2 refused"')
+        if k == "receivers_down" and any(r not in RECEIVERS for r in v):
+            raise fail(f"expect.receivers_down: each one of {', '.join(RECEIVERS)}")
+        if k in ("delivered_via_secondary", "receivers_down") and not data.get("secondary_receiver"):
+            raise fail(f"expect.{k}: needs a second receiver (secondary_receiver = true)")
+        if k == "visit_states" and any(x not in VISIT_STATES for x in v):
+            raise fail(f"expect.visit_states: each one of {', '.join(VISIT_STATES)}")
+        if k == "trigger_kind" and any(x not in TRIGGER_KINDS for x in v):
+            raise fail(f"expect.trigger_kind: each one of {', '.join(TRIGGER_KINDS)}")
         if k == "location_source" and not per_alert and v not in LOCATION_SOURCES:
             raise fail(f"expect.location_source: one of {', '.join(LOCATION_SOURCES)}")
         if k == "location_source" and per_alert and any(x not in (*LOCATION_SOURCES, "none") for x in v):
@@ -292,4 +364,5 @@ def parse(data: dict[str, Any], path: Path | None = None) -> Scenario:
         ttff_s=float(dev.get("ttff_s", 10.0)), hdop=float(dev.get("hdop", 0.9)),
         hot_ttff_s=float(dev.get("hot_ttff_s", 2.0)),
         battery_pct=float(dev.get("battery_pct", 90.0)), events=events, expect=dict(expect),
-        description=str(data.get("description", "")), runtime=str(dev.get("runtime", "cpython")))
+        description=str(data.get("description", "")), runtime=str(dev.get("runtime", "cpython")),
+        secondary=bool(data.get("secondary_receiver", False)))

@@ -264,7 +264,7 @@ class VmRuntime:
         self._given = {"g": inp.gnss, "m": inp.modem, "mic": inp.mic}
         self._taken = {"g": 0, "m": 0, "mic": 0}
         return {"e": [[t, p] for t, p in inp.edges], "g": _hex(inp.gnss), "m": _hex(inp.modem),
-                "mic": _hex(inp.mic), "mv": inp.battery_mv}
+                "mic": _hex(inp.mic), "mv": inp.battery_mv, "a": [[t, k] for t, k in inp.accel]}
 
     def _call(self, msg: dict[str, Any]) -> dict[str, Any]:
         """The firmware in the VM calls the HAL in the middle of a pass."""
@@ -294,6 +294,8 @@ class VmRuntime:
                 self._take(op[1], int(op[2]))
             elif kind == "edges":
                 hal.button_edges()
+            elif kind == "accel":
+                hal.accel_events()
             elif kind == "w":
                 hal.modem_uart.write(bytes.fromhex(op[1]))
             elif kind == "haptic":

@@ -25,6 +25,7 @@ COMMAND_MODULES: list[str] = [
     "sotto_cli.commands.db",
     "sotto_cli.commands.receive",
     "sotto_cli.commands.alerts",
+    "sotto_cli.commands.visits",
     "sotto_cli.commands.evidence",
     "sotto_cli.commands.purge",
     "sotto_cli.commands.operators",

@@ -163,12 +163,16 @@ class DeviceSim:
 # classes and functions above keep their behaviour.
 
 
-def check_in(device: DeviceSim, loc: bytes | None = None, battery: int = 80) -> bytes:
-    """A check-in frame from `device` (not part of an alert; carries the position if known)."""
+def check_in(device: DeviceSim, loc: bytes | None = None, battery: int = 80,
+             visit: tuple[int, int, int] | None = None) -> bytes:
+    """A check-in frame from `device` (not part of an alert; carries the position if known);
+    visit: (visit id, due, dur) of a timed check-in (keys 31..33)."""
     fields = device._common(CHECK_IN, False)
     fields[7] = battery
     if loc is not None:
         fields[6] = loc
+    if visit is not None:
+        fields[31], fields[32], fields[33] = visit
     return device._emit(fields, in_alert=False)
 
 

@@ -38,9 +38,10 @@ STORE_MAX = 2**63 - 1     # SQLite and PostgreSQL integers are signed 64-bit
 RULE_OF_KIND = {"alert-start": "alert-start", "location": "location-update", "audio": "audio-chunk",
                 "cancel": "cancel", "duress": "duress", "end": "end", "heartbeat": "heartbeat",
                 "check-in": "check-in", "status": "status", "reply": "reply"}
-OPTIONAL_KEYS = {"alert-start": {6, 10}, "location": {10}, "audio": {10}, "cancel": {7, 10},
-                 "duress": {6, 7, 10}, "end": {7, 10}, "heartbeat": {10, 23, 24, 25, 29, 30},
-                 "check-in": {6, 10}, "status": {10, 19, 23, 24, 25, 26, 27, 28, 29, 30, 35, 36, 37},
+OPTIONAL_KEYS = {"alert-start": {6, 10, 34}, "location": {10}, "audio": {10}, "cancel": {7, 10},
+                 "duress": {6, 7, 10}, "end": {7, 10}, "heartbeat": {10, 23, 24, 25, 29, 30, 34},
+                 "check-in": {6, 10},
+                 "status": {10, 19, 23, 24, 25, 26, 27, 28, 29, 30, 34, 35, 36, 37},
                  "reply": {2, 10}}
 
 # The bounds of every integer field, key -> (name, lowest, highest): the contract the
@@ -48,12 +49,14 @@ OPTIONAL_KEYS = {"alert-start": {6, 10}, "location": {10}, "audio": {10}, "cance
 BOUNDS = {
     0: ("v", 1, 1), 1: ("t", 1, 10),
     2: ("sid", 1, 65535), 3: ("seq", 1, U32), 4: ("time", 0, U32), 5: ("up", 0, U32),
-    7: ("batt", 0, 100), 9: ("trig", 1, 2), 10: ("flags", 0, 63), 11: ("codec", 1, 1),
+    7: ("batt", 0, 100), 9: ("trig", 1, 5), 10: ("flags", 0, 63), 11: ("codec", 1, 1),
     12: ("rate", 1, U32), 13: ("off", 0, U32), 16: ("ns", 0, U32), 17: ("hb", 0, U32),
     18: ("st", 1, 11), 19: ("drop", 0, U32), 20: ("why", 1, 4),
     21: ("cmd", 1, 2**53), 22: ("res", 1, 7), 23: ("unauth", 0, U32),
     25: ("cfgv", 0, U32), 26: ("rst", 0, 6), 27: ("boots", 0, U32), 28: ("faults", 0, U32),
-    29: ("qd", 0, U32), 30: ("csq", 0, 99), 36: ("upd", 1, 9),
+    29: ("qd", 0, U32), 30: ("csq", 0, 99),
+    31: ("visit", 1, U32), 32: ("due", 0, U32), 33: ("dur", 0, 604800), 34: ("rx", 0, 1),
+    36: ("upd", 1, 9),
 }
 # a golden vector that carries each bounded key (v and t change the frame's meaning: tested apart)
 CARRIER = {2: "location", 3: "heartbeat", 4: "heartbeat", 5: "heartbeat", 7: "heartbeat",
@@ -61,7 +64,8 @@ CARRIER = {2: "location", 3: "heartbeat", 4: "heartbeat", 5: "heartbeat", 7: "he
            17: "heartbeat", 18: "status", 19: "status", 20: "end", 21: "reply", 22: "reply",
            23: "status-not-through", 25: "status-health", 26: "status-health", 27: "status-health",
            28: "status-health", 29: "heartbeat-config-invalid", 30: "heartbeat-config-invalid",
-           36: "status-update"}
+           31: "check-in-visit", 32: "check-in-visit", 33: "check-in-visit",
+           34: "status-receiver-down", 36: "status-update"}
 
 
 @pytest.fixture(scope="module")

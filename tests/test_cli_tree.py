@@ -185,7 +185,7 @@ def _json_runs(d: dict[str, Any]) -> list[tuple[list[str], int]]:
         (["devices", "revoke", "SOTTO-43", "--reason", "lost"], 0),
         (["centre", "init", "--centre-key", str(t / "centre.key")], 0),
         (["centre", "key", "--centre-key", str(t / "centre.key")], 0),
-        (["alerts", "list", "--all"], 0), (["alerts", "show", "A1"], 0),
+        (["alerts", "list", "--all"], 0), (["visits", "list", "--all"], 0), (["alerts", "show", "A1"], 0),
         (["alerts", "listen", "A1"], 0), (["alerts", "more-audio", "A1", "--seconds", "10"], 0),
         (["alerts", "locate", "A1"], 0), (["alerts", "ask", "A1", "--question", "1"], 0),
         (["alerts", "hold", "A1", "--reason", "case 1"], 0), (["alerts", "release", "A1"], 0),

@@ -22,6 +22,8 @@ FIELD_KEYS = {
     "fw": frames.K_FW, "cfgv": frames.K_CFGV, "rst": frames.K_RST, "boots": frames.K_BOOTS,
     "faults": frames.K_FAULTS, "qd": frames.K_QD, "csq": frames.K_CSQ, "err": frames.K_ERR,
     "pend": frames.K_PEND, "upd": frames.K_UPD,
+    "rx": frames.K_RX,
+    "visit": frames.K_VISIT, "due": frames.K_DUE, "dur": frames.K_DUR,
 }
 KINDS = {
     "alert-start": frames.ALERT_START, "location": frames.LOCATION, "audio": frames.AUDIO,

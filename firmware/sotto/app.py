@@ -46,9 +46,9 @@ import sys
 
 from micropython import const
 
-from sotto import VERSION, frames, modem, prering, remote, trigger, updates
-from sotto.answer import Opener
+from sotto import VERSION, frames, modem, paths, prering, remote, trigger, updates
 from sotto.audio import Audio
+from sotto.checkin import CheckIn
 from sotto.clock import Clock
 from sotto.commands import Commands
 from sotto.counters import Counters
@@ -56,6 +56,7 @@ from sotto.feedback import Feedback
 from sotto.gnss import Gnss
 from sotto.haptic import Haptic
 from sotto.log import Logger
+from sotto.motion import Motion
 from sotto.power import Power
 from sotto.queue import FrameQueue
 from sotto.sched import Scheduler
@@ -150,9 +151,7 @@ class Device:
         self.network_error = config_mod.network_refusal(cfg, st)
         if self.network_error is not None:
             self._fault("network", self.network_error)  # logged; alerts still queue and go by SMS
-        opener = Opener(cfg["centre_key"]) if self.network_error is None else None
-        if opener is not None:
-            opener.idle = self._service_mic  # as the signer: capture never waits for an answer
+        opener, sec_opener = paths.openers(self, cfg, config_mod.secondary_refusal(cfg, st))
         if cfg["insecure_tls"] and cfg["server"]["tls"]:
             self._flags = frames.FLAG_INSECURE_TLS
         self.queue = FrameQueue(st, cfg["queue_max_bytes"])
@@ -165,9 +164,13 @@ class Device:
         del key
         self.gnss = Gnss(st)
         self.clock = Clock(self.gnss, now_ms)
-        self.trigger = Trigger(cfg["trigger"])
         self.haptic = Haptic(hal.haptic, enabled=cfg["trigger"]["haptic"])
         self.haptic.on_play = self._played
+        self.motion = Motion(cfg, self.haptic, self._raise_alert)
+        # a board without an accelerometer: the HAL has no accel_events (and motion stays off)
+        self._accel = getattr(hal, "accel_events", None)
+        if self.motion.enabled and self._accel is None:
+            self._fault("motion", "motion.* enabled on a board without an accelerometer")
         a = cfg["audio"]
         self.audio = Audio(hal, a["rate_hz"], a["chunk_ms"])  # its buffers and the encoder's tables
         if a["pre_trigger"] and not self.minimal:
@@ -183,6 +186,10 @@ class Device:
         self.session.pre = self.prering
         self.session.set_battery(lambda: self.power.pct)
         self.session.utc_s = self.clock.utc_s
+        self.checkin = CheckIn(cfg, self._emit, self.haptic, self.session._add_location, self.clock.utc_s,
+                               lambda: self.power.pct, self._raise_alert, storage=st,
+                               gnss_on=self.session.gnss_for, fresh=self.gnss.has_fix)
+        self.trigger = Trigger(cfg["trigger"], self.checkin.patterns_for_trigger())
         self.feedback = Feedback(cfg, self.haptic, self._emit, lambda: self.power.pct)
         self.commands = Commands(cfg, st, self._emit, self.session, self.feedback, self.haptic)
         self.commands.configure = lambda version, settings, now_ms: remote.configure(self, version, settings,
@@ -195,7 +202,9 @@ class Device:
             on_closed=lambda sids: self.session.closed_by_centre(sids, self._now),
             on_rejected=self._rejected, opener=opener, refusal=self.network_error,
             on_start_acked=self._start_acked,
-            on_commands=self._run_commands)
+            on_commands=self._run_commands, secondary_opener=sec_opener)
+        if self.delivery.paths.dual:
+            self.delivery.paths.on_down = lambda rx: paths.receiver_down(self, rx)
         self.sched.spawn("delivery", self.delivery.task)
         updates.boot(self, cfg, opener, now_ms)
         self._now = now_ms
@@ -234,12 +243,8 @@ class Device:
             fields[frames.K_TIME] = self.clock.utc_s(now_ms)
         fields[frames.K_UP] = self.clock.uptime_ms(now_ms) & 0xFFFFFFFF
         flags = fields.get(frames.K_FLAGS, 0) | self._flags
-        if ftype == frames.STATUS or ftype == frames.HEARTBEAT:
-            if self.delivery is not None and self.delivery.unauth:
-                fields[frames.K_UNAUTH] = self.delivery.unauth
-            remote.health(self, ftype, fields)
-            if self.config_invalid is not None:
-                flags |= frames.FLAG_CONFIG_INVALID
+        if ftype == frames.STATUS or ftype == frames.HEARTBEAT or ftype == frames.ALERT_START:
+            flags |= remote.stamp(self, ftype, fields)  # unauth, health, rx (the second path)
         if self.minimal:
             flags |= frames.FLAG_MINIMAL
         if self.power.reserve:
@@ -266,9 +271,9 @@ class Device:
         return wire
 
     def _service_mic(self):
-        # Making a frame (a signature, a flash write) takes longer on the device
-        # than the microphone's I2S ring holds (128 ms): drain it between the
-        # steps. A fault here must not cost the frame being made.
+        # Making a frame (a signature, a flash write) takes a large share of
+        # what the microphone's I2S ring holds on the device (224-256 ms):
+        # drain it between the steps. A fault here must not cost the frame being made.
         if self.audio is not None:
             try:
                 self.audio.service()
@@ -339,12 +344,19 @@ class Device:
         try:
             for t, pressed in hal.button_edges():
                 self.trigger.edge(t, pressed)
+            if self._accel is not None:
+                for t, kind in self._accel():
+                    self.motion.edge(t, kind)
             while True:
                 ev = self.trigger.poll(now_ms)
                 if ev == trigger.NONE:
                     break
                 if ev == trigger.YES or ev == trigger.NO:
                     self.commands.answer(ev, now_ms)
+                elif ev >= trigger.VISIT_START:
+                    self.checkin.event(ev, now_ms)
+                elif ev == trigger.CANCEL and self.motion.cancel(now_ms):
+                    pass  # it cancelled a pre-alarm (no alert is live during one)
                 else:
                     self.session.event(ev, now_ms, self.counters.next_sid)
                     self._watch_alert(now_ms)
@@ -361,7 +373,8 @@ class Device:
         except Exception as e:  # noqa: BLE001
             self._fault("gnss", e)
         for name, part in (("session", self.session), ("power", self.power), ("feedback", self.feedback),
-                           ("commands", self.commands), ("haptic", self.haptic)):
+                           ("commands", self.commands), ("checkin", self.checkin), ("motion", self.motion),
+                           ("haptic", self.haptic)):
             try:
                 wait = min(wait, part.step(now_ms))
             except Exception as e:  # noqa: BLE001
@@ -391,6 +404,14 @@ class Device:
             self._alerts_seen = s.alerts
             if s.live:
                 self.feedback.alert_started(s.sid, now_ms)
+                self.motion.stop()  # an alert is live: a pre-alarm is moot
+
+    def _raise_alert(self, now_ms, trig):
+        """An alert the device raises on its own (check-in overrun, no-motion,
+        man-down): the usual alert session, trig says why."""
+        raised = self.session.raise_alert(now_ms, self.counters.next_sid, trig)
+        self._watch_alert(now_ms)
+        return raised
 
     def _housekeeping(self, now_ms):
         if self.pending:

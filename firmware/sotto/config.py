@@ -19,6 +19,11 @@ DEFAULTS = {
     "centre_key": None,
     "insecure_tls": False,
     "version": 0,  # the configuration version the centre gave (`sotto devices config`)
+    # the second path (EN 50136 DP): another centre's receiver, its CA file and
+    # its answer-signing key; sotto.paths switches to it and back
+    "secondary_receiver": None,
+    "secondary_ca_cert": None,
+    "secondary_centre_key": None,
     "trigger": {
         "alert": {"hold_ms": 3000},
         "cancel": {"presses": 3, "window_ms": 2000},
@@ -38,7 +43,7 @@ DEFAULTS = {
     "alert_max_s": 3600,
     "heartbeat_every_s": 900,
     "battery": {"low_pct": 20, "critical_pct": 10, "reserve_pct": 5},
-    "delivery": {"sms_after_s": 30, "sms_every_s": 120},
+    "delivery": {"sms_after_s": 30, "sms_every_s": 120, "secondary_after_s": 60, "probe_s": 300},
     "queue_max_bytes": 262144,
     # over-the-air updates (docs/ota.md): the release key's public half (hex; None:
     # no updates), how long a new release has to get an authenticated answer
@@ -57,15 +62,45 @@ DEFAULTS = {
         "ask_timeout_s": 60,
         "questions": [[100, 150, 100, 150, 500], [500, 150, 100, 150, 100]],
     },
+    # timed check-in (sotto.checkin): off until enabled per device; its press
+    # patterns are recognised only then; its haptic answers (on/off/on... ms)
+    # feel different from every other pattern
+    "checkin": {
+        "enabled": False,
+        "minutes": 30,  # a visit's length from the start pattern
+        "extend_minutes": 15,  # what the extend pattern adds from now
+        "remind_min": 5,  # the reminder this long before the end (0: none)
+        "start": {"presses": 6, "window_ms": 3000},
+        "extend": {"presses": 7, "window_ms": 3500},
+        "end": {"presses": 8, "window_ms": 4000},
+        "started": [100, 150, 400, 150, 400],
+        "extended": [400, 150, 400, 150, 100],
+        "ended": [100, 150, 100, 150, 100, 150, 100],
+        "reminder": [400, 200, 400, 200, 400],
+    },
+    # man-down and no-motion (sotto.motion), both off until enabled per device;
+    # they need a board with an accelerometer (hardware/boards, "accel")
+    "motion": {
+        "no_motion": False,
+        "no_motion_s": 120,  # still this long: pre-alarm
+        "man_down": False,
+        "man_down_still_s": 10,  # free-fall, impact, then still this long: pre-alarm
+        "pre_alarm_s": 30,  # the cancel window before the alert
+        "pre_alarm_every_s": 10,  # the pre-alarm pattern again this often
+        "pre_alarm": [800, 200, 100, 200, 800],
+    },
 }
+# dicts taken whole from the given configuration (patterns), not merged key by key
+_WHOLE = ("checkin.start", "checkin.extend", "checkin.end")
 REQUIRED = ("device_id", "receiver", "apn")
 # identity, trust anchors and where alerts go: `sotto provision` only, never a
 # remote change (a stolen centre database must not redirect a device)
 LOCKED = ("device_id", "receiver", "apn", "sms_number", "ca_cert", "centre_key", "insecure_tls",
-          "board", "version", "release_key")
+          "board", "version", "release_key", "secondary_receiver", "secondary_ca_cert",
+          "secondary_centre_key")
 # what a configuration that cannot be read keeps from an older one, if it can
 ESSENTIAL = REQUIRED + ("officer", "board", "sms_number", "ca_cert", "centre_key", "insecure_tls",
-                        "release_key")
+                        "release_key", "secondary_receiver", "secondary_ca_cert", "secondary_centre_key")
 VERSION_MAX = 0x3FFFFFFF
 # integer fields: (min, max)
 _RANGES = {
@@ -75,10 +110,14 @@ _RANGES = {
     "heartbeat_every_s": (60, 86400), "battery.low_pct": (1, 100),
     "battery.critical_pct": (1, 100), "battery.reserve_pct": (0, 100),
     "delivery.sms_after_s": (5, 3600), "delivery.sms_every_s": (30, 86400),
+    "delivery.secondary_after_s": (10, 3600), "delivery.probe_s": (30, 86400),
     "queue_max_bytes": (32768, 4194304), "audio.max_clip_s": (0, 600),
     "feedback.not_through_s": (5, 600), "feedback.ask_timeout_s": (10, 600),
     "version": (0, VERSION_MAX), "audio.pre_s": (1, 30),
     "ota.health_s": (60, 86400), "ota.chunk_bytes": (256, 3072),
+    "checkin.minutes": (1, 720), "checkin.extend_minutes": (1, 720), "checkin.remind_min": (0, 60),
+    "motion.no_motion_s": (30, 3600), "motion.man_down_still_s": (3, 120),
+    "motion.pre_alarm_s": (5, 300), "motion.pre_alarm_every_s": (2, 60),
 }
 _PATTERN_RANGES = {"hold_ms": (500, 20000), "presses": (2, 10), "window_ms": (300, 10000)}
 
@@ -259,6 +298,7 @@ def validate(obj, storage=None, strict=False):
         cfg["centre_key"] = _centre_key(cfg["centre_key"])
     if cfg["release_key"] is not None:
         cfg["release_key"] = _centre_key(cfg["release_key"], "release_key", "sotto release keygen")
+    _secondary(cfg)
     if not isinstance(cfg["insecure_tls"], bool):
         raise ConfigError("insecure_tls", "type", "must be true or false")
     if cfg["insecure_tls"] and c is not None:
@@ -271,14 +311,66 @@ def validate(obj, storage=None, strict=False):
         raise ConfigError("audio.max_clip_s", "range", "must be at least audio.clip_s")
     _patterns(cfg["trigger"])
     _feedback(cfg["feedback"])
+    _checkin_motion(cfg)
     b = cfg["battery"]
     if not b["reserve_pct"] < b["critical_pct"] < b["low_pct"]:
         raise ConfigError("battery", "range", "need reserve_pct < critical_pct < low_pct")
     if strict:
         refusal = network_refusal(cfg, storage)
+        if refusal is None:
+            refusal = secondary_refusal(cfg, storage)
         if refusal is not None:
             raise refusal
     return cfg
+
+
+def _secondary(cfg):
+    # the second receiver: the same rules as the first, under its own names
+    url = cfg["secondary_receiver"]
+    for name in ("secondary_ca_cert", "secondary_centre_key"):
+        v = cfg[name]
+        if v is not None and not isinstance(v, str):
+            raise ConfigError(name, "type", "must be text or null")
+        if v is not None and url is None:
+            raise ConfigError(name, "range", "set without secondary_receiver")
+    cfg["secondary"] = None
+    if url is None:
+        return
+    cfg["secondary"] = _receiver(url, "secondary_receiver")
+    c = cfg["secondary_ca_cert"]
+    if c is not None and (not c or "/" in c or c[0] == "." or c == CONFIG):
+        raise ConfigError("secondary_ca_cert", "range", "must be a file name under /data, e.g. ca2.pem")
+    if cfg["secondary_centre_key"] is not None:
+        cfg["secondary_centre_key"] = _centre_key(cfg["secondary_centre_key"], "secondary_centre_key")
+
+
+def secondary_refusal(cfg, storage=None):
+    """Why the secondary receiver must not be used (a ConfigError, not
+    raised), or None (also when there is none). The same rules as
+    network_refusal(): its own centre key, a CA for TLS, http only to a
+    loopback address."""
+    srv = cfg.get("secondary")
+    if srv is None:
+        return None
+    if cfg["secondary_centre_key"] is None:
+        return ConfigError("secondary_centre_key", "missing", "the secondary centre's answer-signing "
+                           "key is not set: its answers could not be authenticated")
+    if not srv["tls"]:
+        if not _loopback(srv["host"]):
+            return ConfigError("secondary_receiver", "insecure", "http:// only to a loopback address")
+        return None
+    ca = cfg["secondary_ca_cert"]
+    if ca is None:
+        if cfg["insecure_tls"]:
+            return None
+        return ConfigError("secondary_ca_cert", "missing", "TLS needs the secondary centre's CA certificate")
+    if storage is not None:
+        size = storage.size(ca) if storage.exists(ca) else -1
+        if size <= 0:
+            return ConfigError("secondary_ca_cert", "missing", "no file %s on the device" % ca)
+        if size > CA_MAX_BYTES:
+            return ConfigError("secondary_ca_cert", "range", "%s is over %d bytes" % (ca, CA_MAX_BYTES))
+    return None
 
 
 def network_refusal(cfg, storage=None):
@@ -380,7 +472,9 @@ def _merge(defaults, given, prefix):
             raise ConfigError(prefix + k, "unknown-field", "not a setting (misspelt?)")
     for k, d in defaults.items():
         v = given.get(k, d)
-        if isinstance(d, dict):
+        if prefix + k in _WHOLE:
+            out[k] = dict(v) if isinstance(v, dict) else v  # checked by _checkin_motion
+        elif isinstance(d, dict):
             if not isinstance(v, dict):
                 raise ConfigError(prefix + k, "type", "must be an object")
             # trigger patterns are replaced whole: a hold merged into a burst is nonsense
@@ -441,6 +535,48 @@ def _patterns(trig):
         seen[sig] = key
 
 
+def _checkin_motion(cfg):
+    """The check-in and motion settings: switches, press patterns told apart
+    from the trigger's, haptic answers told apart from every other pattern."""
+    c, m = cfg["checkin"], cfg["motion"]
+    for name, v in (("checkin.enabled", c["enabled"]), ("motion.no_motion", m["no_motion"]),
+                    ("motion.man_down", m["man_down"])):
+        if not isinstance(v, bool):
+            raise ConfigError(name, "type", "must be true or false")
+    if c["remind_min"] >= c["minutes"]:
+        raise ConfigError("checkin.remind_min", "range", "must be less than checkin.minutes")
+    trig = cfg["trigger"]
+    seen = {}  # type: dict
+    for key in ("alert", "cancel", "duress", "yes", "no"):
+        seen["hold" if "hold_ms" in trig[key] else trig[key]["presses"]] = "trigger." + key
+    for key in ("start", "extend", "end"):
+        p = c[key]
+        name = "checkin." + key
+        if not isinstance(p, dict) or sorted(p) != ["presses", "window_ms"]:
+            raise ConfigError(name, "type", 'must be {"presses": N, "window_ms": W}')
+        for k in ("presses", "window_ms"):
+            lo, hi = _PATTERN_RANGES[k]
+            _int_in(c, key + "." + k, lo, hi, "checkin.")
+        if c["enabled"] and p["presses"] in seen:  # recognised only when enabled
+            raise ConfigError(name, "range", "cannot be told apart from %s" % seen[p["presses"]])
+        seen[p["presses"]] = name
+    fb = cfg["feedback"]
+    shapes = {CONFIRM_SHAPE: "the pattern-accepted pulse"}
+    for k in ("received", "listening", "not_through"):
+        shapes[haptic_shape(fb[k])] = "feedback." + k
+    for i in range(len(fb["questions"])):
+        shapes[haptic_shape(fb["questions"][i])] = "feedback.questions.%d" % (i + 1)
+    for name, p in (("checkin.started", c["started"]), ("checkin.extended", c["extended"]),
+                    ("checkin.ended", c["ended"]), ("checkin.reminder", c["reminder"]),
+                    ("motion.pre_alarm", m["pre_alarm"])):
+        _haptic_pattern(name, p)
+        shape = haptic_shape(p)
+        on = c["enabled"] if name[0] == "c" else (m["no_motion"] or m["man_down"])
+        if on and shape in shapes:  # felt only when enabled
+            raise ConfigError(name, "range", "feels the same as %s (pulses %s)" % (shapes[shape], shape))
+        shapes[shape] = name
+
+
 def _device_id(v):
     if not isinstance(v, str) or len(v) != 16 or not _only(v.lower(), _HEX):
         raise ConfigError("device_id", "type", "must be 16 hex digits, e.g. 00000000000000a7")
@@ -458,20 +594,20 @@ def _only(text, allowed):
     return True
 
 
-def _receiver(url):
+def _receiver(url, field="receiver"):
     """(host, port, tls) of "https://host[:port]" or "http://host:port"."""
     if not isinstance(url, str):
-        raise ConfigError("receiver", "type", "must be a URL like https://alerts.example.org")
+        raise ConfigError(field, "type", "must be a URL like https://alerts.example.org")
     if url.startswith("https://"):
         rest, tls, port = url[8:], True, 443
     elif url.startswith("http://"):
         rest, tls, port = url[7:], False, 80
     else:
-        raise ConfigError("receiver", "type", "must start with https:// or http://")
+        raise ConfigError(field, "type", "must start with https:// or http://")
     if "/" in rest:
         rest, path = rest.split("/", 1)
         if path:
-            raise ConfigError("receiver", "range",
+            raise ConfigError(field, "range",
                               "give only https://host[:port]: the device posts to /v1/frames")
     v6 = rest.startswith("[::1]")  # the IPv6 loopback, the only address in brackets
     if v6:
@@ -479,14 +615,14 @@ def _receiver(url):
     if rest.count(":") > (2 if v6 else 0):
         host, p = rest.rsplit(":", 1)
         if not p.isdigit() or not 0 < int(p) < 65536:
-            raise ConfigError("receiver", "range", "port must be 1..65535")
+            raise ConfigError(field, "range", "port must be 1..65535")
         port = int(p)
     else:
         host = rest
     if not host:
-        raise ConfigError("receiver", "missing", "no host in the URL")
+        raise ConfigError(field, "missing", "no host in the URL")
     if host != "::1" and (not _only(host.lower(), _HOST) or host[0] in ".-"):
-        raise ConfigError("receiver", "range", "host %r is not a host name or IPv4 address" % host)
+        raise ConfigError(field, "range", "host %r is not a host name or IPv4 address" % host)
     return {"host": host, "port": port, "tls": tls}
 
 
@@ -499,4 +635,10 @@ def modem_settings(cfg):
     s["sms_number"] = cfg["sms_number"]
     s["sms_after_s"] = cfg["delivery"]["sms_after_s"]
     s["sms_every_s"] = cfg["delivery"]["sms_every_s"]
+    sec = cfg.get("secondary")
+    if sec is not None:  # sotto.paths: where to go when the first receiver stops answering
+        s["secondary"] = dict(sec)
+        s["secondary"]["ca_cert"] = cfg["secondary_ca_cert"]
+        s["secondary_after_s"] = cfg["delivery"]["secondary_after_s"]
+        s["probe_s"] = cfg["delivery"]["probe_s"]
     return s

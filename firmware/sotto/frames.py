@@ -48,11 +48,18 @@ K_BOOTS = const(27)  # boots since provisioning
 K_FAULTS = const(28)  # faults caught since boot
 K_QD = const(29)  # frames waiting in the queue
 K_CSQ = const(30)  # signal quality 0..31, 99 unknown
+K_VISIT = const(31)  # check-in: the visit's id
+K_DUE = const(32)  # check-in: the visit's end, device unix time s (0: time unknown)
+K_DUR = const(33)  # check-in: seconds from now to the visit's end (0: the visit ended)
+K_RX = const(34)  # status, heartbeat, alert-start: which receiver (RX_*) the frame was made for
 K_PEND = const(35)  # status: tstr, the version staged for the next boot (docs/ota.md)
 K_UPD = const(36)  # status: the last update's result, UPD_*
 K_ERR = const(37)  # status: tstr <= 64 bytes: why a configuration was refused or an update failed
-_K_LAST = const(37)  # the highest key of the format
-_K_HIGH = const(30)  # keys from here on live in the second mask (small ints: 31 bits)
+_K_LAST = const(37)  # the highest key of the format (SPEC-wire)
+# Key masks come in two halves so that every mask is a small int on the
+# device (31 bits: a `1 << 30` would be a heap-allocated big int): keys
+# 0.._K_HI-1 in the low mask (1 << k), keys _K_HI.. in the high one (1 << (k - _K_HI)).
+_K_HI = const(30)
 
 # frame types (t)
 ALERT_START = const(1)
@@ -80,6 +87,9 @@ SRC_LAST_KNOWN = const(3)
 CODEC_IMA_ADPCM = const(1)
 TRIG_HOLD = const(1)
 TRIG_PRESSES = const(2)
+TRIG_CHECKIN = const(3)  # a check-in visit overran (sotto.checkin)
+TRIG_NO_MOTION = const(4)  # still for motion.no_motion_s, pre-alarm not cancelled (sotto.motion)
+TRIG_MAN_DOWN = const(5)  # free-fall, impact, stillness, pre-alarm not cancelled
 ST_BATT_LOW = const(1)
 ST_BATT_CRITICAL = const(2)
 ST_BATT_RESERVE = const(3)
@@ -88,8 +98,11 @@ ST_QUEUE_FULL = const(5)
 ST_STARTED = const(6)
 ST_HEALTH = const(7)  # health report: after a configuration change (cfgv, or err if refused)
 ST_CONFIG_INVALID = const(8)  # config.json missing or corrupt: running on a fallback
+ST_RECEIVER_DOWN = const(9)  # rx names a receiver that has stopped answering
 ST_NOT_THROUGH = const(10)  # the alert-start was not delivered within feedback.not_through_s
 ST_UPDATE = const(11)  # an update's result (upd, and err when it failed or was refused)
+RX_PRIMARY = const(0)
+RX_SECONDARY = const(1)
 # update results (upd); docs/ota.md
 UPD_APPLIED = const(1)  # the new release runs and passed its health check
 UPD_ROLLED_BACK = const(2)  # it failed its health check: the previous one runs again
@@ -132,18 +145,19 @@ _U32 = const(0xFFFFFFFF)
 
 
 def _bits(*keys):
-    # keys below _K_HIGH only (a bit above 30 would be a big int on the device)
+    # keys below _K_HI only (a bit above 30 would be a big int on the device)
     m = 0
     for k in keys:
+        if k >= _K_HI:
+            raise ValueError("key %d belongs in the high mask (_hbits)" % k)
         m |= 1 << k
     return m
 
 
-def _high(*keys):
-    # keys from _K_HIGH on, in the second mask
+def _hbits(*keys):
     m = 0
     for k in keys:
-        m |= 1 << (k - _K_HIGH)
+        m |= 1 << (k - _K_HI)
     return m
 
 
@@ -151,7 +165,7 @@ _COMMON = _bits(K_V, K_T, K_SEQ, K_TIME, K_UP)
 _IN_ALERT = _COMMON | _bits(K_SID)
 _HEALTH = _bits(K_FW, K_CFGV, K_QD)
 _HEALTH_FULL = _HEALTH | _bits(K_RST, K_BOOTS, K_FAULTS)
-# (required, optional) keys below _K_HIGH per frame type; flags are optional everywhere
+# (required, optional) keys below _K_HI per frame type; flags are optional everywhere
 _SCHEMA = {
     ALERT_START: (_IN_ALERT | _bits(K_BATT, K_TRIG), _bits(K_LOC)),
     LOCATION: (_IN_ALERT | _bits(K_LOC, K_PREV), 0),
@@ -164,18 +178,27 @@ _SCHEMA = {
     STATUS: (_COMMON | _bits(K_BATT, K_ST), _bits(K_DROP, K_UNAUTH) | _HEALTH_FULL),
     REPLY: (_COMMON | _bits(K_CMD, K_RES), _bits(K_SID)),
 }
-# optional keys from _K_HIGH on, per frame type (none are required)
-_SCHEMA_HIGH = {HEARTBEAT: _high(K_CSQ), STATUS: _high(K_CSQ, K_PEND, K_UPD, K_ERR)}
+# keys _K_HI.. per frame type: (required, optional) high masks; a type not here takes none
+_VISIT = _hbits(K_VISIT, K_DUE, K_DUR)  # a check-in's visit: all three or none
+_RX = _hbits(K_RX)  # the second path: optional where the device is dual (sotto.paths)
+_CSQ = _hbits(K_CSQ)
+_SCHEMA_HI = {
+    CHECK_IN: (0, _VISIT),
+    ALERT_START: (0, _RX),
+    HEARTBEAT: (0, _RX | _CSQ),
+    STATUS: (0, _RX | _CSQ | _hbits(K_PEND, K_UPD, K_ERR)),
+}
 _TEXT = {K_FW: FW_MAX_BYTES, K_PEND: FW_MAX_BYTES, K_ERR: ERR_MAX_BYTES}
 # value ranges of the integer fields: key -> (min, max); None: no upper bound
 _RANGE = {
     K_V: (0, None), K_T: (0, None), K_SID: (1, 65535), K_SEQ: (1, _U32), K_TIME: (0, None),
-    K_UP: (0, _U32), K_BATT: (0, 100), K_TRIG: (1, 2), K_FLAGS: (0, None),
+    K_UP: (0, _U32), K_BATT: (0, 100), K_TRIG: (1, 5), K_FLAGS: (0, None),
     K_CODEC: (1, 1), K_RATE: (1, None), K_OFF: (0, None), K_NS: (0, None), K_HB: (0, None),
     K_ST: (1, 11), K_DROP: (0, None), K_WHY: (1, 4), K_UPD: (1, 9),
     K_CMD: (1, 1 << 53), K_RES: (1, 7), K_UNAUTH: (0, None),
     K_CFGV: (0, _U32), K_RST: (0, 6), K_BOOTS: (0, _U32), K_FAULTS: (0, _U32),
     K_QD: (0, _U32), K_CSQ: (0, 99),
+    K_VISIT: (1, _U32), K_DUE: (0, None), K_DUR: (0, 604800), K_RX: (RX_PRIMARY, RX_SECONDARY),
 }
 _BYTES = {K_LOC: LOC_BYTES, K_PREV: LINK_BYTES, K_ADIG: 32}
 
@@ -198,16 +221,17 @@ def check_fields(fields):
     if schema is None:
         raise FrameError("unknown-frame-type", "t is %r" % (t,))
     required, optional = schema
+    required_hi, optional_hi = _SCHEMA_HI.get(t, (0, 0))
     have = 0
+    have_hi = 0  # keys _K_HI..: both masks stay small ints (no allocation)
     for k, v in fields.items():
-        if type(k) is not int or not 0 <= k <= _K_LAST:
+        if type(k) is not int or not 0 <= k <= _K_LAST or (k not in _RANGE and k not in _BYTES
+                                                             and k not in _TEXT and k != K_AST):
             raise FrameError("bad-field", "key %r not allowed" % (k,))
-        if k >= _K_HIGH:
-            # two masks keep every bit a small int on the device (no allocation)
-            if not _SCHEMA_HIGH.get(t, 0) & (1 << (k - _K_HIGH)):
-                raise FrameError("bad-field", "keys %s not allowed in type %d" % ([k], t))
-        else:
+        if k < _K_HI:
             have |= 1 << k
+        else:
+            have_hi |= 1 << (k - _K_HI)
         if k in _TEXT:
             if not isinstance(v, str) or not v or len(v.encode()) > _TEXT[k]:
                 raise FrameError("bad-field", "key %d must be text of 1..%d bytes" % (k, _TEXT[k]))
@@ -225,17 +249,22 @@ def check_fields(fields):
             if type(v) is not int or v < lo or (hi is not None and v > hi):
                 raise FrameError("bad-field", "key %d: %r out of range" % (k, v))
     extra = have & ~(required | optional | (1 << K_FLAGS))
-    if extra:
-        raise FrameError("bad-field", "keys %s not allowed in type %d" % (_keys(extra), t))
+    extra_hi = have_hi & ~(required_hi | optional_hi)
+    if extra or extra_hi:
+        raise FrameError("bad-field", "keys %s not allowed in type %d" % (_keys(extra, extra_hi), t))
     missing = required & ~have
-    if missing:
-        raise FrameError("missing-field", "type %d lacks keys %s" % (t, _keys(missing)))
+    missing_hi = required_hi & ~have_hi
+    if missing or missing_hi:
+        raise FrameError("missing-field", "type %d lacks keys %s" % (t, _keys(missing, missing_hi)))
+    if have_hi & _VISIT and have_hi & _VISIT != _VISIT:
+        raise FrameError("missing-field", "a visit needs visit, due and dur together")
     if K_DROP in fields and fields[K_ST] != ST_QUEUE_FULL:
         raise FrameError("bad-field", "drop is only sent with st=%d" % ST_QUEUE_FULL)
 
 
-def _keys(mask):
-    return [k for k in range(_K_HIGH) if mask & (1 << k)]
+def _keys(mask, mask_hi=0):
+    return [k for k in range(_K_LAST + 1)
+            if (k < _K_HI and mask & (1 << k)) or (k >= _K_HI and mask_hi & (1 << (k - _K_HI)))]
 
 
 class FrameSigner:

@@ -9,7 +9,8 @@
 # (configure): the new file is written atomically and kept as config.good;
 # the parts that hold settings take them at once, except audio.rate_hz,
 # chunk_ms, pre_trigger, pre_s, queue_max_bytes, delivery.* and ota.*, which
-# are read at boot.
+# are read at boot (checkin.* and motion.* take effect at once: an open visit
+# and a pre-alarm under way carry on).
 #
 # Health rides in every status and heartbeat (never a location): firmware
 # version, configuration version, queue depth and signal quality; status
@@ -90,12 +91,29 @@ def take(dev, cfg, now_ms):
     # the parts that hold settings take the new ones (no alert is live)
     dev.cfg = cfg
     dev.cfg_version = cfg["version"]
-    dev.trigger = Trigger(cfg["trigger"])
+    dev.checkin.configure(cfg)
+    dev.motion.configure(cfg)
+    dev.trigger = Trigger(cfg["trigger"], dev.checkin.patterns_for_trigger())
     dev.haptic.enabled = cfg["trigger"]["haptic"]
     dev.session.configure(cfg)
     dev.power.configure(cfg, now_ms)
     dev.feedback.configure(cfg)
     dev.commands.ask_timeout_ms = cfg["feedback"]["ask_timeout_s"] * 1000
+
+
+def stamp(dev, ftype, fields):
+    """What a status, heartbeat or alert-start frame says of the device: unauth
+    and health (status and heartbeat), rx (the second path, sotto.paths: the
+    receiver in use). Returns the flag bits to add (config-invalid)."""
+    d = dev.delivery
+    if d is not None and d.paths.dual and frames.K_RX not in fields:
+        fields[frames.K_RX] = d.paths.active
+    if ftype == frames.ALERT_START:
+        return 0
+    if d is not None and d.unauth:
+        fields[frames.K_UNAUTH] = d.unauth
+    health(dev, ftype, fields)
+    return frames.FLAG_CONFIG_INVALID if dev.config_invalid is not None else 0
 
 
 def health(dev, ftype, fields):

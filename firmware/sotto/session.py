@@ -133,10 +133,20 @@ class Session:
             self._frame(now_ms, frames.END, {frames.K_WHY: why, frames.K_BATT: self._batt()})
             self._finish(now_ms)
 
-    def _raise(self, now_ms, next_sid):
+    def raise_alert(self, now_ms, next_sid, trig):
+        """An alert the device raises on its own (trig: frames.TRIG_CHECKIN,
+        TRIG_NO_MOTION, TRIG_MAN_DOWN), as the alert pattern would; False when
+        an alert is live already (it covers the officer)."""
+        if self.live:
+            self.ignored += 1
+            return False
+        self._raise(now_ms, next_sid, trig)
+        return True
+
+    def _raise(self, now_ms, next_sid, trig=0):
         """The alert pattern: the intent on flash before anything else (no alert
         id reserved, nothing signed yet), then the alert-start."""
-        self._trig = self.trig_kind
+        self._trig = trig or self.trig_kind
         self._utc0 = self.utc_s(now_ms) if self.utc_s is not None else 0
         mark = self._seq_mark() if self._seq_mark is not None else 0
         durable = self._write(alertrec.Record(frames.ALERT_START, self._trig, False, 0, self._utc0, mark))
@@ -389,6 +399,14 @@ class Session:
         elif got.seq:
             self._sync_record(now_ms)  # the queue is ahead of the record: catch up before acks
         return self.live
+
+    def gnss_for(self, now_ms, ms):
+        """Keep the GNSS on for at least ms from now (a check-in's position);
+        step() turns it off again when no alert needs it."""
+        until = ticks_add(now_ms, ms)
+        if self._gnss_until is None or ticks_diff(until, self._gnss_until) > 0:
+            self._gnss_until = until
+        self._power_gnss(True)
 
     def _add_location(self, fields, now_ms):
         if self.gnss is None:

@@ -27,7 +27,10 @@ CANCEL = const(2)
 DURESS = const(3)
 YES = const(4)  # the officer's answers to a question from the centre (sotto.commands)
 NO = const(5)
-NAMES = ("none", "alert", "cancel", "duress", "yes", "no")
+VISIT_START = const(6)  # check-in patterns (sotto.checkin), recognised only when given to Trigger
+VISIT_EXTEND = const(7)
+VISIT_END = const(8)
+NAMES = ("none", "alert", "cancel", "duress", "yes", "no", "visit-start", "visit-extend", "visit-end")
 
 IDLE_MS = const(60000)
 _EVENTS = (ALERT, CANCEL, DURESS, YES, NO)
@@ -35,13 +38,16 @@ _KEYS = ("alert", "cancel", "duress", "yes", "no")
 
 
 class Trigger:
-    def __init__(self, cfg):
+    def __init__(self, cfg, extra=()):
+        """cfg: the configuration's trigger section; extra: more (pattern,
+        event) pairs (the check-in patterns when check-in is enabled)."""
         self.debounce_ms = int(cfg.get("debounce_ms", 20))
         self.hold = []  # [(hold_ms, event)]
         self.bursts = []  # [(presses, window_ms, event)]
         self.window_ms = 0
-        for key, ev in zip(_KEYS, _EVENTS):
-            p = cfg.get(key)
+        pairs = [(cfg.get(key), ev) for key, ev in zip(_KEYS, _EVENTS)]
+        pairs.extend(extra)
+        for p, ev in pairs:
             if not p:
                 continue
             if "hold_ms" in p:

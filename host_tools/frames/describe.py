@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 from host_tools.frames.frame import Frame
@@ -9,6 +10,7 @@ from host_tools.frames.reasons import (
     ALG_NAMES,
     CODEC_NAMES,
     END_REASON_NAMES,
+    RECEIVER_NAMES,
     REPLY_RESULT_NAMES,
     RESET_CAUSE_NAMES,
     STATUS_NAMES,
@@ -68,6 +70,11 @@ def describe_frame(frame: Frame, extra: list[tuple[str, str]] | None = None) -> 
     if frame.unauth is not None:
         rows.append(("unauthenticated", f"{frame.unauth} answers since the device started"))
     rows += health_rows(frame)
+    if frame.rx is not None:
+        what = "down" if frame.status == 9 else "in use"
+        rows.append(("receiver", f"{frame.rx}: {RECEIVER_NAMES.get(frame.rx, '?')} ({what})"))
+    if frame.visit is not None:
+        rows.append(("visit", _visit_text(frame)))
     rows.append(("flags", ", ".join(frame.flag_names) or "none"))
     if frame.type == FrameType.AUDIO:
         rate = frame.rate_hz or 1
@@ -114,6 +121,16 @@ def health_rows(frame: Frame) -> list[tuple[str, str]]:
     return rows
 
 
+def _visit_text(frame: Frame) -> str:
+    dur = frame.duration_s or 0
+    if not dur:
+        return f"{frame.visit}: ended"
+    due = frame.due or 0
+    when = (datetime.datetime.fromtimestamp(due, datetime.timezone.utc).isoformat().replace("+00:00", "Z")
+            if due else "device time unknown")
+    return f"{frame.visit}: ends in {dur} s (at {when})"
+
+
 def frame_summary(frame: Frame) -> str:
     """One line: type, device, seq, alert session."""
     sid = f" sid {frame.sid}" if frame.sid is not None else ""
@@ -139,7 +156,8 @@ def frame_to_json(frame: Frame) -> dict[str, Any]:
     for key, name in ((7, "battery"), (9, "trigger"), (17, "heartbeat_s"), (18, "status"),
                       (19, "dropped"), (20, "why"), (21, "cmd"), (22, "res"), (23, "unauth"),
                       (24, "fw"), (25, "cfgv"), (26, "rst"), (27, "boots"), (28, "faults"), (29, "qd"),
-                      (30, "csq"), (35, "pend"), (36, "upd"), (37, "err")):
+                      (30, "csq"), (31, "visit"), (32, "due"), (33, "dur"), (34, "rx"),
+                      (35, "pend"), (36, "upd"), (37, "err")):
         if key in frame.payload:
             out[name] = frame.payload[key]
     if frame.type == FrameType.AUDIO:

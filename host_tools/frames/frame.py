@@ -275,6 +275,27 @@ class Frame:
         return self._int(36), err if isinstance(err, str) else None, pend if isinstance(pend, str) else None
 
     @property
+    def rx(self) -> int | None:
+        """status / heartbeat / alert-start: the receiver the device was on (0 primary,
+        1 secondary); with st 9 receiver-down, the receiver that stopped answering."""
+        return self._int(34)
+
+    @property
+    def visit(self) -> int | None:
+        """check-in: the visit's id (with due and dur)."""
+        return self._int(31)
+
+    @property
+    def due(self) -> int | None:
+        """check-in: the visit's end in the device's unix time (0: the device did not know the time)."""
+        return self._int(32)
+
+    @property
+    def duration_s(self) -> int | None:
+        """check-in: seconds from the frame to the visit's end; 0: the visit ended."""
+        return self._int(33)
+
+    @property
     def insecure_tls(self) -> bool:
         """Flag bit 3: the device runs TLS without server authentication (bench work)."""
         return bool(self.flags & FLAG_INSECURE_TLS)

@@ -138,7 +138,7 @@ _FIELDS = {f.key: f for f in (
     _Field(6, "loc", "loc"),
     _Field(7, "batt", "uint", 0, 100),
     _Field(8, "prev", "bstr", LINK_BYTES),
-    _Field(9, "trig", "uint", 1, 2),
+    _Field(9, "trig", "uint", 1, 5),
     _Field(10, "flags", "uint", 0, FLAGS_DEFINED),
     _Field(11, "codec", "uint", 1, 1),
     _Field(12, "rate", "uint", 1, _U32),    # Hz; 0 would make the audio unplayable
@@ -160,26 +160,31 @@ _FIELDS = {f.key: f for f in (
     _Field(28, "faults", "uint", 0, _U32),
     _Field(29, "qd", "uint", 0, _U32),
     _Field(30, "csq", "uint", 0, 99),
+    _Field(31, "visit", "uint", 1, _U32),      # check-in: the visit's id
+    _Field(32, "due", "uint", 0, _U32),        # check-in: the visit's end, device unix time s (0: unknown)
+    _Field(33, "dur", "uint", 0, 604_800),     # check-in: s from now to the end (0: the visit ended)
+    _Field(34, "rx", "uint", 0, 1),        # which receiver: 0 primary, 1 secondary (dual path)
     _Field(35, "pend", "tstr", 1, TEXT_MAX_BYTES[35]),   # docs/ota.md: staged for the next boot
     _Field(36, "upd", "uint", 1, 9),        # the last update's result (UPDATE_RESULT_NAMES)
     _Field(37, "err", "tstr", 1, TEXT_MAX_BYTES[37]),
 )}
-_STATUS_CODES = frozenset(STATUS_NAMES)   # st 9 is another issue's (not defined yet)
+_VISIT_KEYS = frozenset({31, 32, 33})   # a check-in's visit: all three or none
+_STATUS_CODES = frozenset(STATUS_NAMES)   # st 1..11
 
 _COMMON = frozenset({0, 1, 3, 4, 5})
 _IN_ALERT = _COMMON | {2}
 _HEALTH = frozenset({24, 25, 29, 30})   # fw, cfgv, qd, csq: status and heartbeat (never a location)
 # frame type -> (required keys, optional keys); flags (10) is optional everywhere.
 _SCHEMA: dict[FrameType, tuple[frozenset[int], frozenset[int]]] = {
-    FrameType.ALERT_START: (_IN_ALERT | {7, 9}, frozenset({6})),
+    FrameType.ALERT_START: (_IN_ALERT | {7, 9}, frozenset({6, 34})),
     FrameType.LOCATION: (_IN_ALERT | {6, 8}, frozenset()),
     FrameType.AUDIO: (_IN_ALERT | {8, 11, 12, 13, 14, 15, 16}, frozenset()),
     FrameType.CANCEL: (_IN_ALERT | {8}, frozenset({7})),
     FrameType.DURESS: (_IN_ALERT | {8}, frozenset({6, 7})),
     FrameType.END: (_IN_ALERT | {8, 20}, frozenset({7})),
-    FrameType.HEARTBEAT: (_COMMON | {7, 17}, frozenset({23}) | _HEALTH),
-    FrameType.CHECK_IN: (_COMMON | {7}, frozenset({6})),
-    FrameType.STATUS: (_COMMON | {7, 18}, frozenset({19, 23, 26, 27, 28, 35, 36, 37}) | _HEALTH),
+    FrameType.HEARTBEAT: (_COMMON | {7, 17}, frozenset({23, 34}) | _HEALTH),
+    FrameType.CHECK_IN: (_COMMON | {7}, frozenset({6}) | _VISIT_KEYS),
+    FrameType.STATUS: (_COMMON | {7, 18}, frozenset({19, 23, 26, 27, 28, 34, 35, 36, 37}) | _HEALTH),
     FrameType.REPLY: (_COMMON | {21, 22}, frozenset({2})),   # sid: the alert the command concerned
 }
 _ALLOWED = {t: req | opt | {10} for t, (req, opt) in _SCHEMA.items()}
@@ -230,6 +235,10 @@ def _check_payload(payload: Any) -> tuple[FrameType, dict[int, Any]]:
     if 18 in fields and fields[18] not in _STATUS_CODES:
         raise FrameError(Reason.BAD_FIELD, f"st (18) {fields[18]} is not a status code this tool knows "
                          f"({', '.join(str(c) for c in sorted(_STATUS_CODES))})")
+    visit = _VISIT_KEYS & fields.keys()
+    if visit and visit != _VISIT_KEYS:
+        raise FrameError(Reason.MISSING_FIELD, "a check-in with a visit needs visit (31), due (32) and "
+                         f"dur (33) together; it lacks {_field_label(min(_VISIT_KEYS - visit))}")
     if 19 in fields and fields[18] != _STATUS_QUEUE_FULL:
         raise FrameError(Reason.BAD_FIELD, f"drop (19) belongs only to status {_STATUS_QUEUE_FULL} "
                          f"(queue full), not status {fields[18]}")

@@ -18,7 +18,7 @@ from typing import Any
 from host_tools.adpcm import wav_bytes
 from host_tools.errors import UsageError
 from host_tools.frames import FrameType, decode_frame
-from host_tools.receiver import alerts, audit, commands, holds
+from host_tools.receiver import alerts, audit, commands, holds, paths
 from host_tools.receiver.alert_records import AlertSummary
 from host_tools.receiver.evidence import AudioBuild, ExportResult, build_audio, export_alert
 from host_tools.receiver.format import iso_utc
@@ -117,6 +117,7 @@ def alert_page(
             "held": (h.to_json() if (h := holds.held(conn, alert_id)) else None),
             "commands": [c.to_json() for c in commands.for_alert(conn, alert_id)],
             "device_trust": device_trust(conn, a.device_id),
+            "delivered_via": paths.delivered_via(conn, alert_id),   # the second path: primary / secondary
             "purged": iso_utc(a.purged_at),
             "closed": iso_utc(a.closed_at),
             "acknowledged": iso_utc(a.acked_at),

@@ -183,6 +183,7 @@ class AlertDetail:
     sms_frames: int = 0
     commands: list[Any] = field(default_factory=list)   # host_tools.receiver.commands.Command, oldest first
     pre_trigger_samples: int = 0   # audio captured before the trigger (flag bit 4): the device's RAM ring
+    delivered_via: str | None = None   # "primary" / "secondary" (the second path), None: one path
 
     @property
     def location(self) -> TrackPoint | None:
@@ -201,6 +202,7 @@ class AlertDetail:
         out["commands"] = [c.to_json() for c in self.commands]
         rate = self.alert.audio_rate or 0
         out["pre_trigger_audio_seconds"] = round(self.pre_trigger_samples / rate, 3) if rate else 0.0
+        out["delivered_via"] = self.delivered_via
         return out
 
 

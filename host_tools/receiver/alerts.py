@@ -24,7 +24,7 @@ from typing import Any
 
 from host_tools.errors import UsageError
 from host_tools.frames import FLAG_INSECURE_TLS, FrameType
-from host_tools.receiver import audit, commands, holds
+from host_tools.receiver import audit, commands, holds, paths
 from host_tools.receiver.alert_records import (
     BROKEN,
     COMPLETE,
@@ -165,7 +165,7 @@ def show_alert(conn: sqlite3.Connection, alert_id: int, *, operator: str,
     pre = conn.execute("SELECT coalesce(sum(audio_ns), 0) FROM frames WHERE alert_id = ? AND type = 3 "
                        "AND (flags & 16) != 0", (alert_id,)).fetchone()[0]   # flag bit 4: pre-trigger audio
     return AlertDetail(summary, points, counts, rejected, seen[0] if seen else None, now, audit_id, sms,
-                       commands.for_alert(conn, alert_id), int(pre))
+                       commands.for_alert(conn, alert_id), int(pre), paths.delivered_via(conn, alert_id))
 
 
 def silent_devices(conn: sqlite3.Connection, *, now: float | None = None, grace_s: float = DEFAULT_GRACE_S

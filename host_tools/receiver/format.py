@@ -98,6 +98,11 @@ def format_alert(d: AlertDetail, full_track: bool = False, track_rows: int = TRA
     rows.append(("frames", f"{a.frames} ("
                  + ", ".join(f"{n} {t}" for t, n in d.frame_counts.items())
                  + (f"; {d.sms_frames} by SMS" if d.sms_frames else "") + ")"))
+    if d.delivered_via == "secondary":
+        rows.append(("path", "delivered via secondary: the device's primary receiver was not answering "
+                             "(frames the primary took are in that centre's own record)"))
+    elif d.delivered_via == "primary":
+        rows.append(("path", "delivered via primary"))
     if a.battery is not None:
         rows.append(("battery", f"{a.battery} %"))
     if a.insecure_tls:

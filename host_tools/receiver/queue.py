@@ -16,6 +16,7 @@ from host_tools.ids import format_device_id
 from host_tools.receiver.alert_records import DEFAULT_GRACE_S, AlertSummary
 from host_tools.receiver.alerts import list_alerts, silent_devices
 from host_tools.receiver.format import iso_utc
+from host_tools.receiver.visits import list_visits
 
 REJECTIONS_WINDOW_S = 24 * 3600  # rejected frames shown for this long
 
@@ -125,7 +126,7 @@ def live_queue(
     grace_s: float = DEFAULT_GRACE_S,
 ) -> dict[str, Any]:
     """The whole queue: alerts (duress first, then open, then acknowledged), silent
-    and never-heard devices, recent rejections."""
+    and never-heard devices, recent rejections, open check-in visits."""
     now = time.time() if now is None else now
     alerts = list_alerts(conn, include_closed=include_closed)
     return {
@@ -136,6 +137,8 @@ def live_queue(
                            if not s.never_heard],   # those are in never_heard
         "never_heard": never_heard(conn, now),
         "rejections": recent_rejections(conn, now),
+        # open timed check-in visits, overdue first (host_tools.receiver.visits; no location)
+        "visits": [v.to_json() for v in list_visits(conn, now=now)],
     }
 
 

@@ -27,6 +27,7 @@ from host_tools.receiver.alerts import (
 from host_tools.receiver.evidence import export_alert
 from host_tools.receiver.format import TRACK_ROWS, flags_text, format_alert, state_text
 from host_tools.receiver.store import alert_code, open_db, parse_alert_id
+from host_tools.receiver.visits import OVERDUE, list_visits, visit_line
 from host_tools.registry import resolve_db_path
 from sotto_cli.options import add_db_and_json, add_operator, command, emit, group, operator_of, table
 
@@ -50,9 +51,10 @@ def register(subparsers: Any) -> None:
     _, sub = group(subparsers, "alerts", help="list, show, acknowledge, close and export alerts",
                    description=ALERTS_HELP)
 
-    lst = command(sub, "list", cmd_list, help="open alerts and silent devices",
-                  description="Open and acknowledged alerts, most urgent first (duress, then open), and the "
-                              "devices whose heartbeat is overdue. No location is shown here.")
+    lst = command(sub, "list", cmd_list, help="open alerts, silent devices and open check-in visits",
+                  description="Open and acknowledged alerts, most urgent first (duress, then open), the "
+                              "devices whose heartbeat is overdue, and the open timed check-in visits "
+                              "(overdue first). No location is shown here.")
     lst.add_argument("--all", action="store_true", help="include closed alerts")
     lst.add_argument("--grace", type=float, default=DEFAULT_GRACE_S, metavar="SECONDS",
                      help=f"how late a heartbeat may be before a device counts as silent "
@@ -147,8 +149,11 @@ def cmd_list(args: argparse.Namespace) -> int:
     """`sotto alerts list [--all] [--json]`."""
     with closing(open_db(resolve_db_path(args.db))) as conn:
         ov = overview(conn, include_closed=args.all, grace_s=args.grace)
+        visits = list_visits(conn, now=ov.now)  # open, overdue and alerted timed check-ins
     if args.json:
-        return emit(ov.to_json(), args, [])
+        out = ov.to_json()
+        out["visits"] = [v.to_json() for v in visits]
+        return emit(out, args, [])
     if ov.alerts:
         rows = [("ALERT", "STATE", "OFFICER", "DEVICE", "STARTED (UTC)", "TRIGGER", "CHAIN", "AUDIO",
                  "ENDED", "NOTE")]
@@ -171,6 +176,11 @@ def cmd_list(args: argparse.Namespace) -> int:
                   f"({duration_text(ov.now - s.last_seen_at)} ago), "
                   f"heartbeat every {duration_text(s.heartbeat_s)}"
                   + (f", battery {s.battery} %" if s.battery is not None else ""))
+    if visits:
+        overdue = sum(1 for v in visits if v.state == OVERDUE)
+        print(f"\nvisits (timed check-in){f', {overdue} OVERDUE' if overdue else ''}:")
+        for v in visits:
+            print("  " + visit_line(v))
     return 0
 
 

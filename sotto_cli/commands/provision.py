@@ -40,7 +40,12 @@ EPILOG = """\
 example:
   sotto provision --port /dev/ttyACM0 --id SOTTO-42 --officer "PC 1234 Smith" \\
       --server https://alerts.example.org --apn internet --sms-number +447700900123 \\
-      --ca-cert centre-ca.pem --db /srv/sotto/receiver.db"""
+      --ca-cert centre-ca.pem --db /srv/sotto/receiver.db
+
+  with a second path (EN 50136 DP), the other centre's receiver, CA and key:
+  sotto provision ... --secondary-server https://alerts-b.example.org \\
+      --secondary-ca-cert centre-b-ca.pem --secondary-centre-key-pub centre-b-key.pem \\
+      --export-pubkey SOTTO-42.pem"""
 
 
 def add_queue_options(p: argparse.ArgumentParser) -> None:
@@ -93,6 +98,19 @@ def register(subparsers: Any) -> None:
                         "JSON): trigger.alert='{\"presses\": 4, \"window_ms\": 2000}', "
                         "heartbeat_every_s=600, audio.clip_s=60, audio.pre_trigger=true; later changes "
                         "need no re-keying: `sotto devices config ID set`")
+    second = p.add_argument_group(
+        "second path", "EN 50136 dual path: a second receiver the device delivers to when the first\n"
+        "has not answered for delivery.secondary_after_s (60 s); it goes back when the first answers.\n"
+        "Register the device's key at that centre too (--export-pubkey, then `sotto devices add` there).")
+    second.add_argument("--secondary-server", metavar="URL",
+                        help="the secondary receiver's URL, https://HOST[:PORT] (another centre, or another "
+                             "site of this one)")
+    second.add_argument("--secondary-ca-cert", metavar="PEM",
+                        help="the secondary centre's TLS CA certificate (needed for an https "
+                             "--secondary-server)")
+    second.add_argument("--secondary-centre-key-pub", metavar="HEX|FILE",
+                        help="the secondary centre's answer-signing public key (`sotto centre key` there; "
+                             "required with --secondary-server)")
     p.add_argument("--force", action="store_true",
                    help="re-provision a provisioned device: a clean identity, a new key, the old key revoked")
     add_queue_options(p)
@@ -117,9 +135,14 @@ def summary_lines(change: provision.KeyChange, db: Path) -> list[str]:
             ("SMS fallback", str(cfg.get("sms_number") or "none")),
             ("board", str(cfg.get("board") or "sotto-ref-s3 (default)")),
             ("release key", str(cfg.get("release_key") or "none (no over-the-air updates)"))]
+    if cfg.get("secondary_receiver"):
+        ca2 = f"CA /data/{cfg['secondary_ca_cert']}" if cfg.get("secondary_ca_cert") else "no CA file"
+        rows.append(("secondary", f"{cfg['secondary_receiver']} ({ca2}; centre key "
+                                  f"{cfg['secondary_centre_key']})"))
     extra = sorted(k for k in cfg if k not in ("device_id", "receiver", "apn", "centre_key", "officer",
                                                  "sms_number", "board", "ca_cert", "insecure_tls",
-                                                 "release_key"))
+                                                 "release_key", "secondary_receiver", "secondary_ca_cert",
+                                                 "secondary_centre_key"))
     if extra:
         rows.append(("settings", ", ".join(f"{k}={json.dumps(cfg[k])}" for k in extra)))
     if change.revoked:
@@ -145,7 +168,10 @@ def cmd_provision(args: argparse.Namespace) -> int:
                                          release_key_pub=args.release_key_pub,
                                          insecure_tls=args.insecure_tls, new_registry=args.new_registry,
                                          settings=devcfg.parse_settings(args.settings) if args.settings
-                                         else {})
+                                         else {},
+                                         secondary_server=args.secondary_server,
+                                         secondary_ca_cert=args.secondary_ca_cert,
+                                         secondary_centre_key_pub=args.secondary_centre_key_pub)
     ca_pem = Path(args.ca_cert).read_text() if args.ca_cert and Path(args.ca_cert).is_file() else None
     db = resolve_db_path(args.db)
     change = provision.provision(args.port, request, db, force=args.force, queue=queue_policy(args, ca_pem),

@@ -153,6 +153,7 @@ class FakeServer:
         self.answers = []  # the signed answer bodies, in order
         self.frames = []
         self.seen = []  # (seq, payload) of every frame received
+        self.key = None  # the centre's signing key (None: the test centre's)
 
     def __call__(self, request):
         head_end = request.find(b"\r\n\r\n") + 4
@@ -178,7 +179,7 @@ class FakeServer:
             reasons = [self.bad[x] for x in seqs if x in self.bad]
             if self.status not in (400, 413) or not reasons:
                 return self._http(self.status, b"<html>no</html>")
-            body = sign_answer({"req": req, "reason": reasons[0]})
+            body = sign_answer({"req": req, "reason": reasons[0]}, self.key)
             self.answers.append(body)
             return self._http(self.status, body)
         results = []
@@ -197,7 +198,7 @@ class FakeServer:
             answer["cmds"] = list(self.cmds)
         if self.answer_override is not None:
             answer = self.answer_override(answer)
-        body = sign_answer(answer)
+        body = sign_answer(answer, self.key)
         self.answers.append(body)
         return self._http(200, body)
 
@@ -239,6 +240,8 @@ class FakeModem:
         self.drop_response = False
         self.retries = self.cfun_resets = self.power_cycles = 0
         self.opens = 0
+        self.opened = []  # (host, SSL context) of every open
+        self.servers = None
 
     def _call(self, name):
         self.calls.append((self.clock.now_ms, name))
@@ -284,9 +287,14 @@ class FakeModem:
         yield 50
         self.started = True
 
-    def open(self, host, port, tls=True):
+    def open(self, host, port, tls=True, ctx=0):
         self._call("open")
         yield 300
+        self.opened.append((host, ctx))
+        if self.servers is not None:  # several receivers: host -> server (None: nobody listens)
+            self.server = self.servers.get(host)
+            if self.server is None:
+                raise ModemError(0, _at.CLOSED, "open %s: connection refused" % host)
         self.connected = self.session = True
         self.opens += 1
         self.rx_n = 0

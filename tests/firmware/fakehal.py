@@ -68,6 +68,12 @@ class FakeHal:
         self.now_ms = 0
         self._rng = 1
         self.feeds = 0
+        self.accel = []  # (t_ms, kind) accelerometer edges (sotto.motion), like the button's
+
+    def accel_events(self):
+        out = [e for e in self.accel if e[0] <= self.now_ms]
+        self.accel = [e for e in self.accel if e[0] > self.now_ms]
+        return out
 
     def button_edges(self):
         # like the ISR ring: only edges that have happened by now

@@ -97,7 +97,8 @@ def test_every_documented_default():
                                "not_through": [600, 250, 600], "not_through_s": 20, "ask_timeout_s": 60,
                                "questions": [[100, 150, 100, 150, 500], [500, 150, 100, 150, 100]]}
     assert (cfg["location_every_s"], cfg["gnss_keep_on_s"], cfg["alert_max_s"]) == (15, 600, 3600)
-    assert cfg["delivery"] == {"sms_after_s": 30, "sms_every_s": 120}
+    assert cfg["delivery"] == {"sms_after_s": 30, "sms_every_s": 120, "secondary_after_s": 60, "probe_s": 300}
+    assert cfg["secondary_receiver"] is None and cfg["secondary"] is None
     assert cfg["queue_max_bytes"] == 262144
 
 

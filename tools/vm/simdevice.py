@@ -13,7 +13,8 @@
 # not yet taken ("e"), the bytes the GNSS and modem UARTs have for it ("g",
 # "m", hex), the microphone words produced and not yet read ("mic", hex), the
 # battery in mV ("mv"). Time stands still during a pass, so the HAL reads from
-# these; what it took comes back as ops (["rd", channel, n], ["edges"]), with
+# these, and accelerometer edges ("a") on a board with one; what it took comes
+# back as ops (["rd", channel, n], ["edges"], ["accel"]), with
 # everything else the firmware did that cannot change a later read in the same
 # pass (["w", hex] to the modem, ["haptic", on], ["reset"], ["wdt"]) and what
 # the Device told its observer (["obs", name, args]) and its log (["log", text]),
@@ -53,6 +54,7 @@ class _Link:
         self.taken = {"g": 0, "m": 0, "mic": 0}
         self.data = {"g": b"", "m": b"", "mic": b""}
         self.edges = []
+        self.accel = []
         self.mv = 0
 
     def take_in(self, snap):
@@ -60,6 +62,7 @@ class _Link:
             self.data[ch] = binascii.unhexlify(snap[ch])
             self.taken[ch] = 0
         self.edges = [tuple(e) for e in snap["e"]]
+        self.accel = [tuple(e) for e in snap.get("a", ())]
         self.mv = snap["mv"]
 
     def flush(self):
@@ -118,6 +121,16 @@ class LinkHal:
         self.storage_root = storage_root
         self.gnss_uart = _Uart(link, "g")
         self.modem_uart = _Uart(link, "m")
+        if "accel" in board:  # as on the device: only a board with an accelerometer has it
+            self.accel_events = self._accel_events
+
+    def _accel_events(self):
+        edges = self._link.accel
+        if not edges:
+            return []
+        self._link.accel = []
+        self._link.ops.append(["accel"])
+        return edges
 
     def button_edges(self):
         edges = self._link.edges

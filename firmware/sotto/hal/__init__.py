@@ -17,6 +17,9 @@
 #   random_bytes(n) -> bytes  hardware RNG
 #   wdt_feed(), reset()
 #   ticks_ms() -> int         only main.py reads it; the core is given now_ms
+#   accel_events() -> list    only on a board with an accelerometer ("accel"): [(ticks_ms, kind)]
+#                             edges of its interrupts, in order (kinds: sotto.motion FALL,
+#                             IMPACT, ACTIVE, STILL; sotto/hal/lis2dh12.py)
 #
 # Nothing touches hardware at import; constructing the ESP32 HAL claims the pins.
 import json
@@ -37,6 +40,10 @@ PINS = (
     ("mic", ("sck", "ws", "sd"), ()),
     ("battery", ("adc_pin",), ()),
     ("haptic", ("pin",), ()),
+)
+# parts a board may have; checked as PINS when present
+OPTIONAL_PINS = (
+    ("accel", ("sda", "scl", "int1", "int2"), ()),
 )
 
 # GPIOs a board must not use, per chip: boot strapping pins, the SPI flash and
@@ -66,7 +73,7 @@ def check_board(board):
     if reserved is None:
         raise BoardError("mcu.chip", "unknown chip %r" % chip)
     used = {}  # type: dict
-    for part, fields, optional in PINS:
+    for part, fields, optional in PINS + tuple(p for p in OPTIONAL_PINS if p[0] in board):
         spec = board.get(part)
         if not isinstance(spec, dict):
             raise BoardError(part, "missing")

@@ -16,7 +16,7 @@ from micropython import const
 
 EDGES = const(64)  # button edges the interrupt can hold between two main-loop passes
 MIC_BLOCK = const(1024)  # bytes per I2S block: 256 32-bit words, 32 ms at 8 kHz
-MIC_BLOCKS = const(4)  # ring of blocks: 128 ms of slack for a slow main-loop pass
+MIC_BLOCKS = const(8)  # ring of blocks: 256 ms (8 KB) of slack for a slow main-loop pass
 MODEM_TXBUF = const(2048)  # > SEND_MAX of sotto.modem.cch plus an AT command
 
 
@@ -70,6 +70,28 @@ class Esp32Hal:
         h = board["haptic"]
         self._haptic_on = 1 if h.get("active_high", True) else 0  # type: int
         self._haptic = machine.Pin(h["pin"], machine.Pin.OUT, value=1 - self._haptic_on)  # type: machine.Pin
+
+        # accelerometer (optional part): its edges come from accel_events(); a
+        # board without one has no accel_events at all (sotto.app checks for it)
+        self.accel_error = None  # type: str | None  # why a board's accelerometer is not in use
+        a = board.get("accel")
+        if a is not None:
+            from sotto.hal.lis2dh12 import ADDR, Lis2dh12
+
+            try:
+                i2c = machine.I2C(a.get("i2c", 0), scl=machine.Pin(a["scl"]), sda=machine.Pin(a["sda"]),
+                                  freq=400000)
+                int1 = machine.Pin(a["int1"], machine.Pin.IN)
+                int2 = machine.Pin(a["int2"], machine.Pin.IN)
+                acc = Lis2dh12(i2c, int1, int2, a.get("addr", ADDR))
+            except (OSError, ValueError) as e:  # no bus: no accelerometer (alerts still work)
+                self.accel_error = repr(e)
+            else:
+                if acc.present:
+                    self.accel = acc  # type: Lis2dh12
+                    self.accel_events = acc.events
+                else:
+                    self.accel_error = "no LIS2DH12 answers at I2C address 0x%02x" % a.get("addr", ADDR)
 
         # The watchdog cannot be stopped once started, so it is armed by main.py
         # after a short service window (see arm_watchdog); feeding before is a no-op.

@@ -111,8 +111,9 @@ class Cch(ModemBase):
 
     # -- the connection ----------------------------------------------------------
 
-    def open(self, host, port, tls=True):
-        """Connect session 0 to host:port over TLS (client type 2) or TCP (1)."""
+    def open(self, host, port, tls=True, ctx=0):
+        """Connect session 0 to host:port over TLS (client type 2, SSL context
+        ctx: 0 the primary receiver's, 1 the secondary's) or TCP (1)."""
         if self.session:
             # after +CCH_PEER_CLOSED the module keeps the session until AT+CCHCLOSE,
             # and AT+CCHOPEN on it fails: close it first
@@ -123,7 +124,7 @@ class Cch(ModemBase):
         self.tls = tls
         if tls:
             # 19.2.10: after AT+CCHSTART and before AT+CCHOPEN; cleared by a failed open or a close
-            yield from self.cmd("AT+CCHSSLCFG=%d,0" % SESSION)
+            yield from self.cmd("AT+CCHSSLCFG=%d,%d" % (SESSION, ctx))
         try:
             lines = yield from self.cmd('AT+CCHOPEN=%d,"%s",%d,%d' % (SESSION, host, port, 2 if tls else 1),
                                         self.open_ms, until=b"+CCHOPEN:", retries=0)

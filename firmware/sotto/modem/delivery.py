@@ -20,6 +20,12 @@
 # counted in `unauth`. Without the centre's key, or with a configuration that
 # would talk to an unauthenticated server (`refusal`), nothing is posted at
 # all: the modem is kept up for the SMS fallback only.
+#
+# Where frames go is sotto.paths' choice (one receiver, or a primary and a
+# secondary): each POST goes to its current receiver, opened with that
+# centre's key, and the outcome is told back to it; the receiver not in use
+# is probed with an empty POST (its signed refusal is the answer) every
+# delivery.probe_s.
 import hashlib
 
 import sotto.cbor as cbor
@@ -31,10 +37,12 @@ from sotto.modem import http
 from sotto.modem.at import ModemError
 from sotto.modem.cch import SEND_MAX
 from sotto.modem.fallback import T_ALERT_START, T_LOCATION, SmsFallback
+from sotto.paths import Paths, Receiver
 from sotto.ticks import ticks_add, ticks_diff
 
 _log = Logger("delivery")
 READ_PIECE = 512  # bytes of a frame read from flash at a time
+_EMPTY_REQ = hashlib.sha256(b"").digest()  # what the answer to a probe (no body) must name
 
 
 class Delivery:
@@ -49,7 +57,7 @@ class Delivery:
     def __init__(self, modem, queue, sched, host, port=443, tls=True, sms_number=None,
                  random_bytes=None, alert_live=None, rejects=None,
                  on_time=None, on_closed=None, on_rejected=None, opener=None, refusal=None,
-                 on_start_acked=None, on_commands=None):
+                 on_start_acked=None, on_commands=None, paths=None):
         self.modem = modem
         self.queue = queue
         self.sched = sched
@@ -67,6 +75,10 @@ class Delivery:
             ValueError("no centre key: answers cannot be authenticated")
         self.on_start_acked = on_start_acked  # (sid): an alert-start the centre stored
         self.on_commands = on_commands  # ([command map, ...]) from an authenticated answer
+        # where frames go: the one receiver above, or sotto.paths' primary and secondary
+        self.paths = paths if paths is not None else Paths(Receiver(host, port, tls, 0, opener))
+        self.conn_rx = 0  # the receiver the open connection goes to
+        self.post_rx = -1  # the receiver of the attempt under way (-1: none yet)
         self.tx = bytearray(SEND_MAX)
         self.rd = bytearray(READ_PIECE)  # frames come off flash through here
         self.resp = http.Response(1024, 4096)
@@ -101,6 +113,12 @@ class Delivery:
     def task(self):
         while True:
             now = self.sched.now_ms
+            if self.paths.dual and self.refusal is None and self.paths.probe_due(now) >= 0:
+                m = self.modem
+                if m.ready and m.started and m.is_registered():
+                    yield from self._probe(self.paths.probe_due(now))
+                else:
+                    self.paths.probed(now)  # no network: nothing a probe could learn
             if not len(self.queue):
                 self.down_since = None
                 yield from self._idle()
@@ -137,6 +155,7 @@ class Delivery:
 
     def _attempt(self, post):
         self.attempts += 1
+        self.post_rx = -1
         phase = 0
         try:
             yield from self._prepare()
@@ -184,9 +203,14 @@ class Delivery:
         yield 0  # the request's signature in a pass of its own
         body = fetcher.request()
         req = hashlib.sha256(body).digest()
+        # releases come from the primary receiver's centre, the one that assigns them
+        r = self.paths.rx[0]
+        if m.connected and self.conn_rx != 0:
+            yield from m.close()  # a connection to the secondary receiver
         if not m.connected:
-            yield from m.open(self.host, self.port, self.tls)
-        head = http.request_head(self.host, self.port, len(body), self.tls, path=http.OTA_PATH)
+            self.conn_rx = 0
+            yield from m.open(r.host, r.port, r.tls, r.ctx)
+        head = http.request_head(r.host, r.port, len(body), r.tls, path=http.OTA_PATH)
         self.resp.reset()
         m.rx_n = 0
         yield from m.send((head, body), self.tx)
@@ -202,7 +226,7 @@ class Delivery:
         if status not in (200, 400, 404):
             raise http.HttpError(http.BAD_ANSWER, "HTTP %d" % status)
         yield 0
-        answer = self._open(req)
+        answer = self._open(req, r.opener)
         fetcher.assign(answer.get("rel"))
         fetcher.took(status, answer)
 
@@ -244,9 +268,14 @@ class Delivery:
             _log.e("queue holds %d frames but gives none", len(q))
             yield from m.at.wait(1000)
             return
+        self.post_rx = i = self.paths.active
+        r = self.paths.rx[i]
+        if m.connected and self.conn_rx != i:
+            yield from m.close()  # a connection to the other receiver (a probe's)
         if not m.connected:
-            yield from m.open(self.host, self.port, self.tls)
-        head = http.request_head(self.host, self.port, body_len, self.tls)
+            self.conn_rx = i
+            yield from m.open(r.host, r.port, r.tls, r.ctx)
+        head = http.request_head(r.host, r.port, body_len, r.tls)
         self.resp.reset()
         m.rx_n = 0
         body = self._body(head, batch)
@@ -268,7 +297,8 @@ class Delivery:
         # opening costs about a frame's signature: in a pass of its own, so a pass
         # that also signs a frame does not keep the watchdog and the loop waiting twice
         yield 0
-        answer = self._open(req)
+        answer = self._open(req, r.opener)
+        self.paths.answered(i, self.sched.now_ms)  # authenticated: this receiver is there
         if (status == 200) != ("results" in answer):
             raise http.HttpError(http.BAD_ANSWER, "HTTP %d with a signed %s" %
                                  (status, "acknowledgement" if status != 200 else "refusal"))
@@ -316,15 +346,60 @@ class Delivery:
             finally:
                 pieces.close()
 
-    def _open(self, req):
+    def _open(self, req, opener):
         try:
-            answer = self.opener.open(self.resp.body, req)
+            answer = opener.open(self.resp.body, req)
             self.answers += 1
             return answer
         except AnswerError as e:
             self.unauth += 1
             _log.w("answer not authenticated (%s): nothing in it is used", e.code)
             raise http.HttpError(http.UNAUTHENTICATED, e.code) from None
+
+    def _probe(self, i):
+        """An empty POST to receiver i: its signed answer (a refusal: no
+        frames) shows that it is there and holds its key."""
+        p = self.paths
+        r = p.rx[i]
+        m = self.modem
+        p.probed(self.sched.now_ms)
+        try:
+            if m.connected and self.conn_rx != i:
+                yield from m.close()
+            if not m.connected:
+                self.conn_rx = i
+                yield from m.open(r.host, r.port, r.tls, r.ctx)
+            self.resp.reset()
+            m.rx_n = 0
+            yield from m.send((http.request_head(r.host, r.port, 0, r.tls),), self.tx)
+            self.last_post = self.sched.now_ms
+            yield from self._read_response()
+            if self.resp.close:
+                yield from m.close()
+            yield 0  # opening: a pass of its own, as after a post
+            r.opener.open(self.resp.body, _EMPTY_REQ)
+        except (ModemError, http.HttpError, AnswerError) as e:
+            _log.w("receiver %d did not answer a probe (%s)", i, e)
+            self.must_close = True
+            self._path_failed(i)
+            return
+        _log.i("receiver %d answered a probe", i)
+        p.answered(i, self.sched.now_ms)
+        if p.active != i and m.connected:
+            yield from m.close()
+
+    def _path_failed(self, i):
+        p = self.paths
+        was = p.active
+        p.failed(i, self.sched.now_ms)
+        if p.active != was:
+            # the other receiver: try it now, not after the backoff the failures built up
+            _log.w("receiver %d stopped answering: delivering to receiver %d", i, p.active)
+            # (and no CFUN or power cycle queued by them: the modem reached the network)
+            self.ladder.succeeded()
+            self.ladder.pending = ld.NONE
+            self.next_try = None
+            self.must_close = True
 
     def _alert_waiting(self):
         return len(self.queue) > 0 and self._alert()
@@ -430,6 +505,8 @@ class Delivery:
         if phase > 0 and cls != ld.MODEM:
             self.must_close = True  # the connection's state is unknown: close it first
         _log.w("attempt failed (%s, class %d); ladder %d; next in %d ms", e, cls, self.ladder.pending, delay)
+        if phase > 0 and self.post_rx >= 0 and (cls == ld.NETWORK or cls == ld.SERVER):
+            self._path_failed(self.post_rx)  # the receiver gave no authenticated answer
 
     def _alert(self):
         if self.alert_live is not None:
@@ -444,6 +521,8 @@ class Delivery:
              "failed": self.failed, "sms_sent": self.sms.sent, "sms_failed": self.sms.failed,
              "bytes_sent": self.bytes_sent, "unauth": self.unauth,
              "refused": 1 if self.refusal is not None else 0}
+        if self.paths.dual:
+            s.update(self.paths.stats())
         s.update(self.modem.stats())
         return s
 

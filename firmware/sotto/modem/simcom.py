@@ -57,6 +57,11 @@ class Simcom(Cch):
     ca_pem = None  # the CA certificate's bytes (from /data): downloaded once per boot
     insecure_tls = False  # config insecure_tls: TLS without server authentication (bench work)
     ca_installed = False
+    # SSL context 1: the secondary receiver's (sotto.paths); ctx1 False: not used
+    ctx1 = False
+    ca_cert1 = None
+    ca_pem1 = None
+    ca_installed1 = False
 
     def _press(self, hold_ms):
         if self.pwrkey is None:
@@ -115,28 +120,38 @@ class Simcom(Cch):
         self.ready = True
 
     def configure_tls(self):
-        """The SSL context 0 (AT manual V1.09 19.2.1, AT+CSSLCFG)."""
-        if self.insecure_tls and not self.ca_cert:
+        """The SSL context 0 (AT manual V1.09 19.2.1, AT+CSSLCFG), and context 1
+        for the secondary receiver when there is one (sotto.paths)."""
+        yield from self._configure_ctx(0)
+        if self.ctx1:
+            yield from self._configure_ctx(1)
+
+    def _configure_ctx(self, ctx):
+        ca_cert = self.ca_cert if ctx == 0 else self.ca_cert1
+        if self.insecure_tls and not ca_cert:
             _log.w("insecure_tls: TLS without server authentication (bench work only)")
-            yield from self.cmd('AT+CSSLCFG="authmode",0,0')
+            yield from self.cmd('AT+CSSLCFG="authmode",%d,0' % ctx)
         else:
             # without a CA the handshake fails: closed, never unauthenticated
             # (and delivery refuses before it tries: sotto.config.network_refusal)
-            if self.ca_cert and self.ca_pem and not self.ca_installed:
+            if ctx == 0 and self.ca_cert and self.ca_pem and not self.ca_installed:
                 yield from self.install_ca(self.ca_cert, self.ca_pem)
                 self.ca_installed = True
-            yield from self.cmd('AT+CSSLCFG="sslversion",0,3')  # TLS 1.2 only, no downgrade
-            yield from self.cmd('AT+CSSLCFG="authmode",0,1')  # verify the server's chain
-            if self.ca_cert:
-                yield from self.cmd('AT+CSSLCFG="cacert",0,"%s"' % self.ca_cert)
+            if ctx == 1 and ca_cert and self.ca_pem1 and not self.ca_installed1:
+                yield from self.install_ca(ca_cert, self.ca_pem1)
+                self.ca_installed1 = True
+            yield from self.cmd('AT+CSSLCFG="sslversion",%d,3' % ctx)  # TLS 1.2 only, no downgrade
+            yield from self.cmd('AT+CSSLCFG="authmode",%d,1' % ctx)  # verify the server's chain
+            if ca_cert:
+                yield from self.cmd('AT+CSSLCFG="cacert",%d,"%s"' % (ctx, ca_cert))
         # Certificate dates: the module checks them only with ignorelocaltime 0 and a right
         # AT+CCLK (19.2.1); its clock is not trusted at boot, and an expired certificate must
         # not stop an alert, so dates stay unchecked - set here, not inherited from whatever
         # was stored before. The module checks no host name either: the CA must be private
         # to the centre (docs/modem.md, "Certificate profile").
-        yield from self.cmd('AT+CSSLCFG="ignorelocaltime",0,1')
+        yield from self.cmd('AT+CSSLCFG="ignorelocaltime",%d,1' % ctx)
         try:
-            yield from self.cmd('AT+CSSLCFG="enableSNI",0,1', retries=0)
+            yield from self.cmd('AT+CSSLCFG="enableSNI",%d,1' % ctx, retries=0)
         except ModemError as e:
             # older firmware does not know the parameter: connect without SNI (the
             # receiver must not need it)

@@ -150,6 +150,15 @@ function renderQueue() {
   out.push(silent.length ? table(["Device", "Officer", "Silent", "Last heard"],
                                  silent.map((r) => h("tr", { className: "silent-row" }, r.map((c) => h("td", {}, c || "–")))))
                          : h("p", { className: "muted" }, "Every device is reporting."));
+  const visits = q.visits || [];
+  const overdue = visits.filter((v) => v.state === "overdue").length;
+  out.push(h("h2", {}, `Check-in visits (${visits.length}${overdue ? `, ${overdue} overdue` : ""})`));
+  out.push(visits.length ? table(["Device", "Officer", "Visit", "State", "Ends (centre)", "Left"],
+    visits.map((v) => h("tr", { className: `visit-row visit-${v.state}` },
+      h("td", {}, v.device), h("td", {}, v.officer || "–"), h("td", {}, String(v.visit)),
+      h("td", {}, v.state === "alerted" ? `alerted (${v.alert})` : v.state),
+      h("td", {}, v.due), h("td", {}, v.left_s >= 0 ? dur(v.left_s) : `${dur(-v.left_s)} overdue`))))
+                         : h("p", { className: "muted" }, "No open visits."));
   out.push(h("h2", {}, `Rejected frames, last 24 h (${q.rejections.length})`));
   if (q.rejections.length) out.push(table(["Device", "Officer", "Reason", "Count", "Last"],
     q.rejections.map((r) => h("tr", {}, h("td", {}, r.device), h("td", {}, r.officer || "–"), h("td", {}, r.reason),
@@ -217,7 +226,9 @@ function fillAlertPage(d) {
     ["Acknowledged", d.acknowledged_by ? `${d.acknowledged_by} after ${dur(d.time_to_ack_s)}` : `not yet (${dur(d.unacknowledged_s)})`],
     d.closed_by && ["Closed", `${d.closed_by}: ${d.outcome}`],
     ["Location", loc ? `${loc.lat.toFixed(7)}, ${loc.lon.toFixed(7)} ±${loc.accuracy_m} m, fix ${dur(loc.age_now_s)} old (${loc.source})` : "none received"],
-    ["Chain", d.chain.summary], ["Battery", d.battery !== null ? `${d.battery} %` : "–"],
+    ["Chain", d.chain.summary],
+    d.delivered_via === "secondary" && ["Path", "delivered via secondary (the device's primary receiver was not answering)"],
+    ["Battery", d.battery !== null ? `${d.battery} %` : "–"],
     d.ended_on_device && ["On the device", d.ended_on_device],
     ["Hold", d.held ? `held by ${d.held.by} since ${d.held.since}: ${d.held.reason}` : "not held"],
     ["Device trust", trustText(d.device_trust)],
