@@ -83,6 +83,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--insecure-tls", action="store_true",
                    help="bench work only: TLS without a CA (the device cannot tell the centre from an "
                         "impostor; every frame carries the insecure-tls flag)")
+    p.add_argument("--repl-lock", action="store_true",
+                   help="production units: from the next boot Ctrl-C cannot stop the firmware, so the USB "
+                        "REPL (and this tool) cannot reach the device; re-provisioning needs a flash erase, "
+                        "which destroys the key (docs/technician-guide.md)")
     p.add_argument("--force", action="store_true",
                    help="re-provision a provisioned device: a clean identity, a new key, the old key revoked")
     add_queue_options(p)
@@ -126,7 +130,8 @@ def cmd_provision(args: argparse.Namespace) -> int:
     request = provision.ProvisionRequest(args.device_id, officer=args.officer, server=args.server,
                                          sms_number=args.sms_number, apn=args.apn, board=args.board,
                                          ca_cert=args.ca_cert, centre_key_pub=args.centre_key_pub,
-                                         insecure_tls=args.insecure_tls, new_registry=args.new_registry)
+                                         insecure_tls=args.insecure_tls, repl_lock=args.repl_lock,
+                                         new_registry=args.new_registry)
     ca_pem = Path(args.ca_cert).read_text() if args.ca_cert and Path(args.ca_cert).is_file() else None
     db = resolve_db_path(args.db)
     change = provision.provision(args.port, request, db, force=args.force, queue=queue_policy(args, ca_pem),

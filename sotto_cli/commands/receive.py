@@ -174,6 +174,6 @@ def console_config(args: argparse.Namespace) -> Any:
                         tls_key=args.tls_key, tile_url=args.console_tiles,
                         tile_attribution=args.console_tiles_attribution, public_url=args.console_url,
                         idle_timeout_s=args.console_idle_min * 60, export_dir=args.console_export_dir,
-                        notify=notify)
+                        centre_key_path=args.centre_key, notify=notify)
     cfg.check()
     return cfg
