@@ -77,7 +77,8 @@ def register(subparsers: Any) -> None:
     add_db_and_json(win)
     win.add_argument("--behind-s", type=int, metavar="SECONDS",
                      help="seconds behind receipt before a frame is flagged")
-    win.add_argument("--ahead-s", type=int, metavar="SECONDS", help="seconds ahead of receipt before it is flagged")
+    win.add_argument("--ahead-s", type=int, metavar="SECONDS",
+                     help="seconds ahead of receipt before it is flagged")
     add_operator(win, what="who changes it")
 
 

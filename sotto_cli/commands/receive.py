@@ -68,7 +68,8 @@ def register(subparsers: Any) -> None:
                         help=f"open connections from one source address; more are answered 503 "
                              f"too-many-connections and closed (default {ServerConfig.max_per_address}; "
                              "raise it when many devices share an address, e.g. behind a carrier's NAT)")
-    parser.add_argument("--header-timeout", type=float, default=ServerConfig.header_timeout_s, metavar="S",
+    parser.add_argument("--header-timeout", type=float, default=ServerConfig.header_timeout_s,
+                        metavar="SECONDS",
                         help=f"seconds a client has for the TLS handshake, request line and headers; "
                              f"slower ones are answered 408 and closed "
                              f"(default {ServerConfig.header_timeout_s:g})")
