@@ -241,9 +241,9 @@ class Device:
         return wire
 
     def _service_mic(self):
-        # Making a frame (a signature, a flash write) takes longer on the device
-        # than the microphone's I2S ring holds (128 ms): drain it between the
-        # steps. A fault here must not cost the frame being made.
+        # Making a frame (a signature, a flash write) takes a large share of
+        # what the microphone's I2S ring holds on the device (224-256 ms):
+        # drain it between the steps. A fault here must not cost the frame being made.
         if self.audio is not None:
             try:
                 self.audio.service()

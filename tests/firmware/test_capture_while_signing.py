@@ -1,5 +1,5 @@
 # Capture never waits for a frame to be made: a signature and a flash write
-# take longer on the device than the microphone's I2S ring holds (128 ms), so
+# take a large share of what the microphone's I2S ring holds (224-256 ms), so
 # the device drains the ring between their steps (Audio.service), a chunk that
 # fills waits for poll() without stopping the encoder, and the session makes
 # at most one audio frame per pass. The end-to-end lane measures the result at

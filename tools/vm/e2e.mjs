@@ -49,6 +49,14 @@ export const CASES = {
   "device-speed-mic-once-a-pass": { offset_ms: WRAP - X_MS, factor: DEVICE_FACTOR, mic_once_a_pass: true, benchOnly: true },
 };
 const REPORT_MARK = "E2E-REPORT ";
+// Device-speed time is the host's CPU time x F, so a host stall of 10 ms (a
+// cache-cold page, a JIT tier-up, a noisy neighbour) becomes 250 ms of device
+// time in one pass. A device-speed case that fails only on timing (a lost
+// microphone block, a watchdog gap) is run again, at most DEVICE_ATTEMPTS
+// times in all; a firmware pass that really is too slow fails every attempt.
+// Every attempt's figures are printed. Functional failures are never retried.
+const DEVICE_ATTEMPTS = 3;
+const TIMING_FAILURE = /microphone blocks lost|watchdog/;
 const TIMEOUT_MS = parseInt(process.env.SOTTO_E2E_TIMEOUT_MS || "900000", 10);
 
 async function runCase(name, params) {
@@ -171,13 +179,26 @@ async function main() {
     Array.from({ length: jobs }, async () => {
       while (queue.length) {
         const [n, p] = queue.shift();
-        results.push(await spawnCase(n, p, outDir));
+        let result = await spawnCase(n, p, outDir);
+        const earlier = [];
+        while (
+          p.factor && !CASES[n].benchOnly && earlier.length + 1 < DEVICE_ATTEMPTS && result.report &&
+          result.report.failures.length && result.report.failures.every((f) => TIMING_FAILURE.test(f))
+        ) {
+          earlier.push(result.report.failures.join("; "));
+          result = await spawnCase(n, p, outDir);
+        }
+        result.earlier = earlier;
+        results.push(result);
       }
     }),
   );
   results.sort((a, b) => todo.findIndex((t) => t[0] === a.name) - todo.findIndex((t) => t[0] === b.name));
   let failed = 0;
-  for (const { name, report, tail } of results) {
+  for (const { name, report, tail, earlier } of results) {
+    for (const [i, f] of (earlier || []).entries()) {
+      console.log(`note ${name}: attempt ${i + 1} of ${DEVICE_ATTEMPTS} failed on timing only (${f}); run again`);
+    }
     if (!report || report.failures.length) {
       failed++;
       console.log(`FAIL ${name}`);

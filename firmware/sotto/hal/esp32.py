@@ -16,7 +16,7 @@ from micropython import const
 
 EDGES = const(64)  # button edges the interrupt can hold between two main-loop passes
 MIC_BLOCK = const(1024)  # bytes per I2S block: 256 32-bit words, 32 ms at 8 kHz
-MIC_BLOCKS = const(4)  # ring of blocks: 128 ms of slack for a slow main-loop pass
+MIC_BLOCKS = const(8)  # ring of blocks: 256 ms (8 KB) of slack for a slow main-loop pass
 MODEM_TXBUF = const(2048)  # > SEND_MAX of sotto.modem.cch plus an AT command
 
 
