@@ -94,6 +94,7 @@ class ProvisionRequest:
     centre_key_pub: str | None = None        # 64 hex digits or a key file; None: the registry's record
     insecure_tls: bool = False               # bench work only: TLS without server authentication
     release_key_pub: str | None = None       # the release key's public half (docs/ota.md); None: no updates
+    repl_lock: bool = False                  # production: the USB REPL is locked from the next boot
     new_registry: bool = False               # the registry database may be created
     # --set: {dotted name: value}, checked on the device by its own rules
     settings: dict[str, Any] = field(default_factory=dict)
@@ -201,6 +202,8 @@ def _config_for(request: ProvisionRequest, kid: bytes, centre: bytes, ca: bytes 
         cfg["ca_cert"] = CA_FILE
     if request.insecure_tls:
         cfg["insecure_tls"] = True
+    if request.repl_lock:
+        cfg["repl_lock"] = True
     for name, value in request.settings.items():   # the device's own rules check them (check_config)
         node: dict[str, Any] = cfg
         parts = name.split(".")

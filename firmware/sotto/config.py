@@ -24,6 +24,9 @@ DEFAULTS = {
     "secondary_receiver": None,
     "secondary_ca_cert": None,
     "secondary_centre_key": None,
+    # production units: Ctrl-C cannot stop the firmware, so nobody reaches the
+    # REPL over USB (sotto.hal.lock_repl, from boot.py); docs/technician-guide.md
+    "repl_lock": False,
     "trigger": {
         "alert": {"hold_ms": 3000},
         "cancel": {"presses": 3, "window_ms": 2000},
@@ -97,7 +100,7 @@ REQUIRED = ("device_id", "receiver", "apn")
 # remote change (a stolen centre database must not redirect a device)
 LOCKED = ("device_id", "receiver", "apn", "sms_number", "ca_cert", "centre_key", "insecure_tls",
           "board", "version", "release_key", "secondary_receiver", "secondary_ca_cert",
-          "secondary_centre_key")
+          "secondary_centre_key", "repl_lock")
 # what a configuration that cannot be read keeps from an older one, if it can
 ESSENTIAL = REQUIRED + ("officer", "board", "sms_number", "ca_cert", "centre_key", "insecure_tls",
                         "release_key", "secondary_receiver", "secondary_ca_cert", "secondary_centre_key")
@@ -303,6 +306,8 @@ def validate(obj, storage=None, strict=False):
         raise ConfigError("insecure_tls", "type", "must be true or false")
     if cfg["insecure_tls"] and c is not None:
         raise ConfigError("insecure_tls", "range", "set together with ca_cert: keep only ca_cert")
+    if not isinstance(cfg["repl_lock"], bool):
+        raise ConfigError("repl_lock", "type", "must be true or false")
     for dotted, (lo, hi) in _RANGES.items():
         _int_in(cfg, dotted, lo, hi)
     if not isinstance(cfg["audio"]["pre_trigger"], bool):

@@ -39,7 +39,7 @@ CONFIG_OP = "config"
 # identity, receiver and trust anchors: `sotto provision` only (firmware sotto.config.LOCKED)
 LOCKED = ("device_id", "receiver", "apn", "sms_number", "ca_cert", "centre_key", "insecure_tls",
           "board", "version", "release_key", "secondary_receiver", "secondary_ca_cert",
-          "secondary_centre_key")
+          "secondary_centre_key", "repl_lock")
 QUEUED, DELIVERED, APPLIED, REFUSED, SUPERSEDED = "queued", "delivered", "applied", "refused", "superseded"
 UNDONE = (QUEUED, DELIVERED)
 MAX_SETTINGS_BYTES = 1024           # one version in an answer; the device reads answers of at most 4 KB

@@ -48,7 +48,7 @@ RECEIVER_SCHEMA_VERSION = LATEST["receiver"]   # 2: settings, commands, holds, t
 
 
 def ensure_schema(conn: Any) -> None:
-    """Create or migrate every table (registry, receiver, centre, devcfg, releases:
+    """Create or migrate every table (registry, receiver, centre, alert_flags, devcfg, releases:
     host_tools.storage.migrations)."""
     ensure_registry_schema(conn)
 

@@ -42,6 +42,7 @@ GRANTS: dict[str, dict[str, str]] = {
         "centre_settings": "SELECT, INSERT", "alert_holds": "SELECT",
         "device_health": "SELECT, INSERT, UPDATE", "device_config": "SELECT, UPDATE",
         "device_versions": "SELECT, INSERT, UPDATE", **_READ_RELEASES,
+        "alert_flags": "SELECT, INSERT, UPDATE",
     },
     CONSOLE: {
         **_READ_REGISTRY, **_AUDIT_APPEND,
@@ -52,6 +53,7 @@ GRANTS: dict[str, dict[str, str]] = {
         "device_health": "SELECT", "device_config": "SELECT, INSERT", "device_versions": "SELECT",
         "releases": "SELECT, INSERT", "release_files": "SELECT, INSERT",
         "release_cohorts": "SELECT, INSERT, UPDATE", "release_assignments": "SELECT, INSERT, UPDATE",
+        "alert_flags": "SELECT",
     },
     PURGE: {
         **_AUDIT_APPEND,

@@ -131,3 +131,4 @@ class _Txn:
         # status and heartbeat frames: (device, seq, type, payload), for devcfg.apply_health
         self.health: list[tuple[bytes, int, int, Any]] = []
         self.versions: dict[bytes, tuple[Any, ...]] = {}   # device -> (fw, pend, upd, err, at) (docs/ota.md)
+        self.flags: list[tuple[int, str, float, int | None]] = []   # (alert, flag, received, offset s)
