@@ -332,3 +332,11 @@ def test_a_flash_that_refuses_the_change_says_so():
     r.dev.storage.write_atomic = real
     assert r.of(frames.STATUS)[-1][frames.K_ERR].startswith("flash:")
     assert r.of(frames.REPLY)[-1][frames.K_RES] == frames.RES_REFUSED and r.dev.cfg_version == 0
+
+
+def test_the_second_receiver_release_key_and_repl_lock_are_provision_only():
+    obj = config(receiver="http://127.0.0.1:8080")
+    for name, value in (("secondary_receiver", "https://evil.example"), ("secondary_centre_key", "00" * 32),
+                        ("secondary_ca_cert", "x.pem"), ("release_key", "00" * 32), ("repl_lock", False)):
+        e = raises(cfgmod.ConfigError, cfgmod.change, obj, {name: value}, 2)
+        assert e.reason == "locked" and e.field == name

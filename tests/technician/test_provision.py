@@ -298,6 +298,9 @@ def test_provision_set_refuses_what_only_provisioning_flags_set():
 
     with pytest.raises(UsageError, match="only `sotto provision`"):
         devcfg.parse_settings(["receiver=https://elsewhere.example"])
+    for name in ("secondary_receiver", "secondary_ca_cert", "secondary_centre_key", "release_key", "repl_lock"):
+        with pytest.raises(UsageError, match="only `sotto provision`"):   # --secondary-*, --release-key-pub...
+            devcfg.parse_settings([f"{name}=x"])
     with pytest.raises(UsageError, match="KEY=VALUE"):
         devcfg.parse_settings(["heartbeat_every_s"])
     assert devcfg.parse_settings(["a.b=600", "c=text", "d=true"]) == {"a.b": 600, "c": "text", "d": True}
