@@ -298,8 +298,10 @@ def test_provision_set_refuses_what_only_provisioning_flags_set():
 
     with pytest.raises(UsageError, match="only `sotto provision`"):
         devcfg.parse_settings(["receiver=https://elsewhere.example"])
-    for name in ("secondary_receiver", "secondary_ca_cert", "secondary_centre_key", "release_key", "repl_lock"):
-        with pytest.raises(UsageError, match="only `sotto provision`"):   # --secondary-*, --release-key-pub...
+    # what --secondary-*, --release-key-pub and --repl-lock set
+    for name in ("secondary_receiver", "secondary_ca_cert", "secondary_centre_key", "release_key",
+                 "repl_lock"):
+        with pytest.raises(UsageError, match="only `sotto provision`"):
             devcfg.parse_settings([f"{name}=x"])
     with pytest.raises(UsageError, match="KEY=VALUE"):
         devcfg.parse_settings(["heartbeat_every_s"])
