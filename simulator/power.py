@@ -16,7 +16,11 @@ inactivity timer), then idles, then enters PSM when the granted active time runs
 
 Charges that are shorter than a sample are counted per event: each radio record
 (`air`) is a `modem_tx_burst_ms` burst at `modem_tx_ma` (on top of the connected
-current), and each pass of the firmware's loop wakes the CPU for `mcu_wake_ms`.
+current), and each pass of the firmware's loop outside an alert wakes the CPU for `mcu_wake_ms`.
+Between passes the CPU is in light sleep only if the firmware's loop asks for it
+(board `mcu_light_sleep`); firmware/main.py awaits `asyncio.sleep_ms`, which leaves
+it clocked and idle (`mcu_idle_ma`). summary(light_sleep=True) gives the charge the
+same run would have drawn with a loop that light-sleeps.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-STATES = ("mcu sleep", "mcu awake", "modem off", "modem psm", "modem idle", "modem connected",
+STATES = ("mcu sleep", "mcu idle", "mcu awake", "modem off", "modem psm", "modem idle", "modem connected",
           "modem transmitting", "gnss on", "mic on", "haptic", "accelerometer")
 _MS_PER_H = 3_600_000
 
@@ -35,6 +39,10 @@ class PowerMeter:
     def __init__(self, currents: dict[str, float], capacity_mah: float, modem: Any, gnss: Any, mic: Any,
                  hal: Any, device: Callable[[], Any] | None = None, start_ms: int = 0) -> None:
         self.c = currents
+        # between passes of the loop the CPU is in light sleep (mcu_sleep_ma) only if the
+        # firmware's loop asks for it; firmware/main.py awaits asyncio.sleep_ms, which
+        # leaves it clocked and idle (mcu_idle_ma): the board's "mcu_light_sleep" says which
+        self.light_sleep = bool(currents.get("mcu_light_sleep", False))
         self.capacity_mah = capacity_mah
         self.modem, self.gnss, self.mic, self.hal = modem, gnss, mic, hal
         self.device = device or (lambda: None)
@@ -42,6 +50,7 @@ class PowerMeter:
         self.ms: dict[str, float] = dict.fromkeys(STATES, 0.0)  # time per state
         self.t0 = self.last = start_ms
         self.passes = 0
+        self.quiet_passes = 0  # passes outside an alert: the CPU wakes for mcu_wake_ms each
         self._air_seen = 0
         self._snap = self._snapshot()
 
@@ -83,8 +92,10 @@ class PowerMeter:
             return
         s, c = self._snap, self.c
         dt = b - a
-        self._add("mcu awake" if s["awake"] else "mcu sleep",
-                  c["mcu_awake_ma"] if s["awake"] else c["mcu_sleep_ma"], dt)
+        if s["awake"]:
+            self._add("mcu awake", c["mcu_awake_ma"], dt)
+        else:
+            self.ms["mcu between passes"] = self.ms.get("mcu between passes", 0.0) + dt
         self._add("accelerometer", c["accel_lp_ma"], dt)
         for flag, state, key in (("gnss", "gnss on", "gnss_on_ma"), ("mic", "mic on", "mic_on_ma"),
                                  ("haptic", "haptic", "haptic_ma")):
@@ -116,27 +127,40 @@ class PowerMeter:
             self.ms["modem transmitting"] += burst
         self._air_seen = len(air)
         self.passes += 1
-        if not self._snap["awake"]:  # a pass of the loop wakes the CPU for a moment
-            self.mas["mcu awake"] += (c["mcu_awake_ma"] - c["mcu_sleep_ma"]) * c["mcu_wake_ms"]
+        if not self._snap["awake"]:  # a pass of the loop between sleeps (charged in summary())
+            self.quiet_passes += 1
         self._snap = self._snapshot()
 
     # -- the outcome ------------------------------------------------------------------
-    def summary(self, now_ms: int | None = None) -> dict[str, Any]:
+    def summary(self, now_ms: int | None = None, light_sleep: bool | None = None) -> dict[str, Any]:
         """Charge used so far (mAh), its share by state, the average current, and the
-        days the board's cell would last at that average."""
+        days the board's cell would last at that average. light_sleep: charge the time
+        between passes as light sleep (True) or a clocked idle CPU (False); None: the
+        board's `mcu_light_sleep` (what the firmware does)."""
         if now_ms is not None:
             self._integrate(self.last, now_ms)
             self.last = max(self.last, now_ms)
-        total = sum(self.mas.values())
+        c = self.c
+        sleeps = self.light_sleep if light_sleep is None else light_sleep
+        rest = "mcu sleep" if sleeps else "mcu idle"
+        rest_ma = c["mcu_sleep_ma"] if sleeps else c["mcu_idle_ma"]
+        between = self.ms.get("mcu between passes", 0.0)
+        mas = {k: v for k, v in self.mas.items()}
+        ms = {k: v for k, v in self.ms.items() if k in STATES}
+        mas[rest] += rest_ma * between
+        ms[rest] += between
+        mas["mcu awake"] += (c["mcu_awake_ma"] - rest_ma) * c["mcu_wake_ms"] * self.quiet_passes
+        ms["mcu awake"] += c["mcu_wake_ms"] * self.quiet_passes
+        total = sum(mas.values())
         span = max(1, self.last - self.t0)
         avg = total / span
         states = {k: {"mah": round(v / _MS_PER_H, 4), "share": round(v / total, 4) if total else 0.0,
-                      "s": round(self.ms[k] / 1000, 1)}
-                  for k, v in self.mas.items() if v}
+                      "s": round(ms[k] / 1000, 1)}
+                  for k, v in mas.items() if v}
         return {"charge_mah": round(total / _MS_PER_H, 4), "span_s": round(span / 1000, 1),
                 "average_ma": round(avg, 4), "capacity_mah": self.capacity_mah,
                 "days_at_this_rate": round(self.capacity_mah / avg / 24, 2) if avg else None,
-                "loop_passes": self.passes, "states": states}
+                "loop_passes": self.passes, "mcu_light_sleep": sleeps, "states": states}
 
 
 def summary_lines(s: dict[str, Any], top: int = 5) -> list[str]:

@@ -19,7 +19,8 @@ from simulator.vmodem import Faults, VirtualModem
 from simulator.vmodem.settings import AirRecord
 
 REPO = Path(__file__).resolve().parents[2]
-CURRENTS = {"mcu_sleep_ma": 1.0, "mcu_awake_ma": 11.0, "mcu_wake_ms": 2, "modem_off_ma": 0.0,
+CURRENTS = {"mcu_sleep_ma": 1.0, "mcu_idle_ma": 4.0, "mcu_light_sleep": True,
+            "mcu_awake_ma": 11.0, "mcu_wake_ms": 2, "modem_off_ma": 0.0,
             "modem_psm_ma": 0.5, "modem_idle_ma": 5.0, "modem_edrx_ma": 1.0, "modem_connected_ma": 50.0,
             "modem_tx_ma": 250.0, "modem_tx_burst_ms": 100, "modem_rrc_tail_ms": 1000,
             "gnss_on_ma": 20.0, "mic_on_ma": 2.0, "haptic_ma": 100.0, "accel_lp_ma": 0.0}
@@ -64,6 +65,12 @@ def test_integration_over_states_matches_a_hand_computed_case():
     assert s["days_at_this_rate"] == pytest.approx(100.0 / (total / 12_000) / 24, abs=0.01)
     assert set(s["states"]) <= set(STATES)
     assert "charge used" in summary_lines(s)[0]
+    # the same run with a loop that does not light-sleep: 12 s at 4 mA between passes,
+    # and each of the 3 passes wakes the CPU from 4 mA instead of 1 mA
+    idle = pm.summary(light_sleep=False)
+    assert "mcu sleep" not in idle["states"] and idle["mcu_light_sleep"] is False
+    assert idle["states"]["mcu idle"]["mah"] == pytest.approx(4.0 * 12_000 / 3.6e6, abs=1e-4)
+    assert idle["states"]["mcu awake"]["mah"] == pytest.approx(3 * 7 * 2 / 3.6e6, abs=1e-4)
 
 
 def test_the_reference_board_has_every_figure_the_model_needs():
