@@ -88,7 +88,7 @@ def register(subparsers: Any) -> None:
     run.add_argument("--keep", action="store_true",
                      help="keep the run's working folder (device flash with its key, the receiver's TLS key "
                           "and database, locations) and say where; by default it is removed")
-    add_json(run, "print the outcome (checks, figures, report folder) as JSON")
+    add_json(run, "print the outcome (checks, figures, charge used, report folder) as JSON")
     _outside_options(run)
 
     fleet = command(sub, "fleet", cmd_fleet, help="many devices against one receiver", description=FLEET_HELP,
