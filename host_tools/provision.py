@@ -93,6 +93,7 @@ class ProvisionRequest:
     ca_cert: str | Path | None = None        # a PEM file on this machine: the centre's TLS CA
     centre_key_pub: str | None = None        # 64 hex digits or a key file; None: the registry's record
     insecure_tls: bool = False               # bench work only: TLS without server authentication
+    repl_lock: bool = False                  # production: the USB REPL is locked from the next boot
     new_registry: bool = False               # the registry database may be created
     # the second path (EN 50136 dual path): another centre's receiver, its CA and its key
     secondary_server: str | None = None
@@ -198,6 +199,8 @@ def _config_for(request: ProvisionRequest, kid: bytes, centre: bytes, ca: bytes 
         cfg["ca_cert"] = CA_FILE
     if request.insecure_tls:
         cfg["insecure_tls"] = True
+    if request.repl_lock:
+        cfg["repl_lock"] = True
     return cfg
 
 

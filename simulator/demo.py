@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 
 from host_tools.errors import SottoError
 from host_tools.ids import format_device_id
-from host_tools.receiver import alerts, evidence, store
+from host_tools.receiver import alerts, centre_key, evidence, store
 from host_tools.receiver.format import format_alert
 from simulator.report import timeline_lines, write_report
 from simulator.run import run_scenario
@@ -94,14 +94,15 @@ def _demo() -> int:
                 say("     " + line)
             bundle = OUT / f"{mine[0].code}-evidence"
             exported = evidence.export_alert(conn, mine[0].alert_id, bundle, operator=OPERATOR)
+            sealed_by = centre_key.recorded_public_key(conn)    # given from outside the bundle
         finally:
             conn.close()
-        check = evidence.verify_bundle(bundle)
+        check = evidence.verify_bundle(bundle, centre_key=sealed_by, device_key=dev.public_key)
         say(f"\n5. evidence exported to {bundle.relative_to(REPO)}: {exported.frames} frames, "
             f"{exported.audio_seconds:.1f} s of audio in audio.wav, track.geojson, report.html")
-        say(f"   offline check (sotto evidence verify): {'intact' if check.ok else 'PROBLEMS'}; "
-            f"chain {check.chain}")
-        for code, text in check.problems:
+        say(f"   offline check (sotto evidence verify --centre-key): {check.verdict}, sealed by the centre: "
+            f"{'yes' if check.sealed else 'NO'}; chain {check.chain}")
+        for code, text in check.problems + check.missing:
             say(f"   {code}: {text}")
         write_report(result, OUT / "report")
         say(f"   simulator report: {(OUT / 'report').relative_to(REPO)}/timeline.svg")

@@ -266,7 +266,7 @@ class VirtualDevice:
         # the receiver answers with the wall clock; in the simulation the
         # world's time is the virtual clock's
         if self.device is not None:
-            self.device.clock.set_network(int(self.clock.utc()), self.clock.ticks())
+            self.device.clock.reanchor(int(self.clock.utc()), self.clock.ticks())
 
     def haptic_played(self, pattern: str) -> None:
         self.haptic_patterns.append((self.clock.now_ms, pattern))

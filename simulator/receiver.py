@@ -61,7 +61,9 @@ class ReceiverProcess:
             f.write(self.sms_secret)
         cmd = [sys.executable, "-m", "sotto_cli", "receive", "--db", str(self.db),
                "--host", "127.0.0.1", "--port", "0", "-q", "--sms-secret-file", str(secret_file),
-               "--clock-file", str(self.clock_path)]
+               "--clock-file", str(self.clock_path),
+               # every simulated device connects from 127.0.0.1: one address, many devices
+               "--max-per-address", "4096"]
         if self.pki is not None:
             cmd += ["--tls-cert", self.pki.cert_file, "--tls-key", self.pki.key_file]
         if console:   # the operators' console on its own free port (same certificate)

@@ -184,8 +184,9 @@ def _json_runs(d: dict[str, Any]) -> list[tuple[list[str], int]]:
         (["alerts", "locate", "A1"], 0), (["alerts", "ask", "A1", "--question", "1"], 0),
         (["alerts", "hold", "A1", "--reason", "case 1"], 0), (["alerts", "release", "A1"], 0),
         (["alerts", "ack", "A1"], 0), (["alerts", "close", "A1", "--outcome", "safe"], 0),
-        (["alerts", "export", "A1", "--out", str(t / "bundle")], 0),
-        (["evidence", "verify", str(t / "bundle")], 0),
+        (["centre", "time-window", "--behind-s", "1800"], 0), (["centre", "time-window"], 0),
+        (["alerts", "export", "A1", "--out", str(t / "bundle"), "--centre-key", str(t / "centre.key")], 0),
+        (["evidence", "verify", str(t / "bundle"), "--centre-key", str(t / "centre.pub")], 3),  # no end frame
         (["alerts", "audit"], 0), (["audit", "verify"], 0), (["ledger", "SOTTO-42"], 0),
         (["stats", "--month", "2026-09"], 0), (["purge", "--older-than", "30", "--dry-run"], 0),
         (["purge", "--set-min-retention-days", "30"], 0),
@@ -207,7 +208,9 @@ def test_json_output_of_every_data_command_parses(small_db, monkeypatch, capsys)
             monkeypatch.setattr(sys, "stdin", open(small_db["dir"] / "pw"))   # noqa: SIM115
         assert main([*argv, "--json"]) == status, (argv, capsys.readouterr().err)
         out = capsys.readouterr().out
-        json.loads(out)   # one JSON document, nothing else on stdout
+        data = json.loads(out)   # one JSON document, nothing else on stdout
+        if argv[:2] == ["centre", "key"]:    # the public key `evidence verify` takes from outside the bundle
+            (small_db["dir"] / "centre.pub").write_bytes(bytes.fromhex(data["public_key"]))
         words = [a for a in argv[:2] if not a.startswith(("-", "/"))]
         ran.add(" ".join(w for w in words if w not in ("A1", "SOTTO-42", "SOTTO-43", "olga")))
     runnable_offline = {n for n, p in COMMANDS if n not in NO_JSON} - {

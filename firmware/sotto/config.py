@@ -22,6 +22,9 @@ DEFAULTS = {
     "secondary_receiver": None,
     "secondary_ca_cert": None,
     "secondary_centre_key": None,
+    # production units: Ctrl-C cannot stop the firmware, so nobody reaches the
+    # REPL over USB (sotto.hal.lock_repl, from boot.py); docs/technician-guide.md
+    "repl_lock": False,
     "trigger": {
         "alert": {"hold_ms": 3000},
         "cancel": {"presses": 3, "window_ms": 2000},
@@ -159,6 +162,8 @@ def validate(obj, storage=None, strict=False):
         raise ConfigError("insecure_tls", "type", "must be true or false")
     if cfg["insecure_tls"] and c is not None:
         raise ConfigError("insecure_tls", "range", "set together with ca_cert: keep only ca_cert")
+    if not isinstance(cfg["repl_lock"], bool):
+        raise ConfigError("repl_lock", "type", "must be true or false")
     for dotted, (lo, hi) in _RANGES.items():
         _int_in(cfg, dotted, lo, hi)
     if cfg["audio"]["clip_s"] > cfg["audio"]["max_clip_s"]:

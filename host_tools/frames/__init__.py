@@ -20,7 +20,7 @@ scanner, split_sequence), schema (fields, Location), frame (Frame, decode_frame)
 verify (verify_frame), keys (load_public_key), describe (for people and JSON).
 """
 
-from host_tools.frames.cbor_strict import split_sequence
+from host_tools.frames.cbor_strict import SequenceTooLong, split_sequence
 from host_tools.frames.describe import describe_frame, frame_summary, frame_to_json
 from host_tools.frames.frame import Frame, chain_link, decode_frame
 from host_tools.frames.keys import load_public_key, public_key_bytes
@@ -68,5 +68,5 @@ __all__ = [
     "FrameError", "FrameType", "KeyFormatError",
     "KeySource", "Location", "PublicKey", "Reason", "Verdict", "chain_link", "decode_frame",
     "describe_frame", "frame_summary", "frame_to_json", "load_public_key", "public_key_bytes",
-    "split_sequence", "unpack_location", "verify_frame",
+    "SequenceTooLong", "split_sequence", "unpack_location", "verify_frame",
 ]

@@ -172,20 +172,36 @@ def _strict_item(buf: bytes, what: str, malformed: Reason, foreign: Reason) -> A
     return _loads(buf)
 
 
-def split_sequence(data: bytes) -> list[bytes]:
+class SequenceTooLong(FrameError):
+    """A CBOR sequence with more items than the caller takes (reason too-large):
+    raised as soon as item max_items + 1 begins, before the rest is scanned."""
+
+    def __init__(self, max_items: int, pos: int) -> None:
+        super().__init__(Reason.TOO_LARGE, f"more than {max_items} items (item {max_items + 1} "
+                                           f"begins at byte {pos}); at most {max_items} per request")
+        self.max_items = max_items
+
+
+def split_sequence(data: bytes, max_items: int | None = None) -> list[bytes]:
     """A CBOR sequence (RFC 8742) into the exact bytes of each item.
 
     Only well-formedness is checked here, so one badly encoded frame does not
     hide the others: decode each item with decode_frame. Raises FrameError
     (malformed-cbor) when an item is not well-formed, since the items after it
-    cannot be found.
+    cannot be found. With max_items, raises SequenceTooLong (too-large) as soon
+    as one more item begins, so a body of a million tiny items costs no more
+    than max_items of them.
     """
     buf = _as_bytes(data)
     items: list[bytes] = []
     pos = 0
-    while pos < len(buf):
+    end = len(buf)
+    limit = end if max_items is None else max_items
+    while pos < end:
+        if len(items) >= limit:
+            raise SequenceTooLong(limit, pos)
         try:
-            nxt = _skip(buf, pos, len(buf), False, 0)
+            nxt = _skip(buf, pos, end, False, 0)
         except _Malformed as e:
             raise FrameError(Reason.MALFORMED_CBOR,
                              f"item {len(items) + 1} of the sequence (at byte {pos}): "

@@ -183,10 +183,13 @@ def close(conn: sqlite3.Connection, actor: Actor, alert_id: int, outcome: str) -
     return alerts.close(conn, alert_id, operator=actor.name, outcome=outcome, role=actor.role)
 
 
-def export(conn: sqlite3.Connection, actor: Actor, alert_id: int, out_dir: str) -> ExportResult:
-    """An evidence bundle (audited by export_alert, which records the manifest digest)."""
+def export(conn: sqlite3.Connection, actor: Actor, alert_id: int, out_dir: str,
+           centre_key_path: str | None = None) -> ExportResult:
+    """An evidence bundle sealed by the centre (audited by export_alert, which records
+    the manifest digest)."""
     require(actor, EXPORT)
-    return export_alert(conn, alert_id, out_dir, operator=actor.name, role=actor.role)
+    return export_alert(conn, alert_id, out_dir, operator=actor.name, role=actor.role,
+                        centre_key_path=centre_key_path)
 
 
 def run_purge(conn: sqlite3.Connection, actor: Actor, older_than_days: int, dry_run: bool) -> PurgeResult:

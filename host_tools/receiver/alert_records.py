@@ -77,6 +77,7 @@ class AlertSummary:
     chain: ChainStatus
     insecure_tls: bool = False      # a frame of it had flag bit 3: the device did not authenticate the centre
     hold: Any = None                # host_tools.receiver.holds.Hold while the alert is on hold
+    flags: tuple[Any, ...] = ()     # flags.AlertFlag: clock far off, signed before revocation
 
     @property
     def code(self) -> str:
@@ -126,6 +127,7 @@ class AlertSummary:
             "outcome": self.outcome, "chain": self.chain.to_json(), "seq_reused": self.seq_reused,
             "purged": iso_utc(self.purged_at), "insecure_tls": self.insecure_tls,
             "hold": self.hold.to_json() if self.hold is not None else None,
+            "flags": [f.to_json() for f in self.flags],
         }
 
 

@@ -40,6 +40,7 @@ from host_tools.receiver.alert_records import (
     SilentDevice,
     TrackPoint,
 )
+from host_tools.receiver.flags import flags_of
 from host_tools.receiver.format import duration_text, iso_utc, utc_text
 from host_tools.receiver.store import alert_code
 from host_tools.registry import write_transaction
@@ -110,7 +111,7 @@ def _summary(conn: sqlite3.Connection, row: tuple[Any, ...]) -> AlertSummary:
     insecure = conn.execute("SELECT 1 FROM frames WHERE alert_id = ? AND (flags & ?) <> 0 LIMIT 1",
                             (row[0], FLAG_INSECURE_TLS)).fetchone() is not None
     return AlertSummary(*values, chain=chain, insecure_tls=insecure,  # type: ignore[arg-type]
-                        hold=holds.held(conn, row[0]))
+                        hold=holds.held(conn, row[0]), flags=flags_of(conn, row[0]))
 
 
 def get_alert(conn: sqlite3.Connection, alert_id: int) -> AlertSummary:
@@ -125,10 +126,12 @@ def get_alert(conn: sqlite3.Connection, alert_id: int) -> AlertSummary:
 def list_alerts(conn: sqlite3.Connection, *, include_closed: bool = False, limit: int | None = None
                 ) -> list[AlertSummary]:
     """Alerts, most urgent first: duress, then open, then acknowledged (newest
-    first within each), then (include_closed) closed ones, newest first."""
+    first within each), then (include_closed) closed ones, newest first. "Newest"
+    is when the receiver first heard of the alert, never the device's clock (which
+    may be years off: flags.py)."""
     where = "" if include_closed else "WHERE state != 'closed'"
     order = ("CASE state WHEN 'closed' THEN 2 ELSE 0 END, duress DESC, "
-             "CASE state WHEN 'open' THEN 0 ELSE 1 END, coalesce(started_at, first_received_at) DESC")
+             "CASE state WHEN 'open' THEN 0 ELSE 1 END, first_received_at DESC, alert_id DESC")
     sql = f"SELECT {_ALERT_COLUMNS} FROM alerts {where} ORDER BY {order}"
     if limit is not None:
         sql += f" LIMIT {int(limit)}"

@@ -35,7 +35,8 @@ from host_tools.registry import write_transaction
 
 KEY_SUFFIX = "-centre.key"
 KID_BYTES = 8
-ALG_EDDSA = -8
+ALG_EDDSA = -8          # what the centre signs with
+ALG_ED25519 = -19       # RFC 9864; verifiers accept it too (docs/frames.md), as the firmware does
 SETTING_PUBLIC_KEY = "centre_public_key"
 
 
@@ -101,6 +102,14 @@ class CentreKey:
         to_sign = _canonical(["Signature1", self._protected, b"", body])
         signature = self._private.sign(to_sign)
         return _canonical(cbor2.CBORTag(18, [self._protected, {}, body, signature]))
+
+    def sign_detached(self, message: bytes) -> bytes:
+        """A raw Ed25519 signature (64 bytes) over `message`. Callers put a
+        context prefix first (evidence seals: host_tools.receiver.evidence.seal)
+        so that nothing signed here can pass for an answer."""
+        if message[:1] == b"\x84":
+            raise ValueError("a detached message must not look like a COSE Sig_structure")
+        return self._private.sign(message)
 
 
 def public_pem(public_key: bytes) -> str:
@@ -248,8 +257,8 @@ def verify_answer(public_key: bytes, body: bytes, request: bytes) -> dict[str, A
         header = cbor2.loads(protected)
     except Exception:  # noqa: BLE001 - whatever it is, it is not a signed answer
         raise AnswerNotTrusted("the answer is not a COSE_Sign1 (not signed by the centre)") from None
-    if getattr(item, "tag", None) != 18 or header.get(1) != ALG_EDDSA:
-        raise AnswerNotTrusted("the answer is not an EdDSA COSE_Sign1")
+    if getattr(item, "tag", None) != 18 or header.get(1) not in (ALG_EDDSA, ALG_ED25519):
+        raise AnswerNotTrusted("the answer is not an EdDSA / Ed25519 COSE_Sign1")
     if header.get(4) != kid_of(public_key):
         raise AnswerNotTrusted("the answer is signed by another key than the centre's")
     to_sign = _canonical(["Signature1", protected, b"", payload])

@@ -64,6 +64,7 @@ def state_text(a: AlertSummary) -> str:
 def flags_text(a: AlertSummary) -> str:
     """`insecure-tls`, `held` (what `alerts list` notes beside the state), or `-`."""
     notes = [n for n, on in (("insecure-tls", a.insecure_tls), ("held", a.hold is not None)) if on]
+    notes += [f.flag for f in a.flags]        # time-behind, time-ahead, signed-before-revocation
     return ",".join(notes) or "-"
 
 
@@ -77,6 +78,7 @@ def format_alert(d: AlertDetail, full_track: bool = False, track_rows: int = TRA
         ("device", f"{a.device}, alert session {a.sid}"),
         ("started", f"{utc_text(a.start_time)} ({duration_text(d.now - a.start_time)} ago, "
                     f"{'device clock' if a.started_at else 'first received; device time unknown'})"),
+        ("received", f"{utc_text(a.first_received_at)} (first frame at the centre; the queue's order)"),
         ("trigger", a.trigger_name),
         ("duress", f"YES: the officer made a duress cancel ({utc_text(a.duress_at)}); the alert stays live"
          if a.duress else "no"),
@@ -107,6 +109,8 @@ def format_alert(d: AlertDetail, full_track: bool = False, track_rows: int = TRA
                                      "bench setting): provision it with the CA"))
     if a.hold is not None:
         rows.append(("on hold", a.hold.text))
+    for flag in a.flags:
+        rows.append(("FLAGGED", flag.text))
     if a.ended_text:
         rows.append(("on the device", a.ended_text))
     if a.acked_by:

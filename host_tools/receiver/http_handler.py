@@ -1,5 +1,10 @@
 """The request handler of `sotto receive`: the /v1 routes, body limits, content types
-and the reason code of every error (see host_tools.receiver.server for the whole picture)."""
+and the reason code of every error (see host_tools.receiver.server for the whole picture).
+
+The event-driven front end (host_tools.receiver.front) reads a whole request (line,
+headers and the body its Content-Length announces, within the caps) and only then
+hands its bytes to `handle_request` in a worker thread, which runs this handler over
+them in memory and returns the bytes of the answer."""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ import binascii
 import contextlib
 import hashlib
 import http.server
+import io
 import json
 import logging
 import string
@@ -18,7 +24,7 @@ from urllib.parse import urlsplit
 import cbor2
 
 from host_tools import __version__
-from host_tools.frames import FrameError, Reason, split_sequence
+from host_tools.frames import FrameError, Reason, SequenceTooLong, split_sequence
 from host_tools.ids import format_device_id
 from host_tools.receiver.ingest import REJECTED, Result, StorageUnavailable
 from host_tools.receiver.sms_auth import RATE_LIMITED, check_sms_request
@@ -78,13 +84,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def version_string(self) -> str:
         return self.server_version
 
-    def setup(self) -> None:
-        self.timeout = self.server.config.io_timeout_s
-        self._frames_body: bytes | None = None   # the body of the POST /v1/frames being answered
-        super().setup()
-
     def handle_one_request(self) -> None:
-        self.server.conns.arm(self.connection, self.server.config.request_deadline_s)
         super().handle_one_request()
         if self.server.stopping:
             self.close_connection = True
@@ -217,15 +217,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self._check_type(FRAME_TYPES)
         body = self._read_body(self.server.config.max_body_bytes)
         self._frames_body = body
-        try:
-            wires = split_sequence(body)
+        limit = self.server.config.max_frames
+        try:   # stops at item limit + 1: a million one-byte items cost no more than `limit`
+            wires = split_sequence(body, max_items=limit)
+        except SequenceTooLong as e:
+            raise _HTTPError(413, Reason.TOO_LARGE.value, f"frames: {e.detail}") from None
         except FrameError as e:
             raise _HTTPError(400, e.reason.value, e.detail) from None
         if not wires:
             raise _HTTPError(400, Reason.MALFORMED_CBOR.value, "an empty body: no frames")
-        limit = self.server.config.max_frames
-        if len(wires) > limit:
-            raise _HTTPError(413, Reason.TOO_LARGE.value, f"{len(wires)} frames; at most {limit} per request")
         try:
             answer = self.server.receiver.ingest(wires, via="http", peer=self.client_address[0])
         except StorageUnavailable as e:
@@ -261,13 +261,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         except ValueError as e:
             raise _HTTPError(400, "bad-request", str(e)) from None
         try:
-            wires = split_sequence(data)
+            wires = split_sequence(data, max_items=1)
+        except SequenceTooLong:
+            wires, split_error = [], None
         except FrameError as e:
             wires, split_error = [], e
         else:
             split_error = None
         if len(wires) != 1:
-            why = split_error.detail if split_error else f"an SMS carries one frame, this one {len(wires)}"
+            why = split_error.detail if split_error else "an SMS carries one frame, this one more or none"
             result = Result(REJECTED, None, None, Reason.MALFORMED_CBOR.value, why)
             self._answer(200, JSON, json.dumps(_sms_result(result, int(time.time()))).encode())
             return
@@ -298,3 +300,30 @@ def _sms_result(result: Result, now: int) -> dict[str, Any]:
         out["reason"] = result.reason
         out["detail"] = result.detail
     return out
+
+
+def handle_request(server: ReceiverHTTPServer, data: bytes,
+                   client_address: tuple[str, int]) -> tuple[bytes, bool]:
+    """One whole request (line, headers, body) -> (the bytes of its answer, close after it).
+
+    Runs _Handler over the bytes in memory: the front end did the socket work."""
+    h = _Handler.__new__(_Handler)
+    h.server = server
+    h.client_address = client_address
+    h.request = h.connection = None
+    h.rfile = io.BytesIO(data)
+    h.wfile = io.BytesIO()
+    h._frames_body = None
+    h.close_connection = True
+    h.command = ""
+    h.request_version = h.default_request_version
+    h.requestline = ""
+    try:
+        h.handle_one_request()
+    except Exception as e:  # a bug: answer 500, log the traceback, keep serving
+        log.exception("internal error handling a request from %s", client_address[0])
+        server.count_error("internal-error", bug=True)
+        body = json.dumps({"reason": "internal-error", "detail": type(e).__name__}).encode()
+        return (b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\n"
+                b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body)), True
+    return h.wfile.getvalue(), bool(h.close_connection)

@@ -46,6 +46,9 @@ def queue_row(conn: sqlite3.Connection, a: AlertSummary, now: float) -> dict[str
     trust = conn.execute("SELECT insecure_tls, unauth FROM device_trust WHERE device_id = ?",
                          (a.device_id,)).fetchone()
     held = conn.execute("SELECT 1 FROM alert_holds WHERE alert_id = ?", (a.alert_id,)).fetchone()
+    flags = [f.flag for f in a.flags]
+    # a device clock far off (flags.py) would make the age nonsense: count from receipt then
+    began = a.first_received_at if {"time-behind", "time-ahead"} & set(flags) else a.start_time
     return {
         "id": a.code,
         "number": a.alert_id,
@@ -56,7 +59,7 @@ def queue_row(conn: sqlite3.Connection, a: AlertSummary, now: float) -> dict[str
         "started": iso_utc(a.start_time),
         "arrived": iso_utc(arrived),
         "arrived_epoch": arrived,
-        "age_s": round(now - a.start_time, 1),
+        "age_s": round(now - began, 1),
         "last_heard_s": round(now - last_heard, 1),
         "unacknowledged_s": None if a.acked_at else round(now - arrived, 1),
         "time_to_ack_s": round(a.acked_at - arrived, 1) if a.acked_at else None,
@@ -73,6 +76,7 @@ def queue_row(conn: sqlite3.Connection, a: AlertSummary, now: float) -> dict[str
         "held": held is not None,
         "insecure_tls": bool(trust and trust[0]),
         "unauthenticated_answers": trust[1] if trust else None,
+        "flags": flags,        # time-behind, time-ahead, signed-before-revocation
     }
 
 

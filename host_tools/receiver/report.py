@@ -136,10 +136,12 @@ def render_html(report: dict[str, Any]) -> str:
              f"chain {_e(state)}</span>")
     duress_badge = "<span class=duress>DURESS</span>" if duress else ""
     out.append(f"<p>{badge} {duress_badge} {_e(chain.get('summary'))}</p>")
-    out.append("<p>Check this bundle offline with <code>sotto evidence verify FOLDER</code>: it recomputes "
-               "every signature, the chain, the audio and the track from <code>frames.cbor</code> and the "
-               "device key, and prints the SHA-256 of <code>manifest.json</code>, which the receiver's audit "
-               "log recorded "
+    out.append("<p>Check this bundle offline with <code>sotto evidence verify FOLDER --centre-key KEY "
+               "--device-key KEY</code>, with keys taken from outside the bundle: it checks the centre's "
+               "seal (<code>manifest.sig</code>), recomputes "
+               "every signature, the chain, the audio and the track from <code>frames.cbor</code>, and "
+               "prints "
+               "the SHA-256 of <code>manifest.json</code>, which the receiver's audit log recorded "
                "when the bundle was exported.</p>")
     out.append("<h2>Alert</h2>" + _rows([
         ("alert", _e(report.get("alert"))), ("device",
@@ -161,6 +163,9 @@ def render_html(report: dict[str, Any]) -> str:
         ("fingerprint", f'<span class="mono">{_e(key.get("fingerprint"))}</span>'),
         ("revoked since", _e(receiver.get("key_revoked")) or "not revoked at export"),
     ]) + f"<pre class=mono>{_e(key.get('pem'))}</pre>")
+    if receiver.get("flags"):
+        out.append("<h2>Flags</h2><ul>" + "".join(f'<li class="bad">{_e(f.get("text"))}</li>'
+                                                  for f in receiver["flags"]) + "</ul>")
     if chain.get("problems"):
         out.append("<h2>Chain problems</h2><ul>" + "".join(f'<li class="bad">{_e(p)}</li>'
                                                           for p in chain["problems"]) + "</ul>")

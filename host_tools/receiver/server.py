@@ -1,4 +1,5 @@
-"""The HTTP side of `sotto receive` (standard library http.server, one thread per connection).
+"""The HTTP side of `sotto receive`: an event-driven listener (host_tools.receiver.front)
+that hands complete requests to a bounded pool of worker threads.
 
     POST /v1/frames   body application/cbor-seq: frames -> the centre's signed answer
                       (application/cose: COSE_Sign1 bound to the request, docs/frames.md)
@@ -12,27 +13,23 @@ read, else plain CBOR; JSON elsewhere):
 
     400 malformed-cbor / bad-request / bad-content-length   413 too-large
     401 missing-signature / bad-signature / stale-timestamp / sms-not-configured (/v1/sms)
-    404 not-found   405 method-not-allowed   411 length-required   429 rate-limited (/v1/sms)
-    415 unsupported-media-type   431 headers-too-large   503 storage-unavailable / busy
+    404 not-found   405 method-not-allowed   408 request-timeout   411 length-required
+    415 unsupported-media-type   429 rate-limited (/v1/sms)   431 headers-too-large
+    503 storage-unavailable / busy / too-many-connections
 
-Slow or hostile clients only hold their own thread: every read has a timeout
-(io_timeout_s), a request cycle has an absolute deadline (request_deadline_s,
-enforced by a reaper that shuts such sockets down), bodies over max_body_bytes
-are refused before they are read, connections are capped (max_connections),
-and TLS handshakes happen in the connection's thread, never in the accept loop.
+Hostile or slow clients cost a socket and a few hundred bytes, never a thread:
+connections are capped per source address (max_per_address) and in all
+(max_connections); the request line and headers must arrive within
+header_timeout_s; bodies over max_body_bytes are refused before they are read,
+bodies over max_frames frames as soon as frame max_frames + 1 begins.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
-import http.server
-import json
 import logging
 import os
 import signal
-import socket
-import socketserver
 import ssl
 import threading
 import time
@@ -46,14 +43,12 @@ from host_tools import __version__
 from host_tools.errors import SottoError, UsageError
 from host_tools.receiver import centre_key
 from host_tools.receiver.centre_key import CentreKey
-from host_tools.receiver.http_handler import _Handler
+from host_tools.receiver.front import FrontEnd, ListenError
 from host_tools.receiver.ingest import Receiver
-from host_tools.receiver.sms_auth import RateLimiter
 from host_tools.receiver.store import open_db
 from host_tools.storage import is_postgres, redact
 
 log = logging.getLogger("sotto.receiver")
-
 
 
 class ServerError(SottoError, OSError):
@@ -71,9 +66,14 @@ class ServerConfig:
     max_body_bytes: int = 1024 * 1024      # a device posts at most 8 KB; backlogs stay far below
     max_frames: int = 512                  # per request
     max_sms_bytes: int = 16 * 1024
-    io_timeout_s: float = 30.0             # a read that waits longer closes the connection
-    request_deadline_s: float = 60.0       # a whole request cycle (incl. keep-alive wait)
-    max_connections: int = 4096
+    io_timeout_s: float = 30.0             # a body read (or a keep-alive wait) longer closes it
+    request_deadline_s: float = 60.0       # a whole body
+    header_timeout_s: float = 10.0         # request line + headers (and the TLS handshake)
+    max_connections: int = 4096            # in all
+    max_per_address: int = 256             # from one source address (raise it behind a carrier NAT)
+    workers: int = 32                      # threads that handle complete requests (not the fast path)
+    uvloop: bool = True                    # uvloop's event loop where installed
+    fast_path: bool = True                 # plain frame POSTs without a worker (receiver.fastpath)
     listen_backlog: int = 1024
     verify_helper: bool = (os.cpu_count() or 1) > 1   # verify on a second core too
     centre_key: str | None = None          # the answer-signing key file; None: <db>-centre.key
@@ -85,156 +85,15 @@ class ServerConfig:
 
 
 
-class _Connections:
-    """Open connections with their deadlines; a reaper shuts overdue ones down."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.deadlines: dict[socket.socket, float] = {}
-        self.reaped = 0
-
-    def add(self, sock: socket.socket, seconds: float) -> None:
-        with self.lock:
-            self.deadlines[sock] = time.monotonic() + seconds
-
-    def arm(self, sock: socket.socket, seconds: float) -> None:
-        with self.lock:
-            if sock in self.deadlines:
-                self.deadlines[sock] = time.monotonic() + seconds
-
-    def remove(self, sock: socket.socket) -> None:
-        with self.lock:
-            self.deadlines.pop(sock, None)
-
-    def __len__(self) -> int:
-        return len(self.deadlines)
-
-    def reap(self) -> int:
-        now = time.monotonic()
-        with self.lock:
-            overdue = [s for s, t in self.deadlines.items() if t < now]
-            for s in overdue:
-                self.deadlines[s] = now + 3600   # once
-        for s in overdue:
-            with contextlib.suppress(OSError):
-                s.shutdown(socket.SHUT_RDWR)
-        self.reaped += len(overdue)
-        return len(overdue)
-
-
-class ReceiverHTTPServer(http.server.ThreadingHTTPServer):
-    """ThreadingHTTPServer with the limits of ServerConfig and optional TLS."""
-
-    daemon_threads = True
-    allow_reuse_address = True
-    block_on_close = False
+class ReceiverHTTPServer(FrontEnd):
+    """The listener with the limits of ServerConfig and optional TLS."""
 
     def __init__(self, receiver: Receiver, config: ServerConfig, centre: CentreKey) -> None:
-        self.receiver = receiver
-        self.config = config
-        self.centre = centre
-        self.sms_limiter = RateLimiter(config.sms_per_minute, config.sms_burst)
-        self.request_queue_size = config.listen_backlog
-        self.conns = _Connections()
-        self.stopping = False
-        self.errors: dict[str, int] = {}
-        self.bugs = 0
-        self._err_lock = threading.Lock()
-        self.ssl_context: ssl.SSLContext | None = None
-        if config.tls_cert or config.tls_key:
-            self.ssl_context = _tls_context(config.tls_cert, config.tls_key)
-        if ":" in config.host:
-            self.address_family = socket.AF_INET6
+        ctx = _tls_context(config.tls_cert, config.tls_key) if (config.tls_cert or config.tls_key) else None
         try:
-            super().__init__((config.host, config.port), _Handler)
-        except OSError as e:
-            if e.errno == errno.EADDRINUSE:
-                raise ServerError(f"port {config.port} on {config.host} is in use: another receiver? "
-                                  "choose another with --port") from None
-            raise ServerError(f"cannot listen on {config.host}:{config.port}: {e.strerror or e}") from None
-        self._reaper = threading.Thread(target=self._reap_loop, name="sotto-reaper", daemon=True)
-        self._reaper.start()
-
-    def server_bind(self) -> None:
-        # http.server's version also looks up the host's FQDN, which can stall on DNS.
-        socketserver.TCPServer.server_bind(self)
-        self.server_name = str(self.server_address[0])
-        self.server_port = int(self.server_address[1])
-
-    @property
-    def url(self) -> str:
-        host, port = self.server_address[:2]
-        shown = f"[{host}]" if ":" in str(host) else str(host)
-        return f"{'https' if self.ssl_context else 'http'}://{shown}:{port}"
-
-    def count_error(self, reason: str, bug: bool = False) -> None:
-        with self._err_lock:
-            self.errors[reason] = self.errors.get(reason, 0) + 1
-            if bug:
-                self.bugs += 1
-
-    def _reap_loop(self) -> None:
-        while not self.stopping:
-            time.sleep(0.5)
-            self.conns.reap()
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        if len(self.conns) >= self.config.max_connections:
-            body = json.dumps({"reason": "busy",
-                               "detail": "too many connections; try again shortly"}).encode()
-            with contextlib.suppress(OSError):
-                request.settimeout(1.0)
-                request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-                                b"Content-Length: %d\r\nConnection: close\r\nRetry-After: 5\r\n\r\n%s"
-                                % (len(body), body))
-            self.shutdown_request(request)
-            self.count_error("busy")
-            return
-        self.conns.add(request, self.config.request_deadline_s)
-        super().process_request(request, client_address)
-
-    def finish_request(self, request: Any, client_address: Any) -> None:
-        """In the connection's own thread: the TLS handshake, then HTTP."""
-        raw = request
-        try:
-            if self.ssl_context is not None:
-                raw.settimeout(self.config.io_timeout_s)
-                request = self.ssl_context.wrap_socket(raw, server_side=True, do_handshake_on_connect=False)
-                self.conns.remove(raw)
-                self.conns.add(request, self.config.request_deadline_s)
-                try:
-                    request.do_handshake()
-                except (ssl.SSLError, OSError) as e:
-                    log.debug("TLS handshake with %s failed: %s", client_address[0], e)
-                    self.count_error("tls-handshake")
-                    return
-            self.RequestHandlerClass(request, client_address, self)
-        finally:
-            self.conns.remove(request)
-            self.conns.remove(raw)
-            if request is not raw:
-                with contextlib.suppress(OSError):
-                    request.close()
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A connection's thread failed outside our handlers: log it, keep serving."""
-        import sys
-
-        exc = sys.exc_info()[1]
-        if isinstance(exc, (ConnectionError, TimeoutError, ssl.SSLError)):
-            log.debug("connection from %s ended: %s", client_address[0], exc)
-            return
-        self.count_error("internal-error", bug=True)
-        log.exception("unexpected error on a connection from %s", client_address[0])
-
-    def stop(self, grace_s: float = 5.0) -> None:
-        """Stop accepting, let requests in progress finish (up to grace_s)."""
-        self.stopping = True
-        self.shutdown()
-        self.server_close()
-        deadline = time.monotonic() + grace_s
-        while len(self.conns) and time.monotonic() < deadline:
-            time.sleep(0.05)
+            super().__init__(receiver, config, centre, ctx)
+        except ListenError as e:
+            raise ServerError(str(e)) from None
 
 
 def _tls_context(cert: str | None, key: str | None) -> ssl.SSLContext:
@@ -304,6 +163,7 @@ def serve(db_path: Path, config: ServerConfig, *, announce: Callable[[str], None
     centre key, the SMS gateway's state)."""
     note = note or log.warning
     lock = _DbLock(db_path)
+    _raise_open_files(config)
     receiver = None
     server = None
     running_console = None
@@ -338,10 +198,7 @@ def serve(db_path: Path, config: ServerConfig, *, announce: Callable[[str], None
             signal.signal(signal.SIGINT, stop)
         if stop_event is not None:
             threading.Thread(target=lambda: (stop_event.wait(), stop()), daemon=True).start()
-        server.serve_forever(poll_interval=0.2)
-        deadline = time.monotonic() + 5
-        while len(srv.conns) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        server.serve_forever()
         log.info("receiver stopping: finishing what is queued")
         return 0
     finally:
@@ -353,6 +210,22 @@ def serve(db_path: Path, config: ServerConfig, *, announce: Callable[[str], None
         if receiver is not None:
             receiver.close()
         lock.release()
+
+
+def _raise_open_files(config: ServerConfig) -> None:
+    """Let the process hold max_connections sockets (plus the database and pipes):
+    raise the soft RLIMIT_NOFILE towards the hard limit; warn when that is short."""
+    import resource
+
+    want = config.max_connections + 256
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < want:
+        new = want if hard == resource.RLIM_INFINITY else min(want, hard)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+        if new < want:
+            log.warning("the system allows %d open files: fewer than --max-connections %d needs",
+                        new, config.max_connections)
 
 
 @dataclass
@@ -393,7 +266,6 @@ def start_in_thread(db_path: str | os.PathLike[str], config: ServerConfig | None
     except BaseException:
         receiver.close()
         raise
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
-                              name="sotto-http", daemon=True)
+    thread = threading.Thread(target=server.serve_forever, name="sotto-http", daemon=True)
     thread.start()
     return RunningServer(receiver, server, thread)

@@ -43,8 +43,10 @@ from host_tools.storage.migrations import LATEST
 
 RECEIVER_SCHEMA_VERSION = LATEST["receiver"]   # 2: settings, commands, holds, trust; 3: frames unique
 
+
 def ensure_schema(conn: Any) -> None:
-    """Create or migrate every table (registry, receiver, centre: host_tools.storage.migrations)."""
+    """Create or migrate every table (registry, receiver, centre, alert_flags:
+    host_tools.storage.migrations)."""
     ensure_registry_schema(conn)
 
 

@@ -44,6 +44,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration("receiver", 2, schema.RECEIVER_DDL),   # 2: centre_settings, commands, alert_holds, device_trust
     Migration("centre", 1, schema.CENTRE_DDL, run=_chain_audit),
     Migration("receiver", 3, schema.FRAMES_UNIQUE, pg=schema.PG_TRIGGERS),   # 3: a frame is stored once
+    Migration("alert_flags", 1, schema.ALERT_FLAGS_DDL),   # time-behind / -ahead, signed-before-revocation
 )
 LATEST = {m.component: m.version for m in MIGRATIONS}
 

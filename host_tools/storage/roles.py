@@ -37,6 +37,7 @@ GRANTS: dict[str, dict[str, str]] = {
         "device_state": "SELECT, INSERT, UPDATE", "device_trust": "SELECT, INSERT, UPDATE",
         "rejections": "SELECT, INSERT, DELETE", "commands": "SELECT, UPDATE",
         "centre_settings": "SELECT, INSERT", "alert_holds": "SELECT",
+        "alert_flags": "SELECT, INSERT, UPDATE",
     },
     CONSOLE: {
         **_READ_REGISTRY, **_AUDIT_APPEND,
@@ -44,6 +45,7 @@ GRANTS: dict[str, dict[str, str]] = {
         "rejections": "SELECT", "commands": "SELECT, INSERT, UPDATE", "centre_settings": "SELECT",
         "alert_holds": "SELECT, INSERT, DELETE", "operators": "SELECT, INSERT, UPDATE",
         "console_sessions": "SELECT, INSERT, UPDATE", "notifications": "SELECT, INSERT",
+        "alert_flags": "SELECT",
     },
     PURGE: {
         **_AUDIT_APPEND,

@@ -4,7 +4,7 @@ PostgreSQL by migrations.pg_ddl), and the PostgreSQL-only statements (triggers).
 Components: registry (devices, keys), receiver (frames, alerts, device state,
 rejections, audit, settings, commands, holds, device trust; host_tools.receiver.store
 describes them), centre (operators, console sessions, the audit chain's head,
-notifications; host_tools.receiver.centre_schema).
+notifications; host_tools.receiver.centre_schema), alert_flags (host_tools.receiver.flags).
 """
 
 # ruff: noqa: E501
@@ -231,6 +231,19 @@ CREATE TABLE IF NOT EXISTS notifications (
 
 
 # receiver 3: a frame (device, seq, digest) is stored once, whichever node got it.
+# alert_flags (host_tools.receiver.flags): time-behind / time-ahead / signed-before-revocation
+ALERT_FLAGS_DDL = """
+CREATE TABLE IF NOT EXISTS alert_flags (
+    alert_id   INTEGER NOT NULL,
+    flag       TEXT NOT NULL CHECK (flag IN ('time-behind', 'time-ahead', 'signed-before-revocation')),
+    frames     INTEGER NOT NULL,
+    first_at   REAL NOT NULL,
+    last_at    REAL NOT NULL,
+    worst_s    INTEGER,
+    PRIMARY KEY (alert_id, flag)
+);
+"""
+
 FRAMES_UNIQUE = "CREATE UNIQUE INDEX IF NOT EXISTS frames_once ON frames(device_id, seq, digest)"
 
 # PostgreSQL: the triggers above in PL/pgSQL, plus one that keeps frames write-once

@@ -36,3 +36,11 @@ def heap_unlock():
 
 def schedule(func, arg):
     func(arg)
+
+
+kbd_intr_char = 3   # what kbd_intr last set (tests read it); -1: Ctrl-C does not interrupt
+
+
+def kbd_intr(char):
+    global kbd_intr_char
+    kbd_intr_char = char

@@ -82,9 +82,13 @@ def register(subparsers: Any) -> None:
     exp = command(sub, "export", cmd_export, help="write an evidence bundle (audited)",
                   description="Write the alert's evidence to DIR (new or empty): the frames exactly as "
                               "received, the audio as WAV, the track as GeoJSON, a verification report (JSON "
-                              "and HTML) with the device's public key, and a manifest of SHA-256s. Check it "
-                              "with `sotto evidence verify DIR`.")
+                              "and HTML) with the device's public key, and a manifest of SHA-256s sealed by "
+                              "the centre's key (manifest.sig). Check it with `sotto evidence verify DIR "
+                              "--centre-key KEY`.")
     _alert_args(exp, "who exports")
+    exp.add_argument("--centre-key", metavar="PATH",
+                     help="the centre's private key file that seals the bundle (default: the database's "
+                          "path + -centre.key)")
     exp.add_argument("--out", required=True, metavar="DIR", help="folder to create")
 
     _register_commands(sub)
@@ -242,12 +246,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     """`sotto alerts export ID --out DIR`."""
     alert_id = parse_alert_id(args.alert)
     with closing(open_db(resolve_db_path(args.db))) as conn:
-        result = export_alert(conn, alert_id, args.out, operator=operator_of(args))
+        result = export_alert(conn, alert_id, args.out, operator=operator_of(args),
+                              centre_key_path=args.centre_key)
     data = {**dataclasses.asdict(result), "alert": alert_code(alert_id), "path": str(result.path)}
     return emit(data, args, [
         f"exported {alert_code(alert_id)} to {result.path}: {result.frames} frames, "
         f"{result.audio_seconds:.1f} s audio; chain {result.chain}",
-        f"bundle digest (SHA-256 of manifest.json): {result.manifest_sha256} (recorded in the audit log)"])
+        f"bundle digest (SHA-256 of manifest.json): {result.manifest_sha256} (recorded in the audit log); "
+        "sealed by the centre key (manifest.sig)"])
 
 
 def cmd_audit(args: argparse.Namespace) -> int:

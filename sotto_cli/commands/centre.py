@@ -1,4 +1,4 @@
-"""`sotto centre init|key`: the monitoring centre's own identity.
+"""`sotto centre init|key|time-window`: the monitoring centre's own identity and settings.
 
 Thin handlers over host_tools.receiver.centre_key. The private key is written
 once to its file and never printed; these commands print the public key only.
@@ -11,10 +11,10 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
-from host_tools.receiver import centre_key
+from host_tools.receiver import centre_key, flags
 from host_tools.receiver.store import open_db
 from host_tools.registry import add_db_option, resolve_db_path
-from sotto_cli.options import add_db_and_json, add_json, command, emit, group
+from sotto_cli.options import add_db_and_json, add_json, add_operator, command, emit, group, operator_of
 
 CENTRE_HELP = """\
 The centre's answer-signing key (Ed25519).
@@ -42,7 +42,7 @@ def centre_key_path(args: argparse.Namespace, db: Path) -> Path:
 
 def register(subparsers: Any) -> None:
     """Add `sotto centre` and its subcommands to the CLI."""
-    _, sub = group(subparsers, "centre", help="the centre's answer-signing key (init, key)",
+    _, sub = group(subparsers, "centre", help="the centre's answer-signing key (init, key), time-window",
                    description=CENTRE_HELP)
 
     init = command(sub, "init", cmd_init, help="make the centre's answer-signing key",
@@ -64,6 +64,22 @@ def register(subparsers: Any) -> None:
     form = key.add_mutually_exclusive_group()
     form.add_argument("--pem", action="store_true", help="print a PEM public key instead of hex")
     add_json(form)
+
+    win = command(sub, "time-window", cmd_time_window,
+                  help="show or set how far a frame's device time may be from receipt",
+                  description="Frames whose device time is more than --behind-s behind or --ahead-s "
+                              "ahead of when the receiver got them are accepted but flagged on their "
+                              "alert (time-behind / time-ahead; a time of 0 counts as behind). "
+                              f"Defaults {flags.DEFAULT_TIME_BEHIND_S} s behind, "
+                              f"{flags.DEFAULT_TIME_AHEAD_S} s ahead. A change is audited and taken "
+                              "by a running receiver at its next group commit.",
+                  epilog="example: sotto centre time-window --behind-s 1800 --operator dpo")
+    add_db_and_json(win)
+    win.add_argument("--behind-s", type=int, metavar="SECONDS",
+                     help="seconds behind receipt before a frame is flagged")
+    win.add_argument("--ahead-s", type=int, metavar="SECONDS",
+                     help="seconds ahead of receipt before it is flagged")
+    add_operator(win, what="who changes it")
 
 
 def _public_json(public_key: bytes, path: Path | None, created: bool | None = None) -> dict[str, Any]:
@@ -99,3 +115,17 @@ def cmd_key(args: argparse.Namespace) -> int:
         public = centre_key.public_key_for(conn, path)
     text = centre_key.public_pem(public).rstrip("\n") if args.pem else public.hex()
     return emit(_public_json(public, path if path.exists() else None), args, text)
+
+
+def cmd_time_window(args: argparse.Namespace) -> int:
+    """`sotto centre time-window [--behind-s S] [--ahead-s S] [--json]`."""
+    db = resolve_db_path(args.db)
+    with closing(open_db(db)) as conn:
+        if args.behind_s is None and args.ahead_s is None:
+            behind, ahead = flags.time_window(conn)
+        else:
+            behind, ahead = flags.set_time_window(conn, behind_s=args.behind_s, ahead_s=args.ahead_s,
+                                                  operator=operator_of(args))
+    return emit({"behind_s": behind, "ahead_s": ahead}, args,
+                f"frames are flagged when their device time is over {behind} s behind or {ahead} s ahead "
+                "of receipt")

@@ -1,7 +1,7 @@
-"""`sotto evidence verify DIR`: check an evidence bundle offline.
+"""`sotto evidence verify DIR --centre-key KEY`: check an evidence bundle offline.
 
-Thin handler over host_tools.receiver.evidence.verify_bundle: needs nothing but
-the folder (no database, no network).
+Thin handler over host_tools.receiver.evidence.verify_bundle: needs the folder
+and the keys, given from outside the bundle (no database, no network).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import argparse
 import sys
 from typing import Any
 
+from host_tools.frames import load_public_key, public_key_bytes
 from host_tools.receiver.evidence import verify_bundle
 from sotto_cli.options import add_json, command, emit, group
 
@@ -17,47 +18,64 @@ EVIDENCE_HELP = """\
 Work with evidence bundles made by `sotto alerts export`."""
 
 VERIFY_HELP = """\
-Re-verify an evidence bundle using only its files: every frame's signature and
-audio digest against the device key in the bundle, that every frame comes from
-that device and alert, the hash chain (removed or reordered frames show), the
-WAV and the GeoJSON against the frames, the report, and every file's SHA-256.
+Re-verify an evidence bundle with keys given from outside it: the centre's seal
+(manifest.sig, the centre's Ed25519 signature over manifest.json, which lists
+every file's SHA-256 and every frame's digest), every frame's signature and
+audio digest, that every frame comes from the device (and, with --device-key,
+that device's key) and alert, the hash chain (removed or reordered frames
+show), the WAV and the GeoJSON against the frames, and the report.
 
-Prints the bundle digest (SHA-256 of manifest.json): compare it with the one
-the receiver's audit log recorded at export, and the key fingerprint with the
-registry, to know it is the bundle that was exported, of the right device.
+--centre-key is the centre's public answer-signing key (`sotto centre key`
+prints it; 64 hex digits or a PEM file), never a key taken from the bundle.
 
-Exit status: 0 when the bundle is intact, 1 when anything is wrong (each
-problem is printed with its code), 2 for a usage error."""
+Exit status: 0 intact; 1 tampered (anything changed, removed, added, or sealed
+by another key); 3 incomplete (authentic, but the alert's chain has a gap, it
+has no end frame, or audio the frames announce is missing); 2 usage error."""
 
 
 def register(subparsers: Any) -> None:
     """Add `sotto evidence` to the CLI."""
     _, sub = group(subparsers, "evidence", help="verify evidence bundles offline", description=EVIDENCE_HELP)
     verify = command(sub, "verify", cmd_verify, help="re-verify a bundle offline", description=VERIFY_HELP,
-                     epilog="example: sotto evidence verify A12-evidence/")
+                     epilog="example: sotto evidence verify A12-evidence/ --centre-key centre.pub")
     verify.add_argument("dir", metavar="DIR", help="the bundle folder")
+    verify.add_argument("--centre-key", required=True, metavar="KEY",
+                        help="the centre's public key: 64 hex digits or a PEM/DER/raw file")
+    verify.add_argument("--device-key", metavar="KEY",
+                        help="the device's public key from the registry (`sotto devices show`); "
+                             "the frames must verify with it")
     add_json(verify)
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    """`sotto evidence verify DIR [--json]`."""
-    check = verify_bundle(args.dir)
+    """`sotto evidence verify DIR --centre-key KEY [--device-key KEY] [--json]`."""
+    centre = public_key_bytes(load_public_key(args.centre_key))
+    device = public_key_bytes(load_public_key(args.device_key)) if args.device_key else None
+    check = verify_bundle(args.dir, centre_key=centre, device_key=device)
     if args.json:
-        return emit({"ok": check.ok, "bundle": str(check.path), "device": check.device,
+        return emit({"verdict": check.verdict, "ok": check.ok, "sealed": check.sealed,
+                     "bundle": str(check.path), "device": check.device,
                      "key_fingerprint": check.fingerprint, "chain": check.chain,
                      "manifest_sha256": check.manifest_sha256, "passed": check.passed,
-                     "problems": [{"code": c, "detail": d} for c, d in check.problems]},
-                    args, [], 0 if check.ok else 1)
+                     "problems": [{"code": c, "detail": d} for c, d in check.problems],
+                     "missing": [{"code": c, "detail": d} for c, d in check.missing]},
+                    args, [], check.exit_status)
     for line in check.passed:
         print(f"OK    {line}")
     for code, detail in check.problems:
         print(f"FAIL  {code}: {detail}")
+    for code, detail in check.missing:
+        print(f"MISS  {code}: {detail}")
     if check.device:
         print(f"device {check.device}, key fingerprint {check.fingerprint}")
     if check.manifest_sha256:
         print(f"bundle digest (SHA-256 of manifest.json): {check.manifest_sha256}")
     if check.ok:
         print("evidence intact" + (f"; {check.chain}" if check.chain else ""))
-        return 0
-    print(f"sotto: the bundle failed {len(check.problems)} check(s)", file=sys.stderr)
-    return 1
+    elif check.authentic:
+        print("evidence incomplete (sealed by the centre, nothing altered, but the alert lacks what is "
+              "listed above)" + (f"; {check.chain}" if check.chain else ""))
+    else:
+        print(f"evidence TAMPERED: the bundle failed {len(check.problems)} check(s)")
+        print(f"sotto: the bundle failed {len(check.problems)} check(s)", file=sys.stderr)
+    return check.exit_status

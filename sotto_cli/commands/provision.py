@@ -101,6 +101,10 @@ def register(subparsers: Any) -> None:
     second.add_argument("--secondary-centre-key-pub", metavar="HEX|FILE",
                         help="the secondary centre's answer-signing public key (`sotto centre key` there; "
                              "required with --secondary-server)")
+    p.add_argument("--repl-lock", action="store_true",
+                   help="production units: from the next boot Ctrl-C cannot stop the firmware, so the USB "
+                        "REPL (and this tool) cannot reach the device; re-provisioning needs a flash erase, "
+                        "which destroys the key (docs/technician-guide.md)")
     p.add_argument("--force", action="store_true",
                    help="re-provision a provisioned device: a clean identity, a new key, the old key revoked")
     add_queue_options(p)
@@ -148,7 +152,8 @@ def cmd_provision(args: argparse.Namespace) -> int:
     request = provision.ProvisionRequest(args.device_id, officer=args.officer, server=args.server,
                                          sms_number=args.sms_number, apn=args.apn, board=args.board,
                                          ca_cert=args.ca_cert, centre_key_pub=args.centre_key_pub,
-                                         insecure_tls=args.insecure_tls, new_registry=args.new_registry,
+                                         insecure_tls=args.insecure_tls, repl_lock=args.repl_lock,
+                                         new_registry=args.new_registry,
                                          secondary_server=args.secondary_server,
                                          secondary_ca_cert=args.secondary_ca_cert,
                                          secondary_centre_key_pub=args.secondary_centre_key_pub)

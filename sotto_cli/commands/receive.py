@@ -61,6 +61,18 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--tls-key", metavar="KEY_PEM", help="PEM private key of that certificate")
     parser.add_argument("--max-body-bytes", type=int, default=ServerConfig.max_body_bytes, metavar="N",
                         help=f"largest request body accepted (default {ServerConfig.max_body_bytes})")
+    parser.add_argument("--max-connections", type=int, default=ServerConfig.max_connections, metavar="N",
+                        help=f"open connections in all; more are answered 503 busy and closed "
+                             f"(default {ServerConfig.max_connections})")
+    parser.add_argument("--max-per-address", type=int, default=ServerConfig.max_per_address, metavar="N",
+                        help=f"open connections from one source address; more are answered 503 "
+                             f"too-many-connections and closed (default {ServerConfig.max_per_address}; "
+                             "raise it when many devices share an address, e.g. behind a carrier's NAT)")
+    parser.add_argument("--header-timeout", type=float, default=ServerConfig.header_timeout_s,
+                        metavar="SECONDS",
+                        help=f"seconds a client has for the TLS handshake, request line and headers; "
+                             f"slower ones are answered 408 and closed "
+                             f"(default {ServerConfig.header_timeout_s:g})")
     add_centre_key_option(parser)
     parser.add_argument("--sms-secret-file", metavar="PATH",
                         help=f"the SMS gateway's shared HMAC secret (mode 0600; default ${ENV_SECRET_FILE}); "
@@ -113,6 +125,10 @@ def cmd_receive(args: argparse.Namespace) -> int:
         raise UsageError(f"--port {args.port} is not a TCP port (0..65535)")
     if args.max_body_bytes < 1024:
         raise UsageError("--max-body-bytes must be at least 1024")
+    if args.max_connections < 1 or args.max_per_address < 1:
+        raise UsageError("--max-connections and --max-per-address must be at least 1")
+    if not 0 < args.header_timeout <= 600:
+        raise UsageError("--header-timeout must be above 0 and at most 600 seconds")
     level = logging.DEBUG if args.verbose else logging.ERROR if args.quiet else logging.INFO
     logging.basicConfig(stream=sys.stderr, level=level,
                         format="%(asctime)s %(levelname)s %(message)s", datefmt="%Y-%m-%dT%H:%M:%S")
@@ -120,7 +136,8 @@ def cmd_receive(args: argparse.Namespace) -> int:
         raise UsageError("--sms-per-minute must be above 0")
     secret_file = args.sms_secret_file or os.environ.get(ENV_SECRET_FILE, "").strip() or None
     config = ServerConfig(host=args.host, port=args.port, tls_cert=args.tls_cert, tls_key=args.tls_key,
-                          max_body_bytes=args.max_body_bytes,
+                          max_body_bytes=args.max_body_bytes, max_connections=args.max_connections,
+                          max_per_address=args.max_per_address, header_timeout_s=args.header_timeout,
                           verify_helper=ServerConfig.verify_helper and not args.no_verify_helper,
                           centre_key=args.centre_key,
                           sms_secret=load_secret(secret_file) if secret_file else None,
@@ -174,6 +191,6 @@ def console_config(args: argparse.Namespace) -> Any:
                         tls_key=args.tls_key, tile_url=args.console_tiles,
                         tile_attribution=args.console_tiles_attribution, public_url=args.console_url,
                         idle_timeout_s=args.console_idle_min * 60, export_dir=args.console_export_dir,
-                        notify=notify)
+                        centre_key_path=args.centre_key, notify=notify)
     cfg.check()
     return cfg

@@ -133,21 +133,29 @@ def centre_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
             ]
         )
     add_accounts(db, **ROLE_ACCOUNTS)
+    from host_tools.receiver import centre_key
+
+    conn = db_connect(db)
+    centre_key.ensure(conn, centre_key.default_path(db))       # seals the console's exports
     if not pg_support.PG:
-        conn = db_connect(db)
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        conn.close()
+    conn.close()
     return db
 
 
 @pytest.fixture
 def centre(tmp_path: Path, centre_template: Path) -> dict[str, Any]:
     """A database with A1 (SOTTO-42: audio, a track), accounts for every role."""
+    from host_tools.receiver import centre_key
+
     if pg_support.PG:    # a copy of the template database (CREATE DATABASE … TEMPLATE)
         db: Any = pg_support.new_db(tmp_path, template=pg_support.dbname_of(str(centre_template)))
     else:
         db = tmp_path / "receiver.db"
         shutil.copyfile(centre_template, db)
+    key = centre_key.default_path(db)      # the template's key, where the copy looks for it
+    key.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(centre_key.default_path(centre_template), key)
     return {"db": db, "dev": make_device(), "clock": Clock(), "dir": tmp_path}
 
 

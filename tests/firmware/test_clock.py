@@ -1,7 +1,7 @@
 # Frame time: GNSS time first, then the monitoring centre's, else 0; both
 # carried forward by ticks, across the tick wrap; uptime that keeps counting.
 from sotto.build import BUILD_UTC_S
-from sotto.clock import GNSS_NET_BOUND_S, MIN_EPOCH_S, Clock
+from sotto.clock import GNSS_NET_BOUND_S, MIN_EPOCH_S, NET_STEP_MAX_S, Clock
 from sotto.ticks import TICKS_PERIOD, ticks_add
 
 T2026 = 1795000000
@@ -94,3 +94,31 @@ def test_uptime_counts_past_the_wrap():
     assert c.uptime_ms(now) == expected
     assert c.uptime_ms(ticks_add(now, 1)) == expected + 1
     assert c.uptime_ms(now) == expected + 1  # a late reading of an older tick never runs it back
+
+
+def test_an_answer_moves_a_known_network_time_by_one_bounded_step():
+    c = Clock(None, 0)
+    c.set_network(T2026, 0)  # unset: the first answer's time is taken whole
+    assert c.utc_s(0) == T2026 and c.net_clamped == 0
+    c.set_network(T2026 + NET_STEP_MAX_S, 0)  # at the bound: taken
+    assert c.utc_s(0) == T2026 + NET_STEP_MAX_S and c.net_clamped == 0
+    c.set_network(T2026 - 90 * 86400, 1000)  # three months back (a bad answer): one step only
+    assert c.utc_s(1000) == T2026 + 1 and c.net_clamped == 1 and c.rejected == 0
+    c.set_network(T2026 + 30 * 86400, 1000)  # a month ahead: one step at a time
+    assert c.utc_s(1000) == T2026 + 1 + NET_STEP_MAX_S and c.net_clamped == 2
+    for i in range(3):
+        c.set_network(T2026 + 1 + 4 * NET_STEP_MAX_S, 1000)  # repeated answers converge step by step
+    assert c.utc_s(1000) == T2026 + 1 + 4 * NET_STEP_MAX_S and c.net_clamped == 4
+    c.set_network(T2026 + 1 + 4 * NET_STEP_MAX_S + 5, 1000)  # small corrections pass unclamped
+    assert c.utc_s(1000) == T2026 + 6 + 4 * NET_STEP_MAX_S and c.net_clamped == 4
+
+
+def test_the_step_bound_is_a_tunable_and_reanchor_is_unbounded():
+    c = Clock(None, 0)
+    c.net_step_max_s = 10
+    c.set_network(T2026, 0)
+    c.set_network(T2026 + 3600, 0)
+    assert c.utc_s(0) == T2026 + 10 and c.net_clamped == 1
+    c.reanchor(T2026 + 3600, 0)  # the simulator's virtual world time
+    assert c.utc_s(0) == T2026 + 3600
+    assert NET_STEP_MAX_S == 300 and Clock.net_step_max_s == NET_STEP_MAX_S

@@ -18,7 +18,7 @@ from conftest import LOC, NOW, device, loc
 
 from host_tools.errors import UsageError
 from host_tools.frames import split_sequence
-from host_tools.receiver import audit
+from host_tools.receiver import audit, centre_key
 from host_tools.receiver.evidence import export_alert, verify_bundle
 from host_tools.receiver.ingest import Receiver
 from host_tools.registry import Registry
@@ -57,7 +57,20 @@ def alert_frames(dev: ff.DeviceSim) -> list[bytes]:
 
 
 @pytest.fixture
-def bundle(receiver: Receiver, db: Path, tmp_path: Path, alert_frames: list[bytes]) -> Path:
+def centre(db: Path) -> centre_key.CentreKey:
+    """The centre's key, beside the database (as `sotto receive` makes it)."""
+    conn = db_connect(db)
+    try:
+        from host_tools.receiver.store import ensure_schema
+        ensure_schema(conn)
+        return centre_key.ensure(conn, centre_key.default_path(db))[0]
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def bundle(receiver: Receiver, db: Path, tmp_path: Path, alert_frames: list[bytes],
+           centre: centre_key.CentreKey) -> Path:
     receiver.ingest(alert_frames[::-1])          # arrival order does not matter
     out = tmp_path / "A1-evidence"
     export_alert(db_connect(db), 1, out, operator="Bob", now=NOW + 100)
@@ -81,12 +94,16 @@ def _copy(bundle: Path, tmp_path: Path, name: str) -> Path:
     return Path(shutil.copytree(bundle, tmp_path / name))
 
 
-def test_an_exported_bundle_verifies_offline(bundle: Path, db: Path, alert_frames: list[bytes]) -> None:
-    check = verify_bundle(bundle)
-    assert check.ok, check.problems
+def test_an_exported_bundle_verifies_offline(bundle: Path, db: Path, alert_frames: list[bytes],
+                                             centre: centre_key.CentreKey) -> None:
+    check = verify_bundle(bundle, centre_key=centre.public_key, device_key=device().public_key)
+    assert check.ok and check.sealed and check.exit_status == 0, (check.problems, check.missing)
     assert sorted(p.name for p in bundle.iterdir()) == ["audio.wav", "device-key.pem", "frames.cbor",
-                                                        "manifest.json", "report.html", "report.json",
-                                                        "track.geojson"]
+                                                        "manifest.json", "manifest.sig", "report.html",
+                                                        "report.json", "track.geojson"]
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert manifest["format"] == "sotto-evidence/2" and manifest["centre_key"] == centre.public_hex
+    assert manifest["frames"] == [hashlib.sha256(w).hexdigest() for w in alert_frames]
     # frames exactly as received, in chain order
     assert split_sequence((bundle / "frames.cbor").read_bytes()) == alert_frames
     report = json.loads((bundle / "report.json").read_text())
@@ -213,12 +230,14 @@ def test_tampered_audio_track_report_and_page_are_caught(bundle: Path, tmp_path:
 
 
 def test_a_gap_the_receiver_saw_is_kept_honestly(receiver: Receiver, db: Path, dev: ff.DeviceSim,
-                                                tmp_path: Path) -> None:
+                                                tmp_path: Path, centre: centre_key.CentreKey) -> None:
     start, lost, later = dev.alert_start(loc=LOC), dev.location(loc(1)), dev.location(loc(2))
     receiver.ingest([start, later])
     export_alert(db_connect(db), 1, tmp_path / "gap", operator="Bob")
-    check = verify_bundle(tmp_path / "gap")
-    assert check.ok and check.chain is not None and check.chain.startswith("gap: frames missing before seq 3")
+    check = verify_bundle(tmp_path / "gap", centre_key=centre.public_key)
+    assert check.verdict == "incomplete" and check.authentic and check.sealed
+    assert check.chain is not None and check.chain.startswith("gap: frames missing before seq 3")
+    assert [c for c, _ in check.missing] == ["chain-gap", "no-end"]
     assert lost not in (tmp_path / "gap" / "frames.cbor").read_bytes()
 
 
@@ -233,19 +252,20 @@ def test_export_refuses_to_overwrite_and_unknown_alerts(bundle: Path, db: Path) 
 
 
 def test_evidence_cli(receiver: Receiver, db: Path, tmp_path: Path, alert_frames: list[bytes],
-                      capsys: pytest.CaptureFixture[str]) -> None:
+                      capsys: pytest.CaptureFixture[str], centre: centre_key.CentreKey) -> None:
     receiver.ingest(alert_frames)
     out = tmp_path / "cli-bundle"
     assert main(["alerts", "export", "A1", "--out", str(out), "--operator", "Bob", "--db", str(db)]) == 0
     exported = capsys.readouterr().out
-    assert main(["evidence", "verify", str(out)]) == 0
+    assert main(["evidence", "verify", str(out), "--centre-key", centre.public_hex]) == 0
     verified = capsys.readouterr().out
     (out / "audio.wav").write_bytes(b"RIFF")
-    assert main(["evidence", "verify", str(out), "--json"]) == 1
+    assert main(["evidence", "verify", str(out), "--json", "--centre-key", centre.public_hex]) == 1
     failed = json.loads(capsys.readouterr().out)
     digest = exported.split("manifest.json): ")[1].split()[0]
     assert f"bundle digest (SHA-256 of manifest.json): {digest}" in verified
     assert "evidence intact; complete" in verified
     assert not failed["ok"] and {p["code"] for p in failed["problems"]} == {"file-altered", "audio-altered"}
+    assert failed["verdict"] == "tampered" and failed["sealed"] is True
     with Registry(db) as reg:
         assert reg.get("SOTTO-42").active_key.fingerprint in verified  # type: ignore[union-attr]

@@ -132,11 +132,11 @@ def test_a_stored_frame_is_still_a_duplicate_after_its_key_was_rotated(receiver:
                                                                         dev: ff.DeviceSim) -> None:
     frame = dev.alert_start(loc=LOC)
     assert statuses(receiver.ingest([frame])) == ["accepted"]
-    with Registry(db) as reg:
+    with Registry(db, clock=lambda: dev.time + 0.5) as reg:       # rotated just after the frame
         reg.rotate(dev.kid, device(b"OTHER-01").public_key)
     # the answer was lost; the device sends it again after the technician rotated its key
     assert statuses(receiver.ingest([frame])) == ["duplicate"]
-    late = receiver.ingest([dev.location(LOC)])
+    late = receiver.ingest([dev.location(LOC)])                   # dated after the rotation
     assert late.results[0].reason == "revoked-device"
 
 

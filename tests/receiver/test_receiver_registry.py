@@ -139,11 +139,11 @@ def test_frames_from_revoked_rotated_and_unknown_keys_are_rejected_with_the_reas
     clock = Clock(NOW)
     with Receiver(db, clock=clock) as r:
         assert statuses(r.ingest([old.heartbeat()])) == ["accepted"]
-        with Registry(db) as reg:
+        with Registry(db, clock=lambda: old.time + 0.5) as reg:
             reg.rotate(old.kid, new.public_key)
-        stale = old.heartbeat()
+        stale = old.heartbeat()                   # dated after the rotation
         answer = r.ingest([stale, new.heartbeat(), stranger.heartbeat()])
-        with Registry(db) as reg:
+        with Registry(db, clock=lambda: new.time + 0.5) as reg:
             reg.revoke(old.kid)
         after_revoke = r.ingest([new.heartbeat()])
     reasons = [x.reason for x in answer.results]

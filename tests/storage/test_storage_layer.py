@@ -55,7 +55,8 @@ def test_migrations_run_once_on_both_backends(pg: TempPostgres, tmp_path: Path,
     for db in (str(tmp_path / "r.db"), pg.create_database("mig")):
         assert main(["db", "migrate", "--json", "--db", db]) == 0
         out = json.loads(capsys.readouterr().out)
-        assert [a["component"] for a in out["applied"]] == ["registry", "receiver", "centre", "receiver"]
+        assert [a["component"] for a in out["applied"]] == ["registry", "receiver", "centre", "receiver",
+                                                                 "alert_flags"]
         assert main(["db", "migrate", "--json", "--db", db]) == 0
         assert json.loads(capsys.readouterr().out)["applied"] == []
         conn = connect(db)

@@ -193,7 +193,7 @@ class _Observer:
     def time_set(self, epoch_s, source):
         if "time_set" not in self._observes:
             raise AttributeError("time_set")
-        self._device.clock.set_network(self._link.utc, self._link.ticks)
+        self._device.clock.reanchor(self._link.utc, self._link.ticks)
 
     def __getattr__(self, name):
         if name not in self._observes:

@@ -107,3 +107,23 @@ def load_board(name, directory=BOARDS_DIR):
     with open("%s/%s.json" % (directory, name)) as f:
         board = json.load(f)
     return check_board(board)
+
+
+def lock_repl(root="/data"):
+    """Production units (config `repl_lock: true`): Ctrl-C no longer interrupts
+    the firmware, so `mpremote` cannot stop main.py and reach the REPL over USB.
+    Called first thing in boot.py; True when it locked. A missing or unreadable
+    config leaves the REPL as it is (an unprovisioned unit must stay reachable,
+    and boot must not fail here). This does not protect the key against someone
+    who reads the flash chip or uses the ROM's download mode: that needs flash
+    encryption and secure boot (docs/technician-guide.md)."""
+    try:
+        with open(root + "/config.json") as f:
+            locked = json.load(f).get("repl_lock") is True
+    except (OSError, ValueError, AttributeError):
+        return False
+    if locked:
+        import micropython
+
+        micropython.kbd_intr(-1)
+    return locked

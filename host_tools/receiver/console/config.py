@@ -62,6 +62,7 @@ class ConsoleConfig:
     public_url: str | None = None  # the console's address in notifications (default: its own URL)
     idle_timeout_s: float = IDLE_TIMEOUT_S
     export_dir: str | None = None  # where console exports are written (default: beside the database)
+    centre_key_path: str | None = None  # the key that seals exports (default: `<db>-centre.key`)
     vendor_dir: Path = field(default_factory=default_vendor_dir)
     poll_interval_s: float = 0.1  # how often the event feed reads the database
     silent_check_s: float = 5.0

@@ -16,6 +16,7 @@ from host_tools.adpcm import wav_bytes
 from host_tools.frames import (
     Frame,
     FrameError,
+    FrameType,
     decode_frame,
     split_sequence,
     verify_frame,
@@ -35,6 +36,7 @@ from host_tools.receiver.evidence.derive import (
     build_track,
     derive_report,
 )
+from host_tools.receiver.evidence.seal import EXIT_STATUS, INCOMPLETE, INTACT, SEAL_FILE, TAMPERED, seal_valid
 from host_tools.receiver.report import render_html
 from host_tools.registry import key_fingerprint
 
@@ -53,13 +55,36 @@ class BundleCheck:
     device: str | None = None
     fingerprint: str | None = None
     chain: str | None = None
+    missing: list[tuple[str, str]] = field(default_factory=list)   # (code, detail): incomplete, not altered
+    sealed: bool | None = None      # the centre's seal verified (None: no centre key given)
+
+    @property
+    def verdict(self) -> str:
+        """tampered (any problem), incomplete (authentic, but the alert lacks
+        something), or intact."""
+        if self.problems:
+            return TAMPERED
+        return INCOMPLETE if self.missing else INTACT
 
     @property
     def ok(self) -> bool:
+        """Intact: nothing altered and nothing missing."""
+        return self.verdict == INTACT
+
+    @property
+    def authentic(self) -> bool:
+        """Nothing altered (it may still be incomplete)."""
         return not self.problems
+
+    @property
+    def exit_status(self) -> int:
+        return EXIT_STATUS[self.verdict]
 
     def fail(self, code: str, detail: str) -> None:
         self.problems.append((code, detail))
+
+    def lacks(self, code: str, detail: str) -> None:
+        self.missing.append((code, detail))
 
 
 def _load_json(check: BundleCheck, name: str) -> Any:
@@ -73,16 +98,38 @@ def _load_json(check: BundleCheck, name: str) -> Any:
     return None
 
 
-def verify_bundle(path: str | os.PathLike[str]) -> BundleCheck:
-    """Re-verify an evidence bundle using nothing but its files (see module doc)."""
+def _check_seal(check: BundleCheck, centre_key: bytes, manifest_bytes: bytes | None) -> None:
+    sig_path = check.path / SEAL_FILE
+    if not sig_path.is_file():
+        check.sealed = False
+        check.fail("seal-missing", f"{SEAL_FILE} is missing: the bundle is not sealed by the centre")
+    elif manifest_bytes is None or not seal_valid(centre_key, manifest_bytes, sig_path.read_bytes()):
+        check.sealed = False
+        check.fail("seal-invalid", f"{SEAL_FILE} is not the centre's signature over {MANIFEST_FILE} "
+                   f"(centre key {key_fingerprint(centre_key)}): the bundle was changed or made elsewhere")
+    else:
+        check.sealed = True
+        check.passed.append(f"seal: {MANIFEST_FILE} is signed by the centre key "
+                            f"{key_fingerprint(centre_key)}")
+
+
+def verify_bundle(path: str | os.PathLike[str], *, centre_key: bytes | None = None,
+                  device_key: bytes | None = None) -> BundleCheck:
+    """Re-verify an evidence bundle (see module doc). centre_key (32 bytes, from
+    outside the bundle) checks the centre's seal; device_key, when given, must be
+    the key the bundle's frames verify with. Without centre_key only the bundle's
+    own consistency is checked, which a forger can recompute."""
     root = Path(path)
     check = BundleCheck(root)
     if not root.is_dir():
         check.fail("not-a-bundle", f"{root} is not a folder")
         return check
     manifest_path = root / MANIFEST_FILE
-    if manifest_path.is_file():
-        check.manifest_sha256 = hashlib.sha256(manifest_path.read_bytes()).hexdigest()
+    manifest_bytes = manifest_path.read_bytes() if manifest_path.is_file() else None
+    if manifest_bytes is not None:
+        check.manifest_sha256 = hashlib.sha256(manifest_bytes).hexdigest()
+    if centre_key is not None:
+        _check_seal(check, centre_key, manifest_bytes)
     manifest = _load_json(check, MANIFEST_FILE)
     listed: dict[str, Any] = {}
     if isinstance(manifest, dict) and isinstance(manifest.get("files"), dict):
@@ -98,7 +145,8 @@ def verify_bundle(path: str | os.PathLike[str]) -> BundleCheck:
             if not isinstance(entry, dict) or entry.get("sha256") != actual:
                 check.fail("file-altered", f"{name} does not match its SHA-256 in the manifest")
                 bad += 1
-        extra = sorted(p.name for p in root.iterdir() if p.name not in listed and p.name != MANIFEST_FILE)
+        extra = sorted(p.name for p in root.iterdir()
+                       if p.name not in listed and p.name not in (MANIFEST_FILE, SEAL_FILE))
         for name in extra:
             check.fail("file-unlisted", f"{name} is not part of the bundle's manifest")
         if not bad:
@@ -122,6 +170,14 @@ def verify_bundle(path: str | os.PathLike[str]) -> BundleCheck:
         return check
     check.device = format_device_id(device_id) if len(device_id) == 8 else device_id.hex()
     check.fingerprint = key_fingerprint(public_key)
+    if device_key is not None:
+        if device_key != public_key:
+            check.fail("key-mismatch", f"the bundle's frames are signed by key {check.fingerprint}, not the "
+                       f"device key given ({key_fingerprint(device_key)})")
+        else:
+            check.passed.append(f"device key: the frames' key is the one given ({check.fingerprint})")
+    if isinstance(manifest, dict) and manifest.get("device_key") not in (None, public_key.hex()):
+        check.fail("key-mismatch", f"{MANIFEST_FILE} names another device key than report.json")
     key_file = root / KEY_FILE
     if key_file.is_file():
         try:
@@ -177,6 +233,17 @@ def verify_bundle(path: str | os.PathLike[str]) -> BundleCheck:
     for digest, f in have.items():
         if digest not in claimed_digests:
             check.fail("frame-added", f"frame seq {f.seq} is in frames.cbor but not in the report")
+    sealed_frames = manifest.get("frames") if isinstance(manifest, dict) else None
+    if isinstance(sealed_frames, list):
+        in_bundle = [hashlib.sha256(w).hexdigest() for w in wires]
+        gone = [d for d in sealed_frames if d not in all_have]
+        if gone:
+            check.fail("frame-removed", f"{len(gone)} frame(s) listed in {MANIFEST_FILE} are not in "
+                       f"{FRAMES_FILE}")
+        if [d for d in in_bundle if d not in sealed_frames]:
+            check.fail("frame-added", f"{FRAMES_FILE} holds frames {MANIFEST_FILE} does not list")
+    elif centre_key is not None:
+        check.fail("file-altered", f"{MANIFEST_FILE} does not list the frames' digests (sotto-evidence/2)")
 
     chain = analyse_chain(good)
     check.chain = chain.summary
@@ -231,4 +298,24 @@ def verify_bundle(path: str | os.PathLike[str]) -> BundleCheck:
     html = root / HTML_FILE
     if html.is_file() and html.read_bytes() != render_html(report).encode("utf-8"):
         check.fail("report-altered", f"{HTML_FILE} is not the rendering of report.json")
+    ended = any(f.type in (FrameType.CANCEL, FrameType.END) for f in good)
+    _what_is_missing(check, chain.state, chain.problems, audio, ended)
     return check
+
+
+def _what_is_missing(check: BundleCheck, state: str, problems: list[str], audio: Any, ended: bool) -> None:
+    """What the alert itself lacks (the bundle may be authentic): chain gaps, no end, lost audio."""
+    if state == "gap":
+        check.lacks("chain-gap", "; ".join(problems))
+    elif state == "broken":
+        check.lacks("chain-broken", "; ".join(problems))
+    if not ended:
+        check.lacks("no-end", "the alert has no cancel or end frame: it may have gone on after the export")
+    if audio.gaps:
+        rate = audio.rate_hz or 1
+        lost = sum(n for _, n in audio.gaps) / rate
+        check.lacks("audio-missing", f"{len(audio.gaps)} stretch(es) of audio the frames' offsets announce "
+                    f"are missing ({lost:.1f} s, silent in {WAV_FILE})")
+    for note in audio.notes:
+        if "announced" in note:
+            check.lacks("audio-missing", note)

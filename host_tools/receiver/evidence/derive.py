@@ -24,7 +24,7 @@ from host_tools.ids import format_device_id
 from host_tools.receiver.alerts import iso_utc
 from host_tools.registry import key_fingerprint
 
-BUNDLE_FORMAT = "sotto-evidence/1"
+BUNDLE_FORMAT = "sotto-evidence/2"   # 2: sealed by the centre (seal.py)
 FRAMES_FILE, WAV_FILE, TRACK_FILE = "frames.cbor", "audio.wav", "track.geojson"
 KEY_FILE, REPORT_FILE, HTML_FILE = "device-key.pem", "report.json", "report.html"
 MANIFEST_FILE = "manifest.json"

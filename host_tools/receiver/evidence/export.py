@@ -20,7 +20,7 @@ from host_tools.frames import (
     decode_frame,
     verify_frame,
 )
-from host_tools.receiver import audit
+from host_tools.receiver import audit, centre_key
 from host_tools.receiver.alerts import AlertSummary, get_alert, iso_utc
 from host_tools.receiver.evidence.derive import (
     BUNDLE_FORMAT,
@@ -39,7 +39,9 @@ from host_tools.receiver.evidence.derive import (
     build_track,
     derive_report,
 )
+from host_tools.receiver.evidence.seal import SEAL_FILE, seal
 from host_tools.receiver.report import render_html
+from host_tools.storage.backend import POSTGRESQL, backend_of
 
 # --------------------------------------------------------------------------
 # Export.
@@ -72,11 +74,39 @@ def _stored_frames(conn: sqlite3.Connection, alert: AlertSummary) -> tuple[list[
     return frames, receipts
 
 
+def _centre_for(conn: sqlite3.Connection, centre: centre_key.CentreKey | None,
+                key_path: str | os.PathLike[str] | None) -> centre_key.CentreKey:
+    """The key that seals the bundle: the one given, else the file at key_path,
+    else the one beside the database; it must be the key the database records."""
+    if centre is None:
+        if key_path is None:
+            if backend_of(conn) == POSTGRESQL:     # the key file named after the server and database
+                target = getattr(conn, "url", None)
+            else:
+                row = conn.execute("PRAGMA database_list").fetchone()
+                target = row[2] if row is not None else None
+            if not target:
+                raise EvidenceError("no centre key to seal the bundle with (give --centre-key PATH)")
+            key_path = centre_key.default_path(target)
+        try:
+            centre = centre_key.load(key_path)
+        except centre_key.CentreKeyError as e:
+            raise EvidenceError(f"the bundle must be sealed by the centre's key: {e}") from None
+    recorded = centre_key.recorded_public_key(conn)
+    if recorded is not None and recorded != centre.public_key:
+        raise EvidenceError("the centre key given is not the one this database records; a bundle sealed "
+                            "with it would not verify against the centre's published key")
+    return centre
+
+
 def export_alert(conn: sqlite3.Connection, alert_id: int, out_dir: str | os.PathLike[str], *, operator: str,
-                 now: float | None = None, role: str = audit.CLI_ROLE) -> ExportResult:
-    """Write the alert's evidence bundle to out_dir (new or empty). The export is
-    recorded in the audit log, with the bundle's manifest digest, before the
-    folder appears under its name."""
+                 now: float | None = None, role: str = audit.CLI_ROLE,
+                 centre: centre_key.CentreKey | None = None,
+                 centre_key_path: str | os.PathLike[str] | None = None) -> ExportResult:
+    """Write the alert's evidence bundle to out_dir (new or empty), sealed by the
+    centre's key (`centre`, else the file at centre_key_path, else `<db>-centre.key`).
+    The export is recorded in the audit log, with the bundle's manifest digest,
+    before the folder appears under its name."""
     now = time.time() if now is None else now
     operator = audit.check_operator(operator)
     out = Path(out_dir)
@@ -91,6 +121,7 @@ def export_alert(conn: sqlite3.Connection, alert_id: int, out_dir: str | os.Path
     frames, receipts = _stored_frames(conn, alert)
     if not frames:
         raise EvidenceError(f"{alert.code} has no stored frames")
+    sealer = _centre_for(conn, centre, centre_key_path)
     verdicts = {}
     for f in frames:
         v = verify_frame(f, public_key)
@@ -105,6 +136,7 @@ def export_alert(conn: sqlite3.Connection, alert_id: int, out_dir: str | os.Path
         "closed": iso_utc(alert.closed_at),
         "outcome": alert.outcome, "chain_at_receiver": alert.chain.summary,
         "key_revoked": iso_utc(revoked_at), "receipts": receipts,
+        "flags": [f.to_json() for f in alert.flags],   # clock far off, signed before revocation
     }
     report["export"] = {"at": iso_utc(now), "at_epoch": now, "operator": operator,
                         "tool": f"sotto {__version__}"}
@@ -116,9 +148,12 @@ def export_alert(conn: sqlite3.Connection, alert_id: int, out_dir: str | os.Path
     files[REPORT_FILE] = _json_bytes(report)
     files[HTML_FILE] = render_html(report).encode("utf-8")
     manifest = {"format": BUNDLE_FORMAT, "alert": alert.code, "device": alert.device,
+                "device_key": public_key.hex(), "centre_key": sealer.public_hex, "sealed": iso_utc(now),
+                "frames": [hashlib.sha256(f.wire).hexdigest() for f in chain.order],
                 "files": {name: {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
                           for name, data in sorted(files.items())}}
     files[MANIFEST_FILE] = _json_bytes(manifest)
+    files[SEAL_FILE] = seal(sealer, files[MANIFEST_FILE])
     digest = hashlib.sha256(files[MANIFEST_FILE]).hexdigest()
 
     parent = out.parent if str(out.parent) else Path(".")

@@ -1,6 +1,12 @@
 """Verification against the registry: the KeyBook (keys in memory, reloaded when the
-registry changes) and check_frame (decode, find the key, verify; a bad signature that
-a revoked key makes good is `revoked-device`)."""
+registry changes) and check_frame (decode, find the key, verify).
+
+A frame that a revoked key of the device verifies is accepted when its device
+time is after 0 and before the revocation (`before_revocation` set: the alert is
+flagged `signed-before-revocation`), so that an alert a unit held undelivered
+when it was replaced still arrives; dated at or after the revocation it is
+`revoked-device`. The trade-off (whoever holds the old key can backdate) is in
+docs/operator-guide.md."""
 
 from __future__ import annotations
 
@@ -93,6 +99,7 @@ class Incoming:
     detail: str
     key_id: int | None = None
     officer: str | None = None
+    before_revocation: float | None = None   # signed by a key revoked at this time, dated before it
 
 
 def _time_text(epoch: float | None) -> str:
@@ -124,35 +131,58 @@ def _resolve(wire: bytes, keys: KeyBook) -> Incoming | _Pending:
                         f"device {frame.device_id} is not in the registry")
     if device.active is None:
         when = max((k.revoked_at or 0) for k in device.revoked) if device.revoked else None
-        return Incoming(wire, digest, frame, Reason.REVOKED_DEVICE,
-                        f"device {frame.device_id} was revoked ({_time_text(when)})")
+        if not device.revoked:
+            return Incoming(wire, digest, frame, Reason.REVOKED_DEVICE,
+                            f"device {frame.device_id} was revoked ({_time_text(when)})")
     return _Pending(wire, digest, frame, device)
 
 
-def _finish(p: _Pending, ok: bool, reason: Reason | None, detail: str) -> Incoming:
-    """The Incoming for a verified (or not) frame; a bad signature that a revoked
-    key of the device makes good is `revoked-device`."""
+def _by_revoked_key(p: _Pending, now: float, max_future_s: int) -> Incoming | None:
+    """The verdict when a revoked key of the device signed the frame, else None."""
+    frame = p.frame
+    for old in p.device.revoked:
+        try:
+            old.key.verify(frame.signature, frame.sig_structure)
+        except InvalidSignature:
+            continue
+        revoked_at = old.revoked_at or 0.0
+        if not 0 < frame.time < revoked_at:
+            return Incoming(p.wire, p.digest, frame, Reason.REVOKED_DEVICE,
+                            f"signed with a key of device {frame.device_id} that was revoked "
+                            f"({_time_text(old.revoked_at)}), dated {_time_text(frame.time or None)}")
+        v = verify_frame(frame, old.key, now=now, max_future_s=max_future_s)    # audio digest, time
+        if not v.ok:
+            return Incoming(p.wire, p.digest, frame, v.reason, v.detail)
+        return Incoming(p.wire, p.digest, frame, None, "", old.key_id, p.device.officer,
+                        before_revocation=revoked_at)
+    return None
+
+
+def _finish(p: _Pending, ok: bool, reason: Reason | None, detail: str, now: float,
+            max_future_s: int = MAX_FUTURE_S) -> Incoming:
+    """The Incoming for a verified (or not) frame; a bad signature that a revoked key of
+    the device makes good is accepted if dated before the revocation, else `revoked-device`."""
     device = p.device
     frame = p.frame
     if ok:
         assert device.active is not None
         return Incoming(p.wire, p.digest, frame, None, "", device.active.key_id, device.officer)
-    if reason == Reason.BAD_SIGNATURE:
-        for old in device.revoked:
-            try:
-                old.key.verify(frame.signature, frame.sig_structure)
-            except InvalidSignature:
-                continue
-            return Incoming(p.wire, p.digest, frame, Reason.REVOKED_DEVICE,
-                            f"signed with a key of device {frame.device_id} that was revoked "
-                            f"({_time_text(old.revoked_at)})")
+    if reason == Reason.BAD_SIGNATURE or device.active is None:
+        old = _by_revoked_key(p, now, max_future_s)
+        if old is not None:
+            return old
+    if device.active is None:
+        when = max((k.revoked_at or 0) for k in device.revoked)
+        return Incoming(p.wire, p.digest, frame, Reason.REVOKED_DEVICE,
+                        f"device {frame.device_id} was revoked ({_time_text(when)})")
     return Incoming(p.wire, p.digest, frame, reason, detail)
 
 
 def _verify_here(p: _Pending, now: float, max_future_s: int) -> Incoming:
-    assert p.device.active is not None
+    if p.device.active is None:
+        return _finish(p, False, Reason.REVOKED_DEVICE, "", now, max_future_s)
     v = verify_frame(p.frame, p.device.active.key, now=now, max_future_s=max_future_s)
-    return _finish(p, v.ok, v.reason, v.detail)
+    return _finish(p, v.ok, v.reason, v.detail, now, max_future_s)
 
 
 def check_frame(wire: bytes, keys: KeyBook, now: float, max_future_s: int = MAX_FUTURE_S) -> Incoming:

@@ -127,3 +127,4 @@ class _Txn:
         self.seq_reuse: list[tuple[bytes, int]] = []
         self.news: list[str] = []     # for the console, logged after COMMIT
         self.replies: list[tuple[bytes, int, int, int]] = []   # reply frames: (device, cmd, res, seq)
+        self.flags: list[tuple[int, str, float, int | None]] = []   # (alert, flag, received, offset s)

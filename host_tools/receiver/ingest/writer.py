@@ -15,6 +15,7 @@ from typing import Any
 from host_tools.frames import Frame, Reason
 from host_tools.ids import format_device_id
 from host_tools.receiver.commands import apply_replies, undone_for
+from host_tools.receiver.flags import BEFORE_REVOCATION, UPSERT, time_flag, time_window
 from host_tools.receiver.ingest.answer import (
     ACCEPTED,
     DUPLICATE,
@@ -104,6 +105,7 @@ class Writer(threading.Thread):
         self.commits = 0
         self.failed_commits = 0
         self.last_error: str | None = None
+        self._window = (0, 0)          # (behind_s, ahead_s), read at each commit (flags.py)
 
     # -- the request threads' side ------------------------------------------------
     def submit(self, job: _Job) -> None:
@@ -186,6 +188,7 @@ class Writer(threading.Thread):
             # Verify here, not in the request threads: one thread doing all the CPU
             # work keeps the GIL from bouncing between verifiers and the writer.
             self.keys.refresh()
+            self._window = time_window(conn)
             self._verify(jobs)
             if self.shared:     # one node at a time from here to COMMIT (see class doc)
                 conn.execute("SELECT pg_advisory_xact_lock(?)", (INGEST_LOCK,))
@@ -258,7 +261,9 @@ class Writer(threading.Thread):
                     job = wires[n][0]
                     resolved[n] = _verify_here(r, job.now, job.max_future_s)
                 else:
-                    resolved[n] = _finish(r, v[0], Reason(v[1]) if v[1] is not None else None, v[2])
+                    job = wires[n][0]
+                    resolved[n] = _finish(r, v[0], Reason(v[1]) if v[1] is not None else None, v[2],
+                                          job.now, job.max_future_s)
         i = 0
         for job in jobs:
             job.items = resolved[i:i + len(job.wires)]  # type: ignore[assignment]   # all Incoming now
@@ -313,6 +318,11 @@ class Writer(threading.Thread):
         if ftype <= _END:
             alert_id = self._alert_for(txn, f, key_id, item.officer)
             self._alert_frame(txn, alert_id, ftype, payload, link, prev, reused)
+            skew = time_flag(payload[4], job.now, *self._window)
+            if skew is not None:
+                txn.flags.append((alert_id, skew[0], job.now, skew[1]))
+            if item.before_revocation is not None:
+                txn.flags.append((alert_id, BEFORE_REVOCATION, job.now, None))
         loc = payload.get(6)
         lat = lon = acc = age = src = None
         if loc is not None:
@@ -443,6 +453,15 @@ class Writer(threading.Thread):
             conn.executemany(_ALERT_UPDATE, updates)
         if txn.rows:
             conn.executemany(_INSERT_FRAME, txn.rows)
+        if txn.flags:
+            flags: dict[tuple[int, str], list[Any]] = {}
+            for alert_id, flag, at, offset in txn.flags:
+                f = flags.setdefault((alert_id, flag), [0, at, at, offset])
+                f[0] += 1
+                f[1], f[2] = min(f[1], at), max(f[2], at)
+                if offset is not None and abs(offset) > abs(f[3] or 0):
+                    f[3] = offset
+            conn.executemany(UPSERT, [(a, fl, *v) for (a, fl), v in flags.items()])
         if txn.devices:
             conn.executemany(_DEVICE_STATE, [
                 (kid, s.last_seen_at, s.last_seq, s.last_type, s.last_via, s.frames, s.heartbeat_s,
@@ -478,9 +497,13 @@ class Writer(threading.Thread):
     def _commands_for(self, jobs: list[_Job]) -> None:
         """Each job's `cmds`: the undone commands of the device whose frames it
         carried (authenticated: accepted or duplicate). A request that mixes
-        devices gets none: a command names no device, only the answer does."""
+        devices gets none: a command names no device, only the answer does. Nor
+        does one carrying frames of a revoked key (signed before the revocation):
+        the commands are for the unit that holds the device's active key."""
         for job in jobs:
             devices = {item.frame.kid for item, r in zip(job.items, job.results, strict=True)
                        if r.status != REJECTED and item.frame is not None}
+            if any(item.before_revocation is not None for item in job.items):
+                continue
             if len(devices) == 1:
                 job.cmds = undone_for(self.conn, devices.pop(), job.now)

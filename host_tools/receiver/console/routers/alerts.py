@@ -100,7 +100,8 @@ def export(request: Request, body: bytes) -> JSONResponse:
         Path(str(ctx.config.export_dir))
         / f"{alert_code(alert_id)}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(ctx.config.clock()))}"
     )
-    result = access.export(ctx.conn, ctx.actor, alert_id, str(out))
+    result = access.export(ctx.conn, ctx.actor, alert_id, str(out),
+                           centre_key_path=ctx.config.centre_key_path)
     return ok(
         {
             "id": alert_code(alert_id),

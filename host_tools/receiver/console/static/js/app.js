@@ -118,6 +118,11 @@ function route() {
 }
 
 // ---- the queue ---------------------------------------------------------------
+const FLAG_TITLES = {
+  "time-behind": "frames dated far before they arrived (or undated): the device clock is off; trust the receipt times",
+  "time-ahead": "frames dated after they arrived: the device clock is off; trust the receipt times",
+  "signed-before-revocation": "signed by a since-revoked key, dated before the revocation (see the operator guide)",
+};
 function renderQueue() {
   const q = state.queue;
   if (!q) { $("view").replaceChildren(h("p", { className: "empty" }, "loading…")); return; }
@@ -131,7 +136,8 @@ function renderQueue() {
       h("td", {}, h("span", { className: `badge ${a.duress ? "duress" : a.state}` }, a.duress ? `DURESS ${a.state}` : a.state),
         a.held && h("span", { className: "badge held", title: "on hold: purge keeps it" }, "held"),
         a.insecure_tls && h("span", { className: "badge insecure", title: "the device does not authenticate the centre (bench setting)" }, "insecure-tls"),
-        a.unauthenticated_answers ? h("span", { className: "badge insecure", title: "answers the device could not authenticate" }, `unauth ${a.unauthenticated_answers}`) : null),
+        a.unauthenticated_answers ? h("span", { className: "badge insecure", title: "answers the device could not authenticate" }, `unauth ${a.unauthenticated_answers}`) : null,
+        ...(a.flags || []).map((f) => h("span", { className: "badge flagged", title: FLAG_TITLES[f] || f }, f))),
       h("td", {}, a.officer || "–"), h("td", {}, a.device),
       h("td", { className: "age" }, dur(plus(a.age_s))), h("td", {}, dur(plus(a.last_heard_s))),
       h("td", {}, a.unacknowledged_s !== null ? h("strong", {}, dur(plus(a.unacknowledged_s)))

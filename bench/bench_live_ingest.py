@@ -1,0 +1,248 @@
+"""Live ingest at scale (issue 17): a real `sotto receive` (subprocess, TLS, SQLite
+WAL + synchronous=FULL) against 200 concurrent devices on keep-alive connections,
+a fleet of simulated devices each raising one alert, and a thundering herd.
+
+The devices are driven by bench/loadgen.py: one asyncio loop in a process of its
+own, every answer read and checked (HTTP 200, every frame `accepted`). On this
+2-core machine the load generator, the receiver and its verify helper share the
+two cores: the figures are what the receiver does with what is left over
+(the note gives the load generator's own CPU seconds).
+
+Baseline, same run: cryptography's raw Ed25519 verify of the same frames'
+Sig_structures on one core (the floor of any receiver's per-frame work).
+
+Rows:
+- live: every device streams alerts as they happen: an alert-start alone, then
+  POSTs of 1-2 frames (a 1 s IMA-ADPCM chunk, a position every 15 s), then the
+  end; closed loop (the next POST as soon as the answer came);
+- batches: 16 positions per POST (a device back in coverage with a backlog);
+- alert-start answer p99 while the live load runs (the alert-starts are in it),
+  closed loop (saturation: p99 is then about the queue of 200 requests over the
+  throughput) and at the devices' real pace (one POST per second each: the load
+  200 devices in an alert actually make), each device's start staggered over 1 s;
+- fleet: SOTTO_BENCH_FLEET devices (default 10,000) each raise one alert of
+  30 s of device time (alert-start, a position, the end, 1 s apart in wall time),
+  their starts spread over FLEET_SPREAD_S on new TLS connections;
+- herd: SOTTO_BENCH_HERD devices (default 2,000) all connect at once and post a
+  heartbeat (503 busy and refused connections are retried, and counted).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from bench.common import Row, higher_is_better, lower_is_better
+from bench.loadgen import Plan, Result, drive
+from host_tools.frames import decode_frame
+from host_tools.registry import Registry
+from simulator.pki import make_pki
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))
+import framefactory as ff  # noqa: E402
+
+DEVICES = 200
+LIVE_ALERTS = 2            # per device
+LIVE_SECONDS = 20          # audio seconds per alert
+BATCHES = 6                # per device, 16 frames each
+FLEET = int(os.environ.get("SOTTO_BENCH_FLEET", "10000"))
+FLEET_SPREAD_S = float(os.environ.get("SOTTO_BENCH_FLEET_SPREAD", "40"))
+HERD = int(os.environ.get("SOTTO_BENCH_HERD", "2000"))
+LOC = ff.pack_location(515007292, -1246254, 8, 1, ff.SRC_GNSS)
+
+
+def _device(tag: bytes, i: int, t0: int) -> ff.DeviceSim:
+    kid = b"%s%05d" % (tag, i)
+    return ff.DeviceSim(kid=kid, seed=hashlib.sha256(b"bench-live " + kid).digest(), time=t0)
+
+
+def _live_plan(d: ff.DeviceSim, rng: random.Random) -> Plan:
+    posts = []
+    for _ in range(LIVE_ALERTS):
+        posts.append((d.alert_start(loc=LOC), 1, "start"))
+        for second in range(LIVE_SECONDS):
+            frames = [d.audio(rng.randbytes(4000), offset=second * 8000, samples=8000, state=(0, 0))]
+            if second % 15 == 14:
+                frames.append(d.location(LOC))
+            posts.append((b"".join(frames), len(frames), "live"))
+        posts.append((d.end(), 1, "live"))
+    return Plan(0.0, posts)
+
+
+def _paced_plan(d: ff.DeviceSim, rng: random.Random, i: int) -> Plan:
+    plan = _live_plan(d, rng)
+    plan.posts = plan.posts[:LIVE_SECONDS + 2]      # one alert
+    plan.start_s = i / DEVICES
+    plan.pace_s = 1.0
+    return plan
+
+
+def _batch_plan(d: ff.DeviceSim) -> Plan:
+    posts = [(d.alert_start(loc=LOC), 1, "start")]
+    for _ in range(BATCHES):
+        posts.append((b"".join(d.location(LOC) for _ in range(16)), 16, "batch"))
+    return Plan(0.0, posts)
+
+
+def _fleet_plan(d: ff.DeviceSim, start_s: float) -> Plan:
+    first = d.alert_start(loc=LOC)
+    d.time += 14
+    middle = d.location(LOC)
+    d.time += 14
+    return Plan(start_s, [(first, 1, "start"), (middle, 1, "live"), (d.end(), 1, "live")], pace_s=1.0)
+
+
+def _raw_rate(frames: list[bytes], keys: dict[bytes, Ed25519PublicKey]) -> float:
+    decoded = [decode_frame(w) for w in frames]
+    jobs = [(keys[f.kid], f.signature, f.sig_structure) for f in decoded]
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        for key, sig, msg in jobs:
+            key.verify(sig, msg)
+        best = min(best, time.perf_counter() - t0)
+    return len(jobs) / best
+
+
+def _pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+class _Receiver:
+    def __init__(self, db: Path, cert: str, key: str) -> None:
+        cmd = [sys.executable, "-m", "sotto_cli", "receive", "--db", str(db), "--port", "0", "-q",
+               "--tls-cert", cert, "--tls-key", key, "--max-per-address", "20000",
+               "--max-connections", "16000"]
+        self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if "listening on" not in line:
+            self.stop()
+            raise RuntimeError(f"sotto receive did not start: {line!r}")
+        self.port = int(line.split("://", 1)[1].split()[0].rsplit(":", 1)[1])
+
+    def cpu_s(self) -> float:
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            return float("nan")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def _check(name: str, res: Result, plans: list[Plan]) -> None:
+    want = sum(len(p.posts) for p in plans)
+    if res.errors or res.posts != want:
+        raise RuntimeError(f"{name}: {res.posts}/{want} POSTs answered accepted; "
+                           f"errors: {res.errors[:3]}")
+
+
+def run() -> list[Row]:
+    rng = random.Random(17)
+    t0 = int(time.time()) - 86_400
+    live_devs = [_device(b"LIV", i, t0) for i in range(DEVICES)]
+    paced_devs = [_device(b"PAC", i, t0) for i in range(DEVICES)]
+    batch_devs = [_device(b"BAT", i, t0) for i in range(DEVICES)]
+    fleet_devs = [_device(b"FLT", i, t0) for i in range(FLEET)]
+    herd_devs = [_device(b"HRD", i, t0) for i in range(HERD)]
+    everyone = live_devs + paced_devs + batch_devs + fleet_devs + herd_devs
+    live = [_live_plan(d, rng) for d in live_devs]
+    batch = [_batch_plan(d) for d in batch_devs]
+    paced = [_paced_plan(d, rng, i) for i, d in enumerate(paced_devs)]
+    fleet = [_fleet_plan(d, FLEET_SPREAD_S * i / max(1, FLEET)) for i, d in enumerate(fleet_devs)]
+    herd = [Plan(0.0, [(d.heartbeat(), 1, "herd")]) for d in herd_devs]
+    keys = {d.kid: Ed25519PublicKey.from_public_bytes(d.public_key) for d in everyone}
+    live_frames = [w for p in live for body, n, _ in p.posts for w in ([body] if n == 1 else _split(body))]
+    raw = _raw_rate(live_frames[:4000], keys)
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="sotto-bench-live-") as tmp:
+        pki = make_pki(tmp)
+        db = Path(tmp) / "receiver.db"
+        with Registry(db) as reg:
+            for d in everyone:
+                reg.add(d.kid, d.public_key)
+        rx = _Receiver(db, pki.cert_file, pki.key_file)
+        try:
+            figures = {}
+            for name, plans in (("live", live), ("batch", batch), ("paced", paced)):
+                cpu0 = rx.cpu_s()
+                res = drive(plans, "127.0.0.1", rx.port, pki.ca_pem)
+                _check(name, res, plans)
+                figures[name] = (res, rx.cpu_s() - cpu0)
+            fleet_res = drive(fleet, "127.0.0.1", rx.port, pki.ca_pem)
+            _check("fleet", fleet_res, fleet)
+            herd_res = drive(herd, "127.0.0.1", rx.port, pki.ca_pem)
+            _check("herd", herd_res, herd)
+        finally:
+            rx.stop()
+    cores = os.cpu_count() or 1
+    for name, label, target in (("live", "live ingest, 1-2 frames/POST", ">= 0.5x"),
+                                ("batch", "batch ingest, 16 frames/POST", ">= 0.8x")):
+        res, rx_cpu = figures[name]
+        rate = res.frames / res.wall_s
+        rows.append(higher_is_better(
+            f"{label}, TLS keep-alive, {DEVICES} devices vs raw Ed25519 verify (1 core)",
+            rate, "frames/s", raw,
+            target=target, note=f"{res.frames} frames in {res.posts} POSTs, {res.wall_s:.1f} s; receiver CPU "
+            f"{rx_cpu:.1f} s, load generator CPU {res.client_cpu_s:.1f} s, {cores} cores shared"))
+    live_res = figures["live"][0]
+    starts = live_res.latencies.get("start", [])
+    rows.append(lower_is_better(
+        f"alert-start answer p99 under the live load ({DEVICES} devices, closed loop)",
+        _pct(starts, 99) * 1000, "ms", 20.0, target="<= 20 ms",
+        note=f"{len(starts)} alert-starts; p50 {_pct(starts, 50) * 1000:.1f} ms; other POSTs p99 "
+             f"{_pct(live_res.latencies.get('live', []), 99) * 1000:.1f} ms"))
+    paced_res = figures["paced"][0]
+    pstarts = paced_res.latencies.get("start", [])
+    pall = [x for v in paced_res.latencies.values() for x in v]
+    rows.append(lower_is_better(
+        f"alert-start answer p99, {DEVICES} devices streaming alerts at their real pace (1 POST/s each)",
+        _pct(pstarts, 99) * 1000, "ms", 20.0, target="<= 20 ms",
+        note=f"{len(pstarts)} alert-starts; p50 {_pct(pstarts, 50) * 1000:.1f} ms; "
+             f"all {paced_res.posts} POSTs p99 {_pct(pall, 99) * 1000:.1f} ms"))
+    all_fleet = [x for v in fleet_res.latencies.values() for x in v]
+    rows.append(higher_is_better(
+        f"fleet: {FLEET} devices, one alert each: frames accepted",
+        100.0 * fleet_res.frames / (3 * FLEET), "%", 100.0, target="100 %",
+        note=f"{fleet_res.frames} frames, {fleet_res.retries} retries, "
+        f"starts spread over {FLEET_SPREAD_S:g} s, a new TLS connection per device"))
+    rows.append(lower_is_better(
+        f"fleet: {FLEET} devices, answer p99", _pct(all_fleet, 99) * 1000, "ms", 100.0, target="<= 100 ms",
+        note=f"p50 {_pct(all_fleet, 50) * 1000:.1f} ms over {len(all_fleet)} POSTs; alert-start p99 "
+             f"{_pct(fleet_res.latencies.get('start', []), 99) * 1000:.1f} ms"))
+    rows.append(higher_is_better(
+        f"fleet: {FLEET} devices, device-seconds per wall second",
+        30.0 * FLEET / fleet_res.wall_s, "x", 200.0,
+        target=">= 200x", note=f"30 s of device time per alert, all done in {fleet_res.wall_s:.1f} s"))
+    herd_lat = herd_res.latencies.get("herd", [])
+    steady = HERD / (live_res.posts / live_res.wall_s)
+    rows.append(lower_is_better(
+        f"thundering herd: {HERD} devices connect at once, all accepted in", herd_res.wall_s, "s", steady,
+        target="measured", note=f"baseline: as many POSTs on warm keep-alive connections; p99 "
+        f"{_pct(herd_lat, 99) * 1000:.0f} ms, {herd_res.retries} retries (503 or refused)"))
+    return rows
+
+
+def _split(body: bytes) -> list[bytes]:
+    from host_tools.frames import split_sequence
+
+    return split_sequence(body)

@@ -1,0 +1,139 @@
+"""The fast path of POST /v1/frames: no worker thread, no http.server parsing.
+
+A plain, well-formed device request (HTTP/1.1, one Content-Length, an
+application/cbor-seq body of 1..max_frames frames) is handled on the event loop:
+split (bounded by max_frames), handed to the storage writer as an ingest job
+whose completion is signalled back to the loop, and answered (the centre's
+signed answer) by the loop once the writer's group COMMIT returned. So a request
+costs two thread hand-offs (loop -> writer -> loop) instead of four, and no
+thread waits for a commit. Everything else (errors, other endpoints, odd
+headers) goes to the full handler in the worker pool (http_handler), which
+answers exactly as before; this path only ever answers 200 or the same 503 the
+handler gives when storage fails.
+
+This mirrors host_tools.receiver.ingest.Receiver.ingest (a _Job on the writer's
+queue; `accepted` only after COMMIT); keep the two in step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import hashlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import cbor2
+
+from host_tools import __version__
+from host_tools.frames import FrameError, split_sequence
+from host_tools.receiver.http_handler import COSE, FRAME_TYPES, PATH_FRAMES
+from host_tools.receiver.ingest import Answer
+from host_tools.receiver.ingest.txn import _Job
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from host_tools.receiver.front import FrontEnd
+
+_SERVER = f"sotto-receiver/{__version__}"
+_FAST_TYPES = frozenset(t.encode() for t in FRAME_TYPES)
+
+
+class _Notify:
+    """Stands in for the job's threading.Event: the writer's set() calls back on the loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> None:
+        self._loop = loop
+        self._callback = callback
+        self._set = False
+
+    def set(self) -> None:
+        self._set = True
+        with contextlib.suppress(RuntimeError):      # the loop closed: the receiver stopped
+            self._loop.call_soon_threadsafe(self._callback)
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def wait(self, timeout: float | None = None) -> bool:   # not used on this path
+        return self._set
+
+
+def eligible(head: bytes) -> tuple[bool, bool]:
+    """(a plain frames POST this path takes, the client asked to close after it)."""
+    lines = head.split(b"\r\n")
+    parts = lines[0].split(b" ")
+    if len(parts) != 3 or parts[0] != b"POST" or parts[1] != PATH_FRAMES.encode() or parts[2] != b"HTTP/1.1":
+        return False, False
+    ctype = None
+    lengths = 0
+    close = False
+    for line in lines[1:]:
+        if not line:
+            continue
+        name, sep, value = line.partition(b":")
+        if not sep:
+            return False, False
+        name = name.strip().lower()
+        if name == b"content-type":
+            ctype = value.split(b";", 1)[0].strip().lower()
+        elif name == b"content-length":
+            lengths += 1
+        elif name in (b"transfer-encoding", b"expect"):
+            return False, False
+        elif name == b"connection":
+            close = b"close" in value.lower()
+    return (lengths == 1 and ctype in _FAST_TYPES), close
+
+
+def _response(status: str, ctype: str, body: bytes, close: bool) -> bytes:
+    head = (f"HTTP/1.1 {status}\r\nServer: {_SERVER}\r\nDate: {email.utils.formatdate(usegmt=True)}\r\n"
+            f"Content-Type: {ctype}\r\nContent-Length: {len(body)}\r\nCache-Control: no-store\r\n")
+    if close:
+        head += "Connection: close\r\n"
+    return head.encode() + b"\r\n" + body
+
+
+def handle(front: FrontEnd, body: bytes, peer: str, close: bool,
+           answer: Callable[[bytes, bool], None]) -> bool:
+    """Start handling a frames body; `answer(bytes, close)` is called on the loop
+    when done. False (nothing started): the caller gives it to the full handler."""
+    try:
+        wires = split_sequence(body, max_items=front.config.max_frames)
+    except FrameError:
+        return False
+    if not wires:
+        return False
+    receiver = front.receiver
+    loop = front.loop
+    now = receiver.clock()
+    state: dict[str, Any] = {"answered": False}
+
+    def finish() -> None:
+        if state["answered"]:
+            return
+        state["answered"] = True
+        timer.cancel()
+        stop = close or front.stopping
+        if job.error is not None:
+            front.count_error("storage-unavailable")
+            doc = {"reason": "storage-unavailable",
+                   "detail": f"{job.error}; nothing was stored, send again later"}
+            answer(_response("503 Service Unavailable", "application/cbor", cbor2.dumps(doc, canonical=True),
+                             stop), stop)
+            return
+        payload = Answer(job.results, int(now), job.closed, job.cmds).to_wire()
+        signed = front.centre.sign_answer({"req": hashlib.sha256(body).digest(), **payload})
+        answer(_response("200 OK", COSE, signed, stop), stop)
+
+    def too_slow() -> None:
+        if not state["answered"]:
+            job.error = f"storing {len(wires)} frames took over {receiver.commit_timeout_s:.0f} s"
+            finish()
+
+    job = _Job(wires, "http", peer, now, receiver.max_future_s)
+    job.done = _Notify(loop, finish)   # type: ignore[assignment]
+    timer = loop.call_later(receiver.commit_timeout_s, too_slow)
+    receiver.writer.submit(job)
+    return True
