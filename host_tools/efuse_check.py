@@ -55,7 +55,7 @@ class Verdict:
 
 @dataclass(frozen=True)
 class SecurityReport:
-    port: str
+    source: str                     # the port, or the summary file judged
     family: str
     verdicts: tuple[Verdict, ...]
 
@@ -68,7 +68,7 @@ class SecurityReport:
         return [v for v in self.verdicts if not v.ok]
 
     def to_json(self) -> dict[str, Any]:
-        return {"port": self.port, "family": self.family, "production_ready": self.ready,
+        return {"source": self.source, "family": self.family, "production_ready": self.ready,
                 "layers": {v.layer: {"ok": v.ok, "reason": v.reason} for v in self.verdicts}}
 
 
@@ -125,7 +125,7 @@ def _judge_s_series(summary: dict[str, Any]) -> tuple[Verdict, ...]:
                                             "it cannot read flash")
     else:
         dl = Verdict("download_mode", False, "open: neither DIS_DOWNLOAD_MODE nor ENABLE_SECURITY_DOWNLOAD "
-                                             "is burned, so `esptool read_flash` works on this unit")
+                                             "is burned, so the ROM's download mode (esptool) still answers")
     return fe, sb, dl
 
 
@@ -149,11 +149,15 @@ def _judge_esp32(summary: dict[str, Any]) -> tuple[Verdict, ...]:
 
 
 def judge(summary: dict[str, Any]) -> tuple[str, tuple[Verdict, ...]]:
-    """(chip family, a verdict per layer) of an `espefuse summary --format json` document."""
-    if "SPI_BOOT_CRYPT_CNT" in summary:
-        return "ESP32-S2/S3/C", _judge_s_series(summary)
-    if "FLASH_CRYPT_CNT" in summary:
-        return "ESP32", _judge_esp32(summary)
+    """(chip family, a verdict per layer) of an `espefuse summary --format json` document;
+    UsageError when a field is not as espefuse writes it."""
+    try:
+        if "SPI_BOOT_CRYPT_CNT" in summary:
+            return "ESP32-S2/S3/C", _judge_s_series(summary)
+        if "FLASH_CRYPT_CNT" in summary:
+            return "ESP32", _judge_esp32(summary)
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise UsageError(f"not an espefuse JSON summary: field {e} missing or malformed") from None
     why = "espefuse reported neither SPI_BOOT_CRYPT_CNT nor FLASH_CRYPT_CNT: a chip these checks do not know"
     return "unknown", tuple(Verdict(layer, False, why) for layer in LAYERS)
 
@@ -188,7 +192,7 @@ def read_summary(connection: list[str], *, run: Runner | None = None) -> dict[st
         if proc.returncode != 0 or not out.exists():
             lines = [ln.strip() for ln in (proc.stderr + proc.stdout).splitlines() if ln.strip()]
             why = next((ln for ln in lines if "rror" in ln), lines[-1] if lines else f"exit {proc.returncode}")
-            raise EfuseReadError(f"cannot read eFuses on {where}: {why}")
+            raise EfuseReadError(f"cannot read eFuses on {where}: {why.rstrip('.')}")
         return json.loads(out.read_text())
 
 
@@ -219,7 +223,7 @@ def require_production(port: str, *, run: Runner | None = None) -> SecurityRepor
 def report_lines(report: SecurityReport) -> list[str]:
     """The verdicts for the technician."""
     head = "ready for production" if report.ready else "NOT ready for production"
-    lines = [f"{report.port} ({report.family}): {head}"]
+    lines = [f"{report.source} ({report.family}): {head}"]
     width = max(len(v.layer) for v in report.verdicts)
     lines += [f"  {v.layer.ljust(width)}  {'ok     ' if v.ok else 'MISSING'}  {v.reason}" for v in report.verdicts]
     if not report.ready:
