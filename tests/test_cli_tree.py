@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))   # tests/: framefactor
 
 import framefactory as ff  # noqa: E402
 
+from host_tools import efuse_check  # noqa: E402
 from host_tools.errors import UsageError  # noqa: E402
 from host_tools.receiver.ingest import Receiver  # noqa: E402
 from host_tools.registry import Registry  # noqa: E402
@@ -166,6 +167,8 @@ def small_db(tmp_path: Path) -> dict[str, Any]:
     rx.close()
     (tmp_path / "frames.cbor").write_bytes(b"".join(frames))
     (tmp_path / "pw").write_text("a long enough password 1\n")
+    # a blank (open) ESP32-S3 as espefuse's virtual chip reports it: `sotto efuses --summary` exits 3
+    (tmp_path / "efuses.json").write_text(json.dumps(efuse_check.read_summary(["--virt", "--chip", "esp32s3"])))
     return {"db": str(db), "dir": tmp_path, "pub": dev.public_key.hex(), "kid": dev.kid.decode()}
 
 
@@ -195,7 +198,7 @@ def _json_runs(d: dict[str, Any]) -> list[tuple[list[str], int]]:
         (["operators", "disable", "olga"], 0), (["operators", "list"], 0),
         (["frame", "inspect", str(t / "frames.cbor")], 0),
         (["frame", "verify", str(t / "frames.cbor"), "--pubkey", d["pub"], "--now", "1790000500"], 0),
-        (["db", "migrate"], 0),
+        (["db", "migrate"], 0), (["efuses", "--summary", str(t / "efuses.json")], 3),
     ]
 
 
