@@ -107,8 +107,8 @@ def _flash_encryption(summary: dict[str, Any], cnt_name: str, release_fuses: tup
 def _judge_s_series(summary: dict[str, Any]) -> tuple[Verdict, ...]:
     fe = _flash_encryption(summary, "SPI_BOOT_CRYPT_CNT",
                            ("DIS_DOWNLOAD_MANUAL_ENCRYPT", "DIS_PAD_JTAG", "DIS_USB_JTAG"))
-    digests = sorted(n for n, f in summary.items()
-                     if n.startswith("KEY_PURPOSE_") and str(f.get("value", "")).startswith("SECURE_BOOT_DIGEST"))
+    digests = sorted(n for n, f in summary.items() if n.startswith("KEY_PURPOSE_")
+                     and str(f.get("value", "")).startswith("SECURE_BOOT_DIGEST"))
     if not _burned(summary, "SECURE_BOOT_EN"):
         sb = Verdict("secure_boot", False, "off: SECURE_BOOT_EN is not burned, so the bootloader runs any "
                                            "image (a firmware that prints the key could be flashed)")
@@ -183,7 +183,8 @@ def read_summary(connection: list[str], *, run: Runner | None = None) -> dict[st
     runner = run or (lambda c: subprocess.run(c, capture_output=True, text=True, timeout=ESPEFUSE_TIMEOUT_S))
     with tempfile.TemporaryDirectory(prefix="sotto-efuse-") as tmp:
         out = Path(tmp) / "summary.json"
-        cmd = [sys.executable, "-m", "espefuse", *connection, "summary", "--format", "json", "--file", str(out)]
+        cmd = [sys.executable, "-m", "espefuse", *connection,
+               "summary", "--format", "json", "--file", str(out)]
         try:
             proc = runner(cmd)
         except subprocess.TimeoutExpired:
@@ -191,7 +192,8 @@ def read_summary(connection: list[str], *, run: Runner | None = None) -> dict[st
                                  f"{ESPEFUSE_TIMEOUT_S:.0f} s") from None
         if proc.returncode != 0 or not out.exists():
             lines = [ln.strip() for ln in (proc.stderr + proc.stdout).splitlines() if ln.strip()]
-            why = next((ln for ln in lines if "rror" in ln), lines[-1] if lines else f"exit {proc.returncode}")
+            last = lines[-1] if lines else f"exit {proc.returncode}"
+            why = next((ln for ln in lines if "rror" in ln), last)
             raise EfuseReadError(f"cannot read eFuses on {where}: {why.rstrip('.')}")
         return json.loads(out.read_text())
 
@@ -225,7 +227,8 @@ def report_lines(report: SecurityReport) -> list[str]:
     head = "ready for production" if report.ready else "NOT ready for production"
     lines = [f"{report.source} ({report.family}): {head}"]
     width = max(len(v.layer) for v in report.verdicts)
-    lines += [f"  {v.layer.ljust(width)}  {'ok     ' if v.ok else 'MISSING'}  {v.reason}" for v in report.verdicts]
+    lines += [f"  {v.layer.ljust(width)}  {'ok     ' if v.ok else 'MISSING'}  {v.reason}"
+              for v in report.verdicts]
     if not report.ready:
         lines.append(f"see {GUIDE}")
     return lines

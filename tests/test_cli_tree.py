@@ -168,7 +168,8 @@ def small_db(tmp_path: Path) -> dict[str, Any]:
     (tmp_path / "frames.cbor").write_bytes(b"".join(frames))
     (tmp_path / "pw").write_text("a long enough password 1\n")
     # a blank (open) ESP32-S3 as espefuse's virtual chip reports it: `sotto efuses --summary` exits 3
-    (tmp_path / "efuses.json").write_text(json.dumps(efuse_check.read_summary(["--virt", "--chip", "esp32s3"])))
+    blank = efuse_check.read_summary(["--virt", "--chip", "esp32s3"])
+    (tmp_path / "efuses.json").write_text(json.dumps(blank))
     return {"db": str(db), "dir": tmp_path, "pub": dev.public_key.hex(), "kid": dev.kid.decode()}
 
 

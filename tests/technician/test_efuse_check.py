@@ -49,8 +49,9 @@ CASES = [
      ["off: SPI_BOOT_CRYPT_CNT is 0b0", "SECURE_BOOT_EN is not burned", "DIS_DOWNLOAD_MODE nor"]),
     ("s3-release", "esp32s3", [*S3_RELEASE_FE, *S3_SECURE_BOOT, "DIS_DOWNLOAD_MODE", "1"],
      ["SPI_BOOT_CRYPT_CNT"], (True, True, True), []),
-    ("s3-release-secure-download", "esp32s3", [*S3_RELEASE_FE, *S3_SECURE_BOOT, "ENABLE_SECURITY_DOWNLOAD", "1"],
-     ["SPI_BOOT_CRYPT_CNT"], (True, True, True), []),
+    ("s3-release-secure-download", "esp32s3",
+     [*S3_RELEASE_FE, *S3_SECURE_BOOT, "ENABLE_SECURITY_DOWNLOAD", "1"], ["SPI_BOOT_CRYPT_CNT"],
+     (True, True, True), []),
     ("s3-encryption-development-mode", "esp32s3", ["SPI_BOOT_CRYPT_CNT", "1", *S3_SECURE_BOOT], [],
      (False, True, False),
      ["development mode", "SPI_BOOT_CRYPT_CNT is not write-protected", "DIS_DOWNLOAD_MANUAL_ENCRYPT is not "
@@ -60,8 +61,9 @@ CASES = [
      ["SPI_BOOT_CRYPT_CNT is 0b11 (an even number"]),
     ("s3-secure-boot-off", "esp32s3", [*S3_RELEASE_FE, "DIS_DOWNLOAD_MODE", "1"], ["SPI_BOOT_CRYPT_CNT"],
      (True, False, True), ["off: SECURE_BOOT_EN is not burned"]),
-    ("s3-secure-boot-without-digest", "esp32s3", [*S3_RELEASE_FE, "SECURE_BOOT_EN", "1", "DIS_DOWNLOAD_MODE", "1"],
-     ["SPI_BOOT_CRYPT_CNT"], (True, False, True), ["no KEY_PURPOSE_n names one"]),
+    ("s3-secure-boot-without-digest", "esp32s3",
+     [*S3_RELEASE_FE, "SECURE_BOOT_EN", "1", "DIS_DOWNLOAD_MODE", "1"], ["SPI_BOOT_CRYPT_CNT"],
+     (True, False, True), ["no KEY_PURPOSE_n names one"]),
     ("esp32-open-dev-unit", "esp32", [], [], (False, False, False),
      ["off: FLASH_CRYPT_CNT is 0b0", "ABS_DONE_1 is not burned", "UART_DOWNLOAD_DIS is not burned"]),
     ("esp32-release", "esp32", [*ESP32_RELEASE_FE, "ABS_DONE_1", "1", "UART_DOWNLOAD_DIS", "1"],
@@ -152,7 +154,8 @@ def test_production_on_a_virtual_device_is_refused_before_it_is_touched(make_vde
 def test_provision_production_locks_the_repl(make_vdev, tmp_path, build_dir, monkeypatch, capsys):
     """Past the check (the release summary, as if read from a unit), --production provisions with
     the REPL lock. Its own device: the lock takes hold at the soft reset that ends provisioning."""
-    release = virtual_summary(tmp_path, "esp32s3", [*S3_RELEASE_FE, *S3_SECURE_BOOT, "DIS_DOWNLOAD_MODE", "1"],
+    release = virtual_summary(tmp_path, "esp32s3",
+                              [*S3_RELEASE_FE, *S3_SECURE_BOOT, "DIS_DOWNLOAD_MODE", "1"],
                               ["SPI_BOOT_CRYPT_CNT"])
     dev = make_vdev("locked")
     flash.flash_firmware(dev.port, build_dir=build_dir)
