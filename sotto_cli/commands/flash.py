@@ -88,7 +88,8 @@ def cmd_flash(args: argparse.Namespace) -> int:
         raise UsageError("--runtime and --sha256 go together: give the image and its published SHA-256")
     if args.production:
         efuse_check.require_production(args.port)
-        flash.wait_for_micropython(args.port).close()   # espefuse reset the unit into its ROM bootloader
+        if args.runtime is None:   # espefuse reset the unit into its ROM bootloader: let MicroPython start
+            flash.wait_for_micropython(args.port).close()
     if args.runtime is not None:
         flash.write_runtime(args.port, args.runtime, args.sha256, board=args.board)
         print(f"runtime {args.runtime.name} written; waiting for MicroPython on {args.port}", file=sys.stderr)
