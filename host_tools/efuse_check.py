@@ -203,7 +203,10 @@ def check(port: str, *, run: Runner | None = None) -> SecurityReport:
     if is_pseudo_terminal(port):
         raise EfuseReadError(f"cannot read eFuses on {port}: it is a pseudo-terminal (a virtual device from "
                              "`sotto vdev`?), not a chip")
-    family, verdicts = judge(read_summary(["--port", port, "--chip", "auto"], run=run))
+    # espefuse resets the chip into its ROM bootloader to read it; --after hard-reset restarts it
+    # (its default, no-reset, would leave the unit in the bootloader)
+    connection = ["--port", port, "--chip", "auto", "--after", "hard-reset"]
+    family, verdicts = judge(read_summary(connection, run=run))
     return SecurityReport(port, family, verdicts)
 
 
