@@ -102,6 +102,8 @@ def test_cli_judges_a_saved_summary_and_exits_3_when_a_layer_is_missing(tmp_path
 def _fake_espefuse(summary: dict):
     """A runner standing in for espefuse on a real port: writes `summary` where asked."""
     def run(cmd: list[str]) -> subprocess.CompletedProcess[str]:
+        assert cmd[cmd.index("--port") + 1] == "/dev/ttyACM9"
+        assert cmd[cmd.index("--after") + 1] == "hard-reset"   # the unit leaves the ROM bootloader
         Path(cmd[cmd.index("--file") + 1]).write_text(json.dumps(summary))
         return subprocess.CompletedProcess(cmd, 0, "", "")
     return run
