@@ -34,6 +34,7 @@ COMMAND_MODULES: list[str] = [
     "sotto_cli.commands.ledger",
     "sotto_cli.commands.vdev",
     "sotto_cli.commands.flash",
+    "sotto_cli.commands.efuses",
     "sotto_cli.commands.provision",
     "sotto_cli.commands.rotate_key",
     "sotto_cli.commands.sim",

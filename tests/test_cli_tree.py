@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))   # tests/: framefactor
 
 import framefactory as ff  # noqa: E402
 
+from host_tools import efuse_check  # noqa: E402
 from host_tools.errors import UsageError  # noqa: E402
 from host_tools.receiver.ingest import Receiver  # noqa: E402
 from host_tools.registry import Registry  # noqa: E402
@@ -169,6 +170,9 @@ def small_db(tmp_path: Path) -> dict[str, Any]:
     src = tmp_path / "app" / "sotto"   # what `sotto release build --from` takes (no compiling here)
     src.mkdir(parents=True)
     (src / "app.mpy").write_bytes(b"M\x06 app")
+    # a blank (open) ESP32-S3 as espefuse's virtual chip reports it: `sotto efuses --summary` exits 3
+    blank = efuse_check.read_summary(["--virt", "--chip", "esp32s3"])
+    (tmp_path / "efuses.json").write_text(json.dumps(blank))
     return {"db": str(db), "dir": tmp_path, "pub": dev.public_key.hex(), "kid": dev.kid.decode()}
 
 
@@ -201,7 +205,7 @@ def _json_runs(d: dict[str, Any]) -> list[tuple[list[str], int]]:
         (["operators", "disable", "olga"], 0), (["operators", "list"], 0),
         (["frame", "inspect", str(t / "frames.cbor")], 0),
         (["frame", "verify", str(t / "frames.cbor"), "--pubkey", d["pub"], "--now", "1790000500"], 0),
-        (["db", "migrate"], 0),
+        (["db", "migrate"], 0), (["efuses", "--summary", str(t / "efuses.json")], 3),
         (["release", "keygen", "--out", str(t / "release.key")], 0),
         (["release", "build", "--version", "0.2.0", "--key", str(t / "release.key"), "--out", str(t / "rel"),
           "--from", str(t / "app"), "--board", "sotto-ref-s3"], 0),

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from host_tools import flash
+from host_tools import efuse_check, flash
 from host_tools.errors import UsageError
 from sotto_cli.options import add_json, board_name, command, emit, known_boards
 
@@ -48,6 +48,10 @@ def register(subparsers: Any) -> None:
                    help=f"board definition, for the chip type esptool needs (default {flash.DEFAULT_BOARD}; "
                         f"known: {', '.join(known_boards())})")
     p.add_argument("--full", action="store_true", help="copy every file, even those already up to date")
+    p.add_argument("--production", action="store_true",
+                   help="a production unit: first check its eFuses (`sotto efuses`) and refuse (exit 2) "
+                        "unless flash encryption (release mode), secure boot v2 and the download-mode lock "
+                        "are in place")
     p.add_argument("--romfs", action="store_true",
                    help="put the firmware package in the device's ROMFS partition (MicroPython >= 1.25 built "
                         "with one): its bytecode then runs from flash instead of taking RAM")
@@ -82,6 +86,10 @@ def cmd_flash(args: argparse.Namespace) -> int:
     """`sotto flash --port PORT [--runtime BIN --sha256 HEX] [--board B] [--full] [--romfs]`."""
     if (args.runtime is None) != (args.sha256 is None):
         raise UsageError("--runtime and --sha256 go together: give the image and its published SHA-256")
+    if args.production:
+        efuse_check.require_production(args.port)
+        if args.runtime is None:   # espefuse reset the unit into its ROM bootloader: let MicroPython start
+            flash.wait_for_micropython(args.port).close()
     if args.runtime is not None:
         flash.write_runtime(args.port, args.runtime, args.sha256, board=args.board)
         print(f"runtime {args.runtime.name} written; waiting for MicroPython on {args.port}", file=sys.stderr)

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from host_tools import provision
+from host_tools import efuse_check, flash, provision
 from host_tools.errors import UsageError
 from host_tools.receiver import audit, devcfg
 from host_tools.registry import resolve_db_path
@@ -115,6 +115,10 @@ def register(subparsers: Any) -> None:
                    help="production units: from the next boot Ctrl-C cannot stop the firmware, so the USB "
                         "REPL (and this tool) cannot reach the device; re-provisioning needs a flash erase, "
                         "which destroys the key (docs/technician-guide.md)")
+    p.add_argument("--production", action="store_true",
+                   help="a production unit: first check its eFuses (`sotto efuses`; refused with exit 2 "
+                        "unless flash encryption, secure boot v2 and the download-mode lock are in place); "
+                        "implies --repl-lock")
     p.add_argument("--force", action="store_true",
                    help="re-provision a provisioned device: a clean identity, a new key, the old key revoked")
     add_queue_options(p)
@@ -166,6 +170,10 @@ def cmd_provision(args: argparse.Namespace) -> int:
     if args.discard_queue or args.drain:
         if not args.force:
             raise UsageError("--drain and --discard-queue go with --force (or `sotto rotate-key`)")
+    if args.production:
+        efuse_check.require_production(args.port)
+        flash.wait_for_micropython(args.port).close()   # espefuse reset the unit into its ROM bootloader
+        args.repl_lock = True
     request = provision.ProvisionRequest(args.device_id, officer=args.officer, server=args.server,
                                          sms_number=args.sms_number, apn=args.apn, board=args.board,
                                          ca_cert=args.ca_cert, centre_key_pub=args.centre_key_pub,
