@@ -18,7 +18,7 @@ help:
 	@echo "make simvm   - every scenario with the firmware in the MicroPython VM: the CPython frames, byte for byte"
 	@echo "make pytest-pg - the receiver and console tests again, on a real PostgreSQL (started and torn down)"
 	@echo "make browser - the operators' console in Debian's chromium (Playwright): an operator's day"
-	@echo "make bench   - benchmarks with same-run baselines; writes build/bench.json"
+	@echo "make bench   - benchmarks with same-run baselines (live ingest on SQLite and on PostgreSQL); writes build/bench.json"
 	@echo "make vectors - regenerate tests/vectors/ (frames: the firmware in the MicroPython VM; answers: cbor2 + cryptography)"
 	@echo "make nmea-corpus - fetch gpsd's real receiver logs (once, SHA-256 checked) for the NMEA tests"
 	@echo "make lint    - ruff; node --check on the console's scripts and the VM tools"
@@ -114,7 +114,7 @@ browser: setup chromium
 demo: setup
 	$(PY) -m simulator.demo
 
-bench: setup
+bench: setup postgres
 	$(PY) bench/run.py
 
 vectors: setup
