@@ -128,6 +128,13 @@ def _raw_rate(frames: list[bytes], keys: dict[bytes, Ed25519PublicKey]) -> float
     return len(jobs) / best
 
 
+def _retries(res: Result) -> str:
+    """"N retries (why: count, ...)": a POST sent again after a 503 or a lost connection
+    (its answer time is the last attempt's)."""
+    why = ", ".join(f"{k}: {n}" for k, n in sorted(res.retry_reasons.items(), key=lambda kv: -kv[1]))
+    return f"{res.retries} retries" + (f" ({why})" if why else "")
+
+
 def _pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     if not ordered:
@@ -299,7 +306,7 @@ def _rows(tag: str, raw: float, figures: dict[str, tuple[Result, float]], fleet_
     rows.append(higher_is_better(
         f"fleet: {FLEET} devices, one alert each: frames accepted{tag}",
         100.0 * fleet_res.frames / (3 * FLEET), "%", 100.0, target="100 %",
-        note=f"{fleet_res.frames} of {3 * FLEET} frames accepted, {fleet_res.retries} retries, "
+        note=f"{fleet_res.frames} of {3 * FLEET} frames accepted, {_retries(fleet_res)}, "
         f"POSTs per node {split}, starts spread over {FLEET_SPREAD_S:g} s, a new TLS connection per device"))
     rows.append(lower_is_better(
         f"fleet: {FLEET} devices, answer p99{tag}", _pct(all_fleet, 99) * 1000, "ms", 100.0,
@@ -316,7 +323,7 @@ def _rows(tag: str, raw: float, figures: dict[str, tuple[Result, float]], fleet_
         f"thundering herd: {HERD} devices connect at once, all accepted in{tag}",
         herd_res.wall_s, "s", steady,
         target="measured", note=f"baseline: as many POSTs on warm keep-alive connections; p99 "
-        f"{_pct(herd_lat, 99) * 1000:.0f} ms, {herd_res.retries} retries (503 or refused)"))
+        f"{_pct(herd_lat, 99) * 1000:.0f} ms, {_retries(herd_res)}"))
     return rows
 
 

@@ -13,6 +13,7 @@ the first byte sent to the last byte of the answer read).
 from __future__ import annotations
 
 import asyncio
+import json
 import multiprocessing
 import os
 import random
@@ -42,6 +43,7 @@ class Result:
     frames: int = 0
     latencies: dict[str, list[float]] = field(default_factory=dict)
     retries: int = 0
+    retry_reasons: dict[str, int] = field(default_factory=dict)   # "503 busy", "ConnectionResetError"...
     errors: list[str] = field(default_factory=list)
     client_cpu_s: float = 0.0
     per_port: dict[int, int] = field(default_factory=dict)    # POSTs answered, by receiver port
@@ -57,6 +59,22 @@ async def _read_answer(reader: asyncio.StreamReader) -> tuple[int, bytes]:
             length = int(line[15:])
     body = await reader.readexactly(length) if length else b""
     return status, body
+
+
+def _reason(body: bytes) -> str:
+    """The reason of a 503 answer (CBOR or JSON {"reason": ...}), or "?"."""
+    for load in (cbor2.loads, json.loads):
+        try:
+            doc = load(body)
+        except Exception:  # noqa: BLE001 - any undecodable body
+            continue
+        if isinstance(doc, dict) and isinstance(doc.get("reason"), str):
+            return doc["reason"]
+    return "?"
+
+
+def _count(counts: dict[str, int], key: str) -> None:
+    counts[key] = counts.get(key, 0) + 1
 
 
 def _all_accepted(body: bytes, count: int) -> bool:
@@ -88,6 +106,7 @@ async def _device(plan: Plan, host: str, port: int, ctx: ssl.SSLContext | None, 
             reader = writer = None
             attempts += 1
             out.retries += 1
+            _count(out.retry_reasons, type(e).__name__)
             if attempts > 50:
                 out.errors.append(f"gave up after {attempts} tries: {e!r}")
                 return
@@ -98,6 +117,7 @@ async def _device(plan: Plan, host: str, port: int, ctx: ssl.SSLContext | None, 
             reader = writer = None
             attempts += 1
             out.retries += 1
+            _count(out.retry_reasons, "503 " + _reason(answer))
             await asyncio.sleep(0.05 + rng.random() * 0.2)
             continue
         if status != 200 or not _all_accepted(answer, count):
