@@ -7,7 +7,9 @@ With several receivers (ingest nodes on one database), device i talks to
 `ports[i % len(ports)]`. Every answer is read and checked: HTTP 200 and every frame `accepted`. A 503
 (busy, storage) or a refused connection is retried after a short pause, as a
 device would; retries are counted. Per POST it records the answer time (from
-the first byte sent to the last byte of the answer read).
+the first byte sent to the last byte of the answer read, the attempt that was
+accepted) and the time until accepted (from the first attempt, connecting,
+retries and their pauses included).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ class Result:
     frames: int = 0
     latencies: dict[str, list[float]] = field(default_factory=dict)
     retries: int = 0
+    until_accepted: list[float] = field(default_factory=list)   # per POST: first try -> accepted, retries in
     retry_reasons: dict[str, int] = field(default_factory=dict)   # "503 busy", "ConnectionResetError"...
     errors: list[str] = field(default_factory=list)
     client_cpu_s: float = 0.0
@@ -89,8 +92,11 @@ async def _device(plan: Plan, host: str, port: int, ctx: ssl.SSLContext | None, 
     reader = writer = None
     i = 0
     attempts = 0
+    first = 0.0
     while i < len(plan.posts):
         body, count, tag = plan.posts[i]
+        if attempts == 0:
+            first = time.perf_counter()     # a new POST (not a retry): connecting counts in until_accepted
         try:
             if writer is None:
                 reader, writer = await asyncio.open_connection(host, port, ssl=ctx,
@@ -125,6 +131,7 @@ async def _device(plan: Plan, host: str, port: int, ctx: ssl.SSLContext | None, 
             return
         attempts = 0
         out.latencies.setdefault(tag, []).append(took)
+        out.until_accepted.append(time.perf_counter() - first)
         out.posts += 1
         out.per_port[port] = out.per_port.get(port, 0) + 1
         out.frames += count
