@@ -53,6 +53,7 @@ from simulator.clock import VirtualClock
 from simulator.flashcut import FlashCut, PowerLoss
 from simulator.hal import BOARDS_DIR, SimHal, load_board
 from simulator.peripherals import Battery, Button, GnssReceiver, Microphone, synthetic_voice
+from simulator.power import meter_for
 from simulator.smsc import VirtualSmsc
 from simulator.track import Track, standing
 from simulator.vmodem import Faults, Timing, VirtualModem
@@ -180,6 +181,7 @@ class VirtualDevice:
         self.triggers: list[tuple[str, int]] = []  # (pattern, t_ms the officer completed it)
         self.haptic_patterns: list[tuple[int, str]] = []  # (t_ms, pattern) the firmware played
         self._last_ms = clock.now_ms
+        self.meter = meter_for(self, board)  # the charge drawn (simulator/power.py), None without figures
 
     # -- setting up -------------------------------------------------------------------
     def config_json(self) -> dict[str, Any]:
@@ -333,6 +335,8 @@ class VirtualDevice:
         self.modem.advance(now)
         self.gnss.advance(now)
         self.mic.now_ms = now
+        if self.meter is not None:
+            self.meter.sample(now)
         if self._reboot_at is not None and now >= self._reboot_at:
             self.note("device", "reset")
             self.boot()

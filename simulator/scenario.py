@@ -78,7 +78,8 @@ MODEM_FAULTS = ("hang", "sim_missing", "denied", "no_coverage", "error_rate", "c
                 # issue 19: the module as its manuals describe it (simulator/vmodem, docs/qa-guide.md)
                 "hang_needs_reset", "roaming", "sms_only", "cch_stop", "recv_closed", "send_fail",
                 "idle_close_ms", "proxy_answer_bytes", "cchopen_ms", "cmgs_ms", "cpof_ms", "old_firmware",
-                "tls_strict")
+                "tls_strict",
+                "psm_refused")  # issue 16: the network does not grant 3GPP PSM (AT+CPSMS)
 EXPECTATIONS: dict[str, type] = {
     "alert_within_s": float, "all_frames_verified": bool, "chain_complete": bool, "privacy": bool,
     "sms_sent": int, "sms_sent_min": int, "alerts": int, "duress": bool, "cancelled": bool,

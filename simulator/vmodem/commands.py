@@ -189,6 +189,34 @@ def _h_cmgd(m: VirtualModem, op: str, a: list[str]) -> None:
         m._ok()
 
 
+def _timer2_ms(bits: str) -> int | None:
+    """A GPRS Timer 2 value (3GPP TS 24.008 10.5.7.4, T3324 active time) in ms; None: deactivated."""
+    unit = {"000": 2_000, "001": 60_000, "010": 360_000}.get(bits[:3])
+    return None if unit is None else unit * int(bits[3:], 2)
+
+
+def _h_cpsms(m: VirtualModem, op: str, a: list[str]) -> None:
+    """AT+CPSMS (3GPP TS 27.007 7.38): <mode>[,<RAU>,<GPRS-READY>,<TAU>,<Active-Time>],
+    timers as 8-bit strings; kept across power cycles."""
+    if op == "?":
+        m._answer(f"+CPSMS: {m.psm_mode},,,,")
+        return
+    if op == "=?":
+        m._answer("+CPSMS: (0-2),,,,")
+        return
+    timers = [x.strip('"') for x in a[1:]]
+    if op != "=" or not _in(a, 0, 0, 2) or len(a) > 5 or any(
+            x and (len(x) != 8 or set(x) - {"0", "1"}) for x in timers):
+        m._error(50)
+        return
+    m.psm_mode = _int(a[0])
+    active = timers[3] if len(timers) > 3 else ""
+    m.psm_active_ms = _timer2_ms(active) if active else 60_000
+    if m.psm_mode != 1:
+        m.psm_active_ms = None
+    m._ok()
+
+
 _HANDLERS: dict[str, Callable[[VirtualModem, str, list[str]], None]] = {
     "": _h_at,
     "+CMEE": _h_cmee,
@@ -207,6 +235,7 @@ _HANDLERS: dict[str, Callable[[VirtualModem, str, list[str]], None]] = {
     "+CMGF": _h_cmgf,
     "+CMGS": _h_cmgs,
     "+CMGD": _h_cmgd,
+    "+CPSMS": _h_cpsms,
     **CCH_HANDLERS,
 }
 

@@ -101,6 +101,12 @@ class VirtualModem(Lifecycle, CommandLine, Connections):
         self._press_id = 0
         self._off_at: int | None = None  # when it last went off (None: long ago)
         self._conns: dict[int, _Conn] = {}
+        # AT+CPSMS (kept in NVRAM): mode, and the requested active time (T3324) in ms
+        self.psm_mode = 0
+        self.psm_active_ms: int | None = None
+        self.psm_wakes = 0  # times the host's bytes woke it from PSM
+        self._uart_at = 0  # the UART's last activity (either way)
+        self._awake_at = 0.0  # woken from PSM: hears the UART from then on
         self._reset_state()
         self.power = "off"  # off, booting, on, stopping
         self._garbage_armed = False
@@ -192,6 +198,28 @@ class VirtualModem(Lifecycle, CommandLine, Connections):
         self._conns.clear()
 
     @property
+    def open_connections(self) -> int:
+        """Sockets open (or opening) through the module."""
+        return len(self._conns)
+
+    def psm_start_ms(self) -> int | None:
+        """When the module is (or, with nothing more on the UART or the air, will be) in
+        3GPP PSM; None: it will not be (PSM not requested, not granted, not registered,
+        a connection open). See Timing.rrc_tail_ms."""
+        if (self.psm_mode != 1 or self.psm_active_ms is None or self.faults.psm_refused
+                or self.power != "on" or not self.registered or self._conns):
+            return None
+        last = max(self._uart_at, int(self._awake_at))
+        if self.air:
+            last = max(last, self.air[-1].t_ms + self.timing.rrc_tail_ms)
+        return last + self.psm_active_ms
+
+    @property
+    def in_psm(self) -> bool:
+        t = self.psm_start_ms()
+        return t is not None and self.now >= t
+
+    @property
     def registered(self) -> bool:
         """Registered in the EPS (data) domain."""
         return self.reg_stat in (1, 5)
@@ -232,6 +260,7 @@ class VirtualModem(Lifecycle, CommandLine, Connections):
         start = max(float(self.now), self._tx_free)
         self._tx_free = start + self._uart_ms(len(data))
         self._out.append((self._tx_free, data))
+        self._uart_at = max(self._uart_at, int(self._tx_free))
         self.log.append((self.now, "out", data))
 
     def _line(self, text: str | bytes) -> None:
@@ -249,7 +278,11 @@ class VirtualModem(Lifecycle, CommandLine, Connections):
 
     def _input(self, data: bytes) -> None:
         self.log.append((self.now, "in", data))
-        start = max(float(self.now), self._rx_free)
+        if self.in_psm:  # the host's bytes wake it; it hears them once awake
+            self.psm_wakes += 1
+            self._awake_at = float(self.now + self.timing.psm_wake_ms)
+        self._uart_at = self.now
+        start = max(float(self.now), self._rx_free, self._awake_at)
         if self._mode == "data" and self._data_packets is not None:
             # AT+CCERTDOWN: bytes that follow the previous ones without a pause are one packet
             if start - self._rx_free >= CERT_PACKET_GAP_MS or not self._data_packets:

@@ -64,6 +64,13 @@ class Timing:
     downlink_bps: int = 5_000_000
     sms_ms: int = 2500  # AT+CMGS -> +CMGS
     fail_connect_ms: int = 5000  # how long a failing connect or PDP activation takes to report
+    # 3GPP PSM (AT+CPSMS): the radio is released `rrc_tail_ms` after the last traffic (the
+    # network's inactivity timer), PSM starts when the active time (T3324) runs out after
+    # that and the UART's last activity; the host's next bytes wake the module, which hears
+    # them `psm_wake_ms` later (an ESTIMATE: comparable LTE Cat-1 modules answer an uplink
+    # from PSM within ~1.5 s; to be measured with an A7670 on the bench)
+    rrc_tail_ms: int = 10000
+    psm_wake_ms: int = 1500
 
 
 @dataclass
@@ -104,6 +111,8 @@ class Faults:
     # the module's firmware
     old_firmware: bool = False  # before V1.11: no AT+SIMCOMATI, AT+CSSLCFG="enableSNI" answers ERROR
     tls_strict: bool = False  # OpenSSL-strict TLS (host name, dates, SNI always), not the module's
+    # the network does not grant PSM: AT+CPSMS=1 answers OK, the module never enters it
+    psm_refused: bool = False
 
 
 @dataclass

@@ -88,7 +88,7 @@ def register(subparsers: Any) -> None:
     run.add_argument("--keep", action="store_true",
                      help="keep the run's working folder (device flash with its key, the receiver's TLS key "
                           "and database, locations) and say where; by default it is removed")
-    add_json(run, "print the outcome (checks, figures, report folder) as JSON")
+    add_json(run, "print the outcome (checks, figures, charge used, report folder) as JSON")
     _outside_options(run)
 
     fleet = command(sub, "fleet", cmd_fleet, help="many devices against one receiver", description=FLEET_HELP,
@@ -147,6 +147,7 @@ def outside_receiver(args: argparse.Namespace) -> Any:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """`sotto sim run SCENARIO [--report DIR] [--keep] [--json] [--receiver URL ...]`."""
+    from simulator.power import summary_lines
     from simulator.report import check_lines, timeline_lines, write_report
     from simulator.run import run_scenario
     from simulator.scenario import load
@@ -161,9 +162,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
     where = "MicroPython VM" if result.device.spec.runtime == "vm" else "CPython"
+    meter = result.device.meter
+    charge = meter.summary(result.device.clock.now_ms) if meter is not None else None
     lines = [f"scenario: {sc.name}", *("  " + line for line in timeline_lines(result, verbose=args.verbose)),
              f"{result.sim_s:.0f} s simulated in {result.wall_s:.1f} s (firmware on {where})",
-             *check_lines(result)]
+             *(summary_lines(charge) if charge else []), *check_lines(result)]
     if out:
         lines.append(f"report: {out}/timeline.svg, timeline.txt, frames.jsonl, receiver.json")
     if args.keep:
@@ -173,7 +176,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             "receiver": getattr(rx, "url", None) or "own (loopback)",
             "expectations": len(sc.expect),
             "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in result.checks],
-            "report": str(out) if out else None, "kept": str(work) if args.keep else None}
+            "report": str(out) if out else None, "kept": str(work) if args.keep else None,
+            "charge": charge}
     status = emit(data, args, lines, 1 if result.failures else 0)
     if result.failures and not args.json:
         print(f"FAILED: {', '.join(c.name for c in result.failures)}", file=sys.stderr)

@@ -293,6 +293,11 @@ class A7670:
     def _at_cmee(self, op, a):
         self._answer()
 
+    def _at_cpsms(self, op, a):
+        # 3GPP PSM requested (TS 27.007 7.38): accepted; the stand-in never sleeps, so a
+        # device here pays no wake-up (the simulator's virtual modem models that)
+        self._answer() if op == "=" and a and a[0] in ("0", "1", "2") else self._error()
+
     def _at_cmgf(self, op, a):
         self._answer() if a == ["0"] else self._error()
 

@@ -247,3 +247,37 @@ def test_sms_without_prompt_sends_escape():
     e = raises(ModemError, drive, clock, m.send_sms("+447700900123", b"\x01"))
     assert e.kind == at.NO_PROMPT
     assert mod.uart.written.endswith(b"\x1b")
+
+
+def _init_with_psm_answer(answer, psm='AT+CPSMS=1,,,"00100001","00000101"'):
+    """The bring-up dialogue with the module's answer to AT+CPSMS replaced (None: not asked)."""
+    from atfake import FakeUart, Transcript, load_transcript
+
+    steps = load_transcript("sotto_init.at")
+    for i in range(len(steps)):
+        if steps[i][0] == ">" and steps[i][1].startswith(b"AT+CPSMS"):
+            if answer is None:
+                del steps[i:i + 2]
+            else:
+                steps[i + 1] = ("<", answer)
+            break
+    clock = Clock()
+    t = Transcript(steps)
+    uart = FakeUart(clock, t)
+    t.start(uart)
+    m = Simcom(AtEngine(uart, clock), apn="internet", ca_cert="sotto_ca.pem")
+    m.psm = psm
+    return clock, t, m
+
+
+def test_bring_up_asks_for_psm_and_survives_a_refusal():
+    # 3GPP PSM (TS 27.007 7.38): asked once per bring-up; a module or network that
+    # answers ERROR is logged and the bring-up goes on (the device works as before)
+    for answer in (b"\r\nOK\r\n", b"\r\nERROR\r\n", b"\r\n+CME ERROR: 4\r\n"):
+        clock, t, m = _init_with_psm_answer(answer)
+        drive(clock, m.start())
+        assert m.ready, answer
+        assert t.done(), (answer, t.errors)
+    clock, t, m = _init_with_psm_answer(None, psm=None)  # psm None: not asked at all
+    drive(clock, m.start())
+    assert m.ready and t.done(), t.errors

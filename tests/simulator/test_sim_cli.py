@@ -226,7 +226,9 @@ def test_sim_run_removes_its_working_folder(short, tmp_path, monkeypatch, capsys
     made = _made_dirs(monkeypatch, tmp_path)
     assert main(["sim", "run", str(short)]) == 0
     assert len(made) == 1 and not made[0].exists()
-    assert "kept" not in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "kept" not in out
+    assert "charge used: " in out and "by state: " in out  # the power model's report (issue 16)
 
 
 def test_sim_run_keep_says_where_it_kept_the_folder(short, tmp_path, monkeypatch, capsys):
@@ -238,6 +240,9 @@ def test_sim_run_keep_says_where_it_kept_the_folder(short, tmp_path, monkeypatch
     assert main(["sim", "run", str(short), "--keep", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["ok"] and data["kept"] == str(made[1]) and made[1].exists()
+    charge = data["charge"]
+    assert charge["charge_mah"] > 0 and charge["states"]["gnss on"]["mah"] > 0
+    assert sum(s["share"] for s in charge["states"].values()) == pytest.approx(1.0, abs=0.01)
 
 
 # -- an outside receiver: a real `sotto receive` already running ----------------------------

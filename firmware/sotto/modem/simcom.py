@@ -53,6 +53,12 @@ class Simcom(Cch):
     cfun_ms = 10000
     sms_ms = 60000  # AT+CMGS
     sms_validity_min = 60  # an alert SMS older than that is of no use
+    # 3GPP PSM (AT+CPSMS, TS 27.007 7.38; timers coded as TS 24.008 GPRS Timer 3 / 2):
+    # periodic TAU 1 h ("001" hours x 1), active time 10 s ("000" 2 s x 5). The device
+    # never needs to be reached by the network (the centre answers its posts), so PSM
+    # costs only the module's wake-up before an alert's first bytes (docs/modem.md).
+    # None: do not ask. A module or network that refuses it works as before.
+    psm = 'AT+CPSMS=1,,,"00100001","00000101"'
     ident = ""  # the module's identification as logged at start
     ca_pem = None  # the CA certificate's bytes (from /data): downloaded once per boot
     insecure_tls = False  # config insecure_tls: TLS without server authentication (bench work)
@@ -114,6 +120,11 @@ class Simcom(Cch):
         yield from self.cmd("AT+CMGF=0")  # SMS in PDU mode
         yield from self.cmd("AT+CREG=1")  # registration changes as URCs
         yield from self.cmd("AT+CEREG=1")
+        if self.psm:
+            try:
+                yield from self.cmd(self.psm, retries=0)
+            except ModemError as e:
+                _log.w("PSM refused: %s", e)
         if self.apn:
             yield from self.configure_apn()
         yield from self.configure_tls()
