@@ -62,14 +62,14 @@ pytest-pg: setup postgres
 	SOTTO_TEST_BACKEND=postgresql $(PY) -m pytest -q tests/receiver
 	SOTTO_TEST_BACKEND=postgresql $(PY) -m pytest -q tests/console
 
-# Debian's PostgreSQL server binaries for the tests (never skipped: missing and not
+# Debian's PostgreSQL server binaries for the tests and `make bench` (never skipped: missing and not
 # installable is an error). `postgres` installs the package when it is missing.
 PG_BIN ?= $(lastword $(sort $(wildcard /usr/lib/postgresql/*/bin)))
 
 postgres:
 	@test -x "$(PG_BIN)/initdb" -a -x "$(PG_BIN)/pg_ctl" || { echo "installing Debian's postgresql for the storage tests"; \
 	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql; } || \
-	  { echo "error: PostgreSQL's initdb/pg_ctl are missing and apt-get could not install postgresql; the storage tests need them (run as root, or install the postgresql package)" >&2; exit 1; }
+	  { echo "error: PostgreSQL's initdb/pg_ctl are missing and apt-get could not install postgresql; the storage tests and make bench need them (run as root, or install the postgresql package)" >&2; exit 1; }
 	@ls /usr/lib/postgresql/*/bin/initdb /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || \
 	  { echo "error: PostgreSQL's initdb/pg_ctl still missing after installing postgresql" >&2; exit 1; }
 
