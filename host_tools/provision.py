@@ -41,7 +41,7 @@ from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from cryptography import x509
 
@@ -93,8 +93,11 @@ class ProvisionRequest:
     ca_cert: str | Path | None = None        # a PEM file on this machine: the centre's TLS CA
     centre_key_pub: str | None = None        # 64 hex digits or a key file; None: the registry's record
     insecure_tls: bool = False               # bench work only: TLS without server authentication
+    release_key_pub: str | None = None       # the release key's public half (docs/ota.md); None: no updates
     repl_lock: bool = False                  # production: the USB REPL is locked from the next boot
     new_registry: bool = False               # the registry database may be created
+    # --set: {dotted name: value}, checked on the device by its own rules
+    settings: dict[str, Any] = field(default_factory=dict)
     # the second path (EN 50136 dual path): another centre's receiver, its CA and its key
     secondary_server: str | None = None
     secondary_ca_cert: str | Path | None = None
@@ -201,6 +204,20 @@ def _config_for(request: ProvisionRequest, kid: bytes, centre: bytes, ca: bytes 
         cfg["insecure_tls"] = True
     if request.repl_lock:
         cfg["repl_lock"] = True
+    for name, value in request.settings.items():   # the device's own rules check them (check_config)
+        node: dict[str, Any] = cfg
+        parts = name.split(".")
+        for p in parts[:-1]:
+            child = node.get(p)
+            if not isinstance(child, dict):
+                child = node[p] = {}
+            node = child
+        node[parts[-1]] = value
+    if request.release_key_pub is not None:
+        try:
+            cfg["release_key"] = public_key_bytes(load_public_key(request.release_key_pub)).hex()
+        except KeyFormatError as e:
+            raise UsageError(f"--release-key-pub: {e}") from None
     return cfg
 
 
@@ -358,7 +375,13 @@ def rotate_key(port: str, db_path: str | Path, *, queue: QueuePolicy = KEEP_QUEU
             target = DeviceSession(dev)
             kid = _config_kid(target.config)
             if kid is None or target.key is None:
-                what = "no configuration" if kid is None else f"no usable key ({target.key_error})"
+                if kid is not None:
+                    what = f"no usable key ({target.key_error})"
+                elif target.config_text:
+                    what = ("a corrupt configuration (config.json is not valid or names no device id; "
+                            "the device runs on config.good or built-in defaults)")
+                else:
+                    what = "no configuration"
                 raise NotProvisioned(f"the device at {port} has {what}: provision it with `sotto provision "
                                      f"--port {port} --id ID ...` (add --force to replace a damaged key)")
             name = format_device_id(kid)

@@ -42,12 +42,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sotto import frames, identity, log
+from sotto import bootsel, frames, identity, log
 from sotto.app import Device
 from sotto.storage import Storage
 
 from host_tools import frames as host_frames
 from host_tools.errors import UsageError
+from simulator import ota as sim_ota
 from simulator.accel import VirtualAccelerometer
 from simulator.clock import VirtualClock
 from simulator.flashcut import FlashCut, PowerLoss
@@ -149,6 +150,10 @@ class VirtualDevice:
         self.secondary = secondary  # the second path's receiver (another centre), or None
         self.flash_dir = Path(flash_dir)
         self.flash_dir.mkdir(parents=True, exist_ok=True)
+        self.ota_posts: list[tuple[int, bool]] = []   # release-chunk requests: (t_ms, alert live)
+        self.ota_air_bytes = 0                         # release bytes received in chunk answers
+        self.ota_seen: dict[int, int] = {}
+        self.ota_running: dict[str, int] = {}          # version -> when it first ran good (t_ms)
         self.timeline: list[tuple[int, str, str]] = []
         self.made: list[tuple[int, int, int, bytes]] = []  # (t, seq, type, wire) as queued
         self.acked: list[tuple[int, int]] = []  # (t, seq)
@@ -230,6 +235,9 @@ class VirtualDevice:
         self.hal.reset_requested = False
         self.hal.watchdog_armed_ms = None
         self._boot_ms = self.clock.now_ms
+        if self.spec.runtime == "cpython":
+            # boot.py's boot selector (docs/ota.md): the switch to a staged release, or its rollback
+            bootsel.switch(Storage(self.hal.storage_root))
         dev = self.runtime.new_device()
         self.boots += 1
         self.note("device", f"boot {self.boots}")
@@ -344,8 +352,10 @@ class VirtualDevice:
             return self.next_event_ms(60_000)
         _Sink.current = self
         log.set_sink(_Sink.line)
+        posts = sim_ota.posts_of(self)
         try:
             wait = self.device.step(self.clock.ticks())
+            sim_ota.watch(self, posts)
         except PowerLoss:
             self._power_lost()
             return self.next_event_ms(60_000)

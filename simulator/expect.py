@@ -11,12 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sotto import VERSION as fw_version
 from sotto import cbor as fw_cbor
 from sotto import frames as ff
 
 from host_tools import frames as hf
-from host_tools.receiver import alerts, commands, store, visits
+from host_tools.receiver import alerts, commands, devcfg, store, visits
 from simulator import dualpath
+from simulator import ota as sim_ota
 
 
 @dataclass(frozen=True)
@@ -306,7 +308,7 @@ def _evaluate(expect: dict[str, Any], dev: Any, conn: Any, conn2: Any = None) ->
             add(name, n >= want, f"{n} heartbeats at the receiver (at least {want})")
         elif name == "statuses":
             names = {1: "battery-low", 2: "battery-critical", 3: "battery-reserve", 4: "boot-loop",
-                     5: "queue-full", 6: "started", 9: "receiver-down"}
+                     5: "queue-full", 6: "started", 7: "health", 8: "config-invalid", 9: "receiver-down"}
             got = _statuses(dev, stored, names)
             missing = [s for s in want if s not in got]
             add(name, not missing, f"status frames at the receiver: {', '.join(got) or 'none'}"
@@ -315,6 +317,29 @@ def _evaluate(expect: dict[str, Any], dev: Any, conn: Any, conn2: Any = None) ->
             add(name, dropped <= want, f"{dropped} frames dropped by a full queue (at most {want})")
         elif name in ("haptic_order", "received_within_s", "not_through"):
             _wrist(name, want, dev, add)
+        elif name == "config_versions":
+            view = devcfg.config_view(conn, did)
+            got = [f"{v.version} {v.state}" for v in reversed(view.versions)]
+            why = "; ".join(f"{v.version}: {v.err}" for v in reversed(view.versions) if v.err)
+            add(name, got == list(want), f"configuration versions: {', '.join(got) or 'none'}"
+                + (f" (refused: {why})" if why else "")
+                + f"; the device reports version {view.reported}"
+                + ("" if got == list(want) else f" (expected {', '.join(want)})"))
+        elif name == "config_invalid":
+            h = devcfg.health_of(conn).get(did)
+            got = h is not None and h.config_invalid is not None
+            add(name, got == want, f"the centre shows the device config-invalid: {h.config_invalid}"
+                if got and h is not None else "the centre shows the device's configuration as valid")
+        elif name in ("pre_trigger_seconds_min", "pre_trigger_seconds"):
+            row = conn.execute("SELECT coalesce(sum(audio_ns), 0), max(audio_rate) FROM frames "
+                               "WHERE device_id = ? AND type = 3 AND (flags & 16) != 0", (did,)).fetchone()
+            secs = row[0] / row[1] if row[1] else 0.0
+            ok = secs >= want if name == "pre_trigger_seconds_min" else abs(secs - want) < 1e-6
+            add(name, ok, f"{secs:.1f} s of pre-trigger audio at the receiver "
+                f"({'at least ' if name == 'pre_trigger_seconds_min' else ''}{want})")
+        elif name in ("running_version", "update_result", "no_release_chunks_during_alert",
+                      "release_chunks_min"):
+            _update(name, want, dev, add)
         elif name == "commands":
             got = [_command_text(c) for a in mine for c in commands.for_alert(conn, a.alert_id)]
             add(name, got == list(want), f"commands and their outcomes: {', '.join(got) or 'none'}"
@@ -340,6 +365,28 @@ def _alert_delay(dev: Any, made: dict[int, Any], acked: dict[int, int], t_made: 
     if not seen:
         return None, f"the alert-start frame (seq {seq}) never reached the receiver"
     return (min(seen) - since) / 1000, "pattern was complete" if pressed else "frame was made"
+
+
+def _update(name: str, want: Any, dev: Any, add: Any) -> None:
+    """Over-the-air updates (docs/ota.md): what the device reported to the centre,
+    the boot selector on its flash, its release-chunk requests."""
+    rep = sim_ota.reported(dev.receiver.db, dev.spec.device_id)
+    sel = sim_ota.selector(dev.flash_dir)
+    if name == "running_version":
+        on_flash = sel["ver"] if sel["run"] else fw_version
+        ok = rep.get("fw") == want and on_flash == want and sel["state"] == "good"
+        add(name, ok, f"the device reports {rep.get('fw')}; its selector runs {on_flash} ({sel['state']})")
+    elif name == "update_result":
+        got = rep.get("update_name")
+        add(name, got == want, f"last update result reported: {got or 'none'}"
+            + (f" ({rep['update_error']})" if rep.get("update_error") else ""))
+    elif name == "no_release_chunks_during_alert":
+        during = sum(1 for _t, live in dev.ota_posts if live)
+        add(name, (during == 0) == want, f"{during} of {len(dev.ota_posts)} release-chunk requests "
+            "made while an alert was live")
+    else:
+        n = len(dev.ota_posts)
+        add(name, n >= want, f"{n} release-chunk requests (at least {want})")
 
 
 def _visit_states(dev: Any, conn: Any, did: bytes) -> list[str]:

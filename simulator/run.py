@@ -10,6 +10,7 @@ throwaway CA); pass one in to share it (fleets, the demo).
 from __future__ import annotations
 
 import heapq
+import json
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -17,8 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from sotto import config as fw_config
+from sotto.storage import Storage
 
-from host_tools.receiver import alerts, commands, store
+from host_tools.receiver import alerts, commands, devcfg, store
+from simulator import ota as sim_ota
 from simulator.clock import VirtualClock
 from simulator.device import DeviceSpec, VirtualDevice
 from simulator.expect import Check, evaluate
@@ -128,7 +131,7 @@ class Runner:
         now = self.clock.now_ms
         a = ev.args
         dev.note("scenario", ev.describe())
-        trig = fw_config.validate(dev.config_json())["trigger"]
+        trig = self._config(dev)["trigger"]
         if ev.action == "sos":
             dev.triggers.append(("sos", pattern_presses(dev, now, trig["alert"])))
         elif ev.action in ("cancel", "duress"):
@@ -174,9 +177,48 @@ class Runner:
         elif ev.action == "motion":
             dev.accel.play(now, a["profile"], float(a["for_s"]))
         elif ev.action.startswith("check_in"):
-            ci = fw_config.validate(dev.config_json())["checkin"]
+            ci = self._config(dev)["checkin"]
             key = {"check_in": "start", "check_in_extend": "extend", "check_in_end": "end"}[ev.action]
             dev.triggers.append((ev.action, pattern_presses(dev, now, ci[key])))
+        elif ev.action in ("configure", "release") and dev.receiver.db is None:
+            # an outside receiver whose database is elsewhere: the centre's side is not here
+            dev.note("centre", f"{ev.action} skipped: the receiver's database is not here (--db)")
+        elif ev.action == "configure":
+            conn = store.open_db(dev.receiver.db)
+            try:
+                v = devcfg.set_config(conn, dev.spec.device_id, a["set"],
+                                      operator=a.get("operator", "qa-operator"))
+            finally:
+                conn.close()
+            dev.note("centre", f"configuration version {v.version} queued: {v.settings}")
+        elif ev.action == "corrupt_config":
+            corrupt_config(dev, a.get("how", "torn"))
+        elif ev.action == "release":
+            d = sim_ota.build(dev.flash_dir.parent, a["version"], a.get("changed", 1),
+                              wrong_key=a.get("wrong_key", False),
+                              min_version=a.get("min_version", "0.0.0"),
+                              allow_downgrade=a.get("allow_downgrade", False))
+            v = sim_ota.publish_and_assign(dev.receiver.db, d, dev.spec.device_id,
+                                           tamper=a.get("tamper", False))
+            dev.note("centre", f"release {v} published and assigned")
+
+    @staticmethod
+    def _config(dev: VirtualDevice) -> dict[str, Any]:
+        """The configuration the device runs: as provisioned, with every remote
+        version the centre saw applied (the officer presses the patterns in force)."""
+        obj: dict[str, Any] = dev.config_json()
+        cfg = fw_config.validate(obj)
+        if dev.receiver.db is None:   # an outside receiver: no remote versions are known here
+            return cfg
+        conn = store.open_db(dev.receiver.db)
+        try:
+            versions = devcfg.config_view(conn, dev.spec.device_id).versions
+        finally:
+            conn.close()
+        for v in reversed(versions):
+            if v.state == devcfg.APPLIED:
+                cfg, obj = fw_config.change(obj, v.settings, v.version)
+        return cfg
 
     def _operator(self, dev: VirtualDevice, action: str, a: dict[str, Any], rx: Any) -> None:
         """What a monitoring-centre operator does, through the receiver's own functions
@@ -207,6 +249,25 @@ class Runner:
             conn.close()
 
 
+def corrupt_config(dev: VirtualDevice, how: str) -> None:
+    """Damage config.json on the device's flash as a bad write or a bad edit would
+    (torn: cut short; garbage: not text; missing: gone; bad-value: valid JSON whose
+    trigger patterns the firmware refuses). The firmware reads it at its next boot."""
+    st = Storage(dev.hal.storage_root)
+    raw = st.read("config.json") or b""
+    if how == "torn":
+        st.write_atomic("config.json", raw[: len(raw) // 2])
+    elif how == "garbage":
+        st.write_atomic("config.json", bytes(range(256)))
+    elif how == "missing":
+        st.remove("config.json")
+    else:
+        obj = json.loads(raw)
+        obj["trigger"] = {"alert": {"hold_ms": 1}}
+        st.write_atomic("config.json", json.dumps(obj).encode())
+    dev.note("scenario", f"config.json on flash damaged ({how})")
+
+
 def device_spec(sc: Scenario, runtime: str | None = None) -> DeviceSpec:
     return DeviceSpec(device_id=sc.device_id, officer=sc.officer, config=sc.config, board=sc.board,
                       track=sc.track, audio=sc.audio, ttff_s=sc.ttff_s, hdop=sc.hdop,
@@ -229,9 +290,15 @@ def run_scenario(sc: Scenario, workdir: str | Path | None = None, receiver: Any 
         for r in (rx, rx2):   # each receiver stamps receipts with this clock
             if r is not None and hasattr(r, "attach_clock"):
                 r.attach_clock(clock)
-        dev = VirtualDevice(device_spec(sc, runtime), clock, rx, work / "flash", secondary=rx2)
+        spec = device_spec(sc, runtime)
+        updates = any(ev.action == "release" for ev in sc.events)
+        if updates:   # the release key's public half, as `sotto provision --release-key-pub` writes it
+            spec.config = dict(spec.config, release_key=sim_ota.release_key(work)[1].hex())
+        dev = VirtualDevice(spec, clock, rx, work / "flash", secondary=rx2)
         try:
             dev.provision()
+            if updates:
+                sim_ota.flash_base(dev.flash_dir)   # what `sotto flash` put there
             dev.boot()
             runner = Runner(clock)
             runner.add(dev)

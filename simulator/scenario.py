@@ -64,6 +64,14 @@ ACTIONS: dict[str, dict[str, type]] = {
     "locate": {"operator": str},
     "ask": {"question": str, "operator": str},
     "answer": {"reply": str},                    # the officer's yes / no press pattern
+    # remote configuration (sotto devices config ID set KEY=VALUE...): the next version
+    "configure": {"set": dict, "operator": str},
+    # damage the device's config.json on flash (read at the next boot: follow with reboot)
+    "corrupt_config": {"how": str},
+    # over-the-air updates (docs/ota.md): a release of the flashed base with `changed` files
+    # changed, published and assigned to the device
+    "release": {"version": str, "changed": int, "tamper": bool, "wrong_key": bool, "min_version": str,
+                "allow_downgrade": bool},
     "kill_receiver": {"which": str},             # SIGKILL a centre's receiver: primary / secondary
     # issue 16: the accelerometer's motion, and the officer's timed check-in patterns
     "motion": {"profile": str, "for_s": float},
@@ -71,6 +79,7 @@ ACTIONS: dict[str, dict[str, type]] = {
     "check_in_extend": {"minutes": int},
     "check_in_end": {},
 }
+CORRUPTIONS = ("torn", "garbage", "missing", "bad-value")
 RECEIVERS = ("primary", "secondary")
 ANSWERS = ("yes", "no")
 MODEM_FAULTS = ("hang", "sim_missing", "denied", "no_coverage", "error_rate", "cme_rate",
@@ -87,6 +96,10 @@ EXPECTATIONS: dict[str, type] = {
     "every_frame_delivered": bool, "nothing_lost": bool, "max_frames_dropped": int,
     "closed_by_centre": bool, "statuses": list, "heartbeats": int, "alert_flags": list,
     "haptic_order": list, "received_within_s": float, "commands": list, "not_through": bool,
+    "config_versions": list, "config_invalid": bool, "pre_trigger_seconds_min": float,
+    "pre_trigger_seconds": float,
+    "running_version": str, "update_result": str, "no_release_chunks_during_alert": bool,
+    "release_chunks_min": int,
     # the second path: where the alert's view says it came, which receivers were reported down,
     # every centre's own record verifying by itself
     "delivered_via_secondary": bool, "receivers_down": list, "records_verify": bool,
@@ -111,7 +124,7 @@ _PROVISIONED = {"receiver": "https://receiver.test:8443", "apn": "internet", "ca
                 "centre_key": "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a"}
 ALERT_FLAGS = ("duress", "minimal mode", "battery reserve")
 STATUS_NAMES = ("started", "battery-low", "battery-critical", "battery-reserve", "boot-loop", "queue-full",
-                "receiver-down")
+                "health", "config-invalid", "receiver-down")
 
 
 def _check_motion(args: dict[str, Any], name: str, dev: dict[str, Any], fail: Any) -> None:
@@ -298,6 +311,10 @@ def parse(data: dict[str, Any], path: Path | None = None) -> Scenario:
                 raise fail(f"{name}: no secondary receiver (set secondary_receiver = true)")
         if action == "more_audio" and not 1 <= args.get("seconds", 0) <= 600:
             raise fail(f"{name}.seconds: 1..600")
+        if action == "configure" and not args.get("set"):
+            raise fail(f"{name}.set: a table of settings, e.g. set = {{ heartbeat_every_s = 600 }}")
+        if action == "corrupt_config" and args.get("how", "torn") not in CORRUPTIONS:
+            raise fail(f"{name}.how: one of {', '.join(CORRUPTIONS)}")
         if action == "motion":
             _check_motion(args, name, dev, fail)
         if action.startswith("check_in"):
@@ -322,6 +339,9 @@ def parse(data: dict[str, Any], path: Path | None = None) -> Scenario:
             raise fail(f"expect.haptic_order: each one of {', '.join(HAPTIC_PATTERNS)}")
         if k == "commands" and any(not isinstance(c, str) or len(c.split()) != 2 for c in v):
             raise fail("expect.commands: each \"OP OUTCOME\", e.g. \"listening done\", \"ask yes\"")
+        if k == "config_versions" and any(not isinstance(c, str) or len(c.split()) != 2
+                                          or not c.split()[0].isdigit() for c in v):
+            raise fail('expect.config_versions: each "VERSION STATE", e.g. "1 applied", "2 refused"')
         if k == "receivers_down" and any(r not in RECEIVERS for r in v):
             raise fail(f"expect.receivers_down: each one of {', '.join(RECEIVERS)}")
         if k in ("delivered_via_secondary", "receivers_down") and not data.get("secondary_receiver"):

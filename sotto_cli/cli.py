@@ -37,6 +37,8 @@ COMMAND_MODULES: list[str] = [
     "sotto_cli.commands.provision",
     "sotto_cli.commands.rotate_key",
     "sotto_cli.commands.sim",
+    "sotto_cli.commands.release",
+    "sotto_cli.commands.releases",
 ]
 
 DESCRIPTION = """\

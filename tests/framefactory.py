@@ -130,15 +130,18 @@ class DeviceSim:
         fields[20] = why
         return self._emit(fields)
 
-    def heartbeat(self, battery: int = 80, interval_s: int = 900) -> bytes:
+    def heartbeat(self, battery: int = 80, interval_s: int = 900,
+                  extra: dict[int, Any] | None = None) -> bytes:
         fields = self._common(HEARTBEAT, False)
         fields.update({7: battery, 17: interval_s})
+        fields.update(extra or {})      # health keys (24.., flags)
         return self._emit(fields, in_alert=False)
 
     def status(self, code: int, battery: int = 80, dropped: int | None = None, unauth: int | None = None,
-               flags: int = 0) -> bytes:
+               flags: int = 0, extra: dict[int, Any] | None = None) -> bytes:
         fields = self._common(STATUS, False)
         fields.update({7: battery, 18: code})
+        fields.update(extra or {})      # health keys (24..30, 37)
         if dropped is not None:
             fields[19] = dropped
         if unauth is not None:

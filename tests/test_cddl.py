@@ -39,26 +39,33 @@ RULE_OF_KIND = {"alert-start": "alert-start", "location": "location-update", "au
                 "cancel": "cancel", "duress": "duress", "end": "end", "heartbeat": "heartbeat",
                 "check-in": "check-in", "status": "status", "reply": "reply"}
 OPTIONAL_KEYS = {"alert-start": {6, 10, 34}, "location": {10}, "audio": {10}, "cancel": {7, 10},
-                 "duress": {6, 7, 10}, "end": {7, 10}, "heartbeat": {10, 23, 34}, "check-in": {6, 10},
-                 "status": {10, 19, 23, 34}, "reply": {2, 10}}
+                 "duress": {6, 7, 10}, "end": {7, 10}, "heartbeat": {10, 23, 24, 25, 29, 30, 34},
+                 "check-in": {6, 10},
+                 "status": {10, 19, 23, 24, 25, 26, 27, 28, 29, 30, 34, 35, 36, 37},
+                 "reply": {2, 10}}
 
 # The bounds of every integer field, key -> (name, lowest, highest): the contract the
 # host verifier (host_tools/frames.py) and the firmware apply too. Nothing reaches 2^63.
 BOUNDS = {
     0: ("v", 1, 1), 1: ("t", 1, 10),
     2: ("sid", 1, 65535), 3: ("seq", 1, U32), 4: ("time", 0, U32), 5: ("up", 0, U32),
-    7: ("batt", 0, 100), 9: ("trig", 1, 5), 10: ("flags", 0, 15), 11: ("codec", 1, 1),
+    7: ("batt", 0, 100), 9: ("trig", 1, 5), 10: ("flags", 0, 63), 11: ("codec", 1, 1),
     12: ("rate", 1, U32), 13: ("off", 0, U32), 16: ("ns", 0, U32), 17: ("hb", 0, U32),
-    18: ("st", 1, 10), 19: ("drop", 0, U32), 20: ("why", 1, 4),
+    18: ("st", 1, 11), 19: ("drop", 0, U32), 20: ("why", 1, 4),
     21: ("cmd", 1, 2**53), 22: ("res", 1, 7), 23: ("unauth", 0, U32),
+    25: ("cfgv", 0, U32), 26: ("rst", 0, 6), 27: ("boots", 0, U32), 28: ("faults", 0, U32),
+    29: ("qd", 0, U32), 30: ("csq", 0, 99),
     31: ("visit", 1, U32), 32: ("due", 0, U32), 33: ("dur", 0, 604800), 34: ("rx", 0, 1),
+    36: ("upd", 1, 9),
 }
 # a golden vector that carries each bounded key (v and t change the frame's meaning: tested apart)
 CARRIER = {2: "location", 3: "heartbeat", 4: "heartbeat", 5: "heartbeat", 7: "heartbeat",
            9: "alert-start", 10: "status", 11: "audio", 12: "audio", 13: "audio", 16: "audio",
            17: "heartbeat", 18: "status", 19: "status", 20: "end", 21: "reply", 22: "reply",
-           23: "status-not-through", 31: "check-in-visit", 32: "check-in-visit", 33: "check-in-visit",
-           34: "status-receiver-down"}
+           23: "status-not-through", 25: "status-health", 26: "status-health", 27: "status-health",
+           28: "status-health", 29: "heartbeat-config-invalid", 30: "heartbeat-config-invalid",
+           31: "check-in-visit", 32: "check-in-visit", 33: "check-in-visit",
+           34: "status-receiver-down", 36: "status-update"}
 
 
 @pytest.fixture(scope="module")
@@ -437,3 +444,12 @@ def test_the_receivers_signed_answers_over_http_validate(schema: Schema,
     assert payloads[0]["closed"] == [7] and [c["op"] for c in payloads[0]["cmds"]] == ["ask", "more-audio"]
     assert schema.valid_cbor("answer", ok_body) and schema.valid_cbor("answer", bad_body)
     assert schema.valid("signed-response", payloads[0]) and schema.valid("error-response", payloads[1])
+
+
+def test_the_health_texts_are_bounded_in_bytes(schema: Schema) -> None:
+    def status(key: int, text: Any) -> bool:
+        return schema.valid_cbor("frame", with_payload("status", _set(key, text)))
+
+    assert status(24, "0.1.0") and status(24, "x" * 32) and not status(24, "x" * 33)
+    assert status(37, "x" * 64) and not status(37, "x" * 65) and not status(37, b"bytes")
+    assert not schema.valid_cbor("frame", with_payload("heartbeat", _set(37, "no")))  # status only

@@ -136,7 +136,7 @@ def _minimal_args(parser: argparse.ArgumentParser) -> list[str]:
     out: list[str] = []
     for a in parser._actions:
         if not a.option_strings and a.nargs != "?" and not isinstance(a, argparse._SubParsersAction):
-            out.append("A1")
+            out.append(a.choices[0] if a.choices else "A1")
         elif a.required:
             value = "1" if a.type in (int, float) else (a.choices[0] if a.choices else "x")
             out += [a.option_strings[0], value]
@@ -166,6 +166,9 @@ def small_db(tmp_path: Path) -> dict[str, Any]:
     rx.close()
     (tmp_path / "frames.cbor").write_bytes(b"".join(frames))
     (tmp_path / "pw").write_text("a long enough password 1\n")
+    src = tmp_path / "app" / "sotto"   # what `sotto release build --from` takes (no compiling here)
+    src.mkdir(parents=True)
+    (src / "app.mpy").write_bytes(b"M\x06 app")
     return {"db": str(db), "dir": tmp_path, "pub": dev.public_key.hex(), "kid": dev.kid.decode()}
 
 
@@ -174,7 +177,10 @@ def _json_runs(d: dict[str, Any]) -> list[tuple[list[str], int]]:
     other = _device(b"SOTTO-43")
     third = _device(b"SOTTO-44")
     return [
-        (["devices", "list"], 0), (["devices", "add", "SOTTO-43", "--pubkey", other.public_key.hex()], 0),
+        (["devices", "list"], 0), (["devices", "show", "SOTTO-42"], 0),
+        (["devices", "config", "SOTTO-42", "set", "heartbeat_every_s=600"], 0),
+        (["devices", "config", "SOTTO-42", "show"], 0),
+        (["devices", "add", "SOTTO-43", "--pubkey", other.public_key.hex()], 0),
         (["devices", "rotate", "SOTTO-43", "--pubkey", third.public_key.hex()], 0),
         (["devices", "revoke", "SOTTO-43", "--reason", "lost"], 0),
         (["centre", "init", "--centre-key", str(t / "centre.key")], 0),
@@ -196,6 +202,13 @@ def _json_runs(d: dict[str, Any]) -> list[tuple[list[str], int]]:
         (["frame", "inspect", str(t / "frames.cbor")], 0),
         (["frame", "verify", str(t / "frames.cbor"), "--pubkey", d["pub"], "--now", "1790000500"], 0),
         (["db", "migrate"], 0),
+        (["release", "keygen", "--out", str(t / "release.key")], 0),
+        (["release", "build", "--version", "0.2.0", "--key", str(t / "release.key"), "--out", str(t / "rel"),
+          "--from", str(t / "app"), "--board", "sotto-ref-s3"], 0),
+        (["release", "verify", str(t / "rel"), "--release-key-pub", str(t / "release.key.pub")], 0),
+        (["releases", "publish", str(t / "rel"), "--release-key-pub", str(t / "release.key.pub")], 0),
+        (["releases", "list"], 0), (["devices", "cohort", "north", "SOTTO-42"], 0),
+        (["devices", "update", "--cohort", "north", "--release", "0.2.0"], 0),
     ]
 
 

@@ -237,7 +237,7 @@ def test_a_key_the_type_does_not_list_is_bad_field(kind, key, value):
     ("alert-start", 4, 2**32 - 1, True), ("alert-start", 4, 2**32, False), ("alert-start", 4, -1, False),
     ("alert-start", 7, 100, True), ("alert-start", 7, 101, False), ("alert-start", 7, True, False),
     ("alert-start", 9, 5, True), ("alert-start", 9, 6, False), ("alert-start", 9, "hold", False),
-    ("alert-start", 10, 0, True), ("alert-start", 10, 15, True), ("alert-start", 10, 16, False),
+    ("alert-start", 10, 0, True), ("alert-start", 10, 63, True), ("alert-start", 10, 64, False),
     ("alert-start", 10, -1, False),
     ("alert-start", 6, LOC[:12], False), ("alert-start", 6, [1, 2], False),
     ("alert-start", 6, ff.pack_location(0, 1800000001, 0, 0, 1), False),
@@ -248,7 +248,15 @@ def test_a_key_the_type_does_not_list_is_bad_field(kind, key, value):
     ("audio", 15, [-32768, 88], True), ("audio", 15, [-32769, 0], False), ("audio", 15, [0, 89], False),
     ("audio", 15, [0, 0, 0], False), ("audio", 15, 0, False),
     ("end", 20, 4, True), ("end", 20, 5, False), ("end", 20, 0, False),
-    ("status", 18, 0, False), ("status", 18, 7, False), ("status", 18, 11, False),
+    ("status", 18, 0, False), ("status", 18, 9, False),
+    ("status", 18, 11, False), ("status", 18, 12, False),
+    ("status", 24, "0.1.0", True), ("status", 24, "x" * 33, False), ("status", 24, 1, False),
+    ("status", 25, 2**32 - 1, True), ("status", 25, 2**32, False), ("status", 26, 6, True),
+    ("status", 26, 7, False), ("status", 27, 2**32, False), ("status", 28, -1, False),
+    ("status", 29, 0, True), ("status", 30, 99, True), ("status", 30, 100, False),
+    ("status", 37, "x" * 64, True), ("status", 37, "é" * 33, False), ("status", 37, b"no", False),
+    ("heartbeat", 24, "0.1.0", True), ("heartbeat", 30, 31, True), ("heartbeat", 37, "no", False),
+    ("heartbeat", 26, 1, False), ("alert-start", 29, 1, False),
     ("status", 19, None, False), ("heartbeat", 17, b"", False),
     ("audio", 13, 2**32 - 1, True), ("audio", 13, 2**32, False), ("audio", 16, 2**32, False),
     ("heartbeat", 17, 2**32 - 1, True), ("heartbeat", 17, 2**32, False), ("status", 19, 2**32, False),
@@ -310,3 +318,22 @@ def test_an_empty_payload_is_malformed():
     d = device()
     w = ff.sign1_raw(d.key, ff.protected_header(d.kid), b"")
     assert reason_of(w, d.public_key) == Reason.MALFORMED_CBOR
+
+
+@pytest.mark.parametrize("st", [7, 8])
+def test_health_and_config_invalid_status_frames(st):
+    d = device()
+    payload = {k: v for k, v in payload_of(every_kind()["status"]).items() if k != 19}
+    payload.update({18: st, 10: 32, 24: "0.1.0", 25: 4, 26: 3, 27: 12, 28: 1, 29: 2, 30: 99,
+                    37: "trigger.duress: cannot be told apart from trigger.cancel"})
+    verdict = F.verify_frame(ff.resign(d, payload), d.public_key)
+    assert verdict.ok, verdict
+    f = verdict.frame
+    assert (f.firmware, f.config_version, f.reset_cause, f.boots, f.faults, f.queue_depth, f.signal) == \
+        ("0.1.0", 4, 3, 12, 1, 2, 99)
+    assert f.config_invalid and not f.pre_trigger and f.error_text.startswith("trigger.duress")
+    out = F.frame_to_json(f)
+    assert out["cfgv"] == 4 and out["err"] == f.error_text and "config-invalid" in out["flag_names"]
+    text = "\n".join(F.describe_frame(f))
+    assert "3: watchdog" in text
+    assert "signal" in text and "unknown (99)" in text

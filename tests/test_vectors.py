@@ -32,7 +32,8 @@ NAMES = sorted(p.stem for p in VECTORS.glob("*.json"))
 KEYS = {"v": 0, "t": 1, "sid": 2, "seq": 3, "time": 4, "up": 5, "loc": 6, "batt": 7, "prev": 8,
         "trig": 9, "flags": 10, "codec": 11, "rate": 12, "off": 13, "adig": 14, "ast": 15,
         "ns": 16, "hb": 17, "st": 18, "drop": 19, "why": 20, "cmd": 21, "res": 22, "unauth": 23,
-        "visit": 31, "due": 32, "dur": 33, "rx": 34}
+        "fw": 24, "cfgv": 25, "rst": 26, "boots": 27, "faults": 28, "qd": 29, "csq": 30, "err": 37,
+        "pend": 35, "upd": 36, "visit": 31, "due": 32, "dur": 33, "rx": 34}
 TYPES = {"alert-start": 1, "location": 2, "audio": 3, "cancel": 4, "duress": 5, "end": 6,
          "heartbeat": 7, "check-in": 8, "status": 9, "reply": 10}
 

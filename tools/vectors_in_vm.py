@@ -19,6 +19,9 @@ FIELD_KEYS = {
     "rate": frames.K_RATE, "off": frames.K_OFF, "ast": frames.K_AST, "ns": frames.K_NS,
     "hb": frames.K_HB, "st": frames.K_ST, "drop": frames.K_DROP, "why": frames.K_WHY,
     "cmd": frames.K_CMD, "res": frames.K_RES, "unauth": frames.K_UNAUTH,
+    "fw": frames.K_FW, "cfgv": frames.K_CFGV, "rst": frames.K_RST, "boots": frames.K_BOOTS,
+    "faults": frames.K_FAULTS, "qd": frames.K_QD, "csq": frames.K_CSQ, "err": frames.K_ERR,
+    "pend": frames.K_PEND, "upd": frames.K_UPD,
     "rx": frames.K_RX,
     "visit": frames.K_VISIT, "due": frames.K_DUE, "dur": frames.K_DUR,
 }

@@ -36,13 +36,17 @@
 # (config.network_refusal: no centre key, TLS without a CA, http to another
 # machine) is a fault the device reports and survives: alerts are still
 # queued and go by SMS.
-import struct
+#
+# Configuration trouble is survived too (a fallback configuration, flagged
+# config-invalid), the centre's `config` command changes settings in place,
+# and health rides in every status and heartbeat: sotto.remote. Over-the-air
+# updates (the release on trial, staging, the restart): sotto.updates.
+# Pre-trigger audio (audio.pre_trigger): sotto.prering, fed while idle.
 import sys
 
 from micropython import const
 
-from sotto import frames, modem, trigger
-from sotto.answer import Opener
+from sotto import VERSION, frames, modem, paths, prering, remote, trigger, updates
 from sotto.audio import Audio
 from sotto.checkin import CheckIn
 from sotto.clock import Clock
@@ -61,7 +65,6 @@ from sotto.storage import Storage
 from sotto.ticks import ticks_add, ticks_diff
 from sotto.trigger import Trigger
 
-BOOTS = "boots"
 BOOT_LOOP_LIMIT = const(5)
 STABLE_MS = const(120000)
 SAVE_FIX_MS = const(60000)
@@ -109,6 +112,17 @@ class Device:
         self._alerts_seen = 0
         self.audio = None
         self.observer = None  # see the header
+        self.config_invalid = None  # why config.json was not used (text), or None
+        self.boots_total = 0  # boots since provisioning (health: boots)
+        self.reset_cause = 0  # frames.RST_*
+        self.prering = None  # sotto.prering.PreRing when audio.pre_trigger
+        self._cfg_obj = None  # the configuration object as on flash (for remote changes)
+        self.cfg_version = 0  # health: cfgv
+        self.fetcher = None  # sotto.otafetch: releases the centre assigns (docs/ota.md)
+        self.health = None  # sotto.bootsel.Health of a release on trial
+        self.fw = VERSION  # the version running (sotto.updates)
+        self.sel = None  # sotto.bootsel's selector record, read at boot
+        self._reset_asked = False
 
     # -- boot ---------------------------------------------------------------------------
     def boot(self, now_ms):
@@ -120,30 +134,24 @@ class Device:
         hal = self.hal
         self.t_boot = now_ms
         self.storage = st = Storage(hal.storage_root)
-        self.boots = self._count_boot()
+        self.boots = remote.count_boot(self)
         self.minimal = self.boots >= BOOT_LOOP_LIMIT
+        rc = getattr(hal, "reset_cause", None)
+        self.reset_cause = rc() if rc is not None else frames.RST_UNKNOWN
         try:
-            cfg = config_mod.validate(self._config) if self._config is not None else config_mod.load(st)
+            cfg, obj = remote.load_config(self, config_mod, st)
             key = identity.load(st)
         except (config_mod.ConfigError, identity.IdentityError) as e:
             self.error = e
             _log.e("cannot run: %s", e)
             return False
         self.cfg = cfg
+        self.cfg_version = cfg["version"]
+        self._cfg_obj = obj
         self.network_error = config_mod.network_refusal(cfg, st)
         if self.network_error is not None:
             self._fault("network", self.network_error)  # logged; alerts still queue and go by SMS
-        opener = Opener(cfg["centre_key"]) if self.network_error is None else None
-        if opener is not None:
-            opener.idle = self._service_mic  # as the signer: capture never waits for an answer
-        # the second path (sotto.paths): only with its own centre key and nothing refused
-        sec_refusal = config_mod.secondary_refusal(cfg, st)
-        if sec_refusal is not None:
-            self._fault("secondary", sec_refusal)
-        sec_opener = None
-        if opener is not None and sec_refusal is None and cfg["secondary"] is not None:
-            sec_opener = Opener(cfg["secondary_centre_key"])
-            sec_opener.idle = self._service_mic
+        opener, sec_opener = paths.openers(self, cfg, config_mod.secondary_refusal(cfg, st))
         if cfg["insecure_tls"] and cfg["server"]["tls"]:
             self._flags = frames.FLAG_INSECURE_TLS
         self.queue = FrameQueue(st, cfg["queue_max_bytes"])
@@ -165,6 +173,9 @@ class Device:
             self._fault("motion", "motion.* enabled on a board without an accelerometer")
         a = cfg["audio"]
         self.audio = Audio(hal, a["rate_hz"], a["chunk_ms"])  # its buffers and the encoder's tables
+        if a["pre_trigger"] and not self.minimal:
+            # RAM only, taken once (about 4 KB a second at 8 kHz)
+            self.prering = prering.PreRing(a["pre_s"], a["chunk_ms"], self.audio.chunk_bytes)
         self._frame_buf = bytearray(frames.frame_bytes(self.audio.chunk_bytes))  # every frame is made here
         self.power = Power(cfg, hal.battery_mv, self._emit, now_ms)
         self.power.enabled = not self.minimal
@@ -172,6 +183,7 @@ class Device:
                                gnss_power=hal.gnss_power, minimal=self.minimal, storage=st,
                                queue=self.queue, seq_mark=lambda: self.counters.peek_seq - 1)
         self.session.frame_on_flash = lambda: not self.pending
+        self.session.pre = self.prering
         self.session.set_battery(lambda: self.power.pct)
         self.session.utc_s = self.clock.utc_s
         self.checkin = CheckIn(cfg, self._emit, self.haptic, self.session._add_location, self.clock.utc_s,
@@ -180,6 +192,8 @@ class Device:
         self.trigger = Trigger(cfg["trigger"], self.checkin.patterns_for_trigger())
         self.feedback = Feedback(cfg, self.haptic, self._emit, lambda: self.power.pct)
         self.commands = Commands(cfg, st, self._emit, self.session, self.feedback, self.haptic)
+        self.commands.configure = lambda version, settings, now_ms: remote.configure(self, version, settings,
+                                                                                    now_ms)
         self.sched = Scheduler()
         self.delivery = modem.build(
             hal, self.sched, self.queue, config_mod.modem_settings(cfg),
@@ -190,8 +204,9 @@ class Device:
             on_start_acked=self._start_acked,
             on_commands=self._run_commands, secondary_opener=sec_opener)
         if self.delivery.paths.dual:
-            self.delivery.paths.on_down = self._receiver_down
+            self.delivery.paths.on_down = lambda rx: paths.receiver_down(self, rx)
         self.sched.spawn("delivery", self.delivery.task)
+        updates.boot(self, cfg, opener, now_ms)
         self._now = now_ms
         self._next_save = ticks_add(now_ms, SAVE_FIX_MS)
         self._stable = False
@@ -208,20 +223,16 @@ class Device:
         self._alerts_seen = self.session.alerts
         st_code = frames.ST_BOOT_LOOP if self.minimal else frames.ST_STARTED
         self._emit(now_ms, frames.STATUS, {frames.K_BATT: self.power.pct, frames.K_ST: st_code})
+        if self.config_invalid is not None:
+            self._emit(now_ms, frames.STATUS, {frames.K_BATT: self.power.pct,
+                                               frames.K_ST: frames.ST_CONFIG_INVALID,
+                                               frames.K_ERR: self.config_invalid})
+        updates.report_sel(self, now_ms)  # an update applied or rolled back at this boot (docs/ota.md)
         try:
             self.commands.load(now_ms)
         except Exception as e:  # noqa: BLE001
             self._fault("commands", e)
         return True
-
-    def _count_boot(self):
-        raw = self.storage.read(BOOTS)
-        n = struct.unpack(">I", raw)[0] if raw is not None and len(raw) == 4 else 0
-        try:
-            self.storage.write_atomic(BOOTS, struct.pack(">I", n + 1))
-        except OSError as e:
-            _log.e("cannot count boots: %s", e)
-        return n + 1
 
     # -- frames -----------------------------------------------------------------------------
     def _emit(self, now_ms, ftype, fields, audio=None):
@@ -232,12 +243,8 @@ class Device:
             fields[frames.K_TIME] = self.clock.utc_s(now_ms)
         fields[frames.K_UP] = self.clock.uptime_ms(now_ms) & 0xFFFFFFFF
         flags = fields.get(frames.K_FLAGS, 0) | self._flags
-        if (ftype == frames.STATUS or ftype == frames.HEARTBEAT) and self.delivery is not None \
-                and self.delivery.unauth:
-            fields[frames.K_UNAUTH] = self.delivery.unauth
-        if (ftype == frames.STATUS or ftype == frames.HEARTBEAT or ftype == frames.ALERT_START) \
-                and self.delivery is not None and self.delivery.paths.dual and frames.K_RX not in fields:
-            fields[frames.K_RX] = self.delivery.paths.active  # the path the device is on
+        if ftype == frames.STATUS or ftype == frames.HEARTBEAT or ftype == frames.ALERT_START:
+            flags |= remote.stamp(self, ftype, fields)  # unauth, health, rx (the second path)
         if self.minimal:
             flags |= frames.FLAG_MINIMAL
         if self.power.reserve:
@@ -321,14 +328,6 @@ class Device:
         except Exception as e:  # noqa: BLE001 - never the delivery task's problem
             self._fault("commands", e)
 
-    def _receiver_down(self, rx):
-        # supervision of both paths: reported through whichever receiver answers
-        try:
-            self._emit(self._now, frames.STATUS, {frames.K_BATT: self.power.pct,
-                                                  frames.K_ST: frames.ST_RECEIVER_DOWN, frames.K_RX: rx})
-        except OSError as e:
-            self._fault("status", e)
-
     def _start_acked(self, sid):
         s = self.session
         if s.live and s.sid == sid:
@@ -383,7 +382,17 @@ class Device:
                 wait = min(wait, 100)
         if not self.session.live:
             self.feedback.alert_over()
+        if self.prering is not None and not self.session.live:
+            try:
+                wait = min(wait, prering.capture(self.prering, self.audio, self.power.reserve, now_ms))
+            except Exception as e:  # noqa: BLE001
+                self._fault("pre-trigger", e)
         wait = min(wait, self.sched.step(now_ms))
+        if self.health is not None:
+            try:
+                wait = min(wait, updates.step(self, now_ms))
+            except Exception as e:  # noqa: BLE001 - an update never stops the device
+                self._fault("ota", e)
         self._housekeeping(now_ms)
         if self.pending:
             wait = min(wait, ticks_diff(self._retry_at, now_ms))
@@ -419,7 +428,7 @@ class Device:
         if not self._stable and ticks_diff(now_ms, self.t_boot) >= STABLE_MS:
             self._stable = True
             try:
-                self.storage.write_atomic(BOOTS, struct.pack(">I", 0))
+                remote.stable(self)
             except OSError as e:
                 self._fault("boots", e)
         if ticks_diff(now_ms, self._next_save) >= 0:

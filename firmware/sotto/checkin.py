@@ -49,15 +49,7 @@ class CheckIn:
         adds `loc` when a position is known (True); utc_s(now_ms) -> epoch s
         or 0; battery() -> %; gnss_on(now_ms, ms) keeps the GNSS on that long;
         fresh(now_ms) -> True when the GNSS has a current fix (None: never wait)."""
-        c = cfg["checkin"]
-        self.enabled = c["enabled"]
-        self._press = ((c["start"], trigger.VISIT_START), (c["extend"], trigger.VISIT_EXTEND),
-                       (c["end"], trigger.VISIT_END)) if self.enabled else ()
-        self.visit_ms = c["minutes"] * 60000
-        self.extend_ms = c["extend_minutes"] * 60000
-        self.remind_ms = c["remind_min"] * 60000
-        self.patterns = {STARTED: tuple(c["started"]), EXTENDED: tuple(c["extended"]),
-                         ENDED: tuple(c["ended"]), REMINDER: tuple(c["reminder"])}
+        self.configure(cfg)
         self._emit = emit
         self.haptic = haptic
         self._locate = locate
@@ -73,6 +65,19 @@ class CheckIn:
         self._reminded = False
         self.overruns = 0
         self.ignored = 0
+
+    def configure(self, cfg):
+        """The checkin.* settings (at boot, and from the centre's `config`
+        command: an open visit keeps its end)."""
+        c = cfg["checkin"]
+        self.enabled = c["enabled"]
+        self._press = ((c["start"], trigger.VISIT_START), (c["extend"], trigger.VISIT_EXTEND),
+                       (c["end"], trigger.VISIT_END)) if self.enabled else ()
+        self.visit_ms = c["minutes"] * 60000
+        self.extend_ms = c["extend_minutes"] * 60000
+        self.remind_ms = c["remind_min"] * 60000
+        self.patterns = {STARTED: tuple(c["started"]), EXTENDED: tuple(c["extended"]),
+                         ENDED: tuple(c["ended"]), REMINDER: tuple(c["reminder"])}
 
     def patterns_for_trigger(self):
         """(pattern, event) pairs for sotto.trigger.Trigger (none when disabled)."""

@@ -13,6 +13,11 @@
 #   ask         q: play question code q; the officer answers with the yes or
 #               no press pattern (trigger.yes / trigger.no); no answer within
 #               feedback.ask_timeout_s -> res 5. One question at a time.
+#   config      v, set: configuration version v (above the applied one) with
+#               settings {dotted name: value}; the device checks them with its
+#               own rules (sotto.config.change), writes config.json atomically
+#               and keeps it as config.good, then reports a health status frame
+#               (cfgv; err with the reason when refused) before the reply.
 #
 # A question in progress is kept on flash with the id: after a restart it is
 # answered res 5 (the officer can no longer answer it).
@@ -52,6 +57,9 @@ class Commands:
         self.ask_id = 0  # the question waiting for the officer (0: none)
         self._ask_sid = None
         self._ask_until = 0
+        # configure(version, settings, now_ms) -> None when applied, else the
+        # reason (text, at most 64 bytes); set by the device
+        self.configure = None
         self.ran = 0
         self.ignored = 0  # commands re-sent after they started, or without a usable id
         self.answers_ignored = 0  # yes/no patterns with no question waiting
@@ -140,6 +148,12 @@ class Commands:
             self._persist_ask()
             self.feedback.question(q, now_ms)
             return None
+        if op == "config":
+            v, settings = c.get("v"), c.get("set")
+            if self.configure is None or not _uint(v, ID_MAX) or not isinstance(settings, dict):
+                return self._reply(cid, frames.RES_INVALID, None, now_ms)
+            err = self.configure(v, settings, now_ms)  # the status frame (cfgv / err) goes first
+            return self._reply(cid, frames.RES_DONE if err is None else frames.RES_REFUSED, None, now_ms)
         return self._reply(cid, frames.RES_UNKNOWN, sid, now_ms)
 
     def _sid(self, sid):

@@ -8,6 +8,7 @@ import json
 from sotto import edwards
 
 CONFIG = "config.json"
+GOOD = "config.good"  # the last configuration that loaded: the fallback when config.json is not
 CA_MAX_BYTES = 10240  # what AT+CCERTDOWN takes
 
 DEFAULTS = {
@@ -17,6 +18,7 @@ DEFAULTS = {
     "ca_cert": None,
     "centre_key": None,
     "insecure_tls": False,
+    "version": 0,  # the configuration version the centre gave (`sotto devices config`)
     # the second path (EN 50136 DP): another centre's receiver, its CA file and
     # its answer-signing key; sotto.paths switches to it and back
     "secondary_receiver": None,
@@ -35,7 +37,10 @@ DEFAULTS = {
         "debounce_ms": 20,
         "haptic": True,
     },
-    "audio": {"clip_s": 30, "chunk_ms": 1000, "rate_hz": 8000, "max_clip_s": 120},
+    # pre_trigger: keep the last pre_s seconds in RAM (never on flash) and send
+    # them as the first chunks of an alert; off unless the centre turns it on
+    "audio": {"clip_s": 30, "chunk_ms": 1000, "rate_hz": 8000, "max_clip_s": 120,
+              "pre_trigger": False, "pre_s": 10},
     "location_every_s": 15,
     "gnss_keep_on_s": 600,
     "alert_max_s": 3600,
@@ -43,6 +48,11 @@ DEFAULTS = {
     "battery": {"low_pct": 20, "critical_pct": 10, "reserve_pct": 5},
     "delivery": {"sms_after_s": 30, "sms_every_s": 120, "secondary_after_s": 60, "probe_s": 300},
     "queue_max_bytes": 262144,
+    # over-the-air updates (docs/ota.md): the release key's public half (hex; None:
+    # no updates), how long a new release has to get an authenticated answer
+    # before it is rolled back, the bytes of one download chunk
+    "release_key": None,
+    "ota": {"health_s": 600, "chunk_bytes": 2048},
     # covert wrist feedback, on/off/on... ms (sotto.feedback); every pattern is
     # told apart from the others and from the "pattern accepted" pulse by its
     # shape (how many pulses, which are long)
@@ -86,6 +96,15 @@ DEFAULTS = {
 # dicts taken whole from the given configuration (patterns), not merged key by key
 _WHOLE = ("checkin.start", "checkin.extend", "checkin.end")
 REQUIRED = ("device_id", "receiver", "apn")
+# identity, trust anchors and where alerts go: `sotto provision` only, never a
+# remote change (a stolen centre database must not redirect a device)
+LOCKED = ("device_id", "receiver", "apn", "sms_number", "ca_cert", "centre_key", "insecure_tls",
+          "board", "version", "release_key", "secondary_receiver", "secondary_ca_cert",
+          "secondary_centre_key", "repl_lock")
+# what a configuration that cannot be read keeps from an older one, if it can
+ESSENTIAL = REQUIRED + ("officer", "board", "sms_number", "ca_cert", "centre_key", "insecure_tls",
+                        "release_key", "secondary_receiver", "secondary_ca_cert", "secondary_centre_key")
+VERSION_MAX = 0x3FFFFFFF
 # integer fields: (min, max)
 _RANGES = {
     "trigger.cancel_window_s": (5, 3600), "trigger.debounce_ms": (5, 200),
@@ -97,6 +116,8 @@ _RANGES = {
     "delivery.secondary_after_s": (10, 3600), "delivery.probe_s": (30, 86400),
     "queue_max_bytes": (32768, 4194304), "audio.max_clip_s": (0, 600),
     "feedback.not_through_s": (5, 600), "feedback.ask_timeout_s": (10, 600),
+    "version": (0, VERSION_MAX), "audio.pre_s": (1, 30),
+    "ota.health_s": (60, 86400), "ota.chunk_bytes": (256, 3072),
     "checkin.minutes": (1, 720), "checkin.extend_minutes": (1, 720), "checkin.remind_min": (0, 60),
     "motion.no_motion_s": (30, 3600), "motion.man_down_still_s": (3, 120),
     "motion.pre_alarm_s": (5, 300), "motion.pre_alarm_every_s": (2, 60),
@@ -106,24 +127,145 @@ _PATTERN_RANGES = {"hold_ms": (500, 20000), "presses": (2, 10), "window_ms": (30
 
 class ConfigError(ValueError):
     """A configuration the device cannot run with. `field` is the dotted name,
-    `reason` one of missing, type, range, unknown-field, corrupt, insecure."""
+    `reason` one of missing, type, range, unknown-field, corrupt, insecure,
+    locked (a remote change to a setting only `sotto provision` may set)."""
 
     def __init__(self, field, reason, msg):
         super().__init__("config %s: %s (run `sotto provision` again to fix it)" % (field, msg))
         self.field = field
         self.reason = reason
+        self.detail = msg
+
+    def short(self, limit=64):
+        """`field: what is wrong`, at most `limit` bytes (frame key err)."""
+        text = "%s: %s" % (self.field, self.detail)
+        if len(text.encode()) <= limit:
+            return text
+        text = text[:limit - 3]
+        while len(text.encode()) > limit - 3:  # multi-byte characters
+            text = text[:-1]
+        return text + "..."
 
 
 def load(storage):
     """The validated configuration from flash, with defaults filled in."""
-    raw = storage.read(CONFIG)
+    return validate(read_obj(storage), storage)
+
+
+def read_obj(storage, name=CONFIG):
+    """The JSON object in `name`; ConfigError (missing, corrupt) otherwise."""
+    raw = storage.read(name)
     if raw is None:
-        raise ConfigError(CONFIG, "missing", "no configuration on the device")
+        raise ConfigError(name, "missing", "no configuration on the device")
     try:
         obj = json.loads(raw)
     except ValueError:
-        raise ConfigError(CONFIG, "corrupt", "not valid JSON") from None
-    return validate(obj, storage)
+        raise ConfigError(name, "corrupt", "not valid JSON") from None
+    return obj
+
+
+def fallback(storage):
+    """(cfg, obj) to run with when config.json does not load: config.good
+    whole, else the essentials (identity, receiver, trust anchors, then the
+    trigger patterns if they still pass) of config.json or config.good over
+    the built-in defaults. ConfigError if neither names the device."""
+    try:
+        obj = read_obj(storage, GOOD)
+        return validate(obj, storage), obj
+    except ConfigError:
+        pass
+    last = None
+    for name in (CONFIG, GOOD):
+        try:
+            src = read_obj(storage, name)
+        except ConfigError as e:
+            last = e
+            continue
+        if not isinstance(src, dict):
+            continue
+        base = {}
+        for k in ESSENTIAL:
+            if k in src:
+                base[k] = src[k]
+        for extra in ("trigger", None):
+            obj = dict(base)
+            if extra is not None and extra in src:
+                obj[extra] = src[extra]
+            try:
+                return validate(obj, storage), obj
+            except ConfigError as e:
+                last = e
+    raise last if last is not None else ConfigError(CONFIG, "missing", "no configuration on the device")
+
+
+def change(obj, settings, version, storage=None):
+    """(cfg, new obj): the configuration object `obj` with `settings` (a map
+    of dotted name -> value, e.g. {"heartbeat_every_s": 600}) applied and
+    `version` recorded, checked by validate() exactly as at boot. ConfigError
+    (field, reason) for a setting that is not one, is locked (identity and
+    trust anchors: `sotto provision` only) or does not pass."""
+    if type(version) is not int or not 1 <= version <= VERSION_MAX:
+        raise ConfigError("version", "range", "must be 1..%d" % VERSION_MAX)
+    if not isinstance(settings, dict) or not settings:
+        raise ConfigError("set", "type", "must be a map of at least one setting")
+    new = json.loads(json.dumps(obj))  # a deep copy: obj stays as it was
+    for name, value in settings.items():
+        if not isinstance(name, str) or not name:
+            raise ConfigError("set", "type", "setting names are text")
+        parts = name.split(".")
+        if parts[0] in LOCKED:
+            raise ConfigError(name, "locked", "identity and trust anchors change only by `sotto provision`")
+        node = new  # type: dict
+        d = DEFAULTS  # type: object
+        for p in parts[:-1]:
+            if not isinstance(d, dict) or p not in d or not isinstance(d[p], dict):
+                raise ConfigError(name, "unknown-field", "not a setting (misspelt?)")
+            d = d[p]
+            if not isinstance(node.get(p), dict):
+                node[p] = {}
+            node = node[p]
+        if not isinstance(d, dict) or parts[-1] not in d:
+            raise ConfigError(name, "unknown-field", "not a setting (misspelt?)")
+        node[parts[-1]] = value
+    new["version"] = version
+    return validate(new, storage), new
+
+
+def boot_load(storage, err_bytes=64):
+    """(cfg, obj, why) at boot: config.json, kept as config.good when it
+    loads (why None); else fallback() with why = the short reason. Raises
+    the ConfigError of config.json only when nothing names the device."""
+    try:
+        obj = read_obj(storage)
+        cfg = validate(obj, storage)
+    except ConfigError as e:
+        why = e.short(err_bytes)
+        try:
+            cfg, obj = fallback(storage)
+        except ConfigError:
+            raise e from None
+        return cfg, obj, why
+    try:
+        data = json.dumps(obj).encode()
+        if storage.read(GOOD) != data:
+            storage.write_atomic(GOOD, data)
+    except OSError:
+        pass  # config.good is a spare: the device runs without it
+    return cfg, obj, None
+
+
+def apply_change(storage, obj, settings, version, current):
+    """(cfg, new obj) of a remote change (change()) to a version above
+    `current`, written atomically as config.json and kept as config.good.
+    ConfigError if refused; OSError if the flash refused it (config.json is
+    then either the old file or the new one, never a mix)."""
+    if type(version) is int and version <= current:
+        raise ConfigError("version", "range", "%d is not above the applied %d" % (version, current))
+    cfg, new = change(obj, settings, version, storage)
+    data = json.dumps(new).encode()
+    storage.write_atomic(CONFIG, data)  # a new file, then a rename
+    storage.write_atomic(GOOD, data)
+    return cfg, new
 
 
 def validate(obj, storage=None, strict=False):
@@ -157,6 +299,8 @@ def validate(obj, storage=None, strict=False):
         raise ConfigError("sms_number", "range", "must be international, e.g. +447700900123")
     if cfg["centre_key"] is not None:
         cfg["centre_key"] = _centre_key(cfg["centre_key"])
+    if cfg["release_key"] is not None:
+        cfg["release_key"] = _centre_key(cfg["release_key"], "release_key", "sotto release keygen")
     _secondary(cfg)
     if not isinstance(cfg["insecure_tls"], bool):
         raise ConfigError("insecure_tls", "type", "must be true or false")
@@ -166,6 +310,8 @@ def validate(obj, storage=None, strict=False):
         raise ConfigError("repl_lock", "type", "must be true or false")
     for dotted, (lo, hi) in _RANGES.items():
         _int_in(cfg, dotted, lo, hi)
+    if not isinstance(cfg["audio"]["pre_trigger"], bool):
+        raise ConfigError("audio.pre_trigger", "type", "must be true or false")
     if cfg["audio"]["clip_s"] > cfg["audio"]["max_clip_s"]:
         raise ConfigError("audio.max_clip_s", "range", "must be at least audio.clip_s")
     _patterns(cfg["trigger"])
@@ -267,9 +413,9 @@ def _loopback(host):
     return len(parts) == 4 and parts[0] == "127" and all(p.isdigit() and int(p) < 256 for p in parts)
 
 
-def _centre_key(v, field="centre_key"):
+def _centre_key(v, field="centre_key", where="sotto centre key"):
     if not isinstance(v, str) or len(v) != 64 or not _only(v.lower(), _HEX):
-        raise ConfigError(field, "type", "must be 64 hex digits (`sotto centre key` prints it)")
+        raise ConfigError(field, "type", "must be 64 hex digits (`%s` prints it)" % where)
     key = bytes.fromhex(v)
     if edwards.decode(key) is None:
         raise ConfigError(field, "range", "is not an Ed25519 public key")

@@ -29,19 +29,23 @@ class Feedback:
     def __init__(self, cfg, haptic, emit=None, battery=None):
         """cfg: the device configuration; emit(now_ms, ftype, fields) queues a
         frame (Device._emit); battery() -> % for the status frame."""
-        fb = cfg["feedback"]
-        self.enabled = fb["enabled"]
         self.haptic = haptic
         self._emit = emit
         self._battery = battery
-        self.patterns = {RECEIVED: tuple(fb["received"]), LISTENING: tuple(fb["listening"]),
-                         NOT_THROUGH: tuple(fb["not_through"])}
-        self.questions = [tuple(q) for q in fb["questions"]]
-        self.not_through_ms = fb["not_through_s"] * 1000
+        self.configure(cfg)
         self.sid = 0  # the alert whose alert-start is watched
         self.got_through = True
         self._deadline = None  # ticks when not-through is due
         self.not_through = 0  # alerts that were not through in time
+
+    def configure(self, cfg):
+        """Take the patterns of a (new) configuration."""
+        fb = cfg["feedback"]
+        self.enabled = fb["enabled"]
+        self.patterns = {RECEIVED: tuple(fb["received"]), LISTENING: tuple(fb["listening"]),
+                         NOT_THROUGH: tuple(fb["not_through"])}
+        self.questions = [tuple(q) for q in fb["questions"]]
+        self.not_through_ms = fb["not_through_s"] * 1000
 
     def alert_started(self, sid, now_ms):
         """A new alert's start frame is queued: watch for its acknowledgement."""

@@ -40,11 +40,22 @@ K_WHY = const(20)
 K_CMD = const(21)  # reply: the id of the centre's command it answers
 K_RES = const(22)  # reply: RES_*
 K_UNAUTH = const(23)  # status, heartbeat: answers not authenticated since boot
+# device health (status, heartbeat; never a location)
+K_FW = const(24)  # tstr: the running firmware version
+K_CFGV = const(25)  # the applied configuration version
+K_RST = const(26)  # reset cause (RST_*)
+K_BOOTS = const(27)  # boots since provisioning
+K_FAULTS = const(28)  # faults caught since boot
+K_QD = const(29)  # frames waiting in the queue
+K_CSQ = const(30)  # signal quality 0..31, 99 unknown
 K_VISIT = const(31)  # check-in: the visit's id
 K_DUE = const(32)  # check-in: the visit's end, device unix time s (0: time unknown)
 K_DUR = const(33)  # check-in: seconds from now to the visit's end (0: the visit ended)
 K_RX = const(34)  # status, heartbeat, alert-start: which receiver (RX_*) the frame was made for
-_K_LAST = const(34)  # the highest key of the format (SPEC-wire: the high mask covers 30..37)
+K_PEND = const(35)  # status: tstr, the version staged for the next boot (docs/ota.md)
+K_UPD = const(36)  # status: the last update's result, UPD_*
+K_ERR = const(37)  # status: tstr <= 64 bytes: why a configuration was refused or an update failed
+_K_LAST = const(37)  # the highest key of the format (SPEC-wire)
 # Key masks come in two halves so that every mask is a small int on the
 # device (31 bits: a `1 << 30` would be a heap-allocated big int): keys
 # 0.._K_HI-1 in the low mask (1 << k), keys _K_HI.. in the high one (1 << (k - _K_HI)).
@@ -68,6 +79,8 @@ FLAG_DURESS = const(1)
 FLAG_MINIMAL = const(2)
 FLAG_RESERVE = const(4)
 FLAG_INSECURE_TLS = const(8)  # the device runs TLS without server authentication
+FLAG_PRE_TRIGGER = const(16)  # audio: captured before the trigger (the RAM ring)
+FLAG_CONFIG_INVALID = const(32)  # status, heartbeat: running on config.good or built-in defaults
 SRC_GNSS = const(1)
 SRC_CELL = const(2)
 SRC_LAST_KNOWN = const(3)
@@ -83,10 +96,23 @@ ST_BATT_RESERVE = const(3)
 ST_BOOT_LOOP = const(4)
 ST_QUEUE_FULL = const(5)
 ST_STARTED = const(6)
+ST_HEALTH = const(7)  # health report: after a configuration change (cfgv, or err if refused)
+ST_CONFIG_INVALID = const(8)  # config.json missing or corrupt: running on a fallback
 ST_RECEIVER_DOWN = const(9)  # rx names a receiver that has stopped answering
 ST_NOT_THROUGH = const(10)  # the alert-start was not delivered within feedback.not_through_s
+ST_UPDATE = const(11)  # an update's result (upd, and err when it failed or was refused)
 RX_PRIMARY = const(0)
 RX_SECONDARY = const(1)
+# update results (upd); docs/ota.md
+UPD_APPLIED = const(1)  # the new release runs and passed its health check
+UPD_ROLLED_BACK = const(2)  # it failed its health check: the previous one runs again
+UPD_STAGED = const(3)  # downloaded and verified: switched to at the next boot
+UPD_BAD_SIGNATURE = const(4)  # the manifest is not signed by the release key
+UPD_BAD_VERSION = const(5)  # a downgrade not allowed, or below the release's minimum
+UPD_BAD_BOARD = const(6)  # not built for this board
+UPD_BAD_FILE = const(7)  # a file did not match its SHA-256 or size
+UPD_FLASH = const(8)  # the flash refused the staging (full or failing)
+UPD_CENTRE = const(9)  # the centre could not give the release (withdrawn, unknown)
 WHY_DEVICE = const(1)
 WHY_CENTRE = const(2)
 WHY_MAX_DURATION = const(3)
@@ -100,6 +126,17 @@ RES_NO_ANSWER = const(5)
 RES_UNKNOWN = const(6)
 RES_INVALID = const(7)
 
+# reset causes (rst), as machine.reset_cause() names them
+RST_UNKNOWN = const(0)
+RST_POWER_ON = const(1)
+RST_HARD = const(2)
+RST_WDT = const(3)
+RST_DEEPSLEEP = const(4)
+RST_SOFT = const(5)
+RST_BROWNOUT = const(6)
+ERR_MAX_BYTES = const(64)
+FW_MAX_BYTES = const(32)
+
 LOC_BYTES = const(13)
 LINK_BYTES = const(8)
 SMS_MAX_BYTES = const(140)
@@ -108,6 +145,7 @@ _U32 = const(0xFFFFFFFF)
 
 
 def _bits(*keys):
+    # keys below _K_HI only (a bit above 30 would be a big int on the device)
     m = 0
     for k in keys:
         if k >= _K_HI:
@@ -125,7 +163,9 @@ def _hbits(*keys):
 
 _COMMON = _bits(K_V, K_T, K_SEQ, K_TIME, K_UP)
 _IN_ALERT = _COMMON | _bits(K_SID)
-# (required, optional) keys per frame type; flags are optional everywhere
+_HEALTH = _bits(K_FW, K_CFGV, K_QD)
+_HEALTH_FULL = _HEALTH | _bits(K_RST, K_BOOTS, K_FAULTS)
+# (required, optional) keys below _K_HI per frame type; flags are optional everywhere
 _SCHEMA = {
     ALERT_START: (_IN_ALERT | _bits(K_BATT, K_TRIG), _bits(K_LOC)),
     LOCATION: (_IN_ALERT | _bits(K_LOC, K_PREV), 0),
@@ -133,25 +173,31 @@ _SCHEMA = {
     CANCEL: (_IN_ALERT | _bits(K_PREV), _bits(K_BATT)),
     DURESS: (_IN_ALERT | _bits(K_PREV), _bits(K_LOC, K_BATT)),
     END: (_IN_ALERT | _bits(K_PREV, K_WHY), _bits(K_BATT)),
-    HEARTBEAT: (_COMMON | _bits(K_BATT, K_HB), _bits(K_UNAUTH)),
+    HEARTBEAT: (_COMMON | _bits(K_BATT, K_HB), _bits(K_UNAUTH) | _HEALTH),
     CHECK_IN: (_COMMON | _bits(K_BATT), _bits(K_LOC)),
-    STATUS: (_COMMON | _bits(K_BATT, K_ST), _bits(K_DROP, K_UNAUTH)),
+    STATUS: (_COMMON | _bits(K_BATT, K_ST), _bits(K_DROP, K_UNAUTH) | _HEALTH_FULL),
     REPLY: (_COMMON | _bits(K_CMD, K_RES), _bits(K_SID)),
 }
 # keys _K_HI.. per frame type: (required, optional) high masks; a type not here takes none
 _VISIT = _hbits(K_VISIT, K_DUE, K_DUR)  # a check-in's visit: all three or none
 _RX = _hbits(K_RX)  # the second path: optional where the device is dual (sotto.paths)
+_CSQ = _hbits(K_CSQ)
 _SCHEMA_HI = {
     CHECK_IN: (0, _VISIT),
-    ALERT_START: (0, _RX), HEARTBEAT: (0, _RX), STATUS: (0, _RX),
+    ALERT_START: (0, _RX),
+    HEARTBEAT: (0, _RX | _CSQ),
+    STATUS: (0, _RX | _CSQ | _hbits(K_PEND, K_UPD, K_ERR)),
 }
+_TEXT = {K_FW: FW_MAX_BYTES, K_PEND: FW_MAX_BYTES, K_ERR: ERR_MAX_BYTES}
 # value ranges of the integer fields: key -> (min, max); None: no upper bound
 _RANGE = {
     K_V: (0, None), K_T: (0, None), K_SID: (1, 65535), K_SEQ: (1, _U32), K_TIME: (0, None),
     K_UP: (0, _U32), K_BATT: (0, 100), K_TRIG: (1, 5), K_FLAGS: (0, None),
     K_CODEC: (1, 1), K_RATE: (1, None), K_OFF: (0, None), K_NS: (0, None), K_HB: (0, None),
-    K_ST: (1, 10), K_DROP: (0, None), K_WHY: (1, 4),
+    K_ST: (1, 11), K_DROP: (0, None), K_WHY: (1, 4), K_UPD: (1, 9),
     K_CMD: (1, 1 << 53), K_RES: (1, 7), K_UNAUTH: (0, None),
+    K_CFGV: (0, _U32), K_RST: (0, 6), K_BOOTS: (0, _U32), K_FAULTS: (0, _U32),
+    K_QD: (0, _U32), K_CSQ: (0, 99),
     K_VISIT: (1, _U32), K_DUE: (0, None), K_DUR: (0, 604800), K_RX: (RX_PRIMARY, RX_SECONDARY),
 }
 _BYTES = {K_LOC: LOC_BYTES, K_PREV: LINK_BYTES, K_ADIG: 32}
@@ -180,13 +226,16 @@ def check_fields(fields):
     have_hi = 0  # keys _K_HI..: both masks stay small ints (no allocation)
     for k, v in fields.items():
         if type(k) is not int or not 0 <= k <= _K_LAST or (k not in _RANGE and k not in _BYTES
-                                                             and k != K_AST):
+                                                             and k not in _TEXT and k != K_AST):
             raise FrameError("bad-field", "key %r not allowed" % (k,))
         if k < _K_HI:
             have |= 1 << k
         else:
             have_hi |= 1 << (k - _K_HI)
-        if k in _BYTES:
+        if k in _TEXT:
+            if not isinstance(v, str) or not v or len(v.encode()) > _TEXT[k]:
+                raise FrameError("bad-field", "key %d must be text of 1..%d bytes" % (k, _TEXT[k]))
+        elif k in _BYTES:
             if not isinstance(v, bytes) or len(v) != _BYTES[k]:
                 raise FrameError("bad-field", "key %d must be %d bytes" % (k, _BYTES[k]))
             if k == K_LOC:
@@ -225,6 +274,11 @@ class FrameSigner:
     def __init__(self, kid8, signing_key):
         self._cose = cose.Signer(kid8, signing_key)
         self.kid = self._cose.kid
+
+    def sign_request(self, payload):
+        """A COSE_Sign1 by the device over payload (CBOR bytes): the body of a
+        request that is not a frame (sotto.otafetch's POST /v1/release-chunk)."""
+        return self._cose.sign(payload)
 
     def sign(self, fields, audio=None):
         """Wire bytes of a frame: fields is the payload map without `v`

@@ -49,14 +49,7 @@ _log = Logger("motion")
 
 class Motion:
     def __init__(self, cfg, haptic, raise_alert):
-        m = cfg["motion"]
-        self.no_motion = m["no_motion"]
-        self.man_down = m["man_down"]
-        self.no_motion_ms = m["no_motion_s"] * 1000
-        self.still_ms = m["man_down_still_s"] * 1000
-        self.pre_ms = m["pre_alarm_s"] * 1000
-        self.every_ms = m["pre_alarm_every_s"] * 1000
-        self.pattern = tuple(m["pre_alarm"])
+        self.configure(cfg)
         self.haptic = haptic
         self._raise = raise_alert
         self.still = False  # still since _still_t
@@ -72,6 +65,17 @@ class Motion:
         self.pre_alarms = 0
         self.cancelled = 0
         self.alerts = 0
+
+    def configure(self, cfg):
+        """The motion.* settings (at boot, and from the centre's `config` command)."""
+        m = cfg["motion"]
+        self.no_motion = m["no_motion"]
+        self.man_down = m["man_down"]
+        self.no_motion_ms = m["no_motion_s"] * 1000
+        self.still_ms = m["man_down_still_s"] * 1000
+        self.pre_ms = m["pre_alarm_s"] * 1000
+        self.every_ms = m["pre_alarm_every_s"] * 1000
+        self.pattern = tuple(m["pre_alarm"])
 
     @property
     def enabled(self):

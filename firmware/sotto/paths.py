@@ -21,6 +21,7 @@
 # Everything is pre-allocated: pick() and the outcome calls allocate nothing.
 from micropython import const
 
+from sotto import frames
 from sotto.ticks import ticks_add, ticks_diff
 
 PRIMARY = const(0)
@@ -114,3 +115,34 @@ class Paths:
         return {"rx": self.active, "switches": self.switches, "probes": self.probes,
                 "answers_primary": self.answers[0], "answers_secondary": self.answers[1],
                 "primary_down": 1 if self.down[0] else 0, "secondary_down": 1 if self.down[1] else 0}
+
+
+# -- wiring into sotto.app.Device ----------------------------------------------------
+def openers(dev, cfg, sec_refusal):
+    """(primary, secondary) sotto.answer.Opener of the device's centres at boot:
+    None where nothing may go over the network (dev.network_error), and no
+    secondary without its own centre key or with sec_refusal (a fault the
+    device reports and survives: frames go to the primary alone)."""
+    from sotto.answer import Opener
+
+    if sec_refusal is not None:
+        dev._fault("secondary", sec_refusal)
+    if dev.network_error is not None:
+        return None, None
+    opener = Opener(cfg["centre_key"])
+    opener.idle = dev._service_mic  # as the signer: capture never waits for an answer
+    sec = None
+    if sec_refusal is None and cfg["secondary"] is not None:
+        sec = Opener(cfg["secondary_centre_key"])
+        sec.idle = dev._service_mic
+    return opener, sec
+
+
+def receiver_down(dev, rx):
+    """Supervision of both paths: a status frame st 9 naming rx, reported
+    through whichever receiver answers."""
+    try:
+        dev._emit(dev._now, frames.STATUS, {frames.K_BATT: dev.power.pct,
+                                            frames.K_ST: frames.ST_RECEIVER_DOWN, frames.K_RX: rx})
+    except OSError as e:
+        dev._fault("status", e)

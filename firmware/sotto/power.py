@@ -40,11 +40,7 @@ def percent(mv):
 class Power:
     def __init__(self, cfg, battery_mv, emit, now_ms=0):
         """emit(now_ms, ftype, fields) signs and queues a frame."""
-        b = cfg["battery"]
-        self.low_pct = b["low_pct"]
-        self.critical_pct = b["critical_pct"]
-        self.reserve_pct = b["reserve_pct"]
-        self.heartbeat_s = cfg["heartbeat_every_s"]
+        self.configure(cfg)
         self._battery_mv = battery_mv
         self._emit = emit
         self._samples = [percent(battery_mv())] * _WINDOW
@@ -54,6 +50,17 @@ class Power:
         self._next_hb = ticks_add(now_ms, self.heartbeat_s * 1000)
         self.heartbeats = 0
         self.enabled = True  # False in minimal (boot-loop) mode: no heartbeats
+
+    def configure(self, cfg, now_ms=None):
+        """Take the thresholds and heartbeat interval of a (new) configuration;
+        with now_ms, the next heartbeat is due one new interval from now."""
+        b = cfg["battery"]
+        self.low_pct = b["low_pct"]
+        self.critical_pct = b["critical_pct"]
+        self.reserve_pct = b["reserve_pct"]
+        self.heartbeat_s = cfg["heartbeat_every_s"]
+        if now_ms is not None:
+            self._next_hb = ticks_add(now_ms, self.heartbeat_s * 1000)
 
     @property
     def reserve(self):

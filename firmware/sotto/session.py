@@ -37,17 +37,14 @@ class Session:
         frame (seq, time and uptime are added there; a time given is kept).
         storage: where the alert's record is kept (None: RAM only); queue: read
         by resume(); seq_mark() -> the last sequence number handed out."""
-        trig = cfg["trigger"]
-        self.cancel_window_ms = trig["cancel_window_s"] * 1000
-        self.trig_kind = frames.TRIG_HOLD if "hold_ms" in trig["alert"] else frames.TRIG_PRESSES
-        self.location_ms = cfg["location_every_s"] * 1000
-        self.keep_gnss_ms = cfg["gnss_keep_on_s"] * 1000
-        self.max_ms = cfg["alert_max_s"] * 1000
-        self.clip_samples = cfg["audio"]["clip_s"] * cfg["audio"]["rate_hz"]
-        self._clip_default = self.clip_samples
-        self._max_clip = cfg["audio"].get("max_clip_s", 0) * cfg["audio"]["rate_hz"]  # more-audio's limit
-        self._audio_base = 0  # samples of this alert's audio before the capture now running
         self.rate_hz = cfg["audio"]["rate_hz"]
+        self.configure(cfg)
+        self.clip_samples = self._clip_default
+        self._audio_base = 0  # samples of this alert's audio before the capture now running
+        self.pre = None  # sotto.prering.PreRing (set by the device when audio.pre_trigger)
+        self._pre_left = 0  # pre-trigger chunks of the live alert still to send
+        self._pre_k = 0
+        self._pre_off = 0
         self._emit = emit
         self.gnss = gnss
         self.audio = audio
@@ -78,6 +75,18 @@ class Session:
         self._confirm_due = False  # the accepted pulse waits for the same
         self._battery = None  # battery_pct() for alert-start and closing frames
         self.utc_s = None  # clock.utc_s, to date a last-known position
+
+    def configure(self, cfg):
+        """Take the settings of a (new) configuration; a live alert keeps its
+        clip (the device changes nothing while one is live)."""
+        trig = cfg["trigger"]
+        self.cancel_window_ms = trig["cancel_window_s"] * 1000
+        self.trig_kind = frames.TRIG_HOLD if "hold_ms" in trig["alert"] else frames.TRIG_PRESSES
+        self.location_ms = cfg["location_every_s"] * 1000
+        self.keep_gnss_ms = cfg["gnss_keep_on_s"] * 1000
+        self.max_ms = cfg["alert_max_s"] * 1000
+        self._clip_default = cfg["audio"]["clip_s"] * self.rate_hz
+        self._max_clip = cfg["audio"].get("max_clip_s", 0) * self.rate_hz  # more-audio's limit
 
     def set_battery(self, fn):
         self._battery = fn
@@ -163,9 +172,22 @@ class Session:
         self._power_gnss(True)
         self._gnss_until = ticks_add(now_ms, self.keep_gnss_ms)
         self._next_loc = ticks_add(now_ms, self.location_ms)
+        self._pre_left = 0
         if self.clip_samples and not self.minimal and self.audio is not None:
-            self.audio.start(now_ms)
+            pre = self.pre
+            if pre is not None and pre.count and self.audio.running and not utc_s:
+                # the ring's chunks go first (flag pre-trigger, offsets from 0),
+                # one per pass; the live clip carries on the same stream after them
+                self._pre_left = pre.count
+                self._pre_k = 0
+                self._pre_off = 0
+                self._audio_base = pre.samples - self.audio.total_samples
+                self.clip_samples += pre.samples
+            else:
+                self.audio.start(now_ms)
             self._audio_on = True
+        elif self.audio is not None and self.audio.running:
+            self.audio.stop()  # the pre-trigger capture, when this alert takes no audio
         _log.i("alert %d raised", sid)
 
     def _finish(self, now_ms):
@@ -203,6 +225,18 @@ class Session:
     def _poll_audio(self, now_ms):
         # one audio frame per pass at most: a device that falls behind loses
         # audio (the HAL counts overruns), never the watchdog
+        pre = self.pre
+        if self._pre_left and pre is not None:
+            data, samples, predictor, index = pre.get(self._pre_k)
+            f = {frames.K_CODEC: frames.CODEC_IMA_ADPCM, frames.K_RATE: self.rate_hz,
+                 frames.K_OFF: self._pre_off, frames.K_AST: [predictor, index], frames.K_NS: samples,
+                 frames.K_FLAGS: frames.FLAG_PRE_TRIGGER}
+            self._frame(now_ms, frames.AUDIO, f, data)
+            self._pre_k += 1
+            self._pre_off += samples
+            self._pre_left -= 1
+            self.audio.service()  # the live stream goes on meanwhile
+            return
         chunk = self.audio.poll(now_ms)
         if chunk is None:
             return
@@ -212,6 +246,7 @@ class Session:
             self._stop_audio(now_ms, send=False)
 
     def _stop_audio(self, now_ms, send=True):
+        self._pre_left = 0  # a cancel before they went: the ring's chunks stay on the device
         if not self._audio_on:
             return
         self._audio_on = False
@@ -265,7 +300,7 @@ class Session:
         date (once the frame is on flash: the record never runs ahead of the
         queue). confirm: the accepted pulse once the frame is on flash."""
         fields[frames.K_SID] = self.sid
-        flags = self.base_flags | (frames.FLAG_DURESS if self.duress else 0)
+        flags = fields.get(frames.K_FLAGS, 0) | self.base_flags | (frames.FLAG_DURESS if self.duress else 0)
         if flags:
             fields[frames.K_FLAGS] = flags
         if self._prev:

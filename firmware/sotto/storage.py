@@ -95,6 +95,12 @@ class Storage:
         except OSError:
             return False
 
+    def is_dir(self, name):
+        try:
+            return bool(os.stat(self.path(name))[0] & 0x4000)
+        except OSError:
+            return False
+
     def size(self, name):
         """Size in bytes, or -1 when missing."""
         try:
@@ -158,6 +164,29 @@ class Storage:
             except OSError as e2:
                 raise self._error(e2, name, "rename") from None
 
+    def append(self, name, data):
+        """Add data at the end of name (made when missing). Not atomic: a cut
+        append leaves a shorter file, so callers that resume (sotto.otafetch)
+        take the file's size as the offset they reached and check a digest
+        before they use it. Raises StorageError."""
+        try:
+            self._append(self.path(name), data)
+        except OSError as e:
+            raise self._error(e, name, "append") from None
+
+    def rename(self, src, dst):
+        """Rename src over dst (atomic on LittleFS and POSIX). Raises StorageError."""
+        try:
+            self._rename(self.path(src), self.path(dst))
+        except OSError as e:
+            if not (e.args and e.args[0] in _EEXIST):
+                raise self._error(e, src, "rename") from None
+            try:  # FAT: no replacing rename
+                self._remove(self.path(dst))
+                self._rename(self.path(src), self.path(dst))
+            except OSError as e2:
+                raise self._error(e2, src, "rename") from None
+
     def remove(self, name):
         """Remove name; False when it did not exist."""
         try:
@@ -187,6 +216,13 @@ class Storage:
         with open(path, "wb") as f:
             for p in parts:
                 f.write(p)
+            f.flush()
+            if self.fsync and not _MICROPYTHON:
+                os.fsync(f.fileno())
+
+    def _append(self, path, data):
+        with open(path, "ab") as f:
+            f.write(data)
             f.flush()
             if self.fsync and not _MICROPYTHON:
                 os.fsync(f.fileno())

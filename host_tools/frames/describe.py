@@ -12,6 +12,7 @@ from host_tools.frames.reasons import (
     END_REASON_NAMES,
     RECEIVER_NAMES,
     REPLY_RESULT_NAMES,
+    RESET_CAUSE_NAMES,
     STATUS_NAMES,
     TRIGGER_NAMES,
     FrameType,
@@ -68,6 +69,7 @@ def describe_frame(frame: Frame, extra: list[tuple[str, str]] | None = None) -> 
                                 f"({frame.result})"))
     if frame.unauth is not None:
         rows.append(("unauthenticated", f"{frame.unauth} answers since the device started"))
+    rows += health_rows(frame)
     if frame.rx is not None:
         what = "down" if frame.status == 9 else "in use"
         rows.append(("receiver", f"{frame.rx}: {RECEIVER_NAMES.get(frame.rx, '?')} ({what})"))
@@ -94,6 +96,29 @@ def describe_frame(frame: Frame, extra: list[tuple[str, str]] | None = None) -> 
     rows += extra or []
     width = max(len(label) for label, _ in rows)
     return [f"{label.ljust(width)}  {value}" for label, value in rows]
+
+
+def health_rows(frame: Frame) -> list[tuple[str, str]]:
+    """(label, value) rows of the health keys a status or heartbeat carries."""
+    rows: list[tuple[str, str]] = []
+    if frame.firmware is not None:
+        rows.append(("firmware", frame.firmware))
+    if frame.config_version is not None:
+        rows.append(("config version", str(frame.config_version)))
+    if frame.reset_cause is not None:
+        rows.append(("reset cause", f"{frame.reset_cause}: "
+                     f"{RESET_CAUSE_NAMES.get(frame.reset_cause, '?')}"))
+    if frame.boots is not None:
+        rows.append(("boots", str(frame.boots)))
+    if frame.faults is not None:
+        rows.append(("faults", f"{frame.faults} since boot"))
+    if frame.queue_depth is not None:
+        rows.append(("queued", f"{frame.queue_depth} frames"))
+    if frame.signal is not None:
+        rows.append(("signal", "unknown (99)" if frame.signal == 99 else f"{frame.signal} (0..31)"))
+    if frame.error_text is not None:
+        rows.append(("error", frame.error_text))
+    return rows
 
 
 def _visit_text(frame: Frame) -> str:
@@ -130,7 +155,9 @@ def frame_to_json(frame: Frame) -> dict[str, Any]:
                            "source_name": loc.source_name}
     for key, name in ((7, "battery"), (9, "trigger"), (17, "heartbeat_s"), (18, "status"),
                       (19, "dropped"), (20, "why"), (21, "cmd"), (22, "res"), (23, "unauth"),
-                      (31, "visit"), (32, "due"), (33, "dur"), (34, "rx")):
+                      (24, "fw"), (25, "cfgv"), (26, "rst"), (27, "boots"), (28, "faults"), (29, "qd"),
+                      (30, "csq"), (31, "visit"), (32, "due"), (33, "dur"), (34, "rx"),
+                      (35, "pend"), (36, "upd"), (37, "err")):
         if key in frame.payload:
             out[name] = frame.payload[key]
     if frame.type == FrameType.AUDIO:

@@ -22,8 +22,10 @@ from host_tools.frames.cbor_strict import (
     _strict_item,
 )
 from host_tools.frames.reasons import (
+    FLAG_CONFIG_INVALID,
     FLAG_INSECURE_TLS,
     FLAG_NAMES,
+    FLAG_PRE_TRIGGER,
     HEADER_ALG,
     HEADER_KID,
     KID_BYTES,
@@ -209,6 +211,68 @@ class Frame:
     def unauth(self) -> int | None:
         """status / heartbeat: answers the device could not authenticate since it started."""
         return self._int(23)
+
+    def _text(self, key: int) -> str | None:
+        v = self.payload.get(key)
+        return v if isinstance(v, str) else None
+
+    @property
+    def firmware(self) -> str | None:
+        """fw (24): the running firmware version."""
+        return self._text(24)
+
+    @property
+    def config_version(self) -> int | None:
+        """cfgv (25): the configuration version the device runs."""
+        return self._int(25)
+
+    @property
+    def reset_cause(self) -> int | None:
+        return self._int(26)
+
+    @property
+    def boots(self) -> int | None:
+        return self._int(27)
+
+    @property
+    def faults(self) -> int | None:
+        return self._int(28)
+
+    @property
+    def queue_depth(self) -> int | None:
+        return self._int(29)
+
+    @property
+    def signal(self) -> int | None:
+        """csq (30): 0..31, 99 unknown."""
+        return self._int(30)
+
+    @property
+    def error_text(self) -> str | None:
+        """err (37): why a configuration was refused or is invalid."""
+        return self._text(37)
+
+    @property
+    def pre_trigger(self) -> bool:
+        """Flag bit 4: audio captured before the trigger."""
+        return bool(self.flags & FLAG_PRE_TRIGGER)
+
+    @property
+    def config_invalid(self) -> bool:
+        """Flag bit 5: the device runs on config.good or built-in defaults."""
+        return bool(self.flags & FLAG_CONFIG_INVALID)
+
+    @property
+    def firmware_version(self) -> str | None:
+        """status / heartbeat: the running application's version (docs/ota.md)."""
+        v = self.payload.get(24)
+        return v if isinstance(v, str) else None
+
+    @property
+    def update(self) -> tuple[int | None, str | None, str | None]:
+        """status: (upd result, err, pend) of the device's updates (docs/ota.md)."""
+        err, pend = self.payload.get(37), self.payload.get(35)
+        return self._int(36), err if isinstance(err, str) else None, pend if isinstance(pend, str) else None
 
     @property
     def rx(self) -> int | None:

@@ -96,13 +96,29 @@ class FrameType(IntEnum):
 SOURCE_NAMES = {1: "gnss", 2: "cell", 3: "last-known"}
 TRIGGER_NAMES = {1: "hold", 2: "presses", 3: "check-in-overdue", 4: "no-motion", 5: "man-down"}
 CODEC_NAMES = {1: "IMA-ADPCM"}
-FLAG_NAMES = {0: "duress", 1: "minimal mode", 2: "battery reserve", 3: "insecure-tls"}
+FLAG_NAMES = {0: "duress", 1: "minimal mode", 2: "battery reserve", 3: "insecure-tls", 4: "pre-trigger",
+              5: "config-invalid"}
 FLAG_INSECURE_TLS = 8           # bit 3: the device runs TLS without server authentication
-FLAGS_DEFINED = 0x0F            # bits 0..3; an undefined bit is a format change (bad-field)
+FLAG_PRE_TRIGGER = 16           # bit 4: audio captured before the trigger (the device's RAM ring)
+FLAG_CONFIG_INVALID = 32        # bit 5: status/heartbeat of a device running on a config fallback
+FLAGS_DEFINED = 0x3F            # bits 0..5; an undefined bit is a format change (bad-field)
 STATUS_NAMES = {1: "battery low", 2: "battery critical", 3: "battery reserve reached",
                 4: "boot loop: minimal alert-only mode", 5: "queue full, frames dropped",
-                6: "device started", 9: "receiver down: the receiver rx has stopped answering",
-                10: "not through: the alert-start was not acknowledged in time"}
+                6: "device started", 7: "health report (configuration applied or refused)",
+                8: "config invalid: running on config.good or built-in defaults",
+                9: "receiver down: the receiver rx has stopped answering",
+                10: "not through: the alert-start was not acknowledged in time",
+                11: "update"}
+ST_HEALTH = 7
+ST_CONFIG_INVALID = 8
+ST_UPDATE = 11
+# status `upd` (key 36): the result of the device's last update (docs/ota.md)
+UPDATE_RESULT_NAMES = {1: "applied", 2: "rolled back", 3: "staged", 4: "refused: signature",
+                       5: "refused: version", 6: "refused: board", 7: "refused: file digest",
+                       8: "flash", 9: "centre could not give it"}
+RESET_CAUSE_NAMES = {0: "unknown", 1: "power-on", 2: "hard reset", 3: "watchdog", 4: "deep sleep",
+                     5: "soft reset", 6: "brownout"}
+TEXT_MAX_BYTES = {24: 32, 35: 32, 37: 64}   # fw, pend, err: UTF-8 text of at most this many bytes
 # `rx` (key 34): which receiver of the second path (EN 50136 dual path)
 RECEIVER_NAMES = {0: "primary", 1: "secondary"}
 # reply `res` (key 22): the device's result of a centre command

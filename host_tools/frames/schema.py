@@ -16,6 +16,7 @@ from host_tools.frames.reasons import (
     LOCATION_BYTES,
     SOURCE_NAMES,
     STATUS_NAMES,
+    TEXT_MAX_BYTES,
     FrameError,
     FrameType,
     Reason,
@@ -91,7 +92,7 @@ def _is_uint(value: Any, lo: int, hi: int) -> bool:
 class _Field:
     key: int
     name: str
-    kind: str          # "uint" or "bstr" or "ast" or "loc"
+    kind: str          # "uint" or "bstr" or "tstr" or "ast" or "loc"
     lo: int = 0
     hi: int = _U32     # uint: every integer is bounded (docs/frames.md); for bstr the exact size is lo
 
@@ -106,6 +107,11 @@ class _Field:
         elif self.kind == "bstr":
             if not isinstance(value, bytes) or len(value) != self.lo:
                 raise FrameError(Reason.BAD_FIELD, f"{label} must be {self.lo} bytes, got {_show(value)}")
+        elif self.kind == "tstr":
+            size = len(value.encode("utf-8", "surrogatepass")) if isinstance(value, str) else -1
+            if not self.lo <= size <= self.hi:
+                raise FrameError(Reason.BAD_FIELD, f"{label} must be text of 1..{self.hi} bytes, "
+                                 f"got {_show(value)}")
         elif self.kind == "loc":
             unpack_location(value)
         elif self.kind == "ast":
@@ -141,22 +147,33 @@ _FIELDS = {f.key: f for f in (
     _Field(15, "ast", "ast"),
     _Field(16, "ns", "uint", 0, _U32),
     _Field(17, "hb", "uint", 0, _U32),
-    _Field(18, "st", "uint", 1, 10),
+    _Field(18, "st", "uint", 1, 11),
     _Field(19, "drop", "uint", 0, _U32),
     _Field(20, "why", "uint", 1, 4),
     _Field(21, "cmd", "uint", 1, COMMAND_ID_MAX),
     _Field(22, "res", "uint", 1, 7),
     _Field(23, "unauth", "uint", 0, _U32),
+    _Field(24, "fw", "tstr", 1, TEXT_MAX_BYTES[24]),
+    _Field(25, "cfgv", "uint", 0, _U32),
+    _Field(26, "rst", "uint", 0, 6),
+    _Field(27, "boots", "uint", 0, _U32),
+    _Field(28, "faults", "uint", 0, _U32),
+    _Field(29, "qd", "uint", 0, _U32),
+    _Field(30, "csq", "uint", 0, 99),
     _Field(31, "visit", "uint", 1, _U32),      # check-in: the visit's id
     _Field(32, "due", "uint", 0, _U32),        # check-in: the visit's end, device unix time s (0: unknown)
     _Field(33, "dur", "uint", 0, 604_800),     # check-in: s from now to the end (0: the visit ended)
     _Field(34, "rx", "uint", 0, 1),        # which receiver: 0 primary, 1 secondary (dual path)
+    _Field(35, "pend", "tstr", 1, TEXT_MAX_BYTES[35]),   # docs/ota.md: staged for the next boot
+    _Field(36, "upd", "uint", 1, 9),        # the last update's result (UPDATE_RESULT_NAMES)
+    _Field(37, "err", "tstr", 1, TEXT_MAX_BYTES[37]),
 )}
 _VISIT_KEYS = frozenset({31, 32, 33})   # a check-in's visit: all three or none
-_STATUS_CODES = frozenset(STATUS_NAMES)   # st 7, 8 are other issues' (not defined yet)
+_STATUS_CODES = frozenset(STATUS_NAMES)   # st 1..11
 
 _COMMON = frozenset({0, 1, 3, 4, 5})
 _IN_ALERT = _COMMON | {2}
+_HEALTH = frozenset({24, 25, 29, 30})   # fw, cfgv, qd, csq: status and heartbeat (never a location)
 # frame type -> (required keys, optional keys); flags (10) is optional everywhere.
 _SCHEMA: dict[FrameType, tuple[frozenset[int], frozenset[int]]] = {
     FrameType.ALERT_START: (_IN_ALERT | {7, 9}, frozenset({6, 34})),
@@ -165,9 +182,9 @@ _SCHEMA: dict[FrameType, tuple[frozenset[int], frozenset[int]]] = {
     FrameType.CANCEL: (_IN_ALERT | {8}, frozenset({7})),
     FrameType.DURESS: (_IN_ALERT | {8}, frozenset({6, 7})),
     FrameType.END: (_IN_ALERT | {8, 20}, frozenset({7})),
-    FrameType.HEARTBEAT: (_COMMON | {7, 17}, frozenset({23, 34})),
+    FrameType.HEARTBEAT: (_COMMON | {7, 17}, frozenset({23, 34}) | _HEALTH),
     FrameType.CHECK_IN: (_COMMON | {7}, frozenset({6}) | _VISIT_KEYS),
-    FrameType.STATUS: (_COMMON | {7, 18}, frozenset({19, 23, 34})),
+    FrameType.STATUS: (_COMMON | {7, 18}, frozenset({19, 23, 26, 27, 28, 34, 35, 36, 37}) | _HEALTH),
     FrameType.REPLY: (_COMMON | {21, 22}, frozenset({2})),   # sid: the alert the command concerned
 }
 _ALLOWED = {t: req | opt | {10} for t, (req, opt) in _SCHEMA.items()}

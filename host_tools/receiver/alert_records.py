@@ -13,6 +13,7 @@ from host_tools.receiver.format import iso_utc
 from host_tools.receiver.store import alert_code
 
 DEFAULT_GRACE_S = 300          # a heartbeat may be this late before the device counts as silent
+PROVISIONED_HEARTBEAT_S = 900  # a device never heard from is expected within the firmware's default interval
 MAX_OUTCOME_CHARS = 2000
 COMPLETE, OPEN, GAP, BROKEN = "complete", "open", "gap", "broken"
 
@@ -183,6 +184,7 @@ class AlertDetail:
     audit_id: int = 0
     sms_frames: int = 0
     commands: list[Any] = field(default_factory=list)   # host_tools.receiver.commands.Command, oldest first
+    pre_trigger_samples: int = 0   # audio captured before the trigger (flag bit 4): the device's RAM ring
     delivered_via: str | None = None   # "primary" / "secondary" (the second path), None: one path
 
     @property
@@ -200,6 +202,8 @@ class AlertDetail:
         out["rejected_from_device_since_start"] = self.rejected_since_start
         out["device_last_seen"] = iso_utc(self.last_seen_at)
         out["commands"] = [c.to_json() for c in self.commands]
+        rate = self.alert.audio_rate or 0
+        out["pre_trigger_audio_seconds"] = round(self.pre_trigger_samples / rate, 3) if rate else 0.0
         out["delivered_via"] = self.delivered_via
         return out
 
@@ -214,11 +218,15 @@ class SilentDevice:
     heartbeat_s: int
     overdue_s: float
     battery: int | None
+    never_heard: bool = False   # registered, nothing ever arrived: last_seen_at is when it was registered
 
     @property
     def device(self) -> str:
         return format_device_id(self.device_id)
 
     def to_json(self) -> dict[str, Any]:
-        return {"device": self.device, "officer": self.officer, "last_seen": iso_utc(self.last_seen_at),
+        return {"device": self.device, "officer": self.officer,
+                "last_seen": None if self.never_heard else iso_utc(self.last_seen_at),
+                "registered": iso_utc(self.last_seen_at) if self.never_heard else None,
+                "never_heard": self.never_heard,
                 "heartbeat_s": self.heartbeat_s, "overdue_s": round(self.overdue_s), "battery": self.battery}

@@ -32,6 +32,7 @@ from host_tools.receiver.alert_records import (
     GAP,
     MAX_OUTCOME_CHARS,
     OPEN,
+    PROVISIONED_HEARTBEAT_S,
     AlertDetail,
     AlertNotFoundError,
     AlertStateError,
@@ -164,14 +165,18 @@ def show_alert(conn: sqlite3.Connection, alert_id: int, *, operator: str,
         (summary.device_id, summary.first_received_at))}
     seen = conn.execute("SELECT last_seen_at FROM device_state WHERE device_id = ?",
                         (summary.device_id,)).fetchone()
+    pre = conn.execute("SELECT coalesce(sum(audio_ns), 0) FROM frames WHERE alert_id = ? AND type = 3 "
+                       "AND (flags & 16) != 0", (alert_id,)).fetchone()[0]   # flag bit 4: pre-trigger audio
     return AlertDetail(summary, points, counts, rejected, seen[0] if seen else None, now, audit_id, sms,
-                       commands.for_alert(conn, alert_id), paths.delivered_via(conn, alert_id))
+                       commands.for_alert(conn, alert_id), int(pre), paths.delivered_via(conn, alert_id))
 
 
 def silent_devices(conn: sqlite3.Connection, *, now: float | None = None, grace_s: float = DEFAULT_GRACE_S
                    ) -> list[SilentDevice]:
     """Devices with an active key that sent a heartbeat interval, and from which
-    nothing has arrived for longer than that interval plus grace_s."""
+    nothing has arrived for longer than that interval plus grace_s; and
+    devices registered (provisioned) longer ago than the default heartbeat
+    interval plus grace_s from which nothing has ever arrived (never_heard)."""
     now = time.time() if now is None else now
     rows = conn.execute(
         "SELECT s.device_id, d.officer, s.last_seen_at, s.heartbeat_s, s.battery FROM device_state s "
@@ -179,7 +184,15 @@ def silent_devices(conn: sqlite3.Connection, *, now: float | None = None, grace_
         "WHERE s.heartbeat_s IS NOT NULL AND s.last_seen_at + s.heartbeat_s + ? < ? "
         "AND EXISTS (SELECT 1 FROM device_keys k WHERE k.device_id = s.device_id AND k.revoked_at IS NULL) "
         "ORDER BY s.last_seen_at", (grace_s, now)).fetchall()
-    return [SilentDevice(bytes(r[0]), r[1], r[2], r[3], now - r[2] - r[3], r[4]) for r in rows]
+    out = [SilentDevice(bytes(r[0]), r[1], r[2], r[3], now - r[2] - r[3], r[4]) for r in rows]
+    hb = PROVISIONED_HEARTBEAT_S
+    never = conn.execute(
+        "SELECT d.device_id, d.officer, k.added_at FROM devices d JOIN device_keys k "
+        "ON k.device_id = d.device_id AND k.revoked_at IS NULL "
+        "WHERE NOT EXISTS (SELECT 1 FROM device_state s WHERE s.device_id = d.device_id) "
+        "AND k.added_at + ? + ? < ? ORDER BY k.added_at", (hb, grace_s, now)).fetchall()
+    out += [SilentDevice(bytes(r[0]), r[1], r[2], hb, now - r[2] - hb, None, never_heard=True) for r in never]
+    return out
 
 
 def trust_states(conn: sqlite3.Connection) -> dict[bytes, tuple[bool, int | None]]:

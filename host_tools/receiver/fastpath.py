@@ -123,7 +123,7 @@ def handle(front: FrontEnd, body: bytes, peer: str, close: bool,
             answer(_response("503 Service Unavailable", "application/cbor", cbor2.dumps(doc, canonical=True),
                              stop), stop)
             return
-        payload = Answer(job.results, int(now), job.closed, job.cmds).to_wire()
+        payload = Answer(job.results, int(now), job.closed, job.cmds, job.rel).to_wire()   # rel: docs/ota.md
         signed = front.centre.sign_answer({"req": hashlib.sha256(body).digest(), **payload})
         answer(_response("200 OK", COSE, signed, stop), stop)
 

@@ -91,7 +91,10 @@ def format_alert(d: AlertDetail, full_track: bool = False, track_rows: int = TRA
                                  f"{SOURCE_NAMES.get(loc.source, '?')} (seq {loc.seq})"))
     else:
         rows.append(("location", "none received" + (" (purged)" if a.purged_at else "")))
+    pre_s = d.pre_trigger_samples / a.audio_rate if a.audio_rate else 0.0
     rows.append(("audio", f"{a.audio_seconds:.1f} s received in {a.audio_frames} chunks"
+                 + (f", of which the first {pre_s:.1f} s are PRE-TRIGGER (recorded before the alarm was "
+                    "raised)" if d.pre_trigger_samples else "")
                  + (" (purged)" if a.purged_at else "")))
     rows.append(("chain", a.chain.summary))
     rows.append(("frames", f"{a.frames} ("

@@ -40,6 +40,7 @@ SIGNED_STATUSES = (200, 400, 413)
 FRAME_TYPES = (CBOR_SEQ, "application/cbor")
 JSON = "application/json"
 PATH_FRAMES, PATH_SMS, PATH_HEALTH = "/v1/frames", "/v1/sms", "/v1/health"
+PATH_RELEASE_CHUNK = "/v1/release-chunk"   # docs/ota.md
 _HEX = frozenset(string.hexdigits)
 
 _REASONS = {400: "bad-request", 401: "unauthorized", 404: "not-found", 405: "method-not-allowed",
@@ -173,6 +174,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 self._post_frames()
             elif path == PATH_SMS:
                 self._post_sms()
+            elif path == PATH_RELEASE_CHUNK:
+                self._post_release_chunk()
             elif path == PATH_HEALTH:
                 raise _HTTPError(405, "method-not-allowed", f"{path} takes GET", close=True)
             else:
@@ -232,6 +235,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             raise _HTTPError(503, "storage-unavailable",
                              f"{e}; nothing was stored, send again later") from None
         self._answer(200, COSE, self._signed(answer.to_wire()))
+
+    def _post_release_chunk(self) -> None:
+        # a piece of the device's assigned release, in the centre's signed answer
+        from host_tools.receiver import release_chunk
+
+        self._check_type(FRAME_TYPES)
+        body = self._read_body(release_chunk.MAX_BODY)
+        self._frames_body = body   # what the answer is bound to (req)
+        status, payload, _kid = release_chunk.answer(self.server.receiver.db_path, body)
+        self._answer(status, COSE, self._signed(payload))
 
     def _post_sms(self) -> None:
         # The gateway's signature first (host_tools.receiver.sms_auth): nothing of a

@@ -137,7 +137,8 @@ def live_queue(
         "time": iso_utc(now),
         "time_epoch": now,
         "alerts": [queue_row(conn, a, now) for a in alerts],
-        "silent_devices": [s.to_json() for s in silent_devices(conn, now=now, grace_s=grace_s)],
+        "silent_devices": [s.to_json() for s in silent_devices(conn, now=now, grace_s=grace_s)
+                           if not s.never_heard],   # those are in never_heard
         "never_heard": never_heard(conn, now),
         "rejections": recent_rejections(conn, now),
         # open timed check-in visits, overdue first (host_tools.receiver.visits; no location)

@@ -26,6 +26,9 @@ migrations: host_tools.storage.schema / .migrations.
   `command_id` is the id the device sees: it only increases, so rows are never
   deleted (a reused id would be ignored by the device as already run).
 - alert_holds: alerts an operator placed on hold; purge never touches them.
+- device_config, device_health (devcfg.py, schema component `devcfg`): the
+  centre's configuration versions of each device and what it last said about
+  its health (firmware, configuration version, resets, faults, queue, signal).
 - device_trust: what each device says about its own trust setup: flag bit 3
   (it runs TLS without authenticating the server) and `unauth` (answers it
   could not authenticate).
@@ -45,7 +48,7 @@ RECEIVER_SCHEMA_VERSION = LATEST["receiver"]   # 2: settings, commands, holds, t
 
 
 def ensure_schema(conn: Any) -> None:
-    """Create or migrate every table (registry, receiver, centre, alert_flags:
+    """Create or migrate every table (registry, receiver, centre, alert_flags, devcfg, releases:
     host_tools.storage.migrations)."""
     ensure_registry_schema(conn)
 

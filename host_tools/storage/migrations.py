@@ -45,6 +45,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration("centre", 1, schema.CENTRE_DDL, run=_chain_audit),
     Migration("receiver", 3, schema.FRAMES_UNIQUE, pg=schema.PG_TRIGGERS),   # 3: a frame is stored once
     Migration("alert_flags", 1, schema.ALERT_FLAGS_DDL),   # time-behind / -ahead, signed-before-revocation
+    Migration("devcfg", 1, schema.DEVCFG_DDL),   # remote configuration versions, device health
+    Migration("releases", 1, schema.RELEASES_DDL),   # releases, cohorts, assignments, device versions
 )
 LATEST = {m.component: m.version for m in MIGRATIONS}
 

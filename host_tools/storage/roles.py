@@ -29,6 +29,9 @@ INGEST, CONSOLE, PURGE, REGISTRY = "sotto_ingest", "sotto_console", "sotto_purge
 
 _AUDIT_APPEND = {"audit": "SELECT, INSERT", "audit_head": "SELECT, UPDATE"}
 _READ_REGISTRY = {"devices": "SELECT", "device_keys": "SELECT", "registry_meta": "SELECT"}
+# ingest serves release chunks (POST /v1/release-chunk) and puts the assigned release in answers
+_READ_RELEASES = {"releases": "SELECT", "release_files": "SELECT", "release_cohorts": "SELECT",
+                  "release_assignments": "SELECT"}
 
 GRANTS: dict[str, dict[str, str]] = {
     INGEST: {
@@ -37,6 +40,8 @@ GRANTS: dict[str, dict[str, str]] = {
         "device_state": "SELECT, INSERT, UPDATE", "device_trust": "SELECT, INSERT, UPDATE",
         "rejections": "SELECT, INSERT, DELETE", "commands": "SELECT, UPDATE",
         "centre_settings": "SELECT, INSERT", "alert_holds": "SELECT",
+        "device_health": "SELECT, INSERT, UPDATE", "device_config": "SELECT, UPDATE",
+        "device_versions": "SELECT, INSERT, UPDATE", **_READ_RELEASES,
         "alert_flags": "SELECT, INSERT, UPDATE",
     },
     CONSOLE: {
@@ -45,6 +50,9 @@ GRANTS: dict[str, dict[str, str]] = {
         "rejections": "SELECT", "commands": "SELECT, INSERT, UPDATE", "centre_settings": "SELECT",
         "alert_holds": "SELECT, INSERT, DELETE", "operators": "SELECT, INSERT, UPDATE",
         "console_sessions": "SELECT, INSERT, UPDATE", "notifications": "SELECT, INSERT",
+        "device_health": "SELECT", "device_config": "SELECT, INSERT", "device_versions": "SELECT",
+        "releases": "SELECT, INSERT", "release_files": "SELECT, INSERT",
+        "release_cohorts": "SELECT, INSERT, UPDATE", "release_assignments": "SELECT, INSERT, UPDATE",
         "alert_flags": "SELECT",
     },
     PURGE: {

@@ -230,6 +230,78 @@ CREATE TABLE IF NOT EXISTS notifications (
 """
 
 
+# devcfg 1: remote configuration versions of each device and what it last said about its
+# health (host_tools.receiver.devcfg).
+DEVCFG_DDL = """
+CREATE TABLE IF NOT EXISTS device_config (
+    device_id   BLOB NOT NULL,
+    version     INTEGER NOT NULL,
+    settings    TEXT NOT NULL,
+    operator    TEXT NOT NULL,
+    created_at  REAL NOT NULL,
+    command_id  INTEGER,
+    state       TEXT NOT NULL DEFAULT 'queued'
+                CHECK (state IN ('queued', 'delivered', 'applied', 'refused', 'superseded')),
+    err         TEXT,
+    done_at     REAL,
+    PRIMARY KEY (device_id, version)
+);
+CREATE TABLE IF NOT EXISTS device_health (
+    device_id      BLOB PRIMARY KEY,
+    fw             TEXT,
+    cfgv           INTEGER,
+    rst            INTEGER,
+    boots          INTEGER,
+    faults         INTEGER,
+    qd             INTEGER,
+    csq            INTEGER,
+    health_at      REAL,
+    config_invalid TEXT,
+    invalid_at     REAL
+);
+"""
+
+
+# releases 1: published releases, their files, cohorts, assignments and what each device
+# reports running (host_tools.receiver.releases, docs/ota.md).
+RELEASES_DDL = """
+CREATE TABLE IF NOT EXISTS releases (
+    version       TEXT PRIMARY KEY,
+    manifest      BLOB NOT NULL,
+    release_kid   TEXT NOT NULL,
+    files         INTEGER NOT NULL,
+    bytes         INTEGER NOT NULL,
+    published_at  REAL NOT NULL,
+    published_by  TEXT
+);
+CREATE TABLE IF NOT EXISTS release_files (
+    version  TEXT NOT NULL REFERENCES releases(version),
+    path     TEXT NOT NULL,
+    sha256   TEXT NOT NULL,
+    size     INTEGER NOT NULL,
+    data     BLOB NOT NULL,
+    PRIMARY KEY (version, path)
+);
+CREATE TABLE IF NOT EXISTS release_cohorts (
+    device_id  BLOB PRIMARY KEY,
+    cohort     TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS release_assignments (
+    device_id    BLOB PRIMARY KEY,
+    version      TEXT NOT NULL REFERENCES releases(version),
+    assigned_at  REAL NOT NULL,
+    assigned_by  TEXT
+);
+CREATE TABLE IF NOT EXISTS device_versions (
+    device_id  BLOB PRIMARY KEY,
+    fw         TEXT,
+    pend       TEXT,
+    upd        INTEGER,
+    err        TEXT,
+    at         REAL NOT NULL
+);
+"""
+
 # receiver 3: a frame (device, seq, digest) is stored once, whichever node got it.
 # alert_flags (host_tools.receiver.flags): time-behind / time-ahead / signed-before-revocation
 ALERT_FLAGS_DDL = """

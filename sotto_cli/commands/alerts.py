@@ -172,6 +172,10 @@ def cmd_list(args: argparse.Namespace) -> int:
     if ov.silent:
         print(f"\nsilent devices (heartbeat overdue, grace {duration_text(ov.grace_s)}):")
         for s in ov.silent:
+            if s.never_heard:
+                print(f"  {s.device}  {s.officer or '-'}  NEVER HEARD since it was registered "
+                      f"{utc_text(s.last_seen_at)} ({duration_text(ov.now - s.last_seen_at)} ago)")
+                continue
             print(f"  {s.device}  {s.officer or '-'}  last heard {utc_text(s.last_seen_at)} "
                   f"({duration_text(ov.now - s.last_seen_at)} ago), "
                   f"heartbeat every {duration_text(s.heartbeat_s)}"

@@ -1,4 +1,6 @@
-"""`sotto devices add|list|revoke|rotate`: the registry of devices and their public keys.
+"""`sotto devices add|list|show|config|revoke|rotate|update|cohort`: the registry of
+devices, their public keys, health and remote configuration (show and config:
+devices_config.py), and their releases (update and cohort: releases.py, docs/ota.md).
 
 Thin handlers over host_tools.registry. The keys live in the receiver's
 database (--db PATH, else $SOTTO_DB, else the default path); only public keys.
@@ -12,10 +14,13 @@ from contextlib import closing
 from typing import Any
 
 from host_tools.frames import load_public_key
-from host_tools.receiver.alerts import DEFAULT_GRACE_S, duration_text, iso_utc, trust_states, utc_text
+from host_tools.receiver import devcfg, releases
+from host_tools.receiver.alerts import duration_text, iso_utc, silent_devices, trust_states, utc_text
 from host_tools.receiver.audit import operator_name
 from host_tools.receiver.store import open_db
 from host_tools.registry import DeviceRecord, Registry, resolve_db_path
+from sotto_cli.commands import devices_config
+from sotto_cli.commands.releases import register_device_commands
 from sotto_cli.options import add_db_and_json, command, emit, group, table
 
 DEVICES_HELP = """\
@@ -32,7 +37,11 @@ PEM file, or 64 hex digits. Adding the key a device already has changes nothing
 
 LIST_HELP = """\
 List the registered devices: status, officer, key fingerprint, when it was last
-heard from and its heartbeat. --json prints every key with its history."""
+heard from, its heartbeat, battery and the health it last reported (firmware,
+configuration version, queued frames, signal). A device whose heartbeat is
+overdue is SILENT, and so is one registered longer ago than the default
+heartbeat interval plus grace that was never heard at all; CONFIG-INVALID: it
+runs on a fallback configuration. --json prints every key with its history."""
 
 
 def register(subparsers: Any) -> None:
@@ -47,8 +56,10 @@ def register(subparsers: Any) -> None:
     add.add_argument("--officer", metavar="NAME", help="the officer who wears the device")
     add_db_and_json(add, "print the device's record as JSON")
 
-    lst = command(sub, "list", cmd_list, help="list devices, keys and last contact", description=LIST_HELP)
+    lst = command(sub, "list", cmd_list, help="list devices, keys, last contact and health",
+                  description=LIST_HELP)
     add_db_and_json(lst)
+    devices_config.register(sub)
 
     revoke = command(sub, "revoke", cmd_revoke, help="stop trusting a device's key",
                      description="Revoke the device's active key: every frame signed with it is rejected as "
@@ -65,6 +76,7 @@ def register(subparsers: Any) -> None:
     rotate.add_argument("--pubkey", required=True, metavar="KEY",
                         help="the new public key: PEM file or 64 hex")
     add_db_and_json(rotate, "print the device's record as JSON")
+    register_device_commands(sub)   # update, cohort (docs/ota.md)
 
 
 def _record_json(rec: DeviceRecord) -> dict[str, Any]:
@@ -116,6 +128,10 @@ def cmd_revoke(args: argparse.Namespace) -> int:
                 f"revoked device {record.name}: key {key.fingerprint} is no longer trusted")
 
 
+def _num(v: int | None) -> str:
+    return "-" if v is None else str(v)
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     """`sotto devices list [--json]`."""
     with closing(open_db(resolve_db_path(args.db), create=False)) as conn:
@@ -123,7 +139,11 @@ def cmd_list(args: argparse.Namespace) -> int:
         state = {bytes(r[0]): r[1:] for r in conn.execute(
             "SELECT device_id, last_seen_at, heartbeat_s, battery, last_via FROM device_state")}
         trust = trust_states(conn)
-    now = time.time()
+        now = time.time()
+        silent = {s.device_id for s in silent_devices(conn, now=now)}
+        health = devcfg.health_of(conn)
+        versions = releases.device_view(conn)
+        cohorts = releases.cohort_summary(conn)
     if args.json:
         out = []
         for rec in records:
@@ -134,27 +154,58 @@ def cmd_list(args: argparse.Namespace) -> int:
                 "public_key": rec.public_key.hex() if rec.public_key else None,
                 "fingerprint": rec.active_key.fingerprint if rec.active_key else None,
                 "last_seen": iso_utc(seen), "last_via": via, "heartbeat_s": hb, "battery": batt,
-                "silent": bool(seen and hb and rec.active_key and now > seen + hb + DEFAULT_GRACE_S),
+                "silent": rec.device_id in silent, "never_heard": seen is None,
+                "health": health[rec.device_id].to_json() if rec.device_id in health else None,
                 "insecure_tls": trust.get(rec.device_id, (False, None))[0],
                 "unauthenticated_answers": trust.get(rec.device_id, (False, None))[1],
+                **versions.get(rec.device_id, {}),
                 "keys": [{"fingerprint": k.fingerprint, "public_key": k.public_key.hex(),
                           "added": iso_utc(k.added_at), "added_by": k.added_by,
                           "revoked": iso_utc(k.revoked_at), "revoked_by": k.revoked_by,
                           "revoke_reason": k.revoke_reason} for k in rec.keys],
             })
-        return emit(out, args, [])
+        return emit(out, args, [])   # per cohort: `sotto releases list --json`
     if not records:
         return emit([], args, "no devices registered (add one with `sotto devices add ID --pubkey KEY`)")
-    rows = [("DEVICE", "STATUS", "OFFICER", "KEY", "LAST HEARD", "HEARTBEAT", "BATTERY")]
+    rows = [("DEVICE", "STATUS", "OFFICER", "KEY", "LAST HEARD", "HEARTBEAT", "BATTERY", "FIRMWARE",
+             "UPDATE", "CFG", "QUEUED", "SIGNAL")]
     for rec in records:
         seen, hb, batt, _via = state.get(rec.device_id, (None, None, None, None))
         status = rec.status
-        if seen and hb and rec.active_key and now > seen + hb + DEFAULT_GRACE_S:
+        if rec.device_id in silent:
             status = "SILENT"
+        h = health.get(rec.device_id)
+        if h is not None and h.config_invalid:
+            status += ",CONFIG-INVALID"
         if trust.get(rec.device_id, (False, None))[0]:
             status += ",INSECURE-TLS"
         rows.append((rec.name, status, rec.officer or "-",
                      rec.active_key.fingerprint if rec.active_key else "-",
                      f"{utc_text(seen)} ({duration_text(now - seen)} ago)" if seen else "never",
-                     f"every {duration_text(hb)}" if hb else "-", f"{batt} %" if batt is not None else "-"))
-    return emit(None, args, table(rows))
+                     f"every {duration_text(hb)}" if hb else "-", f"{batt} %" if batt is not None else "-",
+                     *_firmware_cells(versions.get(rec.device_id), h),
+                     _num(h.cfgv if h else None), _num(h.qd if h else None),
+                     "-" if h is None or h.csq is None else ("?" if h.csq == 99 else f"{h.csq}/31")))
+    lines = table(rows)
+    for name, c in sorted(cohorts.items()):
+        running = ", ".join(f"{v}: {n}" for v, n in sorted(c["running"].items())) or "none reported"
+        assigned = ", ".join(f"{v}: {n}" for v, n in sorted(c["assigned"].items())) or "none"
+        lines.append(f"cohort {name}: {c['devices']} devices; running {running}; assigned {assigned}; "
+                     f"rolled back {c['rolled_back']}")
+    return emit(None, args, lines)
+
+
+def _firmware_cells(v: dict[str, Any] | None, h: devcfg.Health | None) -> tuple[str, str]:
+    """FIRMWARE (running, -> staged or assigned) and UPDATE (the last result, and why)."""
+    running = (v or {}).get("fw") or (h.fw if h else None)
+    if not v:
+        return running or "-", "-"
+    fw = running or "?"
+    if v["pending"]:
+        fw += f" (staged {v['pending']})"
+    elif v["assigned_release"] and v["assigned_release"] != running:
+        fw += f" (-> {v['assigned_release']})"
+    upd = v["update_name"] or "-"
+    if v["update_error"]:
+        upd += f": {v['update_error']}"
+    return fw, upd

@@ -7,12 +7,13 @@ Thin handler over host_tools.provision.
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import Any
 
 from host_tools import provision
 from host_tools.errors import UsageError
-from host_tools.receiver import audit
+from host_tools.receiver import audit, devcfg
 from host_tools.registry import resolve_db_path
 from sotto_cli.options import add_db_and_json, board_name, command, emit, known_boards
 
@@ -85,9 +86,18 @@ def register(subparsers: Any) -> None:
     p.add_argument("--centre-key-pub", metavar="HEX|FILE",
                    help="the centre's answer-signing public key (default: the registry database's, "
                         "`sotto centre key`)")
+    p.add_argument("--release-key-pub", metavar="PEM|HEX",
+                   help="the release key's public half (`sotto release keygen` wrote KEY.pub): the "
+                        "device installs updates signed with it, and only those (docs/ota.md); without "
+                        "it, no updates")
     p.add_argument("--insecure-tls", action="store_true",
                    help="bench work only: TLS without a CA (the device cannot tell the centre from an "
                         "impostor; every frame carries the insecure-tls flag)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="settings",
+                   help="any other setting, checked by the firmware's own rules (repeatable; VALUE is "
+                        "JSON): trigger.alert='{\"presses\": 4, \"window_ms\": 2000}', "
+                        "heartbeat_every_s=600, audio.clip_s=60, audio.pre_trigger=true; later changes "
+                        "need no re-keying: `sotto devices config ID set`")
     second = p.add_argument_group(
         "second path", "EN 50136 dual path: a second receiver the device delivers to when the first\n"
         "has not answered for delivery.secondary_after_s (60 s); it goes back when the first answers.\n"
@@ -127,11 +137,18 @@ def summary_lines(change: provision.KeyChange, db: Path) -> list[str]:
             ("centre key", f"{cfg['centre_key']} (answers are checked against it)"),
             ("apn", str(cfg["apn"])), ("officer", str(cfg.get("officer") or "-")),
             ("SMS fallback", str(cfg.get("sms_number") or "none")),
-            ("board", str(cfg.get("board") or "sotto-ref-s3 (default)"))]
+            ("board", str(cfg.get("board") or "sotto-ref-s3 (default)")),
+            ("release key", str(cfg.get("release_key") or "none (no over-the-air updates)"))]
     if cfg.get("secondary_receiver"):
         ca2 = f"CA /data/{cfg['secondary_ca_cert']}" if cfg.get("secondary_ca_cert") else "no CA file"
         rows.append(("secondary", f"{cfg['secondary_receiver']} ({ca2}; centre key "
                                   f"{cfg['secondary_centre_key']})"))
+    extra = sorted(k for k in cfg if k not in ("device_id", "receiver", "apn", "centre_key", "officer",
+                                                 "sms_number", "board", "ca_cert", "insecure_tls",
+                                                 "release_key", "secondary_receiver", "secondary_ca_cert",
+                                                 "secondary_centre_key"))
+    if extra:
+        rows.append(("settings", ", ".join(f"{k}={json.dumps(cfg[k])}" for k in extra)))
     if change.revoked:
         rows.append(("revoked", ", ".join(change.revoked)))
     if change.drained is not None:
@@ -152,8 +169,11 @@ def cmd_provision(args: argparse.Namespace) -> int:
     request = provision.ProvisionRequest(args.device_id, officer=args.officer, server=args.server,
                                          sms_number=args.sms_number, apn=args.apn, board=args.board,
                                          ca_cert=args.ca_cert, centre_key_pub=args.centre_key_pub,
+                                         release_key_pub=args.release_key_pub,
                                          insecure_tls=args.insecure_tls, repl_lock=args.repl_lock,
                                          new_registry=args.new_registry,
+                                         settings=devcfg.parse_settings(args.settings) if args.settings
+                                         else {},
                                          secondary_server=args.secondary_server,
                                          secondary_ca_cert=args.secondary_ca_cert,
                                          secondary_centre_key_pub=args.secondary_centre_key_pub)

@@ -79,6 +79,22 @@ class FaultStorage(Storage):
         Storage._write(self, path, parts)
         self.written += n
 
+    def _append(self, path, data):
+        # counted like a write; a cut append lands half of its bytes
+        if self.dead:
+            raise PowerCut(5, "power is off")
+        if self.full_after_bytes >= 0 and self.written + len(data) > self.full_after_bytes:
+            raise OSError(28, "no space")
+        if self._op():
+            if self.cut_after and self.whole_writes:
+                Storage._append(self, path, data)
+                raise PowerCut(5, "power cut after append")
+            Storage._append(self, path, bytes(data[:len(data) // 2]))
+            raise PowerCut(5, "power cut during append")
+        Storage._append(self, path, data)
+        self.written += len(data)
+        self.log.append(("append", path))
+
     def _rename(self, src, dst):
         if self._op():
             if not self.cut_after:

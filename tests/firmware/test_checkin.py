@@ -207,3 +207,18 @@ def test_an_overrun_during_a_live_alert_raises_nothing_more():
     starts = r.of(frames.ALERT_START)
     assert len(starts) == 1 and starts[0][frames.K_TRIG] == frames.TRIG_HOLD
     assert r.dev.checkin.overruns == 1 and not r.dev.checkin.open
+
+
+def test_check_in_switched_on_by_the_centre_works_at_once():
+    # the centre's `config` command (sotto.remote): the trigger learns the check-in
+    # patterns and the visit length without a restart
+    r = Rig()
+    cmd = {"id": 1, "op": "config", "v": 2, "set": {"checkin.enabled": True, "checkin.minutes": 20}}
+    r.dev.commands.run([cmd], r.t)
+    assert r.dev.cfg["checkin"]["enabled"] and r.dev.checkin.patterns_for_trigger()
+    r.presses(6)
+    r.run(8000 + checkin.FIX_WAIT_MS)
+    ci = r.of(frames.CHECK_IN)
+    assert len(ci) == 1 and 1169 <= ci[0][frames.K_DUR] <= 1200 and r.dev.checkin.open
+    r.dev.commands.run([dict(cmd, id=2, v=3, set={"checkin.minutes": 30})], r.t)
+    assert r.dev.checkin.open and r.dev.checkin.visit_ms == 30 * 60000  # the open visit carries on

@@ -20,7 +20,8 @@ def test_minimal_config_gets_every_default():
 
 def test_nested_settings_merge_key_by_key():
     cfg = cfgmod.validate(config(audio={"clip_s": 10}, receiver="http://127.0.0.1:8080"))
-    assert cfg["audio"] == {"clip_s": 10, "chunk_ms": 1000, "rate_hz": 8000, "max_clip_s": 120}
+    assert cfg["audio"] == {"clip_s": 10, "chunk_ms": 1000, "rate_hz": 8000, "max_clip_s": 120,
+                            "pre_trigger": False, "pre_s": 10}
     assert cfg["server"] == {"host": "127.0.0.1", "port": 8080, "tls": False}
 
 
@@ -88,7 +89,9 @@ def test_every_documented_default():
                               "duress": {"presses": 5, "window_ms": 2500}, "cancel_window_s": 120,
                               "debounce_ms": 20, "haptic": True, "yes": {"presses": 2, "window_ms": 1500},
                               "no": {"presses": 4, "window_ms": 2500}}
-    assert cfg["audio"] == {"clip_s": 30, "chunk_ms": 1000, "rate_hz": 8000, "max_clip_s": 120}
+    assert cfg["audio"] == {"clip_s": 30, "chunk_ms": 1000, "rate_hz": 8000, "max_clip_s": 120,
+                            "pre_trigger": False, "pre_s": 10}
+    assert cfg["version"] == 0
     assert cfg["centre_key"] is None and cfg["insecure_tls"] is False
     assert cfg["feedback"] == {"enabled": True, "received": [400], "listening": [120, 150, 120, 150, 120],
                                "not_through": [600, 250, 600], "not_through_s": 20, "ask_timeout_s": 60,

@@ -274,3 +274,35 @@ def test_the_cli_prints_what_it_wrote_and_nothing_secret(device, tmp_path, ca_fi
                  if line.strip().startswith("key "))
     assert out["device"] == "SOTTO-42" and out["config"]["ca_cert"] == "centre-ca.pem"
     assert out["revoked"] == [first] and out["fingerprint"] != first
+
+
+def test_provision_set_gives_other_settings_checked_by_the_firmware(device, tmp_path, ca_file, REQUEST):
+    db = centre_db(tmp_path / "receiver.db")
+    bad = replace(REQUEST, settings={"trigger.cancel": {"presses": 5, "window_ms": 2000}})
+    with pytest.raises(provision.ConfigRejected) as err:
+        provision.provision(device.port, bad, db)
+    assert err.value.field == "trigger.duress"   # the firmware's rule: same as the duress pattern
+    assert not (device.flash / "data" / "config.json").exists()
+    good = replace(REQUEST, settings={"heartbeat_every_s": 600, "audio.pre_trigger": True,
+                                      "trigger.alert": {"presses": 6, "window_ms": 3000}})
+    change = provision.provision(device.port, good, db)
+    on_device = json.loads((device.flash / "data" / "config.json").read_text())
+    assert on_device["heartbeat_every_s"] == 600 and on_device["audio"] == {"pre_trigger": True}
+    assert on_device["trigger"]["alert"] == {"presses": 6, "window_ms": 3000}
+    assert change.config["heartbeat_every_s"] == 600
+
+
+def test_provision_set_refuses_what_only_provisioning_flags_set():
+    from host_tools.errors import UsageError
+    from host_tools.receiver import devcfg
+
+    with pytest.raises(UsageError, match="only `sotto provision`"):
+        devcfg.parse_settings(["receiver=https://elsewhere.example"])
+    # what --secondary-*, --release-key-pub and --repl-lock set
+    for name in ("secondary_receiver", "secondary_ca_cert", "secondary_centre_key", "release_key",
+                 "repl_lock"):
+        with pytest.raises(UsageError, match="only `sotto provision`"):
+            devcfg.parse_settings([f"{name}=x"])
+    with pytest.raises(UsageError, match="KEY=VALUE"):
+        devcfg.parse_settings(["heartbeat_every_s"])
+    assert devcfg.parse_settings(["a.b=600", "c=text", "d=true"]) == {"a.b": 600, "c": "text", "d": True}

@@ -193,5 +193,17 @@ class Esp32Hal:
     def reset(self) -> None:
         machine.reset()
 
+    def reset_cause(self) -> int:
+        """frames.RST_*: 1 power-on, 2 hard, 3 watchdog, 4 deep sleep, 5 soft (0 unknown)."""
+        get = getattr(machine, "reset_cause", None)  # absent from some ports and stand-ins
+        if get is None:
+            return 0
+        c = get()
+        for code, name in ((1, "PWRON_RESET"), (2, "HARD_RESET"), (3, "WDT_RESET"),
+                           (4, "DEEPSLEEP_RESET"), (5, "SOFT_RESET")):
+            if c == getattr(machine, name, None):
+                return code
+        return 0
+
     def ticks_ms(self) -> int:
         return time.ticks_ms()

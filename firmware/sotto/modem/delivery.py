@@ -101,6 +101,13 @@ class Delivery:
         self.failed = 0
         self.bytes_sent = 0
         self.delivered_ms = None  # ticks of the last successful post
+        self.answers = 0  # answers authenticated since boot (a release's health check counts on them)
+        # sotto.otafetch.Fetcher, or None: release chunks are fetched only while no
+        # frame waits (docs/ota.md)
+        self.ota = None
+        self.ota_posts = 0
+        self.ota_failed = 0
+        self.ota_next = None  # ticks: no chunk before (its own backoff: never the frames')
 
     # -- the task -------------------------------------------------------------
     def task(self):
@@ -134,6 +141,10 @@ class Delivery:
             yield from self._attempt(False)  # keep the modem warm: up, registered, PDP active
             yield from m.at.wait(self.idle_poll_ms)
             return
+        if self.ota is not None and self.refusal is None and self.ota.wants_network() and \
+                (self.ota_next is None or ticks_diff(self.sched.now_ms, self.ota_next) >= 0):
+            yield from self._attempt_fetch()
+            return
         if m.connected and ticks_diff(self.sched.now_ms, self.last_post) >= self.linger_ms:
             yield from m.close()
         elif m.session and not m.connected:
@@ -163,6 +174,61 @@ class Delivery:
             self._failed(e, 2)
             return
         self._succeeded(post)
+
+    def _attempt_fetch(self):
+        # one chunk of a release: only from _idle (no frame waits). A failure has
+        # a backoff of its own (2 s doubling to 64 s) and leaves the frames' ladder
+        # alone, so it never delays a frame; the connection is closed before the
+        # next use (its state is unknown).
+        try:
+            yield from self._fetch()
+        except (ModemError, http.HttpError) as e:
+            self.ota_failed += 1
+            self.must_close = True
+            delay = 2000 << (self.ota_failed if self.ota_failed < 5 else 5)
+            self.ota_next = ticks_add(self.sched.now_ms, delay)
+            _log.w("release chunk failed (%s); next in %d ms", e, delay)
+            return
+        self.ota_failed = 0
+        self.ota_next = None
+
+    def _fetch(self):
+        m = self.modem
+        fetcher = self.ota
+        if fetcher is None:
+            return
+        if self.must_close:
+            self.must_close = False
+            yield from m.close(force=True)
+        yield 0  # the request's signature in a pass of its own
+        body = fetcher.request()
+        req = hashlib.sha256(body).digest()
+        # releases come from the primary receiver's centre, the one that assigns them
+        r = self.paths.rx[0]
+        if m.connected and self.conn_rx != 0:
+            yield from m.close()  # a connection to the secondary receiver
+        if not m.connected:
+            self.conn_rx = 0
+            yield from m.open(r.host, r.port, r.tls, r.ctx)
+        head = http.request_head(r.host, r.port, len(body), r.tls, path=http.OTA_PATH)
+        self.resp.reset()
+        m.rx_n = 0
+        yield from m.send((head, body), self.tx)
+        self.bytes_sent += len(head) + len(body)
+        self.ota_posts += 1
+        self.last_post = self.sched.now_ms
+        # an alert raised meanwhile does not wait for this answer: the request is
+        # abandoned (asked again later, from the same offset)
+        yield from self._read_response(self._alert_waiting)
+        status = self.resp.status
+        if self.resp.close:
+            yield from m.close()
+        if status not in (200, 400, 404):
+            raise http.HttpError(http.BAD_ANSWER, "HTTP %d" % status)
+        yield 0
+        answer = self._open(req, r.opener)
+        fetcher.assign(answer.get("rel"))
+        fetcher.took(status, answer)
 
     # -- preparing the modem --------------------------------------------------
     def _prepare(self):
@@ -282,7 +348,9 @@ class Delivery:
 
     def _open(self, req, opener):
         try:
-            return opener.open(self.resp.body, req)
+            answer = opener.open(self.resp.body, req)
+            self.answers += 1
+            return answer
         except AnswerError as e:
             self.unauth += 1
             _log.w("answer not authenticated (%s): nothing in it is used", e.code)
@@ -333,11 +401,16 @@ class Delivery:
             self.next_try = None
             self.must_close = True
 
-    def _read_response(self):
+    def _alert_waiting(self):
+        return len(self.queue) > 0 and self._alert()
+
+    def _read_response(self, abandon=None):
         m = self.modem
         resp = self.resp
         deadline = ticks_add(self.sched.now_ms, self.response_ms)
         while True:
+            if abandon is not None and abandon():
+                raise ModemError(0, _at.CLOSED, "response abandoned for an alert")
             if m.rx_n and resp.feed(m.consume()):
                 return
             if m.rx_event or m.rx_more:  # announced, or left behind by a full read
@@ -384,6 +457,8 @@ class Delivery:
             self.on_closed(closed)
         if cmds and self.on_commands:
             self.on_commands(cmds)
+        if self.ota is not None:
+            self.ota.assign(answer.get("rel"))  # the release the centre assigns (docs/ota.md)
 
     def _reject(self, seq, ftype, reason):
         self.rejected += 1

@@ -22,6 +22,7 @@ BAD_ANSWER = const(7)  # the body is not the receiver's answer map
 UNAUTHENTICATED = const(8)  # the answer is not signed by the centre for this request
 
 PATH = "/v1/frames"
+OTA_PATH = "/v1/release-chunk"  # sotto.otafetch
 
 
 class HttpError(Exception):

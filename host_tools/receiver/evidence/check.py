@@ -267,8 +267,11 @@ def verify_bundle(path: str | os.PathLike[str], *, centre_key: bytes | None = No
         elif wav.read_bytes() != expected:
             check.fail("audio-altered", f"{WAV_FILE} is not what the audio frames decode to")
         else:
+            pre = audio.pre_trigger_samples / audio.rate_hz
+            pre_text = (f"; the first {pre:.1f} s are pre-trigger audio, recorded before the alarm was raised"
+                        if audio.pre_trigger_samples else "")
             check.passed.append(f"audio: {WAV_FILE} is exactly the {audio.chunks} audio frames decoded "
-                                f"({audio.seconds:.1f} s)")
+                                f"({audio.seconds:.1f} s{pre_text})")
     elif wav.exists():
         check.fail("audio-altered", f"{WAV_FILE} is present but no frame carries audio")
 

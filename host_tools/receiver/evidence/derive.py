@@ -129,6 +129,7 @@ class AudioBuild:
     samples: int
     gaps: list[tuple[int, int]]         # (first sample, count) of silence where chunks are missing
     notes: list[str]
+    pre_trigger_samples: int = 0        # the first samples, captured before the trigger (flag bit 4)
 
     @property
     def seconds(self) -> float:
@@ -138,7 +139,11 @@ class AudioBuild:
         return {"chunks": self.chunks, "rate_hz": self.rate_hz, "samples": self.samples,
                 "seconds": round(self.seconds, 3),
                 "gaps": [{"first_sample": a, "samples": n, "seconds": round(n / (self.rate_hz or 1), 3)}
-                         for a, n in self.gaps], "notes": self.notes}
+                         for a, n in self.gaps], "notes": self.notes,
+                "pre_trigger": {"samples": self.pre_trigger_samples,
+                                "seconds": round(self.pre_trigger_samples / (self.rate_hz or 1), 3),
+                                "meaning": "recorded by the device before the alarm was raised (its RAM "
+                                           "ring, audio.pre_trigger); the audio starts with it"}}
 
 
 def build_audio(frames: Sequence[Frame]) -> AudioBuild:
@@ -191,7 +196,8 @@ def build_audio(frames: Sequence[Frame]) -> AudioBuild:
         else:
             j = covered.find(0, i)
             i = total if j < 0 else j
-    return AudioBuild(pcm, rate, len(usable), total, gaps, notes)
+    pre = sum(f.samples or 0 for f in usable if f.pre_trigger)
+    return AudioBuild(pcm, rate, len(usable), total, gaps, notes, pre)
 
 
 def build_track(frames: Sequence[Frame], alert_code: str, device: str) -> dict[str, Any]:

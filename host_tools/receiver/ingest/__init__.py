@@ -121,7 +121,7 @@ class Receiver:
                                      f"{self.commit_timeout_s:.0f} s")
         if job.error is not None:
             raise StorageUnavailable(job.error)
-        return Answer(job.results, int(now), job.closed, job.cmds)
+        return Answer(job.results, int(now), job.closed, job.cmds, job.rel)
 
 
 __all__ = ["ACCEPTED", "COMMIT_TIMEOUT_S", "DUPLICATE", "REJECTED", "Answer", "Incoming", "KeyBook",

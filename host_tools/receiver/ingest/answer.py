@@ -44,6 +44,7 @@ class Answer:
     time: int
     closed: list[int] = field(default_factory=list)
     cmds: list[dict[str, Any]] = field(default_factory=list)   # the device's commands (docs/frames.md)
+    rel: str | None = None   # the release the device is assigned (docs/ota.md)
 
     def to_wire(self) -> dict[str, Any]:
         """The response map; the HTTP answer is it with `req` added, signed by the
@@ -53,6 +54,8 @@ class Answer:
             out["closed"] = list(self.closed)
         if self.cmds:
             out["cmds"] = list(self.cmds)
+        if self.rel is not None:
+            out["rel"] = self.rel
         return out
 
     def to_cbor(self) -> bytes:

@@ -30,6 +30,7 @@ class _Job:
     closed: list[int] = field(default_factory=list)
     cmds: list[dict[str, Any]] = field(default_factory=list)   # the requesting device's commands
     error: str | None = None
+    rel: str | None = None   # the release the requesting device is assigned (docs/ota.md)
 
 
 class _Chain:
@@ -127,4 +128,7 @@ class _Txn:
         self.seq_reuse: list[tuple[bytes, int]] = []
         self.news: list[str] = []     # for the console, logged after COMMIT
         self.replies: list[tuple[bytes, int, int, int]] = []   # reply frames: (device, cmd, res, seq)
+        # status and heartbeat frames: (device, seq, type, payload), for devcfg.apply_health
+        self.health: list[tuple[bytes, int, int, Any]] = []
+        self.versions: dict[bytes, tuple[Any, ...]] = {}   # device -> (fw, pend, upd, err, at) (docs/ota.md)
         self.flags: list[tuple[int, str, float, int | None]] = []   # (alert, flag, received, offset s)

@@ -14,6 +14,7 @@ from typing import Any
 
 from host_tools.frames import Frame, Reason
 from host_tools.ids import format_device_id
+from host_tools.receiver import devcfg, releases
 from host_tools.receiver.commands import apply_replies, undone_for
 from host_tools.receiver.flags import BEFORE_REVOCATION, UPSERT, time_flag, time_window
 from host_tools.receiver.ingest.answer import (
@@ -198,8 +199,12 @@ class Writer(threading.Thread):
                 job.results = [self._decide(txn, job, item) for item in job.items]
             self._write(txn)
             self._closed_for(jobs)
+            if txn.health:
+                txn.news += devcfg.apply_health(conn, txn.health, txn.now)
             apply_replies(conn, txn.replies, txn.now)   # before the commands are listed
+            devcfg.apply_config_replies(conn, txn.replies, txn.now)
             self._commands_for(jobs)
+            self._releases_for(jobs, txn)
             conn.execute("COMMIT")
         except BaseException:
             for key in txn.new_alert_keys:
@@ -315,6 +320,8 @@ class Writer(threading.Thread):
         alert_id = None
         if ftype == _REPLY:
             txn.replies.append((kid, payload[21], payload[22], seq))
+        elif ftype == _STATUS or ftype == _HEARTBEAT:
+            txn.health.append((kid, seq, ftype, payload))
         if ftype <= _END:
             alert_id = self._alert_for(txn, f, key_id, item.officer)
             self._alert_frame(txn, alert_id, ftype, payload, link, prev, reused)
@@ -412,6 +419,14 @@ class Writer(threading.Thread):
             dev.status = payload[18]
             dev.status_at = job.now
             dev.dropped += payload.get(19, 0)
+        if 24 in payload or 36 in payload:   # what runs, and updates (docs/ota.md)
+            upd, old = payload.get(36), txn.versions.get(kid)
+            if upd is None and old is not None and old[2] is not None:
+                # a later heartbeat in the same transaction keeps the update's result
+                txn.versions[kid] = (payload.get(24) or old[0], old[1], old[2], old[3], job.now)
+            else:   # err is an update's only with upd (st 7 and 8 use it for configurations)
+                txn.versions[kid] = (payload.get(24), payload.get(35), upd,
+                                     payload.get(37) if upd is not None else None, job.now)
 
     def _chain(self, alert_id: int) -> _Chain:
         """The alert's stored links (from memory; read once from the database)."""
@@ -493,6 +508,17 @@ class Writer(threading.Thread):
         for job, job_keys in zip(jobs, per_job, strict=True):
             job.closed = [sid for key_id in sorted(job_keys)
                           for sid in closed.get(key_id, [])[:MAX_CLOSED_LISTED]]
+
+    def _releases_for(self, jobs: list[_Job], txn: _Txn) -> None:
+        """What devices report running, and each job's `rel`: the release its one
+        device is assigned (docs/ota.md)."""
+        if txn.versions:
+            releases.record_versions(self.conn, txn.versions)
+        for job in jobs:
+            devices = {item.frame.kid for item, r in zip(job.items, job.results, strict=True)
+                       if r.status != REJECTED and item.frame is not None}
+            if len(devices) == 1:
+                job.rel = releases.assigned_for(self.conn, devices.pop())
 
     def _commands_for(self, jobs: list[_Job]) -> None:
         """Each job's `cmds`: the undone commands of the device whose frames it

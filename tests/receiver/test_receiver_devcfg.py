@@ -1,0 +1,153 @@
+"""Remote configuration and device health at the centre (host_tools.receiver.devcfg):
+versions queued, carried as `config` commands, applied or refused with the
+device's reason; health from status and heartbeat frames; config-invalid;
+`sotto devices list/show/config`; a device registered but never heard is silent."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import framefactory as ff
+import pytest
+from conftest import device
+
+from host_tools.errors import UsageError
+from host_tools.receiver import commands, devcfg
+from host_tools.receiver.alerts import silent_devices
+from host_tools.receiver.ingest import Receiver
+from host_tools.receiver.store import open_db
+from host_tools.registry import Registry
+from host_tools.registry import connect as db_connect
+from sotto_cli.cli import main
+
+HEALTH = {24: "0.1.0", 25: 0, 26: 3, 27: 7, 28: 1, 29: 2, 30: 17}
+HB = {24: "0.1.0", 25: 0, 29: 1, 30: 17}     # a heartbeat's share of it
+
+
+def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    rc = main(list(argv))
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def test_a_version_rides_as_a_config_command_and_is_applied(receiver: Receiver, db: Path,
+                                                            dev: ff.DeviceSim) -> None:
+    conn = db_connect(db)
+    v1 = devcfg.set_config(conn, dev.kid, {"heartbeat_every_s": 600}, operator="Ann")
+    v2 = devcfg.set_config(conn, dev.kid, {"trigger.alert": {"presses": 6, "window_ms": 3000}},
+                           operator="Ann")
+    assert (v1.version, v2.version) == (1, 2)
+    answer = receiver.ingest([dev.heartbeat(extra=HB)])
+    assert answer.cmds == [{"id": v1.command_id, "op": "config", "v": 1, "set": {"heartbeat_every_s": 600}},
+                           {"id": v2.command_id, "op": "config", "v": 2,
+                            "set": {"trigger.alert": {"presses": 6, "window_ms": 3000}}}]
+    assert [v.state for v in devcfg.config_view(conn, dev.kid).versions] == ["delivered", "delivered"]
+    # the device: health status (cfgv 1), reply done; then version 2 refused with its reason
+    receiver.ingest([dev.status(7, extra={**HEALTH, 25: 1}), dev.reply(v1.command_id, 1),
+                     dev.status(7, extra={**HEALTH, 25: 1, 37: "trigger.no: cannot be told apart"}),
+                     dev.reply(v2.command_id, 2)])
+    view = devcfg.config_view(conn, dev.kid)
+    assert view.reported == 1
+    assert [(v.version, v.state, v.err) for v in view.versions] == [
+        (2, "refused", "trigger.no: cannot be told apart"), (1, "applied", None)]
+    assert view.desired == {"heartbeat_every_s": 600}          # the refused one is left out
+    assert {c.op for c in map(commands._row, conn.execute(  # noqa: SLF001 - the rows as the writer sees them
+        f"SELECT {commands._COLUMNS} FROM commands"))} == {"config"}  # noqa: SLF001
+    assert receiver.ingest([dev.heartbeat(extra={**HB, 25: 1})]).cmds == []   # nothing left to send
+    v3 = devcfg.set_config(conn, dev.kid, {"audio.clip_s": 60}, operator="Ann")
+    assert v3.version == 3
+
+
+def test_health_is_kept_per_device_and_config_invalid_is_shown(receiver: Receiver, db: Path,
+                                                               dev: ff.DeviceSim) -> None:
+    conn = db_connect(db)
+    receiver.ingest([dev.status(8, flags=32, extra={**HEALTH, 37: "config.json: not valid JSON"})])
+    h = devcfg.health_of(conn)[dev.kid]
+    assert (h.fw, h.cfgv, h.rst, h.boots, h.faults, h.qd, h.csq) == ("0.1.0", 0, 3, 7, 1, 2, 17)
+    assert h.config_invalid == "config.json: not valid JSON"
+    receiver.ingest([dev.heartbeat(extra={24: "0.1.0", 29: 0, 30: 99, 10: 32})])   # still invalid
+    h = devcfg.health_of(conn)[dev.kid]
+    assert h.config_invalid == "config.json: not valid JSON" and h.qd == 0 and h.boots == 7
+    receiver.ingest([dev.heartbeat(extra={24: "0.1.0", 29: 0, 30: 20})])           # repaired
+    assert devcfg.health_of(conn)[dev.kid].config_invalid is None
+
+
+def test_a_device_registered_but_never_heard_is_silent(db: Path, dev: ff.DeviceSim) -> None:
+    conn = open_db(db)
+    added = conn.execute("SELECT added_at FROM device_keys").fetchone()[0]
+    assert silent_devices(conn, now=added + 900 + 300 - 1) == []
+    late = silent_devices(conn, now=added + 900 + 300 + 60)
+    assert [(s.device_id, s.never_heard, round(s.overdue_s)) for s in late] == [(dev.kid, True, 360)]
+    assert late[0].to_json()["never_heard"] and late[0].to_json()["last_seen"] is None
+
+
+def test_cli_config_set_show_and_devices_show(receiver: Receiver, db: Path, dev: ff.DeviceSim,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, _ = _cli(capsys, "devices", "config", "SOTTO-42", "set", "heartbeat_every_s=600",
+                      'trigger.alert={"presses": 6, "window_ms": 3000}', "--operator", "Ann", "--db", str(db))
+    assert rc == 0 and "configuration version 1 queued" in out
+    rc, _, err = _cli(capsys, "devices", "config", "SOTTO-42", "set", "centre_key=00", "--db", str(db))
+    assert rc == 2 and "only `sotto provision`" in err
+    rc, _, err = _cli(capsys, "devices", "config", "SOTTO-42", "set", "--db", str(db))
+    assert rc == 2
+    cmd_id = devcfg.config_view(db_connect(db), dev.kid).versions[0].command_id
+    receiver.ingest([dev.status(7, extra={**HEALTH, 25: 1}), dev.reply(cmd_id, 1)])
+    rc, out, _ = _cli(capsys, "devices", "config", "SOTTO-42", "show", "--json", "--db", str(db))
+    shown = json.loads(out)
+    assert rc == 0 and shown["reported_version"] == 1 and shown["versions"][0]["state"] == "applied"
+    assert shown["settings"] == {"heartbeat_every_s": 600, "trigger.alert": {"presses": 6, "window_ms": 3000}}
+    rc, out, _ = _cli(capsys, "devices", "show", "SOTTO-42", "--db", str(db))
+    assert rc == 0 and "firmware" in out and "0.1.0" in out and "watchdog" in out and "17/31" in out
+    rc, out, _ = _cli(capsys, "devices", "list", "--json", "--db", str(db))
+    row = json.loads(out)[0]
+    assert row["health"]["config_version"] == 1 and row["silent"] is False and row["never_heard"] is False
+    rc, out, _ = _cli(capsys, "devices", "list", "--db", str(db))
+    assert "FIRMWARE" in out and "0.1.0" in out
+
+
+def test_cli_devices_list_names_a_never_heard_device_silent(db: Path, capsys: pytest.CaptureFixture[str]
+                                                            ) -> None:
+    d = device(b"SOTTO-77")
+    with Registry(db) as reg:
+        reg.add(d.kid, d.public_key)
+    conn = db_connect(db)
+    with conn:
+        conn.execute("UPDATE device_keys SET added_at = ?", (time.time() - 3 * 3600,))
+    rc, out, _ = _cli(capsys, "devices", "list", "--db", str(db))
+    assert rc == 0 and "SILENT" in out and "never" in out
+    rc, out, _ = _cli(capsys, "alerts", "list", "--db", str(db))
+    assert "NEVER HEARD" in out
+
+
+def test_settings_are_checked_for_shape_here_and_for_sense_on_the_device() -> None:
+    assert devcfg.parse_settings(['trigger.alert={"presses": 4, "window_ms": 2000}', "officer=PC 12"]) == {
+        "trigger.alert": {"presses": 4, "window_ms": 2000}, "officer": "PC 12"}
+    for bad in (["x..y=1"], ["=1"], ["apn=foo"], ["a b=1"]):
+        with pytest.raises(UsageError):
+            devcfg.parse_settings(bad)
+    with pytest.raises(UsageError, match="bytes"):
+        devcfg.parse_settings([f"officer={'x' * 3000}"])
+
+
+def test_pre_trigger_audio_is_shown_as_such(receiver: Receiver, db: Path, dev: ff.DeviceSim) -> None:
+    from host_tools.frames import decode_frame
+    from host_tools.receiver.alerts import show_alert
+    from host_tools.receiver.evidence.derive import build_audio
+    from host_tools.receiver.format import format_alert
+
+    chunk = bytes(range(256)) * 2 + bytes(488)      # 1000 bytes: 2000 samples of IMA-ADPCM
+    frames = [dev.alert_start()]
+    dev.flags = 16                                  # flag bit 4: from the device's RAM ring
+    frames += [dev.audio(chunk, 0, 2000), dev.audio(chunk, 2000, 2000)]
+    dev.flags = 0
+    frames += [dev.audio(chunk, 4000, 2000)]
+    receiver.ingest(frames)
+    d = show_alert(db_connect(db), 1, operator="Ann")
+    assert d.pre_trigger_samples == 4000 and d.to_json()["pre_trigger_audio_seconds"] == 0.5
+    text = "\n".join(format_alert(d))
+    assert "0.8 s received in 3 chunks, of which the first 0.5 s are PRE-TRIGGER" in text
+    built = build_audio([decode_frame(w) for w in frames])
+    assert built.pre_trigger_samples == 4000 and built.to_json()["pre_trigger"]["seconds"] == 0.5
+    assert decode_frame(frames[1]).pre_trigger and not decode_frame(frames[3]).pre_trigger
