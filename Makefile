@@ -18,7 +18,7 @@ help:
 	@echo "make simvm   - every scenario with the firmware in the MicroPython VM: the CPython frames, byte for byte"
 	@echo "make pytest-pg - the receiver and console tests again, on a real PostgreSQL (started and torn down)"
 	@echo "make browser - the operators' console in Debian's chromium (Playwright): an operator's day"
-	@echo "make bench   - benchmarks with same-run baselines; writes build/bench.json"
+	@echo "make bench   - benchmarks with same-run baselines (live ingest on SQLite and on PostgreSQL); writes build/bench.json"
 	@echo "make vectors - regenerate tests/vectors/ (frames: the firmware in the MicroPython VM; answers: cbor2 + cryptography)"
 	@echo "make nmea-corpus - fetch gpsd's real receiver logs (once, SHA-256 checked) for the NMEA tests"
 	@echo "make lint    - ruff; node --check on the console's scripts and the VM tools"
@@ -62,14 +62,14 @@ pytest-pg: setup postgres
 	SOTTO_TEST_BACKEND=postgresql $(PY) -m pytest -q tests/receiver
 	SOTTO_TEST_BACKEND=postgresql $(PY) -m pytest -q tests/console
 
-# Debian's PostgreSQL server binaries for the tests (never skipped: missing and not
+# Debian's PostgreSQL server binaries for the tests and `make bench` (never skipped: missing and not
 # installable is an error). `postgres` installs the package when it is missing.
 PG_BIN ?= $(lastword $(sort $(wildcard /usr/lib/postgresql/*/bin)))
 
 postgres:
 	@test -x "$(PG_BIN)/initdb" -a -x "$(PG_BIN)/pg_ctl" || { echo "installing Debian's postgresql for the storage tests"; \
 	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql; } || \
-	  { echo "error: PostgreSQL's initdb/pg_ctl are missing and apt-get could not install postgresql; the storage tests need them (run as root, or install the postgresql package)" >&2; exit 1; }
+	  { echo "error: PostgreSQL's initdb/pg_ctl are missing and apt-get could not install postgresql; the storage tests and make bench need them (run as root, or install the postgresql package)" >&2; exit 1; }
 	@ls /usr/lib/postgresql/*/bin/initdb /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || \
 	  { echo "error: PostgreSQL's initdb/pg_ctl still missing after installing postgresql" >&2; exit 1; }
 
@@ -114,7 +114,7 @@ browser: setup chromium
 demo: setup
 	$(PY) -m simulator.demo
 
-bench: setup
+bench: setup postgres
 	$(PY) bench/run.py
 
 vectors: setup

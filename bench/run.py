@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import json
 import sys
+import time
 import traceback
 from pathlib import Path
 
@@ -36,11 +37,13 @@ def main(argv: list[str]) -> int:
     failed: list[str] = []
     for name in names:
         print(f"running {name} ...", file=sys.stderr, flush=True)
+        t0 = time.perf_counter()
         try:
             rows += importlib.import_module(f"bench.{name}").run()
         except Exception:  # report and go on: one broken bench must not hide the rest
             traceback.print_exc()
             failed.append(name)
+        print(f"{name}: {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
     header = ("benchmark", "value", "unit", "baseline", "ratio", "target")
     table = [header] + [(r.name, fmt(r.value), r.unit, fmt(r.baseline),
                          (fmt(r.ratio) + "x") if r.ratio is not None else "-", r.target) for r in rows]
