@@ -16,6 +16,7 @@ from host_tools.ids import format_device_id
 from host_tools.receiver.alert_records import DEFAULT_GRACE_S, AlertSummary
 from host_tools.receiver.alerts import list_alerts, silent_devices
 from host_tools.receiver.format import iso_utc
+from host_tools.receiver.releases import device_view
 from host_tools.receiver.visits import list_visits
 
 REJECTIONS_WINDOW_S = 24 * 3600  # rejected frames shown for this long
@@ -148,8 +149,11 @@ def live_queue(
 
 def device_list(conn: sqlite3.Connection, *, now: float | None = None) -> list[dict[str, Any]]:
     """Every registered device as administrators see it: officer, key state, last
-    contact, battery, heartbeat interval, its trust flags (no alert content)."""
+    contact, battery, heartbeat interval, its trust flags, and its software: the running
+    and staged release, the last update's result and why, its cohort and assigned release
+    (no alert content)."""
     now = time.time() if now is None else now
+    versions = device_view(conn)
     rows = conn.execute(
         "SELECT d.device_id, d.officer, d.created_at, "
         "(SELECT count(*) FROM device_keys k WHERE k.device_id = d.device_id AND k.revoked_at IS NULL), "
@@ -171,6 +175,14 @@ def device_list(conn: sqlite3.Connection, *, now: float | None = None) -> list[d
             "frames": r[8] or 0,
             "insecure_tls": bool(r[9]),
             "unauthenticated_answers": r[10],
+            **_software(versions.get(bytes(r[0]))),
         }
         for r in rows
     ]
+
+
+def _software(v: dict[str, Any] | None) -> dict[str, Any]:
+    v = v or {}
+    return {"firmware": v.get("fw"), "pending": v.get("pending"), "update": v.get("update_name"),
+            "update_error": v.get("update_error"), "cohort": v.get("cohort"),
+            "assigned_release": v.get("assigned_release")}

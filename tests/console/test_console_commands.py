@@ -98,3 +98,18 @@ def test_queue_detail_and_devices_show_hold_and_trust_flags(client: Any, centre:
     login(client, "adam")
     (device,) = client.get("/api/devices").json()["devices"]
     assert (device["insecure_tls"], device["unauthenticated_answers"]) == (True, 4)
+
+
+def test_the_devices_page_shows_each_devices_software_and_a_failed_update(client: Any, centre: dict[str, Any]
+                                                                             ) -> None:
+    # issue 18: the running version, the staged one and the last update's result, per device
+    dev = device_after_a1(centre)
+    login(client, "adam")
+    (before,) = client.get("/api/devices").json()["devices"]
+    assert (before["firmware"], before["pending"], before["update"]) == (None, None, None)
+    with Receiver(centre["db"], clock=centre["clock"]) as rx:
+        # st 11 (update): running 0.1.0, 0.2.0 was staged and rolled back (upd 2) with its reason
+        rx.ingest([dev.status(11, extra={24: "0.1.0", 35: "0.2.0", 36: 2, 37: "health check: no answer"})])
+    (after,) = client.get("/api/devices").json()["devices"]
+    assert (after["firmware"], after["pending"]) == ("0.1.0", "0.2.0")
+    assert (after["update"], after["update_error"]) == ("rolled back", "health check: no answer")

@@ -387,11 +387,14 @@ async function renderDevices() {
   let list;
   try { list = await api.get("/api/devices"); } catch (e) { failed(e); return; }
   $("view").replaceChildren(h("h1", {}, "Devices"),
-    table(["Device", "Officer", "Key", "Registered", "Last heard", "Battery", "Heartbeat", "Frames", "Trust"],
+    table(["Device", "Officer", "Key", "Registered", "Last heard", "Battery", "Heartbeat", "Frames", "Trust", "Firmware", "Update"],
       list.devices.map((d) => h("tr", { className: "device-row", dataset: { device: d.device } }, [d.device, d.officer, d.status, d.registered,
         d.last_seen ? `${dur(d.last_seen_s)} ago (${d.last_via})` : "never", d.battery !== null ? `${d.battery} %` : null,
         d.heartbeat_s ? `every ${dur(d.heartbeat_s)}` : null, d.frames,
         [d.insecure_tls && "INSECURE-TLS", d.unauthenticated_answers && `unauth ${d.unauthenticated_answers}`].filter(Boolean).join(", ") || "ok",
+        [d.firmware, d.pending && `staged ${d.pending}`, d.assigned_release && d.assigned_release !== d.firmware && `assigned ${d.assigned_release}`,
+         d.cohort && `cohort ${d.cohort}`].filter(Boolean).join(", ") || null,
+        d.update ? `${d.update}${d.update_error ? `: ${d.update_error}` : ""}` : null,
       ].map((c) => h("td", {}, c ?? "–"))))));
 }
 
