@@ -145,9 +145,13 @@ class PgConnection:
 
     def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> Cursor:
         text, returning = translate(sql)
-        if text == "BEGIN":
+        begin = text == "BEGIN"
+        if begin:
+            if self._in_txn:
+                # a transaction its caller never ended (its BEGIN failed, or the caller
+                # did not roll back): start on a fresh session, never latch "lost"
+                self.close()
             conn = self._live()
-            self._in_txn = True
         elif _END.match(text):
             self._in_txn = False
             conn = self._conn if self._conn is not None else self._live()
@@ -157,6 +161,8 @@ class PgConnection:
             conn = self._live()
         cur = conn.cursor()
         cur.execute(text, params)        # always a sequence or mapping: psycopg turns %% back into %
+        if begin:
+            self._in_txn = True          # only once BEGIN went through (a failed one opened nothing)
         lastrowid = None
         if returning is not None and cur.description is not None:
             row = cur.fetchone()

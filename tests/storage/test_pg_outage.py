@@ -146,3 +146,22 @@ def test_frames_acknowledged_before_postgres_dies_survive_and_none_while_down(pg
         expected = analyse_chain([decode_frame(w) for w in wires]).state
         assert chain_status(conn, alert_id, starts, dangling, forks, frames).state == expected == "complete"
     conn.close()
+
+
+def test_a_begin_that_fails_while_postgres_is_down_does_not_latch_the_connection(pg: TempPostgres) -> None:
+    # The receiver's writer sends BEGIN first; when PostgreSQL has just died, that BEGIN
+    # is what fails. Once the server is back, the next transaction must work: a
+    # connection that still believed itself inside the failed transaction refused
+    # every later one, and the receiver answered 503 for good (seen under load).
+    conn = db_connect(pg.create_database("latch"))
+    conn.execute("CREATE TABLE t (x integer)")
+    pg.stop(mode="immediate")
+    for _ in range(3):
+        with pytest.raises(Exception):
+            conn.execute("BEGIN")
+    pg.start()
+    conn.execute("BEGIN")
+    conn.execute("INSERT INTO t VALUES (1)")
+    conn.execute("COMMIT")
+    assert list(conn.execute("SELECT x FROM t")) == [(1,)]
+    conn.close()
