@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 import storage_support as rs
 from storage_support import ff
@@ -157,7 +158,7 @@ def test_a_begin_that_fails_while_postgres_is_down_does_not_latch_the_connection
     conn.execute("CREATE TABLE t (x integer)")
     pg.stop(mode="immediate")
     for _ in range(3):
-        with pytest.raises(Exception):
+        with pytest.raises(psycopg.OperationalError):
             conn.execute("BEGIN")
     pg.start()
     conn.execute("BEGIN")
