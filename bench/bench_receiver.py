@@ -42,7 +42,7 @@ from pycose.keys import OKPKey
 from pycose.keys.curves import Ed25519
 from pycose.messages import Sign1Message
 
-from bench.common import Row, higher_is_better, lower_is_better
+from bench.common import Row, higher_is_better, lower_is_better, raw_verify_rate
 from host_tools.frames import decode_frame
 from host_tools.registry import Registry
 
@@ -153,18 +153,6 @@ def _ingest(rx: _Receiver, per_connection: list[list[list[bytes]]]) -> float:
     return elapsed
 
 
-def _raw_rate(frames: list[bytes], keys: dict[bytes, Ed25519PublicKey]) -> float:
-    decoded = [decode_frame(w) for w in frames]
-    jobs = [(keys[f.kid], f.signature, f.sig_structure) for f in decoded]
-    best = float("inf")
-    for _ in range(3):
-        t0 = time.perf_counter()
-        for key, sig, msg in jobs:
-            key.verify(sig, msg)
-        best = min(best, time.perf_counter() - t0)
-    return len(jobs) / best
-
-
 def _pycose_verify(wire: bytes, key: OKPKey) -> bool:
     """What a receiver built on pycose would do per frame: decode, verify, check the audio digest."""
     audio = None
@@ -231,7 +219,7 @@ def run() -> list[Row]:
                 posts = sum(len(batches) for batches in work)
                 seconds = _ingest(rx, work)
                 rate = len(frames) / seconds
-                raw = _raw_rate(frames, keys)
+                raw = raw_verify_rate(frames, keys)
                 pycose = _pycose_rate(frames, keys_raw)
                 note = f"{len(frames)} frames in {posts} POSTs over {CONNECTIONS} connections"
                 rows.append(higher_is_better(f"receiver ingest {name} vs raw Ed25519", rate, "frames/s", raw,

@@ -75,3 +75,20 @@ def vm_result(source: str, files: dict[str, list[Path]] | None = None) -> dict[s
         out = vm(source, puts=puts)
     line = next(x for x in out.splitlines() if x.startswith("RESULT "))
     return json.loads(line[len("RESULT "):])
+
+
+def raw_verify_rate(frames: list[bytes], keys: dict[bytes, Any], repeat: int = 3) -> float:
+    """Frames/s of cryptography's raw Ed25519 verify of the frames' Sig_structures on
+    one core, best of `repeat` (the floor of any receiver's per-frame work).
+    keys: device id -> Ed25519PublicKey."""
+    from host_tools.frames import decode_frame
+
+    decoded = [decode_frame(w) for w in frames]
+    jobs = [(keys[f.kid], f.signature, f.sig_structure) for f in decoded]
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        for key, sig, msg in jobs:
+            key.verify(sig, msg)
+        best = min(best, time.perf_counter() - t0)
+    return len(jobs) / best

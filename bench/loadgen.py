@@ -1,24 +1,39 @@
 """A load generator for the receiver benchmarks: many simulated devices on one asyncio
-event loop, in a process of its own (so it does not share the benchmark's GIL).
+event loop per process, in processes of their own (they do not share the benchmark's GIL).
 
 Each device has a plan: when it starts, and the POST bodies it sends over one
-keep-alive (TLS) connection, one after another (closed loop) or `pace_s` apart.
-With several receivers (ingest nodes on one database), device i talks to
-`ports[i % len(ports)]`. Every answer is read and checked: HTTP 200 and every frame `accepted`. A 503
-(busy, storage) or a refused connection is retried after a short pause, as a
-device would; retries are counted. Per POST it records the answer time (from
-the first byte sent to the last byte of the answer read, the attempt that was
-accepted) and the time until accepted (from the first attempt, connecting,
-retries and their pauses included).
+keep-alive (TLS) connection, one after another (closed loop) or on a schedule
+`pace_s` apart. With several receivers (ingest nodes on one database), device i
+talks to `ports[i % len(ports)]`.
+
+Cheap and honest:
+- every request (head + body) is built before the clock starts, with what its
+  answer must say: `req` = SHA-256 of the body and, per frame in order, its
+  device and seq with status `accepted`. Each answer is parsed (HTTP status,
+  Content-Length, the signed answer's payload) and checked against that; a
+  `duplicate`, a missing, extra or wrong result, another request's `req` or bytes
+  nobody asked for are errors (`Result.errors`), never successes. The answer's
+  Ed25519 signature is not verified here (bench_receiver measures that cost).
+- latency is measured from the moment the device would send (its schedule:
+  `start_s + k * pace_s`; closed loop: when the previous answer came), not from
+  when the load generator got round to it, so a lagging load generator or a
+  slow connect cannot hide queueing (no coordinated omission). Where it accrues
+  is kept apart: the load generator's own lag, TCP connect, TLS handshake and
+  request -> answer.
+- a 503 or a lost connection is retried after a short pause, as a device would;
+  retries are counted by cause (`"handshake: ConnectionResetError"`, `"503 busy"`...).
+- a full TLS handshake per connection, no session resumption: the devices'
+  modem (SIMCom A7670) opens each CIPOPEN/CCHOPEN session from scratch.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
+import hashlib
 import multiprocessing
 import os
 import random
+import socket
 import ssl
 import time
 from collections.abc import Sequence
@@ -29,13 +44,15 @@ import cbor2
 
 HEAD = (b"POST /v1/frames HTTP/1.1\r\nHost: receiver\r\nContent-Type: application/cbor-seq\r\n"
         b"Content-Length: %d\r\n\r\n")
+PHASES = ("lag", "connect", "handshake", "answer")
+MAX_ATTEMPTS = 50
 
 
 @dataclass
 class Plan:
     start_s: float                      # after the run's start
     posts: list[tuple[bytes, int, str]]  # (body, frames in it, tag)
-    pace_s: float = 0.0                 # between POSTs (0: as soon as answered)
+    pace_s: float = 0.0                 # schedule: POST k at start_s + k * pace_s (0: closed loop)
 
 
 @dataclass
@@ -43,29 +60,119 @@ class Result:
     wall_s: float = 0.0
     posts: int = 0
     frames: int = 0
-    latencies: dict[str, list[float]] = field(default_factory=dict)
+    connections: int = 0
+    latencies: dict[str, list[float]] = field(default_factory=dict)  # by tag: scheduled -> accepted
+    phases: dict[str, list[float]] = field(default_factory=dict)     # lag, connect, handshake, answer
     retries: int = 0
-    until_accepted: list[float] = field(default_factory=list)   # per POST: first try -> accepted, retries in
-    retry_reasons: dict[str, int] = field(default_factory=dict)   # "503 busy", "ConnectionResetError"...
+    retry_reasons: dict[str, int] = field(default_factory=dict)   # "503 busy", "connect: ...Error"...
     errors: list[str] = field(default_factory=list)
-    client_cpu_s: float = 0.0
+    client_cpu_s: float = 0.0           # all load generator processes together
+    procs: int = 1
     per_port: dict[int, int] = field(default_factory=dict)    # POSTs answered, by receiver port
 
+    def merge(self, other: Result) -> None:
+        self.wall_s = max(self.wall_s, other.wall_s)
+        for name in ("posts", "frames", "connections", "retries", "client_cpu_s"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for mine, theirs in ((self.latencies, other.latencies), (self.phases, other.phases)):
+            for k, v in theirs.items():
+                mine.setdefault(k, []).extend(v)
+        for counts, more in ((self.retry_reasons, other.retry_reasons), (self.per_port, other.per_port)):
+            for k, n in more.items():
+                counts[k] = counts.get(k, 0) + n     # type: ignore[index]
+        self.errors.extend(other.errors)
 
-async def _read_answer(reader: asyncio.StreamReader) -> tuple[int, bytes]:
-    head = await reader.readuntil(b"\r\n\r\n")
-    lines = head.split(b"\r\n")
-    status = int(lines[0].split()[1])
-    length = 0
-    for line in lines[1:]:
-        if line[:15].lower() == b"content-length:":
-            length = int(line[15:])
-    body = await reader.readexactly(length) if length else b""
-    return status, body
+
+@dataclass
+class _Post:
+    request: bytes                      # head + body, sent as is
+    digest: bytes                       # the answer's `req`
+    expect: list[tuple[int, bytes]]     # (seq, device) per frame, in order
+    tag: str
+
+
+def prepare(body: bytes, count: int, tag: str) -> _Post:
+    """A POST ready to send, with what its answer must say."""
+    from host_tools.frames import decode_frame, split_sequence
+
+    frames = [decode_frame(w) for w in split_sequence(body)]
+    if len(frames) != count:
+        raise ValueError(f"{tag}: the body holds {len(frames)} frames, the plan says {count}")
+    return _Post(HEAD % len(body) + body, hashlib.sha256(body).digest(),
+                 [(f.seq, f.kid) for f in frames], tag)
+
+
+def check_answer(post: _Post, status: int, body: bytes) -> str | None:
+    """None if the answer is HTTP 200 with every frame of the request `accepted`; else what is wrong."""
+    if status != 200:
+        return f"HTTP {status}: {body[:120]!r}"
+    try:
+        signed = cbor2.loads(body)
+        payload = cbor2.loads(signed.value[2])
+        results = payload["results"]
+        req = payload["req"]
+    except Exception as e:  # noqa: BLE001 - any undecodable answer is a wrong answer
+        return f"undecodable answer ({e!r}): {body[:80]!r}"
+    if req != post.digest:
+        return "the answer's req is another request's"
+    if len(results) != len(post.expect):
+        return f"{len(results)} results for {len(post.expect)} frames"
+    for r, (seq, kid) in zip(results, post.expect, strict=True):
+        got = (r.get("status"), r.get("seq"), r.get("device")) if isinstance(r, dict) else r
+        if got != ("accepted", seq, kid):
+            return f"frame {kid!r}/{seq}: {r!r}"
+    return None
+
+
+class _Client(asyncio.Protocol):
+    """One device's connection: one request outstanding at a time; bytes that
+    answer nothing (after a complete answer, or with no request out) are flagged."""
+
+    def __init__(self) -> None:
+        self.buf = bytearray()
+        self.waiter: asyncio.Future[tuple[int, bytes, float]] | None = None
+        self.stray = False
+        self.closed: BaseException | None = None
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        if self.waiter is None:
+            self.stray = True
+            return
+        end = self.buf.find(b"\r\n\r\n")
+        if end < 0:
+            return
+        head = bytes(self.buf[:end]).lower()
+        length = 0
+        at = head.find(b"\r\ncontent-length:")
+        if at >= 0:
+            stop = head.find(b"\r\n", at + 2)
+            length = int(head[at + 17:stop if stop > 0 else len(head)])
+        if len(self.buf) < end + 4 + length:
+            return
+        body = bytes(self.buf[end + 4:end + 4 + length])
+        if len(self.buf) > end + 4 + length:
+            self.stray = True
+        self.buf.clear()
+        waiter, self.waiter = self.waiter, None
+        if not waiter.done():
+            waiter.set_result((int(head[9:12]), body, time.perf_counter()))
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self.closed = exc or ConnectionResetError("closed by the receiver")
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_exception(self.closed)
+        self.waiter = None
+
+
+def _count(counts: dict[str, int], key: str) -> None:
+    counts[key] = counts.get(key, 0) + 1
 
 
 def _reason(body: bytes) -> str:
     """The reason of a 503 answer (CBOR or JSON {"reason": ...}), or "?"."""
+    import json
+
     for load in (cbor2.loads, json.loads):
         try:
             doc = load(body)
@@ -76,109 +183,155 @@ def _reason(body: bytes) -> str:
     return "?"
 
 
-def _count(counts: dict[str, int], key: str) -> None:
-    counts[key] = counts.get(key, 0) + 1
-
-
-def _all_accepted(body: bytes, count: int) -> bool:
-    signed = cbor2.loads(body)
-    results = cbor2.loads(signed.value[2])["results"]
-    return len(results) == count and all(r["status"] == "accepted" for r in results)
-
-
-async def _device(plan: Plan, host: str, port: int, ctx: ssl.SSLContext | None, t0: float,
-                  out: Result, rng: random.Random) -> None:
-    await asyncio.sleep(max(0.0, t0 + plan.start_s - time.perf_counter()))
-    reader = writer = None
-    i = 0
-    attempts = 0
-    first = 0.0
-    while i < len(plan.posts):
-        body, count, tag = plan.posts[i]
-        if attempts == 0:
-            first = time.perf_counter()     # a new POST (not a retry): connecting counts in until_accepted
+async def _device(start_s: float, pace_s: float, posts: list[_Post], host: str, port: int,
+                  ctx: ssl.SSLContext | None, t0: float, out: Result, rng: random.Random) -> None:
+    loop = asyncio.get_running_loop()
+    sched = t0 + start_s
+    await asyncio.sleep(max(0.0, sched - time.perf_counter()))
+    transport: Any = None
+    proto: _Client | None = None
+    i = attempts = 0
+    phase = "connect"
+    while i < len(posts):
+        post = posts[i]
+        if pace_s:
+            sched = max(sched, t0 + start_s + i * pace_s)
+            await asyncio.sleep(max(0.0, sched - time.perf_counter()))
         try:
-            if writer is None:
-                reader, writer = await asyncio.open_connection(host, port, ssl=ctx,
-                                                               server_hostname="localhost" if ctx else None)
-            assert reader is not None
-            t = time.perf_counter()
-            writer.write(HEAD % len(body) + body)
-            status, answer = await _read_answer(reader)
-            took = time.perf_counter() - t
-        except (OSError, asyncio.IncompleteReadError, ssl.SSLError) as e:
-            if writer is not None:
-                writer.close()
-            reader = writer = None
+            if transport is None or proto is None or proto.closed is not None:
+                phase = "connect"
+                t = time.perf_counter()
+                if attempts == 0:
+                    out.phases["lag"].append(t - sched)
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                sock.setblocking(False)
+                try:
+                    await loop.sock_connect(sock, (host, port))
+                except BaseException:
+                    sock.close()
+                    raise
+                t1 = time.perf_counter()
+                phase = "handshake"
+                transport, proto = await loop.create_connection(
+                    _Client, sock=sock, ssl=ctx, server_hostname="localhost" if ctx else None)
+                t2 = time.perf_counter()
+                out.connections += 1
+                if attempts == 0:
+                    out.phases["connect"].append(t1 - t)
+                    out.phases["handshake"].append(t2 - t1)
+            phase = "answer"
+            assert proto is not None
+            proto.waiter = loop.create_future()
+            sent = time.perf_counter()
+            transport.write(post.request)
+            status, body, done = await proto.waiter
+        except (OSError, ssl.SSLError, asyncio.IncompleteReadError) as e:
+            if transport is not None:
+                transport.abort()
+            transport = proto = None
             attempts += 1
             out.retries += 1
-            _count(out.retry_reasons, type(e).__name__)
-            if attempts > 50:
+            _count(out.retry_reasons, f"{phase}: {type(e).__name__}")
+            if attempts >= MAX_ATTEMPTS:
                 out.errors.append(f"gave up after {attempts} tries: {e!r}")
                 return
             await asyncio.sleep(0.05 + rng.random() * 0.2)
             continue
         if status == 503:
-            writer.close()
-            reader = writer = None
+            transport.close()
+            transport = proto = None
             attempts += 1
             out.retries += 1
-            _count(out.retry_reasons, "503 " + _reason(answer))
+            _count(out.retry_reasons, "503 " + _reason(body))
+            if attempts >= MAX_ATTEMPTS:
+                out.errors.append(f"gave up after {attempts} tries: 503")
+                return
             await asyncio.sleep(0.05 + rng.random() * 0.2)
             continue
-        if status != 200 or not _all_accepted(answer, count):
-            out.errors.append(f"HTTP {status}: {answer[:120]!r}")
+        wrong = check_answer(post, status, body)
+        if wrong is None and proto is not None and proto.stray:
+            wrong = "bytes after the answer that answer nothing"
+        if wrong is not None:
+            out.errors.append(wrong)
+            transport.abort()
             return
         attempts = 0
-        out.latencies.setdefault(tag, []).append(took)
-        out.until_accepted.append(time.perf_counter() - first)
+        out.latencies.setdefault(post.tag, []).append(done - sched)
+        out.phases["answer"].append(done - sent)
         out.posts += 1
         out.per_port[port] = out.per_port.get(port, 0) + 1
-        out.frames += count
+        out.frames += len(post.expect)
         i += 1
-        if plan.pace_s and i < len(plan.posts):
-            await asyncio.sleep(plan.pace_s)
-    if writer is not None:
-        writer.close()
+        if not pace_s:
+            sched = done      # closed loop: the next POST is due as this answer arrives
+    if transport is not None:
+        transport.close()
 
 
-async def _run(plans: list[Plan], host: str, ports: list[int], ca_pem: str | None) -> Result:
-    ctx = None
-    if ca_pem is not None:
-        ctx = ssl.create_default_context(cadata=ca_pem)
-    out = Result()
-    rng = random.Random(1)
-    t0 = time.perf_counter()
-    await asyncio.gather(*(_device(p, host, ports[i % len(ports)], ctx, t0, out, rng)
-                           for i, p in enumerate(plans)))
-    out.wall_s = time.perf_counter() - t0
-    return out
+def _new_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
 
 
-def _child(plans: list[Plan], host: str, ports: list[int], ca_pem: str | None, conn: Any) -> None:
+def _child(plans: list[tuple[int, Plan]], host: str, ports: list[int], ca_pem: str | None,
+           conn: Any) -> None:
     import resource
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    c0 = time.process_time()
-    out = asyncio.run(_run(plans, host, ports, ca_pem))
-    out.client_cpu_s = time.process_time() - c0
+    ready = [(i, p, [prepare(*post) for post in p.posts]) for i, p in plans]
+    ctx = ssl.create_default_context(cadata=ca_pem) if ca_pem is not None else None
+    out = Result(phases={k: [] for k in PHASES})
+    conn.send("ready")
+    t0 = conn.recv()       # a time.perf_counter() instant shared by every process (CLOCK_MONOTONIC)
+    c1 = time.process_time()
+    rng = random.Random(plans[0][0] if plans else 0)
+    loop = _new_loop()
+
+    async def main() -> None:
+        await asyncio.gather(*(_device(p.start_s, p.pace_s, posts, host, ports[i % len(ports)],
+                                       ctx, t0, out, rng) for i, p, posts in ready))
+
+    loop.run_until_complete(main())
+    out.wall_s = time.perf_counter() - t0
+    out.client_cpu_s = time.process_time() - c1
     conn.send(out)
     conn.close()
     os._exit(0)      # nothing of the forked parent's state to tear down
 
 
-def drive(plans: list[Plan], host: str, ports: int | Sequence[int], ca_pem: str | None) -> Result:
-    """Run the plans in a forked process; return what it measured. ports: one
-    receiver's, or several (device i goes to ports[i % len(ports)])."""
+def drive(plans: list[Plan], host: str, ports: int | Sequence[int], ca_pem: str | None,
+          procs: int = 1) -> Result:
+    """Run the plans in `procs` forked processes (device i in process i % procs);
+    return what they measured, together. ports: one receiver's, or several
+    (device i goes to ports[i % len(ports)]). client_cpu_s counts only the run,
+    not building the requests."""
     ports = [ports] if isinstance(ports, int) else list(ports)
-    ctx = multiprocessing.get_context("fork")
-    parent, child = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(plans, host, ports, ca_pem, child), daemon=True)
-    proc.start()
-    child.close()
+    procs = max(1, min(procs, len(plans)))
+    mp = multiprocessing.get_context("fork")
+    pipes, children = [], []
+    for k in range(procs):
+        parent, child = mp.Pipe()
+        share = [(i, p) for i, p in enumerate(plans) if i % procs == k]
+        proc = mp.Process(target=_child, args=(share, host, ports, ca_pem, child), daemon=True)
+        proc.start()
+        child.close()
+        pipes.append(parent)
+        children.append(proc)
     try:
-        out: Result = parent.recv()
+        for parent in pipes:
+            if parent.recv() != "ready":
+                raise RuntimeError("a load generator process did not start")
+        t0 = time.perf_counter() + 0.05
+        for parent in pipes:
+            parent.send(t0)
+        out = Result(phases={k: [] for k in PHASES}, procs=procs)
+        for parent in pipes:
+            out.merge(parent.recv())
     finally:
-        proc.join(30)
+        for proc in children:
+            proc.join(30)
     return out
