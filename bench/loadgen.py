@@ -323,8 +323,12 @@ def drive(plans: list[Plan], host: str, ports: int | Sequence[int], ca_pem: str 
         children.append(proc)
     try:
         for parent in pipes:
-            if parent.recv() != "ready":
-                raise RuntimeError("a load generator process did not start")
+            try:
+                if parent.recv() != "ready":
+                    raise EOFError
+            except EOFError:
+                raise RuntimeError("a load generator process failed before the run "
+                                   "(its traceback is above)") from None
         t0 = time.perf_counter() + 0.05
         for parent in pipes:
             parent.send(t0)
