@@ -12,9 +12,9 @@ import threading
 from collections.abc import Callable, Iterator
 
 import cbor2
+import framefactory as ff
 import pytest
 
-import framefactory as ff
 from bench.loadgen import Plan, check_answer, drive, prepare
 
 Answer = Callable[[int, bytes], bytes | None]     # (request number, body) -> bytes to send, None: close
@@ -119,7 +119,8 @@ def test_every_answer_accepted_counts(stub: Callable[[Answer], Stub]) -> None:
 @pytest.mark.parametrize("answer, why", [
     (lambda n, b: signed(b, results_for(b, "duplicate")), "duplicate"),
     (lambda n, b: signed(b, results_for(b), req=b"\0" * 32), "another request"),
-    (lambda n, b: signed(b, results_for(b)[:-1] + [{"seq": 0, "device": b"x", "status": "accepted"}]), "frame"),
+    (lambda n, b: signed(b, results_for(b)[:-1] + [{"seq": 0, "device": b"x", "status": "accepted"}]),
+     "frame"),
     (lambda n, b: signed(b, results_for(b) * 2), "results for"),
     (lambda n, b: ok(n, b) + b"HTTP/1.1 200 OK\r\n", "answer nothing"),
     (lambda n, b: b"HTTP/1.1 400 Bad\r\nContent-Length: 2\r\n\r\nno", "HTTP 400"),
