@@ -54,7 +54,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from bench.common import Row, higher_is_better, lower_is_better, raw_verify_rate
+from bench.common import Row, cpu_s, higher_is_better, lower_is_better, raw_verify_rate, runqueue_wait_s
 from bench.loadgen import Plan, Result, drive
 from host_tools.registry import Registry
 from host_tools.storage.pgserver import TempPostgres
@@ -149,11 +149,10 @@ class _Receiver:
         self.port = int(line.split("://", 1)[1].split()[0].rsplit(":", 1)[1])
 
     def cpu_s(self) -> float:
-        try:
-            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        except (OSError, IndexError, ValueError):
-            return float("nan")
+        return cpu_s(self.proc.pid)     # its verify worker processes, if any, in
+
+    def wait_s(self) -> float:
+        return runqueue_wait_s(self.proc.pid)
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -249,18 +248,21 @@ def measure(backend: str, nodes: int) -> list[Row]:
                 rxs.append(_Receiver(db, pki.cert_file, pki.key_file, Path(tmp) / "centre.key"))
             ports = [rx.port for rx in rxs]
             figures: dict[str, tuple[Result, float]] = {}
+            waits: dict[str, float] = {}
             for name, plans in (("live", w.live), ("batch", w.batch), ("paced", w.paced),
                                 ("fleet", w.fleet), ("herd", w.herd)):
                 if name not in PARTS:
                     continue
                 cpu0 = sum(rx.cpu_s() for rx in rxs)
+                wait0 = sum(rx.wait_s() for rx in rxs)
                 res = drive(plans, "127.0.0.1", ports, pki.ca_pem, procs=LOADGEN_PROCS)
+                waits[name] = sum(rx.wait_s() for rx in rxs) - wait0
                 _check(name + tag, res, plans)
                 figures[name] = (res, sum(rx.cpu_s() for rx in rxs) - cpu0)
         finally:
             for rx in rxs:
                 rx.stop()
-    return _rows(tag, raw, figures)
+    return _rows(tag, raw, figures, waits)
 
 
 def _ms(values: list[float], p: float) -> str:
@@ -275,10 +277,12 @@ def _where(res: Result) -> str:
 
 
 def _client(res: Result) -> str:
-    return f"load generator CPU {res.client_cpu_s:.1f} s in {res.procs} process(es)"
+    return (f"load generator CPU {res.client_cpu_s:.1f} s in {res.procs} process(es) "
+            f"(waited {res.client_wait_s:.1f} s for a CPU)")
 
 
-def _rows(tag: str, raw: float, figures: dict[str, tuple[Result, float]]) -> list[Row]:
+def _rows(tag: str, raw: float, figures: dict[str, tuple[Result, float]],
+          waits: dict[str, float]) -> list[Row]:
     rows: list[Row] = []
     cores = os.cpu_count() or 1
     for name, label, target in (("live", "live ingest, 1-2 frames/POST", ">= 0.5x"),
@@ -328,7 +332,9 @@ def _rows(tag: str, raw: float, figures: dict[str, tuple[Result, float]]) -> lis
             note=f"from each POST's scheduled send to its accepted answer (connecting, retries and the load "
                  f"generator's lag in: no coordinated omission); p50 {_ms(all_fleet, 50)} over "
                  f"{len(all_fleet)} POSTs; alert-start p99 {_ms(fleet_res.latencies.get('start', []), 99)}; "
-                 f"p99 {_where(fleet_res)}; receiver CPU {rx_cpu:.1f} s, {_client(fleet_res)}"))
+                 f"p99 {_where(fleet_res)}; receiver CPU {rx_cpu:.1f} s (waited {waits['fleet']:.1f} s "
+                 f"for a CPU: the machine's "
+                 f"other load), {_client(fleet_res)}"))
         rows.append(higher_is_better(
             f"fleet: {FLEET} devices, device-seconds per wall second{tag}",
             30.0 * FLEET / fleet_res.wall_s, "x", 200.0,
@@ -346,7 +352,8 @@ def _rows(tag: str, raw: float, figures: dict[str, tuple[Result, float]]) -> lis
             herd_res.wall_s, "s", steady, steady / herd_res.wall_s if steady else None,
             target="measured", note=f"baseline: as many POSTs on warm keep-alive connections; p99 "
             f"{_ms(herd_lat, 99)} from the common start; p99 {_where(herd_res)}; {_retries(herd_res)}; "
-            f"receiver CPU {rx_cpu:.1f} s, {_client(herd_res)}"))
+            f"receiver CPU {rx_cpu:.1f} s (waited {waits['herd']:.1f} s for a CPU), "
+            f"{_client(herd_res)}"))
     return rows
 
 

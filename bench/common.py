@@ -6,7 +6,9 @@ limit), as a ratio oriented so that above 1 means better than the baseline.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -92,3 +94,49 @@ def raw_verify_rate(frames: list[bytes], keys: dict[bytes, Any], repeat: int = 3
             key.verify(sig, msg)
         best = min(best, time.perf_counter() - t0)
     return len(jobs) / best
+
+
+def process_tree(pid: int) -> list[int]:
+    """pid and its live descendants (a receiver's verify worker processes, say)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, []))
+    return out
+
+
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) of pid and its live descendants."""
+    total = 0
+    for p in process_tree(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            continue
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def runqueue_wait_s(pid: int | None = None) -> float:
+    """Seconds the threads of process `pid` (default: this one) and its live
+    descendants have spent runnable but waiting for a CPU (/proc/PID/task/*/schedstat,
+    second field): how much a loaded machine delayed them, apart from their own CPU
+    time. NaN where not available."""
+    total = 0
+    try:
+        for p in process_tree(os.getpid() if pid is None else pid):
+            for task in Path(f"/proc/{p}/task").iterdir():
+                with contextlib.suppress(OSError, IndexError, ValueError):
+                    total += int((task / "schedstat").read_text().split()[1])
+    except OSError:
+        return float("nan")
+    return total / 1e9

@@ -42,6 +42,8 @@ from typing import Any
 
 import cbor2
 
+from bench.common import runqueue_wait_s
+
 HEAD = (b"POST /v1/frames HTTP/1.1\r\nHost: receiver\r\nContent-Type: application/cbor-seq\r\n"
         b"Content-Length: %d\r\n\r\n")
 PHASES = ("lag", "connect", "handshake", "answer")
@@ -67,12 +69,13 @@ class Result:
     retry_reasons: dict[str, int] = field(default_factory=dict)   # "503 busy", "connect: ...Error"...
     errors: list[str] = field(default_factory=list)
     client_cpu_s: float = 0.0           # all load generator processes together
+    client_wait_s: float = 0.0          # their time runnable but waiting for a CPU (a loaded machine)
     procs: int = 1
     per_port: dict[int, int] = field(default_factory=dict)    # POSTs answered, by receiver port
 
     def merge(self, other: Result) -> None:
         self.wall_s = max(self.wall_s, other.wall_s)
-        for name in ("posts", "frames", "connections", "retries", "client_cpu_s"):
+        for name in ("posts", "frames", "connections", "retries", "client_cpu_s", "client_wait_s"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for mine, theirs in ((self.latencies, other.latencies), (self.phases, other.phases)):
             for k, v in theirs.items():
@@ -288,6 +291,7 @@ def _child(plans: list[tuple[int, Plan]], host: str, ports: list[int], ca_pem: s
     conn.send("ready")
     t0 = conn.recv()       # a time.perf_counter() instant shared by every process (CLOCK_MONOTONIC)
     c1 = time.process_time()
+    w1 = runqueue_wait_s()
     rng = random.Random(plans[0][0] if plans else 0)
     loop = _new_loop()
 
@@ -298,6 +302,7 @@ def _child(plans: list[tuple[int, Plan]], host: str, ports: list[int], ca_pem: s
     loop.run_until_complete(main())
     out.wall_s = time.perf_counter() - t0
     out.client_cpu_s = time.process_time() - c1
+    out.client_wait_s = runqueue_wait_s() - w1
     conn.send(out)
     conn.close()
     os._exit(0)      # nothing of the forked parent's state to tear down
