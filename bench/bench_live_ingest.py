@@ -12,11 +12,16 @@ of simulated devices each raising one alert, and a thundering herd.
 
 Both backends get the same frames (built once per run), each into a new database.
 
-The devices are driven by bench/loadgen.py: one asyncio loop in a process of its
-own, every answer read and checked (HTTP 200, every frame `accepted`). On this
-2-core machine the load generator, the receiver and its verify helper share the
-two cores: the figures are what the receiver does with what is left over
-(the note gives the load generator's own CPU seconds).
+The devices are driven by bench/loadgen.py: one asyncio loop per process
+(SOTTO_BENCH_LOADGEN_PROCS, default 1), requests built before the clock starts,
+every answer checked against its request (HTTP 200, its `req`, every frame
+`accepted`: a duplicate is an error). Latencies count from each POST's scheduled
+send (no coordinated omission); the notes split the p99 into the load
+generator's lag, TCP connect, TLS handshake and request -> answer, count retries
+by cause, and give the receiver's and the load generator's CPU seconds and the
+seconds they waited for a CPU (run-queue wait, /proc schedstat): on a machine
+loaded by other work, that wait, not the receiver, can be the latency.
+SOTTO_BENCH_LIVE_PARTS (default live,batch,paced,fleet,herd) runs only some parts.
 
 Baseline, same run: cryptography's raw Ed25519 verify of the same frames'
 Sig_structures on one core (the floor of any receiver's per-frame work).

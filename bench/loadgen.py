@@ -23,7 +23,9 @@ Cheap and honest:
 - a 503 or a lost connection is retried after a short pause, as a device would;
   retries are counted by cause (`"handshake: ConnectionResetError"`, `"503 busy"`...).
 - a full TLS handshake per connection, no session resumption: the devices'
-  modem (SIMCom A7670) opens each CIPOPEN/CCHOPEN session from scratch.
+  modem (SIMCom A7670, the module's own SSL client, AT+CCHOPEN) offers no setting
+  for it (AT+CSSLCFG: sslversion, authmode, ignorelocaltime, enableSNI, the
+  certificates; docs/modem.md), so a fair load generator cannot assume it.
 """
 
 from __future__ import annotations
