@@ -52,6 +52,11 @@ PHASES = ("lag", "connect", "handshake", "answer")
 MAX_ATTEMPTS = 50
 
 
+class ClosedByReceiver(ConnectionError):
+    """The receiver closed the connection cleanly (EOF) with a request unanswered;
+    told apart from a reset (ConnectionResetError) in the retry causes."""
+
+
 @dataclass
 class Plan:
     start_s: float                      # after the run's start
@@ -164,7 +169,7 @@ class _Client(asyncio.Protocol):
             waiter.set_result((int(head[9:12]), body, time.perf_counter()))
 
     def connection_lost(self, exc: BaseException | None) -> None:
-        self.closed = exc or ConnectionResetError("closed by the receiver")
+        self.closed = exc or ClosedByReceiver("closed by the receiver")
         if self.waiter is not None and not self.waiter.done():
             self.waiter.set_exception(self.closed)
         self.waiter = None

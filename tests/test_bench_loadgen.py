@@ -145,7 +145,7 @@ def test_503_and_lost_connections_are_retried_and_counted_by_cause(stub: Callabl
     s = stub(flaky)
     res = drive(plans(1), "127.0.0.1", s.port, None)
     assert res.errors == [] and res.posts == 2 and res.retries == 2
-    assert res.retry_reasons == {"503 busy": 1, "answer: ConnectionResetError": 1}
+    assert res.retry_reasons == {"503 busy": 1, "answer: ClosedByReceiver": 1}
     assert res.connections == 3
 
 
