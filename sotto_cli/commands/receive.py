@@ -73,6 +73,11 @@ def register(subparsers: Any) -> None:
                         help=f"seconds a client has for the TLS handshake, request line and headers; "
                              f"slower ones are answered 408 and closed "
                              f"(default {ServerConfig.header_timeout_s:g})")
+    parser.add_argument("--listen-backlog", type=int, default=ServerConfig.listen_backlog, metavar="N",
+                        help=f"connections the kernel holds waiting to be accepted; beyond it new ones "
+                             f"are dropped and the devices' TCP retries after 1 s, 3 s... (raise it when "
+                             f"thousands of devices may connect at once; the kernel caps it at "
+                             f"net.core.somaxconn; default {ServerConfig.listen_backlog})")
     add_centre_key_option(parser)
     parser.add_argument("--sms-secret-file", metavar="PATH",
                         help=f"the SMS gateway's shared HMAC secret (mode 0600; default ${ENV_SECRET_FILE}); "
@@ -127,6 +132,8 @@ def cmd_receive(args: argparse.Namespace) -> int:
         raise UsageError("--max-body-bytes must be at least 1024")
     if args.max_connections < 1 or args.max_per_address < 1:
         raise UsageError("--max-connections and --max-per-address must be at least 1")
+    if not 1 <= args.listen_backlog <= 65535:
+        raise UsageError("--listen-backlog must be 1..65535")
     if not 0 < args.header_timeout <= 600:
         raise UsageError("--header-timeout must be above 0 and at most 600 seconds")
     level = logging.DEBUG if args.verbose else logging.ERROR if args.quiet else logging.INFO
@@ -138,6 +145,7 @@ def cmd_receive(args: argparse.Namespace) -> int:
     config = ServerConfig(host=args.host, port=args.port, tls_cert=args.tls_cert, tls_key=args.tls_key,
                           max_body_bytes=args.max_body_bytes, max_connections=args.max_connections,
                           max_per_address=args.max_per_address, header_timeout_s=args.header_timeout,
+                          listen_backlog=args.listen_backlog,
                           verify_helper=ServerConfig.verify_helper and not args.no_verify_helper,
                           centre_key=args.centre_key,
                           sms_secret=load_secret(secret_file) if secret_file else None,
