@@ -59,7 +59,15 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from bench.common import Row, cpu_s, higher_is_better, lower_is_better, raw_verify_rate, runqueue_wait_s
+from bench.common import (
+    Row,
+    cpu_s,
+    higher_is_better,
+    listen_overflows,
+    lower_is_better,
+    raw_verify_rate,
+    runqueue_wait_s,
+)
 from bench.loadgen import Plan, Result, drive
 from host_tools.registry import Registry
 from host_tools.storage.pgserver import TempPostgres
@@ -79,6 +87,8 @@ HERD = int(os.environ.get("SOTTO_BENCH_HERD", "2000"))
 # load generator processes (device i in process i % N); 1 leaves the receiver a core of this 2-core machine
 LOADGEN_PROCS = int(os.environ.get("SOTTO_BENCH_LOADGEN_PROCS", "1"))
 # which parts to run (quick runs: SOTTO_BENCH_LIVE_PARTS=fleet); rows of parts not run are not made
+# the receivers' accept queue: the herd's 2,000 connect at once (the kernel caps it at somaxconn)
+LISTEN_BACKLOG = 4096
 PARTS = os.environ.get("SOTTO_BENCH_LIVE_PARTS", "live,batch,paced,fleet,herd").split(",")
 LOC = ff.pack_location(515007292, -1246254, 8, 1, ff.SRC_GNSS)
 
@@ -144,7 +154,8 @@ class _Receiver:
     def __init__(self, db: str, cert: str, key: str, centre_key: Path) -> None:
         cmd = [sys.executable, "-m", "sotto_cli", "receive", "--db", db, "--port", "0", "-q",
                "--tls-cert", cert, "--tls-key", key, "--max-per-address", "20000",
-               "--max-connections", "16000", "--centre-key", str(centre_key)]
+               "--max-connections", "16000", "--listen-backlog", str(LISTEN_BACKLOG),
+               "--centre-key", str(centre_key)]
         self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, text=True)
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
@@ -254,21 +265,24 @@ def measure(backend: str, nodes: int) -> list[Row]:
             ports = [rx.port for rx in rxs]
             figures: dict[str, tuple[Result, float]] = {}
             waits: dict[str, float] = {}
+            overflows: dict[str, int] = {}
             for name, plans in (("live", w.live), ("batch", w.batch), ("paced", w.paced),
                                 ("fleet", w.fleet), ("herd", w.herd)):
                 if name not in PARTS:
                     continue
                 cpu0 = sum(rx.cpu_s() for rx in rxs)
                 wait0 = sum(rx.wait_s() for rx in rxs)
+                ovf0 = listen_overflows()
                 res = drive(plans, "127.0.0.1", ports, pki.ca_pem, procs=LOADGEN_PROCS)
                 waits[name] = sum(rx.wait_s() for rx in rxs) - wait0
+                overflows[name] = listen_overflows() - ovf0
                 if name not in ("fleet", "herd"):   # those two rows show what was not accepted
                     _check(name + tag, res, plans)
                 figures[name] = (res, sum(rx.cpu_s() for rx in rxs) - cpu0)
         finally:
             for rx in rxs:
                 rx.stop()
-    return _rows(tag, raw, figures, waits)
+    return _rows(tag, raw, figures, waits, overflows)
 
 
 def _ms(values: list[float], p: float) -> str:
@@ -296,7 +310,7 @@ def _client(res: Result) -> str:
 
 
 def _rows(tag: str, raw: float, figures: dict[str, tuple[Result, float]],
-          waits: dict[str, float]) -> list[Row]:
+          waits: dict[str, float], overflows: dict[str, int]) -> list[Row]:
     rows: list[Row] = []
     cores = os.cpu_count() or 1
     for name, label, target in (("live", "live ingest, 1-2 frames/POST", ">= 0.5x"),
@@ -339,6 +353,7 @@ def _rows(tag: str, raw: float, figures: dict[str, tuple[Result, float]],
             100.0 * fleet_res.frames / (3 * FLEET), "%", 100.0, target="100 %",
             note=f"{fleet_res.frames} of {3 * FLEET} frames accepted{_errors(fleet_res)}, "
             f"{_retries(fleet_res)}, "
+            f"{overflows['fleet']} connections dropped on full accept queues (kernel ListenOverflows), "
             f"POSTs per node {split}, starts spread over {FLEET_SPREAD_S:g} s, a new TLS connection per "
             f"device ({fleet_res.connections} connections, retries in)"))
         rows.append(lower_is_better(
@@ -368,6 +383,8 @@ def _rows(tag: str, raw: float, figures: dict[str, tuple[Result, float]],
             target="measured", note=f"{herd_res.posts} of {HERD} accepted{_errors(herd_res)}; "
             f"baseline: as many POSTs on warm keep-alive connections; p99 "
             f"{_ms(herd_lat, 99)} from the common start; p99 {_where(herd_res)}; {_retries(herd_res)}; "
+            f"{overflows['herd']} connections dropped on full accept queues (kernel ListenOverflows, "
+            f"backlog {LISTEN_BACKLOG}); "
             f"receiver CPU {rx_cpu:.1f} s (waited {waits['herd']:.1f} s for a CPU), "
             f"{_client(herd_res)}"))
     return rows

@@ -140,3 +140,14 @@ def runqueue_wait_s(pid: int | None = None) -> float:
     except OSError:
         return float("nan")
     return total / 1e9
+
+
+def listen_overflows() -> int:
+    """The kernel's count of connections dropped because an accept queue was full
+    (TcpExt ListenOverflows, this network namespace: other listeners' included)."""
+    try:
+        lines = [ln.split() for ln in Path("/proc/net/netstat").read_text().splitlines()
+                 if ln.startswith("TcpExt:")]
+        return int(dict(zip(lines[0], lines[1], strict=True))["ListenOverflows"])
+    except (OSError, IndexError, KeyError, ValueError):
+        return -1
