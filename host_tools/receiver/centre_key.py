@@ -21,7 +21,6 @@ import hashlib
 import os
 import re
 import sqlite3
-import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from host_tools.errors import SottoError
+from host_tools.keyfile import KeyFileError, create_private_key, read_private_key
 from host_tools.registry import write_transaction
 
 KEY_SUFFIX = "-centre.key"
@@ -123,23 +123,14 @@ def create(path: str | os.PathLike[str]) -> CentreKey:
     """Make a new key and write it to `path` (mode 0600, its folder 0700); never
     over an existing file."""
     path = Path(path)
-    key = Ed25519PrivateKey.generate()
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption())
     try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        key = create_private_key(path, make_folder=True)
     except FileExistsError:
         raise CentreKeyError(f"{path} already exists: the centre has a key (`sotto centre key` prints "
                              "it); a new one would make every provisioned device refuse the centre's "
                              "answers") from None
     except OSError as e:
         raise CentreKeyError(f"cannot create the centre key file {path}: {e.strerror or e}") from None
-    try:
-        os.write(fd, pem)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
     return CentreKey(key, path)
 
 
@@ -148,26 +139,10 @@ def load(path: str | os.PathLike[str]) -> CentreKey:
     or not an Ed25519 private key (the message never quotes the file)."""
     path = Path(path)
     try:
-        st = path.stat()
-    except FileNotFoundError:
-        raise CentreKeyError(f"no centre key at {path}; make one with `sotto centre init`") from None
-    except OSError as e:
-        raise CentreKeyError(f"cannot read the centre key {path}: {e.strerror or e}") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise CentreKeyError(f"the centre key {path} is not a regular file")
-    if st.st_mode & 0o077:
-        mode = stat.S_IMODE(st.st_mode)
-        raise CentreKeyError(f"the centre key {path} can be read by others (mode {mode:o}); "
-                             f"`chmod 600 {path}`, and make a new key if others may have read it")
-    try:
-        blob = path.read_bytes()
-        key = serialization.load_pem_private_key(blob, password=None)
-    except OSError as e:
-        raise CentreKeyError(f"cannot read the centre key {path}: {e.strerror or e}") from None
-    except (ValueError, TypeError):
-        raise CentreKeyError(f"{path} does not hold an unencrypted PEM private key") from None
-    if not isinstance(key, Ed25519PrivateKey):
-        raise CentreKeyError(f"{path} holds a {type(key).__name__.lstrip('_')}, not an Ed25519 key")
+        key = read_private_key(path, "the centre key",
+                               missing=f"no centre key at {path}; make one with `sotto centre init`")
+    except KeyFileError as e:
+        raise CentreKeyError(str(e)) from None
     return CentreKey(key, path)
 
 
