@@ -14,7 +14,7 @@ import psycopg
 import pytest
 import storage_support as rs
 
-from host_tools.receiver import accounts, audit
+from host_tools.receiver import accounts, audit, flags
 from host_tools.receiver.alerts import acknowledge, close
 from host_tools.receiver.purge import purge
 from host_tools.receiver.roles import CLI, Actor
@@ -113,3 +113,32 @@ def test_even_the_owner_cannot_rewrite_audit_or_frames_without_lifting_the_trigg
 def test_roles_are_postgresql_only(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["db", "roles", "--db", str(tmp_path / "x.db")]) == 2
     assert "PostgreSQL" in capsys.readouterr().err
+
+
+def test_the_console_role_sets_the_time_window_and_no_other_setting(centre: Any) -> None:
+    # `sotto centre time-window` is an operator command: it runs as the console role
+    assert roles.CONSOLE_SETTINGS == (flags.SETTING_TIME_BEHIND, flags.SETTING_TIME_AHEAD)
+    desk = centre["url"]["desk1"]
+    assert main(["centre", "time-window", "--db", desk, "--behind-s", "1900", "--operator", "dpo"]) == 0
+    assert main(["centre", "time-window", "--db", desk, "--ahead-s", "90", "--operator", "dpo"]) == 0
+    conn = open_db(desk)
+    try:
+        assert flags.time_window(conn) == (1900, 90)
+        assert audit.verify_chain(conn).ok
+        for sql in ("INSERT INTO centre_settings(name, value) VALUES ('min_retention_days', '1')",
+                    "UPDATE centre_settings SET value = '1' WHERE name = 'min_retention_days'",
+                    "UPDATE centre_settings SET value = '00' WHERE name = 'centre_public_key'"):
+            before = conn.execute("SELECT name, value FROM centre_settings ORDER BY name").fetchall()
+            try:
+                conn.execute(sql)
+            except psycopg.Error:
+                pass  # refused outright (a row the policy does not allow), or...
+            # ...not refused but touching no row: either way nothing else changes
+            assert conn.execute("SELECT name, value FROM centre_settings ORDER BY name").fetchall() == before
+    finally:
+        conn.close()
+    node = open_db(centre["url"]["node1"])  # the other roles keep what they had
+    try:
+        assert flags.time_window(node) == (1900, 90)
+    finally:
+        node.close()
