@@ -14,6 +14,7 @@ from typing import Any
 from host_tools.receiver import centre_key, flags
 from host_tools.receiver.store import open_db
 from host_tools.registry import add_db_option, resolve_db_path
+from host_tools.storage import redact
 from sotto_cli.options import add_db_and_json, add_json, add_operator, command, emit, group, operator_of
 
 CENTRE_HELP = """\
@@ -98,8 +99,9 @@ def cmd_init(args: argparse.Namespace) -> int:
         recorded = centre_key.recorded_public_key(conn)
         if recorded is not None:
             raise centre_key.CentreKeyError(
-                f"the database {db} already has a centre key ({recorded.hex()}); `sotto centre key` prints "
-                "it. A new one would make every provisioned device refuse the centre's answers")
+                f"the database {redact(db)} already has a centre key ({recorded.hex()}); "
+                "`sotto centre key` prints it. A new one would make every provisioned device refuse the "
+                "centre's answers")
         key = centre_key.create(path)
         centre_key.record_public_key(conn, key.public_key)
     return emit(_public_json(key.public_key, path, True), args, [
