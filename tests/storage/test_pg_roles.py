@@ -113,3 +113,72 @@ def test_even_the_owner_cannot_rewrite_audit_or_frames_without_lifting_the_trigg
 def test_roles_are_postgresql_only(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["db", "roles", "--db", str(tmp_path / "x.db")]) == 2
     assert "PostgreSQL" in capsys.readouterr().err
+
+
+def _cli(url: str, *argv: str, stdin: str = "") -> tuple[int, str, str]:
+    """`sotto ARGV` as another process with $SOTTO_DB = that login's URL."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, SOTTO_DB=url, SOTTO_OPERATOR="Olga")
+    p = subprocess.run([sys.executable, "-m", "sotto_cli", *argv], env=env, input=stdin, capture_output=True,
+                       text=True, timeout=120, cwd=Path(__file__).resolve().parents[2])
+    return p.returncode, p.stdout, p.stderr
+
+
+def test_each_part_of_the_centre_works_from_the_cli_as_its_own_login(centre: Any, tmp_path: Path) -> None:
+    """The CLI through $SOTTO_DB as each role's login (docs/operator-guide.md 1a): the technician
+    manages devices, operators handle alerts, the DPO purges; what a role may not do is a clear
+    error (exit 1, no traceback), and a console node answers devices 503, storing nothing."""
+    pg = centre["pg"]
+    own = pg.create_database("cli")   # a database of its own (its own centre key), same logins
+    assert main(["db", "migrate", "--db", own]) == 0 and main(["db", "roles", "--db", own]) == 0
+    url = {u: pg.url("cli", user=u) for u in ("node1", "desk1", "dpo1", "tech1")}
+    d = rs.device(b"ROLES-02")
+    assert _cli(url["tech1"], "devices", "add", "ROLES-02", "--pubkey", d.public_key.hex(), "--json")[0] == 0
+    key = str(tmp_path / "centre.key")
+    running = start_in_thread(url["node1"], ServerConfig(port=0, centre_key=key))
+    try:
+        status, _ = rs.post(running.port, [d.alert_start(loc=rs.loc(0)), d.location(rs.loc(1))])
+    finally:
+        running.stop()
+    assert status == 200
+    for argv in (["devices", "list"], ["devices", "show", "ROLES-02"]):                       # technician
+        code, out, err = _cli(url["tech1"], *argv, "--json")
+        assert code == 0 and "ROLES-02" in out, err
+    alert = "A1"
+    for argv in (["alerts", "list"], ["alerts", "ack", alert],                                # operators
+                 ["alerts", "close", alert, "--outcome", "safe"], ["audit", "verify"]):
+        code, out, err = _cli(url["desk1"], *argv, "--json")
+        assert code == 0, (argv, err)
+    code, out, err = _cli(url["dpo1"], "purge", "--older-than", "30", "--dry-run", "--json")     # DPO
+    assert code == 0, err
+    other = rs.device(b"ROLES-03").public_key.hex()
+    for who, argv in (("desk1", ["devices", "add", "ROLES-03", "--pubkey", other]),
+                      ("tech1", ["alerts", "ack", alert]), ("dpo1", ["operators", "add", "mallory", "--role",
+                                                                   "admin", "--password-stdin"])):
+        code, out, err = _cli(url[who], *argv, stdin="a long enough password 1\n")
+        assert code == 1 and "the database refused this login: permission denied" in err, (who, argv, err)
+        assert "Traceback" not in err
+    # a console node (`sotto receive` as a console login) refuses frames: 503, nothing stored
+    import subprocess
+    import sys
+
+    node = subprocess.Popen([sys.executable, "-m", "sotto_cli", "receive", "--db", url["desk1"],
+                             "--port", "0", "-q", "--centre-key", key], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True, cwd=Path(__file__).resolve().parents[2])
+    try:
+        line = node.stdout.readline() if node.stdout else ""
+        assert line.startswith("listening on "), line
+        port = int(line.split("://")[1].split()[0].rsplit(":", 1)[1])
+        late = d.location(rs.loc(2))
+        assert rs.post(port, [late])[0] == 503
+    finally:
+        node.terminate()
+        node.wait(30)
+    owner = open_db(own)
+    try:
+        assert owner.execute("SELECT count(*) FROM frames WHERE wire = ?", (late,)).fetchone()[0] == 0
+    finally:
+        owner.close()
