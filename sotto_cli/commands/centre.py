@@ -103,7 +103,11 @@ def cmd_init(args: argparse.Namespace) -> int:
                 "`sotto centre key` prints it. A new one would make every provisioned device refuse the "
                 "centre's answers")
         key = centre_key.create(path)
-        centre_key.record_public_key(conn, key.public_key)
+        try:
+            centre_key.record_public_key(conn, key.public_key)
+        except BaseException:   # not recorded (e.g. a role that may not): no orphan key file left behind
+            path.unlink(missing_ok=True)
+            raise
     return emit(_public_json(key.public_key, path, True), args, [
         f"made the centre key {path} (mode 0600; keep it with the database, back it up safely)",
         f"public key {key.public_hex}"])

@@ -135,9 +135,12 @@ def test_each_part_of_the_centre_works_from_the_cli_as_its_own_login(centre: Any
     own = pg.create_database("cli")   # a database of its own (its own centre key), same logins
     assert main(["db", "migrate", "--db", own]) == 0 and main(["db", "roles", "--db", own]) == 0
     url = {u: pg.url("cli", user=u) for u in ("node1", "desk1", "dpo1", "tech1")}
+    key = str(tmp_path / "centre.key")
+    code, _, err = _cli(url["tech1"], "centre", "init", "--centre-key", key)   # the owner's
+    assert code == 1 and "permission denied" in err and not Path(key).exists(), err
+    assert main(["centre", "init", "--db", own, "--centre-key", key]) == 0
     d = rs.device(b"ROLES-02")
     assert _cli(url["tech1"], "devices", "add", "ROLES-02", "--pubkey", d.public_key.hex(), "--json")[0] == 0
-    key = str(tmp_path / "centre.key")
     running = start_in_thread(url["node1"], ServerConfig(port=0, centre_key=key))
     try:
         status, _ = rs.post(running.port, [d.alert_start(loc=rs.loc(0)), d.location(rs.loc(1))])
