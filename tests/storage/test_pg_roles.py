@@ -129,7 +129,7 @@ def _cli(url: str, *argv: str, stdin: str = "") -> tuple[int, str, str]:
 
 def test_each_part_of_the_centre_works_from_the_cli_as_its_own_login(centre: Any, tmp_path: Path) -> None:
     """The CLI through $SOTTO_DB as each role's login (docs/operator-guide.md 1a): the technician
-    manages devices, operators handle alerts, the DPO purges; what a role may not do is a clear
+    manages devices, operators handle alerts (in the console's API too), the DPO purges; what a role may not do is a clear
     error (exit 1, no traceback), and a console node answers devices 503, storing nothing."""
     pg = centre["pg"]
     own = pg.create_database("cli")   # a database of its own (its own centre key), same logins
@@ -151,7 +151,21 @@ def test_each_part_of_the_centre_works_from_the_cli_as_its_own_login(centre: Any
         code, out, err = _cli(url["tech1"], *argv, "--json")
         assert code == 0 and "ROLES-02" in out, err
     alert = "A1"
-    for argv in (["alerts", "list"], ["alerts", "ack", alert],                                # operators
+    code, _, err = _cli(url["desk1"], "operators", "add", "olga", "--role", "operator", "--password-stdin",
+                        stdin="a long enough password 1\n")
+    assert code == 0, err
+    from starlette.testclient import TestClient  # the console and its API, as the console's login
+
+    from host_tools.receiver.console import ConsoleConfig
+    from host_tools.receiver.console.app import create_app
+
+    with TestClient(create_app(url["desk1"], ConsoleConfig(export_dir=str(tmp_path / "exports"))),
+                    base_url="http://127.0.0.1") as client:
+        r = client.post("/api/login", json={"name": "olga", "password": "a long enough password 1"})
+        assert r.status_code == 200, r.text
+        r = client.post(f"/api/alerts/{alert}/ack", json={}, headers={"X-CSRF-Token": r.json()["csrf_token"]})
+        assert r.status_code == 200 and r.json()["state"] == "acknowledged", r.text
+    for argv in (["alerts", "list"], ["alerts", "show", alert],                               # operators
                  ["alerts", "close", alert, "--outcome", "safe"], ["audit", "verify"]):
         code, out, err = _cli(url["desk1"], *argv, "--json")
         assert code == 0, (argv, err)
