@@ -45,6 +45,7 @@ from typing import Any, TypeVar
 
 from cryptography import x509
 
+from host_tools import storage
 from host_tools.device_link import DeviceLink
 from host_tools.drain import DeviceBusy, DrainResult, QueuePolicy, check_receiver_url, settle_queue
 from host_tools.errors import UsageError
@@ -135,6 +136,8 @@ def _who() -> str:
 
 
 def _open_registry(db_path: str | Path, new_registry: bool) -> Registry:
+    if storage.is_postgres(db_path):   # a PostgreSQL URL (kept whole: a Path would fold its `//`)
+        return Registry(open_db(str(db_path), create=True))
     path = Path(db_path)
     if not path.exists() and not new_registry:
         raise ProvisionError(f"there is no registry at {path}: point --db (or $SOTTO_DB) at the centre's "

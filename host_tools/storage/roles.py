@@ -34,6 +34,11 @@ _READ_REGISTRY = {"devices": "SELECT", "device_keys": "SELECT", "registry_meta":
 # ingest serves release chunks (POST /v1/release-chunk) and puts the assigned release in answers
 _READ_RELEASES = {"releases": "SELECT", "release_files": "SELECT", "release_cohorts": "SELECT",
                   "release_assignments": "SELECT"}
+# what `sotto devices list|show` shows beside the registry: last heard, trust, health,
+# configuration and firmware (read only)
+_READ_DEVICE_VIEW = {"device_state": "SELECT", "device_trust": "SELECT", "device_health": "SELECT",
+                     "device_config": "SELECT", "device_versions": "SELECT", "commands": "SELECT",
+                     **_READ_RELEASES}
 
 GRANTS: dict[str, dict[str, str]] = {
     INGEST: {
@@ -68,6 +73,7 @@ GRANTS: dict[str, dict[str, str]] = {
         **_AUDIT_APPEND,
         "devices": "SELECT, INSERT, UPDATE", "device_keys": "SELECT, INSERT, UPDATE",
         "registry_meta": "SELECT, UPDATE", "centre_settings": "SELECT",
+        **_READ_DEVICE_VIEW,
     },
 }
 

@@ -18,7 +18,7 @@ from dataclasses import replace
 
 import cbor2
 import pytest
-from centre_support import centre_db
+from centre_support import centre_db, stored_bytes
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
@@ -82,8 +82,8 @@ def test_provision_makes_the_key_on_the_device_and_registers_only_its_public_hal
     with Registry(db) as reg:
         record = reg.get("SOTTO-42")
     assert record.public_key == public and record.officer == "PC 1234 Smith" and record.status == "active"
-    for path in db.parent.iterdir():  # database, WAL, anything the registry wrote
-        assert seed not in path.read_bytes() and seed.hex() not in path.read_text(errors="ignore")
+    for blob in stored_bytes(db):  # database, WAL, anything the registry wrote
+        assert seed not in blob and seed.hex().encode() not in blob
     cfg = json.loads((device.flash / "data" / "config.json").read_bytes())
     centre = centre_key.load(centre_key.default_path(db)).public_key
     assert cfg == {"device_id": "534f54544f2d3432", "receiver": "https://alerts.example.org",
@@ -209,7 +209,8 @@ def test_registry_failure_puts_the_device_back(device, tmp_path, monkeypatch, RE
 
 
 def test_rotate_key_refused_when_the_registry_does_not_trust_the_device(device, tmp_path, REQUEST):
-    provision.provision(device.port, REQUEST, centre_db(tmp_path / "a.db"))
+    trusting = centre_db(tmp_path / "a.db")
+    provision.provision(device.port, REQUEST, trusting)
     key = _device_public_key(device)
     with pytest.raises(provision.ProvisionError) as err:
         provision.rotate_key(device.port, centre_db(tmp_path / "b.db"))
@@ -217,7 +218,7 @@ def test_rotate_key_refused_when_the_registry_does_not_trust_the_device(device, 
     assert _device_public_key(device) == key
     with pytest.raises(provision.NotProvisioned):
         device.wipe_data()
-        provision.rotate_key(device.port, tmp_path / "a.db")
+        provision.rotate_key(device.port, trusting)
 
 
 def test_identity_end_to_end_frames_verify_and_old_key_is_revoked_after_rotation(device, tmp_path, REQUEST):
