@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
-import hashlib
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
     from host_tools.receiver.front import FrontEnd
 
-_SERVER = f"sotto-receiver/{__version__}"
+_SERVER_LINE = f"\r\nServer: sotto-receiver/{__version__}\r\n".encode()
 _FAST_TYPES = frozenset(t.encode() for t in FRAME_TYPES)
 
 
@@ -87,12 +87,23 @@ def eligible(head: bytes) -> tuple[bool, bool]:
     return (lengths == 1 and ctype in _FAST_TYPES), close
 
 
+_date: list[Any] = [-1, b""]     # [second, "Date: ...\r\n"]: formatted once a second
+
+
+def _date_line() -> bytes:
+    now = time.time()
+    second = int(now)
+    if second != _date[0]:
+        _date[1] = f"Date: {email.utils.formatdate(now, usegmt=True)}\r\n".encode()
+        _date[0] = second
+    return _date[1]
+
+
 def _response(status: str, ctype: str, body: bytes, close: bool) -> bytes:
-    head = (f"HTTP/1.1 {status}\r\nServer: {_SERVER}\r\nDate: {email.utils.formatdate(usegmt=True)}\r\n"
-            f"Content-Type: {ctype}\r\nContent-Length: {len(body)}\r\nCache-Control: no-store\r\n")
-    if close:
-        head += "Connection: close\r\n"
-    return head.encode() + b"\r\n" + body
+    tail = b"Connection: close\r\n\r\n" if close else b"\r\n"
+    return b"".join((b"HTTP/1.1 ", status.encode(), _SERVER_LINE, _date_line(), b"Content-Type: ",
+                     ctype.encode(), b"\r\nContent-Length: ", str(len(body)).encode(),
+                     b"\r\nCache-Control: no-store\r\n", tail, body))
 
 
 def handle(front: FrontEnd, body: bytes, peer: str, close: bool,
@@ -123,8 +134,7 @@ def handle(front: FrontEnd, body: bytes, peer: str, close: bool,
             answer(_response("503 Service Unavailable", "application/cbor", cbor2.dumps(doc, canonical=True),
                              stop), stop)
             return
-        payload = Answer(job.results, int(now), job.closed, job.cmds, job.rel).to_wire()   # rel: docs/ota.md
-        signed = front.centre.sign_answer({"req": hashlib.sha256(body).digest(), **payload})
+        signed = Answer(job.results, int(now), job.closed, job.cmds, job.rel).signed(front.centre, body)
         answer(_response("200 OK", COSE, signed, stop), stop)
 
     def too_slow() -> None:
