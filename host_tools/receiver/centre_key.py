@@ -116,10 +116,28 @@ class CentreKey:
     def sign_answer(self, payload: Mapping[str, Any]) -> bytes:
         """A COSE_Sign1 (tag 18, EdDSA, kid) over the deterministically encoded
         payload map: the body of an answer (docs/frames.md)."""
+        to_sign, signed_part = self.answer_to_sign(payload)
+        return self.answer_with(signed_part, self._private.sign(to_sign))
+
+    def answer_to_sign(self, payload: Mapping[str, Any]) -> tuple[bytes, bytes]:
+        """(the Sig_structure to sign, the encoded payload bstr) of an answer: sign_answer
+        in two halves, so that the signature can be made elsewhere (the receiver's helper
+        processes, host_tools.receiver.verifier) and joined with answer_with."""
         body = _canonical(payload if type(payload) is dict else dict(payload))
-        head = _bstr_head(len(body))
-        signature = self._private.sign(self._sig_prefix + head + body)
-        return self._cose_prefix + head + body + b"\x58\x40" + signature
+        signed_part = _bstr_head(len(body)) + body
+        return self._sig_prefix + signed_part, signed_part
+
+    def answer_with(self, signed_part: bytes, signature: bytes) -> bytes:
+        """The COSE_Sign1 of an answer from answer_to_sign's second half and the signature."""
+        if len(signature) != 64:
+            raise ValueError("an Ed25519 signature is 64 bytes")
+        return self._cose_prefix + signed_part + b"\x58\x40" + signature
+
+    def private_raw(self) -> bytes:
+        """The raw 32-byte private key, for the receiver's own helper processes (over a
+        pipe to its child; host_tools.receiver.verifier). Never to be logged or shown."""
+        return self._private.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
+                                           serialization.NoEncryption())
 
     def sign_detached(self, message: bytes) -> bytes:
         """A raw Ed25519 signature (64 bytes) over `message`. Callers put a

@@ -22,11 +22,17 @@ class StorageUnavailable(SottoError, OSError):
     """The frames could not be committed; nothing was acknowledged (HTTP 503)."""
 
 
+def answer_payload(req: bytes, payload: Mapping[str, Any]) -> dict[str, Any]:
+    """What the centre signs: the answer's map with `req` (SHA-256 of the request body)."""
+    return {"req": req, **payload}
+
+
 def signed_answer(centre: CentreKey, request_body: bytes, payload: Mapping[str, Any]) -> bytes:
     """The centre's signed answer (COSE_Sign1, docs/frames.md) to a request whose body
-    was `request_body`: `payload` with `req` (SHA-256 of that body) added. The one
-    place both HTTP paths (fastpath, http_handler) turn an answer into bytes."""
-    return centre.sign_answer({"req": hashlib.sha256(request_body).digest(), **payload})
+    was `request_body`: `payload` with `req` added (answer_payload). The one place both
+    HTTP paths (fastpath, http_handler) turn an answer into bytes; the writer's helpers
+    sign the same answer_payload (ingest.writer._sign_answers)."""
+    return centre.sign_answer(answer_payload(hashlib.sha256(request_body).digest(), payload))
 
 
 class Result(NamedTuple):
