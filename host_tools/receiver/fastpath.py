@@ -4,7 +4,10 @@ A plain, well-formed device request (HTTP/1.1, one Content-Length, an
 application/cbor-seq body of 1..max_frames frames) is handled on the event loop:
 split (bounded by max_frames), handed to the storage writer as an ingest job
 whose completion is signalled back to the loop, and answered (the centre's
-signed answer) by the loop once the writer's group COMMIT returned. So a request
+signed answer) by the loop once the writer's group COMMIT returned. With helper
+processes (--verify-processes) the writer has them sign the answers of a group
+after its COMMIT (ingest.writer._sign_answers); an answer without a signature from
+them is signed here (ingest.answer.signed_answer, as http_handler does). So a request
 costs two thread hand-offs (loop -> writer -> loop) instead of four, and no
 thread waits for a commit. Everything else (errors, other endpoints, odd
 headers) goes to the full handler in the worker pool (http_handler), which
