@@ -73,6 +73,19 @@ def _canonical(obj: Any) -> bytes:
     return cbor2.dumps(obj, canonical=True)
 
 
+def _bstr_head(n: int) -> bytes:
+    """The deterministic CBOR head of a byte string of n bytes (major type 2)."""
+    if n < 24:
+        return bytes((0x40 + n,))
+    if n < 0x100:
+        return bytes((0x58, n))
+    if n < 0x10000:
+        return b"\x59" + n.to_bytes(2, "big")
+    if n < 0x100000000:
+        return b"\x5a" + n.to_bytes(4, "big")
+    return b"\x5b" + n.to_bytes(8, "big")
+
+
 class CentreKey:
     """The centre's answer-signing key (the private half stays inside)."""
 
@@ -83,6 +96,11 @@ class CentreKey:
                                                                 serialization.PublicFormat.Raw)
         self.kid = kid_of(self.public_key)
         self._protected = _canonical({1: ALG_EDDSA, 4: self.kid})
+        # the constant parts of every answer, encoded once (sign_answer joins them to the
+        # body and signature; byte for byte what cbor2's deterministic encoding gives)
+        protected = _bstr_head(len(self._protected)) + self._protected
+        self._sig_prefix = b"\x84" + _canonical("Signature1") + protected + b"\x40"
+        self._cose_prefix = b"\xd2\x84" + protected + b"\xa0"
 
     def __repr__(self) -> str:  # never the private key
         return f"CentreKey(public {self.public_hex}, file {self.path})"
@@ -98,10 +116,28 @@ class CentreKey:
     def sign_answer(self, payload: Mapping[str, Any]) -> bytes:
         """A COSE_Sign1 (tag 18, EdDSA, kid) over the deterministically encoded
         payload map: the body of an answer (docs/frames.md)."""
-        body = _canonical(dict(payload))
-        to_sign = _canonical(["Signature1", self._protected, b"", body])
-        signature = self._private.sign(to_sign)
-        return _canonical(cbor2.CBORTag(18, [self._protected, {}, body, signature]))
+        to_sign, signed_part = self.answer_to_sign(payload)
+        return self.answer_with(signed_part, self._private.sign(to_sign))
+
+    def answer_to_sign(self, payload: Mapping[str, Any]) -> tuple[bytes, bytes]:
+        """(the Sig_structure to sign, the encoded payload bstr) of an answer: sign_answer
+        in two halves, so that the signature can be made elsewhere (the receiver's helper
+        processes, host_tools.receiver.verifier) and joined with answer_with."""
+        body = _canonical(payload if type(payload) is dict else dict(payload))
+        signed_part = _bstr_head(len(body)) + body
+        return self._sig_prefix + signed_part, signed_part
+
+    def answer_with(self, signed_part: bytes, signature: bytes) -> bytes:
+        """The COSE_Sign1 of an answer from answer_to_sign's second half and the signature."""
+        if len(signature) != 64:
+            raise ValueError("an Ed25519 signature is 64 bytes")
+        return self._cose_prefix + signed_part + b"\x58\x40" + signature
+
+    def private_raw(self) -> bytes:
+        """The raw 32-byte private key, for the receiver's own helper processes (over a
+        pipe to its child; host_tools.receiver.verifier). Never to be logged or shown."""
+        return self._private.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
+                                           serialization.NoEncryption())
 
     def sign_detached(self, message: bytes) -> bytes:
         """A raw Ed25519 signature (64 bytes) over `message`. Callers put a
