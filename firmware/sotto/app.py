@@ -446,7 +446,8 @@ class Device:
         ms = self.sleep_ms(now_ms)
         if ms > cap_ms:
             ms = cap_ms
-        if ms < SLEEP_MIN_MS or not self._sleep(ms):  # False: an edge was waiting
+        sleep = self._sleep
+        if ms < SLEEP_MIN_MS or sleep is None or not sleep(ms):  # False: an edge was waiting
             return 0
         self.sleeps += 1
         return ms
