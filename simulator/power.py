@@ -40,10 +40,6 @@ class PowerMeter:
     def __init__(self, currents: dict[str, float], capacity_mah: float, modem: Any, gnss: Any, mic: Any,
                  hal: Any, device: Callable[[], Any] | None = None, start_ms: int = 0) -> None:
         self.c = currents
-        # between passes of the loop the CPU is in light sleep (mcu_sleep_ma) only if the
-        # firmware's loop asks for it; firmware/main.py awaits asyncio.sleep_ms, which
-        # leaves it clocked and idle (mcu_idle_ma): the board's "mcu_light_sleep" says which
-        self.light_sleep = bool(currents.get("mcu_light_sleep", False))
         self.capacity_mah = capacity_mah
         self.modem, self.gnss, self.mic, self.hal = modem, gnss, mic, hal
         self.device = device or (lambda: None)
