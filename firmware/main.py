@@ -51,6 +51,7 @@ async def run(hal):
         hal.wdt_feed()
         if device.rest(now, nap_max):
             hal.wdt_feed()  # woken (by a timer or a pin): a fresh watchdog period for the pass
+            await asyncio.sleep_ms(0)  # still a cooperative loop
         else:
             await asyncio.sleep_ms(min(wait, MAX_SLEEP_MS))
 
