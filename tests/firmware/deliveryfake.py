@@ -259,6 +259,11 @@ class FakeModem:
         if errs:
             raise errs.pop(0)
 
+    def cmd(self, text, timeout_ms=0, expect=None, until=None, data=None, retries=-1, gap_ms=0):
+        self._call("cmd " + text)  # a bare command, answered by the module (nothing on the air)
+        yield 20
+        return []
+
     def probe(self):
         self.calls.append((self.clock.now_ms, "probe"))
         yield 10
