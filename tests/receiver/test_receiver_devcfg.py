@@ -151,3 +151,15 @@ def test_pre_trigger_audio_is_shown_as_such(receiver: Receiver, db: Path, dev: f
     built = build_audio([decode_frame(w) for w in frames])
     assert built.pre_trigger_samples == 4000 and built.to_json()["pre_trigger"]["seconds"] == 0.5
     assert decode_frame(frames[1]).pre_trigger and not decode_frame(frames[3]).pre_trigger
+    # the bundle's page for people (report.html) says it too, not only report.json
+    from host_tools.receiver.report import render_html
+    page = render_html({"audio": built.to_json()})
+    assert "the first 0.5 s are <strong>PRE-TRIGGER</strong> audio" in page
+    assert "PRE-TRIGGER" not in render_html({"audio": build_audio([decode_frame(frames[3])]).to_json()})
+    # and the console's alert page: the audio summary and each pre-trigger chunk in the timeline
+    from host_tools.receiver.access import alert_page
+    from host_tools.receiver.roles import Actor
+    page_json = alert_page(db_connect(db), Actor("olga", "operator"), 1)
+    assert page_json["audio"]["pre_trigger_seconds"] == 0.5
+    audio_rows = [f for f in page_json["timeline"] if f["type"] == "audio"]
+    assert [f["pre_trigger"] for f in audio_rows] == [True, True, False]
