@@ -83,6 +83,24 @@ def test_a_device_registered_but_never_heard_is_silent(db: Path, dev: ff.DeviceS
     assert late[0].to_json()["never_heard"] and late[0].to_json()["last_seen"] is None
 
 
+def test_a_device_heard_once_whose_first_heartbeat_never_came_is_silent(receiver: Receiver, db: Path,
+                                                                        dev: ff.DeviceSim) -> None:
+    """It sent its `started` status (no heartbeat interval yet) and died: silent after the
+    firmware's default interval + grace, like a device never heard (issue 16)."""
+    receiver.ingest([dev.status(6)])
+    conn = open_db(db)
+    seen = conn.execute("SELECT last_seen_at, heartbeat_s FROM device_state").fetchone()
+    assert seen[1] is None
+    assert silent_devices(conn, now=seen[0] + 900 + 300 - 1) == []
+    late = silent_devices(conn, now=seen[0] + 900 + 300 + 60)
+    assert [(s.device_id, s.never_heard, s.heartbeat_s, round(s.overdue_s)) for s in late] == [
+        (dev.kid, False, 900, 360)]
+    # once its heartbeats say 60 s, that interval counts
+    receiver.ingest([dev.heartbeat(interval_s=60)])
+    seen = conn.execute("SELECT last_seen_at FROM device_state").fetchone()[0]
+    assert [s.heartbeat_s for s in silent_devices(conn, now=seen + 60 + 300 + 1)] == [60]
+
+
 def test_cli_config_set_show_and_devices_show(receiver: Receiver, db: Path, dev: ff.DeviceSim,
                                               capsys: pytest.CaptureFixture[str]) -> None:
     rc, out, _ = _cli(capsys, "devices", "config", "SOTTO-42", "set", "heartbeat_every_s=600",
@@ -102,7 +120,9 @@ def test_cli_config_set_show_and_devices_show(receiver: Receiver, db: Path, dev:
     assert rc == 0 and "firmware" in out and "0.1.0" in out and "watchdog" in out and "17/31" in out
     rc, out, _ = _cli(capsys, "devices", "list", "--json", "--db", str(db))
     row = json.loads(out)[0]
-    assert row["health"]["config_version"] == 1 and row["silent"] is False and row["never_heard"] is False
+    # heard at the test receiver's clock (September 2026), listed by the CLI's real clock: long past its
+    # heartbeat interval (the default 900 s: no heartbeat yet) + grace, so silent; but heard, not never_heard
+    assert row["health"]["config_version"] == 1 and row["silent"] is True and row["never_heard"] is False
     rc, out, _ = _cli(capsys, "devices", "list", "--db", str(db))
     assert "FIRMWARE" in out and "0.1.0" in out
 
