@@ -144,7 +144,8 @@ def test_cli_devices_list_names_a_never_heard_device_silent(db: Path, capsys: py
 def test_settings_are_checked_for_shape_here_and_for_sense_on_the_device() -> None:
     assert devcfg.parse_settings(['trigger.alert={"presses": 4, "window_ms": 2000}', "officer=PC 12"]) == {
         "trigger.alert": {"presses": 4, "window_ms": 2000}, "officer": "PC 12"}
-    for bad in (["x..y=1"], ["=1"], ["apn=foo"], ["a b=1"]):
+    for bad in (["x..y=1"], ["=1"], ["apn=foo"], ["a b=1"],
+                ['checkin.start={"presses": 6'], ["feedback.received=[400"]):   # JSON cut short: not text
         with pytest.raises(UsageError):
             devcfg.parse_settings(bad)
     with pytest.raises(UsageError, match="bytes"):
