@@ -182,12 +182,14 @@ def silent_devices(conn: sqlite3.Connection, *, now: float | None = None, grace_
     now = time.time() if now is None else now
     hb = PROVISIONED_HEARTBEAT_S
     rows = conn.execute(
-        "SELECT s.device_id, d.officer, s.last_seen_at, coalesce(s.heartbeat_s, ?), s.battery "
+        "SELECT s.device_id, d.officer, s.last_seen_at, coalesce(s.heartbeat_s, ?), s.battery, "
+        "s.heartbeat_s IS NULL "
         "FROM device_state s JOIN devices d ON d.device_id = s.device_id "
         "WHERE s.last_seen_at + coalesce(s.heartbeat_s, ?) + ? < ? "
         "AND EXISTS (SELECT 1 FROM device_keys k WHERE k.device_id = s.device_id AND k.revoked_at IS NULL) "
         "ORDER BY s.last_seen_at", (hb, hb, grace_s, now)).fetchall()
-    out = [SilentDevice(bytes(r[0]), r[1], r[2], r[3], now - r[2] - r[3], r[4]) for r in rows]
+    out = [SilentDevice(bytes(r[0]), r[1], r[2], r[3], now - r[2] - r[3], r[4], no_heartbeat_yet=bool(r[5]))
+           for r in rows]
     never = conn.execute(
         "SELECT d.device_id, d.officer, k.added_at FROM devices d JOIN device_keys k "
         "ON k.device_id = d.device_id AND k.revoked_at IS NULL "

@@ -83,8 +83,8 @@ def test_a_device_registered_but_never_heard_is_silent(db: Path, dev: ff.DeviceS
     assert late[0].to_json()["never_heard"] and late[0].to_json()["last_seen"] is None
 
 
-def test_a_device_heard_once_whose_first_heartbeat_never_came_is_silent(receiver: Receiver, db: Path,
-                                                                        dev: ff.DeviceSim) -> None:
+def test_a_device_heard_once_whose_first_heartbeat_never_came_is_silent(
+        receiver: Receiver, db: Path, dev: ff.DeviceSim, capsys: pytest.CaptureFixture[str]) -> None:
     """It sent its `started` status (no heartbeat interval yet) and died: silent after the
     firmware's default interval + grace, like a device never heard (issue 16)."""
     receiver.ingest([dev.status(6)])
@@ -95,10 +95,14 @@ def test_a_device_heard_once_whose_first_heartbeat_never_came_is_silent(receiver
     late = silent_devices(conn, now=seen[0] + 900 + 300 + 60)
     assert [(s.device_id, s.never_heard, s.heartbeat_s, round(s.overdue_s)) for s in late] == [
         (dev.kid, False, 900, 360)]
+    assert late[0].no_heartbeat_yet and late[0].to_json()["no_heartbeat_yet"] is True
+    rc, out, _ = _cli(capsys, "alerts", "list", "--db", str(db))   # the CLI's real clock: long after
+    assert rc == 0 and "SOTTO-42" in out and "no heartbeat yet (expected within the default 15 min)" in out
     # once its heartbeats say 60 s, that interval counts
     receiver.ingest([dev.heartbeat(interval_s=60)])
     seen = conn.execute("SELECT last_seen_at FROM device_state").fetchone()[0]
-    assert [s.heartbeat_s for s in silent_devices(conn, now=seen + 60 + 300 + 1)] == [60]
+    assert [(s.heartbeat_s, s.no_heartbeat_yet) for s in silent_devices(conn, now=seen + 60 + 300 + 1)] == [
+        (60, False)]
 
 
 def test_cli_config_set_show_and_devices_show(receiver: Receiver, db: Path, dev: ff.DeviceSim,
