@@ -307,3 +307,31 @@ def test_provision_set_refuses_what_only_provisioning_flags_set():
     with pytest.raises(UsageError, match="KEY=VALUE"):
         devcfg.parse_settings(["heartbeat_every_s"])
     assert devcfg.parse_settings(["a.b=600", "c=text", "d=true"]) == {"a.b": 600, "c": "text", "d": True}
+
+
+def test_flash_provision_and_rotate_key_name_a_corrupt_configuration_not_a_missing_one(device, tmp_path,
+                                                                                         REQUEST, build_dir):
+    """Issue 16: a damaged config.json on a provisioned unit is "corrupt", a new unit's is "missing"."""
+    from host_tools import config_state, flash
+
+    assert flash.flash_firmware(device.port, build_dir=build_dir).config.state == "missing"
+    db = centre_db(tmp_path / "receiver.db")
+    provision.provision(device.port, REQUEST, db)
+    ok = flash.flash_firmware(device.port, build_dir=build_dir).config
+    assert (ok.state, ok.device_id) == ("ok", "SOTTO-42")
+    (device.flash / "data" / "config.json").write_bytes(b'{"device_id": "SOTTO-42", "recei')  # torn write
+    found = flash.flash_firmware(device.port, build_dir=build_dir).config
+    assert found.state == "corrupt" and "CORRUPT" in found.detail and "missing" not in found.detail
+    with pytest.raises(provision.AlreadyProvisioned) as err:   # it still holds its key (another registry)
+        provision.provision(device.port, REQUEST, centre_db(tmp_path / "other.db"))
+    assert "CORRUPT configuration" in str(err.value) and "--force" in str(err.value)
+    with pytest.raises(provision.NotProvisioned) as err2:
+        provision.rotate_key(device.port, db)
+    assert "CORRUPT configuration" in str(err2.value) and "missing" not in str(err2.value)
+    device.wipe_data()
+    with pytest.raises(provision.NotProvisioned) as err3:
+        provision.rotate_key(device.port, db)
+    assert "config.json is missing" in str(err3.value) and "CORRUPT" not in str(err3.value)
+    # the JSON and the sentence of `sotto flash` (no device needed for these)
+    for raw in (b"[1]", b'{"device_id": 7}', b"\xff"):
+        assert config_state.describe(raw).state == "corrupt"
