@@ -115,6 +115,13 @@ class Faults:
     psm_refused: bool = False
 
 
+class HostStall(RuntimeError):
+    """The host (the receiver, or this machine under load) did not give the virtual
+    modem what the simulation needs within the modem's wall-time safety limit
+    (VirtualModem(io_wait_s=...)). The run stops here: going on would let the wall
+    clock decide what the simulated device sees, and when."""
+
+
 @dataclass
 class AirRecord:
     """Bytes that crossed the radio: `air_bytes` as sent (TLS records, or the SMS

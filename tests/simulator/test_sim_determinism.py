@@ -1,0 +1,77 @@
+"""The simulated timeline depends on the scenario only, never on how fast this
+machine is: a host that is slow to give the virtual modem its answers (a loaded
+machine, a receiver stalled on its disk) changes nothing the device sees, or
+when; one that never answers stops the run with HostStall, loudly.
+
+The slow host is made by count, not by sleeping: the modem's socket polls find
+nothing yet three times in four, as polls on a loaded machine do (before the fix
+a poll that found nothing made the modem give up waiting, and the answer reached
+the device at whichever later pass the host happened to deliver it: seen as a
+frame made 5 ms later in one `make simvm` run under load)."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+from vmodem_support import ScriptedServer, run_for, say
+
+from simulator.report import timeline_lines
+from simulator.run import run_scenario
+from simulator.scenario import load
+from simulator.vmodem import HostStall, VirtualModem
+from simulator.vmodem import reading as vread
+
+SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
+
+
+def _view(result):
+    port = str(result.receiver.port)
+    return ([line.replace(port, "PORT") for line in timeline_lines(result, verbose=True)],
+            [(t, s, ty) for t, s, ty, _ in result.device.made], result.device.acked,
+            [(r.t_ms, r.direction, r.kind) for r in result.device.modem.air])  # sizes: ECDSA's vary by a byte
+
+
+def test_a_slow_host_does_not_move_the_simulated_timeline(tmp_path, monkeypatch):
+    sc = load(SCENARIOS / "false_alarm_cancelled.toml")
+    steady = run_scenario(sc, tmp_path / "steady")
+    real = vread._readable
+    polls = itertools.count(1)
+    stalled = 0
+
+    def slow(sock, timeout_s):  # three polls in four: nothing in yet
+        nonlocal stalled
+        if next(polls) % 4:
+            stalled += 1
+            return False
+        return real(sock, timeout_s)
+
+    monkeypatch.setattr(vread, "_readable", slow)
+    slowed = run_scenario(sc, tmp_path / "slow")
+    assert stalled > 100  # the host really was slow, many times
+    assert not slowed.failures
+    a, b = _view(steady), _view(slowed)
+    assert a[0] == b[0]  # the timeline
+    assert a[1] == b[1]  # every frame made at the same simulated time
+    assert a[2] == b[2]  # and acknowledged at the same time
+    assert a[3] == b[3]  # the air log, record by record
+
+
+def test_a_host_that_never_answers_stops_the_run_loudly():
+    server = ScriptedServer(answer=lambda req: None, complete=lambda data: False)  # reads, never answers
+    try:
+        vm = VirtualModem(powered=True, hosts={"h": f"127.0.0.1:{server.port}"}, io_wait_s=0.3)
+        for cmd in ("AT+CCHSET=0,1", "AT+CCHSTART", 'AT+CCHOPEN=0,"h",80,1'):
+            say(vm, cmd, 1000)
+        request = b"POST /v1/frames HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi"
+        say(vm, f"AT+CCHSEND=0,{len(request)}", 50)
+        vm.stream.write(request)
+        t0 = vm.now
+        with pytest.raises(HostStall) as e:
+            run_for(vm, 2000)
+        assert "waited 0.3 s of wall time for the answer from 127.0.0.1:" in str(e.value)
+        assert "stops rather than let the wall clock change the simulated timeline" in str(e.value)
+        assert vm.now - t0 < 1000  # it stopped at the send, not later on the simulated clock
+    finally:
+        server.stop()
