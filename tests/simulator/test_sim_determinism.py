@@ -11,17 +11,24 @@ frame made 5 ms later in one `make simvm` run under load)."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import socket
+import sqlite3
+import threading
+import time
 from pathlib import Path
 
 import pytest
 from vmodem_support import ScriptedServer, run_for, say
 
+from simulator.clock import VirtualClock
 from simulator.report import timeline_lines
 from simulator.run import run_scenario
 from simulator.scenario import load
 from simulator.vmodem import HostStall, VirtualModem
 from simulator.vmodem import reading as vread
+from simulator.vmodem.connections import Connections
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 
@@ -75,3 +82,100 @@ def test_a_host_that_never_answers_stops_the_run_loudly():
         assert vm.now - t0 < 1000  # it stopped at the send, not later on the simulated clock
     finally:
         server.stop()
+
+
+class _GatedProxy:
+    """Between the modem and the receiver: the device's application data reaches the
+    receiver only once the simulation has moved on from the moment it was sent, or
+    the modem is waiting for the answer (whichever comes first; 10 s of wall time at
+    most, a safety net). A receiver that handles requests late, decided by events."""
+
+    def __init__(self, target: tuple[str, int], state: dict[str, int]) -> None:
+        self.target, self.state = target, state
+        self.held = 0
+        self.lst = socket.create_server(("127.0.0.1", 0))
+        self.port = self.lst.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                c, _ = self.lst.accept()
+            except OSError:
+                return
+            s = socket.create_connection(self.target)
+            threading.Thread(target=self._pipe, args=(c, s, True), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(s, c, False), daemon=True).start()
+
+    def _pipe(self, a: socket.socket, b: socket.socket, gate: bool) -> None:
+        try:
+            while data := a.recv(65536):
+                if gate and data[0] == 0x17:  # a TLS application-data record: the request
+                    now, polls = self.state["now"], self.state["polls"]
+                    for _ in range(1000):  # 10 s at most
+                        if self.state["now"] > now or self.state["polls"] > polls:
+                            break
+                        time.sleep(0.01)
+                    self.held += 1
+                b.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (a, b):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self.lst.close()
+
+
+def _receipts(result) -> list[tuple[int, float]]:
+    db = sqlite3.connect(result.receiver.db)
+    try:
+        return sorted(db.execute("SELECT seq, received_at FROM frames").fetchall())
+    finally:
+        db.close()
+
+
+def test_the_receiver_sees_the_send_time_however_late_it_handles_the_request(tmp_path, monkeypatch):
+    sc = load(SCENARIOS / "operator_listening.toml")
+    steady = run_scenario(sc, tmp_path / "steady")
+    state = {"now": 0, "polls": 0}
+    real_advance, real_readable, real_resolve = VirtualClock.advance_to, vread._readable, Connections._resolve
+
+    def advance_to(clock, t_ms):
+        real_advance(clock, t_ms)
+        state["now"] = t_ms
+
+    def readable(sock, timeout_s):  # the modem waiting for an answer, seen in 10 ms slices
+        for _ in range(max(1, int(timeout_s * 100))):
+            if real_readable(sock, min(timeout_s, 0.01)):
+                return True
+            if timeout_s:
+                state["polls"] += 1
+        return False
+
+    proxies: dict[tuple[str, int], _GatedProxy] = {}
+
+    def resolve(modem, host, port):
+        where = real_resolve(modem, host, port)
+        if where is None:
+            return None
+        if where not in proxies:
+            proxies[where] = _GatedProxy(where, state)
+        return "127.0.0.1", proxies[where].port
+
+    monkeypatch.setattr(VirtualClock, "advance_to", advance_to)
+    monkeypatch.setattr(vread, "_readable", readable)
+    monkeypatch.setattr(Connections, "_resolve", resolve)
+    try:
+        late = run_scenario(sc, tmp_path / "late")
+    finally:
+        for p in proxies.values():
+            p.close()
+    assert sum(p.held for p in proxies.values()) >= 10  # requests really went through the gate
+    assert not late.failures
+    got, want = _receipts(late), _receipts(steady)
+    assert len(want) == len(steady.device.made) > 10
+    assert got == want  # each frame stamped with the same simulated time
+    assert _view(late)[:3] == _view(steady)[:3]
