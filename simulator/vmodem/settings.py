@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from simulator.clock import HostStall  # noqa: F401 - the modem raises it (re-exported)
+
 CTRL_Z = 0x1A
 ESC = 0x1B
 
@@ -113,13 +115,6 @@ class Faults:
     tls_strict: bool = False  # OpenSSL-strict TLS (host name, dates, SNI always), not the module's
     # the network does not grant PSM: AT+CPSMS=1 answers OK, the module never enters it
     psm_refused: bool = False
-
-
-class HostStall(RuntimeError):
-    """The host (the receiver, or this machine under load) did not give the virtual
-    modem what the simulation needs within the modem's wall-time safety limit
-    (VirtualModem(io_wait_s=...)). The run stops here: going on would let the wall
-    clock decide what the simulated device sees, and when."""
 
 
 @dataclass

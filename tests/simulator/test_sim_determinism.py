@@ -26,6 +26,7 @@ from simulator.clock import VirtualClock
 from simulator.report import timeline_lines
 from simulator.run import run_scenario
 from simulator.scenario import load
+from simulator.smsc import SmsRecord, VirtualSmsc
 from simulator.vmodem import HostStall, VirtualModem
 from simulator.vmodem import reading as vread
 from simulator.vmodem.connections import Connections
@@ -179,3 +180,17 @@ def test_the_receiver_sees_the_send_time_however_late_it_handles_the_request(tmp
     assert len(want) == len(steady.device.made) > 10
     assert got == want  # each frame stamped with the same simulated time
     assert _view(late)[:3] == _view(steady)[:3]
+
+
+def test_an_sms_webhook_that_never_answers_stops_the_run_loudly():
+    silent = socket.create_server(("127.0.0.1", 0))  # takes the connection (backlog), never answers
+    try:
+        smsc = VirtualSmsc(f"http://127.0.0.1:{silent.getsockname()[1]}/v1/sms", delay_ms=1000, wait_s=0.3)
+        smsc.records.append(SmsRecord(0, "+447700900001", "+447700900999", b"frame", 1000))
+        smsc.advance(999)
+        with pytest.raises(HostStall) as e:
+            smsc.advance(1000)
+        assert "the SMS centre waited 0.3 s of wall time for the webhook" in str(e.value)
+        assert smsc.records[0].error == ""  # not quietly "unreachable"
+    finally:
+        silent.close()
