@@ -16,7 +16,7 @@ help:
 	@echo "make e2e     - main.py unchanged in the MicroPython VM: alerts end to end, also at device speed"
 	@echo "make powercut - a power cut at every storage operation of a whole alert (about a minute)"
 	@echo "make simvm   - every scenario with the firmware in the MicroPython VM: the CPython frames, byte for byte"
-	@echo "make pytest-pg - the receiver and console tests again, on a real PostgreSQL (started and torn down)"
+	@echo "make pytest-pg - the database suites (receiver, console, CLI, provisioning) again, on a real PostgreSQL"
 	@echo "make browser - the operators' console in Debian's chromium (Playwright): an operator's day"
 	@echo "make bench   - benchmarks with same-run baselines (live ingest on SQLite and on PostgreSQL); writes build/bench.json"
 	@echo "make vectors - regenerate tests/vectors/ (frames: the firmware in the MicroPython VM; answers: cbor2 + cryptography)"
@@ -54,13 +54,17 @@ typecheck: setup
 pytest: setup nmea-corpus postgres
 	$(PY) -m pytest -q
 
-# The storage lane: the receiver's and the console's tests once more with every
+# The storage lane: every suite that touches the centre's database once more with every
 # database on PostgreSQL (tests/pg_support.py starts a server: initdb into a temporary
-# directory, pg_ctl on a free port). tests/storage (kill tests, several nodes, roles)
+# directory, pg_ctl on a free port): the receiver, the console, every CLI data command
+# through $$SOTTO_DB (tests/test_cli_tree.py), provisioning into the registry
+# (tests/technician/test_provision*.py). tests/storage (kill tests, several nodes, roles)
 # runs on PostgreSQL in `make pytest` already.
 pytest-pg: setup postgres
 	SOTTO_TEST_BACKEND=postgresql $(PY) -m pytest -q tests/receiver
 	SOTTO_TEST_BACKEND=postgresql $(PY) -m pytest -q tests/console
+	SOTTO_TEST_BACKEND=postgresql $(PY) -m pytest -q tests/test_cli_tree.py tests/technician/test_provision.py \
+	  tests/technician/test_provision_queue.py tests/technician/test_provision_secondary.py
 
 # Debian's PostgreSQL server binaries for the tests and `make bench` (never skipped: missing and not
 # installable is an error). `postgres` installs the package when it is missing.

@@ -22,8 +22,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from bench.common import Row, lower_is_better, vm_result
 
 VM_SCRIPT = r"""
-from vm_timing import per_call_ms
-import time, json, hashlib
+from vm_timing import best_of, report
+import time, hashlib
 from sotto import cbor, cose, ed25519, edwards, frames
 from sotto.answer import Opener, centre_kid
 
@@ -68,13 +68,9 @@ cases = {
     "centre_table": lambda: edwards.comb_table(edwards.neg(edwards.decode(CENTRE.public_key))),
     "base_table": base_table,
 }
-best = {}
-for _ in range(3):  # interleaved rounds, best of each
-    for name, fn in cases.items():
-        v = per_call_ms(fn)
-        best[name] = min(best.get(name, v), v)
+best = best_of(cases)
 best["first_table_ms"] = table_ms
-print("RESULT " + json.dumps(best))
+report(best)
 """
 
 CENTRE_SEED = bytes(range(0xC0, 0xE0))

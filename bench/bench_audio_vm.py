@@ -24,8 +24,8 @@ from bench.common import Row, higher_is_better, lower_is_better, vm_result
 BENCH_DIR = Path(__file__).resolve().parent
 
 VM_SCRIPT = r"""
-from vm_timing import per_call_ms
-import sys, time, json, gc
+from vm_timing import best_of, report
+import sys, gc
 sys.path.insert(0, '/ref')
 from sotto import adpcm
 from sotto.audio import Audio
@@ -86,13 +86,9 @@ assert bytes(out) == naive.encode_i2s32(raw, [0, 0])  # the same bytes
 pipeline()
 
 
-best = {}
-for _ in range(3):  # interleaved rounds, best of each: a busy machine slows all alike
-    for name, fn in (("ours", ours), ("naive", theirs), ("pipeline", pipeline)):
-        v = per_call_ms(fn)
-        best[name] = min(best.get(name, v), v)
+best = best_of({"ours": ours, "naive": theirs, "pipeline": pipeline})
 best["kept_bytes"] = kept
-print("RESULT " + json.dumps(best))
+report(best)
 """
 
 

@@ -21,8 +21,8 @@ from bench.common import Row, lower_is_better, vm_result
 BENCH_DIR = Path(__file__).resolve().parent
 
 VM_SCRIPT = r"""
-from vm_timing import per_call_ms
-import sys, time, json, hashlib
+from vm_timing import best_of, report
+import sys, hashlib
 sys.path.insert(0, '/ref')
 import ref_ed25519_naive as naive
 import ref_sha512_halves as halves
@@ -70,14 +70,10 @@ cases = {
     "key_setup": reset_table,
     "key_naive": lambda: naive.point_compress(naive.point_mul(naive.secret_expand(SEED)[0], naive.G)),
 }
-best = {}
-for _ in range(3):  # interleaved rounds, best of each: a busy machine slows both sides alike
-    for name, fn in cases.items():
-        v = per_call_ms(fn, 60)
-        best[name] = min(best.get(name, v), v)
+best = best_of(cases, 60)
 best["tbs_bytes"] = len(TBS)
 best["wire_bytes"] = len(wire)
-print("RESULT " + json.dumps(best))
+report(best)
 """
 
 

@@ -7,6 +7,11 @@
 # watchdog will not reset under them. The device works normally meanwhile.
 # Once armed, only the loop feeds it: a hang anywhere resets the device, and
 # the boot counter in Device.boot() notices if that keeps happening.
+#
+# Between passes the CPU light-sleeps when the Device says nothing is pending
+# (Device.rest -> hal.sleep_until: the button, the accelerometer and the
+# modem's RI wake it); otherwise it waits clocked (asyncio.sleep_ms). A light
+# sleep is capped below the watchdog's timeout, which keeps counting.
 import asyncio
 import json
 import sys
@@ -18,7 +23,7 @@ from sotto.hal import load_board
 from sotto.hal.esp32 import Esp32Hal
 
 _log = log.Logger("main")
-MAX_SLEEP_MS = 20  # the button and the microphone want a pass this often
+MAX_SLEEP_MS = 20  # awake: the button and the microphone want a pass this often
 
 
 def _board_name():
@@ -36,6 +41,7 @@ async def run(hal):
     app.forget_boot_modules()  # the configuration's checks and the key's loader: boot only
     arm_ms = hal.board.get("watchdog_arm_ms", 20000)
     armed = False
+    nap_max = hal.board.get("watchdog_ms", 8000) // 2  # a light sleep never starves the watchdog
     while True:
         now = time.ticks_ms()
         wait = device.step(now)
@@ -43,7 +49,11 @@ async def run(hal):
             hal.arm_watchdog()
             armed = True
         hal.wdt_feed()
-        await asyncio.sleep_ms(min(wait, MAX_SLEEP_MS))
+        if device.rest(now, nap_max):
+            hal.wdt_feed()  # woken (by a timer or a pin): a fresh watchdog period for the pass
+            await asyncio.sleep_ms(0)  # still a cooperative loop
+        else:
+            await asyncio.sleep_ms(min(wait, MAX_SLEEP_MS))
 
 
 def main():

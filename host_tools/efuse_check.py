@@ -104,6 +104,16 @@ def _flash_encryption(summary: dict[str, Any], cnt_name: str, release_fuses: tup
                    + f" and {release_fuses[-1]} burned (where the chip has them)")
 
 
+def _first_burned(summary: dict[str, Any], layer: str, cases: tuple[tuple[str, bool, str], ...],
+                  otherwise: tuple[bool, str]) -> Verdict:
+    """The layer's verdict: (ok, reason) of the first (fuse, ok, reason) case whose fuse is
+    burned (later fuses are not read), else `otherwise`."""
+    for fuse, ok, reason in cases:
+        if _burned(summary, fuse):
+            return Verdict(layer, ok, reason)
+    return Verdict(layer, *otherwise)
+
+
 def _judge_s_series(summary: dict[str, Any]) -> tuple[Verdict, ...]:
     fe = _flash_encryption(summary, "SPI_BOOT_CRYPT_CNT",
                            ("DIS_DOWNLOAD_MANUAL_ENCRYPT", "DIS_PAD_JTAG", "DIS_USB_JTAG"))
@@ -118,33 +128,27 @@ def _judge_s_series(summary: dict[str, Any]) -> tuple[Verdict, ...]:
     else:
         sb = Verdict("secure_boot", True, f"secure boot v2 on: SECURE_BOOT_EN burned, release key digest in "
                                           f"{', '.join(digests)}")
-    if _burned(summary, "DIS_DOWNLOAD_MODE"):
-        dl = Verdict("download_mode", True, "off: DIS_DOWNLOAD_MODE burned")
-    elif _burned(summary, "ENABLE_SECURITY_DOWNLOAD"):
-        dl = Verdict("download_mode", True, "secure download mode only (ENABLE_SECURITY_DOWNLOAD burned): "
-                                            "it cannot read flash")
-    else:
-        dl = Verdict("download_mode", False, "open: neither DIS_DOWNLOAD_MODE nor ENABLE_SECURITY_DOWNLOAD "
-                                             "is burned, so the ROM's download mode (esptool) still answers")
+    dl = _first_burned(summary, "download_mode", (
+        ("DIS_DOWNLOAD_MODE", True, "off: DIS_DOWNLOAD_MODE burned"),
+        ("ENABLE_SECURITY_DOWNLOAD", True, "secure download mode only (ENABLE_SECURITY_DOWNLOAD burned): "
+                                           "it cannot read flash")),
+        (False, "open: neither DIS_DOWNLOAD_MODE nor ENABLE_SECURITY_DOWNLOAD is burned, so the ROM's "
+                "download mode (esptool) still answers"))
     return fe, sb, dl
 
 
 def _judge_esp32(summary: dict[str, Any]) -> tuple[Verdict, ...]:
     fe = _flash_encryption(summary, "FLASH_CRYPT_CNT",
                            ("DISABLE_DL_ENCRYPT", "DISABLE_DL_DECRYPT", "DISABLE_DL_CACHE", "JTAG_DISABLE"))
-    if _burned(summary, "ABS_DONE_1"):
-        sb = Verdict("secure_boot", True, "secure boot v2 on: ABS_DONE_1 burned")
-    elif _burned(summary, "ABS_DONE_0"):
-        sb = Verdict("secure_boot", False, "secure boot v1 (ABS_DONE_0), not v2: a production unit needs "
-                                           "v2 (ESP32 ECO3 or later, ABS_DONE_1)")
-    else:
-        sb = Verdict("secure_boot", False, "off: ABS_DONE_1 is not burned, so the bootloader runs any image "
-                                           "(a firmware that prints the key could be flashed)")
-    if _burned(summary, "UART_DOWNLOAD_DIS"):
-        dl = Verdict("download_mode", True, "off: UART_DOWNLOAD_DIS burned")
-    else:
-        dl = Verdict("download_mode", False, "open: UART_DOWNLOAD_DIS is not burned, so the ROM's download "
-                                             "mode still answers")
+    sb = _first_burned(summary, "secure_boot", (
+        ("ABS_DONE_1", True, "secure boot v2 on: ABS_DONE_1 burned"),
+        ("ABS_DONE_0", False, "secure boot v1 (ABS_DONE_0), not v2: a production unit needs v2 (ESP32 ECO3 "
+                              "or later, ABS_DONE_1)")),
+        (False, "off: ABS_DONE_1 is not burned, so the bootloader runs any image (a firmware that prints "
+                "the key could be flashed)"))
+    dl = _first_burned(summary, "download_mode", (
+        ("UART_DOWNLOAD_DIS", True, "off: UART_DOWNLOAD_DIS burned"),),
+        (False, "open: UART_DOWNLOAD_DIS is not burned, so the ROM's download mode still answers"))
     return fe, sb, dl
 
 
@@ -160,6 +164,12 @@ def judge(summary: dict[str, Any]) -> tuple[str, tuple[Verdict, ...]]:
         raise UsageError(f"not an espefuse JSON summary: field {e} missing or malformed") from None
     why = "espefuse reported neither SPI_BOOT_CRYPT_CNT nor FLASH_CRYPT_CNT: a chip these checks do not know"
     return "unknown", tuple(Verdict(layer, False, why) for layer in LAYERS)
+
+
+def report(source: str, summary: dict[str, Any]) -> SecurityReport:
+    """The SecurityReport of a summary read from `source` (a port, or a summary file)."""
+    family, verdicts = judge(summary)
+    return SecurityReport(source, family, verdicts)
 
 
 # -- reading a unit ----------------------------------------------------------------------------
@@ -206,8 +216,7 @@ def check(port: str, *, run: Runner | None = None) -> SecurityReport:
     # espefuse resets the chip into its ROM bootloader to read it; --after hard-reset restarts it
     # (its default, no-reset, would leave the unit in the bootloader)
     connection = ["--port", port, "--chip", "auto", "--after", "hard-reset"]
-    family, verdicts = judge(read_summary(connection, run=run))
-    return SecurityReport(port, family, verdicts)
+    return report(port, read_summary(connection, run=run))
 
 
 def require_production(port: str, *, run: Runner | None = None) -> SecurityReport:

@@ -35,6 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from host_tools import config_state
 from host_tools import romfs as romfs_image
 from host_tools.device_link import DeviceFull, DeviceInfo, DeviceLink, LinkError, NotMicroPython
 from host_tools.errors import SottoError, UsageError
@@ -106,6 +107,7 @@ class FlashResult:
     unchanged: int = 0
     verified: int = 0
     bytes_copied: int = 0
+    config: config_state.ConfigState | None = None   # what /data/config.json holds: missing, corrupt, ok
 
 
 def _sha256(data: bytes) -> str:
@@ -287,6 +289,7 @@ def _flash(dev: DeviceLink, info: DeviceInfo, build: Build, full: bool, progress
         dev.put(MANIFEST_PATH, manifest)
         if dev.hashes([MANIFEST_PATH]).get(MANIFEST_PATH) != _sha256(manifest):
             raise VerifyError("the manifest did not read back intact: run `sotto flash` again")
+    result.config = config_state.describe(dev.read(config_state.CONFIG_PATH))
     if reset:
         dev.soft_reset_and_run()
     return result

@@ -45,6 +45,7 @@ from typing import Any, TypeVar
 
 from cryptography import x509
 
+from host_tools import config_state, storage
 from host_tools.device_link import DeviceLink
 from host_tools.drain import DeviceBusy, DrainResult, QueuePolicy, check_receiver_url, settle_queue
 from host_tools.errors import UsageError
@@ -135,6 +136,8 @@ def _who() -> str:
 
 
 def _open_registry(db_path: str | Path, new_registry: bool) -> Registry:
+    if storage.is_postgres(db_path):   # a PostgreSQL URL (kept whole: a Path would fold its `//`)
+        return Registry(open_db(str(db_path), create=True))
     path = Path(db_path)
     if not path.exists() and not new_registry:
         raise ProvisionError(f"there is no registry at {path}: point --db (or $SOTTO_DB) at the centre's "
@@ -299,10 +302,12 @@ def provision(port: str, request: ProvisionRequest, db_path: str | Path, *, forc
         try:
             target = DeviceSession(dev)
             if target.has_key and not force:
-                old_id = target.config.get("device_id", "?")
+                found = config_state.describe(target.config_text)
                 fp = key_fingerprint(target.key) if target.key else "damaged"
+                held = (f"device id {found.device_id}, key {fp}" if found.state == "ok"
+                        else f"key {fp}, with {found.detail.split(';')[0]}")
                 raise AlreadyProvisioned(
-                    f"the device at {port} is already provisioned (device id {old_id}, key {fp}); "
+                    f"the device at {port} is already provisioned ({held}); "
                     "to provision it again (a new key; the old one is revoked) add --force")
             drained, discarded = settle_queue(target, queue, centre, reg.connection, kid, port,
                                                "provision --force") if target.has_key else (None, 0)
@@ -375,13 +380,8 @@ def rotate_key(port: str, db_path: str | Path, *, queue: QueuePolicy = KEEP_QUEU
             target = DeviceSession(dev)
             kid = _config_kid(target.config)
             if kid is None or target.key is None:
-                if kid is not None:
-                    what = f"no usable key ({target.key_error})"
-                elif target.config_text:
-                    what = ("a corrupt configuration (config.json is not valid or names no device id; "
-                            "the device runs on config.good or built-in defaults)")
-                else:
-                    what = "no configuration"
+                what = (f"no usable key ({target.key_error})" if kid is not None
+                        else config_state.describe(target.config_text).detail.split(";")[0])
                 raise NotProvisioned(f"the device at {port} has {what}: provision it with `sotto provision "
                                      f"--port {port} --id ID ...` (add --force to replace a damaged key)")
             name = format_device_id(kid)

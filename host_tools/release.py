@@ -31,7 +31,6 @@ import hashlib
 import json
 import os
 import re
-import stat
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -43,6 +42,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from host_tools.errors import SottoError, UsageError
+from host_tools.keyfile import KeyFileError, create_private_key, read_private_key
 
 MANIFEST = "manifest.cose"
 FILES = "files"
@@ -94,20 +94,12 @@ def keygen(out: str | os.PathLike[str]) -> bytes:
     """Write a new release key to `out` (PEM, 0600, never over a file) and its
     public half to `out`.pub (PEM); returns the public key's 32 bytes."""
     path = Path(out)
-    key = Ed25519PrivateKey.generate()
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption())
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        key = create_private_key(path)
     except FileExistsError:
         raise UsageError(f"{path} already exists: a release key is never overwritten") from None
     except OSError as e:
         raise UsageError(f"cannot create {path}: {e.strerror or e}") from None
-    try:
-        os.write(fd, pem)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
     public = key.public_key()
     Path(str(path) + ".pub").write_bytes(public.public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
@@ -116,23 +108,10 @@ def keygen(out: str | os.PathLike[str]) -> bytes:
 
 def load_key(path: str | os.PathLike[str]) -> Ed25519PrivateKey:
     """The release key in `path`; ReleaseError if missing, readable by others or not Ed25519."""
-    p = Path(path)
     try:
-        st = p.stat()
-        blob = p.read_bytes()
-    except OSError as e:
-        raise ReleaseError("no-key", f"cannot read the release key {p}: {e.strerror or e}") from None
-    if st.st_mode & 0o077:
-        raise ReleaseError("key-exposed", f"the release key {p} can be read by others (mode "
-                           f"{stat.S_IMODE(st.st_mode):o}): chmod 600 it, and make a new one if others "
-                           "read it")
-    try:
-        key = serialization.load_pem_private_key(blob, password=None)
-    except (ValueError, TypeError):
-        raise ReleaseError("no-key", f"{p} does not hold an unencrypted PEM private key") from None
-    if not isinstance(key, Ed25519PrivateKey):
-        raise ReleaseError("no-key", f"{p} is not an Ed25519 private key")
-    return key
+        return read_private_key(path, "the release key")
+    except KeyFileError as e:
+        raise ReleaseError("key-exposed" if e.exposed else "no-key", str(e)) from None
 
 
 def public_bytes(key: Ed25519PrivateKey | Ed25519PublicKey) -> bytes:

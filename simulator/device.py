@@ -9,8 +9,11 @@ with the virtual modem carrying its frames to a real receiver.
 Everything that happens is recorded in dev.timeline (t_ms, kind, text) and
 everything that left the device in dev.modem.air (and the SMS centre).
 
-The loop is firmware/main.py's: boot, then step / feed the watchdog, with the
-watchdog armed after the board's watchdog_arm_ms; an exception out of
+The loop is firmware/main.py's: boot, then step / feed the watchdog / rest
+(Device.rest: a light sleep through the HAL when nothing is pending, up to
+half the watchdog's timeout; the next pass is then at the sleep's end or at
+the first wake event before it), with the watchdog armed after the board's
+watchdog_arm_ms; an exception out of
 Device.step() resets the device 2 s later (main.py's crash path), and so does
 a reset the firmware asks the HAL for. The virtual device is the Device's
 observer (sotto.app: frames made, frames acknowledged, time set, haptic
@@ -376,4 +379,9 @@ class VirtualDevice:
             self.device = None
             self._reboot_at = now
             return self.next_event_ms(1)
-        return self.next_event_ms(wait)
+        try:
+            slept = self.device.rest(self.clock.ticks(), self.hal.board.get("watchdog_ms", 8000) // 2)
+        except PowerLoss:
+            self._power_lost()
+            return self.next_event_ms(60_000)
+        return self.next_event_ms(slept or wait)

@@ -10,6 +10,14 @@ What the firmware did to the hardware is recorded: haptic pulses
 watchdog feeds, and resets the firmware asked for (`reset_requested`, which
 the virtual device turns into a reboot, as the chip would).
 
+Light sleep (`sleep_until(ms)`) is on the virtual clock: the call returns at
+once and records the window `sleep_window` = (from, until) ms; the virtual
+device's next pass comes at `until` or at the first wake event before it (a
+button or accelerometer edge, the modem's RI: anything the virtual modem has
+for the host), and the power model (simulator/power.py) charges the time
+slept as light sleep. `sleeps` counts the calls, `sleep_log` keeps the last
+windows.
+
 `inputs()` tells what the parts hold for the firmware at this moment without
 taking anything (the VM runtime, simulator/vmruntime.py, hands it to the
 firmware in the VM for one pass, and replays what the firmware took on this
@@ -31,6 +39,7 @@ from simulator.clock import VirtualClock
 from simulator.peripherals import Battery, Button, GnssReceiver, GnssUart, Microphone
 from simulator.vmodem import VirtualModem
 
+SLEEP_LOG = 64  # light-sleep windows kept in SimHal.sleep_log
 BOARDS_DIR = Path(__file__).resolve().parent.parent / "hardware" / "boards"
 
 
@@ -93,6 +102,9 @@ class SimHal:
         self.watchdog_armed_ms: int | None = None
         self.resets = 0
         self.reset_requested = False
+        self.sleeps = 0
+        self.sleep_window: tuple[int, int] | None = None  # the last light sleep: (from, until) ms
+        self.sleep_log: list[tuple[int, int]] = []  # the last SLEEP_LOG windows
         self._rng = random.Random(seed)
 
     def inputs(self) -> Inputs:
@@ -158,3 +170,15 @@ class SimHal:
 
     def ticks_ms(self) -> int:
         return self.clock.ticks()
+
+    def sleep_until(self, ms: int) -> bool:
+        """Light sleep on the virtual clock (see the module docstring). False, as on
+        the device, when an edge is already waiting to be taken."""
+        now = self.clock.now_ms
+        if self.button.due(now) or (self.accel is not None and self.accel.due(now)):
+            return False
+        self.sleeps += 1
+        self.sleep_window = (now, now + int(ms))
+        self.sleep_log.append(self.sleep_window)
+        del self.sleep_log[:-SLEEP_LOG]
+        return True

@@ -17,10 +17,11 @@ inactivity timer), then idles, then enters PSM when the granted active time runs
 Charges that are shorter than a sample are counted per event: each radio record
 (`air`) is a `modem_tx_burst_ms` burst at `modem_tx_ma` (on top of the connected
 current), and each pass of the firmware's loop outside an alert wakes the CPU for `mcu_wake_ms`.
-Between passes the CPU is in light sleep only if the firmware's loop asks for it
-(board `mcu_light_sleep`); firmware/main.py awaits `asyncio.sleep_ms`, which leaves
-it clocked and idle (`mcu_idle_ma`). summary(light_sleep=True) gives the charge the
-same run would have drawn with a loop that light-sleeps.
+Between passes the CPU is in light sleep (`mcu_sleep_ma`) for exactly the time the
+firmware asked the HAL to sleep (`hal.sleep_until`, recorded by the simulated HAL as
+`sleep_window`; the sleep ends early at a wake event, where the next pass is), and
+clocked and idle (`mcu_idle_ma`, firmware/main.py awaiting `asyncio.sleep_ms`) for the
+rest of the time between passes.
 """
 
 from __future__ import annotations
@@ -39,10 +40,6 @@ class PowerMeter:
     def __init__(self, currents: dict[str, float], capacity_mah: float, modem: Any, gnss: Any, mic: Any,
                  hal: Any, device: Callable[[], Any] | None = None, start_ms: int = 0) -> None:
         self.c = currents
-        # between passes of the loop the CPU is in light sleep (mcu_sleep_ma) only if the
-        # firmware's loop asks for it; firmware/main.py awaits asyncio.sleep_ms, which
-        # leaves it clocked and idle (mcu_idle_ma): the board's "mcu_light_sleep" says which
-        self.light_sleep = bool(currents.get("mcu_light_sleep", False))
         self.capacity_mah = capacity_mah
         self.modem, self.gnss, self.mic, self.hal = modem, gnss, mic, hal
         self.device = device or (lambda: None)
@@ -52,6 +49,7 @@ class PowerMeter:
         self.passes = 0
         self.quiet_passes = 0  # passes outside an alert: the CPU wakes for mcu_wake_ms each
         self._air_seen = 0
+        self._rest_ma = currents["mcu_idle_ma"]  # the CPU's current before the pass being sampled
         self._snap = self._snapshot()
 
     # -- what the parts are doing --------------------------------------------------
@@ -94,8 +92,16 @@ class PowerMeter:
         dt = b - a
         if s["awake"]:
             self._add("mcu awake", c["mcu_awake_ma"], dt)
+            self._rest_ma = c["mcu_awake_ma"]
         else:
-            self.ms["mcu between passes"] = self.ms.get("mcu between passes", 0.0) + dt
+            # the light sleep the firmware asked for at the pass that began this interval
+            w = getattr(self.hal, "sleep_window", None)
+            slept = max(0.0, min(b, w[1]) - a) if w is not None and a <= w[0] < b else 0.0
+            if slept:
+                self._add("mcu sleep", c["mcu_sleep_ma"], slept)
+            if dt > slept:
+                self._add("mcu idle", c["mcu_idle_ma"], dt - slept)
+            self._rest_ma = c["mcu_sleep_ma"] if slept else c["mcu_idle_ma"]
         self._add("accelerometer", c["accel_lp_ma"], dt)
         for flag, state, key in (("gnss", "gnss on", "gnss_on_ma"), ("mic", "mic on", "mic_on_ma"),
                                  ("haptic", "haptic", "haptic_ma")):
@@ -127,30 +133,21 @@ class PowerMeter:
             self.ms["modem transmitting"] += burst
         self._air_seen = len(air)
         self.passes += 1
-        if not self._snap["awake"]:  # a pass of the loop between sleeps (charged in summary())
+        if not self._snap["awake"]:  # a pass of the loop between sleeps: mcu_wake_ms awake
             self.quiet_passes += 1
+            self.mas["mcu awake"] += (c["mcu_awake_ma"] - self._rest_ma) * c["mcu_wake_ms"]
+            self.ms["mcu awake"] += c["mcu_wake_ms"]
         self._snap = self._snapshot()
 
     # -- the outcome ------------------------------------------------------------------
-    def summary(self, now_ms: int | None = None, light_sleep: bool | None = None) -> dict[str, Any]:
+    def summary(self, now_ms: int | None = None) -> dict[str, Any]:
         """Charge used so far (mAh), its share by state, the average current, and the
-        days the board's cell would last at that average. light_sleep: charge the time
-        between passes as light sleep (True) or a clocked idle CPU (False); None: the
-        board's `mcu_light_sleep` (what the firmware does)."""
+        days the board's cell would last at that average."""
         if now_ms is not None:
             self._integrate(self.last, now_ms)
             self.last = max(self.last, now_ms)
-        c = self.c
-        sleeps = self.light_sleep if light_sleep is None else light_sleep
-        rest = "mcu sleep" if sleeps else "mcu idle"
-        rest_ma = c["mcu_sleep_ma"] if sleeps else c["mcu_idle_ma"]
-        between = self.ms.get("mcu between passes", 0.0)
-        mas = {k: v for k, v in self.mas.items()}
-        ms = {k: v for k, v in self.ms.items() if k in STATES}
-        mas[rest] += rest_ma * between
-        ms[rest] += between
-        mas["mcu awake"] += (c["mcu_awake_ma"] - rest_ma) * c["mcu_wake_ms"] * self.quiet_passes
-        ms["mcu awake"] += c["mcu_wake_ms"] * self.quiet_passes
+        mas = dict(self.mas)
+        ms = self.ms
         total = sum(mas.values())
         span = max(1, self.last - self.t0)
         avg = total / span
@@ -160,7 +157,8 @@ class PowerMeter:
         return {"charge_mah": round(total / _MS_PER_H, 4), "span_s": round(span / 1000, 1),
                 "average_ma": round(avg, 4), "capacity_mah": self.capacity_mah,
                 "days_at_this_rate": round(self.capacity_mah / avg / 24, 2) if avg else None,
-                "loop_passes": self.passes, "mcu_light_sleep": sleeps, "states": states}
+                "loop_passes": self.passes, "light_sleep_s": round(ms["mcu sleep"] / 1000, 1),
+                "states": states}
 
 
 def summary_lines(s: dict[str, Any], top: int = 5) -> list[str]:

@@ -30,7 +30,7 @@ from host_tools.errors import SottoError, UsageError
 from host_tools.receiver import centre_key
 from host_tools.receiver.clock_file import ClockWriter
 from host_tools.receiver.store import open_db
-from host_tools.registry import Registry
+from host_tools.registry import Registry, resolve_db_path
 from simulator.pki import RECEIVER_NAME, TestPki, make_pki
 
 REPO = Path(__file__).resolve().parent.parent
@@ -44,10 +44,11 @@ class ReceiverProcess:
     def __init__(self, directory: str | Path, tls: bool = True, db: str | Path | None = None,
                  console: bool = False, console_args: list[str] | None = None) -> None:
         """tls: HTTPS with a throwaway PKI (else plain HTTP on loopback); db: the
-        database (default DIRECTORY/receiver.db); console: the operators' console too."""
+        database: a SQLite file or a PostgreSQL URL (default DIRECTORY/receiver.db);
+        console: the operators' console too."""
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.db = Path(db) if db else self.dir / "receiver.db"
+        self.db = resolve_db_path(db, {}) if db else self.dir / "receiver.db"
         self.pki: TestPki | None = make_pki(str(self.dir)) if tls else None
         Registry(self.db).close()  # create the database before the server opens it
         with closing(open_db(self.db, create=True)) as conn:   # the centre's key, as `sotto centre init`
@@ -147,7 +148,7 @@ class OutsideReceiver:
 
     url: https://HOST:PORT (or http:// on loopback); ca_pem: its TLS CA certificate
     (https); centre_public_key: its answer-signing public key (`sotto centre key`);
-    db: its registry database when it is on this machine: devices' keys are
+    db: its database (a SQLite file on this machine, or a PostgreSQL URL): devices' keys are
     registered there, operators' actions and expectations read it. Without db the
     devices' keys must be registered beforehand (`sotto sim keys`) and only what
     the device saw can be checked."""
@@ -168,7 +169,7 @@ class OutsideReceiver:
         self.port = parts.port or (443 if parts.scheme == "https" else 80)
         self.pki = _Pki(ca_pem) if parts.scheme == "https" and ca_pem else None
         self.centre_public_key = centre_public_key
-        self.db = Path(db) if db else None
+        self.db = resolve_db_path(db, {}) if db else None   # a file, or a PostgreSQL URL as given
         self.sms_secret: bytes | None = None   # SMS fallback posts are not signed: the receiver refuses them
         self.registered: list[tuple[bytes, bytes, str | None]] = []
 

@@ -276,15 +276,18 @@ def device_spec(sc: Scenario, runtime: str | None = None) -> DeviceSpec:
 
 
 def run_scenario(sc: Scenario, workdir: str | Path | None = None, receiver: Any = None,
-                 on_progress: Any = None, runtime: str | None = None) -> RunResult:
-    """runtime: "cpython" or "vm" (simulator/device.py), else the scenario's own."""
+                 on_progress: Any = None, runtime: str | None = None, shared_db: Any = None) -> RunResult:
+    """runtime: "cpython" or "vm" (simulator/device.py), else the scenario's own.
+    shared_db: a database (a PostgreSQL URL) both receivers of a second-path scenario
+    store into: two sites of one centre (one centre key, one record) instead of two
+    independent centres; by default each receiver has its own."""
     work = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="sotto-sim-"))
     own = receiver is None
-    rx = receiver or ReceiverProcess(work / "receiver")
+    rx = receiver or ReceiverProcess(work / "receiver", db=shared_db)
     rx2 = None
     try:
-        if sc.secondary:   # the second path: another centre, its own PKI, key and database
-            rx2 = ReceiverProcess(work / "receiver2")
+        if sc.secondary:   # the second path: another centre (its own PKI, key, database), or another site
+            rx2 = ReceiverProcess(work / "receiver2", db=shared_db)
         wall0 = time.monotonic()
         clock = VirtualClock(epoch_s=sc.epoch_s)
         for r in (rx, rx2):   # each receiver stamps receipts with this clock

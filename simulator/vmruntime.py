@@ -183,6 +183,9 @@ class VmDevice:
     def step(self, now_ms: int) -> int:
         return self._rt.step(now_ms)
 
+    def rest(self, now_ms: int, cap_ms: int) -> int:
+        return self._rt.rest(now_ms, cap_ms)
+
     @property
     def pending(self) -> list[tuple[bytes, int, int]]:
         return [(w, int(t), int(s)) for w, t, s in _dec(self._rt.query("pending")["frames"])]
@@ -242,6 +245,13 @@ class VmRuntime:
         if "crash" in got:
             raise FirmwareCrash(got["crash"])
         return int(got["wait"])
+
+    def rest(self, now_ms: int, cap_ms: int) -> int:
+        """Device.rest(now_ms, cap_ms) in the VM (its sleep_until is replayed here)."""
+        got = self._pass({"op": "rest", "now": now_ms, "cap": cap_ms}, now_ms)
+        if got.get("lost"):
+            raise PowerLoss
+        return int(got.get("slept", 0))
 
     def query(self, what: str, **args: Any) -> dict[str, Any]:
         return self._request({"op": "query", "what": what, **args})
@@ -304,6 +314,8 @@ class VmRuntime:
                 hal.reset()
             elif kind == "wdt":
                 hal.wdt_feed()
+            elif kind == "sleep":
+                hal.sleep_until(int(op[1]))
             elif kind == "log":
                 obs.note("log", op[1])
             elif kind == "note":

@@ -14,8 +14,10 @@ import os
 import sys
 from collections.abc import Sequence
 
-from host_tools import __version__
+from host_tools import __version__, storage
 from host_tools.errors import SottoError
+
+INSUFFICIENT_PRIVILEGE = "42501"   # PostgreSQL's SQLSTATE for a privilege its role lacks
 
 # Order here is the order in `sotto --help`.
 COMMAND_MODULES: list[str] = [
@@ -75,6 +77,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SottoError as e:
         print(f"sotto: error: {e}", file=sys.stderr)
         return e.exit_code
+    except storage.Error as e:
+        if getattr(e, "sqlstate", None) != INSUFFICIENT_PRIVILEGE:
+            raise
+        # PostgreSQL refused this login's role (docs/operator-guide.md 1a): say so, no traceback
+        first = str(e).splitlines()[0] if str(e) else "permission denied"
+        print(f"sotto: error: the database refused this login: {first} (its role may not do this; "
+              "run it as a login of the role that may: docs/operator-guide.md, section 1a)", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("sotto: interrupted", file=sys.stderr)
         return 130

@@ -20,6 +20,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))   # tests/: framefactory
 
 import framefactory as ff  # noqa: E402
+import pg_support  # noqa: E402
 
 from host_tools import efuse_check  # noqa: E402
 from host_tools.errors import UsageError  # noqa: E402
@@ -156,7 +157,9 @@ def _device(name: bytes, t0: int = 1_790_000_000) -> ff.DeviceSim:
 
 @pytest.fixture
 def small_db(tmp_path: Path) -> dict[str, Any]:
-    db = tmp_path / "receiver.db"
+    """A SQLite file, or a PostgreSQL URL in `make pytest-pg` (pg_support): every data command
+    below runs against it through $SOTTO_DB."""
+    db = pg_support.new_db(tmp_path)
     dev = _device(b"SOTTO-42")
     with Registry(db) as reg:
         reg.add(dev.kid, dev.public_key, officer="J. Smith")
@@ -213,6 +216,7 @@ def _json_runs(d: dict[str, Any]) -> list[tuple[list[str], int]]:
         (["releases", "publish", str(t / "rel"), "--release-key-pub", str(t / "release.key.pub")], 0),
         (["releases", "list"], 0), (["devices", "cohort", "north", "SOTTO-42"], 0),
         (["devices", "update", "--cohort", "north", "--release", "0.2.0"], 0),
+        *([(["db", "roles"], 0)] if pg_support.PG else []),   # PostgreSQL only
     ]
 
 
@@ -233,8 +237,7 @@ def test_json_output_of_every_data_command_parses(small_db, monkeypatch, capsys)
     runnable_offline = {n for n, p in COMMANDS if n not in NO_JSON} - {
         "flash", "provision", "rotate-key", "vdev stop",   # need a device (vdev stop: below)
         "sim run", "sim fleet", "sim keys",                 # tests/simulator/test_sim_cli.py
-        "db roles",                                         # PostgreSQL only: tests/storage/test_pg_roles.py
-    }
+    } - (set() if pg_support.PG else {"db roles"})   # PostgreSQL only (also tests/storage/test_pg_roles.py)
     assert runnable_offline <= ran, runnable_offline - ran
 
 
@@ -303,3 +306,57 @@ def test_operator_of_without_one_is_a_usage_error(monkeypatch):
     ack = dict(COMMANDS)["alerts ack"]
     with pytest.raises(UsageError):
         operator_of(ack.parse_args(["A1"]))
+
+
+# -- $SOTTO_DB (and --db) select PostgreSQL in every command that takes --db ----------------
+
+UNREACHABLE_PG = "postgresql://sotto:s3cret-pw@127.0.0.1:1/centre"   # nothing listens on port 1
+KEY_HEX = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a"   # RFC 8032 test 1
+SCENARIO = REPO / "scenarios" / "covert_sos.toml"
+OUTSIDE = ["--receiver", "http://127.0.0.1:1", "--centre-key", KEY_HEX]
+# arguments that get each command past its own checks to the point where it opens the database
+DB_ARGS: dict[str, list[str]] = {
+    "devices add": ["SOTTO-42", "--pubkey", KEY_HEX], "devices list": [], "devices show": ["SOTTO-42"],
+    "devices config": ["SOTTO-42", "show"], "devices revoke": ["SOTTO-42"],
+    "devices rotate": ["SOTTO-42", "--pubkey", KEY_HEX], "devices update": ["SOTTO-42", "--release", "0.2.0"],
+    "devices cohort": ["north", "SOTTO-42"], "centre init": [], "centre key": [], "centre time-window": [],
+    "db migrate": [], "db roles": [], "receive": ["--port", "0"], "alerts list": [], "alerts show": ["A1"],
+    "alerts ack": ["A1"], "alerts close": ["A1", "--outcome", "safe"], "alerts export": ["A1", "--out", "x"],
+    "alerts listen": ["A1"], "alerts more-audio": ["A1", "--seconds", "10"], "alerts locate": ["A1"],
+    "alerts ask": ["A1", "--question", "1"], "alerts hold": ["A1", "--reason", "case 1"],
+    "alerts release": ["A1"], "alerts audit": [], "visits list": [], "purge": ["--older-than", "30"],
+    "operators add": ["olga", "--role", "operator", "--password-stdin"], "operators list": [],
+    "operators disable": ["olga"], "operators passwd": ["olga", "--password-stdin"], "audit verify": [],
+    "stats": ["--month", "2026-09"], "ledger": ["SOTTO-42"],
+    "provision": ["--port", "/dev/null", "--id", "SOTTO-42", "--server", "https://alerts.example.org",
+                  "--apn", "internet", "--insecure-tls"],
+    "rotate-key": ["--port", "/dev/null"], "sim run": [str(SCENARIO), *OUTSIDE],
+    "sim fleet": ["--scenario", str(SCENARIO), "--devices", "1", *OUTSIDE],
+    "releases publish": ["build/no-such-release"], "releases list": [],
+}
+DB_COMMANDS = [(n, p) for n, p in COMMANDS if "--db" in options(p)]
+
+
+def test_every_command_that_takes_db_is_in_the_table():
+    assert {n for n, _ in DB_COMMANDS} == set(DB_ARGS)
+
+
+@pytest.mark.parametrize("via", ["env", "option"])
+@pytest.mark.parametrize("name,parser", DB_COMMANDS, ids=[c[0] for c in DB_COMMANDS])
+def test_sotto_db_selects_postgresql_in_every_command(name, parser, via, monkeypatch, tmp_path, capsys):
+    """$SOTTO_DB=postgresql://… (or --db postgresql://…) reaches PostgreSQL in every command that
+    takes --db — not a SQLite file named after the URL — and its password is never printed."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SOTTO_OPERATOR", "Olga")
+    monkeypatch.setattr(sys, "stdin", __import__("io").StringIO("a long enough password 1\n"))
+    argv = [*name.split(), *DB_ARGS[name], "--json"] if name != "receive" else [*name.split(), *DB_ARGS[name]]
+    if via == "env":
+        monkeypatch.setenv("SOTTO_DB", UNREACHABLE_PG)
+    else:
+        monkeypatch.delenv("SOTTO_DB", raising=False)
+        argv += ["--db", UNREACHABLE_PG]
+    assert main(argv) == 1
+    out = capsys.readouterr()
+    assert "cannot connect to postgresql://sotto:***@127.0.0.1:1/centre" in out.err, out
+    assert "s3cret-pw" not in out.err + out.out
+    assert list(tmp_path.iterdir()) == []   # no SQLite file (or anything else) made in its place

@@ -42,6 +42,17 @@
 # and health rides in every status and heartbeat: sotto.remote. Over-the-air
 # updates (the release on trial, staging, the restart): sotto.updates.
 # Pre-trigger audio (audio.pre_trigger): sotto.prering, fed while idle.
+#
+# Light sleep: after each pass main.py calls rest(cap_ms). When nothing is
+# pending (no alert session, no audio or GNSS on, no haptic pattern, no
+# pre-alarm, no frame held in RAM, no release on trial, the delivery task only
+# waiting) the CPU light-sleeps through hal.sleep_until until the next timer
+# the parts know (step()'s wait without the delivery task's 50 ms idle poll,
+# and the delivery's own backoff or probe); the button, the accelerometer's
+# interrupts and the modem's RI line wake it early, and the HAL records the
+# edges that woke it with their time. A press while no alert is live wakes
+# the modem from PSM at once (Delivery.wake_modem), so that its wake-up
+# overlaps the rest of the pattern; nothing is sent before a pattern completes.
 import sys
 
 from micropython import const
@@ -70,6 +81,7 @@ STABLE_MS = const(120000)
 SAVE_FIX_MS = const(60000)
 GNSS_READ = const(128)
 RETRY_MS = const(1000)  # how often a refused frame is offered to the flash again
+SLEEP_MIN_MS = const(20)  # a shorter wait is not worth a light sleep's wake-up
 PENDING_MAX = const(8)  # frames of other kinds held in RAM while the flash refuses them
 _MUST_KEEP = (frames.ALERT_START, frames.CANCEL, frames.DURESS, frames.END)
 
@@ -123,6 +135,10 @@ class Device:
         self.fw = VERSION  # the version running (sotto.updates)
         self.sel = None  # sotto.bootsel's selector record, read at boot
         self._reset_asked = False
+        self.gnss_on = False  # the receiver's power as last set (no light sleep while on)
+        self._sleep = None  # hal.sleep_until (a HAL without it: the loop never light-sleeps)
+        self._rest_ms = 0  # step()'s wait without the delivery task's idle poll
+        self.sleeps = 0  # light sleeps asked of the HAL
 
     # -- boot ---------------------------------------------------------------------------
     def boot(self, now_ms):
@@ -179,8 +195,9 @@ class Device:
         self._frame_buf = bytearray(frames.frame_bytes(self.audio.chunk_bytes))  # every frame is made here
         self.power = Power(cfg, hal.battery_mv, self._emit, now_ms)
         self.power.enabled = not self.minimal
+        self._sleep = getattr(hal, "sleep_until", None)
         self.session = Session(cfg, self._emit, self.gnss, self.audio, self.haptic,
-                               gnss_power=hal.gnss_power, minimal=self.minimal, storage=st,
+                               gnss_power=self._gnss_power, minimal=self.minimal, storage=st,
                                queue=self.queue, seq_mark=lambda: self.counters.peek_seq - 1)
         self.session.frame_on_flash = lambda: not self.pending
         self.session.pre = self.prering
@@ -210,7 +227,7 @@ class Device:
         self._now = now_ms
         self._next_save = ticks_add(now_ms, SAVE_FIX_MS)
         self._stable = False
-        hal.gnss_power(False)
+        self._gnss_power(False)
         self.ready = True
         _log.i("device %s up: boot %d, %d frames waiting%s", cfg["device_id"].hex(), self.boots,
                kept, ", MINIMAL MODE (boot loop)" if self.minimal else "")
@@ -342,8 +359,12 @@ class Device:
         hal = self.hal
         wait = 60000
         try:
+            pressed_now = False
             for t, pressed in hal.button_edges():
                 self.trigger.edge(t, pressed)
+                pressed_now = pressed_now or pressed
+            if pressed_now and not self.session.live and self.delivery is not None:
+                self.delivery.wake_modem()  # a pattern may be starting: PSM wake-up overlaps it
             if self._accel is not None:
                 for t, kind in self._accel():
                     self.motion.edge(t, kind)
@@ -387,7 +408,7 @@ class Device:
                 wait = min(wait, prering.capture(self.prering, self.audio, self.power.reserve, now_ms))
             except Exception as e:  # noqa: BLE001
                 self._fault("pre-trigger", e)
-        wait = min(wait, self.sched.step(now_ms))
+        sched_wait = self.sched.step(now_ms)
         if self.health is not None:
             try:
                 wait = min(wait, updates.step(self, now_ms))
@@ -396,7 +417,40 @@ class Device:
         self._housekeeping(now_ms)
         if self.pending:
             wait = min(wait, ticks_diff(self._retry_at, now_ms))
+        self._rest_ms = wait
+        wait = min(wait, sched_wait)
         return wait if wait > 0 else 0
+
+    # -- light sleep (see the header) -------------------------------------------------------
+    def _gnss_power(self, on):
+        self.gnss_on = bool(on)
+        self.hal.gnss_power(on)
+
+    def sleep_ms(self, now_ms):
+        """How long the CPU may light-sleep after the pass at now_ms (0: not at all)."""
+        d = self.delivery
+        if (not self.ready or self._sleep is None or self.session.live or self.pending or self.gnss_on
+                or self.haptic.busy or self.motion.pre or self.prering is not None
+                or (self.health is not None and self.health.on_trial)
+                or (self.audio is not None and self.audio.running) or d is None or not d.quiet):
+            return 0
+        ms = self._rest_ms
+        if d.quiet_until is not None:
+            ms = min(ms, ticks_diff(d.quiet_until, now_ms))
+        return ms if ms > 0 else 0
+
+    def rest(self, now_ms, cap_ms):
+        """After a pass: light-sleep (hal.sleep_until) up to cap_ms when sleep_ms()
+        allows at least SLEEP_MIN_MS. Returns the ms asked (0: did not sleep; the
+        caller then waits with the CPU clocked)."""
+        ms = self.sleep_ms(now_ms)
+        if ms > cap_ms:
+            ms = cap_ms
+        sleep = self._sleep
+        if ms < SLEEP_MIN_MS or sleep is None or not sleep(ms):  # False: an edge was waiting
+            return 0
+        self.sleeps += 1
+        return ms
 
     def _watch_alert(self, now_ms):
         s = self.session

@@ -78,6 +78,7 @@ def _timeline(conn: sqlite3.Connection, alert_id: int) -> list[dict[str, Any]]:
             "location": bool(r[6]),
             "audio_s": round(r[7] / r[8], 2) if r[7] and r[8] else None,
             "duress": bool((r[9] or 0) & 1),
+            "pre_trigger": bool((r[9] or 0) & 16),   # flag bit 4: audio from the device's RAM ring
         }
         for r in rows
     ]
@@ -108,11 +109,13 @@ def alert_page(
             "chain": a.chain.to_json(),
             "track": [p.to_json(now) for p in points],
             "location": points[-1].to_json(now) if points else None,
-            "timeline": _timeline(conn, alert_id),
+            "timeline": (timeline := _timeline(conn, alert_id)),
             "audio": {
                 "seconds": round(a.audio_seconds, 2),
                 "chunks": a.audio_frames,
                 "rate_hz": a.audio_rate,
+                # recorded before the alarm was raised (pre-trigger, flag bit 4): said as such
+                "pre_trigger_seconds": round(sum(f["audio_s"] or 0 for f in timeline if f["pre_trigger"]), 2),
             },
             "held": (h.to_json() if (h := holds.held(conn, alert_id)) else None),
             "commands": [c.to_json() for c in commands.for_alert(conn, alert_id)],

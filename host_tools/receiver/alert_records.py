@@ -219,6 +219,7 @@ class SilentDevice:
     overdue_s: float
     battery: int | None
     never_heard: bool = False   # registered, nothing ever arrived: last_seen_at is when it was registered
+    no_heartbeat_yet: bool = False   # heard, but no heartbeat (with its interval) yet: the default is assumed
 
     @property
     def device(self) -> str:
@@ -229,4 +230,5 @@ class SilentDevice:
                 "last_seen": None if self.never_heard else iso_utc(self.last_seen_at),
                 "registered": iso_utc(self.last_seen_at) if self.never_heard else None,
                 "never_heard": self.never_heard,
-                "heartbeat_s": self.heartbeat_s, "overdue_s": round(self.overdue_s), "battery": self.battery}
+                "heartbeat_s": self.heartbeat_s, "no_heartbeat_yet": self.no_heartbeat_yet,
+                "overdue_s": round(self.overdue_s), "battery": self.battery}

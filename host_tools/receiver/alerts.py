@@ -173,19 +173,23 @@ def show_alert(conn: sqlite3.Connection, alert_id: int, *, operator: str,
 
 def silent_devices(conn: sqlite3.Connection, *, now: float | None = None, grace_s: float = DEFAULT_GRACE_S
                    ) -> list[SilentDevice]:
-    """Devices with an active key that sent a heartbeat interval, and from which
-    nothing has arrived for longer than that interval plus grace_s; and
-    devices registered (provisioned) longer ago than the default heartbeat
-    interval plus grace_s from which nothing has ever arrived (never_heard)."""
+    """Devices with an active key from which nothing has arrived for longer than
+    their heartbeat interval plus grace_s (the interval their heartbeats carry;
+    the firmware's default for a device heard but whose first heartbeat never
+    came, e.g. one that sent its `started` status and died); and devices
+    registered (provisioned) longer ago than the default heartbeat interval
+    plus grace_s from which nothing has ever arrived (never_heard)."""
     now = time.time() if now is None else now
-    rows = conn.execute(
-        "SELECT s.device_id, d.officer, s.last_seen_at, s.heartbeat_s, s.battery FROM device_state s "
-        "JOIN devices d ON d.device_id = s.device_id "
-        "WHERE s.heartbeat_s IS NOT NULL AND s.last_seen_at + s.heartbeat_s + ? < ? "
-        "AND EXISTS (SELECT 1 FROM device_keys k WHERE k.device_id = s.device_id AND k.revoked_at IS NULL) "
-        "ORDER BY s.last_seen_at", (grace_s, now)).fetchall()
-    out = [SilentDevice(bytes(r[0]), r[1], r[2], r[3], now - r[2] - r[3], r[4]) for r in rows]
     hb = PROVISIONED_HEARTBEAT_S
+    rows = conn.execute(
+        "SELECT s.device_id, d.officer, s.last_seen_at, coalesce(s.heartbeat_s, ?), s.battery, "
+        "s.heartbeat_s IS NULL "
+        "FROM device_state s JOIN devices d ON d.device_id = s.device_id "
+        "WHERE s.last_seen_at + coalesce(s.heartbeat_s, ?) + ? < ? "
+        "AND EXISTS (SELECT 1 FROM device_keys k WHERE k.device_id = s.device_id AND k.revoked_at IS NULL) "
+        "ORDER BY s.last_seen_at", (hb, hb, grace_s, now)).fetchall()
+    out = [SilentDevice(bytes(r[0]), r[1], r[2], r[3], now - r[2] - r[3], r[4], no_heartbeat_yet=bool(r[5]))
+           for r in rows]
     never = conn.execute(
         "SELECT d.device_id, d.officer, k.added_at FROM devices d JOIN device_keys k "
         "ON k.device_id = d.device_id AND k.revoked_at IS NULL "

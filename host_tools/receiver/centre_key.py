@@ -21,7 +21,6 @@ import hashlib
 import os
 import re
 import sqlite3
-import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from host_tools.errors import SottoError
+from host_tools.keyfile import KeyFileError, create_private_key, read_private_key
 from host_tools.registry import write_transaction
 
 KEY_SUFFIX = "-centre.key"
@@ -73,6 +73,19 @@ def _canonical(obj: Any) -> bytes:
     return cbor2.dumps(obj, canonical=True)
 
 
+def _bstr_head(n: int) -> bytes:
+    """The deterministic CBOR head of a byte string of n bytes (major type 2)."""
+    if n < 24:
+        return bytes((0x40 + n,))
+    if n < 0x100:
+        return bytes((0x58, n))
+    if n < 0x10000:
+        return b"\x59" + n.to_bytes(2, "big")
+    if n < 0x100000000:
+        return b"\x5a" + n.to_bytes(4, "big")
+    return b"\x5b" + n.to_bytes(8, "big")
+
+
 class CentreKey:
     """The centre's answer-signing key (the private half stays inside)."""
 
@@ -83,6 +96,11 @@ class CentreKey:
                                                                 serialization.PublicFormat.Raw)
         self.kid = kid_of(self.public_key)
         self._protected = _canonical({1: ALG_EDDSA, 4: self.kid})
+        # the constant parts of every answer, encoded once (sign_answer joins them to the
+        # body and signature; byte for byte what cbor2's deterministic encoding gives)
+        protected = _bstr_head(len(self._protected)) + self._protected
+        self._sig_prefix = b"\x84" + _canonical("Signature1") + protected + b"\x40"
+        self._cose_prefix = b"\xd2\x84" + protected + b"\xa0"
 
     def __repr__(self) -> str:  # never the private key
         return f"CentreKey(public {self.public_hex}, file {self.path})"
@@ -98,10 +116,28 @@ class CentreKey:
     def sign_answer(self, payload: Mapping[str, Any]) -> bytes:
         """A COSE_Sign1 (tag 18, EdDSA, kid) over the deterministically encoded
         payload map: the body of an answer (docs/frames.md)."""
-        body = _canonical(dict(payload))
-        to_sign = _canonical(["Signature1", self._protected, b"", body])
-        signature = self._private.sign(to_sign)
-        return _canonical(cbor2.CBORTag(18, [self._protected, {}, body, signature]))
+        to_sign, signed_part = self.answer_to_sign(payload)
+        return self.answer_with(signed_part, self._private.sign(to_sign))
+
+    def answer_to_sign(self, payload: Mapping[str, Any]) -> tuple[bytes, bytes]:
+        """(the Sig_structure to sign, the encoded payload bstr) of an answer: sign_answer
+        in two halves, so that the signature can be made elsewhere (the receiver's helper
+        processes, host_tools.receiver.verifier) and joined with answer_with."""
+        body = _canonical(payload if type(payload) is dict else dict(payload))
+        signed_part = _bstr_head(len(body)) + body
+        return self._sig_prefix + signed_part, signed_part
+
+    def answer_with(self, signed_part: bytes, signature: bytes) -> bytes:
+        """The COSE_Sign1 of an answer from answer_to_sign's second half and the signature."""
+        if len(signature) != 64:
+            raise ValueError("an Ed25519 signature is 64 bytes")
+        return self._cose_prefix + signed_part + b"\x58\x40" + signature
+
+    def private_raw(self) -> bytes:
+        """The raw 32-byte private key, for the receiver's own helper processes (over a
+        pipe to its child; host_tools.receiver.verifier). Never to be logged or shown."""
+        return self._private.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
+                                           serialization.NoEncryption())
 
     def sign_detached(self, message: bytes) -> bytes:
         """A raw Ed25519 signature (64 bytes) over `message`. Callers put a
@@ -123,23 +159,14 @@ def create(path: str | os.PathLike[str]) -> CentreKey:
     """Make a new key and write it to `path` (mode 0600, its folder 0700); never
     over an existing file."""
     path = Path(path)
-    key = Ed25519PrivateKey.generate()
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption())
     try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        key = create_private_key(path, make_folder=True)
     except FileExistsError:
         raise CentreKeyError(f"{path} already exists: the centre has a key (`sotto centre key` prints "
                              "it); a new one would make every provisioned device refuse the centre's "
                              "answers") from None
     except OSError as e:
         raise CentreKeyError(f"cannot create the centre key file {path}: {e.strerror or e}") from None
-    try:
-        os.write(fd, pem)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
     return CentreKey(key, path)
 
 
@@ -148,26 +175,10 @@ def load(path: str | os.PathLike[str]) -> CentreKey:
     or not an Ed25519 private key (the message never quotes the file)."""
     path = Path(path)
     try:
-        st = path.stat()
-    except FileNotFoundError:
-        raise CentreKeyError(f"no centre key at {path}; make one with `sotto centre init`") from None
-    except OSError as e:
-        raise CentreKeyError(f"cannot read the centre key {path}: {e.strerror or e}") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise CentreKeyError(f"the centre key {path} is not a regular file")
-    if st.st_mode & 0o077:
-        mode = stat.S_IMODE(st.st_mode)
-        raise CentreKeyError(f"the centre key {path} can be read by others (mode {mode:o}); "
-                             f"`chmod 600 {path}`, and make a new key if others may have read it")
-    try:
-        blob = path.read_bytes()
-        key = serialization.load_pem_private_key(blob, password=None)
-    except OSError as e:
-        raise CentreKeyError(f"cannot read the centre key {path}: {e.strerror or e}") from None
-    except (ValueError, TypeError):
-        raise CentreKeyError(f"{path} does not hold an unencrypted PEM private key") from None
-    if not isinstance(key, Ed25519PrivateKey):
-        raise CentreKeyError(f"{path} holds a {type(key).__name__.lstrip('_')}, not an Ed25519 key")
+        key = read_private_key(path, "the centre key",
+                               missing=f"no centre key at {path}; make one with `sotto centre init`")
+    except KeyFileError as e:
+        raise CentreKeyError(str(e)) from None
     return CentreKey(key, path)
 
 

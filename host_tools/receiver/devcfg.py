@@ -119,7 +119,11 @@ def parse_settings(pairs: Sequence[str]) -> dict[str, Any]:
             raise UsageError(f"{name} is identity or a trust anchor: only `sotto provision` sets it")
         try:
             value = json.loads(raw)
-        except ValueError:
+        except ValueError as e:
+            if raw.lstrip()[:1] in ("{", "[", '"'):   # meant as JSON (a pattern, a list): say where it breaks
+                raise UsageError(f"{name}: the value {raw!r} is not valid JSON ({e.msg} at character "
+                                 f"{e.pos}); quote the whole word, e.g. "
+                                 f"'{name}={{\"presses\": 4, \"window_ms\": 2000}}'") from None
             value = raw
         out[name] = value
     if len(json.dumps(out)) > MAX_SETTINGS_BYTES:

@@ -4,7 +4,10 @@ A plain, well-formed device request (HTTP/1.1, one Content-Length, an
 application/cbor-seq body of 1..max_frames frames) is handled on the event loop:
 split (bounded by max_frames), handed to the storage writer as an ingest job
 whose completion is signalled back to the loop, and answered (the centre's
-signed answer) by the loop once the writer's group COMMIT returned. So a request
+signed answer) by the loop once the writer's group COMMIT returned. With helper
+processes (--verify-processes) the writer has them sign the answers of a group
+after its COMMIT (ingest.writer._sign_answers); an answer without a signature from
+them is signed here (ingest.answer.signed_answer, as http_handler does). So a request
 costs two thread hand-offs (loop -> writer -> loop) instead of four, and no
 thread waits for a commit. Everything else (errors, other endpoints, odd
 headers) goes to the full handler in the worker pool (http_handler), which
@@ -20,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import email.utils
 import hashlib
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -36,7 +40,7 @@ if TYPE_CHECKING:
 
     from host_tools.receiver.front import FrontEnd
 
-_SERVER = f"sotto-receiver/{__version__}"
+_SERVER_LINE = f"\r\nServer: sotto-receiver/{__version__}\r\n".encode()
 _FAST_TYPES = frozenset(t.encode() for t in FRAME_TYPES)
 
 
@@ -87,12 +91,23 @@ def eligible(head: bytes) -> tuple[bool, bool]:
     return (lengths == 1 and ctype in _FAST_TYPES), close
 
 
+_date: list[Any] = [-1, b""]     # [second, "Date: ...\r\n"]: formatted once a second
+
+
+def _date_line() -> bytes:
+    now = time.time()
+    second = int(now)
+    if second != _date[0]:
+        _date[1] = f"Date: {email.utils.formatdate(now, usegmt=True)}\r\n".encode()
+        _date[0] = second
+    return _date[1]
+
+
 def _response(status: str, ctype: str, body: bytes, close: bool) -> bytes:
-    head = (f"HTTP/1.1 {status}\r\nServer: {_SERVER}\r\nDate: {email.utils.formatdate(usegmt=True)}\r\n"
-            f"Content-Type: {ctype}\r\nContent-Length: {len(body)}\r\nCache-Control: no-store\r\n")
-    if close:
-        head += "Connection: close\r\n"
-    return head.encode() + b"\r\n" + body
+    tail = b"Connection: close\r\n\r\n" if close else b"\r\n"
+    return b"".join((b"HTTP/1.1 ", status.encode(), _SERVER_LINE, _date_line(), b"Content-Type: ",
+                     ctype.encode(), b"\r\nContent-Length: ", str(len(body)).encode(),
+                     b"\r\nCache-Control: no-store\r\n", tail, body))
 
 
 def handle(front: FrontEnd, body: bytes, peer: str, close: bool,
@@ -123,8 +138,9 @@ def handle(front: FrontEnd, body: bytes, peer: str, close: bool,
             answer(_response("503 Service Unavailable", "application/cbor", cbor2.dumps(doc, canonical=True),
                              stop), stop)
             return
-        payload = Answer(job.results, int(now), job.closed, job.cmds, job.rel).to_wire()   # rel: docs/ota.md
-        signed = front.centre.sign_answer({"req": hashlib.sha256(body).digest(), **payload})
+        signed = job.signed    # by a helper process after the COMMIT (ingest.writer._sign_answers)
+        if signed is None:
+            signed = Answer(job.results, int(now), job.closed, job.cmds, job.rel).signed(front.centre, body)
         answer(_response("200 OK", COSE, signed, stop), stop)
 
     def too_slow() -> None:
@@ -133,6 +149,8 @@ def handle(front: FrontEnd, body: bytes, peer: str, close: bool,
             finish()
 
     job = _Job(wires, "http", peer, now, receiver.max_future_s)
+    if receiver.writer.answer_key is not None:
+        job.req = hashlib.sha256(body).digest()
     job.done = _Notify(loop, finish)   # type: ignore[assignment]
     timer = loop.call_later(receiver.commit_timeout_s, too_slow)
     receiver.writer.submit(job)

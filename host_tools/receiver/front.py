@@ -297,6 +297,8 @@ class FrontEnd:
         self.ssl_context = ssl_context
         self.sms_limiter = RateLimiter(config.sms_per_minute, config.sms_burst)
         self.body_cap = max(config.max_body_bytes, config.max_sms_bytes)
+        if config.fast_path and receiver.writer.helpers:     # helpers sign fast-path answers after COMMIT
+            receiver.writer.answer_key = centre
         self.stopping = False
         self.errors: dict[str, int] = {}
         self.bugs = 0

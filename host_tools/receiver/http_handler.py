@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-import hashlib
 import http.server
 import io
 import json
@@ -27,6 +26,7 @@ from host_tools import __version__
 from host_tools.frames import FrameError, Reason, SequenceTooLong, split_sequence
 from host_tools.ids import format_device_id
 from host_tools.receiver.ingest import REJECTED, Result, StorageUnavailable
+from host_tools.receiver.ingest.answer import signed_answer
 from host_tools.receiver.sms_auth import RATE_LIMITED, check_sms_request
 
 if TYPE_CHECKING:
@@ -134,8 +134,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def _signed(self, payload: dict[str, Any]) -> bytes:
         """The centre's signed answer to the frames body being answered: payload + req."""
         assert self._frames_body is not None
-        req = hashlib.sha256(self._frames_body).digest()
-        return self.server.centre.sign_answer({"req": req, **payload})
+        return signed_answer(self.server.centre, self._frames_body, payload)
 
     def _read_body(self, limit: int) -> bytes:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
@@ -234,7 +233,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         except StorageUnavailable as e:
             raise _HTTPError(503, "storage-unavailable",
                              f"{e}; nothing was stored, send again later") from None
-        self._answer(200, COSE, self._signed(answer.to_wire()))
+        self._answer(200, COSE, answer.signed(self.server.centre, body))
 
     def _post_release_chunk(self) -> None:
         # a piece of the device's assigned release, in the centre's signed answer

@@ -117,6 +117,17 @@ def _timeline_svg(frames: list[dict[str, Any]], audio: dict[str, Any], width: in
     return "".join(parts)
 
 
+def _audio_text(audio: dict) -> str:
+    """The audio row: seconds and chunks, and how much of it is pre-trigger audio (flag bit 4,
+    recorded in the device's RAM before the alarm was raised), said in words."""
+    text = f"{_e(audio.get('seconds'))} s in {_e(audio.get('chunks'))} chunks"
+    pre = (audio.get("pre_trigger") or {}).get("seconds") or 0
+    if pre:
+        text += (f"; the first {_e(pre)} s are <strong>PRE-TRIGGER</strong> audio, recorded by the "
+                 "device before the alarm was raised")
+    return text
+
+
 def render_html(report: dict[str, Any]) -> str:
     """report.html for report.json's content."""
     receiver = report.get("receiver") or {}
@@ -153,8 +164,7 @@ def render_html(report: dict[str, Any]) -> str:
         ("closed",
          f"{_e(receiver.get('closed'))} by {_e(receiver.get('closed_by'))}: {_e(receiver.get('outcome'))}"
          if receiver.get("closed") else "no"),
-        ("frames", _e(len(frames))), ("audio",
-                                      f"{_e(audio.get('seconds'))} s in {_e(audio.get('chunks'))} chunks"),
+        ("frames", _e(len(frames))), ("audio", _audio_text(audio)),
         ("positions", _e(track.get("points"))),
         ("exported", f"{_e(export.get('at'))} by {_e(export.get('operator'))} ({_e(export.get('tool'))})"),
     ]))

@@ -55,6 +55,16 @@ class ServerError(SottoError, OSError):
     """The server cannot start (port in use, bad TLS files, database locked)."""
 
 
+MAX_DEFAULT_VERIFY_PROCESSES = 2
+
+
+def default_verify_processes() -> int:
+    """Signature-checking helper processes by default: one per core beyond the first, at
+    most MAX_DEFAULT_VERIFY_PROCESSES (the receiver's own process, which does TLS, HTTP,
+    storage and answer signing on one interpreter lock, cannot feed more)."""
+    return max(0, min(MAX_DEFAULT_VERIFY_PROCESSES, (os.cpu_count() or 1) - 1))
+
+
 @dataclass
 class ServerConfig:
     """Tunables of the HTTP server (defaults suit a monitoring centre)."""
@@ -75,7 +85,7 @@ class ServerConfig:
     uvloop: bool = True                    # uvloop's event loop where installed
     fast_path: bool = True                 # plain frame POSTs without a worker (receiver.fastpath)
     listen_backlog: int = 1024
-    verify_helper: bool = (os.cpu_count() or 1) > 1   # verify on a second core too
+    verify_processes: int = field(default_factory=lambda: default_verify_processes())   # helper processes
     centre_key: str | None = None          # the answer-signing key file; None: <db>-centre.key
     sms_secret: bytes | None = field(default=None, repr=False)   # the gateway's HMAC secret; None: no SMS
     sms_per_minute: float = 120.0          # posts per source address to /v1/sms
@@ -174,7 +184,7 @@ def serve(db_path: Path, config: ServerConfig, *, announce: Callable[[str], None
                  "provision devices with it (`sotto centre key`)")
         if config.sms_secret is None:
             note("no SMS gateway secret (--sms-secret-file): POST /v1/sms answers 401 to everything")
-        receiver = Receiver(db_path, verify_helper=config.verify_helper, clock=config.clock)
+        receiver = Receiver(db_path, verify_processes=config.verify_processes, clock=config.clock)
         server = ReceiverHTTPServer(receiver, config, centre)
         if config.host not in ("127.0.0.1", "::1", "localhost") and server.ssl_context is None:
             log.warning("serving without TLS on %s: location and audio would cross the network in clear; "
@@ -258,9 +268,9 @@ def start_in_thread(db_path: str | os.PathLike[str], config: ServerConfig | None
                     receiver: Receiver | None = None) -> RunningServer:
     """Start a receiver (port 0 = any free port) in this process; stop() it when done.
     Its centre key is config.centre_key, else `<db>-centre.key` (made when missing)."""
-    config = config or ServerConfig(port=0, verify_helper=False)
+    config = config or ServerConfig(port=0, verify_processes=0)
     centre, _ = centre_key_for(db_path, config)
-    receiver = receiver or Receiver(db_path, verify_helper=config.verify_helper, clock=config.clock)
+    receiver = receiver or Receiver(db_path, verify_processes=config.verify_processes, clock=config.clock)
     try:
         server = ReceiverHTTPServer(receiver, config, centre)
     except BaseException:

@@ -1,4 +1,4 @@
-"""Frame verification in a helper process, so ingest can use a second core.
+"""Frame verification (and answer signing) in helper processes, so ingest can use more cores.
 
 CPython runs one thread of Python at a time, and `cryptography`'s Ed25519
 verify holds that lock: a receiver in one process verifies on one core. The
@@ -10,6 +10,11 @@ Fail closed: the helper only ever *reports* a verdict; if it dies, hangs or
 answers nonsense, the writer verifies those frames itself, so no frame is ever
 stored without a verdict. The helper exits when the receiver goes away (its end
 of the pipe closes), including after SIGKILL.
+
+Answers: after a group's COMMIT the writer may hand the answers' Sig_structures to a
+helper (which holds the centre's key, sent down the pipe to this child of the
+receiver); without a signature back (helper dead, slow, nonsense), the answer is
+signed in the receiver as before. Either way it is built only after the COMMIT.
 """
 
 from __future__ import annotations
@@ -34,11 +39,12 @@ def _serve(conn: multiprocessing.connection.Connection) -> None:
     """The helper process: keep the registry's active keys, verify what comes down
     the pipe, until the pipe closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # the receiver decides when to stop
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
     from host_tools.frames import FrameError, decode_frame, verify_frame
 
     keys: dict[bytes, Ed25519PublicKey] = {}
+    centre: Ed25519PrivateKey | None = None
     while True:
         try:
             kind, body = conn.recv()
@@ -47,7 +53,17 @@ def _serve(conn: multiprocessing.connection.Connection) -> None:
         if kind == "keys":
             keys = {kid: Ed25519PublicKey.from_public_bytes(raw) for kid, raw in body.items()}
             continue
+        if kind == "centre":
+            centre = Ed25519PrivateKey.from_private_bytes(body)
+            continue
         out: list[Any] = []
+        if kind == "sign":     # answers' Sig_structures (host_tools.receiver.centre_key.answer_to_sign)
+            out = [centre.sign(m) for m in body] if centre is not None else [None] * len(body)
+            try:
+                conn.send(out)
+            except (BrokenPipeError, OSError):
+                return
+            continue
         for wire, now, max_future_s in body:
             try:
                 frame = decode_frame(wire)
@@ -82,6 +98,7 @@ class VerifyHelper:
         self.failures = 0
         self.batches = 0
         self.keys_generation = -1   # the registry generation whose keys the helper holds
+        self.has_centre_key = False   # it holds the centre's answer-signing key
 
     def start(self) -> bool:
         """Start the helper; False (logged) if the system will not let us. A
@@ -97,6 +114,7 @@ class VerifyHelper:
             return False
         self._proc, self._conn = proc, parent
         self.keys_generation = -1
+        self.has_centre_key = False
         return True
 
     @property
@@ -106,6 +124,25 @@ class VerifyHelper:
     def send_keys(self, keys: dict[bytes, bytes]) -> bool:
         """Give the helper the active public key of every device (after a registry change)."""
         return self._post(("keys", keys), expect=None)
+
+    def send_centre_key(self, raw: bytes) -> bool:
+        """Give the helper the centre's private key, so it can sign answers (`sign`)."""
+        self.has_centre_key = self._post(("centre", raw), expect=None)
+        return self.has_centre_key
+
+    def sign(self, messages: Sequence[bytes]) -> bool:
+        """Hand over answers' Sig_structures to sign; receive_signatures() gets them."""
+        return self._post(("sign", list(messages)), expect=len(messages))
+
+    def receive_signatures(self) -> list[bytes] | None:
+        """The signatures of the batch handed over last, or None (the caller signs itself)."""
+        out = self._receive()
+        if out is None:
+            return None
+        if not all(isinstance(v, bytes) and len(v) == 64 for v in out):
+            self._broken("it signed nothing, or something unexpected")
+            return None
+        return out
 
     def send(self, tasks: Sequence[Task]) -> bool:
         """Hand over a batch; False when the helper cannot take it."""
@@ -127,6 +164,16 @@ class VerifyHelper:
 
     def receive(self) -> list[Any] | None:
         """The verdicts of the batch sent last, or None if the helper failed."""
+        out = self._receive()
+        if out is None:
+            return None
+        if not all(v is None or (isinstance(v, tuple) and len(v) == 3 and isinstance(v[0], bool))
+                   for v in out):
+            self._broken("it answered something unexpected")
+            return None
+        return out
+
+    def _receive(self) -> list[Any] | None:
         conn = self._conn
         if conn is None:
             return None
@@ -138,8 +185,7 @@ class VerifyHelper:
         except (EOFError, OSError) as e:
             self._broken(f"it went away ({e or type(e).__name__})")
             return None
-        if not isinstance(out, list) or len(out) != self._outstanding or not all(
-                v is None or (isinstance(v, tuple) and len(v) == 3 and isinstance(v[0], bool)) for v in out):
+        if not isinstance(out, list) or len(out) != self._outstanding:
             self._broken("it answered something unexpected")
             return None
         return out
@@ -154,6 +200,7 @@ class VerifyHelper:
         conn, proc = self._conn, self._proc
         self._conn = self._proc = None
         self.keys_generation = -1
+        self.has_centre_key = False
         if conn is not None:
             conn.close()
         if proc is not None:

@@ -8,9 +8,11 @@ Group roles (NOLOGIN); each node or person logs in as its own user, a member of 
                  state, rejections; read the registry; deliver commands.
 - sotto_console  the console / API and the CLI's operator commands: read everything,
                  acknowledge and close alerts, accounts, sessions, commands, holds,
-                 append to the audit log. It cannot delete or rewrite audit entries
-                 or frames: no UPDATE/DELETE/TRUNCATE grant on either table (and the
-                 tables' triggers refuse it anyway; only their owner could lift those).
+                 the device time window (no other centre setting: a row-level
+                 policy on centre_settings), append to the audit log. It cannot
+                 delete or rewrite audit entries or frames: no UPDATE/DELETE/TRUNCATE
+                 grant on either table (and the tables' triggers refuse it anyway;
+                 only their owner could lift those).
 - sotto_purge    `sotto purge`: empty the personal columns of old frames (a column
                  grant: wire and the location columns, purged_at; nothing else), mark
                  alerts purged, delete old rejections, append to the audit log.
@@ -32,6 +34,11 @@ _READ_REGISTRY = {"devices": "SELECT", "device_keys": "SELECT", "registry_meta":
 # ingest serves release chunks (POST /v1/release-chunk) and puts the assigned release in answers
 _READ_RELEASES = {"releases": "SELECT", "release_files": "SELECT", "release_cohorts": "SELECT",
                   "release_assignments": "SELECT"}
+# what `sotto devices list|show` shows beside the registry: last heard, trust, health,
+# configuration and firmware (read only)
+_READ_DEVICE_VIEW = {"device_state": "SELECT", "device_trust": "SELECT", "device_health": "SELECT",
+                     "device_config": "SELECT", "device_versions": "SELECT", "commands": "SELECT",
+                     **_READ_RELEASES}
 
 GRANTS: dict[str, dict[str, str]] = {
     INGEST: {
@@ -47,7 +54,8 @@ GRANTS: dict[str, dict[str, str]] = {
     CONSOLE: {
         **_READ_REGISTRY, **_AUDIT_APPEND,
         "frames": "SELECT", "alerts": "SELECT, UPDATE", "device_state": "SELECT", "device_trust": "SELECT",
-        "rejections": "SELECT", "commands": "SELECT, INSERT, UPDATE", "centre_settings": "SELECT",
+        "rejections": "SELECT", "commands": "SELECT, INSERT, UPDATE",
+        "centre_settings": "SELECT, INSERT, UPDATE",  # the time-window rows only: _SETTINGS_POLICIES
         "alert_holds": "SELECT, INSERT, DELETE", "operators": "SELECT, INSERT, UPDATE",
         "console_sessions": "SELECT, INSERT, UPDATE", "notifications": "SELECT, INSERT",
         "device_health": "SELECT", "device_config": "SELECT, INSERT", "device_versions": "SELECT",
@@ -65,7 +73,21 @@ GRANTS: dict[str, dict[str, str]] = {
         **_AUDIT_APPEND,
         "devices": "SELECT, INSERT, UPDATE", "device_keys": "SELECT, INSERT, UPDATE",
         "registry_meta": "SELECT, UPDATE", "centre_settings": "SELECT",
+        **_READ_DEVICE_VIEW,
     },
+}
+
+
+# `sotto centre time-window` (an operator command, run as the console role) writes these
+# centre_settings rows (host_tools.receiver.flags.SETTING_TIME_*) and the console no other
+# one: a row-level policy. Every other role keeps the whole table as granted; the owner
+# (migrations) is not subject to it.
+CONSOLE_SETTINGS = ("time_behind_s", "time_ahead_s")
+_CONSOLE_ROWS = "name IN (" + ", ".join(f"'{n}'" for n in CONSOLE_SETTINGS) + ")"
+_SETTINGS_POLICIES = {
+    "settings_read": "FOR SELECT USING (true)",
+    "settings_write": f"FOR ALL TO {INGEST}, {PURGE}, {REGISTRY} USING (true) WITH CHECK (true)",
+    "settings_console": f"FOR ALL TO {CONSOLE} USING ({_CONSOLE_ROWS}) WITH CHECK ({_CONSOLE_ROWS})",
 }
 
 
@@ -81,6 +103,10 @@ def statements(database: str) -> list[str]:
         out.append(f"GRANT SELECT ON schema_versions TO {role}")
         for table, privileges in tables.items():
             out.append(f"GRANT {privileges} ON {table} TO {role}")
+    out.append("ALTER TABLE centre_settings ENABLE ROW LEVEL SECURITY")
+    for name, policy in _SETTINGS_POLICIES.items():
+        out.append(f"DROP POLICY IF EXISTS {name} ON centre_settings")
+        out.append(f"CREATE POLICY {name} ON centre_settings {policy}")
     return out
 
 

@@ -178,7 +178,8 @@ def cmd_list(args: argparse.Namespace) -> int:
                 continue
             print(f"  {s.device}  {s.officer or '-'}  last heard {utc_text(s.last_seen_at)} "
                   f"({duration_text(ov.now - s.last_seen_at)} ago), "
-                  f"heartbeat every {duration_text(s.heartbeat_s)}"
+                  + (f"no heartbeat yet (expected within the default {duration_text(s.heartbeat_s)})"
+                     if s.no_heartbeat_yet else f"heartbeat every {duration_text(s.heartbeat_s)}")
                   + (f", battery {s.battery} %" if s.battery is not None else ""))
     if visits:
         overdue = sum(1 for v in visits if v.state == OVERDUE)

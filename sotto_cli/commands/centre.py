@@ -14,6 +14,7 @@ from typing import Any
 from host_tools.receiver import centre_key, flags
 from host_tools.receiver.store import open_db
 from host_tools.registry import add_db_option, resolve_db_path
+from host_tools.storage import redact
 from sotto_cli.options import add_db_and_json, add_json, add_operator, command, emit, group, operator_of
 
 CENTRE_HELP = """\
@@ -98,10 +99,15 @@ def cmd_init(args: argparse.Namespace) -> int:
         recorded = centre_key.recorded_public_key(conn)
         if recorded is not None:
             raise centre_key.CentreKeyError(
-                f"the database {db} already has a centre key ({recorded.hex()}); `sotto centre key` prints "
-                "it. A new one would make every provisioned device refuse the centre's answers")
+                f"the database {redact(db)} already has a centre key ({recorded.hex()}); "
+                "`sotto centre key` prints it. A new one would make every provisioned device refuse the "
+                "centre's answers")
         key = centre_key.create(path)
-        centre_key.record_public_key(conn, key.public_key)
+        try:
+            centre_key.record_public_key(conn, key.public_key)
+        except BaseException:   # not recorded (e.g. a role that may not): no orphan key file left behind
+            path.unlink(missing_ok=True)
+            raise
     return emit(_public_json(key.public_key, path, True), args, [
         f"made the centre key {path} (mode 0600; keep it with the database, back it up safely)",
         f"public key {key.public_hex}"])

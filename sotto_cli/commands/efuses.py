@@ -61,6 +61,5 @@ def cmd_efuses(args: argparse.Namespace) -> int:
             raise UsageError(f"cannot read the eFuse summary {args.summary}: {e}") from None
         if not isinstance(summary, dict):
             raise UsageError(f"{args.summary} is not an `espefuse summary --format json` document")
-        family, verdicts = efuse_check.judge(summary)
-        report = efuse_check.SecurityReport(str(args.summary), family, verdicts)
+        report = efuse_check.report(str(args.summary), summary)
     return emit(report.to_json(), args, efuse_check.report_lines(report), status=0 if report.ready else 3)

@@ -102,9 +102,11 @@ def cmd_flash(args: argparse.Namespace) -> int:
         bar.end()
     data = {"port": args.port, "version": result.version, "build_id": result.build_id,
             "copied": list(result.copied), "bytes_copied": result.bytes_copied, "unchanged": result.unchanged,
-            "removed": list(result.removed), "verified": result.verified, "device": str(result.device)}
+            "removed": list(result.removed), "verified": result.verified, "device": str(result.device),
+            "config": result.config.to_json() if result.config else None}
     return emit(data, args, f"flashed firmware {result.version} (build {result.build_id[:12]}) on "
                 f"{args.port}: "
                 f"{len(result.copied)} file(s) copied ({result.bytes_copied // 1024} KB), "
                 f"{result.unchanged} unchanged, "
-                f"{len(result.removed)} removed, {result.verified} verified on the device; {result.device}")
+                f"{len(result.removed)} removed, {result.verified} verified on the device; {result.device}"
+                + (f"\nconfiguration: {result.config.detail}" if result.config else ""))

@@ -15,6 +15,7 @@ from host_tools import efuse_check, flash, provision
 from host_tools.errors import UsageError
 from host_tools.receiver import audit, devcfg
 from host_tools.registry import resolve_db_path
+from host_tools.storage import redact
 from sotto_cli.options import add_db_and_json, board_name, command, emit, known_boards
 
 DESCRIPTION = """\
@@ -130,7 +131,7 @@ def register(subparsers: Any) -> None:
     add_db_and_json(p)
 
 
-def summary_lines(change: provision.KeyChange, db: Path) -> list[str]:
+def summary_lines(change: provision.KeyChange, db: str) -> list[str]:
     """What was written, for the technician (nothing in it is secret)."""
     cfg = change.config
     tls = ("INSECURE TLS (bench work only; frames are flagged)" if cfg.get("insecure_tls")
@@ -187,9 +188,10 @@ def cmd_provision(args: argparse.Namespace) -> int:
                                          secondary_centre_key_pub=args.secondary_centre_key_pub)
     ca_pem = Path(args.ca_cert).read_text() if args.ca_cert and Path(args.ca_cert).is_file() else None
     db = resolve_db_path(args.db)
+    shown = redact(db)   # a PostgreSQL URL's password never printed
     change = provision.provision(args.port, request, db, force=args.force, queue=queue_policy(args, ca_pem),
                                  export_pubkey=args.export_pubkey)
-    lines = [f"provisioned {change.device_id}; configuration written:", *summary_lines(change, db)]
+    lines = [f"provisioned {change.device_id}; configuration written:", *summary_lines(change, shown)]
     if args.export_pubkey:
         lines.append(f"public key written to {args.export_pubkey}")
-    return emit({**change.to_json(), "registry": str(db), "exported_to": args.export_pubkey}, args, lines)
+    return emit({**change.to_json(), "registry": shown, "exported_to": args.export_pubkey}, args, lines)

@@ -17,7 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from host_tools.errors import UsageError
-from host_tools.receiver.server import ServerConfig, serve
+from host_tools.receiver.server import (
+    MAX_DEFAULT_VERIFY_PROCESSES,
+    ServerConfig,
+    default_verify_processes,
+    serve,
+)
 from host_tools.receiver.sms_auth import ENV_SECRET_FILE, load_secret
 from host_tools.registry import add_db_option, resolve_db_path
 from sotto_cli.commands.centre import add_centre_key_option
@@ -80,9 +85,14 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--sms-per-minute", type=float, default=ServerConfig.sms_per_minute, metavar="N",
                         help=f"posts per minute one address may make to /v1/sms before 429 "
                              f"(default {ServerConfig.sms_per_minute:g})")
+    parser.add_argument("--verify-processes", type=int, metavar="N",
+                        help="helper processes that check the frames' signatures, so ingest uses more than "
+                             "one core (0: every signature in the receiver process itself; default: one per "
+                             f"core beyond the first, at most {MAX_DEFAULT_VERIFY_PROCESSES}, here "
+                             f"{default_verify_processes()}); a helper that dies is restarted and its frames "
+                             "are checked in the receiver, never stored unchecked")
     parser.add_argument("--no-verify-helper", action="store_true",
-                        help="verify every signature in the receiver process itself (by default a helper "
-                             "process checks part of them when the machine has more than one core)")
+                        help="the same as --verify-processes 0")
     con = parser.add_argument_group("operators' console")
     con.add_argument("--console-port", type=int, metavar="PORT",
                      help="serve the console on this port (0 = any free port); off without it")
@@ -134,11 +144,17 @@ def cmd_receive(args: argparse.Namespace) -> int:
                         format="%(asctime)s %(levelname)s %(message)s", datefmt="%Y-%m-%dT%H:%M:%S")
     if args.sms_per_minute <= 0:
         raise UsageError("--sms-per-minute must be above 0")
+    if args.verify_processes is not None and not 0 <= args.verify_processes <= 64:
+        raise UsageError("--verify-processes must be 0..64")
+    if args.no_verify_helper and args.verify_processes:
+        raise UsageError("--no-verify-helper and --verify-processes N contradict each other")
+    verify_processes = (0 if args.no_verify_helper else default_verify_processes()
+                        if args.verify_processes is None else args.verify_processes)
     secret_file = args.sms_secret_file or os.environ.get(ENV_SECRET_FILE, "").strip() or None
     config = ServerConfig(host=args.host, port=args.port, tls_cert=args.tls_cert, tls_key=args.tls_key,
                           max_body_bytes=args.max_body_bytes, max_connections=args.max_connections,
                           max_per_address=args.max_per_address, header_timeout_s=args.header_timeout,
-                          verify_helper=ServerConfig.verify_helper and not args.no_verify_helper,
+                          verify_processes=verify_processes,
                           centre_key=args.centre_key,
                           sms_secret=load_secret(secret_file) if secret_file else None,
                           sms_per_minute=args.sms_per_minute)

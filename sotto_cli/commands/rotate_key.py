@@ -10,6 +10,7 @@ from typing import Any
 
 from host_tools import provision
 from host_tools.registry import resolve_db_path
+from host_tools.storage import redact
 from sotto_cli.commands.provision import add_queue_options, queue_policy
 from sotto_cli.options import add_db_and_json, command, emit
 
@@ -37,11 +38,12 @@ def cmd_rotate_key(args: argparse.Namespace) -> int:
     """`sotto rotate-key --port PORT [--drain | --discard-queue] [--db PATH]`."""
     db = resolve_db_path(args.db)
     change = provision.rotate_key(args.port, db, queue=queue_policy(args))
+    shown = redact(db)   # a PostgreSQL URL's password never printed
     done = ""
     if change.drained is not None:
         done = f"; {change.drained.acked} queued frames delivered first"
     elif change.discarded:
         done = f"; {change.discarded} queued frames discarded (audit log)"
-    return emit({**change.to_json(), "registry": str(db)}, args,
-                f"rotated {change.device_id}: new key {change.fingerprint} registered in {db}; "
+    return emit({**change.to_json(), "registry": shown}, args,
+                f"rotated {change.device_id}: new key {change.fingerprint} registered in {shown}; "
                 f"revoked {', '.join(change.revoked)}{done}")

@@ -6,6 +6,7 @@ receiver, simulator.receiver.OutsideReceiver)."""
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import shutil
 import sys
@@ -17,6 +18,7 @@ from cryptography.hazmat.primitives import serialization
 
 from host_tools.errors import UsageError
 from host_tools.ids import format_device_id
+from host_tools.registry import ENV_DB, resolve_db_path
 from sotto_cli.options import add_json, command, emit, group
 
 SIM_HELP = """\
@@ -55,10 +57,10 @@ OUTSIDE_HELP = """\
 By default the simulator starts its own `sotto receive` on loopback. With
 --receiver it uses one that already runs (a staging centre): give its CA
 certificate (--ca-cert) and its centre public key (--centre-key, what `sotto
-centre key` prints). With --db (that receiver's database, on this machine) the
-devices' keys are registered there and every expectation is checked;
-without it, register the keys first (`sotto sim keys`) and only the device's
-side can be checked."""
+centre key` prints). With --db (that receiver's database: a file on this
+machine or a PostgreSQL URL; else $SOTTO_DB when set) the devices' keys are
+registered there and every expectation is checked; without either, register
+the keys first (`sotto sim keys`) and only the device's side can be checked."""
 
 
 def _outside_options(p: argparse.ArgumentParser) -> None:
@@ -67,9 +69,10 @@ def _outside_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--ca-cert", metavar="PEM", help="that receiver's TLS CA certificate (PEM file)")
     g.add_argument("--centre-key", metavar="PUB",
                    help="that receiver's centre public key: 64 hex digits or a PEM file (`sotto centre key`)")
-    g.add_argument("--db", metavar="REGISTRY",
-                   help="that receiver's database, when it is on this machine: register the devices there "
-                        "and check every expectation")
+    g.add_argument("--db", metavar="PATH|URL",
+                   help="that receiver's database (a SQLite file on this machine, or a PostgreSQL URL "
+                        "postgresql://user@host/dbname; default with --receiver: $SOTTO_DB if set): "
+                        "register the devices there and check every expectation")
 
 
 def register(subparsers: Any) -> None:
@@ -121,6 +124,7 @@ def _progress(t_ms: int, end_ms: int) -> None:
 
 def outside_receiver(args: argparse.Namespace) -> Any:
     """The OutsideReceiver the options name, or None (the simulator starts its own)."""
+    # $SOTTO_DB counts only with --receiver (without it the simulator starts its own receiver)
     given = [o for o in ("ca_cert", "centre_key", "db") if getattr(args, o)]
     if not args.receiver:
         if given:
@@ -140,9 +144,10 @@ def outside_receiver(args: argparse.Namespace) -> Any:
             ca = Path(args.ca_cert).read_text()
         except OSError as e:
             raise UsageError(f"cannot read --ca-cert {args.ca_cert}: {e.strerror or e}") from None
-    if args.db and not Path(args.db).expanduser().exists():
-        raise UsageError(f"--db {args.db}: no such database (the outside receiver's, on this machine)")
-    return OutsideReceiver(args.receiver, ca, raw, Path(args.db).expanduser() if args.db else None)
+    db = resolve_db_path(args.db) if args.db or os.environ.get(ENV_DB, "").strip() else None
+    if isinstance(db, Path) and not db.exists():
+        raise UsageError(f"--db {db}: no such database (the outside receiver's, on this machine)")
+    return OutsideReceiver(args.receiver, ca, raw, db)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -25,6 +25,8 @@ class Pin:
     PULL_DOWN = 2
     IRQ_RISING = 1
     IRQ_FALLING = 2
+    WAKE_LOW = 4  # light-sleep wake on a level (ESP32 port: GPIO_INTR_LOW_LEVEL / HIGH_LEVEL)
+    WAKE_HIGH = 5
 
     def __init__(self, id, mode=-1, pull=-1, value=None):
         self.id = id
@@ -35,15 +37,17 @@ class Pin:
     def value(self, v=None):
         part = self._part
         if v is None:
-            return part.level if part is not None else 0
+            return part.level if part is not None else 1  # unwired inputs read their pull-up
         if part is not None and hasattr(part, "set"):
             part.set(1 if v else 0)
         return None
 
-    def irq(self, handler=None, trigger=3):
+    def irq(self, handler=None, trigger=3, wake=None):
         part = self._part
+        if part is None:  # a pin nothing in this world drives (the modem's RI): stays high
+            return
         part.handler = handler
-        part.trigger = trigger
+        part.trigger = trigger  # WAKE_LOW / WAKE_HIGH: no edge handler runs (light sleep)
         part.pin = self
 
 
@@ -123,6 +127,33 @@ class WDT:
 def reset():
     _hw.resets += 1
     raise DeviceReset()
+
+
+SLEEP = 2
+
+
+def lightsleep(ms):
+    """The world's time passes up to ms, or until a pin armed to wake (Pin.irq with
+    WAKE_LOW / WAKE_HIGH) reaches its level. The world's own work meanwhile is not
+    the device's CPU time; the time slept is told to the loop (Board.slept_us), which
+    does not count it against the pass-margin check of the watchdog."""
+    w = _hw.world
+    t0 = w.now_us
+    end = t0 + ms * 1000
+    cpu0 = w.cpu_us() if w.factor else 0
+    armed = [(p, 0 if p.trigger == Pin.WAKE_LOW else 1) for p in _hw.pins.values()
+             if getattr(p, "trigger", 0) in (Pin.WAKE_LOW, Pin.WAKE_HIGH)]
+    while True:
+        nxt = w.next_event_us()
+        if nxt is None or nxt > end:
+            w.advance_to(end)
+            break
+        w.advance_to(nxt)
+        if any(p.level == level for p, level in armed):
+            break
+    if w.factor:
+        w._excluded_us += w.cpu_us() - cpu0
+    _hw.slept_us += w.now_us - t0
 
 
 # -- time, asyncio, os ---------------------------------------------------------------

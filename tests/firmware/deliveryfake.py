@@ -7,10 +7,12 @@
 # payload map) but not signed: delivery never looks at their signatures.
 import hashlib
 
+from fwtest import tmpdir
 from sotto import cbor, cose, ed25519
 from sotto.answer import Opener, centre_kid
 from sotto.modem import at as _at
 from sotto.modem.at import ModemError
+from sotto.modem.rejects import RejectLog
 from sotto.ticks import ticks_add, ticks_diff
 
 ALERT_START, LOCATION, AUDIO, CANCEL, DURESS, END, HEARTBEAT = 1, 2, 3, 4, 5, 6, 7
@@ -31,12 +33,18 @@ def frame(ftype, seq, sid=1, loc=True, pad=0):
 
 
 class FakeQueue:
-    def __init__(self):
+    def __init__(self, frames=()):
         self.items = []  # [(seq, ftype, wire)]
         self.acked = []
+        for ftype, seq in frames:
+            self.add(ftype, seq)
 
     def push(self, wire, ftype, seq):
         self.items.append((seq, ftype, wire))
+
+    def add(self, ftype, seq, **kw):
+        """Queue a test frame(ftype, seq, **kw)."""
+        self.push(frame(ftype, seq, **kw), ftype, seq)
 
     def __len__(self):
         return len(self.items)
@@ -251,6 +259,11 @@ class FakeModem:
         if errs:
             raise errs.pop(0)
 
+    def cmd(self, text, timeout_ms=0, expect=None, until=None, data=None, retries=-1, gap_ms=0):
+        self._call("cmd " + text)  # a bare command, answered by the module (nothing on the air)
+        yield 20
+        return []
+
     def probe(self):
         self.calls.append((self.clock.now_ms, "probe"))
         yield 10
@@ -391,6 +404,11 @@ class Runner:
     def for_ms(self, ms):
         end = ticks_add(self.clock.now_ms, ms)
         self.until(lambda: ticks_diff(self.clock.now_ms, end) >= 0, ms + 60000)
+
+
+def reject_log():
+    """A RejectLog in a fresh, empty directory."""
+    return RejectLog(tmpdir("rej") + "/rejected.log")
 
 
 def seeded_random(seed=12345):

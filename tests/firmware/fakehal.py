@@ -69,6 +69,7 @@ class FakeHal:
         self._rng = 1
         self.feeds = 0
         self.accel = []  # (t_ms, kind) accelerometer edges (sotto.motion), like the button's
+        self.sleeps = []  # (now_ms, ms) light sleeps asked for (sleep_until)
 
     def accel_events(self):
         out = [e for e in self.accel if e[0] <= self.now_ms]
@@ -124,6 +125,14 @@ class FakeHal:
 
     def ticks_ms(self):
         return self.now_ms
+
+    def sleep_until(self, ms):
+        # as the device's: not while an edge waits to be taken; the rig moves the clock
+        for e in self.edges + self.accel:
+            if e[0] <= self.now_ms:
+                return False
+        self.sleeps.append((self.now_ms, ms))
+        return True
 
     def set_time(self, now_ms):
         self.now_ms = now_ms

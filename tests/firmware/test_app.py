@@ -2,46 +2,16 @@
 # has that): a frame the flash refuses is held in RAM and queued later, not
 # lost; uptime and time in frames across the tick wrap; a damaged alert state
 # or a part that raises does not stop the device; the centre's clock.
-from fakehal import FakeHal, config
-from fwtest import tmpdir
-from sotto import frames, identity
-from sotto.app import PENDING_MAX, Device
+from fwtest import DeviceRig
+from sotto import frames
+from sotto.app import PENDING_MAX
 from sotto.storage import ENOSPC, Storage, StorageError
-from sotto.ticks import TICKS_PERIOD, ticks_add, ticks_diff
+from sotto.ticks import TICKS_PERIOD
 
 
-class Rig:
+class Rig(DeviceRig):
     def __init__(self, t=0, **cfg):
-        self.root = tmpdir("app")
-        self.hal = FakeHal(self.root)
-        st = Storage(self.root)
-        identity.create(st, self.hal.random_bytes)
-        self.pub = identity.public_key(st)
-        self.cfg = config(**cfg)
-        self.t = t
-        self.boot()
-
-    def boot(self):
-        self.hal.set_time(self.t)
-        self.dev = Device(self.hal, self.cfg)
-        assert self.dev.boot(self.t)
-
-    def run(self, ms):
-        end = ticks_add(self.t, ms)
-        while ticks_diff(end, self.t) > 0:
-            self.hal.set_time(self.t)
-            wait = self.dev.step(self.t)
-            self.t = ticks_add(self.t, max(1, min(wait, 1000, ticks_diff(end, self.t))))
-
-    def frames(self):
-        out = []
-        for seq, wire in self.dev.queue.batch(10000, 10 ** 8):
-            out.append((seq,) + frames.verify(wire, self.pub)[1:])
-        out.sort(key=lambda x: x[0])
-        return out
-
-    def of(self, ftype):
-        return [x[1] for x in self.frames() if x[1][frames.K_T] == ftype]
+        DeviceRig.__init__(self, "app", t, **cfg)
 
 
 def _refusing(queue, n):

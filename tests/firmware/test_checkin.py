@@ -1,11 +1,10 @@
 # Timed check-in (sotto.checkin) on the whole Device: start, extend and end
 # patterns with their frames and haptic answers, the reminder, the overrun
 # alert (trig 3), and what is ignored. Runs under CPython and in the VM.
-from fakehal import FakeHal, config, nmea
-from fwtest import tmpdir
-from sotto import checkin, frames, identity
+from fakehal import config, nmea
+from fwtest import DeviceRig
+from sotto import checkin, frames
 from sotto.app import Device
-from sotto.storage import Storage
 from sotto.ticks import ticks_add, ticks_diff
 
 CHECKIN = {"enabled": True, "minutes": 10, "extend_minutes": 5, "remind_min": 2}
@@ -13,17 +12,9 @@ FIX = (nmea("GNRMC,143000.00,A,5127.2700,N,00235.2740,W,0.8,45.0,221126,,,A")
        + nmea("GNGGA,143000.00,5127.2700,N,00235.2740,W,1,07,0.8,12.3,M,49.6,M,,"))
 
 
-class Rig:
+class Rig(DeviceRig):
     def __init__(self, **over):
-        self.root = tmpdir("ci")
-        self.hal = FakeHal(self.root)
-        st = Storage(self.root)
-        identity.create(st, self.hal.random_bytes)
-        self.pub = identity.public_key(st)
-        self.t = 1000
-        self.hal.set_time(self.t)
-        self.dev = Device(self.hal, config(**over))
-        assert self.dev.boot(self.t)
+        DeviceRig.__init__(self, "ci", **over)
         self.played = []
         self.dev.observer = self
 
@@ -43,22 +34,6 @@ class Rig:
     def presses(self, n, gap=300):
         for i in range(n):
             self.hal.press(ticks_add(self.t, 100 + i * gap), 120)
-
-    def run(self, ms):
-        end = ticks_add(self.t, ms)
-        while ticks_diff(end, self.t) > 0:
-            self.hal.set_time(self.t)
-            wait = self.dev.step(self.t)
-            self.t = ticks_add(self.t, max(1, min(wait, 1000, ticks_diff(end, self.t))))
-
-    def of(self, ftype):
-        out = []
-        for seq, wire in self.dev.queue.batch(10000, 10 ** 8):
-            f = frames.verify(wire, self.pub)[1]
-            if f[frames.K_T] == ftype:
-                out.append((seq, f))
-        out.sort(key=lambda x: x[0])
-        return [f for _, f in out]
 
     def names(self):
         return [n for _, n in self.played]

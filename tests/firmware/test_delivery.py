@@ -14,15 +14,14 @@ from deliveryfake import (
     Runner,
     frame,
     opener,
+    reject_log,
     seeded_random,
     sign_answer,
 )
-from fwtest import tmpdir
 from sotto.modem import at as _at
 from sotto.modem.at import ModemError
 from sotto.modem.delivery import Delivery
 from sotto.modem.fallback import frame_info
-from sotto.modem.rejects import RejectLog
 from sotto.sched import Scheduler
 from sotto.ticks import TICKS_PERIOD, ticks_diff
 
@@ -31,9 +30,7 @@ class Rig:
     def __init__(self, live=False, sms_number="+447700900999", frames=(), start_ms=0):
         self.clock = Scheduler()
         self.clock.now_ms = start_ms
-        self.queue = FakeQueue()
-        for ftype, seq in frames:
-            self.queue.push(frame(ftype, seq), ftype, seq)
+        self.queue = FakeQueue(frames)
         self.server = FakeServer(self.queue)
         self.modem = FakeModem(self.clock, self.server)
         self.live = [live]
@@ -42,7 +39,7 @@ class Rig:
         self.rejected = []
         self.received = []  # sids of alert-starts the centre stored
         self.commands = []
-        self.rejects = RejectLog(tmpdir("rej") + "/rejected.log")
+        self.rejects = reject_log()
         self.d = Delivery(self.modem, self.queue, self.clock, "receiver.example", 443,
                           sms_number=sms_number, random_bytes=seeded_random(),
                           alert_live=lambda: self.live[0], rejects=self.rejects,
@@ -53,7 +50,7 @@ class Rig:
         self.run = Runner(self.clock, self.d, self.modem)
 
     def push(self, ftype, seq, **kw):
-        self.queue.push(frame(ftype, seq, **kw), ftype, seq)
+        self.queue.add(ftype, seq, **kw)
 
     def delivered(self):
         return lambda: not len(self.queue)

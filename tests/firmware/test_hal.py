@@ -108,6 +108,8 @@ class _Pin:
     PULL_DOWN = 2
     IRQ_RISING = 1
     IRQ_FALLING = 2
+    WAKE_LOW = 4
+    WAKE_HIGH = 5
     claimed = {}
 
     def __init__(self, pin_id, mode=None, pull=None, value=None):
@@ -124,9 +126,10 @@ class _Pin:
             return self.level
         self.level = v
 
-    def irq(self, handler, trigger):
+    def irq(self, handler, trigger, wake=None):
         self.handler = handler
         self.trigger = trigger
+        self.wake = wake
 
 
 class _UART:
@@ -199,7 +202,21 @@ class _Machine:
     ADC = _ADC
     I2S = _I2S
     WDT = _WDT
+    SLEEP = 2
     resets = 0
+    slept = []  # ms of each lightsleep
+    in_sleep = None  # called during a lightsleep: what happens to the pins meanwhile
+    armed = {}  # pin id -> the trigger it had during the last lightsleep
+
+    @staticmethod
+    def lightsleep(ms):
+        # the pins are armed to wake, their edge handlers are not (they do not run in light sleep)
+        assert all(p.wake == _Machine.SLEEP and p.trigger in (4, 5) for p in _Pin.claimed.values()
+                   if p.mode == _Pin.IN)
+        _Machine.slept.append(ms)
+        _Machine.armed = {p.id: p.trigger for p in _Pin.claimed.values() if p.mode == _Pin.IN}
+        if _Machine.in_sleep is not None:
+            _Machine.in_sleep()
 
     @staticmethod
     def reset():
@@ -280,6 +297,50 @@ def test_esp32_button_interrupt_ring():
     pin.level = 0
     pin.handler(pin)
     assert h.button_edges() == [(9000, True)]  # and carries on afterwards
+
+
+def test_esp32_light_sleep_wakes_on_button_and_modem_ri_and_records_the_press():
+    sys.modules["machine"] = _Machine
+    try:
+        sys.modules.pop("sotto.hal.esp32", None)
+        from sotto.hal import esp32
+
+        esp32.time = _Time
+        _Pin.claimed = {}
+        h = esp32.Esp32Hal(check_board(board(modem__ri_pin=2)), "/flash")
+    finally:
+        del sys.modules["machine"]
+    button, ri = _Pin.claimed[4], _Pin.claimed[2]
+    button.level, ri.level = 1, 1  # released; RI idle (high)
+    edge_handler = button.handler
+
+    def press():  # the officer presses during the sleep; the chip wakes 1 ms later
+        button.level = 0
+        _Time.now = 20001
+
+    _Time.now = 20000
+    _Machine.slept, _Machine.in_sleep = [], press
+    assert h.sleep_until(3000) is True
+    assert _Machine.slept == [3000]
+    # armed on the level each pin did not have: a press (low), the RI pulse (low)
+    assert (_Machine.armed[4], _Machine.armed[2]) == (_Pin.WAKE_LOW, _Pin.WAKE_LOW)
+    # back on its edges after the wake, and the press that woke the chip is recorded at the wake
+    assert button.handler == edge_handler and button.trigger == _Pin.IRQ_RISING | _Pin.IRQ_FALLING
+    assert h.button_edges() == [(20001, True)] and h.wake_edges == 1
+
+    def ring():  # the modem has something to say: RI low
+        ri.level = 0
+
+    _Machine.in_sleep = ring
+    assert h.sleep_until(3000) is True
+    assert _Machine.armed[4] == _Pin.WAKE_HIGH  # held down: armed for the release
+    assert h.wake_edges == 2 and h.button_edges() == []  # RI wakes the loop, it is not a press
+    # an edge already waiting: no sleep at all
+    _Machine.in_sleep = None
+    button.level = 1
+    button.handler(button)
+    assert h.sleep_until(3000) is False and _Machine.slept == [3000, 3000]
+    assert h.button_edges() == [(20001, False)]
 
 
 def test_esp32_microphone_ring_is_non_blocking_and_in_order():

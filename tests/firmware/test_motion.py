@@ -2,14 +2,11 @@
 # accelerometer edges, the pre-alarm and its cancel window, the alert's trig,
 # and the false alarms that must stay quiet (sitting down, a device put on a
 # table, a drop without a fall, walking, driving). Under CPython and in the VM.
-from fakehal import FakeHal, config
-from fwtest import tmpdir
-from sotto import frames, identity, motion
-from sotto.app import Device
+from fwtest import DeviceRig
+from sotto import frames, motion
 from sotto.config import DEFAULTS
 from sotto.motion import ACTIVE, FALL, IMPACT, STILL, Motion
-from sotto.storage import Storage
-from sotto.ticks import ticks_add, ticks_diff
+from sotto.ticks import ticks_add
 
 ON = {"no_motion": True, "man_down": True}
 
@@ -143,32 +140,12 @@ def test_ticks_wrap_does_not_confuse_the_timers():
 
 
 # -- on the whole Device: the edges from the HAL, the cancel pattern, the alert -----------
-class Rig:
+class Rig(DeviceRig):
     def __init__(self, **over):
-        self.root = tmpdir("mo")
-        self.hal = FakeHal(self.root)
-        st = Storage(self.root)
-        identity.create(st, self.hal.random_bytes)
-        self.pub = identity.public_key(st)
-        self.t = 1000
-        self.hal.set_time(self.t)
-        self.dev = Device(self.hal, config(**over))
-        assert self.dev.boot(self.t)
-
-    def run(self, ms):
-        end = ticks_add(self.t, ms)
-        while ticks_diff(end, self.t) > 0:
-            self.hal.set_time(self.t)
-            wait = self.dev.step(self.t)
-            self.t = ticks_add(self.t, max(1, min(wait, 1000, ticks_diff(end, self.t))))
+        DeviceRig.__init__(self, "mo", **over)
 
     def starts(self):
-        out = []
-        for _, wire in self.dev.queue.batch(10000, 10 ** 8):
-            f = frames.verify(wire, self.pub)[1]
-            if f[frames.K_T] == frames.ALERT_START:
-                out.append(f)
-        return out
+        return self.of(frames.ALERT_START)
 
 
 def test_device_man_down_raises_the_usual_alert_session():

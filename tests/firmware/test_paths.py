@@ -12,15 +12,14 @@ from deliveryfake import (
     FakeQueue,
     FakeServer,
     Runner,
-    frame,
     opener,
+    reject_log,
     seeded_random,
 )
-from fwtest import raises, tmpdir
+from fwtest import raises
 from sotto import config, ed25519, frames
 from sotto.answer import Opener
 from sotto.modem.delivery import Delivery
-from sotto.modem.rejects import RejectLog
 from sotto.paths import PRIMARY, SECONDARY, Paths, Receiver
 from sotto.sched import Scheduler
 
@@ -126,9 +125,7 @@ def test_one_receiver_only_never_probes():
 class Rig:
     def __init__(self, after_s=30, probe_s=120, frames_=()):
         self.clock = Scheduler()
-        self.queue = FakeQueue()
-        for ftype, seq in frames_:
-            self.queue.push(frame(ftype, seq), ftype, seq)
+        self.queue = FakeQueue(frames_)
         self.a = FakeServer(self.queue)
         self.b = second_server(self.queue)
         self.modem = FakeModem(self.clock, self.a)
@@ -139,12 +136,12 @@ class Rig:
         self.paths.on_down = self.downs.append
         self.d = Delivery(self.modem, self.queue, self.clock, "a.example", 443, sms_number=None,
                           random_bytes=seeded_random(), alert_live=lambda: True,
-                          rejects=RejectLog(tmpdir("rej") + "/rejected.log"), opener=opener(),
+                          rejects=reject_log(), opener=opener(),
                           paths=self.paths)
         self.run = Runner(self.clock, self.d, self.modem)
 
     def push(self, ftype, seq):
-        self.queue.push(frame(ftype, seq), ftype, seq)
+        self.queue.add(ftype, seq)
 
 
 def test_primary_killed_mid_alert_the_rest_goes_to_the_secondary_nothing_lost():

@@ -68,6 +68,34 @@ def test_the_receivers_signer_makes_the_golden_answers_byte_for_byte(name: str) 
     assert key.sign_answer(payload) == (ANSWERS / f"answer-{name}.cbor").read_bytes()
 
 
+@pytest.mark.parametrize("size", [0, 23, 24, 255, 256, 65535, 65536])
+def test_the_hand_assembled_answer_is_cbor2s_deterministic_encoding(size: int) -> None:
+    """sign_answer joins pre-encoded pieces (the receiver's hot path); the bytes must be
+    what cbor2's deterministic encoding of the COSE_Sign1 and its Sig_structure give,
+    whatever the length of the payload (each CBOR byte-string head size)."""
+    key = _key("centre")
+    payload = {"req": hashlib.sha256(b"request").digest(), "time": 7, "pad": b"x" * size}
+    out = key.sign_answer(payload)
+    body = cbor2.dumps(payload, canonical=True)
+    protected = cbor2.dumps({1: -8, 4: key.kid}, canonical=True)
+    to_sign = cbor2.dumps(["Signature1", protected, b"", body], canonical=True)
+    signature = key._private.sign(to_sign)
+    assert out == cbor2.dumps(cbor2.CBORTag(18, [protected, {}, body, signature]), canonical=True)
+    if size <= 256:    # what the device opens (its answer buffer is smaller than 64 KiB)
+        assert open_answer(key.public_key, b"request", out)["pad"] == b"x" * size
+
+
+def test_both_http_paths_sign_with_the_one_function() -> None:
+    """fastpath and http_handler turn an answer into bytes with ingest.answer.signed_answer."""
+    from host_tools.receiver import fastpath, http_handler
+
+    for module in (fastpath, http_handler):
+        text = Path(module.__file__).read_text()
+        assert "sign_answer(" not in text, module.__name__
+    assert "signed_answer(" in Path(http_handler.__file__).read_text()
+    assert ".signed(" in Path(fastpath.__file__).read_text()
+
+
 def test_the_answer_over_http_is_what_the_device_opens(server: RunningServer, dev: ff.DeviceSim,
                                                       db: Path) -> None:
     request = dev.alert_start(loc=LOC)

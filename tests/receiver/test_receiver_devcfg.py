@@ -83,6 +83,28 @@ def test_a_device_registered_but_never_heard_is_silent(db: Path, dev: ff.DeviceS
     assert late[0].to_json()["never_heard"] and late[0].to_json()["last_seen"] is None
 
 
+def test_a_device_heard_once_whose_first_heartbeat_never_came_is_silent(
+        receiver: Receiver, db: Path, dev: ff.DeviceSim, capsys: pytest.CaptureFixture[str]) -> None:
+    """It sent its `started` status (no heartbeat interval yet) and died: silent after the
+    firmware's default interval + grace, like a device never heard (issue 16)."""
+    receiver.ingest([dev.status(6)])
+    conn = open_db(db)
+    seen = conn.execute("SELECT last_seen_at, heartbeat_s FROM device_state").fetchone()
+    assert seen[1] is None
+    assert silent_devices(conn, now=seen[0] + 900 + 300 - 1) == []
+    late = silent_devices(conn, now=seen[0] + 900 + 300 + 60)
+    assert [(s.device_id, s.never_heard, s.heartbeat_s, round(s.overdue_s)) for s in late] == [
+        (dev.kid, False, 900, 360)]
+    assert late[0].no_heartbeat_yet and late[0].to_json()["no_heartbeat_yet"] is True
+    rc, out, _ = _cli(capsys, "alerts", "list", "--db", str(db))   # the CLI's real clock: long after
+    assert rc == 0 and "SOTTO-42" in out and "no heartbeat yet (expected within the default 15 min)" in out
+    # once its heartbeats say 60 s, that interval counts
+    receiver.ingest([dev.heartbeat(interval_s=60)])
+    seen = conn.execute("SELECT last_seen_at FROM device_state").fetchone()[0]
+    assert [(s.heartbeat_s, s.no_heartbeat_yet) for s in silent_devices(conn, now=seen + 60 + 300 + 1)] == [
+        (60, False)]
+
+
 def test_cli_config_set_show_and_devices_show(receiver: Receiver, db: Path, dev: ff.DeviceSim,
                                               capsys: pytest.CaptureFixture[str]) -> None:
     rc, out, _ = _cli(capsys, "devices", "config", "SOTTO-42", "set", "heartbeat_every_s=600",
@@ -102,7 +124,9 @@ def test_cli_config_set_show_and_devices_show(receiver: Receiver, db: Path, dev:
     assert rc == 0 and "firmware" in out and "0.1.0" in out and "watchdog" in out and "17/31" in out
     rc, out, _ = _cli(capsys, "devices", "list", "--json", "--db", str(db))
     row = json.loads(out)[0]
-    assert row["health"]["config_version"] == 1 and row["silent"] is False and row["never_heard"] is False
+    # heard at the test receiver's clock (September 2026), listed by the CLI's real clock: long past its
+    # heartbeat interval (the default 900 s: no heartbeat yet) + grace, so silent; but heard, not never_heard
+    assert row["health"]["config_version"] == 1 and row["silent"] is True and row["never_heard"] is False
     rc, out, _ = _cli(capsys, "devices", "list", "--db", str(db))
     assert "FIRMWARE" in out and "0.1.0" in out
 
@@ -124,7 +148,8 @@ def test_cli_devices_list_names_a_never_heard_device_silent(db: Path, capsys: py
 def test_settings_are_checked_for_shape_here_and_for_sense_on_the_device() -> None:
     assert devcfg.parse_settings(['trigger.alert={"presses": 4, "window_ms": 2000}', "officer=PC 12"]) == {
         "trigger.alert": {"presses": 4, "window_ms": 2000}, "officer": "PC 12"}
-    for bad in (["x..y=1"], ["=1"], ["apn=foo"], ["a b=1"]):
+    for bad in (["x..y=1"], ["=1"], ["apn=foo"], ["a b=1"],
+                ['checkin.start={"presses": 6'], ["feedback.received=[400"]):   # JSON cut short: not text
         with pytest.raises(UsageError):
             devcfg.parse_settings(bad)
     with pytest.raises(UsageError, match="bytes"):
@@ -151,3 +176,15 @@ def test_pre_trigger_audio_is_shown_as_such(receiver: Receiver, db: Path, dev: f
     built = build_audio([decode_frame(w) for w in frames])
     assert built.pre_trigger_samples == 4000 and built.to_json()["pre_trigger"]["seconds"] == 0.5
     assert decode_frame(frames[1]).pre_trigger and not decode_frame(frames[3]).pre_trigger
+    # the bundle's page for people (report.html) says it too, not only report.json
+    from host_tools.receiver.report import render_html
+    page = render_html({"audio": built.to_json()})
+    assert "the first 0.5 s are <strong>PRE-TRIGGER</strong> audio" in page
+    assert "PRE-TRIGGER" not in render_html({"audio": build_audio([decode_frame(frames[3])]).to_json()})
+    # and the console's alert page: the audio summary and each pre-trigger chunk in the timeline
+    from host_tools.receiver.access import alert_page
+    from host_tools.receiver.roles import Actor
+    page_json = alert_page(db_connect(db), Actor("olga", "operator"), 1)
+    assert page_json["audio"]["pre_trigger_seconds"] == 0.5
+    audio_rows = [f for f in page_json["timeline"] if f["type"] == "audio"]
+    assert [f["pre_trigger"] for f in audio_rows] == [True, True, False]

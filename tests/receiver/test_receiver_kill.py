@@ -48,8 +48,10 @@ def _stream(d: ff.DeviceSim, rng: random.Random) -> list[bytes]:
 
 class Receiver:
     def __init__(self, db: Path) -> None:
+        # two helper processes: they check the signatures and sign the answers (after COMMIT)
         self.proc = subprocess.Popen([sys.executable, "-m", "sotto_cli", "receive", "--db", str(db),
-                                      "--port", "0", "-q"], cwd=REPO, stdout=subprocess.PIPE, text=True)
+                                      "--port", "0", "-q", "--verify-processes", "2"],
+                                     cwd=REPO, stdout=subprocess.PIPE, text=True)
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         assert "listening on" in line, line

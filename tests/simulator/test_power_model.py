@@ -19,7 +19,7 @@ from simulator.vmodem import Faults, VirtualModem
 from simulator.vmodem.settings import AirRecord
 
 REPO = Path(__file__).resolve().parents[2]
-CURRENTS = {"mcu_sleep_ma": 1.0, "mcu_idle_ma": 4.0, "mcu_light_sleep": True,
+CURRENTS = {"mcu_sleep_ma": 1.0, "mcu_idle_ma": 4.0,
             "mcu_awake_ma": 11.0, "mcu_wake_ms": 2, "modem_off_ma": 0.0,
             "modem_psm_ma": 0.5, "modem_idle_ma": 5.0, "modem_edrx_ma": 1.0, "modem_connected_ma": 50.0,
             "modem_tx_ma": 250.0, "modem_tx_burst_ms": 100, "modem_rrc_tail_ms": 1000,
@@ -39,20 +39,21 @@ class FakeModem:
 def test_integration_over_states_matches_a_hand_computed_case():
     m = FakeModem()
     gnss, mic = SimpleNamespace(powered=False), SimpleNamespace(on=False)
-    hal = SimpleNamespace(haptic_log=[])
-    pm = PowerMeter(CURRENTS, 100.0, m, gnss, mic, hal)  # t=0: idle modem, CPU asleep
+    hal = SimpleNamespace(haptic_log=[], sleep_window=None)
+    pm = PowerMeter(CURRENTS, 100.0, m, gnss, mic, hal)  # t=0: idle modem, CPU idle
     m.psm_at = 4000  # 0..4 s idle (5 mA), then PSM (0.5 mA) until 10 s
-    pm.sample(0)  # pass 1 (CPU wake: 2 ms x 10 mA extra)
+    pm.sample(0)  # pass 1 (CPU wake from idle: 2 ms x 7 mA extra)
+    hal.sleep_window = (0, 8000)  # the firmware light-slept 8 s after pass 1 (hal.sleep_until)
     gnss.powered = True
     hal.haptic_log.append((10_000, True))
     m.air.append(AirRecord(10_000, "up", "data", 100, b"", "rx"))
     m.psm_at = None
-    pm.sample(10_000)  # pass 2: a radio burst; GNSS, haptic on from now
+    pm.sample(10_000)  # pass 2 (woken from sleep: 2 ms x 10 mA): a radio burst; GNSS, haptic on
     hal.haptic_log.append((12_000, False))
-    pm.sample(12_000)  # pass 3: 10..11 s connected (tail 1 s), 11..12 s idle
+    pm.sample(12_000)  # pass 3 (no sleep since pass 2: from idle): 10..11 s connected, 11..12 s idle
     s = pm.summary()
-    mas = {  # mA x ms, by hand
-        "mcu sleep": 1.0 * 12_000, "mcu awake": 3 * 10 * 2,
+    mas = {  # mA x ms, by hand: slept 0..8 s, clocked idle 8..12 s
+        "mcu sleep": 1.0 * 8000, "mcu idle": 4.0 * 4000, "mcu awake": 7 * 2 + 10 * 2 + 7 * 2,
         "modem idle": 5.0 * 4000 + 5.0 * 1000, "modem psm": 0.5 * 6000, "modem connected": 50.0 * 1000,
         "modem transmitting": 200.0 * 100, "gnss on": 20.0 * 2000, "haptic": 100.0 * 2000}
     total = sum(mas.values())
@@ -65,12 +66,7 @@ def test_integration_over_states_matches_a_hand_computed_case():
     assert s["days_at_this_rate"] == pytest.approx(100.0 / (total / 12_000) / 24, abs=0.01)
     assert set(s["states"]) <= set(STATES)
     assert "charge used" in summary_lines(s)[0]
-    # the same run with a loop that does not light-sleep: 12 s at 4 mA between passes,
-    # and each of the 3 passes wakes the CPU from 4 mA instead of 1 mA
-    idle = pm.summary(light_sleep=False)
-    assert "mcu sleep" not in idle["states"] and idle["mcu_light_sleep"] is False
-    assert idle["states"]["mcu idle"]["mah"] == pytest.approx(4.0 * 12_000 / 3.6e6, abs=1e-4)
-    assert idle["states"]["mcu awake"]["mah"] == pytest.approx(3 * 7 * 2 / 3.6e6, abs=1e-4)
+    assert s["light_sleep_s"] == 8.0
 
 
 def test_the_reference_board_has_every_figure_the_model_needs():
@@ -129,3 +125,12 @@ def test_a_scenario_charge_is_positive_and_larger_with_an_alert(tmp_path: Path):
     assert ca["states"]["gnss on"]["mah"] > 0 and ca["states"]["mic on"]["mah"] > 0
     assert "gnss on" not in cq["states"]  # no location outside an alert: the GNSS stays off
     json.dumps(ca)  # the --json report carries it as is
+
+
+def test_a_standby_day_lasts_at_least_14_days_on_the_reference_cell(tmp_path: Path):
+    """heartbeats_day.toml: the firmware as built (light sleep between passes, PSM)."""
+    r = run_scenario(load(REPO / "scenarios" / "heartbeats_day.toml"), tmp_path / "day")
+    s = r.device.meter.summary(r.device.clock.now_ms)
+    assert s["days_at_this_rate"] >= 14.0, s
+    assert s["light_sleep_s"] > 0.9 * s["span_s"], s
+    assert r.device.hal.sleeps > 1000

@@ -22,6 +22,25 @@ def test_the_nine_scenarios_of_the_issue_ship():
             "heartbeats_day"} <= names
 
 
+def test_the_scenarios_of_issue_16_ship():
+    names = {p.stem for p in SCENARIOS}
+    assert {"check_in_ended_in_time", "check_in_overrun", "check_in_device_silent", "man_down_no_cancel",
+            "no_motion_cancelled", "false_alarm_sitting_down", "false_alarm_device_on_table",
+            "false_alarm_drop_without_fall", "false_alarm_walking", "false_alarm_driving",
+            "pre_trigger_audio", "remote_config_applied", "remote_config_refused",
+            "corrupt_config_still_alerts"} <= names
+
+
+def test_every_shipped_scenario_checks_privacy():
+    """Issue 16: the privacy expectation holds in every scenario, so every one states it
+    (the update scenarios under scenarios/ota/ too)."""
+    top = SCENARIOS[0].parent
+    every = sorted(top.rglob("*.toml"))
+    assert len(every) > len(SCENARIOS)
+    missing = [str(p.relative_to(top)) for p in every if load(p).expect.get("privacy") is not True]
+    assert not missing, f"scenarios without privacy = true: {missing}"
+
+
 @pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
 def test_scenario_meets_its_expectations(path, tmp_path):
     sc = load(path)

@@ -122,6 +122,7 @@ def test_frames_acknowledged_before_postgres_dies_survive_and_none_while_down(pg
             for n in range(DOWN_REQUESTS):
                 status, headers = rs.post(running.port, [spare[n % len(spare)]])
                 assert status == 503, (status, headers)
+            assert _reason_while_down(running.port, spare[0]) == "storage-unavailable"   # retryable
             pg.start()
             conn = db_connect(url)
             stored = {bytes(w) for (w,) in conn.execute("SELECT wire FROM frames")}
@@ -166,3 +167,19 @@ def test_a_begin_that_fails_while_postgres_is_down_does_not_latch_the_connection
     conn.execute("COMMIT")
     assert list(conn.execute("SELECT x FROM t")) == [(1,)]
     conn.close()
+
+
+def _reason_while_down(port: int, wire: bytes) -> str:
+    """The reason a refusal names (its CBOR body): the device keeps the frame and sends it again."""
+    import http.client
+
+    import cbor2
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request("POST", "/v1/frames", wire, {"Content-Type": "application/cbor-seq"})
+        resp = conn.getresponse()
+        assert resp.status == 503
+        return cbor2.loads(resp.read())["reason"]
+    finally:
+        conn.close()

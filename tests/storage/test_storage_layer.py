@@ -127,3 +127,26 @@ def test_one_receiver_per_sqlite_file_but_several_on_postgresql(pg: TempPostgres
     locks = [_DbLock(url), _DbLock(url)]          # no lock file: the writers share the database
     for lock in locks:
         lock.release()
+
+
+def test_without_server_binaries_the_postgresql_lane_fails_loudly_and_never_skips(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No initdb/pg_ctl (here: $SOTTO_PG_BIN names an empty folder): the PostgreSQL lane's
+    tests error out naming `make postgres`; none is skipped and the run's status is not 0."""
+    import os
+    import subprocess
+    import sys
+
+    from host_tools.storage.pgserver import PostgresUnavailable
+
+    (tmp_path / "empty").mkdir()
+    monkeypatch.setenv("SOTTO_PG_BIN", str(tmp_path / "empty"))
+    with pytest.raises(PostgresUnavailable, match="make postgres"):
+        TempPostgres()
+    env = dict(os.environ, SOTTO_TEST_BACKEND="postgresql")
+    repo = Path(__file__).resolve().parents[2]
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs",
+                           "tests/receiver/test_receiver_kill.py"], cwd=repo, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0, proc.stdout[-2000:]
+    assert "skipped" not in proc.stdout and "make postgres" in proc.stdout, proc.stdout[-2000:]

@@ -112,6 +112,7 @@ def test_interrupted_cli_by_kill_then_rerun(make_vdev, build_dir):
     again = _sotto("flash", "--port", dev.port, "--build-dir", str(build_dir))
     assert again.returncode == 0, again.stderr
     assert "verified on the device" in again.stdout
+    assert "configuration: no configuration (config.json is missing)" in again.stdout   # a new unit
     assert (dev.flash / "manifest.json").exists()
 
 

@@ -18,7 +18,7 @@ from dataclasses import replace
 
 import cbor2
 import pytest
-from centre_support import centre_db
+from centre_support import centre_db, stored_bytes
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
@@ -82,8 +82,8 @@ def test_provision_makes_the_key_on_the_device_and_registers_only_its_public_hal
     with Registry(db) as reg:
         record = reg.get("SOTTO-42")
     assert record.public_key == public and record.officer == "PC 1234 Smith" and record.status == "active"
-    for path in db.parent.iterdir():  # database, WAL, anything the registry wrote
-        assert seed not in path.read_bytes() and seed.hex() not in path.read_text(errors="ignore")
+    for blob in stored_bytes(db):  # database, WAL, anything the registry wrote
+        assert seed not in blob and seed.hex().encode() not in blob
     cfg = json.loads((device.flash / "data" / "config.json").read_bytes())
     centre = centre_key.load(centre_key.default_path(db)).public_key
     assert cfg == {"device_id": "534f54544f2d3432", "receiver": "https://alerts.example.org",
@@ -209,7 +209,8 @@ def test_registry_failure_puts_the_device_back(device, tmp_path, monkeypatch, RE
 
 
 def test_rotate_key_refused_when_the_registry_does_not_trust_the_device(device, tmp_path, REQUEST):
-    provision.provision(device.port, REQUEST, centre_db(tmp_path / "a.db"))
+    trusting = centre_db(tmp_path / "a.db")
+    provision.provision(device.port, REQUEST, trusting)
     key = _device_public_key(device)
     with pytest.raises(provision.ProvisionError) as err:
         provision.rotate_key(device.port, centre_db(tmp_path / "b.db"))
@@ -217,7 +218,7 @@ def test_rotate_key_refused_when_the_registry_does_not_trust_the_device(device, 
     assert _device_public_key(device) == key
     with pytest.raises(provision.NotProvisioned):
         device.wipe_data()
-        provision.rotate_key(device.port, tmp_path / "a.db")
+        provision.rotate_key(device.port, trusting)
 
 
 def test_identity_end_to_end_frames_verify_and_old_key_is_revoked_after_rotation(device, tmp_path, REQUEST):
@@ -306,3 +307,31 @@ def test_provision_set_refuses_what_only_provisioning_flags_set():
     with pytest.raises(UsageError, match="KEY=VALUE"):
         devcfg.parse_settings(["heartbeat_every_s"])
     assert devcfg.parse_settings(["a.b=600", "c=text", "d=true"]) == {"a.b": 600, "c": "text", "d": True}
+
+
+def test_flash_provision_and_rotate_key_name_a_corrupt_configuration_not_a_missing_one(device, tmp_path,
+                                                                                         REQUEST, build_dir):
+    """Issue 16: a damaged config.json on a provisioned unit is "corrupt", a new unit's is "missing"."""
+    from host_tools import config_state, flash
+
+    assert flash.flash_firmware(device.port, build_dir=build_dir).config.state == "missing"
+    db = centre_db(tmp_path / "receiver.db")
+    provision.provision(device.port, REQUEST, db)
+    ok = flash.flash_firmware(device.port, build_dir=build_dir).config
+    assert (ok.state, ok.device_id) == ("ok", "SOTTO-42")
+    (device.flash / "data" / "config.json").write_bytes(b'{"device_id": "SOTTO-42", "recei')  # torn write
+    found = flash.flash_firmware(device.port, build_dir=build_dir).config
+    assert found.state == "corrupt" and "CORRUPT" in found.detail and "missing" not in found.detail
+    with pytest.raises(provision.AlreadyProvisioned) as err:   # it still holds its key (another registry)
+        provision.provision(device.port, REQUEST, centre_db(tmp_path / "other.db"))
+    assert "CORRUPT configuration" in str(err.value) and "--force" in str(err.value)
+    with pytest.raises(provision.NotProvisioned) as err2:
+        provision.rotate_key(device.port, db)
+    assert "CORRUPT configuration" in str(err2.value) and "missing" not in str(err2.value)
+    device.wipe_data()
+    with pytest.raises(provision.NotProvisioned) as err3:
+        provision.rotate_key(device.port, db)
+    assert "config.json is missing" in str(err3.value) and "CORRUPT" not in str(err3.value)
+    # the JSON and the sentence of `sotto flash` (no device needed for these)
+    for raw in (b"[1]", b'{"device_id": 7}', b"\xff"):
+        assert config_state.describe(raw).state == "corrupt"

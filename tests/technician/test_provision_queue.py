@@ -5,7 +5,6 @@ the centre first (over the USB link, checking the centre's signed answers);
 
 from __future__ import annotations
 
-import sqlite3
 import subprocess
 import sys
 import time
@@ -63,7 +62,7 @@ def test_a_busy_device_is_refused_saying_how_many_frames_wait(device, tmp_path):
                           "--db", str(db)], capture_output=True, text=True, timeout=60)
     assert cli.returncode == 1 and "3 frames waiting" in cli.stderr
     assert len(_queued(device)) == 3                # nothing changed on the device
-    with closing(sqlite3.connect(db)) as conn:
+    with closing(open_db(db)) as conn:
         assert conn.execute("SELECT count(*) FROM device_keys WHERE revoked_at IS NULL").fetchone()[0] == 1
     assert first.public_key == _public_key(device)
 
@@ -102,7 +101,7 @@ def test_drain_delivers_the_queue_to_the_centre_before_the_key_changes(device, t
         first = _provision(device, db, rs.url)
         _queue_on_device(device)
         change = provision.rotate_key(device.port, db, queue=provision.QueuePolicy(drain=True))
-        with closing(sqlite3.connect(db)) as conn:
+        with closing(open_db(db)) as conn:
             stored = [r[0] for r in conn.execute("SELECT seq FROM frames ORDER BY seq")]
     finally:
         rs.stop()

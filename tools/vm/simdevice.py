@@ -5,9 +5,10 @@
 # One request, one answer, each a JSON line (handle(line) -> line):
 #   {"op": "boot", "ticks", "utc", "in", "board", "root"}   a fresh Device (power on), boot()
 #   {"op": "step", "ticks", "utc", "in"}                     one Device.step()
+#   {"op": "rest", "ticks", "utc", "in", "now", "cap"}       Device.rest(now, cap) after a step
 #   {"op": "query", "what": "queue" | "batch" | "pending"}   what the simulator reads of the Device
 #   {"op": "cut", "ops", "done"}                             arm (ops > 0) or call off a flash-op power cut
-# Answers: {"ops": [...], "wait" | "ok"/"error" | "lost" | "crash", "live", "cut"}.
+# Answers: {"ops": [...], "wait" | "slept" | "ok"/"error" | "lost" | "crash", "live", "cut"}.
 #
 # "in" is what the parts hold for the firmware at that moment: button edges
 # not yet taken ("e"), the bytes the GNSS and modem UARTs have for it ("g",
@@ -16,7 +17,7 @@
 # these, and accelerometer edges ("a") on a board with one; what it took comes
 # back as ops (["rd", channel, n], ["edges"], ["accel"]), with
 # everything else the firmware did that cannot change a later read in the same
-# pass (["w", hex] to the modem, ["haptic", on], ["reset"], ["wdt"]) and what
+# pass (["w", hex] to the modem, ["haptic", on], ["reset"], ["wdt"], ["sleep", ms]) and what
 # the Device told its observer (["obs", name, args]) and its log (["log", text]),
 # in order. A call that can change what the parts hold (PWRKEY, GNSS power,
 # microphone start/stop) or that needs an answer (random_bytes) goes to the
@@ -174,6 +175,13 @@ class LinkHal:
     def reset(self):
         self._link.ops.append(["reset"])
 
+    def sleep_until(self, ms):
+        # as the simulator's HAL: not while an edge given for this pass waits to be taken
+        if self._link.edges or self._link.accel:
+            return False
+        self._link.ops.append(["sleep", ms])
+        return True
+
     def ticks_ms(self):
         return self._link.ticks
 
@@ -268,6 +276,16 @@ class Runner:
             return self._answer(crash=repr(e))
         return self._answer(wait=wait)
 
+    def rest(self, req):
+        self._begin(req)
+        dev = self.device
+        try:
+            slept = dev.rest(req["now"], req["cap"])
+        except PowerLoss:
+            self.device = None
+            return self._answer(lost=True)
+        return self._answer(slept=slept)
+
     def query(self, req):
         dev = self.device
         what = req["what"]
@@ -292,7 +310,8 @@ class Runner:
 # (tools/vm/heapstep.mjs does), so collect less often: about 25 % less wall time.
 gc.threshold(256 * 1024)
 _runner = Runner()
-_OPS = {"boot": _runner.boot, "step": _runner.step, "query": _runner.query, "cut": _runner.arm}
+_OPS = {"boot": _runner.boot, "step": _runner.step, "rest": _runner.rest, "query": _runner.query,
+        "cut": _runner.arm}
 
 
 def handle(line):

@@ -20,6 +20,11 @@
 #   accel_events() -> list    only on a board with an accelerometer ("accel"): [(ticks_ms, kind)]
 #                             edges of its interrupts, in order (kinds: sotto.motion FALL,
 #                             IMPACT, ACTIVE, STILL; sotto/hal/lis2dh12.py)
+#   sleep_until(ms) -> bool   optional: light-sleep up to ms, woken early by the button,
+#                             the accelerometer's interrupts or the modem's RI (board
+#                             modem.ri_pin); edges that woke it are recorded with the wake
+#                             time. False: it did not sleep (an edge was waiting). A HAL
+#                             without it: the loop never light-sleeps (sotto.app Device.rest)
 #
 # Nothing touches hardware at import; constructing the ESP32 HAL claims the pins.
 import json
@@ -36,7 +41,7 @@ MEMBERS = ("board", "storage_root", "button_edges", "gnss_uart", "modem_uart", "
 PINS = (
     ("button", ("pin",), ()),
     ("gnss", ("tx", "rx", "power_pin"), ()),
-    ("modem", ("tx", "rx", "pwrkey_pin"), ("status_pin",)),
+    ("modem", ("tx", "rx", "pwrkey_pin"), ("status_pin", "ri_pin")),
     ("mic", ("sck", "ws", "sd"), ()),
     ("battery", ("adc_pin",), ()),
     ("haptic", ("pin",), ()),

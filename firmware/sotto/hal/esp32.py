@@ -3,6 +3,17 @@
 # module does not. Interrupt handlers only record into pre-allocated rings;
 # the main loop takes the records out.
 #
+# Light sleep (sleep_until): the wake pins are the button, the accelerometer's
+# INT1/INT2 and the modem's RI (board modem.ri_pin). Each is armed as a GPIO
+# light-sleep wake on the level it does not have now (Pin.WAKE_LOW/WAKE_HIGH,
+# wake=machine.SLEEP), so both a press and a release, a rising and a falling
+# interrupt, wake the chip. GPIO edge interrupts do not run in light sleep:
+# after machine.lightsleep() returns, the edge handlers are put back and any
+# pin whose level changed has its handler called at once, so the edge that
+# woke the chip is recorded with the wake time (the button pattern decodes as
+# if the chip had been awake, to within the wake-up's few ms). Nothing is
+# allocated: the pins, their handlers and levels are kept from construction.
+#
 # Types: parameters and returns are annotated, attributes carry `# type:`
 # comments (ignored by MicroPython, read by `make typecheck` against the ESP32
 # stubs), so that a typo on an attribute that starts as None, such as
@@ -34,7 +45,8 @@ class Esp32Hal:
         self._head = 0  # type: int
         self._tail = 0  # type: int
         self.edges_lost = 0  # type: int
-        self._button.irq(self._on_edge, machine.Pin.IRQ_RISING | machine.Pin.IRQ_FALLING)
+        self._edge_cb = self._on_edge  # bound once: re-armed after each light sleep
+        self._button.irq(self._edge_cb, machine.Pin.IRQ_RISING | machine.Pin.IRQ_FALLING)
 
         g = board["gnss"]
         self.gnss_uart = machine.UART(g["uart"], baudrate=g["baud"], tx=g["tx"], rx=g["rx"],
@@ -93,6 +105,23 @@ class Esp32Hal:
                 else:
                     self.accel_error = "no LIS2DH12 answers at I2C address 0x%02x" % a.get("addr", ADDR)
 
+        # light sleep: (pin, edge handler, edge trigger) of each wake pin, levels before a sleep
+        wake = [(self._button, self._edge_cb, machine.Pin.IRQ_RISING | machine.Pin.IRQ_FALLING)]
+        self._acc = None  # type: Lis2dh12 | None
+        if self.accel_error is None and a is not None:
+            self._acc = acc = self.accel
+            wake.append((acc.int1, acc.on_int1, machine.Pin.IRQ_RISING))
+            wake.append((acc.int2, acc.on_int2, machine.Pin.IRQ_RISING | machine.Pin.IRQ_FALLING))
+        self._nop_cb = self._nop
+        ri = m.get("ri_pin")
+        if ri is not None:  # RI: only wakes the chip; the delivery task then reads the UART
+            self._ri = machine.Pin(ri, machine.Pin.IN, machine.Pin.PULL_UP)  # type: machine.Pin
+            wake.append((self._ri, self._nop_cb, machine.Pin.IRQ_FALLING))
+        self._wake = tuple(wake)  # type: tuple
+        self._levels = bytearray(len(wake))  # type: bytearray
+        self.sleeps = 0  # type: int
+        self.wake_edges = 0  # type: int  # edges recorded at a wake from light sleep
+
         # The watchdog cannot be stopped once started, so it is armed by main.py
         # after a short service window (see arm_watchdog); feeding before is a no-op.
         self._wdt = None  # type: machine.WDT | None
@@ -115,6 +144,33 @@ class Esp32Hal:
             out.append((self._t[i], (level == 0) if self._active_low else (level == 1)))
             self._tail = (i + 1) % EDGES
         return out
+
+    # -- light sleep (see the header) -----------------------------------------------------
+    def _nop(self, pin: machine.Pin) -> None:
+        pass
+
+    def sleep_until(self, ms: int) -> bool:
+        """Light-sleep up to ms, woken early by any wake pin changing level. False:
+        did not sleep (an edge is already waiting to be taken)."""
+        if self._tail != self._head or (self._acc is not None and self._acc.waiting()):
+            return False
+        wake = self._wake
+        levels = self._levels
+        for i in range(len(wake)):
+            pin = wake[i][0]
+            v = pin.value()
+            levels[i] = v
+            pin.irq(self._nop_cb, trigger=machine.Pin.WAKE_HIGH if v == 0 else machine.Pin.WAKE_LOW,
+                    wake=machine.SLEEP)
+        machine.lightsleep(ms)
+        self.sleeps += 1
+        for i in range(len(wake)):
+            pin, handler, trigger = wake[i]
+            pin.irq(handler, trigger)
+            if pin.value() != levels[i]:
+                self.wake_edges += 1
+                handler(pin)  # the edge that happened in sleep, at the wake time
+        return True
 
     # -- power lines ---------------------------------------------------------------------
     def modem_pwrkey(self, level: int) -> None:

@@ -59,8 +59,13 @@ class Lis2dh12:
             self._write(reg, value)
         self._read(INT1_SRC)  # clear anything latched before the set-up
         self._read(INT2_SRC)
-        int1.irq(self._on_int1, machine.Pin.IRQ_RISING)
-        int2.irq(self._on_int2, machine.Pin.IRQ_RISING | machine.Pin.IRQ_FALLING)
+        # bound once: the HAL re-arms them after each light sleep (Esp32Hal.sleep_until)
+        self.int1 = int1  # type: machine.Pin
+        self.int2 = int2  # type: machine.Pin
+        self.on_int1 = self._on_int1
+        self.on_int2 = self._on_int2
+        int1.irq(self.on_int1, machine.Pin.IRQ_RISING)
+        int2.irq(self.on_int2, machine.Pin.IRQ_RISING | machine.Pin.IRQ_FALLING)
         if int2.value():  # already still (a restart while lying still): no edge would ever say so
             self._on_int2(int2)
 
@@ -98,6 +103,10 @@ class Lis2dh12:
             self._record(time.ticks_add(t, -ACT_MS), STILL)
         else:
             self._record(t, ACTIVE)
+
+    def waiting(self) -> bool:
+        """Edges recorded and not yet taken by events()."""
+        return self._tail != self._head
 
     # -- main loop -----------------------------------------------------------------------
     def events(self) -> list:

@@ -26,6 +26,14 @@
 # centre's key, and the outcome is told back to it; the receiver not in use
 # is probed with an empty POST (its signed refusal is the answer) every
 # delivery.probe_s.
+#
+# Light sleep (sotto.app.Device.rest): `quiet` is True while the task only
+# waits with nothing in flight (idle, or a backoff before the next try), and
+# `quiet_until` is then its own next timer (the backoff's end, the next probe
+# of the other receiver; None: none). The modem wakes the CPU with its RI line
+# for anything it has to say. wake_modem() (the officer's first press) sends a
+# bare AT so that a module in 3GPP PSM wakes up while the pattern is still
+# being pressed: nothing goes on the air.
 import hashlib
 
 import sotto.cbor as cbor
@@ -53,6 +61,7 @@ class Delivery:
     poll_ms = 20
     idle_poll_ms = 50
     refused_poll_ms = 10000  # with network delivery refused: how often the modem is checked for SMS
+    wake_ms = 5000  # wake_modem's AT: a module leaving PSM answers within seconds
 
     def __init__(self, modem, queue, sched, host, port=443, tls=True, sms_number=None,
                  random_bytes=None, alert_live=None, rejects=None,
@@ -108,10 +117,20 @@ class Delivery:
         self.ota_posts = 0
         self.ota_failed = 0
         self.ota_next = None  # ticks: no chunk before (its own backoff: never the frames')
+        self.quiet = False  # only waiting, nothing in flight (see the header)
+        self.quiet_until = None  # ticks of the task's own next timer while quiet; None: none
+        self._wake = False  # wake_modem() asked for an AT
+        self.wakes = 0  # ATs sent to wake the module early
+
+    def wake_modem(self):
+        """An alert may follow (the officer pressed): wake the module now if it may
+        be in PSM (a bare AT, answered locally: nothing goes on the air)."""
+        self._wake = True
 
     # -- the task -------------------------------------------------------------
     def task(self):
         while True:
+            self.quiet = False
             now = self.sched.now_ms
             if self.paths.dual and self.refusal is None and self.paths.probe_due(now) >= 0:
                 m = self.modem
@@ -123,11 +142,14 @@ class Delivery:
                 self.down_since = None
                 yield from self._idle()
                 continue
+            self._wake = False  # frames to send: the module is woken by them
             if self.down_since is None:
                 self.down_since = now
             if self.sms.due(now, self.down_since, self._alert()):
                 yield from self.sms.send(now)
             if self.next_try is not None and ticks_diff(self.next_try, self.sched.now_ms) > 0:
+                if not self._alert():  # a live alert keeps the CPU up anyway (SMS fallback timers)
+                    self.quiet, self.quiet_until = True, self.next_try
                 yield from self.modem.at.wait(min(ticks_diff(self.next_try, self.sched.now_ms), 1000))
                 continue
             yield from self._attempt(True)
@@ -135,6 +157,7 @@ class Delivery:
     def _idle(self):
         m = self.modem
         if self.next_try is not None and ticks_diff(self.next_try, self.sched.now_ms) > 0:
+            self.quiet, self.quiet_until = True, self.next_try  # a backoff: its end is a timer
             yield from m.at.wait(self.idle_poll_ms)
             return
         if not (m.ready and m.sim_ready and m.started and m.is_registered()):
@@ -151,6 +174,18 @@ class Delivery:
             yield from m.close()  # the server closed it: the module holds it until AT+CCHCLOSE
         if m.sms_to_delete:
             yield from m.housekeeping()
+        if self._wake:
+            self._wake = False
+            if getattr(m, "psm", None):
+                self.wakes += 1
+                try:
+                    yield from m.cmd("AT", self.wake_ms, retries=0)
+                except ModemError as e:
+                    _log.w("wake: %s", e)
+        if not (m.connected or m.session or m.sms_to_delete or self._wake) and \
+                (self.ota is None or not self.ota.wants_network()):
+            self.quiet = True
+            self.quiet_until = self.paths.next_probe if self.paths.dual else None
         yield from m.at.wait(self.idle_poll_ms)
 
     def _attempt(self, post):

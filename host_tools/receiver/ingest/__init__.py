@@ -68,18 +68,21 @@ class Receiver:
     """Verify, store, answer: everything `sotto receive` does except HTTP.
 
     clock: epoch seconds (tests move it); the frames' `time` is judged against it.
-    verify_helper: check part of the signatures in a helper process (a second
-    core; `sotto receive` turns it on when the machine has more than one).
+    verify_processes: how many helper processes check the signatures (so ingest
+    uses more than one core; 0: all in this process; `sotto receive --verify-processes`).
+    verify_helper=True is the older spelling of verify_processes=1.
     """
 
     def __init__(self, db_path: str | os.PathLike[str], *, clock: Callable[[], float] = time.time,
                  max_future_s: int = MAX_FUTURE_S, commit_timeout_s: float = COMMIT_TIMEOUT_S,
-                 verify_helper: bool = False) -> None:
+                 verify_helper: bool = False, verify_processes: int | None = None) -> None:
         self.db_path = db_path
         self.clock = clock
         self.max_future_s = max_future_s
         self.commit_timeout_s = commit_timeout_s
-        self.writer = Writer(db_path, verify_helper=verify_helper)
+        if verify_processes is None:
+            verify_processes = 1 if verify_helper else 0
+        self.writer = Writer(db_path, verify_processes=verify_processes)
         self._registry = Registry(open_db(db_path, create=True))
         self.keys = KeyBook(self._registry)
         self.keys.refresh()

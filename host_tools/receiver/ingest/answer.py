@@ -3,18 +3,36 @@ StorageUnavailable when nothing could be committed."""
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import cbor2
 
 from host_tools.errors import SottoError
+
+if TYPE_CHECKING:
+    from host_tools.receiver.centre_key import CentreKey
 
 ACCEPTED, DUPLICATE, REJECTED = "accepted", "duplicate", "rejected"
 
 
 class StorageUnavailable(SottoError, OSError):
     """The frames could not be committed; nothing was acknowledged (HTTP 503)."""
+
+
+def answer_payload(req: bytes, payload: Mapping[str, Any]) -> dict[str, Any]:
+    """What the centre signs: the answer's map with `req` (SHA-256 of the request body)."""
+    return {"req": req, **payload}
+
+
+def signed_answer(centre: CentreKey, request_body: bytes, payload: Mapping[str, Any]) -> bytes:
+    """The centre's signed answer (COSE_Sign1, docs/frames.md) to a request whose body
+    was `request_body`: `payload` with `req` added (answer_payload). The one place both
+    HTTP paths (fastpath, http_handler) turn an answer into bytes; the writer's helpers
+    sign the same answer_payload (ingest.writer._sign_answers)."""
+    return centre.sign_answer(answer_payload(hashlib.sha256(request_body).digest(), payload))
 
 
 class Result(NamedTuple):
@@ -57,6 +75,10 @@ class Answer:
         if self.rel is not None:
             out["rel"] = self.rel
         return out
+
+    def signed(self, centre: CentreKey, request_body: bytes) -> bytes:
+        """The body of the HTTP answer: this answer signed by the centre, bound to the request."""
+        return signed_answer(centre, request_body, self.to_wire())
 
     def to_cbor(self) -> bytes:
         """The response map, deterministically encoded and not signed (what the

@@ -10,6 +10,7 @@ from typing import Any
 
 from host_tools.frames import MAX_FUTURE_S
 from host_tools.receiver.ingest.answer import (
+    Answer,
     Result,
 )
 from host_tools.receiver.ingest.keybook import (
@@ -31,6 +32,12 @@ class _Job:
     cmds: list[dict[str, Any]] = field(default_factory=list)   # the requesting device's commands
     error: str | None = None
     rel: str | None = None   # the release the requesting device is assigned (docs/ota.md)
+    req: bytes | None = None      # SHA-256 of the HTTP body: the writer may sign the answer (fastpath)
+    signed: bytes | None = None   # the signed answer, made after COMMIT by a helper; None: not made
+
+    def answer(self) -> dict[str, Any]:
+        """The answer's map (docs/frames.md), once committed (without `req`)."""
+        return Answer(self.results, int(self.now), self.closed, self.cmds, self.rel).to_wire()
 
 
 class _Chain:

@@ -248,12 +248,13 @@ function fillAlertPage(d) {
           h("td", {}, c.delivered || "–"), h("td", {}, c.replied || "–"))))
     : h("p", { className: "muted" }, "No commands sent."));
   if (d.track.length !== state.points) { state.points = d.track.length; drawTrack($("map"), d.track, state.me.map); }
-  $("audio-note").textContent = d.audio.chunks ? `${d.audio.seconds} s received in ${d.audio.chunks} chunks` : "no audio yet";
+  $("audio-note").textContent = d.audio.chunks ? `${d.audio.seconds} s received in ${d.audio.chunks} chunks` +
+    (d.audio.pre_trigger_seconds ? `, of which the first ${d.audio.pre_trigger_seconds} s are PRE-TRIGGER (recorded before the alarm was raised)` : "") : "no audio yet";
   if (d.audio.chunks !== state.audioChunks) { state.audioChunks = d.audio.chunks; loadAudio(false); }
   $("timeline").replaceChildren(table(["Seq", "Type", "Device time", "Received", "Via", "Location", "Audio"],
     d.timeline.map((f) => h("tr", {}, h("td", {}, f.seq), h("td", {}, f.duress ? `${f.type} (duress)` : f.type),
       h("td", {}, f.time || "–"), h("td", {}, f.received), h("td", {}, f.via), h("td", {}, f.location ? "yes" : ""),
-      h("td", {}, f.audio_s ? `${f.audio_s} s` : "")))));
+      h("td", {}, f.audio_s ? `${f.audio_s} s${f.pre_trigger ? " (pre-trigger)" : ""}` : "")))));
 }
 
 function commandText(c) {
