@@ -2,7 +2,9 @@
 
 Nothing in the simulator sleeps. The device loop asks every part when it next
 has something to do and jumps there, so an hour of a scenario takes seconds,
-and the same scenario gives the same timeline every run.
+and the same scenario gives the same timeline every run. Where the simulation
+needs the host (the receiver's answers), it stands still and waits for it, as long
+as it takes up to a safety limit, past which it stops with HostStall.
 """
 
 from __future__ import annotations
@@ -10,6 +12,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 TICKS_PERIOD = 1 << 30
+
+
+class HostStall(RuntimeError):
+    """The host (the receiver, or this machine under load) did not give the virtual
+    modem or the SMS centre what the simulation needs within their wall-time safety
+    limit (VirtualModem(io_wait_s=...), VirtualSmsc(wait_s=...)). The run stops here:
+    going on would let the wall clock decide what the simulated device sees, and when."""
 
 
 class VirtualClock:

@@ -156,6 +156,9 @@ def run_fleet(sc: Scenario, n: int, workdir: str | Path | None = None, on_progre
         runner = Runner(clock)
         for i in range(n):
             dev = VirtualDevice(fleet_spec(sc, i + 1), clock, rx, flash_root / f"flash-{i + 1}")
+            # answers are waited for when due, not at the send: the receiver answers many devices
+            # at once (what it sees may then depend on its speed; a single run's never does)
+            dev.modem.answer_at_send = False
             dev.provision()
             runner.add(dev)
             # device i is switched on at its shift and lives its scenario from there:

@@ -20,6 +20,7 @@ import urllib.request
 from dataclasses import dataclass, field
 
 from host_tools.receiver.sms_auth import HEADER_SIGNATURE, HEADER_TIMESTAMP, signature_for
+from simulator.clock import HostStall
 
 
 class PduDecodeError(ValueError):
@@ -115,6 +116,7 @@ class VirtualSmsc:
     ca_pem: str | None = None  # trust this CA for an https webhook
     records: list[SmsRecord] = field(default_factory=list)
     secret: bytes | None = field(default=None, repr=False)  # the gateway's HMAC secret; None: unsigned
+    wait_s: float = 120.0  # wall time a webhook post may take before the run stops (HostStall): a safety net
 
     def submit(self, now_ms: int, sender: str, tpdu: bytes) -> SmsRecord:
         """Accept one TPDU from `sender`; raises PduDecodeError for a bad PDU."""
@@ -152,13 +154,18 @@ class VirtualSmsc:
             import ssl
 
             context = ssl.create_default_context(cadata=self.ca_pem)
-        try:
-            with urllib.request.urlopen(req, timeout=10, context=context) as resp:
+        try:  # the simulation stands still meanwhile: however slow the receiver, the same outcome
+            with urllib.request.urlopen(req, timeout=self.wait_s, context=context) as resp:
                 r.http_status = resp.status
                 r.answer = resp.read()
         except urllib.error.HTTPError as e:
             r.http_status = e.code
             r.answer = e.read()
         except OSError as e:
+            if isinstance(e, TimeoutError) or isinstance(getattr(e, "reason", None), TimeoutError):
+                raise HostStall(f"the SMS centre waited {self.wait_s:g} s of wall time for the webhook "
+                                f"{self.webhook_url} at {now_ms} ms (simulated) and gave up: the receiver is "
+                                "stuck or this machine is overloaded; the run stops rather than let the "
+                                "wall clock decide whether the SMS arrived") from None
             r.error = f"webhook unreachable: {e}"
         r.delivered_ms = now_ms

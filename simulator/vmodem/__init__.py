@@ -35,9 +35,12 @@ round trips and bandwidth) runs on the `now_ms` values given to advance().
 Sockets are real: AT+CCHOPEN opens a real TCP connection (with real TLS through
 Python's ssl, client type 2) to a loopback address; AT+CMGS hands the PDU to a
 VirtualSmsc, which posts it to the receiver's /v1/sms webhook. While the firmware
-waits for an answer the receiver has not sent yet, advance() blocks on the socket
-(at most `io_wait_s` of wall time): the answer is then stamped with its modelled
-arrival time, so runs are repeatable whatever the machine's speed.
+sends a whole HTTP request, advance() blocks on the socket until the whole answer
+is in (the simulation stands still meanwhile, so the receiver sees the send
+time), and the answer reaches the device at its modelled arrival time: runs are
+repeatable whatever the machine's speed. Waiting on the host is bounded only by
+`io_wait_s` of wall time, a safety net: past it the run stops with HostStall,
+never does the device see a timeout that the wall clock chose.
 
 Faults (the Faults fields, also settable while running with set_fault()):
 - the module: hang (silent until a PWRKEY power-down), hang_needs_reset (silent and
@@ -72,10 +75,11 @@ from simulator.vmodem.settings import (
     CCH_SEND_TIMEOUT,
     AirRecord,
     Faults,
+    HostStall,
     Timing,
 )
 from simulator.vmodem.traffic import stamp_ready
 
 __all__ = ["CCH_CONNECT_ERROR", "CCH_DNS_ERROR", "CCH_HANDSHAKE_ERROR", "CCH_NETWORK_ERROR", "CCH_NONET",
-           "CCH_NO_CERT", "CCH_OK", "CCH_RECV_EMPTY", "CCH_SEND_TIMEOUT", "AirRecord", "Faults", "TlsOpen",
-           "Timing", "VirtualModem", "VirtualSerial", "stamp_ready"]
+           "CCH_NO_CERT", "CCH_OK", "CCH_RECV_EMPTY", "CCH_SEND_TIMEOUT", "AirRecord", "Faults", "HostStall",
+           "TlsOpen", "Timing", "VirtualModem", "VirtualSerial", "stamp_ready"]

@@ -3,7 +3,14 @@ through ssl.MemoryBIO (checked as simulator.vmodem.tls says), each byte timed on
 the modelled link (see the package docstring). The failures the module reports
 (AT manual V1.09 19.4): a clean close by the server is +CCH_PEER_CLOSED, a failed
 receive (a reset, a broken record) +CCH_RECV_CLOSED, a failed send +CCHSEND: <id>,18;
-each keeps the session, and its cache, until AT+CCHCLOSE."""
+each keeps the session, and its cache, until AT+CCHCLOSE.
+
+Wall time never decides what the device sees, or when: the modem reads a socket
+only at points fixed on the simulated clock (an HTTP request's answer, at once or
+when due; an idle connection at each pump, for the peer's close) and waits for
+the host as long as it takes, up to `io_wait_s` of wall time, past which the run
+stops with HostStall instead of going on without the answer. Bytes read early
+(TLS tickets) go on the air log with the answer they came before."""
 
 from __future__ import annotations
 
@@ -12,6 +19,7 @@ import socket
 import ssl
 import time
 
+from simulator.vmodem.reading import Reading
 from simulator.vmodem.sessions import TlsOpen, _Conn
 from simulator.vmodem.settings import (
     CCH_CONNECT_ERROR,
@@ -25,10 +33,10 @@ from simulator.vmodem.settings import (
     AirRecord,
 )
 from simulator.vmodem.tls import NoCert, client_context, ssl_settings
-from simulator.vmodem.traffic import _AWAITING, _error_page, _http_complete, _readable
+from simulator.vmodem.traffic import _AWAITING, _error_page, _http_complete
 
 
-class Connections:
+class Connections(Reading):
     """VirtualModem's data side (a mixin: it uses the modem's clock, faults and UART):
     real sockets behind the CCH sessions (simulator.vmodem.cch has the commands)."""
 
@@ -59,7 +67,9 @@ class Connections:
         ip, port = where
         took = t.connect_ms + t.rtt_ms
         try:
-            sock = socket.create_connection((ip, port), timeout=5)
+            sock = socket.create_connection((ip, port), timeout=self.io_wait_s)
+        except TimeoutError:
+            raise self._stall(f"connecting to {ip}:{port}") from None
         except OSError:
             return CCH_CONNECT_ERROR, took
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -71,6 +81,9 @@ class Connections:
             except NoCert:
                 sock.close()
                 return CCH_NO_CERT, t.cmd_ms
+            except TimeoutError:
+                sock.close()
+                raise self._stall(f"the TLS handshake with {ip}:{port}") from None
             except (ssl.SSLError, OSError):
                 sock.close()
                 self.tls_log.append(TlsOpen(host, conn.sni, conn.authenticated, False))
@@ -103,7 +116,7 @@ class Connections:
         assert conn.sock is not None
         conn.incoming, conn.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
         conn.tls = ctx.wrap_bio(conn.incoming, conn.outgoing, server_hostname=sni)
-        flights = 0
+        flights = down = 0  # down: the server's flight so far (one air record, however it was read)
         while True:
             try:
                 conn.tls.do_handshake()
@@ -111,14 +124,19 @@ class Connections:
             except ssl.SSLWantReadError:
                 out = conn.outgoing.read()
                 if out:
+                    if down:
+                        self._air("down", "tls", down, b"", conn.peer)
+                        down = 0
                     conn.sock.sendall(out)
                     self._air("up", "tls", len(out), b"", conn.peer)
                     flights += 1
                 data = conn.sock.recv(65536)
                 if not data:
                     raise ssl.SSLError("connection closed during the handshake") from None
-                self._air("down", "tls", len(data), b"", conn.peer)
+                down += len(data)
                 conn.incoming.write(data)
+        if down:
+            self._air("down", "tls", down, b"", conn.peer)
         out = conn.outgoing.read()
         if out:
             conn.sock.sendall(out)
@@ -158,9 +176,11 @@ class Connections:
                 raw = conn.outgoing.read()
             if not conn.proxy_bytes:
                 try:
-                    conn.sock.setblocking(True)
+                    conn.sock.settimeout(self.io_wait_s)
                     conn.sock.sendall(raw)
                     conn.sock.setblocking(False)
+                except TimeoutError:
+                    raise self._stall(f"sending {len(raw)} bytes to {conn.peer}") from None
                 except OSError:
                     self._send_failed(sid, conn)
                     return False
@@ -179,12 +199,19 @@ class Connections:
             elif complete is not False:
                 # a whole request is out (or not HTTP): its answer is worth waiting for
                 conn.outstanding = True
+                conn.answered = False
                 conn.sent_wall = time.monotonic()
+                conn.sent_ms = self.now
                 conn.ready_wall = 0.0
-                _AWAITING.add(conn)
-                conn.wait_s = self.io_wait_s if complete else min(self.io_wait_s, 0.2)
                 conn.request.clear()
                 conn.answer.clear()
+                conn.wait_s = 0.0 if complete else 0.2
+                if complete and self.answer_at_send:
+                    # the receiver answers while the simulation stands still: what it sees
+                    # (its clock, the operators' actions) is the send time's
+                    self._await_answer(conn)
+                elif complete:
+                    _AWAITING.add(conn)
         if cut is not None:
             self._drop(conn)
             conn.state = "closed"
@@ -250,88 +277,26 @@ class Connections:
         for sid, conn in list(self._conns.items()):
             if conn.state != "open" or conn.sock is None:
                 continue
-            wait = 0.0
             if conn.outstanding:
                 if now_ms < conn.expect_from:
-                    # not before the modelled round trip: whether the real answer is in
-                    # yet depends on the wall clock, and the run must not
-                    continue
-                wait = conn.wait_s  # the firmware is waiting for this answer
-            got = self._read_socket(conn, wait)
-            if got or conn.eof:
+                    continue  # its answer reaches the module after the modelled round trip
+                if conn.wait_s:
+                    self._read_quiet(conn, conn.wait_s)
+                elif not conn.answered:
+                    self._await_answer(conn)  # a modem that does not wait at the send (fleets)
+                conn.outstanding = conn.answered = False
+            else:
+                self._read_idle(conn)
+            if conn.pending or conn.eof:
+                got = bytes(conn.pending)
+                conn.pending.clear()
                 self._deliver(sid, conn, got)
-
-    def _read_socket(self, conn: _Conn, wait_s: float) -> bytes:
-        """Read what the peer sent. With wait_s, block (wall time) until the whole
-        answer is in: an HTTP response by its Content-Length, anything else once
-        the line has been quiet for 50 ms."""
-        assert conn.sock is not None
-        plain = bytearray()
-        deadline = time.monotonic() + wait_s
-        while True:
-            left = deadline - time.monotonic()
-            try:
-                ready = _readable(conn.sock, max(0.0, left))
-            except (OSError, ValueError):
-                conn.eof = conn.recv_error = True
-                break
-            if not ready:
-                break
-            try:
-                raw = conn.sock.recv(65536)
-            except BlockingIOError:
-                continue
-            except OSError:
-                conn.eof = conn.recv_error = True
-                break
-            if not raw:
-                conn.eof = True
-                break
-            got = self._decrypt(conn, raw)
-            self._air("down", "data" if got else "tls", len(raw), got, conn.peer)
-            plain += got
-            conn.answer += got
-            if got and conn.outstanding:
-                complete = _http_complete(conn.answer, b"HTTP/1.")
-                if complete:
-                    # the whole answer is in, even if it came before the modelled
-                    # round trip was over: nothing more to wait for
-                    seen = conn.ready_wall or time.monotonic()
-                    self.answer_wall_ms.append((seen - conn.sent_wall) * 1000)
-                    conn.outstanding = False
-                    break
-                if complete is None and wait_s:  # not HTTP: take what came, after a short quiet time
-                    deadline = min(deadline, time.monotonic() + 0.05)
-            if conn.eof:
-                break
-        if wait_s and (plain or not conn.eof):
-            # the answer is in (or the receiver stays silent): stop blocking for it
-            conn.outstanding = False
-        return bytes(plain)
-
-    def _decrypt(self, conn: _Conn, raw: bytes) -> bytes:
-        if conn.tls is None or conn.incoming is None:
-            return raw
-        conn.incoming.write(raw)
-        out = bytearray()
-        while True:
-            try:
-                chunk = conn.tls.read(65536)
-            except ssl.SSLWantReadError:
-                break
-            except ssl.SSLZeroReturnError:  # close_notify: the server closed
-                conn.eof = True
-                break
-            except ssl.SSLError:  # a broken record: the receive side failed
-                conn.eof = conn.recv_error = True
-                break
-            if not chunk:
-                break
-            out += chunk
-        return bytes(out)
 
     def _deliver(self, sid: int, conn: _Conn, data: bytes) -> None:
         """Received bytes reach the module at their modelled time, then the host."""
+        if conn.down_raw:  # on the air log at a time fixed by the simulated clock (not when read)
+            self._air("down", "data" if data else "tls", conn.down_raw, data, conn.peer)
+            conn.down_raw = 0
         arrive = max(float(self.now), conn.expect_from, conn.down_free)
         arrive += len(data) * 8000 / self.timing.downlink_bps
         conn.down_free = arrive

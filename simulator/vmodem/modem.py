@@ -53,8 +53,14 @@ class VirtualModem(Lifecycle, CommandLine, Connections):
     for AT+CCHOPEN; certs: CA certificates already on the module (name -> PEM);
     smsc: where AT+CMGS goes; msisdn: the SIM's number (the SMS sender); apn: the
     APN stored in the module's context 1; powered: start switched on and
-    registered (the nominal idle state) instead of off; io_wait_s: wall-time
-    limit for waiting on the real receiver; allow_remote: permit non-loopback
+    registered (the nominal idle state) instead of off; io_wait_s: how long (wall
+    time) to wait for the host (the receiver's answer, a connect, a send) before
+    the run stops with HostStall: a safety net, never a timeout the simulated
+    device sees; answer_at_send: wait for an HTTP request's answer as soon as
+    its last byte is out, the simulation standing still meanwhile (what the
+    receiver sees is the send time's, whatever the host's speed), else only
+    when the answer is due (fleets: the receiver answers many devices at once,
+    at the price of that determinism); allow_remote: permit non-loopback
     addresses (off: the simulator never reaches the internet).
     """
 
@@ -62,8 +68,8 @@ class VirtualModem(Lifecycle, CommandLine, Connections):
                  model: str = "A7670", hosts: dict[str, str] | None = None,
                  certs: dict[str, str] | None = None, smsc: VirtualSmsc | None = None,
                  msisdn: str = "+447700900001", imei: str = "860000000000001", apn: str = "internet",
-                 powered: bool = False, rssi: int = 22, io_wait_s: float = 5.0,
-                 allow_remote: bool = False) -> None:
+                 powered: bool = False, rssi: int = 22, io_wait_s: float = 120.0,
+                 answer_at_send: bool = True, allow_remote: bool = False) -> None:
         self.timing = timing or Timing()
         self.faults = faults or Faults()
         self.rng = random.Random(seed)
@@ -75,6 +81,7 @@ class VirtualModem(Lifecycle, CommandLine, Connections):
         self.imei = imei
         self.rssi = rssi
         self.io_wait_s = io_wait_s
+        self.answer_at_send = answer_at_send
         self.allow_remote = allow_remote
         self.stream = VirtualSerial(self)
         self.now = 0

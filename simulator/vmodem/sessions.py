@@ -44,6 +44,10 @@ class _Conn:
     last_io_ms: float = 0.0  # for the server's idle timeout
     answer: bytearray = field(default_factory=bytearray)  # plaintext since the last request
     request: bytearray = field(default_factory=bytearray)  # plaintext of the request being sent
-    wait_s: float = 0.0  # how long to block for the answer once it is due
+    wait_s: float = 0.0  # not HTTP: how long to block for an answer once it is due (wall)
     sent_wall: float = 0.0  # wall time the last request's last byte went out
     ready_wall: float = 0.0  # wall time its answer was first seen waiting (stamp_ready)
+    sent_ms: int = 0  # simulated time the last request's last byte went out
+    answered: bool = False  # the whole answer to the request out is in (`pending`), not yet delivered
+    pending: bytearray = field(default_factory=bytearray)  # plaintext read, not yet delivered
+    down_raw: int = 0  # bytes read off the socket, not yet on the air log (TLS tickets, the answer)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from simulator.clock import HostStall  # noqa: F401 - the modem raises it (re-exported)
+
 CTRL_Z = 0x1A
 ESC = 0x1B
 

@@ -72,6 +72,16 @@ def _http_complete(data: bytearray, start: bytes) -> bool | None:
     return len(data) >= end + 4 + length
 
 
+def _wants_close(data: bytearray) -> bool:
+    """An HTTP message whose head says `Connection: close` (its sender closes after it)."""
+    end = data.find(b"\r\n\r\n")
+    for line in bytes(data[:max(0, end)]).split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"connection" and b"close" in value.lower():
+            return True
+    return False
+
+
 def _error_page(size: int) -> bytes:
     """What a TLS-terminating front end (a proxy or a load balancer) answers when the
     centre behind it is down: HTTP 502 with an HTML page, `size` bytes in all."""
