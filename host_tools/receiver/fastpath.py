@@ -12,7 +12,9 @@ costs two thread hand-offs (loop -> writer -> loop) instead of four, and no
 thread waits for a commit. Everything else (errors, other endpoints, odd
 headers) goes to the full handler in the worker pool (http_handler), which
 answers exactly as before; this path only ever answers 200 or the same 503 the
-handler gives when storage fails.
+handler gives when storage fails or is too slow (with the same job states: a job
+that times out while queued is abandoned and never stored; one the writer took is
+answered "may have been stored"; see Receiver.ingest).
 
 This mirrors host_tools.receiver.ingest.Receiver.ingest (a _Job on the writer's
 queue; `accepted` only after COMMIT); keep the two in step.
@@ -31,9 +33,10 @@ import cbor2
 
 from host_tools import __version__
 from host_tools.frames import FrameError, split_sequence
-from host_tools.receiver.http_handler import COSE, FRAME_TYPES, PATH_FRAMES
+from host_tools.receiver.http_handler import COSE, FRAME_TYPES, PATH_FRAMES, RETRY_AFTER_S
 from host_tools.receiver.ingest import Answer
-from host_tools.receiver.ingest.txn import _Job
+from host_tools.receiver.ingest.answer import unavailable_detail
+from host_tools.receiver.ingest.txn import DONE, TAKEN, _Job
 
 if TYPE_CHECKING:
     import asyncio
@@ -42,6 +45,7 @@ if TYPE_CHECKING:
 
 _SERVER_LINE = f"\r\nServer: sotto-receiver/{__version__}\r\n".encode()
 _FAST_TYPES = frozenset(t.encode() for t in FRAME_TYPES)
+_RETRY_AFTER = f"Retry-After: {RETRY_AFTER_S}\r\n".encode()
 
 
 class _Notify:
@@ -103,11 +107,11 @@ def _date_line() -> bytes:
     return _date[1]
 
 
-def _response(status: str, ctype: str, body: bytes, close: bool) -> bytes:
+def _response(status: str, ctype: str, body: bytes, close: bool, extra: bytes = b"") -> bytes:
     tail = b"Connection: close\r\n\r\n" if close else b"\r\n"
     return b"".join((b"HTTP/1.1 ", status.encode(), _SERVER_LINE, _date_line(), b"Content-Type: ",
                      ctype.encode(), b"\r\nContent-Length: ", str(len(body)).encode(),
-                     b"\r\nCache-Control: no-store\r\n", tail, body))
+                     b"\r\nCache-Control: no-store\r\n", extra, tail, body))
 
 
 def handle(front: FrontEnd, body: bytes, peer: str, close: bool,
@@ -125,18 +129,18 @@ def handle(front: FrontEnd, body: bytes, peer: str, close: bool,
     now = receiver.clock()
     state: dict[str, Any] = {"answered": False}
 
-    def finish() -> None:
+    def finish(timed_out: str | None = None, maybe_stored: bool = False) -> None:
         if state["answered"]:
             return
         state["answered"] = True
         timer.cancel()
         stop = close or front.stopping
-        if job.error is not None:
+        why = timed_out or job.error
+        if why is not None:
             front.count_error("storage-unavailable")
-            doc = {"reason": "storage-unavailable",
-                   "detail": f"{job.error}; nothing was stored, send again later"}
+            doc = {"reason": "storage-unavailable", "detail": unavailable_detail(why, maybe_stored)}
             answer(_response("503 Service Unavailable", "application/cbor", cbor2.dumps(doc, canonical=True),
-                             stop), stop)
+                             stop, _RETRY_AFTER), stop)
             return
         signed = job.signed    # by a helper process after the COMMIT (ingest.writer._sign_answers)
         if signed is None:
@@ -144,9 +148,16 @@ def handle(front: FrontEnd, body: bytes, peer: str, close: bool,
         answer(_response("200 OK", COSE, signed, stop), stop)
 
     def too_slow() -> None:
-        if not state["answered"]:
-            job.error = f"storing {len(wires)} frames took over {receiver.commit_timeout_s:.0f} s"
-            finish()
+        # as Receiver.ingest: abandoned while queued (never stored), or answered at once
+        # with "may have been stored" once the writer took it; job.error stays the writer's
+        if state["answered"]:
+            return
+        taken = job.abandon()
+        if taken == DONE:
+            finish()       # the writer finished just now: its outcome is set
+        else:
+            finish(f"storing {len(wires)} frames took over {receiver.commit_timeout_s:g} s",
+                   maybe_stored=taken == TAKEN)
 
     job = _Job(wires, "http", peer, now, receiver.max_future_s)
     if receiver.writer.answer_key is not None:

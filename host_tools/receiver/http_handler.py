@@ -42,6 +42,9 @@ JSON = "application/json"
 PATH_FRAMES, PATH_SMS, PATH_HEALTH = "/v1/frames", "/v1/sms", "/v1/health"
 PATH_RELEASE_CHUNK = "/v1/release-chunk"   # docs/ota.md
 _HEX = frozenset(string.hexdigits)
+# Retry-After of a 503 storage-unavailable (both HTTP paths): the storage was too slow or
+# failed; a short pause. (The device's own ladder decides when it posts again.)
+RETRY_AFTER_S = 2
 
 _REASONS = {400: "bad-request", 401: "unauthorized", 404: "not-found", 405: "method-not-allowed",
             408: "request-timeout", 411: "length-required", 413: "too-large", 414: "uri-too-long",
@@ -111,6 +114,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
+        if status == 503:
+            self.send_header("Retry-After", str(RETRY_AFTER_S))
         if close or self.server.stopping:
             self.send_header("Connection", "close")
             self.close_connection = True
@@ -231,8 +236,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         try:
             answer = self.server.receiver.ingest(wires, via="http", peer=self.client_address[0])
         except StorageUnavailable as e:
-            raise _HTTPError(503, "storage-unavailable",
-                             f"{e}; nothing was stored, send again later") from None
+            raise _HTTPError(503, "storage-unavailable", e.detail) from None
         self._answer(200, COSE, answer.signed(self.server.centre, body))
 
     def _post_release_chunk(self) -> None:
@@ -288,8 +292,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         try:
             answer = self.server.receiver.ingest(wires, via="sms", peer=sender)
         except StorageUnavailable as e:
-            raise _HTTPError(503, "storage-unavailable",
-                             f"{e}; nothing was stored, send again later") from None
+            raise _HTTPError(503, "storage-unavailable", e.detail) from None
         self._answer(200, JSON, json.dumps(_sms_result(answer.results[0], answer.time)).encode())
 
     def _health(self) -> None:

@@ -53,7 +53,7 @@ from host_tools.receiver.ingest.keybook import (
     KeyBook,
     check_frame,
 )
-from host_tools.receiver.ingest.txn import _Job
+from host_tools.receiver.ingest.txn import ABANDONED, TAKEN, _Job
 from host_tools.receiver.ingest.writer import Writer
 from host_tools.receiver.store import open_db
 from host_tools.registry import Registry
@@ -115,13 +115,28 @@ class Receiver:
 
     def ingest(self, wires: Sequence[bytes], *, via: str = "http", peer: str | None = None) -> Answer:
         """Verify and store `wires`; the answer exists only once they are committed.
-        Raises StorageUnavailable when they could not be (nothing acknowledged)."""
+        Raises StorageUnavailable when they could not be (nothing acknowledged).
+
+        After commit_timeout_s the request is abandoned if the writer has not
+        taken it yet (it then never is: "nothing was stored" is true). If the
+        writer has taken it (its transaction is open: e.g. waiting for
+        PostgreSQL), the wait is not extended: the device's own answer
+        deadline (20 s, firmware delivery.response_ms) is shorter than the
+        commit timeout already, so it is answered at once with
+        StorageUnavailable(maybe_stored=True), which says the frames may have
+        been stored; the device sends them again either way and a stored frame
+        is then answered `duplicate`, which it counts as acknowledged."""
         now = self.clock()
         job = _Job(list(wires), via, peer, now, self.max_future_s)
         self.writer.submit(job)
         if not job.done.wait(self.commit_timeout_s):
-            raise StorageUnavailable(f"storing {len(job.wires)} frames took over "
-                                     f"{self.commit_timeout_s:.0f} s")
+            state = job.abandon()
+            why = f"storing {len(job.wires)} frames took over {self.commit_timeout_s:g} s"
+            if state == ABANDONED:
+                raise StorageUnavailable(why)
+            if state == TAKEN:
+                raise StorageUnavailable(why, maybe_stored=True)
+            job.done.wait()     # DONE: the writer set its outcome just now and sets the event next
         if job.error is not None:
             raise StorageUnavailable(job.error)
         return Answer(job.results, int(now), job.closed, job.cmds, job.rel)

@@ -19,7 +19,30 @@ ACCEPTED, DUPLICATE, REJECTED = "accepted", "duplicate", "rejected"
 
 
 class StorageUnavailable(SottoError, OSError):
-    """The frames could not be committed; nothing was acknowledged (HTTP 503)."""
+    """The frames were not acknowledged (HTTP 503 storage-unavailable).
+
+    maybe_stored False: nothing was stored (the transaction failed and rolled
+    back, or the request timed out while still queued and the writer will never
+    take it). True: the request timed out while its frames were in a
+    transaction that may yet commit; `detail` then says so instead of "nothing
+    was stored" (a frame sent again is answered `duplicate` if it was)."""
+
+    def __init__(self, message: str, *, maybe_stored: bool = False) -> None:
+        super().__init__(message)
+        self.maybe_stored = maybe_stored
+
+    @property
+    def detail(self) -> str:
+        """The 503's detail: what happened and what is (or may be) stored."""
+        return unavailable_detail(str(self), self.maybe_stored)
+
+
+def unavailable_detail(why: str, maybe_stored: bool) -> str:
+    """The detail of a 503 storage-unavailable (both HTTP paths and SMS say the same)."""
+    if maybe_stored:
+        return (f"{why}; the frames were being stored and may have been: send them again "
+                "(a frame already stored is answered duplicate)")
+    return f"{why}; nothing was stored, send again later"
 
 
 def answer_payload(req: bytes, payload: Mapping[str, Any]) -> dict[str, Any]:

@@ -17,6 +17,14 @@ from host_tools.receiver.ingest.keybook import (
     Incoming,
 )
 
+# A job's life: QUEUED -> TAKEN (the writer put it in a transaction) -> DONE (its
+# outcome is set: results, or an error after ROLLBACK), or QUEUED -> ABANDONED (its
+# waiter gave up first; the writer never stores it). A job that never reached the
+# writer (the writer stopped) goes QUEUED -> DONE with an error. Every change is a
+# compare-and-set under one lock, so a waiter and the writer never both win.
+QUEUED, TAKEN, DONE, ABANDONED = "queued", "taken", "done", "abandoned"
+_STATE_LOCK = threading.Lock()
+
 
 @dataclass
 class _Job:
@@ -34,6 +42,32 @@ class _Job:
     rel: str | None = None   # the release the requesting device is assigned (docs/ota.md)
     req: bytes | None = None      # SHA-256 of the HTTP body: the writer may sign the answer (fastpath)
     signed: bytes | None = None   # the signed answer, made after COMMIT by a helper; None: not made
+    state: str = QUEUED
+
+    def move(self, old: str, new: str) -> bool:
+        """old -> new if the job is in `old` now (compare-and-set); False: it is not."""
+        with _STATE_LOCK:
+            if self.state != old:
+                return False
+            self.state = new
+            return True
+
+    def abandon(self) -> str:
+        """The waiter gives up: ABANDONED if the job was still queued (it will never
+        be stored), else the state the writer gave it (TAKEN: it may yet be
+        committed; DONE: its outcome is set)."""
+        with _STATE_LOCK:
+            if self.state == QUEUED:
+                self.state = ABANDONED
+            return self.state
+
+    def finish(self) -> None:
+        """The writer's last word on the job (its results or error are set): DONE, then wake the waiter."""
+        with _STATE_LOCK:
+            if self.state == ABANDONED:
+                return          # its waiter answered already (never stored: the writer skipped it)
+            self.state = DONE
+        self.done.set()
 
     def answer(self) -> dict[str, Any]:
         """The answer's map (docs/frames.md), once committed (without `req`)."""

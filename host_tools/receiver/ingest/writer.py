@@ -52,7 +52,7 @@ from host_tools.receiver.ingest.sql import (
     _chunks,
     _marks,
 )
-from host_tools.receiver.ingest.txn import _AlertDelta, _Chain, _DeviceDelta, _Job, _Txn
+from host_tools.receiver.ingest.txn import QUEUED, TAKEN, _AlertDelta, _Chain, _DeviceDelta, _Job, _Txn
 from host_tools.receiver.store import open_db
 from host_tools.receiver.verifier import VerifyHelper
 from host_tools.registry import Registry
@@ -118,6 +118,7 @@ class Writer(threading.Thread):
         self._rejections_since_trim = 0
         self.commits = 0
         self.failed_commits = 0
+        self.abandoned = 0      # jobs skipped: their waiter timed out while they were queued
         self.last_error: str | None = None
         self._window = (0, 0)          # (behind_s, ahead_s), read at each commit (flags.py)
         # the centre key (set by the front end when there are helpers): the helpers then sign
@@ -128,7 +129,7 @@ class Writer(threading.Thread):
     def submit(self, job: _Job) -> None:
         if not self.is_alive():
             job.error = "the storage writer is not running"
-            job.done.set()
+            job.finish()
             return
         self._queue.put(job)
 
@@ -146,6 +147,8 @@ class Writer(threading.Thread):
                 job = self._queue.get()
                 if job is _STOP:
                     break
+                if not self._take(job):
+                    continue
                 jobs = [job]
                 count = len(job.wires)
                 while count < MAX_TXN_FRAMES:
@@ -156,14 +159,25 @@ class Writer(threading.Thread):
                     if more is _STOP:
                         stopping = True
                         break
-                    jobs.append(more)
-                    count += len(more.wires)
+                    if self._take(more):
+                        jobs.append(more)
+                        count += len(more.wires)
                 self._commit_group(jobs)
         finally:
             self._fail_waiting("the receiver is shutting down")
             for helper in self.helpers:
                 helper.close()
             self.conn.close()
+
+    def _take(self, job: _Job) -> bool:
+        """The job goes into the next transaction, unless its waiter abandoned it
+        (timed out while it was queued and answered "nothing was stored"): such a
+        job is never stored."""
+        if job.move(QUEUED, TAKEN):
+            return True
+        self.abandoned += 1
+        log.debug("skipped a request of %d frames whose waiter gave up while it was queued", len(job.wires))
+        return False
 
     def _fail_waiting(self, why: str) -> None:
         while True:
@@ -173,7 +187,7 @@ class Writer(threading.Thread):
                 return
             if job is not _STOP:
                 job.error = why
-                job.done.set()
+                job.finish()
 
     def _commit_group(self, jobs: list[_Job]) -> None:
         try:
@@ -192,7 +206,7 @@ class Writer(threading.Thread):
                 log.exception("bug while storing %d frames; not acknowledged", len(jobs[0].wires))
             jobs[0].error = f"storage failed: {e}"
             jobs[0].results = []
-            jobs[0].done.set()
+            jobs[0].finish()
             return
         if self.answer_key is not None and self.helpers:
             try:
@@ -200,7 +214,7 @@ class Writer(threading.Thread):
             except Exception:     # the answers are then signed on the event loop, as without helpers
                 log.exception("bug while signing answers in the helpers")
         for job in jobs:
-            job.done.set()
+            job.finish()
 
     def _sign_answers(self, jobs: list[_Job]) -> None:
         """After COMMIT: the signed answer of each fast-path job, its signature made by the
