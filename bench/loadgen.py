@@ -12,7 +12,8 @@ Cheap and honest:
   device and seq with status `accepted`. Each answer is parsed (HTTP status,
   Content-Length, the signed answer's payload) and checked against that; a
   `duplicate`, a missing, extra or wrong result, another request's `req` or bytes
-  nobody asked for are errors (`Result.errors`), never successes. The answer's
+  nobody asked for are errors (`Result.errors`), never successes (a `duplicate`
+  is right only after a 503 that said the frames "may have been stored"). The answer's
   Ed25519 signature is not verified here (bench_receiver measures that cost).
 - latency is measured from the moment the device would send (its schedule:
   `start_s + k * pace_s`; closed loop: when the previous answer came), not from
@@ -112,8 +113,10 @@ def prepare(body: bytes, count: int, tag: str) -> _Post:
                  [(f.seq, f.kid) for f in frames], tag)
 
 
-def check_answer(post: _Post, status: int, body: bytes) -> str | None:
-    """None if the answer is HTTP 200 with every frame of the request `accepted`; else what is wrong."""
+def check_answer(post: _Post, status: int, body: bytes, duplicate_ok: bool = False) -> str | None:
+    """None if the answer is HTTP 200 with every frame of the request `accepted`; else what is wrong.
+    duplicate_ok: `duplicate` is right too (this request was sent before and answered by a 503
+    that said its frames may have been stored: a commit that timed out in an open transaction)."""
     if status != 200:
         return f"HTTP {status}: {body[:120]!r}"
     try:
@@ -129,6 +132,8 @@ def check_answer(post: _Post, status: int, body: bytes) -> str | None:
         return f"{len(results)} results for {len(post.expect)} frames"
     for r, (seq, kid) in zip(results, post.expect, strict=True):
         got = (r.get("status"), r.get("seq"), r.get("device")) if isinstance(r, dict) else r
+        if duplicate_ok and got == ("duplicate", seq, kid):
+            continue
         if got != ("accepted", seq, kid):
             return f"frame {kid!r}/{seq}: {r!r}"
     return None
@@ -179,9 +184,12 @@ def _count(counts: dict[str, int], key: str) -> None:
     counts[key] = counts.get(key, 0) + 1
 
 
-def _reason(body: bytes) -> str:
-    """The reason of a 503 answer (CBOR or JSON {"reason": ...}), or "?"."""
+def _reason(body: bytes) -> tuple[str, bool]:
+    """The reason of a 503 answer (CBOR or JSON {"reason": ...}), or "?"; and whether
+    its detail says the frames may have been stored (the receiver's MAYBE_STORED)."""
     import json
+
+    from host_tools.receiver.ingest.answer import MAYBE_STORED
 
     for load in (cbor2.loads, json.loads):
         try:
@@ -189,8 +197,8 @@ def _reason(body: bytes) -> str:
         except Exception:  # noqa: BLE001 - any undecodable body
             continue
         if isinstance(doc, dict) and isinstance(doc.get("reason"), str):
-            return doc["reason"]
-    return "?"
+            return doc["reason"], isinstance(doc.get("detail"), str) and MAYBE_STORED in doc["detail"]
+    return "?", False
 
 
 async def _device(start_s: float, pace_s: float, posts: list[_Post], host: str, port: int,
@@ -201,6 +209,7 @@ async def _device(start_s: float, pace_s: float, posts: list[_Post], host: str, 
     transport: Any = None
     proto: _Client | None = None
     i = attempts = 0
+    maybe_stored = False     # a 503 said this post's frames may have been stored: `duplicate` is right
     phase = "connect"
     while i < len(posts):
         post = posts[i]
@@ -252,13 +261,15 @@ async def _device(start_s: float, pace_s: float, posts: list[_Post], host: str, 
             transport = proto = None
             attempts += 1
             out.retries += 1
-            _count(out.retry_reasons, "503 " + _reason(body))
+            reason, maybe = _reason(body)
+            maybe_stored = maybe_stored or maybe
+            _count(out.retry_reasons, f"503 {reason}" + (" (may have been stored)" if maybe else ""))
             if attempts >= MAX_ATTEMPTS:
                 out.errors.append(f"gave up after {attempts} tries: 503")
                 return
             await asyncio.sleep(0.05 + rng.random() * 0.2)
             continue
-        wrong = check_answer(post, status, body)
+        wrong = check_answer(post, status, body, duplicate_ok=maybe_stored)
         if wrong is None and proto is not None and proto.stray:
             wrong = "bytes after the answer that answer nothing"
         if wrong is not None:
@@ -266,6 +277,7 @@ async def _device(start_s: float, pace_s: float, posts: list[_Post], host: str, 
             transport.abort()
             return
         attempts = 0
+        maybe_stored = False
         out.latencies.setdefault(post.tag, []).append(done - sched)
         out.phases["answer"].append(done - sent)
         out.posts += 1

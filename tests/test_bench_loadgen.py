@@ -149,6 +149,34 @@ def test_503_and_lost_connections_are_retried_and_counted_by_cause(stub: Callabl
     assert res.connections == 3
 
 
+def _unavailable(detail: str) -> bytes:
+    why = cbor2.dumps({"reason": "storage-unavailable", "detail": detail})
+    return b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: %d\r\n\r\n" % len(why) + why
+
+
+@pytest.mark.parametrize("detail, right", [
+    ("storing 1 frames took over 30 s; the frames may have been stored: send them again", True),
+    ("storing 1 frames took over 30 s; nothing was stored, send again later", False),   # a lie
+])
+def test_duplicate_is_right_only_after_a_503_that_said_may_have_been_stored(
+        stub: Callable[[Answer], Stub], detail: str, right: bool) -> None:
+    def timed_out_then_stored(n: int, body: bytes) -> bytes:
+        if n == 0:
+            return _unavailable(detail)
+        if n == 1:
+            return signed(body, results_for(body, "duplicate"))   # the retry: it was stored after all
+        return signed(body, results_for(body, "duplicate"))       # the next post: never right
+
+    s = stub(timed_out_then_stored)
+    res = drive(plans(1), "127.0.0.1", s.port, None)
+    suffix = " (may have been stored)" if right else ""
+    assert res.retry_reasons == {"503 storage-unavailable" + suffix: 1}
+    if right:      # the first post counts; the second (no 503 before it) is an error
+        assert res.posts == 1 and len(res.errors) == 1 and "duplicate" in res.errors[0]
+    else:
+        assert res.posts == 0 and len(res.errors) == 1 and "duplicate" in res.errors[0]
+
+
 def test_latency_counts_from_the_scheduled_send(stub: Callable[[Answer], Stub]) -> None:
     """The first answer comes 0.4 s late; the second POST was due 0.1 s after the
     first: its latency includes the 0.3 s it waited behind it."""

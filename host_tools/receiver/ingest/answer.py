@@ -37,10 +37,13 @@ class StorageUnavailable(SottoError, OSError):
         return unavailable_detail(str(self), self.maybe_stored)
 
 
+MAYBE_STORED = "may have been stored"   # in the detail of a 503 that cannot say "nothing was stored"
+
+
 def unavailable_detail(why: str, maybe_stored: bool) -> str:
     """The detail of a 503 storage-unavailable (both HTTP paths and SMS say the same)."""
     if maybe_stored:
-        return (f"{why}; the frames were being stored and may have been: send them again "
+        return (f"{why}; the frames {MAYBE_STORED}: send them again "
                 "(a frame already stored is answered duplicate)")
     return f"{why}; nothing was stored, send again later"
 
