@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 
 import cbor2
 import framefactory as ff
+import psycopg
 import pytest
 from conftest import LOC, SMS_SECRET, Clock, answer_map, post, sms_headers, statuses
 
@@ -26,6 +28,7 @@ from host_tools.receiver.ingest.txn import _Job
 from host_tools.receiver.ingest.writer import Writer
 from host_tools.receiver.server import RunningServer, ServerConfig, start_in_thread
 from host_tools.receiver.store import open_db
+from host_tools.storage import POSTGRESQL, backend_of
 
 TINY_S = 0.05      # the commit timeout while the writer is held
 BOUND_S = 30.0     # how long a test waits for an event before it fails (never reached when it passes)
@@ -170,6 +173,42 @@ def test_a_timeout_crossing_the_writers_outcome_answers_that_outcome(slow_receiv
     slow_receiver.writer.submit = late   # type: ignore[method-assign]
     answer = slow_receiver.ingest([dev.alert_start(loc=LOC)])
     assert statuses(answer) == ["accepted"]    # committed, so acknowledged: no needless 503
+
+
+class _CommitLost:
+    """The writer's connection, whose next COMMIT commits and then raises: as if the
+    connection were lost after the server committed (the client cannot know)."""
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+        self.lost = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+    def execute(self, sql: str, *args: Any) -> Any:
+        cur = self._conn.execute(sql, *args)
+        if sql == "COMMIT" and not self.lost:
+            self.lost += 1
+            if backend_of(self._conn) == POSTGRESQL:
+                raise psycopg.OperationalError("server closed the connection unexpectedly (the test's)")
+            raise sqlite3.OperationalError("disk I/O error (the test's: after the COMMIT)")
+        return cur
+
+
+def test_a_failed_commit_does_not_say_nothing_was_stored(slow_receiver: Receiver, db: Any,
+                                                         dev: ff.DeviceSim) -> None:
+    writer = slow_receiver.writer
+    lost = _CommitLost(writer.conn)
+    writer.conn = lost     # type: ignore[assignment]   # taken at the next group
+    slow_receiver.commit_timeout_s = BOUND_S
+    frame = dev.alert_start(loc=LOC)
+    with pytest.raises(StorageUnavailable) as e:
+        slow_receiver.ingest([frame])
+    again = slow_receiver.ingest([frame])
+    assert lost.lost == 1 and statuses(again) == ["duplicate"]   # it had been committed
+    detail = getattr(e.value, "detail", str(e.value))
+    assert "nothing was stored" not in detail and "may have been stored" in detail
 
 
 def test_job_states_let_only_one_side_win() -> None:

@@ -138,7 +138,7 @@ class Receiver:
                 raise StorageUnavailable(why, maybe_stored=True)
             job.done.wait()     # DONE: the writer set its outcome just now and sets the event next
         if job.error is not None:
-            raise StorageUnavailable(job.error)
+            raise StorageUnavailable(job.error, maybe_stored=job.maybe_stored)
         return Answer(job.results, int(now), job.closed, job.cmds, job.rel)
 
 

@@ -21,11 +21,13 @@ ACCEPTED, DUPLICATE, REJECTED = "accepted", "duplicate", "rejected"
 class StorageUnavailable(SottoError, OSError):
     """The frames were not acknowledged (HTTP 503 storage-unavailable).
 
-    maybe_stored False: nothing was stored (the transaction failed and rolled
-    back, or the request timed out while still queued and the writer will never
-    take it). True: the request timed out while its frames were in a
-    transaction that may yet commit; `detail` then says so instead of "nothing
-    was stored" (a frame sent again is answered `duplicate` if it was)."""
+    maybe_stored False: nothing was stored (the transaction failed before its
+    COMMIT and rolled back, or the request timed out while still queued and the
+    writer will never take it). True: the request timed out while its frames
+    were in a transaction that may yet commit, or their COMMIT itself failed
+    (the connection may have been lost after the server committed); `detail`
+    then says so instead of "nothing was stored" (a frame sent again is
+    answered `duplicate` if it was)."""
 
     def __init__(self, message: str, *, maybe_stored: bool = False) -> None:
         super().__init__(message)

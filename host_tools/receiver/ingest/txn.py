@@ -43,6 +43,9 @@ class _Job:
     req: bytes | None = None      # SHA-256 of the HTTP body: the writer may sign the answer (fastpath)
     signed: bytes | None = None   # the signed answer, made after COMMIT by a helper; None: not made
     state: str = QUEUED
+    # a COMMIT holding this job's frames failed: it may have committed all the same (a
+    # connection lost in the middle of it), so its error must not say "nothing was stored"
+    maybe_stored: bool = False
 
     def move(self, old: str, new: str) -> bool:
         """old -> new if the job is in `old` now (compare-and-set); False: it is not."""

@@ -264,7 +264,15 @@ class Writer(threading.Thread):
             devcfg.apply_config_replies(conn, txn.replies, txn.now)
             self._commands_for(jobs)
             self._releases_for(jobs, txn)
-            conn.execute("COMMIT")
+            try:
+                conn.execute("COMMIT")
+            except BaseException:
+                # a COMMIT that fails may have committed (the connection lost after the
+                # server took it): these jobs' answers must not say "nothing was stored".
+                # (In a group of several, each job's retry alone in _commit_group finds out.)
+                for job in jobs:
+                    job.maybe_stored = True
+                raise
         except BaseException:
             for key in txn.new_alert_keys:
                 self._alert_ids.pop(key, None)
