@@ -27,7 +27,8 @@ Order, so that a failure never leaves a device whose key the registry does not
 know: every host-side check first (registry, arguments, trust anchors), then on
 the device: the queue, the CA file, validate the configuration, write it, keep
 the old key file beside the new one (identity.bak), make the new key; then the
-registry change; if that fails, the old key and configuration are put back on
+registry change (first the --set settings, kept for the silent list:
+devcfg.record_provisioned); if that fails, the old key and configuration are put back on
 the device. Only then is identity.bak removed and /data cleaned.
 """
 
@@ -52,7 +53,7 @@ from host_tools.errors import UsageError
 from host_tools.frames import KeyFormatError, load_public_key, public_key_bytes
 from host_tools.ids import format_device_id, parse_device_id
 from host_tools.provision_device import BACKUP, ConfigRejected, DeviceSession, NotFlashed, ProvisionError
-from host_tools.receiver import centre_key
+from host_tools.receiver import centre_key, devcfg
 from host_tools.receiver.store import open_db
 from host_tools.registry import Registry, key_fingerprint
 
@@ -319,7 +320,8 @@ def provision(port: str, request: ProvisionRequest, db_path: str | Path, *, forc
             old_key = target.key
             old_kid = _config_kid(target.config)
 
-            def register(key: bytes) -> tuple[str, ...]:
+            def register(key: bytes) -> tuple[str, ...]:   # settings first: a failure leaves no key trusted
+                devcfg.record_provisioned(reg.connection, kid, request.settings, by=by)   # the silent list
                 return _register(reg, kid, key, request.officer, old_kid, old_key, by)
 
             keep = _KEEP + ([CA_FILE] if ca is not None else []) + ([CA2_FILE] if ca2 is not None else [])

@@ -9,11 +9,15 @@ from typing import Any
 from host_tools.errors import SottoError
 from host_tools.frames import END_REASON_NAMES, SOURCE_NAMES, TRIGGER_NAMES, FrameType
 from host_tools.ids import format_device_id
-from host_tools.receiver.format import iso_utc
+from host_tools.receiver.format import duration_text, iso_utc
 from host_tools.receiver.store import alert_code
 
 DEFAULT_GRACE_S = 300          # a heartbeat may be this late before the device counts as silent
-PROVISIONED_HEARTBEAT_S = 900  # a device never heard from is expected within the firmware's default interval
+PROVISIONED_HEARTBEAT_S = 900  # firmware sotto.config heartbeat_every_s: expected if nothing better is known
+MIN_HEARTBEAT_S = 60           # the firmware's smallest heartbeat_every_s
+# where the interval a device is judged by comes from (ExpectedHeartbeat, SilentDevice)
+FROM_HEARTBEAT, FROM_CONFIGURED, FROM_PROVISIONED, FROM_PENDING, FROM_DEFAULT = (
+    "heartbeat", "configured", "provisioned", "pending", "default")
 MAX_OUTCOME_CHARS = 2000
 COMPLETE, OPEN, GAP, BROKEN = "complete", "open", "gap", "broken"
 
@@ -209,6 +213,37 @@ class AlertDetail:
 
 
 @dataclass(frozen=True)
+class ExpectedHeartbeat:
+    """The heartbeat interval the centre expects of a device whose heartbeats have
+    not said it yet, and where it comes from (host_tools.receiver.devcfg.
+    expected_heartbeats): `configured` (the newest remote configuration version the
+    device applied), `provisioned` (`sotto provision --set`), `pending` (a change
+    the device may or may not run yet: the longer of the intervals before and after
+    it, so that a healthy device is not called silent early), `default` (the
+    firmware's)."""
+
+    seconds: int
+    source: str = FROM_DEFAULT
+    version: int | None = None      # the configuration version (configured, pending)
+
+    @property
+    def text(self) -> str:
+        """For people: `the configured 5 min (version 2)`, `the default 15 min`."""
+        d = duration_text(self.seconds)
+        if self.source == FROM_HEARTBEAT:
+            return f"heartbeat every {d}"
+        if self.source == FROM_CONFIGURED:
+            return f"the configured {d} (version {self.version})"
+        if self.source == FROM_PENDING:
+            return (f"{d}, the longer of the intervals before and after configuration version "
+                    f"{self.version}, which the device has not confirmed")
+        return f"the {self.source} {d}"
+
+
+DEFAULT_HEARTBEAT = ExpectedHeartbeat(PROVISIONED_HEARTBEAT_S)
+
+
+@dataclass(frozen=True)
 class SilentDevice:
     """A device whose heartbeat is overdue."""
 
@@ -219,7 +254,14 @@ class SilentDevice:
     overdue_s: float
     battery: int | None
     never_heard: bool = False   # registered, nothing ever arrived: last_seen_at is when it was registered
-    no_heartbeat_yet: bool = False   # heard, but no heartbeat (with its interval) yet: the default is assumed
+    no_heartbeat_yet: bool = False   # heard, but no heartbeat (with its interval) yet: the expected one
+    heartbeat_from: str = FROM_HEARTBEAT   # where heartbeat_s comes from (ExpectedHeartbeat)
+    config_version: int | None = None      # the configuration version it comes from, if one
+
+    @property
+    def interval_text(self) -> str:
+        """heartbeat_s and where it comes from, for people: `the configured 5 min (version 2)`."""
+        return ExpectedHeartbeat(self.heartbeat_s, self.heartbeat_from, self.config_version).text
 
     @property
     def device(self) -> str:
@@ -231,4 +273,5 @@ class SilentDevice:
                 "registered": iso_utc(self.last_seen_at) if self.never_heard else None,
                 "never_heard": self.never_heard,
                 "heartbeat_s": self.heartbeat_s, "no_heartbeat_yet": self.no_heartbeat_yet,
+                "heartbeat_from": self.heartbeat_from, "config_version": self.config_version,
                 "overdue_s": round(self.overdue_s), "battery": self.battery}

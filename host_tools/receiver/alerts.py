@@ -24,20 +24,23 @@ from typing import Any
 
 from host_tools.errors import UsageError
 from host_tools.frames import FLAG_INSECURE_TLS, FrameType
-from host_tools.receiver import audit, commands, holds, paths
+from host_tools.receiver import audit, commands, devcfg, holds, paths
 from host_tools.receiver.alert_records import (
     BROKEN,
     COMPLETE,
     DEFAULT_GRACE_S,
+    DEFAULT_HEARTBEAT,
+    FROM_HEARTBEAT,
     GAP,
     MAX_OUTCOME_CHARS,
+    MIN_HEARTBEAT_S,
     OPEN,
-    PROVISIONED_HEARTBEAT_S,
     AlertDetail,
     AlertNotFoundError,
     AlertStateError,
     AlertSummary,
     ChainStatus,
+    ExpectedHeartbeat,
     SilentDevice,
     TrackPoint,
 )
@@ -174,28 +177,37 @@ def show_alert(conn: sqlite3.Connection, alert_id: int, *, operator: str,
 def silent_devices(conn: sqlite3.Connection, *, now: float | None = None, grace_s: float = DEFAULT_GRACE_S
                    ) -> list[SilentDevice]:
     """Devices with an active key from which nothing has arrived for longer than
-    their heartbeat interval plus grace_s (the interval their heartbeats carry;
-    the firmware's default for a device heard but whose first heartbeat never
-    came, e.g. one that sent its `started` status and died); and devices
-    registered (provisioned) longer ago than the default heartbeat interval
-    plus grace_s from which nothing has ever arrived (never_heard)."""
+    their heartbeat interval plus grace_s: the interval their heartbeats carry;
+    for a device heard but whose first heartbeat never came (e.g. one that sent
+    its `started` status and died: no_heartbeat_yet) and for one registered
+    (provisioned) from which nothing has ever arrived (never_heard), the interval
+    the centre expects of it (devcfg.expected_heartbeats: configured, provisioned,
+    else the firmware's default), so that a short one is not waited out on the default."""
     now = time.time() if now is None else now
-    hb = PROVISIONED_HEARTBEAT_S
-    rows = conn.execute(
-        "SELECT s.device_id, d.officer, s.last_seen_at, coalesce(s.heartbeat_s, ?), s.battery, "
-        "s.heartbeat_s IS NULL "
-        "FROM device_state s JOIN devices d ON d.device_id = s.device_id "
-        "WHERE s.last_seen_at + coalesce(s.heartbeat_s, ?) + ? < ? "
-        "AND EXISTS (SELECT 1 FROM device_keys k WHERE k.device_id = s.device_id AND k.revoked_at IS NULL) "
-        "ORDER BY s.last_seen_at", (hb, hb, grace_s, now)).fetchall()
-    out = [SilentDevice(bytes(r[0]), r[1], r[2], r[3], now - r[2] - r[3], r[4], no_heartbeat_yet=bool(r[5]))
-           for r in rows]
-    never = conn.execute(
-        "SELECT d.device_id, d.officer, k.added_at FROM devices d JOIN device_keys k "
-        "ON k.device_id = d.device_id AND k.revoked_at IS NULL "
-        "WHERE NOT EXISTS (SELECT 1 FROM device_state s WHERE s.device_id = d.device_id) "
-        "AND k.added_at + ? + ? < ? ORDER BY k.added_at", (hb, grace_s, now)).fetchall()
-    out += [SilentDevice(bytes(r[0]), r[1], r[2], hb, now - r[2] - hb, None, never_heard=True) for r in never]
+    expected = devcfg.expected_heartbeats(conn)
+    least = MIN_HEARTBEAT_S   # the SQL keeps only what could be overdue; the expected interval decides
+    out: list[SilentDevice] = []
+    for dev, officer, seen, hb, battery in conn.execute(
+            "SELECT s.device_id, d.officer, s.last_seen_at, s.heartbeat_s, s.battery "
+            "FROM device_state s JOIN devices d ON d.device_id = s.device_id "
+            "WHERE s.last_seen_at + coalesce(s.heartbeat_s, ?) + ? < ? "
+            "AND EXISTS (SELECT 1 FROM device_keys k WHERE k.device_id = s.device_id "
+            "AND k.revoked_at IS NULL) ORDER BY s.last_seen_at", (least, grace_s, now)).fetchall():
+        e = (ExpectedHeartbeat(hb, FROM_HEARTBEAT) if hb is not None
+             else expected.get(bytes(dev), DEFAULT_HEARTBEAT))
+        if seen + e.seconds + grace_s < now:
+            out.append(SilentDevice(bytes(dev), officer, seen, e.seconds, now - seen - e.seconds, battery,
+                                    no_heartbeat_yet=hb is None, heartbeat_from=e.source,
+                                    config_version=e.version))
+    for dev, officer, added in conn.execute(
+            "SELECT d.device_id, d.officer, k.added_at FROM devices d JOIN device_keys k "
+            "ON k.device_id = d.device_id AND k.revoked_at IS NULL "
+            "WHERE NOT EXISTS (SELECT 1 FROM device_state s WHERE s.device_id = d.device_id) "
+            "AND k.added_at + ? + ? < ? ORDER BY k.added_at", (least, grace_s, now)).fetchall():
+        e = expected.get(bytes(dev), DEFAULT_HEARTBEAT)
+        if added + e.seconds + grace_s < now:
+            out.append(SilentDevice(bytes(dev), officer, added, e.seconds, now - added - e.seconds, None,
+                                    never_heard=True, heartbeat_from=e.source, config_version=e.version))
     return out
 
 

@@ -3,6 +3,8 @@
     v = set_config(conn, device_id, {"heartbeat_every_s": 600}, operator="Ann")  # version v, queued
     config_view(conn, device_id) -> ConfigView      # `sotto devices config ID show`
     health_of(conn) -> {device_id: Health}           # `sotto devices list/show`
+    record_provisioned(conn, device_id, {"heartbeat_every_s": 300}, by="sotto provision (tech)")
+    expected_heartbeats(conn) -> {device_id: ExpectedHeartbeat}   # the silent list
 
 A change is a numbered version per device (1, 2, ...): it rides to the device as
 a `config` command (host_tools.receiver.commands) in its signed answers; the
@@ -15,6 +17,11 @@ States of a version: queued, delivered (rode in an answer), applied (the
 device runs it), refused (with the device's reason), superseded (a newer
 version was applied first). The device's own `cfgv` is kept apart, as
 reported: the centre shows both.
+
+`sotto provision` records the settings it gave the device (its version 0,
+device_provisioned): with the versions the device applied they say which
+heartbeat interval the centre should expect before the device's heartbeats
+say it themselves (expected_heartbeats).
 
 Names and values are checked here only for shape (dotted names, JSON values,
 settings only `sotto provision` may set refused early): the device's rules
@@ -32,6 +39,14 @@ from typing import Any
 from host_tools.errors import UsageError
 from host_tools.ids import format_device_id
 from host_tools.receiver import audit
+from host_tools.receiver.alert_records import (
+    FROM_CONFIGURED,
+    FROM_PENDING,
+    FROM_PROVISIONED,
+    MIN_HEARTBEAT_S,
+    PROVISIONED_HEARTBEAT_S,
+    ExpectedHeartbeat,
+)
 from host_tools.receiver.format import iso_utc
 from host_tools.registry import write_transaction
 
@@ -46,6 +61,8 @@ MAX_SETTINGS_BYTES = 1024           # one version in an answer; the device reads
 _HEALTH_KEYS = {24: "fw", 25: "cfgv", 26: "rst", 27: "boots", 28: "faults", 29: "qd", 30: "csq"}
 _FLAG_CONFIG_INVALID = 32
 _ST_HEALTH, _ST_CONFIG_INVALID = 7, 8
+HEARTBEAT_SETTING = "heartbeat_every_s"     # firmware sotto.config, range MIN_HEARTBEAT_S..86400
+_MAX_HEARTBEAT_S = 86400
 
 @dataclass(frozen=True)
 class Health:
@@ -183,6 +200,62 @@ def health_of(conn: Any) -> dict[bytes, Health]:
     return {bytes(r[0]): Health(*r[1:]) for r in conn.execute(
         "SELECT device_id, fw, cfgv, rst, boots, faults, qd, csq, health_at, config_invalid "
         "FROM device_health")}
+
+
+def record_provisioned(conn: Any, device_id: bytes, settings: Mapping[str, Any], *, by: str,
+                       now: float | None = None) -> None:
+    """Keep the settings `sotto provision --set` gave the device (its whole
+    configuration is new: remote versions made before now no longer apply)."""
+    now = time.time() if now is None else now
+    with write_transaction(conn):
+        conn.execute("INSERT INTO device_provisioned(device_id, settings, provisioned_at, provisioned_by) "
+                     "VALUES (?, ?, ?, ?) ON CONFLICT(device_id) DO UPDATE SET settings = excluded.settings, "
+                     "provisioned_at = excluded.provisioned_at, provisioned_by = excluded.provisioned_by",
+                     (device_id, json.dumps(dict(settings), sort_keys=True), now, by))
+
+
+def _heartbeat_of(settings_json: str) -> int | None:
+    """The heartbeat interval a settings map sets (None: it sets none the firmware would run)."""
+    try:
+        value = json.loads(settings_json).get(HEARTBEAT_SETTING)
+    except (ValueError, AttributeError):
+        return None
+    return value if type(value) is int and MIN_HEARTBEAT_S <= value <= _MAX_HEARTBEAT_S else None
+
+
+def expected_heartbeats(conn: Any) -> dict[bytes, ExpectedHeartbeat]:
+    """The heartbeat interval each device runs, as far as the centre knows it, for
+    devices where that is not the firmware's default: the setting of the newest
+    configuration version it applied, else the one it was provisioned with.
+    Versions made before the device was (last) provisioned are left out; refused
+    ones and ones still waiting to ride in an answer do not run. A version sent
+    but not confirmed (or superseded: perhaps applied, perhaps skipped) may or may
+    not run: the longer interval counts until the device says (see
+    ExpectedHeartbeat)."""
+    out: dict[bytes, ExpectedHeartbeat] = {}
+    since: dict[bytes, float] = {}
+    for device_id, settings, at in conn.execute(
+            "SELECT device_id, settings, provisioned_at FROM device_provisioned"):
+        since[bytes(device_id)] = at
+        hb = _heartbeat_of(settings)
+        if hb is not None:
+            out[bytes(device_id)] = ExpectedHeartbeat(hb, FROM_PROVISIONED)
+    rows = conn.execute(
+        "SELECT c.device_id, c.version, c.settings, c.state, c.created_at, k.state FROM device_config c "
+        "LEFT JOIN commands k ON k.command_id = c.command_id WHERE c.settings LIKE ? "
+        "ORDER BY c.device_id, c.version", (f'%"{HEARTBEAT_SETTING}"%',)).fetchall()
+    for raw_id, version, settings, state, created_at, sent in rows:
+        device_id = bytes(raw_id)
+        hb = _heartbeat_of(settings)
+        if hb is None or created_at < since.get(device_id, created_at):
+            continue
+        if state == APPLIED:
+            out[device_id] = ExpectedHeartbeat(hb, FROM_CONFIGURED, int(version))
+        elif state == SUPERSEDED or (state in UNDONE and sent not in (None, QUEUED)):
+            before = out.get(device_id)
+            longer = max(hb, before.seconds if before is not None else PROVISIONED_HEARTBEAT_S)
+            out[device_id] = ExpectedHeartbeat(longer, FROM_PENDING, int(version))
+    return out
 
 
 # --------------------------------------------------------------------------

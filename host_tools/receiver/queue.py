@@ -13,8 +13,9 @@ import time
 from typing import Any
 
 from host_tools.ids import format_device_id
-from host_tools.receiver.alert_records import DEFAULT_GRACE_S, AlertSummary
+from host_tools.receiver.alert_records import DEFAULT_GRACE_S, DEFAULT_HEARTBEAT, AlertSummary
 from host_tools.receiver.alerts import list_alerts, silent_devices
+from host_tools.receiver.devcfg import expected_heartbeats
 from host_tools.receiver.format import iso_utc
 from host_tools.receiver.releases import device_view
 from host_tools.receiver.visits import list_visits
@@ -82,7 +83,10 @@ def queue_row(conn: sqlite3.Connection, a: AlertSummary, now: float) -> dict[str
 
 
 def never_heard(conn: sqlite3.Connection, now: float) -> list[dict[str, Any]]:
-    """Devices with an active key from which nothing has ever arrived."""
+    """Devices with an active key from which nothing has ever arrived, with the
+    heartbeat interval the centre expects of them and where it comes from
+    (devcfg.expected_heartbeats: configured, provisioned or the default)."""
+    expected = expected_heartbeats(conn)
     rows = conn.execute(
         "SELECT d.device_id, d.officer, k.added_at FROM devices d JOIN device_keys k "
         "ON k.device_id = d.device_id AND k.revoked_at IS NULL "
@@ -95,8 +99,12 @@ def never_heard(conn: sqlite3.Connection, now: float) -> list[dict[str, Any]]:
             "officer": r[1],
             "registered": iso_utc(r[2]),
             "silent_s": round(now - r[2]),
+            "heartbeat_s": e.seconds,
+            "heartbeat_from": e.source,
+            "config_version": e.version,
         }
         for r in rows
+        for e in [expected.get(bytes(r[0]), DEFAULT_HEARTBEAT)]
     ]
 
 

@@ -26,9 +26,10 @@ migrations: host_tools.storage.schema / .migrations.
   `command_id` is the id the device sees: it only increases, so rows are never
   deleted (a reused id would be ignored by the device as already run).
 - alert_holds: alerts an operator placed on hold; purge never touches them.
-- device_config, device_health (devcfg.py, schema component `devcfg`): the
-  centre's configuration versions of each device and what it last said about
-  its health (firmware, configuration version, resets, faults, queue, signal).
+- device_config, device_health, device_provisioned (devcfg.py, schema component
+  `devcfg`): the centre's configuration versions of each device, what it last
+  said about its health (firmware, configuration version, resets, faults, queue,
+  signal), and the settings `sotto provision --set` gave it.
 - device_trust: what each device says about its own trust setup: flag bit 3
   (it runs TLS without authenticating the server) and `unauth` (answers it
   could not authenticate).

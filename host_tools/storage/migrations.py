@@ -47,6 +47,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration("alert_flags", 1, schema.ALERT_FLAGS_DDL),   # time-behind / -ahead, signed-before-revocation
     Migration("devcfg", 1, schema.DEVCFG_DDL),   # remote configuration versions, device health
     Migration("releases", 1, schema.RELEASES_DDL),   # releases, cohorts, assignments, device versions
+    Migration("devcfg", 2, schema.DEVCFG_PROVISIONED_DDL),   # the settings a device was provisioned with
 )
 LATEST = {m.component: m.version for m in MIGRATIONS}
 

@@ -38,7 +38,7 @@ _READ_RELEASES = {"releases": "SELECT", "release_files": "SELECT", "release_coho
 # configuration and firmware (read only)
 _READ_DEVICE_VIEW = {"device_state": "SELECT", "device_trust": "SELECT", "device_health": "SELECT",
                      "device_config": "SELECT", "device_versions": "SELECT", "commands": "SELECT",
-                     **_READ_RELEASES}
+                     "device_provisioned": "SELECT", **_READ_RELEASES}
 
 GRANTS: dict[str, dict[str, str]] = {
     INGEST: {
@@ -59,6 +59,7 @@ GRANTS: dict[str, dict[str, str]] = {
         "alert_holds": "SELECT, INSERT, DELETE", "operators": "SELECT, INSERT, UPDATE",
         "console_sessions": "SELECT, INSERT, UPDATE", "notifications": "SELECT, INSERT",
         "device_health": "SELECT", "device_config": "SELECT, INSERT", "device_versions": "SELECT",
+        "device_provisioned": "SELECT",   # the silent list: the interval a device was provisioned with
         "releases": "SELECT, INSERT", "release_files": "SELECT, INSERT",
         "release_cohorts": "SELECT, INSERT, UPDATE", "release_assignments": "SELECT, INSERT, UPDATE",
         "alert_flags": "SELECT",
@@ -74,6 +75,7 @@ GRANTS: dict[str, dict[str, str]] = {
         "devices": "SELECT, INSERT, UPDATE", "device_keys": "SELECT, INSERT, UPDATE",
         "registry_meta": "SELECT, UPDATE", "centre_settings": "SELECT",
         **_READ_DEVICE_VIEW,
+        "device_provisioned": "SELECT, INSERT, UPDATE",   # `sotto provision --set`: what the device runs
     },
 }
 

@@ -262,6 +262,19 @@ CREATE TABLE IF NOT EXISTS device_health (
 """
 
 
+# devcfg 2: the settings `sotto provision --set` gave each device (its configuration version 0)
+# and when: remote versions made before it belong to the device's previous configuration
+# (host_tools.receiver.devcfg.expected_heartbeats).
+DEVCFG_PROVISIONED_DDL = """
+CREATE TABLE IF NOT EXISTS device_provisioned (
+    device_id       BLOB PRIMARY KEY,
+    settings        TEXT NOT NULL,
+    provisioned_at  REAL NOT NULL,
+    provisioned_by  TEXT
+);
+"""
+
+
 # releases 1: published releases, their files, cohorts, assignments and what each device
 # reports running (host_tools.receiver.releases, docs/ota.md).
 RELEASES_DDL = """

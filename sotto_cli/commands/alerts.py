@@ -174,12 +174,13 @@ def cmd_list(args: argparse.Namespace) -> int:
         for s in ov.silent:
             if s.never_heard:
                 print(f"  {s.device}  {s.officer or '-'}  NEVER HEARD since it was registered "
-                      f"{utc_text(s.last_seen_at)} ({duration_text(ov.now - s.last_seen_at)} ago)")
+                      f"{utc_text(s.last_seen_at)} ({duration_text(ov.now - s.last_seen_at)} ago, "
+                      f"expected within {s.interval_text})")
                 continue
             print(f"  {s.device}  {s.officer or '-'}  last heard {utc_text(s.last_seen_at)} "
                   f"({duration_text(ov.now - s.last_seen_at)} ago), "
-                  + (f"no heartbeat yet (expected within the default {duration_text(s.heartbeat_s)})"
-                     if s.no_heartbeat_yet else f"heartbeat every {duration_text(s.heartbeat_s)}")
+                  + (f"no heartbeat yet (expected within {s.interval_text})"
+                     if s.no_heartbeat_yet else s.interval_text)
                   + (f", battery {s.battery} %" if s.battery is not None else ""))
     if visits:
         overdue = sum(1 for v in visits if v.state == OVERDUE)

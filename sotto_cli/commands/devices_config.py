@@ -12,6 +12,7 @@ from typing import Any
 from host_tools.errors import UsageError
 from host_tools.frames import RESET_CAUSE_NAMES
 from host_tools.receiver import devcfg, releases
+from host_tools.receiver.alert_records import DEFAULT_HEARTBEAT
 from host_tools.receiver.alerts import DEFAULT_GRACE_S, duration_text, iso_utc, silent_devices, utc_text
 from host_tools.receiver.store import open_db
 from host_tools.registry import Registry, resolve_db_path
@@ -148,6 +149,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         health = devcfg.health_of(conn).get(rec.device_id)
         silent = next((s for s in silent_devices(conn, now=now) if s.device_id == rec.device_id), None)
         view = devcfg.config_view(conn, rec.device_id)
+        expected = devcfg.expected_heartbeats(conn).get(rec.device_id, DEFAULT_HEARTBEAT)
         rel = releases.device_view(conn).get(rec.device_id)
     seen, hb, batt, via = row if row else (None, None, None, None)
     if args.json:
@@ -157,6 +159,9 @@ def cmd_show(args: argparse.Namespace) -> int:
             "fingerprint": rec.active_key.fingerprint if rec.active_key else None,
             "last_seen": iso_utc(seen), "last_via": via, "heartbeat_s": hb, "battery": batt,
             "silent": silent is not None, "never_heard": seen is None,
+            # until its heartbeats say their interval: what the centre expects, and why
+            "expected_heartbeat": None if hb else {"heartbeat_s": expected.seconds, "from": expected.source,
+                                                   "config_version": expected.version},
             "health": health.to_json() if health else None, "config": view.to_json(),
             "release": rel}, args, [])
     rows = [("device", f"{rec.name} ({rec.status})"), ("officer", rec.officer or "-"),
@@ -166,7 +171,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     else:
         rows.append(("last heard", f"{utc_text(seen)} ({duration_text(now - seen)} ago, via {via})"
                      + (f" - SILENT (grace {duration_text(DEFAULT_GRACE_S)})" if silent else "")))
-    rows += [("heartbeat", f"every {duration_text(hb)}" if hb else "-"),
+    rows += [("heartbeat", f"every {duration_text(hb)}" if hb
+              else f"none yet (expected within {expected.text})"),
              ("battery", f"{batt} %" if batt is not None else "-")]
     rows += health_text(health)
     rows += release_text(rel)

@@ -13,7 +13,7 @@ import pytest
 from console_support import NOW, T0, loc, make_device
 
 from host_tools.errors import UsageError
-from host_tools.receiver import access, alerts
+from host_tools.receiver import access, alerts, devcfg
 from host_tools.receiver.changes import changes_since, high_water
 from host_tools.receiver.ingest import Receiver
 from host_tools.receiver.queue import live_queue
@@ -86,8 +86,12 @@ def test_the_queue_shows_never_heard_devices_and_rejections(centre: dict[str, An
         reg.add(stranger.kid, make_device(b"OTHER-99").public_key)  # registered with another key
     with Receiver(centre["db"], clock=centre["clock"]) as rx:
         rx.ingest([stranger.heartbeat()])  # bad signature: rejected
+    devcfg.record_provisioned(open_db(centre["db"]), quiet.kid, {"heartbeat_every_s": 300}, by="t", now=NOW)
     q = live_queue(open_db(centre["db"]), now=NOW + 10)
     assert [d["device"] for d in q["never_heard"]] == ["SOTTO-50", "SOTTO-51"]
+    # the interval each is expected within, and where it comes from (the console shows both)
+    assert [(d["heartbeat_s"], d["heartbeat_from"]) for d in q["never_heard"]] == [
+        (300, "provisioned"), (900, "default")]
     assert [(r["device"], r["reason"]) for r in q["rejections"]] == [("SOTTO-51", "bad-signature")]
     (row,) = q["alerts"]
     assert (row["id"], row["location_accuracy_m"], row["audio_seconds"], row["unacknowledged_s"]) == (

@@ -1,7 +1,9 @@
 """Remote configuration and device health at the centre (host_tools.receiver.devcfg):
 versions queued, carried as `config` commands, applied or refused with the
 device's reason; health from status and heartbeat frames; config-invalid;
-`sotto devices list/show/config`; a device registered but never heard is silent."""
+`sotto devices list/show/config`; a device registered but never heard, or heard but
+without a heartbeat yet, is silent after the interval it runs as far as the centre knows
+(configured, provisioned, else the firmware's default) plus grace."""
 
 from __future__ import annotations
 
@@ -81,6 +83,7 @@ def test_a_device_registered_but_never_heard_is_silent(db: Path, dev: ff.DeviceS
     late = silent_devices(conn, now=added + 900 + 300 + 60)
     assert [(s.device_id, s.never_heard, round(s.overdue_s)) for s in late] == [(dev.kid, True, 360)]
     assert late[0].to_json()["never_heard"] and late[0].to_json()["last_seen"] is None
+    assert (late[0].heartbeat_from, late[0].interval_text) == ("default", "the default 15 min")
 
 
 def test_a_device_heard_once_whose_first_heartbeat_never_came_is_silent(
@@ -103,6 +106,96 @@ def test_a_device_heard_once_whose_first_heartbeat_never_came_is_silent(
     seen = conn.execute("SELECT last_seen_at FROM device_state").fetchone()[0]
     assert [(s.heartbeat_s, s.no_heartbeat_yet) for s in silent_devices(conn, now=seen + 60 + 300 + 1)] == [
         (60, False)]
+
+
+def _silent(conn: object, now: float) -> list[tuple[bool, bool, int, str, int | None, int]]:
+    """(never_heard, no_heartbeat_yet, interval, where it comes from, version, overdue s) at `now`."""
+    return [(s.never_heard, s.no_heartbeat_yet, s.heartbeat_s, s.heartbeat_from, s.config_version,
+             round(s.overdue_s)) for s in silent_devices(conn, now=now)]  # type: ignore[arg-type]
+
+
+def test_a_device_provisioned_with_a_short_interval_and_never_heard_is_silent_after_it(
+        db: Path, dev: ff.DeviceSim) -> None:
+    """Issue 16: `sotto provision --set heartbeat_every_s=300`, never switched on: silent after
+    5 min + grace, not the default 15 min + grace."""
+    conn = open_db(db)
+    added = conn.execute("SELECT added_at FROM device_keys").fetchone()[0]
+    devcfg.record_provisioned(conn, dev.kid, {"heartbeat_every_s": 300, "audio.clip_s": 60},
+                              by="sotto provision (tech)", now=added)
+    assert silent_devices(conn, now=added + 300 + 300 - 1) == []
+    late = silent_devices(conn, now=added + 300 + 300 + 60)
+    assert _silent(conn, added + 300 + 300 + 60) == [(True, False, 300, "provisioned", None, 360)]
+    assert late[0].interval_text == "the provisioned 5 min"
+    shown = late[0].to_json()
+    assert (shown["heartbeat_s"], shown["heartbeat_from"], shown["config_version"]) == (
+        300, "provisioned", None)
+    # provisioned again without the setting: the device runs the firmware's default again
+    devcfg.record_provisioned(conn, dev.kid, {}, by="sotto provision (tech)", now=added + 10)
+    assert silent_devices(conn, now=added + 900 + 300 - 1) == []
+    assert _silent(conn, added + 900 + 300 + 60) == [(True, False, 900, "default", None, 360)]
+
+
+def test_a_device_with_no_known_interval_falls_back_to_the_default(db: Path, dev: ff.DeviceSim) -> None:
+    conn = open_db(db)
+    added = conn.execute("SELECT added_at FROM device_keys").fetchone()[0]
+    # a value the firmware would refuse (below its 60 s) is no interval the device runs
+    devcfg.record_provisioned(conn, dev.kid, {"heartbeat_every_s": 30}, by="t", now=added)
+    assert silent_devices(conn, now=added + 900 + 300 - 1) == []
+    late = silent_devices(conn, now=added + 900 + 300 + 1)
+    assert _silent(conn, added + 900 + 300 + 1) == [(True, False, 900, "default", None, 301)]
+    assert late[0].interval_text == "the default 15 min"
+
+
+def test_a_device_heard_once_is_judged_by_its_configured_interval(
+        receiver: Receiver, db: Path, dev: ff.DeviceSim) -> None:
+    """Provisioned with 5 min; a remote change to 20 min is pending (the longer counts), then
+    applied; one to 2 min sent but not confirmed keeps 20 min; refused: 20 min as applied."""
+    conn = open_db(db)
+    added = conn.execute("SELECT added_at FROM device_keys").fetchone()[0]
+    devcfg.record_provisioned(conn, dev.kid, {"heartbeat_every_s": 300}, by="t", now=added)
+    v1 = devcfg.set_config(conn, dev.kid, {"heartbeat_every_s": 1200}, operator="Ann", now=added + 1)
+    # never heard: version 1 cannot have reached it, it runs what it was provisioned with
+    assert _silent(conn, added + 300 + 300 + 1) == [(True, False, 300, "provisioned", None, 301)]
+    receiver.ingest([dev.status(6)])          # `started`: the answer carries version 1
+    seen = conn.execute("SELECT last_seen_at FROM device_state").fetchone()[0]
+    assert _silent(conn, seen + 300 + 300 + 1) == []     # it may run 20 min already
+    assert _silent(conn, seen + 1200 + 300 + 1) == [(False, True, 1200, "pending", 1, 301)]
+    receiver.ingest([dev.status(7, extra={**HEALTH, 25: 1}), dev.reply(v1.command_id, 1)])
+    seen = conn.execute("SELECT last_seen_at FROM device_state").fetchone()[0]
+    assert silent_devices(conn, now=seen + 1200 + 300 - 1) == []
+    late = silent_devices(conn, now=seen + 1200 + 300 + 1)
+    assert _silent(conn, seen + 1200 + 300 + 1) == [(False, True, 1200, "configured", 1, 301)]
+    assert late[0].interval_text == "the configured 20 min (version 1)"
+    v2 = devcfg.set_config(conn, dev.kid, {"heartbeat_every_s": 120}, operator="Ann", now=added + 2)
+    receiver.ingest([dev.status(6)])          # delivered, not confirmed
+    seen = conn.execute("SELECT last_seen_at FROM device_state").fetchone()[0]
+    assert _silent(conn, seen + 1200 + 300 + 1) == [(False, True, 1200, "pending", 2, 301)]
+    receiver.ingest([dev.status(7, extra={**HEALTH, 25: 1, 37: "no"}), dev.reply(v2.command_id, 2)])
+    assert _silent(conn, seen + 1200 + 300 + 1) == [(False, True, 1200, "configured", 1, 301)]
+
+
+def test_a_device_heard_once_with_a_short_configured_interval_is_silent_after_it(
+        receiver: Receiver, db: Path, dev: ff.DeviceSim, capsys: pytest.CaptureFixture[str]) -> None:
+    """Applied 5 min, then its `started` status and nothing: silent after 5 min + grace, and
+    `sotto alerts list` / `devices show` say which interval and where it comes from."""
+    conn = open_db(db)
+    v1 = devcfg.set_config(conn, dev.kid, {"heartbeat_every_s": 300}, operator="Ann", now=receiver.clock())
+    receiver.ingest([dev.status(6)])
+    receiver.ingest([dev.status(7, extra={**HEALTH, 25: 1}), dev.reply(v1.command_id, 1)])
+    seen = conn.execute("SELECT last_seen_at, heartbeat_s FROM device_state").fetchone()
+    assert seen[1] is None
+    assert silent_devices(conn, now=seen[0] + 300 + 300 - 1) == []
+    assert _silent(conn, seen[0] + 300 + 300 + 60) == [(False, True, 300, "configured", 1, 360)]
+    rc, out, _ = _cli(capsys, "alerts", "list", "--db", str(db))   # the CLI's real clock: long after
+    assert rc == 0 and "no heartbeat yet (expected within the configured 5 min (version 1))" in out
+    rc, out, _ = _cli(capsys, "alerts", "list", "--json", "--db", str(db))
+    (row,) = json.loads(out)["silent_devices"]
+    assert (row["heartbeat_s"], row["heartbeat_from"], row["config_version"]) == (300, "configured", 1)
+    rc, out, _ = _cli(capsys, "devices", "show", "SOTTO-42", "--db", str(db))
+    assert "none yet (expected within the configured 5 min (version 1))" in out
+    rc, out, _ = _cli(capsys, "devices", "show", "SOTTO-42", "--json", "--db", str(db))
+    assert json.loads(out)["expected_heartbeat"] == {"heartbeat_s": 300, "from": "configured",
+                                                     "config_version": 1}
 
 
 def test_cli_config_set_show_and_devices_show(receiver: Receiver, db: Path, dev: ff.DeviceSim,
@@ -142,7 +235,10 @@ def test_cli_devices_list_names_a_never_heard_device_silent(db: Path, capsys: py
     rc, out, _ = _cli(capsys, "devices", "list", "--db", str(db))
     assert rc == 0 and "SILENT" in out and "never" in out
     rc, out, _ = _cli(capsys, "alerts", "list", "--db", str(db))
-    assert "NEVER HEARD" in out
+    assert "NEVER HEARD" in out and "expected within the default 15 min" in out
+    devcfg.record_provisioned(conn, d.kid, {"heartbeat_every_s": 300}, by="t", now=time.time() - 3 * 3600)
+    rc, out, _ = _cli(capsys, "alerts", "list", "--db", str(db))
+    assert "NEVER HEARD" in out and "expected within the provisioned 5 min" in out
 
 
 def test_settings_are_checked_for_shape_here_and_for_sense_on_the_device() -> None:

@@ -14,7 +14,7 @@ import psycopg
 import pytest
 import storage_support as rs
 
-from host_tools.receiver import accounts, audit, flags
+from host_tools.receiver import accounts, audit, devcfg, flags
 from host_tools.receiver.alerts import acknowledge, close
 from host_tools.receiver.purge import purge
 from host_tools.receiver.roles import CLI, Actor
@@ -96,6 +96,8 @@ def test_every_role_does_its_work_and_no_more(centre: Any, tmp_path: Path) -> No
     dpo.close()
 
     tech = open_db(url["tech1"])
+    devcfg.record_provisioned(tech, d.kid, {"heartbeat_every_s": 300}, by="tech1")   # provision --set
+    assert devcfg.expected_heartbeats(tech)[d.kid].seconds == 300
     for sql in ("DELETE FROM frames", "UPDATE alerts SET state = 'open'", "DELETE FROM audit"):
         _denied(tech, sql)
     tech.close()

@@ -56,7 +56,7 @@ def test_migrations_run_once_on_both_backends(pg: TempPostgres, tmp_path: Path,
         assert main(["db", "migrate", "--json", "--db", db]) == 0
         out = json.loads(capsys.readouterr().out)
         assert [a["component"] for a in out["applied"]] == ["registry", "receiver", "centre", "receiver",
-                                                             "alert_flags", "devcfg", "releases"]
+                                                             "alert_flags", "devcfg", "releases", "devcfg"]
         assert main(["db", "migrate", "--json", "--db", db]) == 0
         assert json.loads(capsys.readouterr().out)["applied"] == []
         conn = connect(db)

@@ -14,6 +14,7 @@ import json
 import subprocess
 import sys
 import time
+from contextlib import closing
 from dataclasses import replace
 
 import cbor2
@@ -25,8 +26,10 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from host_tools import provision
 from host_tools.device_link import DeviceLink
 from host_tools.frames import load_public_key, public_key_bytes
-from host_tools.receiver import centre_key
+from host_tools.receiver import centre_key, devcfg
+from host_tools.receiver.alert_records import ExpectedHeartbeat
 from host_tools.receiver.ingest import Receiver
+from host_tools.receiver.store import open_db
 from host_tools.registry import Registry, RegistryError
 from simulator.pki import make_pki
 
@@ -284,6 +287,8 @@ def test_provision_set_gives_other_settings_checked_by_the_firmware(device, tmp_
         provision.provision(device.port, bad, db)
     assert err.value.field == "trigger.duress"   # the firmware's rule: same as the duress pattern
     assert not (device.flash / "data" / "config.json").exists()
+    with closing(open_db(db)) as conn:     # refused: the centre keeps nothing of it
+        assert conn.execute("SELECT count(*) FROM device_provisioned").fetchone()[0] == 0
     good = replace(REQUEST, settings={"heartbeat_every_s": 600, "audio.pre_trigger": True,
                                       "trigger.alert": {"presses": 6, "window_ms": 3000}})
     change = provision.provision(device.port, good, db)
@@ -291,6 +296,11 @@ def test_provision_set_gives_other_settings_checked_by_the_firmware(device, tmp_
     assert on_device["heartbeat_every_s"] == 600 and on_device["audio"] == {"pre_trigger": True}
     assert on_device["trigger"]["alert"] == {"presses": 6, "window_ms": 3000}
     assert change.config["heartbeat_every_s"] == 600
+    # the centre keeps them: a device never heard is expected within its 10 min, not the default
+    with closing(open_db(db)) as conn:
+        kept = conn.execute("SELECT settings, provisioned_by FROM device_provisioned").fetchall()
+        assert [json.loads(k[0]) for k in kept] == [good.settings] and "sotto provision" in kept[0][1]
+        assert devcfg.expected_heartbeats(conn)[b"SOTTO-42"] == ExpectedHeartbeat(600, "provisioned")
 
 
 def test_provision_set_refuses_what_only_provisioning_flags_set():

@@ -150,8 +150,14 @@ function renderQueue() {
   out.push(rows.length ? table(["Alert", "State", "Officer", "Device", "Age", "Last heard", "Unacknowledged",
                                 "Location", "Audio", "Chain"], rows)
                        : h("p", { className: "empty", id: "queue-empty" }, "No open alerts."));
-  const silent = [...q.silent_devices.map((s) => [s.device, s.officer, `overdue ${dur(s.overdue_s)}`, s.last_seen]),
-                  ...q.never_heard.map((s) => [s.device, s.officer, `never heard (registered ${dur(s.silent_s)} ago)`, "–"])];
+  // a device without a heartbeat yet is judged by the interval the centre expects of it, and says which
+  const expected = (s) => s.heartbeat_from === "configured" ? `the configured ${dur(s.heartbeat_s)} (version ${s.config_version})`
+    : s.heartbeat_from === "pending" ? `${dur(s.heartbeat_s)} (configuration version ${s.config_version} not confirmed yet)`
+    : `the ${s.heartbeat_from} ${dur(s.heartbeat_s)}`;
+  const silent = [...q.silent_devices.map((s) => [s.device, s.officer, `overdue ${dur(s.overdue_s)}`
+                    + (s.no_heartbeat_yet ? `, no heartbeat yet (expected within ${expected(s)})` : ""), s.last_seen]),
+                  ...q.never_heard.map((s) => [s.device, s.officer,
+                    `never heard (registered ${dur(s.silent_s)} ago; expected within ${expected(s)})`, "–"])];
   out.push(h("h2", {}, `Silent devices (${silent.length})`));
   out.push(silent.length ? table(["Device", "Officer", "Silent", "Last heard"],
                                  silent.map((r) => h("tr", { className: "silent-row" }, r.map((c) => h("td", {}, c || "–")))))
