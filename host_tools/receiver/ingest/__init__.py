@@ -58,7 +58,10 @@ from host_tools.receiver.ingest.writer import Writer
 from host_tools.receiver.store import open_db
 from host_tools.registry import Registry
 
-COMMIT_TIMEOUT_S = 30.0        # a request waits this long for its commit, then gets 503
+# A request waits this long for its commit, then gets 503: under the device's own
+# answer deadline (20 s from its last byte, firmware delivery.response_ms), so a
+# device hears the 503 (and its Retry-After) instead of timing out on its side.
+COMMIT_TIMEOUT_S = 15.0
 
 # --------------------------------------------------------------------------
 # The library facade.
@@ -120,9 +123,9 @@ class Receiver:
         After commit_timeout_s the request is abandoned if the writer has not
         taken it yet (it then never is: "nothing was stored" is true). If the
         writer has taken it (its transaction is open: e.g. waiting for
-        PostgreSQL), the wait is not extended: the device's own answer
-        deadline (20 s, firmware delivery.response_ms) is shorter than the
-        commit timeout already, so it is answered at once with
+        PostgreSQL), the wait is not extended (the device's own answer
+        deadline, 20 s, firmware delivery.response_ms, would pass before
+        another timeout did), so it is answered at once with
         StorageUnavailable(maybe_stored=True), which says the frames may have
         been stored; the device sends them again either way and a stored frame
         is then answered `duplicate`, which it counts as acknowledged."""
