@@ -214,17 +214,25 @@ class AlertDetail:
 
 @dataclass(frozen=True)
 class ExpectedHeartbeat:
-    """The heartbeat interval the centre expects of a device whose heartbeats have
-    not said it yet, and where it comes from (host_tools.receiver.devcfg.
-    expected_heartbeats): `configured` (the newest remote configuration version the
-    device applied), `provisioned` (`sotto provision --set`), `pending` (a change
-    the device may or may not run yet: the longer of the intervals before and after
-    it, so that a healthy device is not called silent early), `default` (the
-    firmware's)."""
+    """The heartbeat interval the centre expects of a device, and where it comes
+    from (host_tools.receiver.devcfg.expected_heartbeats): `heartbeat` (what its
+    last heartbeat said), `configured` (the newest remote configuration version the
+    device applied, after its last heartbeat if it had one), `provisioned` (`sotto
+    provision --set`), `pending` (a change the device may or may not run yet: the
+    longer of the intervals before and after it, so that a healthy device is not
+    called silent early), `default` (the firmware's)."""
 
     seconds: int
     source: str = FROM_DEFAULT
     version: int | None = None      # the configuration version (configured, pending)
+    # when that version was applied (or sent, pending): the firmware restarts its heartbeat
+    # timer at a change, so the next heartbeat is due `seconds` after the later of this and
+    # the device's last contact
+    since: float | None = None
+
+    def due_from(self, last_contact: float) -> float:
+        """When the interval starts: the later of the last contact and `since`."""
+        return last_contact if self.since is None else max(last_contact, self.since)
 
     @property
     def text(self) -> str:

@@ -33,14 +33,13 @@ from host_tools.receiver.alert_records import (
     FROM_HEARTBEAT,
     GAP,
     MAX_OUTCOME_CHARS,
-    MIN_HEARTBEAT_S,
     OPEN,
+    PROVISIONED_HEARTBEAT_S,
     AlertDetail,
     AlertNotFoundError,
     AlertStateError,
     AlertSummary,
     ChainStatus,
-    ExpectedHeartbeat,
     SilentDevice,
     TrackPoint,
 )
@@ -177,26 +176,32 @@ def show_alert(conn: sqlite3.Connection, alert_id: int, *, operator: str,
 def silent_devices(conn: sqlite3.Connection, *, now: float | None = None, grace_s: float = DEFAULT_GRACE_S
                    ) -> list[SilentDevice]:
     """Devices with an active key from which nothing has arrived for longer than
-    their heartbeat interval plus grace_s: the interval their heartbeats carry;
-    for a device heard but whose first heartbeat never came (e.g. one that sent
-    its `started` status and died: no_heartbeat_yet) and for one registered
-    (provisioned) from which nothing has ever arrived (never_heard), the interval
-    the centre expects of it (devcfg.expected_heartbeats: configured, provisioned,
-    else the firmware's default), so that a short one is not waited out on the default."""
+    their heartbeat interval plus grace_s: the interval the centre expects of the
+    device (devcfg.expected_heartbeats): the one its heartbeats carry, unless a
+    configuration version changing it was applied (or sent, unconfirmed: the
+    longer of old and new) since its last heartbeat, counted from the later of the
+    last contact and that change; for a device heard but whose first heartbeat
+    never came (e.g. one that sent its `started` status and died: no_heartbeat_yet)
+    and for one registered (provisioned) from which nothing has ever arrived
+    (never_heard), the configured, provisioned, else the firmware's default
+    interval, so that a short one is not waited out on the default."""
     now = time.time() if now is None else now
     expected = devcfg.expected_heartbeats(conn)
-    least = MIN_HEARTBEAT_S   # the SQL keeps only what could be overdue; the expected interval decides
+    # the SQL keeps only what could be overdue (on the interval its heartbeats carry, or on
+    # the shortest expected otherwise); the expected interval decides
+    least = min([PROVISIONED_HEARTBEAT_S] + [e.seconds for e in expected.values()
+                                             if e.source != FROM_HEARTBEAT])
     out: list[SilentDevice] = []
     for dev, officer, seen, hb, battery in conn.execute(
             "SELECT s.device_id, d.officer, s.last_seen_at, s.heartbeat_s, s.battery "
             "FROM device_state s JOIN devices d ON d.device_id = s.device_id "
-            "WHERE s.last_seen_at + coalesce(s.heartbeat_s, ?) + ? < ? "
+            "WHERE s.last_seen_at + CASE WHEN s.heartbeat_s < ? THEN s.heartbeat_s ELSE ? END + ? < ? "
             "AND EXISTS (SELECT 1 FROM device_keys k WHERE k.device_id = s.device_id "
-            "AND k.revoked_at IS NULL) ORDER BY s.last_seen_at", (least, grace_s, now)).fetchall():
-        e = (ExpectedHeartbeat(hb, FROM_HEARTBEAT) if hb is not None
-             else expected.get(bytes(dev), DEFAULT_HEARTBEAT))
-        if seen + e.seconds + grace_s < now:
-            out.append(SilentDevice(bytes(dev), officer, seen, e.seconds, now - seen - e.seconds, battery,
+            "AND k.revoked_at IS NULL) ORDER BY s.last_seen_at", (least, least, grace_s, now)).fetchall():
+        e = expected.get(bytes(dev), DEFAULT_HEARTBEAT)
+        start = e.due_from(seen)
+        if start + e.seconds + grace_s < now:
+            out.append(SilentDevice(bytes(dev), officer, seen, e.seconds, now - start - e.seconds, battery,
                                     no_heartbeat_yet=hb is None, heartbeat_from=e.source,
                                     config_version=e.version))
     for dev, officer, added in conn.execute(
@@ -205,8 +210,9 @@ def silent_devices(conn: sqlite3.Connection, *, now: float | None = None, grace_
             "WHERE NOT EXISTS (SELECT 1 FROM device_state s WHERE s.device_id = d.device_id) "
             "AND k.added_at + ? + ? < ? ORDER BY k.added_at", (least, grace_s, now)).fetchall():
         e = expected.get(bytes(dev), DEFAULT_HEARTBEAT)
-        if added + e.seconds + grace_s < now:
-            out.append(SilentDevice(bytes(dev), officer, added, e.seconds, now - added - e.seconds, None,
+        start = e.due_from(added)
+        if start + e.seconds + grace_s < now:
+            out.append(SilentDevice(bytes(dev), officer, added, e.seconds, now - start - e.seconds, None,
                                     never_heard=True, heartbeat_from=e.source, config_version=e.version))
     return out
 

@@ -21,7 +21,8 @@ reported: the centre shows both.
 `sotto provision` records the settings it gave the device (its version 0,
 device_provisioned): with the versions the device applied they say which
 heartbeat interval the centre should expect before the device's heartbeats
-say it themselves (expected_heartbeats).
+say it themselves, or after a change its last heartbeat predates
+(expected_heartbeats).
 
 Names and values are checked here only for shape (dotted names, JSON values,
 settings only `sotto provision` may set refused early): the device's rules
@@ -41,6 +42,7 @@ from host_tools.ids import format_device_id
 from host_tools.receiver import audit
 from host_tools.receiver.alert_records import (
     FROM_CONFIGURED,
+    FROM_HEARTBEAT,
     FROM_PENDING,
     FROM_PROVISIONED,
     MIN_HEARTBEAT_S,
@@ -225,13 +227,19 @@ def _heartbeat_of(settings_json: str) -> int | None:
 
 def expected_heartbeats(conn: Any) -> dict[bytes, ExpectedHeartbeat]:
     """The heartbeat interval each device runs, as far as the centre knows it, for
-    devices where that is not the firmware's default: the setting of the newest
-    configuration version it applied, else the one it was provisioned with.
-    Versions made before the device was (last) provisioned are left out; refused
-    ones and ones still waiting to ride in an answer do not run. A version sent
-    but not confirmed (or superseded: perhaps applied, perhaps skipped) may or may
-    not run: the longer interval counts until the device says (see
-    ExpectedHeartbeat)."""
+    devices where that is not the firmware's default: what its last heartbeat said,
+    unless a configuration version setting the interval was applied since (the
+    device runs it; the firmware restarts its heartbeat timer when it applies a
+    version, so the next heartbeat is due one new interval after that: `since`);
+    for a device without a heartbeat yet, the setting of the newest version it
+    applied, else the one it was provisioned with. Versions made before the device
+    was (last) provisioned are left out, and so is a heartbeat from before then;
+    refused versions and ones still waiting to ride in an answer do not run. A
+    version sent but not confirmed (or superseded since the last heartbeat: perhaps
+    applied, perhaps skipped) may or may not run: the longer interval counts until
+    the device says (see ExpectedHeartbeat). An unconfirmed one counts even if sent
+    before the last heartbeat: it rides in every answer until confirmed, and the
+    device may apply it from the next one on."""
     out: dict[bytes, ExpectedHeartbeat] = {}
     since: dict[bytes, float] = {}
     for device_id, settings, at in conn.execute(
@@ -240,21 +248,33 @@ def expected_heartbeats(conn: Any) -> dict[bytes, ExpectedHeartbeat]:
         hb = _heartbeat_of(settings)
         if hb is not None:
             out[bytes(device_id)] = ExpectedHeartbeat(hb, FROM_PROVISIONED)
+    heard: dict[bytes, float] = {}     # when its last heartbeat (that still counts) arrived
+    for raw_id, hb, at in conn.execute(
+            "SELECT device_id, heartbeat_s, heartbeat_at FROM device_state WHERE heartbeat_s IS NOT NULL"):
+        device_id = bytes(raw_id)
+        if at is not None and at < since.get(device_id, at):
+            continue                   # it ran the configuration it had before it was provisioned
+        out[device_id] = ExpectedHeartbeat(int(hb), FROM_HEARTBEAT)
+        heard[device_id] = at if at is not None else float("-inf")
     rows = conn.execute(
-        "SELECT c.device_id, c.version, c.settings, c.state, c.created_at, k.state FROM device_config c "
-        "LEFT JOIN commands k ON k.command_id = c.command_id WHERE c.settings LIKE ? "
-        "ORDER BY c.device_id, c.version", (f'%"{HEARTBEAT_SETTING}"%',)).fetchall()
-    for raw_id, version, settings, state, created_at, sent in rows:
+        "SELECT c.device_id, c.version, c.settings, c.state, c.created_at, c.done_at, k.state, "
+        "k.delivered_at FROM device_config c LEFT JOIN commands k ON k.command_id = c.command_id "
+        "WHERE c.settings LIKE ? ORDER BY c.device_id, c.version", (f'%"{HEARTBEAT_SETTING}"%',)).fetchall()
+    for raw_id, version, settings, state, created_at, done_at, sent, delivered_at in rows:
         device_id = bytes(raw_id)
         hb = _heartbeat_of(settings)
         if hb is None or created_at < since.get(device_id, created_at):
             continue
-        if state == APPLIED:
-            out[device_id] = ExpectedHeartbeat(hb, FROM_CONFIGURED, int(version))
-        elif state == SUPERSEDED or (state in UNDONE and sent not in (None, QUEUED)):
-            before = out.get(device_id)
+        before = out.get(device_id)
+        # settled after the last heartbeat (or no heartbeat yet): the heartbeat does not say it
+        since_heartbeat = done_at is not None and done_at >= heard.get(device_id, done_at)
+        if state == APPLIED and since_heartbeat:
+            out[device_id] = ExpectedHeartbeat(hb, FROM_CONFIGURED, int(version), done_at)
+        elif (state == SUPERSEDED and since_heartbeat) or (state in UNDONE and sent not in (None, QUEUED)):
             longer = max(hb, before.seconds if before is not None else PROVISIONED_HEARTBEAT_S)
-            out[device_id] = ExpectedHeartbeat(longer, FROM_PENDING, int(version))
+            at = [t for t in (before.since if before is not None else None,
+                              done_at if state == SUPERSEDED else delivered_at) if t is not None]
+            out[device_id] = ExpectedHeartbeat(longer, FROM_PENDING, int(version), max(at, default=None))
     return out
 
 

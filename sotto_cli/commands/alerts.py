@@ -15,6 +15,7 @@ from contextlib import closing
 from typing import Any
 
 from host_tools.receiver import audit, commands, holds
+from host_tools.receiver.alert_records import FROM_HEARTBEAT
 from host_tools.receiver.alerts import (
     DEFAULT_GRACE_S,
     acknowledge,
@@ -179,8 +180,9 @@ def cmd_list(args: argparse.Namespace) -> int:
                 continue
             print(f"  {s.device}  {s.officer or '-'}  last heard {utc_text(s.last_seen_at)} "
                   f"({duration_text(ov.now - s.last_seen_at)} ago), "
-                  + (f"no heartbeat yet (expected within {s.interval_text})"
-                     if s.no_heartbeat_yet else s.interval_text)
+                  + (f"no heartbeat yet (expected within {s.interval_text})" if s.no_heartbeat_yet
+                     else s.interval_text if s.heartbeat_from == FROM_HEARTBEAT
+                     else f"heartbeat expected within {s.interval_text}, set since its last heartbeat")
                   + (f", battery {s.battery} %" if s.battery is not None else ""))
     if visits:
         overdue = sum(1 for v in visits if v.state == OVERDUE)

@@ -12,7 +12,7 @@ from typing import Any
 from host_tools.errors import UsageError
 from host_tools.frames import RESET_CAUSE_NAMES
 from host_tools.receiver import devcfg, releases
-from host_tools.receiver.alert_records import DEFAULT_HEARTBEAT
+from host_tools.receiver.alert_records import DEFAULT_HEARTBEAT, FROM_HEARTBEAT
 from host_tools.receiver.alerts import DEFAULT_GRACE_S, duration_text, iso_utc, silent_devices, utc_text
 from host_tools.receiver.store import open_db
 from host_tools.registry import Registry, resolve_db_path
@@ -159,9 +159,10 @@ def cmd_show(args: argparse.Namespace) -> int:
             "fingerprint": rec.active_key.fingerprint if rec.active_key else None,
             "last_seen": iso_utc(seen), "last_via": via, "heartbeat_s": hb, "battery": batt,
             "silent": silent is not None, "never_heard": seen is None,
-            # until its heartbeats say their interval: what the centre expects, and why
-            "expected_heartbeat": None if hb else {"heartbeat_s": expected.seconds, "from": expected.source,
-                                                   "config_version": expected.version},
+            # until its heartbeats say their interval, or when a configuration changed it since
+            # the last one: what the centre expects, and why
+            "expected_heartbeat": None if expected.source == FROM_HEARTBEAT else {
+                "heartbeat_s": expected.seconds, "from": expected.source, "config_version": expected.version},
             "health": health.to_json() if health else None, "config": view.to_json(),
             "release": rel}, args, [])
     rows = [("device", f"{rec.name} ({rec.status})"), ("officer", rec.officer or "-"),
@@ -171,8 +172,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     else:
         rows.append(("last heard", f"{utc_text(seen)} ({duration_text(now - seen)} ago, via {via})"
                      + (f" - SILENT (grace {duration_text(DEFAULT_GRACE_S)})" if silent else "")))
-    rows += [("heartbeat", f"every {duration_text(hb)}" if hb
-              else f"none yet (expected within {expected.text})"),
+    rows += [("heartbeat", f"none yet (expected within {expected.text})" if not hb
+              else f"every {duration_text(hb)}" if expected.source == FROM_HEARTBEAT
+              else f"every {duration_text(hb)} by its last one; expected within {expected.text} since"),
              ("battery", f"{batt} %" if batt is not None else "-")]
     rows += health_text(health)
     rows += release_text(rel)

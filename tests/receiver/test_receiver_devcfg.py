@@ -13,7 +13,7 @@ from pathlib import Path
 
 import framefactory as ff
 import pytest
-from conftest import device
+from conftest import NOW, Clock, device
 
 from host_tools.errors import UsageError
 from host_tools.receiver import commands, devcfg
@@ -196,6 +196,95 @@ def test_a_device_heard_once_with_a_short_configured_interval_is_silent_after_it
     rc, out, _ = _cli(capsys, "devices", "show", "SOTTO-42", "--json", "--db", str(db))
     assert json.loads(out)["expected_heartbeat"] == {"heartbeat_s": 300, "from": "configured",
                                                      "config_version": 1}
+
+
+def _heartbeats_then_change(receiver: Receiver, clock: Clock, db: Path, dev: ff.DeviceSim,
+                            seconds: int) -> tuple[object, devcfg.Version, float]:
+    """Heartbeats every 15 min; at NOW + 10 an operator sets heartbeat_every_s=`seconds`; it
+    rides in the answer to the next heartbeat (NOW + 900: delivered, not confirmed yet)."""
+    conn = open_db(db)
+    clock.t = NOW
+    receiver.ingest([dev.heartbeat(interval_s=900, extra=HB)])
+    v1 = devcfg.set_config(conn, dev.kid, {"heartbeat_every_s": seconds}, operator="Ann", now=NOW + 10)
+    clock.t = NOW + 900
+    assert [c["v"] for c in receiver.ingest([dev.heartbeat(interval_s=900, extra=HB)]).cmds] == [1]
+    return conn, v1, NOW + 900
+
+
+def test_a_longer_interval_configured_after_the_last_heartbeat_counts_at_once(
+        receiver: Receiver, clock: Clock, db: Path, dev: ff.DeviceSim,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A device heartbeating every 15 min is set to 1 h: the firmware restarts its heartbeat
+    timer when it applies the change, so its next heartbeat comes 1 h later, not 15 min. It is
+    not listed silent on the 15 min its last heartbeat said: the longer of the two while the
+    change is unconfirmed, the new one once applied (counted from the apply), the heartbeat's
+    own once one arrives."""
+    conn, v1, hb_at = _heartbeats_then_change(receiver, clock, db, dev, 3600)
+    assert _silent(conn, hb_at + 900 + 300 + 60) == []          # sent, not confirmed: 1 h counts
+    assert _silent(conn, hb_at + 3600 + 300 + 1) == [(False, False, 3600, "pending", 1, 301)]
+    clock.t = applied = hb_at + 2                                # the device applies it: st 7 + reply
+    receiver.ingest([dev.status(7, extra={**HEALTH, 25: 1}), dev.reply(v1.command_id, 1)])
+    assert devcfg.expected_heartbeats(conn)[dev.kid].since == applied
+    assert _silent(conn, applied + 900 + 300 + 60) == []
+    assert _silent(conn, applied + 3600 + 300 - 1) == []
+    late = silent_devices(conn, now=applied + 3600 + 300 + 1)   # type: ignore[arg-type]
+    assert _silent(conn, applied + 3600 + 300 + 1) == [(False, False, 3600, "configured", 1, 301)]
+    assert late[0].interval_text == "the configured 1 h 0 min (version 1)"
+    rc, out, _ = _cli(capsys, "alerts", "list", "--db", str(db))   # the CLI's real clock: long after
+    assert rc == 0 and ("heartbeat expected within the configured 1 h 0 min (version 1), "
+                        "set since its last heartbeat") in out
+    rc, out, _ = _cli(capsys, "devices", "show", "SOTTO-42", "--db", str(db))
+    assert "every 15 min by its last one; expected within the configured 1 h 0 min (version 1) since" in out
+    rc, out, _ = _cli(capsys, "devices", "show", "SOTTO-42", "--json", "--db", str(db))
+    shown = json.loads(out)
+    assert shown["heartbeat_s"] == 900 and shown["expected_heartbeat"] == {
+        "heartbeat_s": 3600, "from": "configured", "config_version": 1}
+    # its next heartbeat says 1 h itself: the heartbeat counts again
+    clock.t = applied + 3600
+    receiver.ingest([dev.heartbeat(interval_s=3600, extra={**HB, 25: 1})])
+    assert _silent(conn, applied + 3600 + 3600 + 300 - 1) == []
+    assert _silent(conn, applied + 3600 + 3600 + 300 + 1) == [(False, False, 3600, "heartbeat", None, 301)]
+    rc, out, _ = _cli(capsys, "devices", "show", "SOTTO-42", "--json", "--db", str(db))
+    assert json.loads(out)["expected_heartbeat"] is None
+
+
+def test_a_shorter_interval_counts_once_the_device_applied_it(
+        receiver: Receiver, clock: Clock, db: Path, dev: ff.DeviceSim) -> None:
+    """15 min set to 5 min: the 15 min still count while the change is unconfirmed (it may not
+    run yet); once applied, silent after 5 min + grace from the apply, not 15 min."""
+    conn, v1, hb_at = _heartbeats_then_change(receiver, clock, db, dev, 300)
+    assert _silent(conn, hb_at + 300 + 300 + 60) == []
+    assert _silent(conn, hb_at + 900 + 300 + 1) == [(False, False, 900, "pending", 1, 301)]
+    clock.t = applied = hb_at + 5
+    receiver.ingest([dev.status(7, extra={**HEALTH, 25: 1}), dev.reply(v1.command_id, 1)])
+    assert _silent(conn, applied + 300 + 300 - 1) == []
+    assert _silent(conn, applied + 300 + 300 + 1) == [(False, False, 300, "configured", 1, 301)]
+
+
+def test_a_change_sent_before_the_last_heartbeat_and_unconfirmed_still_counts(
+        receiver: Receiver, clock: Clock, db: Path, dev: ff.DeviceSim) -> None:
+    """The answer that carried the change was lost: the next heartbeat still says 15 min, and
+    its answer carries the change again; the device may apply it from there (1 h from then)."""
+    conn, _v1, hb_at = _heartbeats_then_change(receiver, clock, db, dev, 3600)
+    clock.t = hb2 = hb_at + 900
+    assert [c["v"] for c in receiver.ingest([dev.heartbeat(interval_s=900, extra=HB)]).cmds] == [1]
+    assert _silent(conn, hb2 + 900 + 300 + 60) == []
+    assert _silent(conn, hb2 + 3600 + 300 + 1) == [(False, False, 3600, "pending", 1, 301)]
+
+
+def test_a_change_applied_before_the_last_heartbeat_yields_to_it(
+        receiver: Receiver, clock: Clock, db: Path, dev: ff.DeviceSim) -> None:
+    """What a later heartbeat says wins over an older applied version, and over a provisioning
+    it predates (the device then runs what it was provisioned with)."""
+    conn, v1, hb_at = _heartbeats_then_change(receiver, clock, db, dev, 300)
+    clock.t = hb_at + 5
+    receiver.ingest([dev.status(7, extra={**HEALTH, 25: 1}), dev.reply(v1.command_id, 1)])
+    clock.t = hb2 = hb_at + 5 + 300
+    receiver.ingest([dev.heartbeat(interval_s=300, extra={**HB, 25: 1})])
+    assert _silent(conn, hb2 + 300 + 300 + 1) == [(False, False, 300, "heartbeat", None, 301)]
+    devcfg.record_provisioned(conn, dev.kid, {}, by="sotto provision (tech)", now=hb2 + 60)
+    assert _silent(conn, hb2 + 300 + 300 + 60) == []
+    assert _silent(conn, hb2 + 900 + 300 + 1) == [(False, False, 900, "default", None, 301)]
 
 
 def test_cli_config_set_show_and_devices_show(receiver: Receiver, db: Path, dev: ff.DeviceSim,

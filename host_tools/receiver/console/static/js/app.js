@@ -150,12 +150,15 @@ function renderQueue() {
   out.push(rows.length ? table(["Alert", "State", "Officer", "Device", "Age", "Last heard", "Unacknowledged",
                                 "Location", "Audio", "Chain"], rows)
                        : h("p", { className: "empty", id: "queue-empty" }, "No open alerts."));
-  // a device without a heartbeat yet is judged by the interval the centre expects of it, and says which
+  // a device without a heartbeat yet, or whose interval a configuration changed since its last
+  // heartbeat, is judged by the interval the centre expects of it, and says which
   const expected = (s) => s.heartbeat_from === "configured" ? `the configured ${dur(s.heartbeat_s)} (version ${s.config_version})`
     : s.heartbeat_from === "pending" ? `${dur(s.heartbeat_s)} (configuration version ${s.config_version} not confirmed yet)`
     : `the ${s.heartbeat_from} ${dur(s.heartbeat_s)}`;
   const silent = [...q.silent_devices.map((s) => [s.device, s.officer, `overdue ${dur(s.overdue_s)}`
-                    + (s.no_heartbeat_yet ? `, no heartbeat yet (expected within ${expected(s)})` : ""), s.last_seen]),
+                    + (s.no_heartbeat_yet ? `, no heartbeat yet (expected within ${expected(s)})`
+                       : s.heartbeat_from !== "heartbeat" ? `, heartbeat expected within ${expected(s)}, set since its last heartbeat`
+                       : ""), s.last_seen]),
                   ...q.never_heard.map((s) => [s.device, s.officer,
                     `never heard (registered ${dur(s.silent_s)} ago; expected within ${expected(s)})`, "–"])];
   out.push(h("h2", {}, `Silent devices (${silent.length})`));
