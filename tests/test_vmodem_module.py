@@ -28,7 +28,8 @@ def test_a_large_answer_is_announced_once_and_read_2048_bytes_at_a_time():
     body = bytes(range(256)) * 20  # 5 120 bytes
     server = ScriptedServer(answer=lambda req: body)
     try:
-        vm = VirtualModem(powered=True, hosts={"h": f"127.0.0.1:{server.port}"})
+        # raw TCP: the answer is taken as it comes, so give a loaded host 10 s to start it
+        vm = VirtualModem(powered=True, hosts={"h": f"127.0.0.1:{server.port}"}, raw_wait_s=10.0)
         for cmd in ("AT+CCHSET=0,1", "AT+CCHSTART", 'AT+CCHOPEN=0,"h",80,1'):
             say(vm, cmd, 1000)
         say(vm, "AT+CCHSEND=0,4", 50)

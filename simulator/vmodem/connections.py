@@ -205,7 +205,7 @@ class Connections(Reading):
                 conn.ready_wall = 0.0
                 conn.request.clear()
                 conn.answer.clear()
-                conn.wait_s = 0.0 if complete else 0.2
+                conn.wait_s = 0.0 if complete else self.raw_wait_s
                 if complete and self.answer_at_send:
                     # the receiver answers while the simulation stands still: what it sees
                     # (its clock, the operators' actions) is the send time's

@@ -61,7 +61,10 @@ class VirtualModem(Lifecycle, CommandLine, Connections):
     receiver sees is the send time's, whatever the host's speed), else only
     when the answer is due (fleets: the receiver answers many devices at once,
     at the price of that determinism); allow_remote: permit non-loopback
-    addresses (off: the simulator never reaches the internet).
+    addresses (off: the simulator never reaches the internet); raw_wait_s: how
+    long (wall time) the answer to a request that is not HTTP (raw TCP, tests
+    only: nothing says where it ends) may take to start; a test whose server
+    answers gives it seconds so a loaded host cannot lose the answer.
     """
 
     def __init__(self, *, timing: Timing | None = None, faults: Faults | None = None, seed: int = 0,
@@ -69,7 +72,7 @@ class VirtualModem(Lifecycle, CommandLine, Connections):
                  certs: dict[str, str] | None = None, smsc: VirtualSmsc | None = None,
                  msisdn: str = "+447700900001", imei: str = "860000000000001", apn: str = "internet",
                  powered: bool = False, rssi: int = 22, io_wait_s: float = 120.0,
-                 answer_at_send: bool = True, allow_remote: bool = False) -> None:
+                 answer_at_send: bool = True, allow_remote: bool = False, raw_wait_s: float = 0.2) -> None:
         self.timing = timing or Timing()
         self.faults = faults or Faults()
         self.rng = random.Random(seed)
@@ -83,6 +86,7 @@ class VirtualModem(Lifecycle, CommandLine, Connections):
         self.io_wait_s = io_wait_s
         self.answer_at_send = answer_at_send
         self.allow_remote = allow_remote
+        self.raw_wait_s = raw_wait_s
         self.stream = VirtualSerial(self)
         self.now = 0
         self.air: list[AirRecord] = []
