@@ -101,20 +101,20 @@ def boot(dev, now_ms):
     dev.power.enabled = not dev.minimal
     dev._sleep = getattr(hal, "sleep_until", None)
     dev.session = Session(cfg, dev._emit, dev.gnss, dev.audio, dev.haptic,
-                           gnss_power=dev._gnss_power, minimal=dev.minimal, storage=st,
-                           queue=dev.queue, seq_mark=lambda: dev.counters.peek_seq - 1)
+                          gnss_power=dev._gnss_power, minimal=dev.minimal, storage=st,
+                          queue=dev.queue, seq_mark=lambda: dev.counters.peek_seq - 1)
     dev.session.frame_on_flash = lambda: not dev.pending
     dev.session.pre = dev.prering
     dev.session.set_battery(lambda: dev.power.pct)
     dev.session.utc_s = dev.clock.utc_s
     dev.checkin = CheckIn(cfg, dev._emit, dev.haptic, dev.session._add_location, dev.clock.utc_s,
-                           lambda: dev.power.pct, dev._raise_alert, storage=st,
-                           gnss_on=dev.session.gnss_for, fresh=dev.gnss.has_fix)
+                          lambda: dev.power.pct, dev._raise_alert, storage=st,
+                          gnss_on=dev.session.gnss_for, fresh=dev.gnss.has_fix)
     dev.trigger = Trigger(cfg["trigger"], dev.checkin.patterns_for_trigger())
     dev.feedback = Feedback(cfg, dev.haptic, dev._emit, lambda: dev.power.pct)
     dev.commands = Commands(cfg, st, dev._emit, dev.session, dev.feedback, dev.haptic)
     dev.commands.configure = lambda version, settings, now_ms: remote.configure(dev, version, settings,
-                                                                                now_ms)
+                                                                               now_ms)
     dev.sched = Scheduler()
     dev.delivery = modem.build(
         hal, dev.sched, dev.queue, config_mod.modem_settings(cfg),
@@ -146,8 +146,8 @@ def boot(dev, now_ms):
     dev._emit(now_ms, frames.STATUS, {frames.K_BATT: dev.power.pct, frames.K_ST: st_code})
     if dev.config_invalid is not None:
         dev._emit(now_ms, frames.STATUS, {frames.K_BATT: dev.power.pct,
-                                           frames.K_ST: frames.ST_CONFIG_INVALID,
-                                           frames.K_ERR: dev.config_invalid})
+                                          frames.K_ST: frames.ST_CONFIG_INVALID,
+                                          frames.K_ERR: dev.config_invalid})
     updates.report_sel(dev, now_ms)  # an update applied or rolled back at this boot (docs/ota.md)
     try:
         dev.commands.load(now_ms)
