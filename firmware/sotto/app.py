@@ -1,19 +1,19 @@
 # Device: every part of the firmware wired to a HAL.
 #
 # boot() loads the configuration and the key, recovers the queue and the
-# counters and counts boots; step(now_ms) runs one pass of everything and
-# returns how long the caller may sleep. main.py calls it in a loop on the
-# device; the simulator calls it with its virtual clock; tests call it
-# directly.
+# counters, counts boots and builds the parts (sotto.startup); step(now_ms)
+# runs one pass of everything and returns how long the caller may sleep.
+# main.py calls it in a loop on the device; the simulator calls it with its
+# virtual clock; tests call it directly.
 #
 # Robustness: a part that raises is logged and counted in faults and the
 # pass goes on (the parts are state machines, so the next pass simply
 # retries); the delivery task is restarted by the scheduler. A frame the
 # flash refuses stays in RAM and is pushed again every pass, so an alert-start
 # made while the flash is full or failing is not lost while the power lasts.
-# A boot counter that reaches BOOT_LOOP_LIMIT without STABLE_MS of uptime in
-# between puts the device in minimal mode: alerts and locations only (no
-# audio, no heartbeats), frames flagged.
+# A boot counter that reaches startup.BOOT_LOOP_LIMIT without STABLE_MS of
+# uptime in between puts the device in minimal mode: alerts and locations
+# only (no audio, no heartbeats), frames flagged.
 #
 # Observer: `device.observer = obj` (None by default, and then it costs one
 # `is not None` test at each place below) is told what the firmware did:
@@ -29,10 +29,10 @@
 # device through them (the simulator also re-anchors the clock to its virtual
 # time from time_set, through the public Clock.set_network).
 #
-# The loop back: delivery hands over only what an authenticated answer said
-# (sotto.answer): alert-starts the centre stored (the "received" pattern on
-# the wrist, sotto.feedback), `closed`, the centre's time and its commands
-# (sotto.commands). A configuration that may not deliver over the network
+# The loop back (sotto.loopback): delivery hands over only what an
+# authenticated answer said (sotto.answer): alert-starts the centre stored
+# (the "received" pattern on the wrist, sotto.feedback), `closed`, the
+# centre's time and its commands (sotto.commands). A configuration that may not deliver over the network
 # (config.network_refusal: no centre key, TLS without a CA, http to another
 # machine) is a fault the device reports and survives: alerts are still
 # queued and go by SMS.
@@ -57,8 +57,7 @@ import sys
 
 from micropython import const
 
-from sotto import VERSION, frames, modem, paths, prering, remote, trigger, updates
-from sotto.audio import Audio
+from sotto import VERSION, frames, prering, remote, trigger, updates
 from sotto.checkin import CheckIn
 from sotto.clock import Clock
 from sotto.commands import Commands
@@ -76,7 +75,6 @@ from sotto.storage import Storage
 from sotto.ticks import ticks_add, ticks_diff
 from sotto.trigger import Trigger
 
-BOOT_LOOP_LIMIT = const(5)
 STABLE_MS = const(120000)
 SAVE_FIX_MS = const(60000)
 GNSS_READ = const(128)
@@ -104,6 +102,28 @@ def forget_boot_modules():
 
 
 class Device:
+    # made once by boot() (sotto.startup); annotations only: no value before boot
+    storage: Storage
+    queue: FrameQueue
+    counters: Counters
+    signer: frames.FrameSigner
+    gnss: Gnss
+    clock: Clock
+    haptic: Haptic
+    motion: Motion
+    power: Power
+    session: Session
+    checkin: CheckIn
+    trigger: Trigger
+    feedback: Feedback
+    commands: Commands
+    sched: Scheduler
+    t_boot: int
+    boots: int  # boots since the last stable run
+    _frame_buf: bytearray  # every frame is made here
+    _next_save: int
+    _stable: bool
+
     def __init__(self, hal, config=None):
         self.hal = hal
         self._config = config
@@ -139,117 +159,16 @@ class Device:
         self._sleep = None  # hal.sleep_until (a HAL without it: the loop never light-sleeps)
         self._rest_ms = 0  # step()'s wait without the delivery task's idle poll
         self.sleeps = 0  # light sleeps asked of the HAL
+        self._accel = None  # hal.accel_events (None: a board without an accelerometer)
 
-    # -- boot ---------------------------------------------------------------------------
+    # -- boot (sotto.startup) -------------------------------------------------------------
     def boot(self, now_ms):
-        # the configuration's checks and the key's loader: boot only, imported
-        # here (not at the top) so that forget_boot_modules() can drop them
-        from sotto import config as config_mod
-        from sotto import identity
+        """Load the configuration and the key, recover the queue and the
+        counters, build and wire the parts: True when the device runs, False
+        when it cannot (self.error says why)."""
+        from sotto import startup  # imported here, not at the top: it imports this module
 
-        hal = self.hal
-        self.t_boot = now_ms
-        self.storage = st = Storage(hal.storage_root)
-        self.boots = remote.count_boot(self)
-        self.minimal = self.boots >= BOOT_LOOP_LIMIT
-        rc = getattr(hal, "reset_cause", None)
-        self.reset_cause = rc() if rc is not None else frames.RST_UNKNOWN
-        try:
-            cfg, obj = remote.load_config(self, config_mod, st)
-            key = identity.load(st)
-        except (config_mod.ConfigError, identity.IdentityError) as e:
-            self.error = e
-            _log.e("cannot run: %s", e)
-            return False
-        self.cfg = cfg
-        self.cfg_version = cfg["version"]
-        self._cfg_obj = obj
-        self.network_error = config_mod.network_refusal(cfg, st)
-        if self.network_error is not None:
-            self._fault("network", self.network_error)  # logged; alerts still queue and go by SMS
-        opener, sec_opener = paths.openers(self, cfg, config_mod.secondary_refusal(cfg, st))
-        if cfg["insecure_tls"] and cfg["server"]["tls"]:
-            self._flags = frames.FLAG_INSECURE_TLS
-        self.queue = FrameQueue(st, cfg["queue_max_bytes"])
-        self.queue.on_ack = self._acked
-        kept = self.queue.recover()
-        self.counters = Counters(st)
-        self.counters.load(floor_seq=self.queue.max_seq())
-        key.idle = self._service_mic
-        self.signer = frames.FrameSigner(cfg["device_id"], key)
-        del key
-        self.gnss = Gnss(st)
-        self.clock = Clock(self.gnss, now_ms)
-        self.haptic = Haptic(hal.haptic, enabled=cfg["trigger"]["haptic"])
-        self.haptic.on_play = self._played
-        self.motion = Motion(cfg, self.haptic, self._raise_alert)
-        # a board without an accelerometer: the HAL has no accel_events (and motion stays off)
-        self._accel = getattr(hal, "accel_events", None)
-        if self.motion.enabled and self._accel is None:
-            self._fault("motion", "motion.* enabled on a board without an accelerometer")
-        a = cfg["audio"]
-        self.audio = Audio(hal, a["rate_hz"], a["chunk_ms"])  # its buffers and the encoder's tables
-        if a["pre_trigger"] and not self.minimal:
-            # RAM only, taken once (about 4 KB a second at 8 kHz)
-            self.prering = prering.PreRing(a["pre_s"], a["chunk_ms"], self.audio.chunk_bytes)
-        self._frame_buf = bytearray(frames.frame_bytes(self.audio.chunk_bytes))  # every frame is made here
-        self.power = Power(cfg, hal.battery_mv, self._emit, now_ms)
-        self.power.enabled = not self.minimal
-        self._sleep = getattr(hal, "sleep_until", None)
-        self.session = Session(cfg, self._emit, self.gnss, self.audio, self.haptic,
-                               gnss_power=self._gnss_power, minimal=self.minimal, storage=st,
-                               queue=self.queue, seq_mark=lambda: self.counters.peek_seq - 1)
-        self.session.frame_on_flash = lambda: not self.pending
-        self.session.pre = self.prering
-        self.session.set_battery(lambda: self.power.pct)
-        self.session.utc_s = self.clock.utc_s
-        self.checkin = CheckIn(cfg, self._emit, self.haptic, self.session._add_location, self.clock.utc_s,
-                               lambda: self.power.pct, self._raise_alert, storage=st,
-                               gnss_on=self.session.gnss_for, fresh=self.gnss.has_fix)
-        self.trigger = Trigger(cfg["trigger"], self.checkin.patterns_for_trigger())
-        self.feedback = Feedback(cfg, self.haptic, self._emit, lambda: self.power.pct)
-        self.commands = Commands(cfg, st, self._emit, self.session, self.feedback, self.haptic)
-        self.commands.configure = lambda version, settings, now_ms: remote.configure(self, version, settings,
-                                                                                    now_ms)
-        self.sched = Scheduler()
-        self.delivery = modem.build(
-            hal, self.sched, self.queue, config_mod.modem_settings(cfg),
-            alert_live=lambda: self.session.live,
-            on_time=self._network_time,
-            on_closed=lambda sids: self.session.closed_by_centre(sids, self._now),
-            on_rejected=self._rejected, opener=opener, refusal=self.network_error,
-            on_start_acked=self._start_acked,
-            on_commands=self._run_commands, secondary_opener=sec_opener)
-        if self.delivery.paths.dual:
-            self.delivery.paths.on_down = lambda rx: paths.receiver_down(self, rx)
-        self.sched.spawn("delivery", self.delivery.task)
-        updates.boot(self, cfg, opener, now_ms)
-        self._now = now_ms
-        self._next_save = ticks_add(now_ms, SAVE_FIX_MS)
-        self._stable = False
-        self._gnss_power(False)
-        self.ready = True
-        _log.i("device %s up: boot %d, %d frames waiting%s", cfg["device_id"].hex(), self.boots,
-               kept, ", MINIMAL MODE (boot loop)" if self.minimal else "")
-        try:
-            # before anything else is signed: an alert cut short by the power goes first
-            if self.session.resume(now_ms, self.counters.next_sid) and self.queue.count(frames.ALERT_START):
-                self.feedback.alert_started(self.session.sid, now_ms)  # not acknowledged yet
-        except Exception as e:  # noqa: BLE001 - a bad alert record must not stop the device
-            self._fault("resume", e)
-        self._alerts_seen = self.session.alerts
-        st_code = frames.ST_BOOT_LOOP if self.minimal else frames.ST_STARTED
-        self._emit(now_ms, frames.STATUS, {frames.K_BATT: self.power.pct, frames.K_ST: st_code})
-        if self.config_invalid is not None:
-            self._emit(now_ms, frames.STATUS, {frames.K_BATT: self.power.pct,
-                                               frames.K_ST: frames.ST_CONFIG_INVALID,
-                                               frames.K_ERR: self.config_invalid})
-        updates.report_sel(self, now_ms)  # an update applied or rolled back at this boot (docs/ota.md)
-        try:
-            self.commands.load(now_ms)
-        except Exception as e:  # noqa: BLE001
-            self._fault("commands", e)
-        return True
+        return startup.boot(self, now_ms)
 
     # -- frames -----------------------------------------------------------------------------
     def _emit(self, now_ms, ftype, fields, audio=None):
@@ -322,33 +241,10 @@ class Device:
                 return
             p.pop(0)
 
-    def _rejected(self, seq, reason):
-        _log.e("receiver rejected frame %d: %s", seq, reason)
-
     # -- what the observer hears (see the header) ------------------------------------------
-    def _acked(self, seqs):
-        if self.observer is not None:
-            self.observer.frames_acked(seqs)
-
     def _played(self, pattern):
         if self.observer is not None:
             self.observer.haptic_played(pattern)
-
-    def _network_time(self, epoch_s):
-        self.clock.set_network(epoch_s, self._now)
-        if self.observer is not None:
-            self.observer.time_set(epoch_s, "network")
-
-    def _run_commands(self, cmds):
-        try:
-            self.commands.run(cmds, self._now)
-        except Exception as e:  # noqa: BLE001 - never the delivery task's problem
-            self._fault("commands", e)
-
-    def _start_acked(self, sid):
-        s = self.session
-        if s.live and s.sid == sid:
-            self.feedback.start_acked(sid, self._now)
 
     # -- one pass ------------------------------------------------------------------------
     def step(self, now_ms):

@@ -17,7 +17,7 @@
 from fakehal import FakeHal, config, nmea
 from faultstorage import FaultStorage
 from fwtest import tmpdir
-from sotto import alertrec, app, frames, identity
+from sotto import alertrec, app, frames, identity, startup
 from sotto.storage import Storage
 
 T0_UTC = 1795000000  # the centre's time, known before the pattern
@@ -58,14 +58,14 @@ class Run:
         self.boot(faulty=True)
 
     def boot(self, faulty=False):
-        real = app.Storage
-        app.Storage = FaultStorage if faulty else Storage
+        real = startup.Storage  # the boot sequence makes the device's Storage
+        startup.Storage = FaultStorage if faulty else Storage
         try:
             self.dev = app.Device(self.hal, self.cfg)
             self.hal.set_time(self.t)
             assert self.dev.boot(self.t)
         finally:
-            app.Storage = real
+            startup.Storage = real
         self.dev.storage.fsync = False
         if faulty:
             self.st = self.dev.storage

@@ -160,6 +160,11 @@ def test_the_boot_only_modules_can_be_forgotten_and_the_device_runs_on():
     kept = {n: sys.modules["sotto." + n] for n in app.BOOT_ONLY if "sotto." + n in sys.modules}
     try:
         r = Rig()
+        # the callbacks sotto.startup wires hold its globals: a boot-only module kept there would stay
+        from sotto import startup
+
+        boot_only = [sys.modules["sotto." + n] for n in app.BOOT_ONLY]
+        assert not [v for v in startup.__dict__.values() if any(v is m for m in boot_only)]
         app.forget_boot_modules()
         assert not [n for n in app.BOOT_ONLY if "sotto." + n in sys.modules or n in sotto.__dict__]
         r.hal.press(r.t + 1000, 3200)
