@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import math
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -144,6 +145,19 @@ def rollout(conn: Any, cohort: str, version: str, share: int | None, *, force: b
 def assigned_for(conn: Any, device_id: bytes) -> str | None:
     row = conn.execute("SELECT version FROM release_assignments WHERE device_id = ?", (device_id,)).fetchone()
     return str(row[0]) if row else None
+
+
+def assigned_for_many(conn: Any, device_ids: Iterable[bytes]) -> dict[bytes, str]:
+    """The release assigned to each of these devices that has one: one query per
+    500 devices (the writer asks for a whole group commit at once)."""
+    ids = list(dict.fromkeys(device_ids))
+    out: dict[bytes, str] = {}
+    for i in range(0, len(ids), 500):
+        chunk = ids[i:i + 500]
+        out.update((bytes(d), str(v)) for d, v in conn.execute(
+            f"SELECT device_id, version FROM release_assignments "
+            f"WHERE device_id IN ({', '.join('?' * len(chunk))})", chunk))
+    return out
 
 
 # --------------------------------------------------------------------------

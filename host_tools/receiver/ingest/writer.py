@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from host_tools.frames import Frame, Reason
 from host_tools.ids import format_device_id
 from host_tools.receiver import devcfg, releases
-from host_tools.receiver.commands import apply_replies, undone_for
+from host_tools.receiver.commands import apply_replies, devices_with_undone, undone_for
 from host_tools.receiver.flags import BEFORE_REVOCATION, UPSERT, time_flag, time_window
 from host_tools.receiver.ingest.answer import (
     ACCEPTED,
@@ -434,6 +434,7 @@ class Writer(threading.Thread):
                 "INSERT INTO alerts(device_id, key_id, sid, officer, first_received_at, last_received_at) "
                 "VALUES (?, ?, ?, ?, ?, ?)", (f.kid, key_id, sid, officer, txn.now, txn.now))
             alert_id = int(cur.lastrowid or 0)
+            self._cache_chain(alert_id, _Chain())   # new in this transaction: no stored frames to read
             txn.news.append(f"ALERT A{alert_id}: device {f.device_id}{f' ({officer})' if officer else ''}, "
                             f"session {sid}")
         txn.new_alert_keys.append(key)
@@ -516,10 +517,13 @@ class Writer(threading.Thread):
             if prev is not None:
                 p = bytes(prev)
                 chain.named[p] = chain.named.get(p, 0) + 1
+        self._cache_chain(alert_id, chain)
+        return chain
+
+    def _cache_chain(self, alert_id: int, chain: _Chain) -> None:
         self._chains[alert_id] = chain
         while len(self._chains) > MAX_CACHED_CHAINS:
             self._chains.popitem(last=False)
-        return chain
 
     def _write(self, txn: _Txn) -> None:
         conn = self.conn
@@ -590,11 +594,11 @@ class Writer(threading.Thread):
         device is assigned (docs/ota.md)."""
         if txn.versions:
             releases.record_versions(self.conn, txn.versions)
-        for job in jobs:
-            devices = {item.frame.kid for item, r in zip(job.items, job.results, strict=True)
-                       if r.status != REJECTED and item.frame is not None}
-            if len(devices) == 1:
-                job.rel = releases.assigned_for(self.conn, devices.pop())
+        one = [(job, _one_device(job)) for job in jobs]
+        assigned = releases.assigned_for_many(self.conn, [kid for _job, kid in one if kid is not None])
+        for job, kid in one:
+            if kid is not None:
+                job.rel = assigned.get(kid)
 
     def _commands_for(self, jobs: list[_Job]) -> None:
         """Each job's `cmds`: the undone commands of the device whose frames it
@@ -602,10 +606,18 @@ class Writer(threading.Thread):
         devices gets none: a command names no device, only the answer does. Nor
         does one carrying frames of a revoked key (signed before the revocation):
         the commands are for the unit that holds the device's active key."""
-        for job in jobs:
-            devices = {item.frame.kid for item, r in zip(job.items, job.results, strict=True)
-                       if r.status != REJECTED and item.frame is not None}
-            if any(item.before_revocation is not None for item in job.items):
-                continue
-            if len(devices) == 1:
-                job.cmds = undone_for(self.conn, devices.pop(), job.now)
+        one = [(job, _one_device(job)) for job in jobs
+               if not any(item.before_revocation is not None for item in job.items)]
+        waiting = devices_with_undone(self.conn, [kid for _job, kid in one if kid is not None])
+        for job, kid in one:
+            if kid in waiting:
+                job.cmds = undone_for(self.conn, kid, job.now)
+
+
+def _one_device(job: _Job) -> bytes | None:
+    """The one device whose authenticated frames (accepted or duplicate) the job
+    carried; None for none or several (a command or release names no device,
+    only the answer does)."""
+    devices = {item.frame.kid for item, r in zip(job.items, job.results, strict=True)
+               if r.status != REJECTED and item.frame is not None}
+    return devices.pop() if len(devices) == 1 else None
