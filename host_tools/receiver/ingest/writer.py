@@ -520,6 +520,24 @@ class Writer(threading.Thread):
         self._cache_chain(alert_id, chain)
         return chain
 
+    def _load_chains(self, alert_ids: list[int]) -> None:
+        """The stored links of these alerts, one query per 500 alerts (on several
+        nodes the cache is dropped at every transaction: one read per alert added
+        a round trip to the database per alert in every group)."""
+        for i in range(0, len(alert_ids), 500):
+            chunk = alert_ids[i:i + 500]
+            chains = {a: _Chain() for a in chunk}
+            marks = ", ".join("?" * len(chunk))
+            for alert_id, link, prev in self.conn.execute(
+                    f"SELECT alert_id, link, prev FROM frames WHERE alert_id IN ({marks})", chunk):
+                chain = chains[int(alert_id)]
+                chain.links.add(bytes(link))
+                if prev is not None:
+                    p = bytes(prev)
+                    chain.named[p] = chain.named.get(p, 0) + 1
+            for alert_id, chain in chains.items():
+                self._cache_chain(alert_id, chain)
+
     def _cache_chain(self, alert_id: int, chain: _Chain) -> None:
         self._chains[alert_id] = chain
         while len(self._chains) > MAX_CACHED_CHAINS:
@@ -529,6 +547,7 @@ class Writer(threading.Thread):
         conn = self.conn
         now = txn.now
         updates = []
+        self._load_chains([a for a in txn.alerts if a not in self._chains])
         for alert_id, d in txn.alerts.items():
             dangling, forks = d.chain_deltas(self._chain(alert_id))
             if d.duress and alert_id not in self._duress_alerts:
