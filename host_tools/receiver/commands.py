@@ -30,6 +30,7 @@ from host_tools.receiver.alert_records import AlertNotFoundError, AlertStateErro
 from host_tools.receiver.format import iso_utc
 from host_tools.receiver.store import alert_code
 from host_tools.registry import write_transaction
+from host_tools.storage.inlist import chunks, marks
 
 LISTENING, MORE_AUDIO, LOCATE, ASK = "listening", "more-audio", "locate", "ask"
 OPS = (LISTENING, MORE_AUDIO, LOCATE, ASK)
@@ -40,7 +41,6 @@ UNDONE = (QUEUED, DELIVERED)
 QUESTIONS = {"can-you-talk": 1, "are-you-safe": 2}
 QUESTION_MAX = 8
 MORE_AUDIO_MAX_S = 600
-IN_CHUNK = 500              # ids per IN (...) list: under SQLite's bound-parameter limit
 MAX_PER_ANSWER = 8          # commands in one answer (the device reads at most 4 KB)
 _STATE_OF_RESULT = {1: DONE, 2: REFUSED, 3: ANSWERED, 4: ANSWERED, 5: ANSWERED, 6: REFUSED, 7: REFUSED}
 _COLUMNS = ("command_id, device_id, alert_id, sid, op, args, state, result, operator, queued_at, "
@@ -192,13 +192,11 @@ def for_alert(conn: sqlite3.Connection, alert_id: int) -> list[Command]:
 def devices_with_undone(conn: sqlite3.Connection, device_ids: Iterable[bytes]) -> set[bytes]:
     """Which of these devices have commands without a reply: one query for a whole
     group commit (most answers carry none), so undone_for runs only for those."""
-    ids = list(dict.fromkeys(device_ids))
     found: set[bytes] = set()
-    for i in range(0, len(ids), IN_CHUNK):
-        chunk = ids[i:i + IN_CHUNK]
+    for chunk in chunks(list(dict.fromkeys(device_ids))):
         found.update(bytes(r[0]) for r in conn.execute(
             f"SELECT DISTINCT device_id FROM commands WHERE state IN (?, ?) "
-            f"AND device_id IN ({', '.join('?' * len(chunk))})", (*UNDONE, *chunk)))
+            f"AND device_id IN ({marks(len(chunk))})", (*UNDONE, *chunk)))
     return found
 
 

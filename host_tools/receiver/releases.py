@@ -20,6 +20,7 @@ from typing import Any
 from host_tools import release
 from host_tools.errors import SottoError
 from host_tools.registry import write_transaction
+from host_tools.storage.inlist import chunks, marks
 
 CHUNK_MAX = 3072   # bytes of file data in one answer (the device's answer buffer is 4 KB)
 UPDATE_NAMES = {1: "applied", 2: "rolled back", 3: "staged", 4: "refused: signature", 5: "refused: version",
@@ -149,14 +150,12 @@ def assigned_for(conn: Any, device_id: bytes) -> str | None:
 
 def assigned_for_many(conn: Any, device_ids: Iterable[bytes]) -> dict[bytes, str]:
     """The release assigned to each of these devices that has one: one query per
-    500 devices (the writer asks for a whole group commit at once)."""
-    ids = list(dict.fromkeys(device_ids))
+    chunk (the writer asks for a whole group commit at once)."""
     out: dict[bytes, str] = {}
-    for i in range(0, len(ids), 500):
-        chunk = ids[i:i + 500]
+    for chunk in chunks(list(dict.fromkeys(device_ids))):
         out.update((bytes(d), str(v)) for d, v in conn.execute(
-            f"SELECT device_id, version FROM release_assignments "
-            f"WHERE device_id IN ({', '.join('?' * len(chunk))})", chunk))
+            f"SELECT device_id, version FROM release_assignments WHERE device_id IN ({marks(len(chunk))})",
+            chunk))
     return out
 
 

@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
-from typing import Any
 
 from host_tools.frames import FrameType
-
-_IN_CHUNK = 400            # values per IN (...) list, well under SQLite's variable limit
 
 _INSERT_FRAME = (
     "INSERT INTO frames(device_id, key_id, seq, digest, type, sid, alert_id, time, up_ms, flags, link, "
@@ -71,12 +67,3 @@ _REPLY = int(FrameType.REPLY)
 _INSECURE_TLS = 8            # flag bit 3
 _TERMINAL = (int(FrameType.CANCEL), _END)
 _LOCATION = struct.Struct(">iiHHB")
-
-
-def _chunks(values: list[Any], size: int = _IN_CHUNK) -> Iterator[list[Any]]:
-    for i in range(0, len(values), size):
-        yield values[i:i + size]
-
-
-def _marks(n: int) -> str:
-    return ", ".join("?" * n)

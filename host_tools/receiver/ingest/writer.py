@@ -49,8 +49,6 @@ from host_tools.receiver.ingest.sql import (
     _REPLY,
     _STATUS,
     _TERMINAL,
-    _chunks,
-    _marks,
 )
 from host_tools.receiver.ingest.txn import QUEUED, TAKEN, _AlertDelta, _Chain, _DeviceDelta, _Job, _Txn
 from host_tools.receiver.store import open_db
@@ -58,6 +56,7 @@ from host_tools.receiver.verifier import VerifyHelper
 from host_tools.registry import Registry
 from host_tools.storage import POSTGRESQL, backend_of
 from host_tools.storage import Error as StorageError
+from host_tools.storage.inlist import chunks, marks
 
 if TYPE_CHECKING:
     from host_tools.receiver.centre_key import CentreKey
@@ -355,10 +354,10 @@ class Writer(threading.Thread):
         wanted = {(i.frame.kid, i.frame.seq) for job in jobs for i in job.items if i.frame is not None}
         kids = sorted({kid for kid, _ in wanted})
         seqs = sorted({seq for _, seq in wanted})
-        for kid_chunk in _chunks(kids):
-            for seq_chunk in _chunks(seqs):
+        for kid_chunk in chunks(kids):
+            for seq_chunk in chunks(seqs):
                 sql = (f"SELECT device_id, seq, key_id, digest FROM frames WHERE device_id IN "
-                       f"({_marks(len(kid_chunk))}) AND seq IN ({_marks(len(seq_chunk))})")
+                       f"({marks(len(kid_chunk))}) AND seq IN ({marks(len(seq_chunk))})")
                 for kid, seq, key_id, digest in self.conn.execute(sql, [*kid_chunk, *seq_chunk]):
                     pair = (bytes(kid), seq)
                     if pair in wanted:
@@ -511,32 +510,25 @@ class Writer(threading.Thread):
         if chain is not None:
             self._chains.move_to_end(alert_id)
             return chain
-        chain = _Chain()
-        for link, prev in self.conn.execute("SELECT link, prev FROM frames WHERE alert_id = ?", (alert_id,)):
-            chain.links.add(bytes(link))
-            if prev is not None:
-                p = bytes(prev)
-                chain.named[p] = chain.named.get(p, 0) + 1
-        self._cache_chain(alert_id, chain)
-        return chain
+        return self._load_chains([alert_id])[alert_id]
 
-    def _load_chains(self, alert_ids: list[int]) -> None:
-        """The stored links of these alerts, one query per 500 alerts (on several
-        nodes the cache is dropped at every transaction: one read per alert added
-        a round trip to the database per alert in every group)."""
-        for i in range(0, len(alert_ids), 500):
-            chunk = alert_ids[i:i + 500]
-            chains = {a: _Chain() for a in chunk}
-            marks = ", ".join("?" * len(chunk))
-            for alert_id, link, prev in self.conn.execute(
-                    f"SELECT alert_id, link, prev FROM frames WHERE alert_id IN ({marks})", chunk):
+    def _load_chains(self, alert_ids: list[int]) -> dict[int, _Chain]:
+        """The stored links of these alerts, read and cached, one query per chunk (on
+        several nodes the cache is dropped at every transaction: one read per alert
+        added a round trip to the database per alert in every group)."""
+        chains = {a: _Chain() for a in alert_ids}
+        for chunk in chunks(alert_ids):
+            rows = self.conn.execute(
+                f"SELECT alert_id, link, prev FROM frames WHERE alert_id IN ({marks(len(chunk))})", chunk)
+            for alert_id, link, prev in rows:
                 chain = chains[int(alert_id)]
                 chain.links.add(bytes(link))
                 if prev is not None:
                     p = bytes(prev)
                     chain.named[p] = chain.named.get(p, 0) + 1
-            for alert_id, chain in chains.items():
-                self._cache_chain(alert_id, chain)
+        for alert_id, chain in chains.items():
+            self._cache_chain(alert_id, chain)
+        return chains
 
     def _cache_chain(self, alert_id: int, chain: _Chain) -> None:
         self._chains[alert_id] = chain
@@ -599,9 +591,9 @@ class Writer(threading.Thread):
                     if r.status != REJECTED and item.key_id is not None} for job in jobs]
         keys = sorted(set().union(*per_job))
         closed: dict[int, list[int]] = {}
-        for chunk in _chunks(keys):
+        for chunk in chunks(keys):
             for key_id, sid in self.conn.execute(
-                    f"SELECT key_id, sid FROM alerts WHERE key_id IN ({_marks(len(chunk))}) "
+                    f"SELECT key_id, sid FROM alerts WHERE key_id IN ({marks(len(chunk))}) "
                     "AND state = 'closed' AND end_type IS NULL ORDER BY alert_id DESC", chunk):
                 closed.setdefault(key_id, []).append(int(sid))
         for job, job_keys in zip(jobs, per_job, strict=True):
