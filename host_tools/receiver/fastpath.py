@@ -153,12 +153,12 @@ def handle(front: FrontEnd, body: bytes, peer: str, close: bool,
         # with "may have been stored" once the writer took it; job.error stays the writer's
         if state["answered"]:
             return
-        taken = job.abandon()
-        if taken == DONE:
+        job_state = job.abandon()
+        if job_state == DONE:
             finish()       # the writer finished just now: its outcome is set
         else:
             finish(f"storing {len(wires)} frames took over {receiver.commit_timeout_s:g} s",
-                   maybe_stored=taken == TAKEN)
+                   maybe_stored=job_state == TAKEN)
 
     job = _Job(wires, "http", peer, now, receiver.max_future_s)
     if receiver.writer.answer_key is not None:
