@@ -234,6 +234,10 @@ class ExpectedHeartbeat:
         """When the interval starts: the later of the last contact and `since`."""
         return last_contact if self.since is None else max(last_contact, self.since)
 
+    def overdue_s(self, last_contact: float, now: float) -> float:
+        """How long past this interval the next heartbeat is at `now` (negative: not yet due)."""
+        return now - self.due_from(last_contact) - self.seconds
+
     @property
     def text(self) -> str:
         """For people: `the configured 5 min (version 2)`, `the default 15 min`."""

@@ -40,6 +40,7 @@ from host_tools.receiver.alert_records import (
     AlertStateError,
     AlertSummary,
     ChainStatus,
+    ExpectedHeartbeat,
     SilentDevice,
     TrackPoint,
 )
@@ -173,8 +174,8 @@ def show_alert(conn: sqlite3.Connection, alert_id: int, *, operator: str,
                        commands.for_alert(conn, alert_id), int(pre), paths.delivered_via(conn, alert_id))
 
 
-def silent_devices(conn: sqlite3.Connection, *, now: float | None = None, grace_s: float = DEFAULT_GRACE_S
-                   ) -> list[SilentDevice]:
+def silent_devices(conn: sqlite3.Connection, *, now: float | None = None, grace_s: float = DEFAULT_GRACE_S,
+                   expected: dict[bytes, ExpectedHeartbeat] | None = None) -> list[SilentDevice]:
     """Devices with an active key from which nothing has arrived for longer than
     their heartbeat interval plus grace_s: the interval the centre expects of the
     device (devcfg.expected_heartbeats): the one its heartbeats carry, unless a
@@ -184,9 +185,11 @@ def silent_devices(conn: sqlite3.Connection, *, now: float | None = None, grace_
     never came (e.g. one that sent its `started` status and died: no_heartbeat_yet)
     and for one registered (provisioned) from which nothing has ever arrived
     (never_heard), the configured, provisioned, else the firmware's default
-    interval, so that a short one is not waited out on the default."""
+    interval, so that a short one is not waited out on the default. `expected`: the
+    caller's devcfg.expected_heartbeats(conn), when it has it already."""
     now = time.time() if now is None else now
-    expected = devcfg.expected_heartbeats(conn)
+    if expected is None:
+        expected = devcfg.expected_heartbeats(conn)
     # the SQL keeps only what could be overdue (on the interval its heartbeats carry, or on
     # the shortest expected otherwise); the expected interval decides
     least = min([PROVISIONED_HEARTBEAT_S] + [e.seconds for e in expected.values()
@@ -199,9 +202,9 @@ def silent_devices(conn: sqlite3.Connection, *, now: float | None = None, grace_
             "AND EXISTS (SELECT 1 FROM device_keys k WHERE k.device_id = s.device_id "
             "AND k.revoked_at IS NULL) ORDER BY s.last_seen_at", (least, least, grace_s, now)).fetchall():
         e = expected.get(bytes(dev), DEFAULT_HEARTBEAT)
-        start = e.due_from(seen)
-        if start + e.seconds + grace_s < now:
-            out.append(SilentDevice(bytes(dev), officer, seen, e.seconds, now - start - e.seconds, battery,
+        overdue = e.overdue_s(seen, now)
+        if overdue > grace_s:
+            out.append(SilentDevice(bytes(dev), officer, seen, e.seconds, overdue, battery,
                                     no_heartbeat_yet=hb is None, heartbeat_from=e.source,
                                     config_version=e.version))
     for dev, officer, added in conn.execute(
@@ -210,9 +213,9 @@ def silent_devices(conn: sqlite3.Connection, *, now: float | None = None, grace_
             "WHERE NOT EXISTS (SELECT 1 FROM device_state s WHERE s.device_id = d.device_id) "
             "AND k.added_at + ? + ? < ? ORDER BY k.added_at", (least, grace_s, now)).fetchall():
         e = expected.get(bytes(dev), DEFAULT_HEARTBEAT)
-        start = e.due_from(added)
-        if start + e.seconds + grace_s < now:
-            out.append(SilentDevice(bytes(dev), officer, added, e.seconds, now - start - e.seconds, None,
+        overdue = e.overdue_s(added, now)
+        if overdue > grace_s:
+            out.append(SilentDevice(bytes(dev), officer, added, e.seconds, overdue, None,
                                     never_heard=True, heartbeat_from=e.source, config_version=e.version))
     return out
 

@@ -147,9 +147,11 @@ def cmd_show(args: argparse.Namespace) -> int:
         row = conn.execute("SELECT last_seen_at, heartbeat_s, battery, last_via FROM device_state "
                            "WHERE device_id = ?", (rec.device_id,)).fetchone()
         health = devcfg.health_of(conn).get(rec.device_id)
-        silent = next((s for s in silent_devices(conn, now=now) if s.device_id == rec.device_id), None)
+        expected_all = devcfg.expected_heartbeats(conn)
+        silent = next((s for s in silent_devices(conn, now=now, expected=expected_all)
+                       if s.device_id == rec.device_id), None)
         view = devcfg.config_view(conn, rec.device_id)
-        expected = devcfg.expected_heartbeats(conn).get(rec.device_id, DEFAULT_HEARTBEAT)
+        expected = expected_all.get(rec.device_id, DEFAULT_HEARTBEAT)
         rel = releases.device_view(conn).get(rec.device_id)
     seen, hb, batt, via = row if row else (None, None, None, None)
     if args.json:
