@@ -240,6 +240,18 @@ def _refusal(status: int, headers: dict[str, str], body: bytes, ctype: str = "cb
     return str(doc["detail"])
 
 
+def _resend(server: RunningServer, gate: _Gate, frame: bytes, held: _Job | None = None) -> list[str]:
+    """Opens the gate (and waits for the held job to finish), lets requests wait as
+    long as they need, and posts `frame` again: the statuses of its results."""
+    gate.release.set()
+    if held is not None:
+        assert held.done.wait(BOUND_S)
+    server.receiver.commit_timeout_s = BOUND_S
+    status, _, body = post(server.port, frame)
+    assert status == 200
+    return [r["status"] for r in answer_map(body)["results"]]
+
+
 def test_fast_path_503_while_queued_is_true_and_has_retry_after(slow_server: RunningServer, db: Any,
                                                                  dev: ff.DeviceSim) -> None:
     writer = slow_server.receiver.writer
@@ -247,11 +259,7 @@ def test_fast_path_503_while_queued_is_true_and_has_retry_after(slow_server: Run
     held = gate.hold_with(writer, [_other()])
     frame = dev.alert_start(loc=LOC)
     refusal = post(slow_server.port, frame)
-    gate.release.set()
-    assert held.done.wait(BOUND_S)
-    slow_server.receiver.commit_timeout_s = BOUND_S
-    status, _, body = post(slow_server.port, frame)
-    assert status == 200 and [r["status"] for r in answer_map(body)["results"]] == ["accepted"]
+    assert _resend(slow_server, gate, frame, held) == ["accepted"]
     assert writer.abandoned == 1 and _stored(db, dev, 1) == 1
     assert "nothing was stored" in _refusal(*refusal)
 
@@ -264,10 +272,7 @@ def test_fast_path_503_in_an_open_transaction_says_it_may_be_stored(slow_server:
     frame = dev.alert_start(loc=LOC)
     refusal = post(slow_server.port, frame)
     undo()
-    gate.release.set()
-    slow_server.receiver.commit_timeout_s = BOUND_S
-    status, _, body = post(slow_server.port, frame)
-    assert status == 200 and [r["status"] for r in answer_map(body)["results"]] == ["duplicate"]
+    assert _resend(slow_server, gate, frame) == ["duplicate"]
     assert _stored(db, dev, 1) == 1
     detail = _refusal(*refusal)
     assert "nothing was stored" not in detail and "may have been" in detail
@@ -312,10 +317,6 @@ def test_handler_frames_503_while_queued_is_true_and_has_retry_after(slow_server
         answer = resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
     finally:
         conn.close()
-    gate.release.set()
-    assert held.done.wait(BOUND_S)
-    slow_server.receiver.commit_timeout_s = BOUND_S
-    status, _, body = post(slow_server.port, frame)
-    assert status == 200 and [r["status"] for r in answer_map(body)["results"]] == ["accepted"]
+    assert _resend(slow_server, gate, frame, held) == ["accepted"]
     assert writer.abandoned == 1 and _stored(db, dev, 1) == 1
     assert "nothing was stored" in _refusal(*answer)
