@@ -46,12 +46,6 @@ def sms_headers(body: bytes, secret: bytes = SMS_SECRET) -> dict[str, str]:
     return {HEADER_TIMESTAMP: stamp, HEADER_SIGNATURE: signature_for(secret, stamp, body)}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 # -- the receiver double ---------------------------------------------------------------
 def split_sequence(body: bytes) -> list[bytes]:
     """The exact bytes of each item of a CBOR sequence (RFC 8742)."""

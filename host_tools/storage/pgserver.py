@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -49,10 +50,29 @@ def server_bin() -> Path:
                               f"(Debian's postgresql package) or set {ENV_BIN}")
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999          # Linux's default
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A free loopback port outside the kernel's ephemeral range. A port the kernel
+    handed out (bind to 0) can be taken as the source port of any outgoing connection
+    while the server is down, and a server restarted after `stop("immediate")` must
+    get its own port back."""
+    low, high = _ephemeral_range()
+    pool = [p for p in range(20000, 32768) if not low <= p <= high] or list(range(1024, low))
+    for port in random.sample(pool, min(len(pool), 200)):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise PostgresUnavailable("no free loopback port outside the ephemeral range for PostgreSQL")
 
 
 class TempPostgres:

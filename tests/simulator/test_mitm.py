@@ -40,7 +40,8 @@ SOS_S, MITM_UNTIL_S, END_S = 40, 100, 180
 
 
 class Mitm:
-    """POST /v1/frames on MITM_IP at the real receiver's port, with its certificate."""
+    """POST /v1/frames on MITM_IP, on a port of its own (the real receiver's port need
+    not be free on another loopback address), with the real receiver's certificate."""
 
     def __init__(self, rx: ReceiverProcess, mode: str) -> None:
         self.rx, self.mode = rx, mode
@@ -66,7 +67,8 @@ class Mitm:
                 self.wfile.write(answer)
 
         assert rx.pki is not None
-        self.server = http.server.ThreadingHTTPServer((MITM_IP, rx.port), Handler)
+        self.server = http.server.ThreadingHTTPServer((MITM_IP, 0), Handler)
+        self.address = f"{MITM_IP}:{self.server.server_address[1]}"
         self.server.daemon_threads = True
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(rx.pki.cert_file, rx.pki.key_file)
@@ -114,7 +116,7 @@ def test_a_man_in_the_middle_gets_nothing_acted_on_and_the_centre_later_gets_eve
                           config={"audio": {"clip_s": 5}, "delivery": {"sms_after_s": 600}},
                           track=load_track(REPO / "scenarios/tracks/bristol-walk.geojson"))
         dev = VirtualDevice(spec, clock, rx, tmp_path / "flash")
-        dev.modem.hosts[rx.host] = MITM_IP      # every connection now reaches the man in the middle
+        dev.modem.hosts[rx.host] = mitm.address  # every connection now reaches the man in the middle
         dev.provision()
         dev.boot()
         runner = Runner(clock)
