@@ -5,6 +5,8 @@
 - one alert's frames arriving through two nodes at the same time give one alert
   whose counters and chain check agree with its stored frames (complete, no
   dangling links, no forks), as if one receiver had taken them all;
+- one device's frames are written by one node at a time, but a node writing
+  one device does not hold up another node writing a different device;
 - the SQLite lock that refuses a second receiver is not taken on PostgreSQL.
 """
 
@@ -25,6 +27,7 @@ import storage_support as rs
 from host_tools.frames import decode_frame
 from host_tools.receiver.alerts import chain_status, get_alert
 from host_tools.receiver.evidence import analyse_chain
+from host_tools.receiver.ingest.writer import INGEST_LOCK, device_lock_key
 from host_tools.registry import Registry
 from host_tools.registry import connect as db_connect
 from host_tools.storage.pgserver import TempPostgres
@@ -62,13 +65,14 @@ def centre(tmp_path_factory: pytest.TempPathFactory) -> Any:
     with TempPostgres() as pg:
         url = pg.create_database("nodes")
         devices = [rs.device(b"NODES-%02d" % i) for i in range(6)]
+        pair = [rs.device(b"NODES-XX"), rs.device(b"NODES-YY")]
         with Registry(url) as reg:
-            for d in devices:
+            for d in devices + pair:
                 reg.add(d.kid, d.public_key)
         nodes = [Node(url, tmp / "centre.key")]          # the first makes the centre key,
         nodes += [Node(url, tmp / "centre.key") for _ in range(NODES - 1)]   # the others share it
         try:
-            yield {"url": url, "nodes": nodes, "devices": devices}
+            yield {"url": url, "nodes": nodes, "devices": devices, "pair": pair}
         finally:
             for n in nodes:
                 n.stop()
@@ -176,3 +180,23 @@ def test_one_alert_through_two_nodes_at_once_is_one_consistent_alert(centre: Any
             assert summary.frames == len(frames) and summary.end_type is not None
         finally:
             conn.close()
+
+
+def test_a_node_writing_one_device_does_not_hold_up_another_device(centre: Any) -> None:
+    """Device X's ingest lock is held (as by a node in the middle of a commit): X's frame
+    waits for it, at any node, while Y's frame is stored and answered meanwhile."""
+    a, b, _ = centre["nodes"]
+    x, y = centre["pair"]
+    holder = db_connect(centre["url"])
+    got: list[list[str]] = []
+    waiting = threading.Thread(target=lambda: got.append(_statuses(a.port, [x.alert_start(loc=rs.loc(0))])))
+    try:
+        holder.execute("SELECT pg_advisory_lock(?, ?)", (INGEST_LOCK, device_lock_key(x.kid)))
+        waiting.start()
+        assert _statuses(b.port, [y.alert_start(loc=rs.loc(1))]) == ["accepted"]
+        assert waiting.is_alive() and not got          # X still waits for its device's lock
+    finally:
+        holder.execute("SELECT pg_advisory_unlock(?, ?)", (INGEST_LOCK, device_lock_key(x.kid)))
+        holder.close()
+    waiting.join(120)
+    assert got == [["accepted"]]

@@ -9,6 +9,7 @@ import logging
 import os
 import queue
 import threading
+import zlib
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
@@ -73,7 +74,11 @@ HELPER_MIN_FRAMES = 4          # smaller groups are verified in the writer alone
 # per 1000 frames with 0.6, 0.34 with 1.0 and 6 % more frames per second.
 HELPER_SHARE = 1.0
 SIGN_MIN_ANSWERS = 4           # fewer answers in a group are signed on the event loop
-INGEST_LOCK = 0x50770002       # PostgreSQL: the advisory lock every receiver's write transaction takes
+# PostgreSQL: the advisory locks a receiver's write transaction takes, one per device
+# whose frames it carries: pg_advisory_xact_lock(INGEST_LOCK, device_lock_key(id))
+INGEST_LOCK = 0x50770002
+_LOCK_DEVICES = ("SELECT count(pg_advisory_xact_lock(?, k)) "       # in the array's (ascending) order
+                 "FROM unnest(?::int4[]) WITH ORDINALITY AS t(k, n)")
 
 _STOP = object()
 MAX_CACHED_CHAINS = 4096   # alerts whose links the writer keeps in memory
@@ -88,13 +93,17 @@ class Writer(threading.Thread):
     failed transaction touched.
 
     On PostgreSQL several receivers (nodes) share the database. Each verifies its
-    frames in parallel with the others, then takes one transaction-scoped advisory
-    lock (INGEST_LOCK) before it reads what is stored: the duplicate check, the
-    alert's row and its chain counters are read and written by one node at a time,
-    as on SQLite, so no frame is stored twice (the unique index would refuse it
+    frames in parallel with the others, then takes a transaction-scoped advisory
+    lock for each device whose frames the transaction carries (INGEST_LOCK with
+    device_lock_key, in ascending order, so two nodes never wait on each other in a
+    circle) before it reads what is stored. Everything ingest reads and then writes
+    belongs to one device (its frames, the duplicate check, its alerts' rows and
+    chain counters, its state), so one device's frames are written by one node at a
+    time, as on SQLite: no frame is stored twice (the unique index would refuse it
     anyway) and dangling/fork counts stay exact when one alert's frames arrive
-    through two nodes at once. Alert ids stay cached (an alert's id never changes);
-    chain links are read again in each transaction (another node may have added some).
+    through two nodes at once, while nodes writing different devices commit side
+    by side. Alert ids stay cached (an alert's id never changes); chain links are
+    read again in each transaction (another node may have added some).
     """
 
     def __init__(self, db_path: str | os.PathLike[str], *, name: str = "sotto-writer",
@@ -249,8 +258,11 @@ class Writer(threading.Thread):
             self.keys.refresh()
             self._window = time_window(conn)
             self._verify(jobs)
-            if self.shared:     # one node at a time from here to COMMIT (see class doc)
-                conn.execute("SELECT pg_advisory_xact_lock(?)", (INGEST_LOCK,))
+            if self.shared:     # one node per device from here to COMMIT (see class doc)
+                keys = sorted({device_lock_key(i.frame.kid) for job in jobs for i in job.items
+                               if i.frame is not None})
+                if keys:
+                    conn.execute(_LOCK_DEVICES, (INGEST_LOCK, keys))
                 self._chains.clear()
             self._load_seen(txn, jobs)
             for job in jobs:
@@ -623,6 +635,12 @@ class Writer(threading.Thread):
         for job, kid in one:
             if kid in waiting:
                 job.cmds = undone_for(self.conn, kid, job.now)
+
+
+def device_lock_key(device_id: bytes) -> int:
+    """The second half of a device's ingest lock: a signed 32-bit hash of its id (two
+    devices that share one only wait for each other)."""
+    return zlib.crc32(device_id) - 0x80000000
 
 
 def _one_device(job: _Job) -> bytes | None:
