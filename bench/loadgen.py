@@ -186,10 +186,8 @@ def _count(counts: dict[str, int], key: str) -> None:
 
 def _reason(body: bytes) -> tuple[str, bool]:
     """The reason of a 503 answer (CBOR or JSON {"reason": ...}), or "?"; and whether
-    its detail says the frames may have been stored (the receiver's MAYBE_STORED)."""
+    it says the frames may have been stored (its `maybe_stored`)."""
     import json
-
-    from host_tools.receiver.ingest.answer import MAYBE_STORED
 
     for load in (cbor2.loads, json.loads):
         try:
@@ -197,7 +195,7 @@ def _reason(body: bytes) -> tuple[str, bool]:
         except Exception:  # noqa: BLE001 - any undecodable body
             continue
         if isinstance(doc, dict) and isinstance(doc.get("reason"), str):
-            return doc["reason"], isinstance(doc.get("detail"), str) and MAYBE_STORED in doc["detail"]
+            return doc["reason"], doc.get("maybe_stored") is True
     return "?", False
 
 

@@ -138,8 +138,9 @@ def handle(front: FrontEnd, body: bytes, peer: str, close: bool,
         why = timed_out or job.error
         if why is not None:
             front.count_error("storage-unavailable")
-            doc = {"reason": "storage-unavailable",
-                   "detail": unavailable_detail(why, maybe_stored or job.maybe_stored)}
+            maybe = maybe_stored or job.maybe_stored
+            doc = {"reason": "storage-unavailable", "detail": unavailable_detail(why, maybe),
+                   "maybe_stored": maybe}
             answer(_response("503 Service Unavailable", "application/cbor", cbor2.dumps(doc, canonical=True),
                              stop, _RETRY_AFTER), stop)
             return

@@ -54,9 +54,17 @@ _REASONS = {400: "bad-request", 401: "unauthorized", 404: "not-found", 405: "met
 
 
 class _HTTPError(Exception):
-    def __init__(self, status: int, reason: str, detail: str, close: bool = False) -> None:
+    def __init__(self, status: int, reason: str, detail: str, close: bool = False,
+                 extra: dict[str, Any] | None = None) -> None:
         super().__init__(detail)
         self.status, self.reason, self.detail, self.close = status, reason, detail, close
+        self.extra = extra or {}     # more fields of the error body (a 503's maybe_stored)
+
+
+def _unavailable(e: StorageUnavailable) -> _HTTPError:
+    """The 503 storage-unavailable of a failed ingest: its detail, and `maybe_stored`
+    for a tool (true: the frames may have been stored; false: nothing was)."""
+    return _HTTPError(503, "storage-unavailable", e.detail, extra={"maybe_stored": e.maybe_stored})
 
 
 def _decode_sms_payload(text: str) -> bytes:
@@ -124,7 +132,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def _error(self, path: str, e: _HTTPError) -> None:
-        body: dict[str, Any] = {"reason": e.reason, "detail": e.detail}
+        body: dict[str, Any] = {"reason": e.reason, "detail": e.detail, **e.extra}
         if path == PATH_FRAMES and e.status in SIGNED_STATUSES and self._frames_body is not None:
             # a refusal of a request we read: signed and bound to it, so the device may act on it
             self._answer(e.status, COSE, self._signed(body), close=e.close)
@@ -236,7 +244,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         try:
             answer = self.server.receiver.ingest(wires, via="http", peer=self.client_address[0])
         except StorageUnavailable as e:
-            raise _HTTPError(503, "storage-unavailable", e.detail) from None
+            raise _unavailable(e) from None
         self._answer(200, COSE, answer.signed(self.server.centre, body))
 
     def _post_release_chunk(self) -> None:
@@ -292,13 +300,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         try:
             answer = self.server.receiver.ingest(wires, via="sms", peer=sender)
         except StorageUnavailable as e:
-            raise _HTTPError(503, "storage-unavailable", e.detail) from None
+            raise _unavailable(e) from None
         self._answer(200, JSON, json.dumps(_sms_result(answer.results[0], answer.time)).encode())
 
     def _health(self) -> None:
         receiver = self.server.receiver
         if receiver.healthy:
-            body = {"status": "ok", "time": int(time.time()), "version": __version__}
+            writer = receiver.writer
+            body = {"status": "ok", "time": int(time.time()), "version": __version__,
+                    # requests dropped unstored (answered 503 "nothing was stored"), failed commits
+                    "abandoned": writer.abandoned, "failed_commits": writer.failed_commits}
             self._answer(200, JSON, json.dumps(body).encode())
         else:
             why = receiver.writer.last_error or "the storage writer stopped"

@@ -237,6 +237,8 @@ def _refusal(status: int, headers: dict[str, str], body: bytes, ctype: str = "cb
     assert status == 503 and retry_after.isdigit() and 1 <= int(retry_after) <= 5
     doc = cbor2.loads(body) if ctype == "cbor" else json.loads(body)
     assert doc["reason"] == "storage-unavailable"
+    # the machine-readable field says what the detail's words say
+    assert doc["maybe_stored"] is ("may have been stored" in doc["detail"])
     return str(doc["detail"])
 
 
@@ -262,6 +264,8 @@ def test_fast_path_503_while_queued_is_true_and_has_retry_after(slow_server: Run
     assert _resend(slow_server, gate, frame, held) == ["accepted"]
     assert writer.abandoned == 1 and _stored(db, dev, 1) == 1
     assert "nothing was stored" in _refusal(*refusal)
+    status, _, health = post(slow_server.port, b"", path="/v1/health", method="GET")
+    assert status == 200 and json.loads(health)["abandoned"] == 1    # monitoring sees the dropped request
 
 
 def test_fast_path_503_in_an_open_transaction_says_it_may_be_stored(slow_server: RunningServer, db: Any,
