@@ -407,6 +407,29 @@ def decode_frame(wire: bytes, *, max_bytes: int = MAX_FRAME_BYTES) -> Frame:
     return frame
 
 
+FrameParts = tuple[Any, ...]
+
+
+def frame_parts(frame: Frame) -> FrameParts:
+    """What a decoded frame is made of besides its wire bytes, in plain values (for a
+    process of ours that decoded it to hand it back: decoded_from_parts)."""
+    cose = None if frame.cose is frame.wire else frame.cose
+    return (cose, frame.protected, frame.payload_bytes, frame.kid, frame.alg, dict(frame.payload),
+            frame.signature, frame.audio)
+
+
+def decoded_from_parts(wire: bytes, parts: FrameParts) -> Frame:
+    """The Frame that decode_frame(wire) returned in another process of ours (the
+    receiver's verify helpers), rebuilt from frame_parts without decoding again.
+    Only for parts our own decode_frame made: never for anything from outside."""
+    cose, protected, payload_bytes, kid, alg, fields, signature, audio = parts
+    frame = Frame(wire=wire, cose=wire if cose is None else cose, protected=protected,
+                  payload_bytes=payload_bytes, kid=kid, alg=alg, payload=MappingProxyType(fields),
+                  signature=signature, audio=audio)
+    object.__setattr__(frame, "_origin", _DECODED)
+    return frame
+
+
 def chain_link(frame_or_wire: Frame | bytes) -> bytes:
     """The 8-byte link the next frame of the same alert carries as `prev`:
     SHA-256 of the tagged COSE_Sign1 (for an audio frame, the COSE part only)."""

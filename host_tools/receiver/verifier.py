@@ -29,10 +29,12 @@ from typing import Any
 
 log = logging.getLogger("sotto.receiver")
 
-# A task: (wire, now, max_future_s). A verdict: (ok, reason code or None, detail),
-# or None when the helper knows no active key for the frame's device.
+# A task: (wire, now, max_future_s). A verdict: (ok, reason code or None, detail, parts):
+# ok None when the helper knows no active key for the frame's device (not verified);
+# parts: the decoded frame (host_tools.frames.frame.frame_parts), None when it does not
+# decode (ok False, with the reason), so that the writer need not decode it again.
 Task = tuple[bytes, float, int]
-Verdict = "tuple[bool, str | None, str] | None"
+Verdict = "tuple[bool | None, str | None, str, tuple[Any, ...] | None]"
 
 
 def _serve(conn: multiprocessing.connection.Connection) -> None:
@@ -42,6 +44,7 @@ def _serve(conn: multiprocessing.connection.Connection) -> None:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
     from host_tools.frames import FrameError, decode_frame, verify_frame
+    from host_tools.frames.frame import frame_parts
 
     keys: dict[bytes, Ed25519PublicKey] = {}
     centre: Ed25519PrivateKey | None = None
@@ -68,14 +71,14 @@ def _serve(conn: multiprocessing.connection.Connection) -> None:
             try:
                 frame = decode_frame(wire)
             except FrameError as e:
-                out.append((False, e.reason.value, e.detail))
+                out.append((False, e.reason.value, e.detail, None))
                 continue
             key = keys.get(frame.kid)
             if key is None:
-                out.append(None)
+                out.append((None, None, "", frame_parts(frame)))
                 continue
             v = verify_frame(frame, key, now=now, max_future_s=max_future_s)
-            out.append((v.ok, v.reason.value if v.reason is not None else None, v.detail))
+            out.append((v.ok, v.reason.value if v.reason is not None else None, v.detail, frame_parts(frame)))
         try:
             conn.send(out)
         except (BrokenPipeError, OSError):
@@ -167,8 +170,8 @@ class VerifyHelper:
         out = self._receive()
         if out is None:
             return None
-        if not all(v is None or (isinstance(v, tuple) and len(v) == 3 and isinstance(v[0], bool))
-                   for v in out):
+        if not all(isinstance(v, tuple) and len(v) == 4 and (v[0] is True or v[0] is False or v[0] is None)
+                   and (v[3] is not None or v[0] is False) for v in out):
             self._broken("it answered something unexpected")
             return None
         return out

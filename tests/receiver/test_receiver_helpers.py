@@ -147,3 +147,41 @@ def test_verify_processes_option(tmp_path: Path) -> None:
         assert r.returncode == 2 and "--verify-processes" in r.stderr
     assert 0 <= default_verify_processes() <= 2
     assert ServerConfig().verify_processes == default_verify_processes()
+
+
+def test_frames_the_helpers_checked_get_the_verdicts_the_receiver_gives_and_are_not_decoded_twice(
+        db: Path, monkeypatch) -> None:
+    """A batch of good, forged, broken and unknown frames: checked by the helpers (which
+    hand each frame back decoded) the verdicts are those the receiver gives checking them
+    itself, and the receiver decodes none of them again."""
+    import random
+
+    from host_tools.receiver.ingest import writer as writer_module
+
+    good, other = _devices(db, 2)
+    stranger = device(b"HELP-999")                       # not in the registry
+    start = good.alert_start(loc=LOC)
+    audio = good.audio(random.Random(3).randbytes(400), offset=0, samples=800, state=(0, 0))
+    forged = bytearray(good.location(LOC))
+    forged[-5] ^= 0x40                                    # in the signature
+    wires = [start, audio, bytes(forged), b"\xa1\x01", stranger.heartbeat(),
+             other.heartbeat(), good.end()]
+    with Receiver(db, verify_processes=2) as r:
+        writer = r.writer
+        here = [writer._check_here(w, _Job([w], "http", "10.0.0.1", good.time + 60)) for w in wires]
+        decoded = []
+        real_resolve = writer_module._resolve
+        monkeypatch.setattr(writer_module, "_resolve",
+                            lambda w, keys: decoded.append(w) or real_resolve(w, keys))
+        job = _Job(wires, "http", "10.0.0.1", good.time + 60)
+        batches = sum(h.batches for h in writer.helpers)
+        writer._verify([job])
+        assert sum(h.batches for h in writer.helpers) == batches + 2    # both helpers took a share
+        assert decoded == []                                            # nothing decoded twice
+
+    def summary(i: object) -> tuple[object, ...]:
+        return (i.wire, i.digest, i.frame.wire if i.frame else None, i.frame.payload if i.frame else None,  # type: ignore[attr-defined]
+                i.reason, i.detail, i.key_id, i.officer)                                                      # type: ignore[attr-defined]
+    assert [summary(i) for i in job.items] == [summary(i) for i in here]
+    assert [i.reason.value if i.reason else "ok" for i in job.items] == [
+        "ok", "ok", "bad-signature", "malformed-cbor", "unknown-device", "ok", "ok"]

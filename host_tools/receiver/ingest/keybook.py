@@ -125,6 +125,11 @@ def _resolve(wire: bytes, keys: KeyBook) -> Incoming | _Pending:
         frame = decode_frame(wire)
     except FrameError as e:
         return Incoming(wire, digest, None, e.reason, e.detail)
+    return _resolve_decoded(wire, digest, frame, keys)
+
+
+def _resolve_decoded(wire: bytes, digest: bytes, frame: Frame, keys: KeyBook) -> Incoming | _Pending:
+    """_resolve for a frame decoded already (by a verify helper)."""
     device = keys.get(frame.kid)
     if device is None:
         return Incoming(wire, digest, frame, Reason.UNKNOWN_DEVICE,

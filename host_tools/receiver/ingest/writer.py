@@ -5,6 +5,7 @@ connection, caches and the open transaction, and read best side by side."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import queue
@@ -14,6 +15,7 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 from host_tools.frames import Frame, Reason
+from host_tools.frames.frame import decoded_from_parts
 from host_tools.ids import format_device_id
 from host_tools.receiver import devcfg, releases
 from host_tools.receiver.commands import apply_replies, devices_with_undone, undone_for
@@ -31,6 +33,7 @@ from host_tools.receiver.ingest.keybook import (
     _finish,
     _Pending,
     _resolve,
+    _resolve_decoded,
     _verify_here,
 )
 from host_tools.receiver.ingest.rejection_log import _log_rejection
@@ -314,9 +317,12 @@ class Writer(threading.Thread):
     def _verify(self, jobs: list[_Job]) -> None:
         """Every job's items: decoded, keys found, signatures checked. With helper
         processes, a share of the frames (HELPER_SHARE, split evenly between them) goes
-        to them at once (they decode and verify with the keys they were given) while
-        this thread decodes every frame and verifies the rest; then their verdicts are
-        matched up. A helper that gives no verdict: its frames are verified here."""
+        to them at once: they decode and verify with the keys they were given and hand
+        back each frame decoded (frame_parts), so it is not decoded twice, while this
+        thread decodes and verifies the rest and then waits (leaving the interpreter
+        to the event loop). A helper that gives no verdict: its frames are checked here;
+        a frame whose device the helper knew no key for is checked here with the key
+        book (which may be newer)."""
         wires = [(job, wire) for job in jobs for wire in job.wires]
         sent: list[tuple[VerifyHelper, int, int]] = []     # (helper, first, end) of each batch
         if self.helpers and len(wires) >= HELPER_MIN_FRAMES:
@@ -329,31 +335,41 @@ class Writer(threading.Thread):
                 if batch and helper.send(batch):
                     sent.append((helper, first, end))
                 first = end
-        resolved = [_resolve(w, self.keys) for _job, w in wires]
         mine = [True] * len(wires)
         for _helper, first, end in sent:
             mine[first:end] = [False] * (end - first)
-        for n, r in enumerate(resolved):
-            if mine[n] and isinstance(r, _Pending):
-                job = wires[n][0]
-                resolved[n] = _verify_here(r, job.now, job.max_future_s)
+        resolved: list[Incoming | _Pending | None] = [None] * len(wires)
+        for n, (job, wire) in enumerate(wires):
+            if mine[n]:
+                resolved[n] = self._check_here(wire, job)
         for helper, first, end in sent:
             verdicts = helper.receive()
             for n in range(first, end):
-                r = resolved[n]
-                if not isinstance(r, _Pending):
-                    continue        # decided by decoding or by the key book already
-                job = wires[n][0]
+                job, wire = wires[n]
                 v = verdicts[n - first] if verdicts is not None else None
-                if v is None:       # no verdict from the helper: verify here, never store unverified
-                    resolved[n] = _verify_here(r, job.now, job.max_future_s)
-                else:
-                    resolved[n] = _finish(r, v[0], Reason(v[1]) if v[1] is not None else None, v[2],
-                                          job.now, job.max_future_s)
+                resolved[n] = self._check_here(wire, job) if v is None else self._from_helper(wire, job, v)
         i = 0
         for job in jobs:
             job.items = resolved[i:i + len(job.wires)]  # type: ignore[assignment]   # all Incoming now
             i += len(job.wires)
+
+    def _check_here(self, wire: bytes, job: _Job) -> Incoming:
+        r = _resolve(wire, self.keys)
+        return _verify_here(r, job.now, job.max_future_s) if isinstance(r, _Pending) else r
+
+    def _from_helper(self, wire: bytes, job: _Job, verdict: tuple[Any, ...]) -> Incoming:
+        """The Incoming for a helper's verdict (verifier.Verdict) on `wire`."""
+        ok, reason, detail, parts = verdict
+        digest = hashlib.sha256(wire).digest()
+        if parts is None:            # it does not decode
+            return Incoming(wire, digest, None, Reason(reason), detail)
+        r = _resolve_decoded(wire, digest, decoded_from_parts(wire, parts), self.keys)
+        if not isinstance(r, _Pending):
+            return r
+        if ok is None:               # the helper knew no key for it: the key book here may be newer
+            return _verify_here(r, job.now, job.max_future_s)
+        why = Reason(reason) if reason is not None else None
+        return _finish(r, ok, why, detail, job.now, job.max_future_s)
 
     def _keys_to(self, helper: VerifyHelper) -> bool:
         """The helper holds the key book's current keys (sent now if it did not)."""
