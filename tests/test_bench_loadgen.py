@@ -149,8 +149,8 @@ def test_503_and_lost_connections_are_retried_and_counted_by_cause(stub: Callabl
     assert res.connections == 3
 
 
-def _unavailable(detail: str) -> bytes:
-    why = cbor2.dumps({"reason": "storage-unavailable", "detail": detail})
+def _unavailable(detail: str, maybe_stored: bool) -> bytes:
+    why = cbor2.dumps({"reason": "storage-unavailable", "detail": detail, "maybe_stored": maybe_stored})
     return b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: %d\r\n\r\n" % len(why) + why
 
 
@@ -162,7 +162,7 @@ def test_duplicate_is_right_only_after_a_503_that_said_may_have_been_stored(
         stub: Callable[[Answer], Stub], detail: str, right: bool) -> None:
     def timed_out_then_stored(n: int, body: bytes) -> bytes:
         if n == 0:
-            return _unavailable(detail)
+            return _unavailable(detail, right)
         if n == 1:
             return signed(body, results_for(body, "duplicate"))   # the retry: it was stored after all
         return signed(body, results_for(body, "duplicate"))       # the next post: never right
