@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -72,48 +71,33 @@ class _NumericLoader(Loader):
 
 
 class Cursor:
-    """A psycopg cursor with sqlite3's lastrowid. Inside PgConnection.pipeline() its
-    statement may not have been answered yet: reading anything of it (rows, rowcount,
-    description) first sends what is pending and waits for the answers."""
+    """A psycopg cursor with sqlite3's lastrowid."""
 
-    __slots__ = ("_cur", "lastrowid", "_owner", "_gen")
+    __slots__ = ("_cur", "lastrowid")
 
-    def __init__(self, cur: psycopg.Cursor[Any], lastrowid: int | None,
-                 owner: PgConnection | None = None, gen: int = 0) -> None:
+    def __init__(self, cur: psycopg.Cursor[Any], lastrowid: int | None) -> None:
         self._cur = cur
         self.lastrowid = lastrowid
-        self._owner = owner
-        self._gen = gen
-
-    def _ready(self) -> psycopg.Cursor[Any]:
-        owner = self._owner
-        if owner is not None and owner._pipe is not None and owner._syncs == self._gen:
-            owner._sync()
-        return self._cur
 
     @property
     def rowcount(self) -> int:
-        return self._ready().rowcount
+        return self._cur.rowcount
 
     @property
     def description(self) -> Any:
-        return self._ready().description
+        return self._cur.description
 
     def fetchone(self) -> Any:
-        cur = self._ready()
-        return cur.fetchone() if cur.description is not None else None
+        return self._cur.fetchone() if self._cur.description is not None else None
 
     def fetchall(self) -> list[Any]:
-        cur = self._ready()
-        return cur.fetchall() if cur.description is not None else []
+        return self._cur.fetchall() if self._cur.description is not None else []
 
     def fetchmany(self, size: int = 1) -> list[Any]:
-        cur = self._ready()
-        return cur.fetchmany(size) if cur.description is not None else []
+        return self._cur.fetchmany(size) if self._cur.description is not None else []
 
     def __iter__(self) -> Iterator[Any]:
-        cur = self._ready()
-        return iter(cur) if cur.description is not None else iter(())
+        return iter(self._cur) if self._cur.description is not None else iter(())
 
     def close(self) -> None:
         self._cur.close()
@@ -128,33 +112,7 @@ class PgConnection:
         self.url = url
         self._conn: psycopg.Connection[Any] | None = None
         self._in_txn = False
-        self._pipe: psycopg.Pipeline | None = None
-        self._syncs = 0                  # pipeline syncs so far (Cursor._ready)
         self._open()
-
-    @contextlib.contextmanager
-    def pipeline(self) -> Iterator[None]:
-        """Statements in this block are sent without waiting for the server's answer;
-        reading anything of one (its rows, rowcount: Cursor._ready) sends what is pending
-        and waits once for all of it (psycopg's pipeline mode), so a transaction's writes
-        and the lookups that follow them share one round trip. An error in a statement
-        sent ahead is raised when that happens, or at the block's end: use it inside a
-        transaction, so such an error rolls back what the block did."""
-        if self._pipe is not None:
-            yield
-            return
-        with self._live().pipeline() as pipe:
-            self._pipe = pipe
-            try:
-                yield
-            finally:
-                self._pipe = None
-                self._syncs += 1         # the block's end synced: no cursor waits any more
-
-    def _sync(self) -> None:
-        assert self._pipe is not None
-        self._pipe.sync()
-        self._syncs += 1
 
     def _open(self) -> None:
         try:
@@ -206,13 +164,10 @@ class PgConnection:
         if begin:
             self._in_txn = True          # only once BEGIN went through (a failed one opened nothing)
         lastrowid = None
-        if returning is not None:
-            if self._pipe is not None:
-                self._sync()
-            if cur.description is not None:
-                row = cur.fetchone()
-                lastrowid = row[0] if row is not None else None
-        return Cursor(cur, lastrowid, self, self._syncs)
+        if returning is not None and cur.description is not None:
+            row = cur.fetchone()
+            lastrowid = row[0] if row is not None else None
+        return Cursor(cur, lastrowid)
 
     def executemany(self, sql: str, seq: Iterable[Sequence[Any] | Mapping[str, Any]]) -> Cursor:
         text, returning = translate(sql)
@@ -220,7 +175,7 @@ class PgConnection:
             text = text[: text.rfind(" RETURNING ")]
         cur = self._live().cursor()
         cur.executemany(text, list(seq))
-        return Cursor(cur, None, self, self._syncs)
+        return Cursor(cur, None)
 
     def commit(self) -> None:
         """sqlite3's commit(): nothing to do in autocommit mode."""

@@ -150,36 +150,3 @@ def test_without_server_binaries_the_postgresql_lane_fails_loudly_and_never_skip
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0, proc.stdout[-2000:]
     assert "skipped" not in proc.stdout and "make postgres" in proc.stdout, proc.stdout[-2000:]
-
-
-def test_a_pipeline_sends_writes_ahead_and_reads_them_back_in_one_round_trip(pg: TempPostgres) -> None:
-    """PgConnection.pipeline (the ingest writer's transactions): writes go out without
-    waiting; the first read afterwards sends them and waits once, and sees them; an
-    UPDATE's rowcount is right when read; an error in a write sent ahead is raised and
-    the transaction rolls back, leaving nothing of it."""
-    import psycopg
-
-    from host_tools.storage import pg as pg_module
-
-    conn = connect(pg.create_database("pipe"))
-    assert isinstance(conn, pg_module.PgConnection)
-    conn.execute("CREATE TABLE p(k INTEGER PRIMARY KEY, v INTEGER)")
-    conn.execute("BEGIN")
-    with conn.pipeline():
-        syncs = conn._syncs
-        conn.executemany("INSERT INTO p(k, v) VALUES (?, ?)", [(k, k * 10) for k in range(5)])
-        bump = conn.execute("UPDATE p SET v = v + 1 WHERE k < ?", (3,))
-        assert conn._syncs == syncs                        # nothing waited for yet
-        assert conn.execute("SELECT sum(v) FROM p").fetchone() == (0 + 10 + 20 + 30 + 40 + 3,)
-        assert conn._syncs == syncs + 1                    # one round trip for all three
-        assert bump.rowcount == 3
-        assert conn._syncs == syncs + 1                    # its answer came with that one
-    conn.execute("COMMIT")
-    conn.execute("BEGIN")
-    with pytest.raises(psycopg.errors.UniqueViolation), conn.pipeline():
-        conn.execute("INSERT INTO p(k, v) VALUES (?, ?)", (100, 1))
-        conn.execute("INSERT INTO p(k, v) VALUES (?, ?)", (1, 1))       # already there
-        conn.execute("SELECT count(*) FROM p").fetchone()
-    conn.execute("ROLLBACK")
-    assert conn.execute("SELECT count(*) FROM p").fetchone() == (5,)    # k=100 rolled back too
-    conn.close()

@@ -5,7 +5,6 @@ connection, caches and the open transaction, and read best side by side."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import os
@@ -262,26 +261,23 @@ class Writer(threading.Thread):
             self.keys.refresh()
             self._window = time_window(conn)
             self._verify(jobs)
-            # PostgreSQL: statements go out without waiting for each answer, and one
-            # round trip serves all sent before the next read (storage.pg pipeline)
-            with conn.pipeline() if self.shared else contextlib.nullcontext():
-                if self.shared:     # one node per device from here to COMMIT (see class doc)
-                    keys = sorted({device_lock_key(i.frame.kid) for job in jobs for i in job.items
-                                   if i.frame is not None})
-                    if keys:
-                        conn.execute(_LOCK_DEVICES, (INGEST_LOCK, keys))
-                    self._chains.clear()
-                self._load_seen(txn, jobs)
-                for job in jobs:
-                    job.results = [self._decide(txn, job, item) for item in job.items]
-                self._write(txn)
-                self._closed_for(jobs)
-                if txn.health:
-                    txn.news += devcfg.apply_health(conn, txn.health, txn.now)
-                apply_replies(conn, txn.replies, txn.now)   # before the commands are listed
-                devcfg.apply_config_replies(conn, txn.replies, txn.now)
-                self._commands_for(jobs)
-                self._releases_for(jobs, txn)
+            if self.shared:     # one node per device from here to COMMIT (see class doc)
+                keys = sorted({device_lock_key(i.frame.kid) for job in jobs for i in job.items
+                               if i.frame is not None})
+                if keys:
+                    conn.execute(_LOCK_DEVICES, (INGEST_LOCK, keys))
+                self._chains.clear()
+            self._load_seen(txn, jobs)
+            for job in jobs:
+                job.results = [self._decide(txn, job, item) for item in job.items]
+            self._write(txn)
+            self._closed_for(jobs)
+            if txn.health:
+                txn.news += devcfg.apply_health(conn, txn.health, txn.now)
+            apply_replies(conn, txn.replies, txn.now)   # before the commands are listed
+            devcfg.apply_config_replies(conn, txn.replies, txn.now)
+            self._commands_for(jobs)
+            self._releases_for(jobs, txn)
             try:
                 conn.execute("COMMIT")
             except BaseException:
