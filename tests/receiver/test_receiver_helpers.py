@@ -185,3 +185,26 @@ def test_frames_the_helpers_checked_get_the_verdicts_the_receiver_gives_and_are_
     assert [summary(i) for i in job.items] == [summary(i) for i in here]
     assert [i.reason.value if i.reason else "ok" for i in job.items] == [
         "ok", "ok", "bad-signature", "malformed-cbor", "unknown-device", "ok", "ok"]
+
+
+def test_a_helper_answering_a_malformed_verdict_counts_as_failed_and_its_frames_are_checked_here(
+        db: Path, monkeypatch) -> None:
+    """Fail closed: a verdict of the wrong shape (the old 3-tuple, ok as 1, no decoded frame
+    beside a good verdict) is never trusted: the helper counts as failed (restarted for the
+    next batch) and the receiver checks those frames itself, forged ones included."""
+    good = _devices(db, 1)[0]
+    start = good.alert_start(loc=LOC)
+    forged = bytearray(good.location(LOC))
+    forged[-5] ^= 0x40                                    # in the signature
+    wires = [start, bytes(forged), good.heartbeat(), good.end()]
+    with Receiver(db, verify_processes=1) as r:
+        writer = r.writer
+        helper = writer.helpers[0]
+        for bad in ((True, None, ""), (1, None, "", None), (True, None, "", None)):
+            monkeypatch.setattr(helper, "_receive", lambda bad=bad: [bad] * len(wires))
+            failures = helper.failures
+            job = _Job(wires, "http", "10.0.0.1", good.time + 60)
+            writer._verify([job])
+            assert helper.failures == failures + 1
+            assert [i.reason.value if i.reason else "ok" for i in job.items] == [
+                "ok", "bad-signature", "ok", "ok"]
