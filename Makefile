@@ -13,7 +13,7 @@ NPM     ?= npm
 help:
 	@echo "make demo    - a simulated officer raises an alert; the receiver shows it verified"
 	@echo "make test    - lint, mpy-cross, type check, pytest (CPython), the MicroPython VM lane, e2e, power-cut sweep, simvm, browser"
-	@echo "make e2e     - main.py unchanged in the MicroPython VM: alerts end to end, also at device speed"
+	@echo "make e2e     - main.py unchanged in the MicroPython VM: alerts end to end, also at device speed (timing judged by make bench)"
 	@echo "make powercut - a power cut at every storage operation of a whole alert (about a minute)"
 	@echo "make simvm   - every scenario with the firmware in the MicroPython VM: the CPython frames, byte for byte"
 	@echo "make pytest-pg - the database suites (receiver, console, CLI, provisioning) again, on a real PostgreSQL"
