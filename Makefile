@@ -95,12 +95,14 @@ e2e: setup
 	$(PY) tools/vm/e2e_verify.py build/e2e
 
 powercut: setup
-	$(PY) -m pytest -q -m powercut_sweep tests/simulator/test_powercut_sweep.py
+	tools/pytest_shards.sh 2 $(PY) -m pytest -q -m powercut_sweep tests/simulator/test_powercut_sweep.py
 
 # The simulator's VM runtime (simulator/vmruntime.py) over every shipped scenario of up
 # to an hour: the same frames, acknowledgements and timeline as the CPython runtime.
+# Two shards side by side, one per core (tools/pytest_shards.sh): the runs are in
+# virtual time and each receiver binds its own port, so they cannot disturb each other.
 simvm: setup
-	$(PY) -m pytest -q -m vm_scenarios tests/simulator/test_vm_runtime.py
+	tools/pytest_shards.sh 2 $(PY) -m pytest -q -m vm_scenarios tests/simulator/test_vm_runtime.py
 
 # The console's browser lane: Playwright drives Debian's chromium (never a browser
 # Playwright would download); `chromium` installs the Debian package when it is missing.
