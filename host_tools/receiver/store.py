@@ -54,11 +54,12 @@ def ensure_schema(conn: Any) -> None:
     ensure_registry_schema(conn)
 
 
-def open_db(db_path: str | os.PathLike[str], *, create: bool = False) -> Any:
+def open_db(db_path: str | os.PathLike[str], *, create: bool = False, prepared: bool = False) -> Any:
     """A connection to the receiver database with every table in place.
     db_path: a SQLite file or a `postgresql://…` URL. create False (commands that
-    only read or act on alerts): a missing file is a DatabaseError that says what to do."""
-    conn = connect(db_path, create=create)
+    only read or act on alerts): a missing file is a DatabaseError that says what to do.
+    prepared: server-side binding and prepared statements on PostgreSQL (registry.connect)."""
+    conn = connect(db_path, create=create, prepared=prepared)
     try:
         ensure_schema(conn)
     except BaseException:

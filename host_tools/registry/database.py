@@ -59,7 +59,7 @@ def add_db_option(parser: Any) -> None:
 _DEFAULT_HELP = "$XDG_DATA_HOME/sotto/receiver.db, i.e. ~/.local/share/sotto/receiver.db"
 
 
-def connect(db_path: str | os.PathLike[str], *, create: bool = True) -> Any:
+def connect(db_path: str | os.PathLike[str], *, create: bool = True, prepared: bool = False) -> Any:
     """Open the receiver database. A `postgresql://…` URL: a PostgreSQL session
     (host_tools.storage.pg; its tables are made by the migrations). A path: a SQLite
     file in WAL mode with synchronous=FULL (a commit is on disk when it returns),
@@ -68,10 +68,12 @@ def connect(db_path: str | os.PathLike[str], *, create: bool = True) -> Any:
     create: make the SQLite file (mode 0600, its folder 0700) if it does not exist;
     otherwise a missing file is a DatabaseError that says how to make one.
     The connection is in autocommit mode: write through write_transaction().
+    prepared: on PostgreSQL, bind parameters on the server and prepare statements
+    used often (the ingest writer; host_tools.storage.pg says what its SQL must do).
     """
     if storage.is_postgres(db_path):
         try:
-            return pg.connect(str(db_path).strip())
+            return pg.connect(str(db_path).strip(), prepared=prepared)
         except storage.Error as e:
             raise DatabaseError(str(e)) from None
     path = Path(db_path)

@@ -2,8 +2,13 @@
 
 - SQL translation: `?` -> `%s`, `:name` -> `%(name)s` (outside quoted strings),
   a literal `%` -> `%%` (anywhere), `BEGIN IMMEDIATE` -> `BEGIN`; cached per statement.
-- Client-side parameter binding (psycopg.ClientCursor): a NULL parameter in
-  `? IS NULL` needs no declared type, as in SQLite.
+- Client-side parameter binding (psycopg.ClientCursor) by default: a NULL
+  parameter in `? IS NULL` needs no declared type, as in SQLite.
+  `prepared=True` (the ingest writer's connection) binds on the server instead,
+  and psycopg prepares each statement after its 5th use: a single-frame ingest
+  went from 7.7-7.9 ms to 5.3-5.6 ms (two alternating runs each), since the
+  server no longer parses and plans every statement again. Its SQL must give
+  such a parameter a type (`CAST(? AS BIGINT) IS NULL`, which SQLite reads too).
 - `lastrowid`: an INSERT into a table with an id column gets `RETURNING <id>`.
 - numeric results (sum() of integers) come back as int, not Decimal.
 - A connection that broke (the server restarted) is opened again at the next
@@ -108,15 +113,16 @@ class PgConnection:
 
     backend = POSTGRESQL
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, prepared: bool = False) -> None:
         self.url = url
+        self._cursor_factory = psycopg.Cursor if prepared else psycopg.ClientCursor
         self._conn: psycopg.Connection[Any] | None = None
         self._in_txn = False
         self._open()
 
     def _open(self) -> None:
         try:
-            conn = psycopg.connect(self.url, autocommit=True, cursor_factory=psycopg.ClientCursor,
+            conn = psycopg.connect(self.url, autocommit=True, cursor_factory=self._cursor_factory,
                                    connect_timeout=CONNECT_TIMEOUT_S)
         except psycopg.Error as e:
             # the message of a failed connect names the host, never the password
@@ -193,5 +199,5 @@ class PgConnection:
         """As sqlite3's: the end of a `with conn:` block does not close (autocommit: nothing to commit)."""
 
 
-def connect(url: str) -> PgConnection:
-    return PgConnection(url)
+def connect(url: str, *, prepared: bool = False) -> PgConnection:
+    return PgConnection(url, prepared=prepared)

@@ -150,3 +150,29 @@ def test_without_server_binaries_the_postgresql_lane_fails_loudly_and_never_skip
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0, proc.stdout[-2000:]
     assert "skipped" not in proc.stdout and "make postgres" in proc.stdout, proc.stdout[-2000:]
+
+
+def test_the_ingest_writer_prepares_its_statements_others_bind_on_the_client(pg: TempPostgres) -> None:
+    """The writer's session binds on the server and prepares what it runs often (a
+    single-frame ingest: 7.7-7.9 ms planned every time, 5.3-5.6 ms prepared); other
+    sessions keep client-side binding, where an untyped `? IS NULL` works as in SQLite."""
+    import storage_support as rs
+
+    from host_tools.receiver.ingest import Receiver
+    from host_tools.registry import Registry
+
+    url = pg.create_database("prepared")
+    d = rs.device(b"PREP-001")
+    with Registry(url) as reg:
+        reg.add(d.kid, d.public_key)
+    with Receiver(url) as rx:
+        results = [rx.ingest([d.alert_start(loc=rs.loc())], via="http", peer="t")]
+        results += [rx.ingest([d.location(rs.loc(i))], via="http", peer="t") for i in range(8)]
+        assert [r.results[0].status for r in results] == ["accepted"] * 9
+        prepared = rx.writer.conn.execute("SELECT statement FROM pg_prepared_statements "
+                                          "WHERE statement LIKE 'INSERT INTO frames%'").fetchall()
+        assert prepared        # prepared after its 5th use (once per set of parameter types)
+    other = connect(url)
+    assert other.execute("SELECT count(*) FROM pg_prepared_statements").fetchone() == (0,)
+    assert other.execute("SELECT ? IS NULL", (None,)).fetchone() == (True,)
+    other.close()

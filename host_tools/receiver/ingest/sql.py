@@ -12,10 +12,11 @@ _INSERT_FRAME = (
     "audio_rate, wire) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 # All expressions of an UPDATE see the row as it was, so the conditions below
 # compare with the old start_seq / end_seq / battery_seq. (SQL for both backends:
-# CASE, not SQLite's two-argument max(); ON CONFLICT's columns named with their table.)
-_NEWER_START = "(:start_seq IS NOT NULL AND (start_seq IS NULL OR start_seq > :start_seq))"
-_NEWER_END = "(:end_seq IS NOT NULL AND (end_seq IS NULL OR end_seq < :end_seq))"
-_NEWER_BATT = "(:batt_seq IS NOT NULL AND (battery_seq IS NULL OR battery_seq < :batt_seq))"
+# CASE, not SQLite's two-argument max(); ON CONFLICT's columns named with their table;
+# a parameter tested for NULL is given its type, as prepared statements on PostgreSQL need.)
+_NEWER_START = "(CAST(:start_seq AS BIGINT) IS NOT NULL AND (start_seq IS NULL OR start_seq > :start_seq))"
+_NEWER_END = "(CAST(:end_seq AS BIGINT) IS NOT NULL AND (end_seq IS NULL OR end_seq < :end_seq))"
+_NEWER_BATT = "(CAST(:batt_seq AS BIGINT) IS NOT NULL AND (battery_seq IS NULL OR battery_seq < :batt_seq))"
 _ALERT_UPDATE = (
     "UPDATE alerts SET frames = frames + :frames, starts = starts + :starts, "
     "dangling = dangling + :dangling, "

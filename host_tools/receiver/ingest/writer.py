@@ -118,7 +118,7 @@ class Writer(threading.Thread):
             if not helper.start():
                 break
             self.helpers.append(helper)
-        self.conn = open_db(db_path, create=True)
+        self.conn = open_db(db_path, create=True, prepared=True)  # the hot path: statements prepared
         self.shared = backend_of(self.conn) == POSTGRESQL    # other receivers may write too
         self.keys = KeyBook(Registry(self.conn))
         self.keys.refresh()
