@@ -35,8 +35,8 @@ SETTLE = 64  # samples the codec needs at the start of the clip (or after a lost
 MAX_GAP_BLOCKS = 64  # the most blocks one gap in the clip is searched for (2 s of audio)
 
 
-def check_case(case_dir: Path) -> list[str]:
-    report = json.loads((case_dir / "report.json").read_text())
+def check_case(case_dir: Path, report: dict) -> list[str]:
+    """The faults in one case's stored frames; `report` is the case's report.json."""
     key = bytes.fromhex(report["public_key"])
     now = report["epoch_s"] + report["device_ms"] // 1000 + 1
     wires = split_sequence((case_dir / "frames.cbor").read_bytes())
@@ -122,14 +122,15 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     failed = 0
     for case in cases:
-        faults = check_case(case)
+        report = json.loads((case / "report.json").read_text())
+        faults = check_case(case, report)
         if faults:
             failed += 1
             print(f"FAIL {case.name}")
             for f in faults:
                 print(f"    {f}")
         else:
-            lost = json.loads((case / "report.json").read_text()).get("mic_overruns", 0)
+            lost = report.get("mic_overruns", 0)
             audio = f"audio in order, {lost} blocks lost on the device" if lost else "audio intact"
             print(f"PASS {case.name}: every frame verifies on the host, chain intact, {audio}")
     print(f"{len(cases) - failed} passed, {failed} failed (host check)")
