@@ -97,7 +97,7 @@ class VerifyHelper:
         self._proc: Any = None
         self._conn: multiprocessing.connection.Connection | None = None
         self._outstanding = 0
-        self._lock = threading.Lock()
+        self.lock = threading.Lock()   # held from a send to its receive by a thread sharing it
         self.failures = 0
         self.batches = 0
         self.keys_generation = -1   # the registry generation whose keys the helper holds

@@ -94,8 +94,9 @@ def register(subparsers: Any) -> None:
                         help="helper processes that check the frames' signatures, so ingest uses more than "
                              "one core (0: every signature in the receiver process itself; default: one per "
                              f"core beyond the first, at most {MAX_DEFAULT_VERIFY_PROCESSES}, here "
-                             f"{default_verify_processes()}); a helper that dies is restarted and its frames "
-                             "are checked in the receiver, never stored unchecked")
+                             f"{default_verify_processes()}; with any, one more signs the answers); a helper "
+                             "that dies is restarted and its frames are checked in the receiver, never "
+                             "stored unchecked")
     parser.add_argument("--no-verify-helper", action="store_true",
                         help="the same as --verify-processes 0")
     con = parser.add_argument_group("operators' console")

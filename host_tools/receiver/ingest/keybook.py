@@ -80,6 +80,11 @@ class KeyBook:
         """{device id: active public key (32 bytes)} for every device that has one."""
         return {kid: d.active.raw for kid, d in self._devices.items() if d.active is not None}
 
+    def snapshot(self) -> tuple[int, dict[bytes, bytes]]:
+        """(generation, active_keys()) of one and the same reload, for another thread."""
+        with self._lock:
+            return self._generation, self.active_keys()
+
     def __len__(self) -> int:
         return len(self._devices)
 

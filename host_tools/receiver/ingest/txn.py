@@ -42,6 +42,9 @@ class _Job:
     rel: str | None = None   # the release the requesting device is assigned (docs/ota.md)
     req: bytes | None = None      # SHA-256 of the HTTP body: the writer may sign the answer (fastpath)
     signed: bytes | None = None   # the signed answer, made after COMMIT by a helper; None: not made
+    # each frame's verdict made ahead by the helpers (ingest.ahead), tagged with the key book
+    # generation it was made with; None (or an entry None): the writer checks it itself
+    checked: list[Any] | None = None
     state: str = QUEUED
     # a COMMIT holding this job's frames failed: it may have committed all the same (a
     # connection lost in the middle of it), so its error must not say "nothing was stored"

@@ -20,6 +20,7 @@ from host_tools.ids import format_device_id
 from host_tools.receiver import devcfg, releases
 from host_tools.receiver.commands import apply_replies, devices_with_undone, undone_for
 from host_tools.receiver.flags import BEFORE_REVOCATION, UPSERT, time_flag, time_window
+from host_tools.receiver.ingest.ahead import Sent, check_with_helpers, send_to_helpers
 from host_tools.receiver.ingest.answer import (
     ACCEPTED,
     DUPLICATE,
@@ -27,6 +28,7 @@ from host_tools.receiver.ingest.answer import (
     Result,
     answer_payload,
 )
+from host_tools.receiver.ingest.behind import SignBehind
 from host_tools.receiver.ingest.keybook import (
     Incoming,
     KeyBook,
@@ -70,13 +72,12 @@ MAX_TXN_FRAMES = 2000          # frames per group commit
 MAX_REJECTIONS_KEPT = 100_000  # the rejections table keeps the newest this many
 MAX_CLOSED_LISTED = 16
 HELPER_MIN_FRAMES = 4          # smaller groups are verified in the writer alone
-# The share of a group's signatures the helpers check (the writer checks the rest while
-# they work). All of them: the writer's thread shares the receiver's one interpreter lock
-# with the event loop (TLS, HTTP, answer signing), so every signature checked here is
-# taken from the loop; measured on 2 cores, 200 devices' live load: 0.36 receiver CPU-s
-# per 1000 frames with 0.6, 0.34 with 1.0 and 6 % more frames per second.
-HELPER_SHARE = 1.0
 SIGN_MIN_ANSWERS = 4           # fewer answers in a group are signed on the event loop
+# Overlap only under load (a group waiting with this many frames, answers): each overlap
+# hands work to another thread or process, and on a busy machine every hand-off can wait
+# for a CPU or the interpreter lock; a light load is answered sooner without them.
+AHEAD_MIN_FRAMES = 16          # the next group's frames go to the helpers during this COMMIT
+BEHIND_MIN_ANSWERS = 16        # the answers are signed while the next group is stored
 # PostgreSQL: the advisory locks a receiver's write transaction takes, one per device
 # whose frames it carries: pg_advisory_xact_lock(INGEST_LOCK, device_lock_key(id))
 INGEST_LOCK = 0x50770002
@@ -112,16 +113,24 @@ class Writer(threading.Thread):
     def __init__(self, db_path: str | os.PathLike[str], *, name: str = "sotto-writer",
                  verify_processes: int = 0) -> None:
         super().__init__(name=name, daemon=True)
-        self.helpers: list[VerifyHelper] = []
+        self.helpers: list[VerifyHelper] = []     # check signatures (ahead of the writer: ingest.ahead)
         for _ in range(verify_processes):
             helper = VerifyHelper()
             if not helper.start():
                 break
             self.helpers.append(helper)
+        # one more signs the answers after each COMMIT, so that never waits behind a check ahead
+        self.signer: VerifyHelper | None = None
+        if self.helpers:
+            signer = VerifyHelper()
+            self.signer = signer if signer.start() else None
         self.conn = open_db(db_path, create=True, prepared=True)  # the hot path: statements prepared
         self.shared = backend_of(self.conn) == POSTGRESQL    # other receivers may write too
         self.keys = KeyBook(Registry(self.conn))
         self.keys.refresh()
+        self.behind = SignBehind(self._sign_answers) if self.signer is not None else None
+        self._nxt: tuple[list[_Job], Sent | None] | None = None   # the next group (_look_ahead)
+        self._stopping = False        # _STOP taken from the queue
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._alert_ids: dict[tuple[int, int], int] = {}
         self._chains: OrderedDict[int, _Chain] = OrderedDict()
@@ -137,6 +146,11 @@ class Writer(threading.Thread):
         self.answer_key: CentreKey | None = None
 
     # -- the request threads' side ------------------------------------------------
+    def start(self) -> None:
+        super().start()
+        if self.behind is not None:
+            self.behind.start()
+
     def submit(self, job: _Job) -> None:
         if not self.is_alive():
             job.error = "the storage writer is not running"
@@ -152,33 +166,81 @@ class Writer(threading.Thread):
 
     # -- the thread -----------------------------------------------------------------
     def run(self) -> None:
+        """Group after group. Once a group's frames are checked (in _commit), the requests
+        waiting by then go to the helpers (_look_ahead), so their checks overlap that
+        group's SQL and COMMIT."""
         try:
-            stopping = False
-            while not stopping:
-                job = self._queue.get()
-                if job is _STOP:
-                    break
-                if not self._take(job):
-                    continue
-                jobs = [job]
-                count = len(job.wires)
-                while count < MAX_TXN_FRAMES:
-                    try:
-                        more = self._queue.get_nowait()
-                    except queue.Empty:
+            while True:
+                if self._nxt is None:
+                    if self._stopping:
                         break
-                    if more is _STOP:
-                        stopping = True
-                        break
-                    if self._take(more):
-                        jobs.append(more)
-                        count += len(more.wires)
-                self._commit_group(jobs)
+                    jobs, self._stopping = self._next_jobs(block=True)
+                else:
+                    (jobs, sent), self._nxt = self._nxt, None
+                    if sent is not None:
+                        self._collect(jobs, sent)
+                taken = [job for job in jobs if self._take(job)]
+                if taken:
+                    self._commit_group(taken)
         finally:
+            for job in self._nxt[0] if self._nxt is not None else ():   # a bug stopped the thread
+                if job.move(QUEUED, TAKEN):
+                    job.error = "the storage writer stopped"
+                    job.finish()
             self._fail_waiting("the receiver is shutting down")
-            for helper in self.helpers:
+            if self.behind is not None:
+                self.behind.stop()      # finishes every committed group it holds
+            for helper in [*self.helpers, *([self.signer] if self.signer else [])]:
                 helper.close()
             self.conn.close()
+
+    def _look_ahead(self) -> None:
+        """Take the requests waiting now as the next group, their frames sent to the
+        helpers when there are enough (called once this group's frames are checked)."""
+        if self._nxt is not None or self._stopping or not self.helpers:
+            return
+        jobs, self._stopping = self._next_jobs(block=False)
+        if jobs:
+            self._nxt = self._check_ahead(jobs)
+
+    def _next_jobs(self, block: bool) -> tuple[list[_Job], bool]:
+        """(the requests waiting, up to MAX_TXN_FRAMES frames; whether _STOP came).
+        block: wait for the first one."""
+        jobs: list[_Job] = []
+        count = 0
+        while count < MAX_TXN_FRAMES:
+            try:
+                job = self._queue.get() if block and not jobs else self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if job is _STOP:
+                return jobs, True
+            jobs.append(job)
+            count += len(job.wires)
+        return jobs, False
+
+    def _check_ahead(self, jobs: list[_Job]) -> tuple[list[_Job], Sent | None]:
+        """Send the jobs' frames to the helpers (when there are enough to be worth it)."""
+        tasks = [(w, job.now, job.max_future_s) for job in jobs for w in job.wires]
+        if not self.helpers or len(tasks) < AHEAD_MIN_FRAMES:
+            return jobs, None          # a light load: checked in the COMMIT (_verify)
+        try:
+            return jobs, send_to_helpers(self.helpers, self.keys, tasks)
+        except Exception:      # checked here instead (_verify)
+            log.exception("bug while sending %d frames to the helpers", len(tasks))
+            return jobs, None
+
+    def _collect(self, jobs: list[_Job], sent: Sent) -> None:
+        """Hang each frame's verdict from the helpers on its job (_verify takes it)."""
+        try:
+            checked = sent.receive()
+        except Exception:
+            log.exception("bug while receiving the helpers' verdicts")
+            return
+        n = 0
+        for job in jobs:
+            job.checked = checked[n:n + len(job.wires)]
+            n += len(job.wires)
 
     def _take(self, job: _Job) -> bool:
         """The job goes into the next transaction, unless its waiter abandoned it
@@ -219,37 +281,37 @@ class Writer(threading.Thread):
             jobs[0].results = []
             jobs[0].finish()
             return
-        if self.answer_key is not None and self.helpers:
+        signable = sum(job.req is not None for job in jobs) if self.answer_key is not None else 0
+        if signable >= BEHIND_MIN_ANSWERS and self.behind is not None and self.behind.is_alive():
+            self.behind.put(jobs)     # signed and finished there, while this thread goes on
+            return
+        if signable >= SIGN_MIN_ANSWERS:
             try:
                 self._sign_answers(jobs)
-            except Exception:     # the answers are then signed on the event loop, as without helpers
-                log.exception("bug while signing answers in the helpers")
+            except Exception:     # the answers are then signed on the event loop
+                log.exception("bug while signing answers in the helper")
         for job in jobs:
             job.finish()
 
     def _sign_answers(self, jobs: list[_Job]) -> None:
         """After COMMIT: the signed answer of each fast-path job, its signature made by the
-        helpers (one batch each); a job left without one (a helper failed) is signed by
+        signing helper (self.signer); without one from it (it failed) a job is signed by
         the caller (fastpath)."""
         key = self.answer_key
+        signer = self.signer
         todo = [job for job in jobs if job.req is not None and job.error is None]
-        if key is None or len(todo) < SIGN_MIN_ANSWERS:
+        if key is None or signer is None or len(todo) < SIGN_MIN_ANSWERS:
             return
         parts = [key.answer_to_sign(answer_payload(job.req, job.answer())) for job in todo]   # type: ignore[arg-type]
-        ready = [h for h in self.helpers if h.has_centre_key or h.send_centre_key(key.private_raw())]
-        sent = []
-        first = 0
-        for i, helper in enumerate(ready):
-            end = len(todo) * (i + 1) // len(ready)
-            if end > first and helper.sign([p[0] for p in parts[first:end]]):
-                sent.append((helper, first, end))
-            first = end
-        for helper, first, end in sent:
-            signatures = helper.receive_signatures()
-            if signatures is None:
-                continue
-            for n in range(first, end):
-                todo[n].signed = key.answer_with(parts[n][1], signatures[n - first])
+        with signer.lock:
+            if not (signer.has_centre_key or signer.send_centre_key(key.private_raw())):
+                return
+            if not signer.sign([p[0] for p in parts]):
+                return
+            signatures = signer.receive_signatures()
+        if signatures is not None:
+            for job, (_, payload), signature in zip(todo, parts, signatures, strict=True):
+                job.signed = key.answer_with(payload, signature)
 
     def _commit(self, jobs: list[_Job]) -> None:
         conn = self.conn
@@ -261,6 +323,7 @@ class Writer(threading.Thread):
             self.keys.refresh()
             self._window = time_window(conn)
             self._verify(jobs)
+            self._look_ahead()
             if self.shared:     # one node per device from here to COMMIT (see class doc)
                 keys = sorted({device_lock_key(i.frame.kid) for job in jobs for i in job.items
                                if i.frame is not None})
@@ -315,43 +378,38 @@ class Writer(threading.Thread):
                     _log_rejection(job, item, result)
 
     def _verify(self, jobs: list[_Job]) -> None:
-        """Every job's items: decoded, keys found, signatures checked. With helper
-        processes, a share of the frames (HELPER_SHARE, split evenly between them) goes
-        to them at once: they decode and verify with the keys they were given and hand
-        back each frame decoded (frame_parts), so it is not decoded twice, while this
-        thread decodes and verifies the rest and then waits (leaving the interpreter
-        to the event loop). A helper that gives no verdict: its frames are checked here;
-        a frame whose device the helper knew no key for is checked here with the key
-        book (which may be newer)."""
-        wires = [(job, wire) for job in jobs for wire in job.wires]
-        sent: list[tuple[VerifyHelper, int, int]] = []     # (helper, first, end) of each batch
-        if self.helpers and len(wires) >= HELPER_MIN_FRAMES:
-            ready = [h for h in self.helpers if self._keys_to(h)]
-            cut = int(len(wires) * HELPER_SHARE)
-            first = 0
-            for i, helper in enumerate(ready):
-                end = cut * (i + 1) // len(ready)
-                batch = [(w, job.now, job.max_future_s) for job, w in wires[first:end]]
-                if batch and helper.send(batch):
-                    sent.append((helper, first, end))
-                first = end
-        mine = [True] * len(wires)
-        for _helper, first, end in sent:
-            mine[first:end] = [False] * (end - first)
-        resolved: list[Incoming | _Pending | None] = [None] * len(wires)
-        for n, (job, wire) in enumerate(wires):
-            if mine[n]:
-                resolved[n] = self._check_here(wire, job)
-        for helper, first, end in sent:
-            verdicts = helper.receive()
-            for n in range(first, end):
-                job, wire = wires[n]
-                v = verdicts[n - first] if verdicts is not None else None
-                resolved[n] = self._check_here(wire, job) if v is None else self._from_helper(wire, job, v)
-        i = 0
+        """Every job's items: decoded, keys found, signatures checked. A frame checked
+        ahead (ingest.ahead) with the keys the book holds now takes that verdict; the
+        others go to the helpers now (when there are at least HELPER_MIN_FRAMES) or
+        are checked here. The helpers hand each frame back decoded (frame_parts), so
+        it is not decoded twice. A helper that gives no verdict: its frames are
+        checked here; a frame whose device the helper knew no key for is checked
+        here with the key book (which may be newer)."""
+        generation = self.keys.generation
+        todo: list[tuple[_Job, int]] = []        # (job, frame index) still to check
         for job in jobs:
-            job.items = resolved[i:i + len(job.wires)]  # type: ignore[assignment]   # all Incoming now
-            i += len(job.wires)
+            checked = job.checked or ()
+            job.items = [None] * len(job.wires)  # type: ignore[list-item]   # all Incoming below
+            for n, wire in enumerate(job.wires):
+                ahead = checked[n] if n < len(checked) else None
+                if ahead is not None and ahead[0] == generation:
+                    job.items[n] = self._from_helper(wire, job, ahead[1])
+                else:
+                    todo.append((job, n))
+        verdicts: list[Any] = [None] * len(todo)
+        ahead = self._nxt is not None and self._nxt[1] is not None  # helpers busy with the next group
+        if self.helpers and not ahead and len(todo) >= HELPER_MIN_FRAMES:
+            try:
+                verdicts = check_with_helpers(self.helpers, self.keys,
+                                              [(job.wires[n], job.now, job.max_future_s) for job, n in todo])
+            except Exception:       # checked here instead
+                log.exception("bug while checking %d frames in the helpers", len(todo))
+        for (job, n), verdict in zip(todo, verdicts, strict=True):
+            wire = job.wires[n]
+            if verdict is not None and verdict[0] == generation:
+                job.items[n] = self._from_helper(wire, job, verdict[1])
+            else:
+                job.items[n] = self._check_here(wire, job)
 
     def _check_here(self, wire: bytes, job: _Job) -> Incoming:
         r = _resolve(wire, self.keys)
@@ -370,12 +428,6 @@ class Writer(threading.Thread):
             return _verify_here(r, job.now, job.max_future_s)
         why = Reason(reason) if reason is not None else None
         return _finish(r, ok, why, detail, job.now, job.max_future_s)
-
-    def _keys_to(self, helper: VerifyHelper) -> bool:
-        """The helper holds the key book's current keys (sent now if it did not)."""
-        if helper.keys_generation != self.keys.generation and helper.send_keys(self.keys.active_keys()):
-            helper.keys_generation = self.keys.generation
-        return helper.keys_generation == self.keys.generation
 
     def _load_seen(self, txn: _Txn, jobs: list[_Job]) -> None:
         """What is stored under the (device, seq) of every decoded frame (one indexed query)."""
