@@ -37,6 +37,18 @@ def _forged(wire: bytes) -> bytes:
     return bytes(bad)
 
 
+def _run(writer: writer_module.Writer, jobs: list[_Job]) -> None:
+    """Start the writer with `jobs` already waiting (so how they group is known), until all are done."""
+    for job in jobs:
+        writer._queue.put(job)
+    writer.start()
+    try:
+        for job in jobs:
+            assert job.done.wait(30)
+    finally:
+        writer.stop()
+
+
 def test_frames_checked_ahead_are_taken_by_the_writer_without_decoding_them_again(
         db: Path, monkeypatch) -> None:
     d = _registered(db, b"AHEAD-01")
@@ -75,14 +87,7 @@ def test_the_next_group_goes_to_the_helpers_before_the_current_one_is_stored(db:
     monkeypatch.setattr(helper, "send", sending)
     writer._commit_group = committing              # type: ignore[method-assign]
     jobs = [_Job([d.heartbeat() for _ in range(4)], "http", None, d.time + 60 + i) for i in range(4)]
-    for job in jobs:
-        writer._queue.put(job)
-    writer.start()
-    try:
-        for job in jobs:
-            assert job.done.wait(30)
-    finally:
-        writer.stop()
+    _run(writer, jobs)
     t = [job.now for job in jobs]
     assert events == [("sent", t[0]), ("sent", t[1]), ("stored", t[0]), ("sent", t[2]), ("stored", t[1]),
                       ("sent", t[3]), ("stored", t[2]), ("stored", t[3])]
@@ -98,14 +103,7 @@ def test_a_small_group_checked_in_its_commit_and_a_large_one_sent_ahead_share_th
     monkeypatch.setattr(writer_module, "MAX_TXN_FRAMES", 8)
     writer = writer_module.Writer(db, verify_processes=1)
     jobs = [_Job([d.heartbeat() for _ in range(n)], "http", None, d.time + 60) for n in (8, 20, 8)]
-    for job in jobs:
-        writer._queue.put(job)
-    writer.start()
-    try:
-        for job in jobs:
-            assert job.done.wait(30)
-    finally:
-        writer.stop()
+    _run(writer, jobs)
     assert [h.failures for h in writer.helpers] == [0]
     assert [[x.status for x in job.results] for job in jobs] == [
         ["accepted"] * len(job.wires) for job in jobs]

@@ -25,6 +25,18 @@ log = logging.getLogger("sotto.receiver")
 _STOP = object()
 
 
+def sign_then_finish(sign: Callable[[list[_Job]], None], jobs: list[_Job]) -> None:
+    """A committed group's answers signed (`sign(jobs)`), then every job finished,
+    whatever signing did (an answer left unsigned is signed on the event loop)."""
+    try:
+        sign(jobs)
+    except Exception:
+        log.exception("bug while signing answers in the helper")
+    finally:
+        for job in jobs:
+            job.finish()
+
+
 class SignBehind(threading.Thread):
     """Committed groups: their answers signed (`sign(jobs)`), then each job finished."""
 
@@ -52,13 +64,7 @@ class SignBehind(threading.Thread):
             self._answer(jobs)
 
     def _answer(self, jobs: list[_Job]) -> None:
-        try:
-            self.sign(jobs)
-        except Exception:     # the answers are then signed on the event loop
-            log.exception("bug while signing answers in the helper")
-        finally:
-            for job in jobs:
-                job.finish()
+        sign_then_finish(self.sign, jobs)
 
     def _drain(self) -> None:
         while True:

@@ -28,7 +28,7 @@ from host_tools.receiver.ingest.answer import (
     Result,
     answer_payload,
 )
-from host_tools.receiver.ingest.behind import SignBehind
+from host_tools.receiver.ingest.behind import SignBehind, sign_then_finish
 from host_tools.receiver.ingest.keybook import (
     Incoming,
     KeyBook,
@@ -222,7 +222,7 @@ class Writer(threading.Thread):
     def _check_ahead(self, jobs: list[_Job]) -> tuple[list[_Job], Sent | None]:
         """Send the jobs' frames to the helpers (when there are enough to be worth it)."""
         tasks = [(w, job.now, job.max_future_s) for job in jobs for w in job.wires]
-        if not self.helpers or len(tasks) < AHEAD_MIN_FRAMES:
+        if len(tasks) < AHEAD_MIN_FRAMES:
             return jobs, None          # a light load: checked in the COMMIT (_verify)
         try:
             return jobs, send_to_helpers(self.helpers, self.keys, tasks)
@@ -285,13 +285,7 @@ class Writer(threading.Thread):
         if signable >= BEHIND_MIN_ANSWERS and self.behind is not None and self.behind.is_alive():
             self.behind.put(jobs)     # signed and finished there, while this thread goes on
             return
-        if signable >= SIGN_MIN_ANSWERS:
-            try:
-                self._sign_answers(jobs)
-            except Exception:     # the answers are then signed on the event loop
-                log.exception("bug while signing answers in the helper")
-        for job in jobs:
-            job.finish()
+        sign_then_finish(self._sign_answers, jobs)   # fewer than SIGN_MIN_ANSWERS: signed on the loop
 
     def _sign_answers(self, jobs: list[_Job]) -> None:
         """After COMMIT: the signed answer of each fast-path job, its signature made by the
