@@ -48,26 +48,6 @@ _FAST_TYPES = frozenset(t.encode() for t in FRAME_TYPES)
 _RETRY_AFTER = f"Retry-After: {RETRY_AFTER_S}\r\n".encode()
 
 
-class _Notify:
-    """Stands in for the job's threading.Event: the writer's set() calls back on the loop."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> None:
-        self._loop = loop
-        self._callback = callback
-        self._set = False
-
-    def set(self) -> None:
-        self._set = True
-        with contextlib.suppress(RuntimeError):      # the loop closed: the receiver stopped
-            self._loop.call_soon_threadsafe(self._callback)
-
-    def is_set(self) -> bool:
-        return self._set
-
-    def wait(self, timeout: float | None = None) -> bool:   # not used on this path
-        return self._set
-
-
 def eligible(head: bytes) -> tuple[bool, bool]:
     """(a plain frames POST this path takes, the client asked to close after it)."""
     lines = head.split(b"\r\n")
@@ -114,6 +94,82 @@ def _response(status: str, ctype: str, body: bytes, close: bool, extra: bytes = 
                      b"\r\nCache-Control: no-store\r\n", extra, tail, body))
 
 
+class _Request:
+    """One fast-path request in flight. It is its job's `done` (the writer's set()
+    calls back on the loop), its commit-timeout timer's callback, and its answer.
+
+    A class rather than closures, and its references dropped once it has answered,
+    so a request leaves no reference cycle behind: its job, frames and answer are
+    freed when it is answered, not by the cyclic garbage collector, whose full
+    collections under load held the GIL for 100-290 ms at a time (docs/architecture.md).
+    """
+
+    __slots__ = ("front", "body", "close", "reply", "job", "timer", "answered", "now")
+
+    def __init__(self, front: FrontEnd, body: bytes, close: bool, reply: Callable[[bytes, bool], None],
+                 now: float) -> None:
+        self.front: FrontEnd | None = front
+        self.body = body
+        self.close = close
+        self.reply: Callable[[bytes, bool], None] | None = reply
+        self.job: _Job | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.answered = False
+        self.now = now
+
+    # -- the job's `done` event, set by the writer thread --------------------------------
+    def set(self) -> None:
+        front = self.front
+        if front is None:
+            return     # answered already (the commit timeout)
+        with contextlib.suppress(RuntimeError):      # the loop closed: the receiver stopped
+            front.loop.call_soon_threadsafe(self.finish)
+
+    def is_set(self) -> bool:
+        return self.answered
+
+    def wait(self, timeout: float | None = None) -> bool:   # not used on this path
+        return self.answered
+
+    # -- on the loop ----------------------------------------------------------------------
+    def finish(self, timed_out: str | None = None, maybe_stored: bool = False) -> None:
+        front, job, reply = self.front, self.job, self.reply
+        if self.answered or front is None or job is None or reply is None:
+            return
+        self.answered = True
+        if self.timer is not None:
+            self.timer.cancel()
+        self.front = self.job = self.reply = self.timer = None    # no cycle outlives the answer
+        stop = self.close or front.stopping
+        why = timed_out or job.error
+        if why is not None:
+            front.count_error("storage-unavailable")
+            maybe = maybe_stored or job.maybe_stored
+            doc = {"reason": "storage-unavailable", "detail": unavailable_detail(why, maybe),
+                   "maybe_stored": maybe}
+            reply(_response("503 Service Unavailable", "application/cbor", cbor2.dumps(doc, canonical=True),
+                            stop, _RETRY_AFTER), stop)
+            return
+        signed = job.signed    # by a helper process after the COMMIT (ingest.writer._sign_answers)
+        if signed is None:
+            signed = Answer(job.results, int(self.now), job.closed, job.cmds, job.rel).signed(
+                front.centre, self.body)
+        reply(_response("200 OK", COSE, signed, stop), stop)
+
+    def too_slow(self) -> None:
+        # as Receiver.ingest: abandoned while queued (never stored), or answered at once
+        # with "may have been stored" once the writer took it; job.error stays the writer's
+        job, front = self.job, self.front
+        if self.answered or job is None or front is None:
+            return
+        job_state = job.abandon()
+        if job_state == DONE:
+            self.finish()       # the writer finished just now: its outcome is set
+        else:
+            self.finish(f"storing {len(job.wires)} frames took over {front.receiver.commit_timeout_s:g} s",
+                        maybe_stored=job_state == TAKEN)
+
+
 def handle(front: FrontEnd, body: bytes, peer: str, close: bool,
            answer: Callable[[bytes, bool], None]) -> bool:
     """Start handling a frames body; `answer(bytes, close)` is called on the loop
@@ -125,46 +181,12 @@ def handle(front: FrontEnd, body: bytes, peer: str, close: bool,
     if not wires:
         return False
     receiver = front.receiver
-    loop = front.loop
     now = receiver.clock()
-    state: dict[str, Any] = {"answered": False}
-
-    def finish(timed_out: str | None = None, maybe_stored: bool = False) -> None:
-        if state["answered"]:
-            return
-        state["answered"] = True
-        timer.cancel()
-        stop = close or front.stopping
-        why = timed_out or job.error
-        if why is not None:
-            front.count_error("storage-unavailable")
-            maybe = maybe_stored or job.maybe_stored
-            doc = {"reason": "storage-unavailable", "detail": unavailable_detail(why, maybe),
-                   "maybe_stored": maybe}
-            answer(_response("503 Service Unavailable", "application/cbor", cbor2.dumps(doc, canonical=True),
-                             stop, _RETRY_AFTER), stop)
-            return
-        signed = job.signed    # by a helper process after the COMMIT (ingest.writer._sign_answers)
-        if signed is None:
-            signed = Answer(job.results, int(now), job.closed, job.cmds, job.rel).signed(front.centre, body)
-        answer(_response("200 OK", COSE, signed, stop), stop)
-
-    def too_slow() -> None:
-        # as Receiver.ingest: abandoned while queued (never stored), or answered at once
-        # with "may have been stored" once the writer took it; job.error stays the writer's
-        if state["answered"]:
-            return
-        job_state = job.abandon()
-        if job_state == DONE:
-            finish()       # the writer finished just now: its outcome is set
-        else:
-            finish(f"storing {len(wires)} frames took over {receiver.commit_timeout_s:g} s",
-                   maybe_stored=job_state == TAKEN)
-
-    job = _Job(wires, "http", peer, now, receiver.max_future_s)
+    request = _Request(front, body, close, answer, now)
+    job = _Job(wires, "http", peer, now, receiver.max_future_s, done=request)  # type: ignore[arg-type]
     if receiver.writer.answer_key is not None:
         job.req = hashlib.sha256(body).digest()
-    job.done = _Notify(loop, finish)   # type: ignore[assignment]
-    timer = loop.call_later(receiver.commit_timeout_s, too_slow)
+    request.job = job
+    request.timer = front.loop.call_later(receiver.commit_timeout_s, request.too_slow)
     receiver.writer.submit(job)
     return True
