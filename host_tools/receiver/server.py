@@ -27,6 +27,7 @@ bodies over max_frames frames as soon as frame max_frames + 1 begins.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -208,10 +209,15 @@ def serve(db_path: Path, config: ServerConfig, *, announce: Callable[[str], None
             signal.signal(signal.SIGINT, stop)
         if stop_event is not None:
             threading.Thread(target=lambda: (stop_event.wait(), stop()), daemon=True).start()
+        # What start-up made (modules, keys, caches) lives as long as the process: frozen,
+        # the full collections the load still triggers skip it (docs/architecture.md, "Garbage")
+        gc.collect()
+        gc.freeze()
         server.serve_forever()
         log.info("receiver stopping: finishing what is queued")
         return 0
     finally:
+        gc.unfreeze()
         if running_console is not None:
             running_console.stop()
         if server is not None:
