@@ -104,18 +104,16 @@ class _Request:
     collections under load held the GIL for 100-290 ms at a time (docs/architecture.md).
     """
 
-    __slots__ = ("front", "body", "close", "reply", "job", "timer", "answered", "now")
+    __slots__ = ("front", "body", "close", "reply", "job", "timer")
 
-    def __init__(self, front: FrontEnd, body: bytes, close: bool, reply: Callable[[bytes, bool], None],
-                 now: float) -> None:
+    def __init__(self, front: FrontEnd, body: bytes, close: bool,
+                 reply: Callable[[bytes, bool], None]) -> None:
         self.front: FrontEnd | None = front
         self.body = body
         self.close = close
         self.reply: Callable[[bytes, bool], None] | None = reply
-        self.job: _Job | None = None
+        self.job: _Job | None = None     # its job (set by handle); None once it has answered
         self.timer: asyncio.TimerHandle | None = None
-        self.answered = False
-        self.now = now
 
     # -- the job's `done` event, set by the writer thread --------------------------------
     def set(self) -> None:
@@ -126,17 +124,16 @@ class _Request:
             front.loop.call_soon_threadsafe(self.finish)
 
     def is_set(self) -> bool:
-        return self.answered
+        return self.job is None
 
     def wait(self, timeout: float | None = None) -> bool:   # not used on this path
-        return self.answered
+        return self.job is None
 
     # -- on the loop ----------------------------------------------------------------------
     def finish(self, timed_out: str | None = None, maybe_stored: bool = False) -> None:
         front, job, reply = self.front, self.job, self.reply
-        if self.answered or front is None or job is None or reply is None:
-            return
-        self.answered = True
+        if job is None or front is None or reply is None:
+            return      # answered already
         if self.timer is not None:
             self.timer.cancel()
         self.front = self.job = self.reply = self.timer = None    # no cycle outlives the answer
@@ -152,7 +149,7 @@ class _Request:
             return
         signed = job.signed    # by a helper process after the COMMIT (ingest.writer._sign_answers)
         if signed is None:
-            signed = Answer(job.results, int(self.now), job.closed, job.cmds, job.rel).signed(
+            signed = Answer(job.results, int(job.now), job.closed, job.cmds, job.rel).signed(
                 front.centre, self.body)
         reply(_response("200 OK", COSE, signed, stop), stop)
 
@@ -160,8 +157,8 @@ class _Request:
         # as Receiver.ingest: abandoned while queued (never stored), or answered at once
         # with "may have been stored" once the writer took it; job.error stays the writer's
         job, front = self.job, self.front
-        if self.answered or job is None or front is None:
-            return
+        if job is None or front is None:
+            return      # answered already
         job_state = job.abandon()
         if job_state == DONE:
             self.finish()       # the writer finished just now: its outcome is set
@@ -182,7 +179,7 @@ def handle(front: FrontEnd, body: bytes, peer: str, close: bool,
         return False
     receiver = front.receiver
     now = receiver.clock()
-    request = _Request(front, body, close, answer, now)
+    request = _Request(front, body, close, answer)
     job = _Job(wires, "http", peer, now, receiver.max_future_s, done=request)  # type: ignore[arg-type]
     if receiver.writer.answer_key is not None:
         job.req = hashlib.sha256(body).digest()
